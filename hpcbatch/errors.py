@@ -1,0 +1,66 @@
+"""The one error hierarchy of hpcbatch.
+
+    HpcbatchError
+    ├── ClientError        the caller asked for something wrong; AWS ``ClientException`` (HTTP 400)
+    │   ├── ValidationError    a request field breaks a rule (names the field and the rule)
+    │   ├── NotFoundError      a named queue / definition / compute environment / job is unknown
+    │   └── ConflictError      the request clashes with current state (e.g. delete an ENABLED queue)
+    ├── ServerError        hpcbatch failed; AWS ``ServerException`` (HTTP 500)
+    ├── TransportError     talking to an agent failed (connection lost, host unreachable)
+    │   └── ProtocolError      an agent spoke a malformed message or another protocol version
+    └── StoreError         durable state could not be read or written
+
+API errors map to AWS's shapes through ``aws_type`` and ``http_status``. The core raises only
+``ClientError`` subclasses (it never does I/O, so it cannot fail any other way).
+"""
+
+from __future__ import annotations
+
+
+class HpcbatchError(Exception):
+    """Root of every error hpcbatch raises on purpose."""
+
+    aws_type = "ServerException"
+    http_status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ClientError(HpcbatchError):
+    aws_type = "ClientException"
+    http_status = 400
+
+
+class ValidationError(ClientError):
+    """A request field breaks a rule; the message starts with the field's path."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}" if field else rule)
+        self.field = field
+        self.rule = rule
+
+
+class NotFoundError(ClientError):
+    pass
+
+
+class ConflictError(ClientError):
+    pass
+
+
+class ServerError(HpcbatchError):
+    pass
+
+
+class TransportError(HpcbatchError):
+    pass
+
+
+class ProtocolError(TransportError):
+    pass
+
+
+class StoreError(HpcbatchError):
+    pass
