@@ -1,0 +1,189 @@
+"""Attempts: starting placed jobs, and what happens when an attempt starts, ends or is lost.
+
+An attempt holds an **allocation** on its node from STARTING until it ends. When it ends the
+allocation is released, the result is recorded, and the retry strategy decides between another
+attempt (back to RUNNABLE) and the end of the job. Every ended attempt is acknowledged to its
+agent by the loop once it has made the result durable.
+"""
+
+from __future__ import annotations
+
+from hpcbatch.core import events as ev
+from hpcbatch.core.commands import Command, KillAttempt, LaunchAttempt
+from hpcbatch.core.jobs import SUCCESS_REASON, finish_job
+from hpcbatch.core.model import (
+    ACTIVE,
+    Attempt,
+    Job,
+    JobStatus,
+    NodeState,
+    attempt_id,
+    split_attempt_id,
+)
+from hpcbatch.core.plan import Placement
+from hpcbatch.core.retry import TIMEOUT_REASON, should_retry
+from hpcbatch.core.state import State
+
+KILL_GRACE_MS = 30_000
+
+
+def apply_plan(state: State, e: ev.PlanApplied) -> list[Command]:
+    commands: list[Command] = []
+    for placement in e.plan.placements:
+        launch = _start(state, placement, e)
+        if launch is not None:
+            commands.append(launch)
+    return commands
+
+
+def _placeable(state: State, p: Placement, job: Job | None) -> bool:
+    node = state.nodes.get(p.node)
+    if job is None or node is None or job.status is not JobStatus.RUNNABLE:
+        return False
+    queue = state.queues.get(job.queue)
+    ce = state.ces.get(node.ce)
+    if queue is None or ce is None or ce.state != "ENABLED" or queue.state != "ENABLED":
+        return False
+    need = job.spec.resources
+    return (
+        node.schedulable
+        and node.ce in queue.ce_order
+        and need.fits_in(node.free)
+        and len(p.gpu_indices) == need.gpus
+        and set(p.gpu_indices) <= node.free_gpus
+    )
+
+
+def _start(state: State, p: Placement, e: ev.PlanApplied) -> LaunchAttempt | None:
+    job = state.jobs.get(p.job_id)
+    if not _placeable(state, p, job):
+        return None
+    assert job is not None
+    node = state.nodes[p.node]
+    need = job.spec.resources
+    attempt = Attempt(len(job.attempts) + 1, node.name, need.cpu_milli, need.memory_mib,
+                      p.gpu_indices)
+    job.attempts.append(attempt)
+    aid = attempt_id(job.job_id, attempt.number)
+    node.allocated = node.allocated + need
+    node.free_gpus -= set(p.gpu_indices)
+    node.attempts.add(aid)
+    job.start_reason = p.reason
+    job.status_reason = None
+    state.set_status(job, JobStatus.STARTING, e.cause, e.now, f"on {node.name}, {p.reason}")
+    return LaunchAttempt(
+        cause=e.cause, node=node.name, attempt_id=aid, job_id=job.job_id,
+        command=job.spec.command, environment=job_environment(state, job, attempt),
+        cpu_milli=need.cpu_milli, memory_mib=need.memory_mib, gpu_indices=p.gpu_indices,
+        timeout_s=job.spec.timeout_s,
+    )
+
+
+def job_environment(state: State, job: Job, attempt: Attempt) -> tuple[tuple[str, str], ...]:
+    node = state.nodes[attempt.node]
+    env = dict(job.spec.environment)
+    env["AWS_BATCH_JOB_ID"] = job.job_id
+    env["AWS_BATCH_JOB_ATTEMPT"] = str(attempt.number)
+    env["AWS_BATCH_CE_NAME"] = node.ce
+    env["AWS_BATCH_JQ_NAME"] = job.queue
+    if job.array_index is not None and job.parent_id is not None:
+        env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
+        env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(state.jobs[job.parent_id].array_size)
+    if attempt.gpu_indices:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, attempt.gpu_indices))
+    return tuple(env.items())
+
+
+def _current(state: State, aid: str) -> tuple[Job, Attempt] | None:
+    """The job and attempt an agent names, if that attempt is still the job's live one."""
+    job_id, number = split_attempt_id(aid)
+    job = state.jobs.get(job_id)
+    if job is None or job.status not in ACTIVE or len(job.attempts) != number:
+        return None
+    return job, job.attempts[-1]
+
+
+def attempt_started(state: State, e: ev.AttemptStarted) -> list[Command]:
+    found = _current(state, e.attempt_id)
+    if found is None:
+        return []
+    job, attempt = found
+    attempt.started_at = e.started_at
+    attempt.pid = e.pid
+    attempt.log_stream = e.log_stream
+    job.started_at = e.started_at
+    if job.status is JobStatus.STARTING:
+        state.set_status(job, JobStatus.RUNNING, e.cause, e.now, f"pid {e.pid} on {attempt.node}")
+    if job.kill_reason is not None:  # terminated while still starting
+        return [KillAttempt(cause=e.cause, node=attempt.node, attempt_id=e.attempt_id,
+                            reason=job.kill_reason)]
+    return []
+
+
+def attempt_ended(state: State, e: ev.AttemptEnded) -> list[Command]:
+    found = _current(state, e.attempt_id)
+    if found is None:
+        return []  # a stale or repeated report: the result is already recorded
+    job, attempt = found
+    end_attempt(state, job, attempt, e.cause, e.now, e.exit_code, e.reason, e.stopped_at,
+                e.started_at)
+    return []
+
+
+def end_attempt(
+    state: State, job: Job, attempt: Attempt, cause: str, now: int,
+    exit_code: int | None, reason: str | None, stopped_at: int, started_at: int | None = None,
+) -> None:
+    _release(state, job, attempt)
+    if attempt.started_at is None:
+        attempt.started_at = started_at
+    attempt.stopped_at = stopped_at
+    attempt.exit_code = exit_code
+    attempt.reason = reason or job.kill_reason
+    job.stopped_at = stopped_at
+    if exit_code == 0 and job.kill_reason is None:
+        finish_job(state, job, JobStatus.SUCCEEDED, cause, now, SUCCESS_REASON)
+        return
+    status_reason = attempt.reason or SUCCESS_REASON
+    retry, why = (False, "terminated") if job.is_terminated else should_retry(
+        job.spec.retry, len(job.attempts), exit_code, attempt.reason, status_reason
+    )
+    detail = f"attempt {attempt.number} exit {exit_code} ({attempt.reason or 'no reason'}): {why}"
+    if retry:
+        job.status_reason = None
+        state.set_status(job, JobStatus.RUNNABLE, cause, now, detail)
+        return
+    state.journal(now, cause, job.job_id, "NOT_RETRIED", detail)
+    finish_job(state, job, JobStatus.FAILED, cause, now, status_reason[:255])
+
+
+def _release(state: State, job: Job, attempt: Attempt) -> None:
+    node = state.nodes.get(attempt.node)
+    if node is None:
+        return
+    aid = attempt_id(job.job_id, attempt.number)
+    if aid in node.attempts:
+        node.attempts.discard(aid)
+        node.allocated = node.allocated - attempt.resources
+        node.free_gpus |= set(attempt.gpu_indices)
+    if node.state is NodeState.DRAINING and not node.attempts:
+        node.state = NodeState.DRAINED
+        state.changes.touch("node", node.name)
+
+
+def kill_overdue(state: State, e: ev.Tick) -> list[Command]:
+    """Backstop for agents that missed a timeout: kill attempts well past their limit."""
+    commands: list[Command] = []
+    for node in state.nodes.values():
+        for aid in node.attempts:
+            job = state.jobs[split_attempt_id(aid)[0]]
+            attempt = job.attempts[-1]
+            limit = job.spec.timeout_s
+            if limit is None or attempt.started_at is None or job.kill_reason is not None:
+                continue
+            if e.now > attempt.started_at + limit * 1000 + KILL_GRACE_MS:
+                job.kill_reason = TIMEOUT_REASON
+                commands.append(KillAttempt(cause=e.cause, node=node.name, attempt_id=aid,
+                                            reason=TIMEOUT_REASON))
+    return commands
+

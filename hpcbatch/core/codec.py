@@ -1,0 +1,168 @@
+"""Plain-dict documents of state objects, for the store, and the state rebuilt from them.
+
+Array children are stored small: their spec, name and definition come from the parent, so
+10,000 children cost 10,000 short documents. ``rebuild`` recomputes every index (listings, queue
+orders, child counts, dependents, node allocations) from the objects alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from hpcbatch.core.model import (
+    ACTIVE,
+    Attempt,
+    ComputeEnvironment,
+    Dependency,
+    Job,
+    JobDefinition,
+    JobQueue,
+    JobSpec,
+    JobStatus,
+    Node,
+    NodeState,
+    Resources,
+    RetryRule,
+    RetryStrategy,
+    attempt_id,
+)
+from hpcbatch.core.state import State
+
+Doc = dict[str, Any]
+
+
+def spec_to_doc(spec: JobSpec) -> Doc:
+    return asdict(spec)
+
+
+def spec_from_doc(doc: Doc) -> JobSpec:
+    retry = doc["retry"]
+    return JobSpec(
+        command=tuple(doc["command"]),
+        environment=tuple((k, v) for k, v in doc["environment"]),
+        resources=Resources(**doc["resources"]),
+        retry=RetryStrategy(retry["attempts"], tuple(RetryRule(**r) for r in retry["rules"])),
+        timeout_s=doc["timeout_s"],
+        priority=doc["priority"],
+    )
+
+
+def job_to_doc(job: Job) -> Doc:
+    doc: Doc = {
+        "job_id": job.job_id, "status": job.status.value, "status_reason": job.status_reason,
+        "waiting_on": sorted(job.waiting_on), "attempts": [asdict(a) for a in job.attempts],
+        "started_at": job.started_at, "stopped_at": job.stopped_at,
+        "is_cancelled": job.is_cancelled, "is_terminated": job.is_terminated,
+        "start_reason": job.start_reason, "kill_reason": job.kill_reason,
+        "created_at": job.created_at,
+    }
+    if job.parent_id is not None:
+        doc.update(parent_id=job.parent_id, array_index=job.array_index)
+        return doc
+    doc.update(
+        name=job.name, queue=job.queue, definition_arn=job.definition_arn, seq=job.seq,
+        spec=spec_to_doc(job.spec), depends_on=[asdict(d) for d in job.depends_on],
+        parameters=job.parameters, tags=job.tags, echo=job.echo, array_size=job.array_size,
+    )
+    return doc
+
+
+def job_from_doc(doc: Doc, parents: dict[str, Job]) -> Job:
+    parent = parents.get(doc.get("parent_id") or "")
+    if parent is not None:
+        base: Doc = {
+            "name": parent.name, "queue": parent.queue, "definition_arn": parent.definition_arn,
+            "seq": parent.seq, "spec": parent.spec, "parent_id": parent.job_id,
+            "array_index": doc["array_index"],
+        }
+    else:
+        base = {
+            "name": doc["name"], "queue": doc["queue"], "definition_arn": doc["definition_arn"],
+            "seq": doc["seq"], "spec": spec_from_doc(doc["spec"]),
+            "depends_on": tuple(Dependency(**d) for d in doc["depends_on"]),
+            "parameters": doc["parameters"], "tags": doc["tags"], "echo": doc["echo"],
+            "array_size": doc["array_size"],
+        }
+    return Job(
+        job_id=doc["job_id"], created_at=doc["created_at"], status=JobStatus(doc["status"]),
+        status_reason=doc["status_reason"], waiting_on=set(doc["waiting_on"]),
+        attempts=[_attempt(a) for a in doc["attempts"]], started_at=doc["started_at"],
+        stopped_at=doc["stopped_at"], is_cancelled=doc["is_cancelled"],
+        is_terminated=doc["is_terminated"], start_reason=doc["start_reason"],
+        kill_reason=doc["kill_reason"], **base,
+    )
+
+
+def _attempt(doc: Doc) -> Attempt:
+    return Attempt(**{**doc, "gpu_indices": tuple(doc["gpu_indices"])})
+
+
+def ce_to_doc(ce: ComputeEnvironment) -> Doc:
+    return asdict(ce)
+
+
+def queue_to_doc(queue: JobQueue) -> Doc:
+    return asdict(queue)
+
+
+def definition_to_doc(definition: JobDefinition) -> Doc:
+    doc = asdict(definition)
+    doc["spec"] = spec_to_doc(definition.spec)
+    return doc
+
+
+def node_to_doc(node: Node) -> Doc:
+    return {
+        "name": node.name, "ce": node.ce, "capacity": asdict(node.capacity),
+        "gpu_indices": list(node.gpu_indices), "state": node.state.value,
+        "state_reason": node.state_reason, "state_changed_at": node.state_changed_at,
+        "last_heartbeat": node.last_heartbeat, "enforcement": node.enforcement,
+    }
+
+
+def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
+    """Fill an empty ``state`` from stored documents (kind -> docs)."""
+    for d in docs.get("compute_environment", []):
+        state.ces[d["name"]] = ComputeEnvironment(**d)
+    for d in docs.get("queue", []):
+        state.queues[d["name"]] = JobQueue(**{**d, "ce_order": tuple(d["ce_order"])})
+    for d in docs.get("job_definition", []):
+        definition = JobDefinition(**{**d, "spec": spec_from_doc(d["spec"])})
+        state.definitions.setdefault(definition.name, {})[definition.revision] = definition
+    for d in docs.get("node", []):
+        state.nodes[d["name"]] = Node(
+            name=d["name"], ce=d["ce"], capacity=Resources(**d["capacity"]),
+            gpu_indices=tuple(d["gpu_indices"]), state=NodeState(d["state"]),
+            state_reason=d["state_reason"], state_changed_at=d["state_changed_at"],
+            last_heartbeat=d["last_heartbeat"], enforcement=d["enforcement"],
+            free_gpus=set(d["gpu_indices"]),
+        )
+    _rebuild_jobs(state, docs.get("job", []))
+    seqs = [c.seq for c in state.ces.values()] + [q.seq for q in state.queues.values()]
+    seqs += [j.seq for j in state.jobs.values()]
+    state.seq = max(seqs, default=0)
+    state.changes.dirty.clear()
+
+
+def _rebuild_jobs(state: State, docs: list[Doc]) -> None:
+    parents: dict[str, Job] = {}
+    for d in sorted(docs, key=lambda d: d.get("parent_id") is not None):
+        job = job_from_doc(d, parents)
+        if job.is_array_parent:
+            parents[job.job_id] = job
+        state.add_job(job)
+        for target in job.waiting_on:
+            state.dependents.setdefault(target, set()).add(job.job_id)
+        if job.status in ACTIVE and job.attempts:
+            _hold(state, job)
+
+
+def _hold(state: State, job: Job) -> None:
+    attempt = job.attempts[-1]
+    node = state.nodes.get(attempt.node)
+    if node is None:
+        return
+    node.attempts.add(attempt_id(job.job_id, attempt.number))
+    node.allocated = node.allocated + attempt.resources
+    node.free_gpus -= set(attempt.gpu_indices)

@@ -1,0 +1,213 @@
+"""Events: everything that can change the head's state, as frozen values.
+
+Every event carries ``cause`` (the id that follows it into commands, log lines and the journal,
+so ``hpcbatch describe --history`` can tell a job's story) and ``now`` (epoch ms: the core never
+reads a clock). API events are validated for shape before they get here; ``step`` checks them
+against the state and raises ``ClientError`` *before* changing anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpcbatch.core.model import Dependency, JobSpec, Resources, RetryStrategy
+from hpcbatch.core.plan import Plan
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    cause: str
+    now: int
+
+
+# --- resources (API) -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateComputeEnvironment(Event):
+    name: str
+    ce_type: str
+    kind: str
+    state: str = "ENABLED"
+    echo: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateComputeEnvironment(Event):
+    ref: str
+    state: str | None = None
+    echo: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteComputeEnvironment(Event):
+    ref: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateJobQueue(Event):
+    name: str
+    priority: int
+    ce_order: tuple[tuple[int, str], ...]
+    state: str = "ENABLED"
+    echo: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateJobQueue(Event):
+    ref: str
+    priority: int | None = None
+    state: str | None = None
+    ce_order: tuple[tuple[int, str], ...] | None = None
+    echo: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteJobQueue(Event):
+    ref: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisterJobDefinition(Event):
+    name: str
+    def_type: str
+    spec: JobSpec
+    parameters: dict[str, str] = field(default_factory=dict)
+    echo: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeregisterJobDefinition(Event):
+    ref: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TagResource(Event):
+    arn: str
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UntagResource(Event):
+    arn: str
+    keys: tuple[str, ...]
+
+
+# --- jobs (API) ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmitJob(Event):
+    """``job_id`` is made by the head (UUIDs are random; the core takes no randomness)."""
+
+    job_id: str
+    name: str
+    queue: str
+    definition: str
+    command: tuple[str, ...] | None = None
+    environment: tuple[tuple[str, str], ...] = ()
+    cpu_milli: int | None = None  # each replaces the definition's where given
+    memory_mib: int | None = None
+    gpus: int | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    array_size: int | None = None
+    depends_on: tuple[Dependency, ...] = ()
+    retry: RetryStrategy | None = None
+    timeout_s: int | None = None
+    priority: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    echo: dict[str, Any] = field(default_factory=dict)
+    strict: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelJob(Event):
+    job_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TerminateJob(Event):
+    job_id: str
+    reason: str
+
+
+# --- nodes (agents and admins) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeJoined(Event):
+    """An agent said hello: its capacity, and what it knows of attempts (for reconciliation)."""
+
+    node: str
+    ce: str
+    capacity: Resources
+    gpu_indices: tuple[int, ...] = ()
+    enforcement: str = "none"
+    known_attempts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeHeartbeat(Event):
+    node: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeLost(Event):
+    node: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrainNode(Event):
+    node: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumeNode(Event):
+    node: str
+
+
+# --- attempts (agents) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptStarted(Event):
+    attempt_id: str
+    started_at: int
+    pid: int | None = None
+    log_stream: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptEnded(Event):
+    """The attempt's process ended, or never started (``started`` False)."""
+
+    attempt_id: str
+    stopped_at: int
+    exit_code: int | None
+    reason: str | None = None
+    started: bool = True
+    started_at: int | None = None
+
+
+# --- the head's own ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tick(Event):
+    """Time passed: head-side timeout backstop and retention of finished jobs."""
+
+    retention_ms: int = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanApplied(Event):
+    """The loop applies a scheduling pass; each placement is checked again before it starts."""
+
+    plan: Plan

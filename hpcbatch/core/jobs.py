@@ -1,0 +1,88 @@
+"""A job's life after submission: finishing, failing, dependencies and array parents.
+
+Vocabulary: a job *finishes* when it reaches SUCCEEDED or FAILED; its *dependents* are the jobs
+waiting on it. A failure spreads to dependents ("Dependent Job failed"), a success releases
+them; an array parent finishes when its last child does.
+"""
+
+from __future__ import annotations
+
+from hpcbatch.core.model import ACTIVE, TERMINAL, Job, JobStatus
+from hpcbatch.core.state import State
+
+SUCCESS_REASON = "Essential container in task exited"
+
+
+def finish_job(state: State, job: Job, status: JobStatus, cause: str, now: int, reason: str) -> None:
+    """Move a job to a terminal status and let everything that waited on it move on."""
+    work = [(job, status, reason)]
+    while work:
+        current, new_status, why = work.pop()
+        if current.status in TERMINAL:
+            continue
+        current.status_reason = why
+        current.stopped_at = now
+        state.set_status(current, new_status, cause, now, why)
+        work.extend(_after_finish(state, current, cause, now))
+
+
+def fail_job(
+    state: State, job: Job, cause: str, now: int, reason: str, *, cancel: bool = False
+) -> None:
+    """Fail a job that has not started (or whose attempt already ended) with ``reason``."""
+    if job.status in TERMINAL:
+        return
+    if cancel:
+        job.is_cancelled = True
+    if job.is_array_parent:
+        for child in state.children_of(job):
+            if child.status not in TERMINAL and child.status not in ACTIVE:
+                child.is_cancelled = child.is_cancelled or cancel
+                finish_job(state, child, JobStatus.FAILED, cause, now, reason)
+        if job.status not in TERMINAL and not _children_active(state, job):
+            finish_job(state, job, JobStatus.FAILED, cause, now, reason)
+        return
+    finish_job(state, job, JobStatus.FAILED, cause, now, reason)
+
+
+def _children_active(state: State, parent: Job) -> bool:
+    counts = state.child_counts.get(parent.job_id)
+    return counts is not None and any(counts[s] for s in JobStatus if s not in TERMINAL)
+
+
+def _after_finish(state: State, job: Job, cause: str, now: int) -> list[tuple[Job, JobStatus, str]]:
+    follow: list[tuple[Job, JobStatus, str]] = []
+    for dep_id in state.dependents.pop(job.job_id, set()):
+        dependent = state.jobs.get(dep_id)
+        if dependent is None or dependent.status in TERMINAL:
+            continue
+        if job.status is JobStatus.SUCCEEDED:
+            dependent.waiting_on.discard(job.job_id)
+            if not dependent.waiting_on and dependent.status is JobStatus.PENDING:
+                release(state, dependent, cause, now)
+        else:
+            why = f"Dependent Job failed: {job.job_id} {job.status_reason or ''}".strip()
+            follow.append((dependent, JobStatus.FAILED, why[:255]))
+    if job.parent_id is not None:
+        follow.extend(_parent_after_child(state, job.parent_id))
+    return follow
+
+
+def release(state: State, job: Job, cause: str, now: int) -> None:
+    """A PENDING job whose dependencies all succeeded becomes RUNNABLE."""
+    job.status_reason = None
+    if job.is_array_parent:
+        return  # the parent stays PENDING while its children run
+    state.set_status(job, JobStatus.RUNNABLE, cause, now, "dependencies satisfied")
+
+
+def _parent_after_child(state: State, parent_id: str) -> list[tuple[Job, JobStatus, str]]:
+    parent = state.jobs.get(parent_id)
+    if parent is None or parent.status in TERMINAL or _children_active(state, parent):
+        return []
+    counts = state.child_counts[parent_id]
+    failed = counts[JobStatus.FAILED]
+    if failed:
+        why = f"{failed} of {parent.array_size} child jobs failed"
+        return [(parent, JobStatus.FAILED, why)]
+    return [(parent, JobStatus.SUCCEEDED, f"all {parent.array_size} child jobs succeeded")]

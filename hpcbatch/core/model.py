@@ -1,0 +1,249 @@
+"""The vocabulary of the scheduling core.
+
+- **compute environment** (CE): a named pool of nodes of one kind (LOCAL now; SSH and SLURM later).
+- **node**: one agent's host (or virtual host) with a capacity: milli-vCPUs, MiB and indexed GPUs.
+- **job queue**: a priority-ordered list of RUNNABLE jobs that draws on up to 3 CEs in order.
+- **job definition**: a named, revisioned template for jobs (``name:revision``).
+- **job**: one unit of work; an *array parent* owns ``size`` children ``<parent>:<index>``.
+- **attempt**: one try of a job on a node; a retry is a new attempt. ``attempt_id`` is
+  ``<jobId>/<n>`` and is what agents know a process by.
+- **allocation**: the resources one attempt holds on one node while STARTING or RUNNING.
+
+Resources are integers: vCPUs in thousandths (``cpu_milli``) so fractions never drift, memory in
+MiB, GPUs by index. Times are integer epoch milliseconds, always passed in, never read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class JobStatus(StrEnum):
+    SUBMITTED = "SUBMITTED"
+    PENDING = "PENDING"
+    RUNNABLE = "RUNNABLE"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
+ACTIVE = frozenset({JobStatus.STARTING, JobStatus.RUNNING})
+
+
+class NodeState(StrEnum):
+    ONLINE = "ONLINE"
+    DRAINING = "DRAINING"
+    DRAINED = "DRAINED"
+    DOWN = "DOWN"
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    cpu_milli: int = 0
+    memory_mib: int = 0
+    gpus: int = 0
+
+    def fits_in(self, other: Resources) -> bool:
+        return (
+            self.cpu_milli <= other.cpu_milli
+            and self.memory_mib <= other.memory_mib
+            and self.gpus <= other.gpus
+        )
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu_milli + other.cpu_milli,
+            self.memory_mib + other.memory_mib,
+            self.gpus + other.gpus,
+        )
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu_milli - other.cpu_milli,
+            self.memory_mib - other.memory_mib,
+            self.gpus - other.gpus,
+        )
+
+    def describe(self) -> str:
+        parts = [f"{format_vcpus(self.cpu_milli)} vCPUs", f"{self.memory_mib} MiB"]
+        if self.gpus:
+            parts.append(f"{self.gpus} GPUs")
+        return ", ".join(parts)
+
+
+def format_vcpus(cpu_milli: int) -> str:
+    whole, frac = divmod(cpu_milli, 1000)
+    return str(whole) if frac == 0 else f"{cpu_milli / 1000:g}"
+
+
+DEFAULT_RESOURCES = Resources(cpu_milli=1000, memory_mib=512, gpus=0)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRule:
+    action: str  # RETRY | EXIT
+    on_exit_code: str | None = None
+    on_reason: str | None = None
+    on_status_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryStrategy:
+    attempts: int = 1
+    rules: tuple[RetryRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a job runs and needs, after definition + overrides + parameters are merged."""
+
+    command: tuple[str, ...]
+    environment: tuple[tuple[str, str], ...] = ()
+    resources: Resources = DEFAULT_RESOURCES
+    retry: RetryStrategy = RetryStrategy()
+    timeout_s: int | None = None
+    priority: int = 0
+
+
+@dataclass(slots=True)
+class Node:
+    name: str
+    ce: str
+    capacity: Resources
+    gpu_indices: tuple[int, ...] = ()
+    state: NodeState = NodeState.ONLINE
+    state_reason: str = ""
+    state_changed_at: int = 0
+    last_heartbeat: int | None = None
+    enforcement: str = "none"
+    allocated: Resources = Resources()
+    free_gpus: set[int] = field(default_factory=set)
+    attempts: set[str] = field(default_factory=set)  # attempt ids holding an allocation here
+
+    @property
+    def free(self) -> Resources:
+        return self.capacity - self.allocated
+
+    @property
+    def schedulable(self) -> bool:
+        return self.state is NodeState.ONLINE
+
+
+@dataclass(slots=True)
+class ComputeEnvironment:
+    name: str
+    arn: str
+    ce_type: str  # MANAGED | UNMANAGED (AWS's); kind holds hpcbatch's
+    kind: str  # LOCAL | SSH | SLURM
+    state: str  # ENABLED | DISABLED
+    seq: int
+    echo: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    status: str = "VALID"
+
+
+@dataclass(slots=True)
+class JobQueue:
+    name: str
+    arn: str
+    priority: int
+    state: str
+    ce_order: tuple[str, ...]  # CE names, by ascending ``order``
+    seq: int
+    echo: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    status: str = "VALID"
+
+
+@dataclass(slots=True)
+class JobDefinition:
+    name: str
+    revision: int
+    arn: str
+    def_type: str  # container | multinode
+    spec: JobSpec
+    parameters: dict[str, str]
+    status: str = "ACTIVE"
+    echo: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Attempt:
+    number: int
+    node: str
+    cpu_milli: int
+    memory_mib: int
+    gpu_indices: tuple[int, ...]
+    started_at: int | None = None
+    stopped_at: int | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    log_stream: str | None = None
+    pid: int | None = None
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(self.cpu_milli, self.memory_mib, len(self.gpu_indices))
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    job_id: str | None
+    dep_type: str | None = None  # N_TO_N | SEQUENTIAL | None
+
+
+@dataclass(slots=True)
+class Job:
+    job_id: str
+    name: str
+    queue: str
+    definition_arn: str
+    seq: int
+    created_at: int
+    spec: JobSpec
+    status: JobStatus = JobStatus.SUBMITTED
+    status_reason: str | None = None
+    depends_on: tuple[Dependency, ...] = ()
+    waiting_on: set[str] = field(default_factory=set)
+    parameters: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    echo: dict[str, Any] = field(default_factory=dict)
+    array_size: int | None = None  # set on an array parent
+    parent_id: str | None = None  # set on an array child
+    array_index: int | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    started_at: int | None = None
+    stopped_at: int | None = None
+    is_cancelled: bool = False
+    is_terminated: bool = False
+    start_reason: str | None = None
+    kill_reason: str | None = None  # set while a kill is in flight
+
+    @property
+    def is_array_parent(self) -> bool:
+        return self.array_size is not None
+
+    @property
+    def current(self) -> Attempt | None:
+        if self.status in ACTIVE and self.attempts:
+            return self.attempts[-1]
+        return None
+
+
+def attempt_id(job_id: str, number: int) -> str:
+    return f"{job_id}/{number}"
+
+
+def split_attempt_id(value: str) -> tuple[str, int]:
+    job_id, _, number = value.rpartition("/")
+    return job_id, int(number)
+
+
+def freeze_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(env.items())

@@ -1,0 +1,110 @@
+"""Node lifecycle: ONLINE, DRAINING, DRAINED, DOWN — with a reason and the time of the change.
+
+A node comes ONLINE when its agent says hello (NodeJoined). An admin drain lets running jobs
+finish and places nothing new (DRAINING, then DRAINED when empty). A lost node is DOWN: its
+attempts end with ``Host lost: <node>`` and are retried per their strategy. On hello the head
+reconciles: an attempt it placed there that the agent never heard of is relaunched if it never
+started, and counted lost if it had been running.
+"""
+
+from __future__ import annotations
+
+from hpcbatch.core import events as ev
+from hpcbatch.core.attempts import end_attempt, job_environment
+from hpcbatch.core.commands import Command, LaunchAttempt
+from hpcbatch.core.model import JobStatus, Node, NodeState, split_attempt_id
+from hpcbatch.core.state import State
+from hpcbatch.errors import ConflictError, NotFoundError
+
+
+def _set_state(state: State, node: Node, new: NodeState, reason: str, e: ev.Event) -> None:
+    node.state = new
+    node.state_reason = reason
+    node.state_changed_at = e.now
+    state.changes.touch("node", node.name)
+    state.journal(e.now, e.cause, node.name, new.value, reason)
+
+
+def node_joined(state: State, e: ev.NodeJoined) -> list[Command]:
+    node = state.nodes.get(e.node)
+    if node is None:
+        node = Node(name=e.node, ce=e.ce, capacity=e.capacity, gpu_indices=e.gpu_indices,
+                    free_gpus=set(e.gpu_indices))
+        state.nodes[e.node] = node
+    node.capacity = e.capacity
+    node.gpu_indices = e.gpu_indices
+    node.enforcement = e.enforcement
+    node.last_heartbeat = e.now
+    state.changes.touch("node", node.name)
+    held = {g for aid in node.attempts for g in _attempt_gpus(state, aid)}
+    node.free_gpus = set(e.gpu_indices) - held
+    if node.state in (NodeState.DOWN, NodeState.ONLINE) or node.state_changed_at == 0:
+        _set_state(state, node, NodeState.ONLINE, "agent connected", e)
+    return _reconcile(state, node, set(e.known_attempts), e)
+
+
+def _attempt_gpus(state: State, aid: str) -> tuple[int, ...]:
+    job = state.jobs[split_attempt_id(aid)[0]]
+    return job.attempts[-1].gpu_indices
+
+
+def _reconcile(state: State, node: Node, known: set[str], e: ev.Event) -> list[Command]:
+    commands: list[Command] = []
+    for aid in sorted(node.attempts - known):
+        job = state.jobs[split_attempt_id(aid)[0]]
+        attempt = job.attempts[-1]
+        if job.status is JobStatus.STARTING and attempt.started_at is None:
+            commands.append(LaunchAttempt(
+                cause=e.cause, node=node.name, attempt_id=aid, job_id=job.job_id,
+                command=job.spec.command, environment=job_environment(state, job, attempt),
+                cpu_milli=attempt.cpu_milli, memory_mib=attempt.memory_mib,
+                gpu_indices=attempt.gpu_indices, timeout_s=job.spec.timeout_s,
+            ))
+            continue
+        reason = f"Host lost: {node.name} has no record of attempt {aid}"
+        end_attempt(state, job, attempt, e.cause, e.now, None, reason, e.now)
+    return commands
+
+
+def node_lost(state: State, e: ev.NodeLost) -> list[Command]:
+    node = state.nodes.get(e.node)
+    if node is None:
+        return []
+    if node.state is not NodeState.DOWN:
+        _set_state(state, node, NodeState.DOWN, e.reason, e)
+    for aid in sorted(node.attempts):
+        job = state.jobs[split_attempt_id(aid)[0]]
+        end_attempt(state, job, job.attempts[-1], e.cause, e.now, None,
+                    f"Host lost: {node.name}", e.now)
+    return []
+
+
+def heartbeat(state: State, e: ev.NodeHeartbeat) -> list[Command]:
+    node = state.nodes.get(e.node)
+    if node is not None:
+        node.last_heartbeat = e.now
+    return []
+
+
+def _node(state: State, name: str) -> Node:
+    node = state.nodes.get(name)
+    if node is None:
+        raise NotFoundError(f"node: no node named {name!r}")
+    return node
+
+
+def drain(state: State, e: ev.DrainNode) -> list[Command]:
+    node = _node(state, e.node)
+    if node.state is NodeState.DOWN:
+        raise ConflictError(f"node: {node.name} is DOWN; only an ONLINE node can be drained")
+    new = NodeState.DRAINING if node.attempts else NodeState.DRAINED
+    _set_state(state, node, new, e.reason or "drained by admin", e)
+    return []
+
+
+def resume(state: State, e: ev.ResumeNode) -> list[Command]:
+    node = _node(state, e.node)
+    if node.state is NodeState.DOWN:
+        raise ConflictError(f"node: {node.name} is DOWN; it comes back when its agent reconnects")
+    _set_state(state, node, NodeState.ONLINE, "resumed by admin", e)
+    return []

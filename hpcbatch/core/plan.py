@@ -1,0 +1,36 @@
+"""What one scheduling pass proposes: placements, and the reservations that guard backfill.
+
+A **placement** starts one job on one node (``gpu_indices`` picked). ``backfill`` is true when the
+job starts ahead of an earlier job in the global order that could not start; ``reason`` records
+why, for the job's story. A **reservation** holds a node for the first blocked job of a queue
+from ``at`` (epoch ms; None = unknown, when running jobs have no timeout).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hpcbatch.core.model import Resources
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    job_id: str
+    node: str
+    gpu_indices: tuple[int, ...]
+    backfill: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    job_id: str
+    node: str
+    at: int | None
+    need: Resources
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    placements: tuple[Placement, ...] = ()
+    reservations: tuple[Reservation, ...] = ()

@@ -1,0 +1,147 @@
+"""The head's whole state in memory, with the indexes the scheduler and the API read.
+
+Vocabulary: a job's **owner** is its queue for a top-level job and its parent's id for an array
+child; ``listing[owner][status]`` keeps ids in the order they entered that status (ListJobs).
+``runnable[queue]`` holds ``(-priority, seq, index, job_id)`` of RUNNABLE jobs, sorted: the
+queue's order. All status changes go through ``set_status`` so every index stays consistent —
+``check_invariants`` proves it after every step in tests.
+
+``changes`` collects what the loop must persist (dirty keys per kind) and journal lines; the loop
+drains it after each batch of events.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sortedcontainers import SortedList  # type: ignore[import-untyped]
+
+from hpcbatch.core.model import (
+    ComputeEnvironment,
+    Job,
+    JobDefinition,
+    JobQueue,
+    JobStatus,
+    Node,
+)
+
+RunnableKey = tuple[int, int, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class JournalLine:
+    time: int
+    cause: str
+    subject: str
+    event: str
+    detail: str
+
+
+@dataclass(slots=True)
+class Changes:
+    dirty: dict[str, set[str]] = field(default_factory=dict)
+    deleted: dict[str, set[str]] = field(default_factory=dict)
+    journal: list[JournalLine] = field(default_factory=list)
+
+    def touch(self, kind: str, key: str) -> None:
+        self.dirty.setdefault(kind, set()).add(key)
+        gone = self.deleted.get(kind)
+        if gone:
+            gone.discard(key)
+
+    def drop(self, kind: str, key: str) -> None:
+        self.deleted.setdefault(kind, set()).add(key)
+        live = self.dirty.get(kind)
+        if live:
+            live.discard(key)
+
+
+def runnable_key(job: Job) -> RunnableKey:
+    index = -1 if job.array_index is None else job.array_index
+    return (-job.spec.priority, job.seq, index, job.job_id)
+
+
+class State:
+    def __init__(self, region: str = "local", account: str = "000000000000") -> None:
+        self.region = region
+        self.account = account
+        self.ces: dict[str, ComputeEnvironment] = {}
+        self.queues: dict[str, JobQueue] = {}
+        self.definitions: dict[str, dict[int, JobDefinition]] = {}
+        self.jobs: dict[str, Job] = {}
+        self.nodes: dict[str, Node] = {}
+        self.seq = 0
+        self.runnable: dict[str, SortedList] = {}
+        self.listing: dict[str, dict[JobStatus, dict[str, None]]] = {}
+        self.child_counts: dict[str, Counter[JobStatus]] = {}
+        self.dependents: dict[str, set[str]] = {}
+        self.changes = Changes()
+
+    # --- identity ---------------------------------------------------------------------------
+
+    def arn(self, resource: str, name: str) -> str:
+        return f"arn:aws:batch:{self.region}:{self.account}:{resource}/{name}"
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def owner(self, job: Job) -> str:
+        return job.parent_id if job.parent_id is not None else job.queue
+
+    def add_job(self, job: Job) -> None:
+        """Index a new job (in whatever status it was built with)."""
+        self.jobs[job.job_id] = job
+        self._index(job, job.status)
+        self.changes.touch("job", job.job_id)
+
+    def set_status(self, job: Job, status: JobStatus, cause: str, now: int, detail: str) -> None:
+        old = job.status
+        if old == status:
+            return
+        self._unindex(job, old)
+        job.status = status
+        self._index(job, status)
+        self.changes.touch("job", job.job_id)
+        self.journal(now, cause, job.job_id, status.value, detail)
+
+    def remove_job(self, job: Job) -> None:
+        self._unindex(job, job.status)
+        del self.jobs[job.job_id]
+        self.dependents.pop(job.job_id, None)
+        self.child_counts.pop(job.job_id, None)
+        self.listing.pop(job.job_id, None)
+        self.changes.drop("job", job.job_id)
+
+    def journal(self, now: int, cause: str, subject: str, event: str, detail: str) -> None:
+        self.changes.journal.append(JournalLine(now, cause, subject, event, detail))
+
+    def _index(self, job: Job, status: JobStatus) -> None:
+        self.listing.setdefault(self.owner(job), {}).setdefault(status, {})[job.job_id] = None
+        if status is JobStatus.RUNNABLE:
+            self.runnable.setdefault(job.queue, SortedList()).add(runnable_key(job))
+        if job.parent_id is not None:
+            self.child_counts.setdefault(job.parent_id, Counter())[status] += 1
+
+    def _unindex(self, job: Job, status: JobStatus) -> None:
+        bucket = self.listing.get(self.owner(job), {}).get(status)
+        if bucket is not None:
+            bucket.pop(job.job_id, None)
+        if status is JobStatus.RUNNABLE:
+            self.runnable[job.queue].remove(runnable_key(job))
+        if job.parent_id is not None:
+            self.child_counts[job.parent_id][status] -= 1
+
+    # --- definitions ------------------------------------------------------------------------
+
+    def latest_definition(self, name: str) -> JobDefinition | None:
+        revisions = self.definitions.get(name, {})
+        active = [d for d in revisions.values() if d.status == "ACTIVE"]
+        return max(active, key=lambda d: d.revision) if active else None
+
+    def children_of(self, parent: Job) -> list[Job]:
+        size = parent.array_size or 0
+        return [self.jobs[f"{parent.job_id}:{i}"] for i in range(size)]

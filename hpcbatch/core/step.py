@@ -1,0 +1,59 @@
+"""``step(state, event) -> commands``: the only way the head's state changes.
+
+Handlers check before they change, so an event refused with ``ClientError`` leaves the state as
+it was. Commands come back for the loop to dispatch after it has persisted ``state.changes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hpcbatch.core import attempts, control, nodes, resources, submit
+from hpcbatch.core import events as ev
+from hpcbatch.core.commands import Command
+from hpcbatch.core.state import State
+
+
+def _quiet(handler: Callable[[State, Any], object]) -> Callable[[State, Any], list[Command]]:
+    def run(state: State, event: Any) -> list[Command]:
+        handler(state, event)
+        return []
+
+    return run
+
+
+def _tick(state: State, e: ev.Tick) -> list[Command]:
+    commands = attempts.kill_overdue(state, e)
+    control.purge_finished(state, e)
+    return commands
+
+
+HANDLERS: dict[type[ev.Event], Callable[[State, Any], list[Command]]] = {
+    ev.CreateComputeEnvironment: _quiet(resources.create_ce),
+    ev.UpdateComputeEnvironment: _quiet(resources.update_ce),
+    ev.DeleteComputeEnvironment: _quiet(resources.delete_ce),
+    ev.CreateJobQueue: _quiet(resources.create_queue),
+    ev.UpdateJobQueue: _quiet(resources.update_queue),
+    ev.DeleteJobQueue: _quiet(resources.delete_queue),
+    ev.RegisterJobDefinition: _quiet(resources.register_definition),
+    ev.DeregisterJobDefinition: _quiet(resources.deregister_definition),
+    ev.TagResource: _quiet(resources.tag_resource),
+    ev.UntagResource: _quiet(resources.untag_resource),
+    ev.SubmitJob: _quiet(submit.submit_job),
+    ev.CancelJob: control.cancel,
+    ev.TerminateJob: control.terminate,
+    ev.NodeJoined: nodes.node_joined,
+    ev.NodeHeartbeat: nodes.heartbeat,
+    ev.NodeLost: nodes.node_lost,
+    ev.DrainNode: nodes.drain,
+    ev.ResumeNode: nodes.resume,
+    ev.AttemptStarted: attempts.attempt_started,
+    ev.AttemptEnded: attempts.attempt_ended,
+    ev.PlanApplied: attempts.apply_plan,
+    ev.Tick: _tick,
+}
+
+
+def step(state: State, event: ev.Event) -> list[Command]:
+    return HANDLERS[type(event)](state, event)

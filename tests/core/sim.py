@@ -1,0 +1,88 @@
+"""A tiny driver for the pure core: build a cluster, submit, schedule and play agents."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpcbatch.core import events as ev
+from hpcbatch.core.commands import Command, KillAttempt, LaunchAttempt
+from hpcbatch.core.invariants import check_invariants
+from hpcbatch.core.model import Job, JobSpec, Resources, RetryStrategy
+from hpcbatch.core.plan import Plan
+from hpcbatch.core.scheduler import schedule
+from hpcbatch.core.state import State
+from hpcbatch.core.step import step
+
+
+@dataclass
+class Sim:
+    state: State = field(default_factory=State)
+    now: int = 1_000_000
+    ids: Any = field(default_factory=lambda: itertools.count(1))
+    launched: list[LaunchAttempt] = field(default_factory=list)
+    killed: list[KillAttempt] = field(default_factory=list)
+    plans: list[Plan] = field(default_factory=list)
+
+    def do(self, event_type: type[ev.Event], **fields: Any) -> list[Command]:
+        commands = step(self.state, event_type(cause=f"c{next(self.ids)}", now=self.now, **fields))
+        check_invariants(self.state)
+        for command in commands:
+            if isinstance(command, LaunchAttempt):
+                self.launched.append(command)
+            elif isinstance(command, KillAttempt):
+                self.killed.append(command)
+        return commands
+
+    def cluster(self, nodes: int = 2, vcpus: int = 4, memory: int = 8192, gpus: int = 0,
+                ce: str = "local", queue: str = "q", priority: int = 1) -> Sim:
+        if ce not in self.state.ces:
+            self.do(ev.CreateComputeEnvironment, name=ce, ce_type="MANAGED", kind="LOCAL")
+        for i in range(nodes):
+            self.do(ev.NodeJoined, node=f"{ce}-n{i}", ce=ce,
+                    capacity=Resources(vcpus * 1000, memory, gpus),
+                    gpu_indices=tuple(range(gpus)))
+        self.do(ev.CreateJobQueue, name=queue, priority=priority, ce_order=((1, ce),))
+        if "d" not in self.state.definitions:
+            self.do(ev.RegisterJobDefinition, name="d", def_type="container",
+                    spec=JobSpec(command=("true",)))
+        return self
+
+    def submit(self, queue: str = "q", vcpus: int = 1, memory: int = 512, gpus: int = 0,
+               **fields: Any) -> Job:
+        job_id = fields.pop("job_id", f"job{next(self.ids)}")
+        fields.setdefault("name", "j")
+        fields.setdefault("definition", "d")
+        self.do(ev.SubmitJob, job_id=job_id, queue=queue, cpu_milli=vcpus * 1000,
+                memory_mib=memory, gpus=gpus, **fields)
+        return self.state.jobs[job_id]
+
+    def schedule(self) -> list[LaunchAttempt]:
+        plan = schedule(self.state, self.now)
+        self.plans.append(plan)
+        before = len(self.launched)
+        self.do(ev.PlanApplied, plan=plan)
+        return self.launched[before:]
+
+    def start(self, launch: LaunchAttempt) -> None:
+        self.do(ev.AttemptStarted, attempt_id=launch.attempt_id, started_at=self.now, pid=1)
+
+    def end(self, launch: LaunchAttempt, exit_code: int | None = 0, reason: str | None = None) -> None:
+        self.do(ev.AttemptEnded, attempt_id=launch.attempt_id, stopped_at=self.now,
+                exit_code=exit_code, reason=reason)
+
+    def run_all(self, exit_code: int = 0, rounds: int = 10_000) -> None:
+        """Schedule and finish everything, each attempt with ``exit_code``."""
+        for _ in range(rounds):
+            launches = self.schedule()
+            if not launches:
+                return
+            self.now += 1000
+            for launch in launches:
+                self.start(launch)
+                self.end(launch, exit_code)
+
+
+def retry(attempts: int, *rules: Any) -> RetryStrategy:
+    return RetryStrategy(attempts, tuple(rules))

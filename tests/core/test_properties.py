@@ -1,0 +1,122 @@
+"""Safety properties over random histories (hypothesis).
+
+Whatever happens: no node is over-committed and no GPU is held twice (check_invariants after every
+step); no job starts before its dependencies succeed; a finished job never changes status again;
+queue order holds except for placements recorded as backfill.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hpcbatch.core import events as ev
+from hpcbatch.core.model import TERMINAL, Dependency, Job, JobStatus
+from hpcbatch.core.scheduler import schedule
+from hpcbatch.core.state import runnable_key
+from tests.core.sim import Sim, retry
+
+submit = st.tuples(st.just("submit"), st.integers(1, 5), st.integers(0, 2), st.integers(0, 3),
+                   st.sampled_from([None, None, 2, 3]), st.integers(1, 3),
+                   st.sampled_from([None, 60, 600]), st.integers(0, 3))
+op = st.one_of(
+    submit, submit, submit,
+    st.tuples(st.just("end"), st.integers(0, 50), st.sampled_from([0, 0, 0, 1])),
+    st.tuples(st.just("schedule")),
+    st.tuples(st.just("schedule")),
+    st.tuples(st.just("start"), st.integers(0, 50)),
+    st.tuples(st.just("end"), st.integers(0, 50), st.sampled_from([0, 0, 1, 137])),
+    st.tuples(st.just("cancel"), st.integers(0, 50)),
+    st.tuples(st.just("terminate"), st.integers(0, 50)),
+    st.tuples(st.just("lose"), st.integers(0, 2)),
+    st.tuples(st.just("rejoin"), st.integers(0, 2)),
+    st.tuples(st.just("drain"), st.integers(0, 2)),
+)
+
+
+def _deps_succeeded(sim: Sim, job: Job) -> bool:
+    ids = [d.job_id for d in job.depends_on if d.job_id]
+    if job.parent_id is not None:
+        parent = sim.state.jobs[job.parent_id]
+        ids = [d.job_id for d in parent.depends_on if d.job_id and d.dep_type is None]
+    return all(sim.state.jobs[i].status is JobStatus.SUCCEEDED for i in ids if i in sim.state.jobs)
+
+
+def _check_order(sim: Sim) -> None:
+    """Every placement not marked backfill has no blocked, placeable job ahead of it."""
+    order = sorted(
+        (-sim.state.queues[j.queue].priority, sim.state.queues[j.queue].seq, runnable_key(j), j)
+        for j in sim.state.jobs.values() if j.status is JobStatus.RUNNABLE
+    )
+    plan = schedule(sim.state, sim.now)
+    placed = {p.job_id: p for p in plan.placements}
+    capacity = [n.capacity for n in sim.state.nodes.values() if n.schedulable]
+    blocked_ahead = False
+    for *_, job in order:
+        p = placed.get(job.job_id)
+        if p is None:
+            if any(job.spec.resources.fits_in(c) for c in capacity):
+                blocked_ahead = True
+        elif blocked_ahead:
+            assert p.backfill, f"{job.job_id} jumped the queue without being recorded as backfill"
+    sim.plans.append(plan)
+    sim.do(ev.PlanApplied, plan=plan)
+
+
+def _apply(sim: Sim, step: tuple[Any, ...], jobs: list[Job]) -> None:
+    kind = step[0]
+    live = [
+        launch for launch in sim.launched
+        if (job := sim.state.jobs.get(launch.job_id)) is not None and job.current is not None
+        and launch.attempt_id.endswith(f"/{job.current.number}")
+    ]
+    if kind == "submit":
+        _, vcpus, gpus, dep, array, attempts, timeout, dep2 = step
+        picks = {jobs[-d].job_id for d in (dep, dep2) if d and len(jobs) >= d}
+        depends = tuple(Dependency(i) for i in sorted(picks))
+        jobs.append(sim.submit(vcpus=vcpus, gpus=gpus, depends_on=depends, array_size=array,
+                               retry=retry(attempts), timeout_s=timeout))
+    elif kind == "schedule":
+        _check_order(sim)
+    elif kind in ("start", "end") and live:
+        launch = live[step[1] % len(live)]
+        if kind == "start":
+            sim.start(launch)
+        else:
+            sim.end(launch, step[2])
+    elif kind in ("cancel", "terminate") and jobs:
+        target = jobs[step[1] % len(jobs)]
+        event = ev.CancelJob if kind == "cancel" else ev.TerminateJob
+        sim.do(event, job_id=target.job_id, reason=kind)
+    elif kind in ("lose", "rejoin", "drain"):
+        name = f"local-n{step[1]}"
+        node = sim.state.nodes[name]
+        if kind == "lose":
+            sim.do(ev.NodeLost, node=name, reason="lost")
+        elif kind == "rejoin":
+            sim.do(ev.NodeJoined, node=name, ce="local", capacity=node.capacity,
+                   gpu_indices=node.gpu_indices, known_attempts=tuple(node.attempts))
+        elif node.state.value == "ONLINE":
+            sim.do(ev.DrainNode, node=name, reason="admin")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(op, min_size=30, max_size=120))
+def test_safety_properties_hold_over_random_histories(steps: list[tuple[Any, ...]]) -> None:
+    sim = Sim().cluster(nodes=3, vcpus=4, gpus=2)
+    jobs: list[Job] = []
+    finished: dict[str, JobStatus] = {}
+    for step_ in steps:
+        seen = len(sim.launched)
+        _apply(sim, step_, jobs)
+        for launch in sim.launched[seen:]:
+            assert _deps_succeeded(sim, sim.state.jobs[launch.job_id])
+        for job in sim.state.jobs.values():
+            if job.status in (JobStatus.RUNNABLE, JobStatus.STARTING, JobStatus.RUNNING):
+                assert _deps_succeeded(sim, job), f"{job.job_id} {job.status} before its deps"
+        for job_id, status in finished.items():
+            if job_id in sim.state.jobs:
+                assert sim.state.jobs[job_id].status is status, f"{job_id} left {status}"
+        finished.update({j.job_id: j.status for j in sim.state.jobs.values() if j.status in TERMINAL})
