@@ -6,8 +6,9 @@
     │   ├── NotFoundError      a named queue / definition / compute environment / job is unknown
     │   └── ConflictError      the request clashes with current state (e.g. delete an ENABLED queue)
     ├── ServerError        hpcbatch failed; AWS ``ServerException`` (HTTP 500)
-    ├── TransportError     talking to an agent failed (connection lost, host unreachable)
-    │   └── ProtocolError      an agent spoke a malformed message or another protocol version
+    ├── TransportError     talking to an agent or the head failed (lost, unreachable)
+    │   ├── ProtocolError      an agent spoke a malformed message or another protocol version
+    │   └── HeadUnreachableError   (hpcbatch.cli.client) the CLI got no answer from the head
     └── StoreError         durable state could not be read or written
 
 API errors map to AWS's shapes through ``aws_type`` and ``http_status``. The core raises only

@@ -1,0 +1,73 @@
+"""``hpcbatch head``: run the head daemon in the foreground.
+
+The daemon lives in :mod:`hpcbatch.head.app`; it is imported only here, only when this command
+runs, so every other command stays fast. The contract is one function::
+
+    serve(data_dir: pathlib.Path, listen: str, config_path: pathlib.Path | None,
+          log_level: str) -> int
+
+``listen`` is ``HOST:PORT`` or ``unix:/path/to/socket``, passed through as given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from hpcbatch.cli.context import EXIT_SERVER_ERROR, Context, warn
+
+DATA_DIR_ENV = "HPCBATCH_DATA_DIR"
+DEFAULT_LISTEN = "127.0.0.1:7650"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    parser = sub.add_parser(
+        "head",
+        help="run the head daemon in the foreground",
+        description="Run the head daemon (API, scheduler, store) in the foreground.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"state directory (default: ${DATA_DIR_ENV}, else /var/lib/hpcbatch as "
+        "root, else ~/.local/share/hpcbatch)",
+    )
+    parser.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT|unix:/PATH",
+        help=f"where to serve the API (default: {DEFAULT_LISTEN})",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE.toml", help="configuration file")
+    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="default: info")
+    parser.set_defaults(func=run)
+
+
+def default_data_dir(environ: dict[str, str] | None = None, euid: int | None = None) -> Path:
+    environ = dict(os.environ) if environ is None else environ
+    if environ.get(DATA_DIR_ENV):
+        return Path(environ[DATA_DIR_ENV])
+    if (os.geteuid() if euid is None else euid) == 0:
+        return Path("/var/lib/hpcbatch")
+    return Path.home() / ".local" / "share" / "hpcbatch"
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    try:
+        from hpcbatch.head.app import serve
+    except ImportError as exc:
+        # Either this build has no head (it is written separately) or one of its
+        # dependencies is missing; both need a person, so say exactly which.
+        warn(f"error: cannot start the head: {exc}")
+        warn(
+            "hint: the head needs hpcbatch.head.app.serve and the server dependencies "
+            "(pip install 'hpcbatch')"
+        )
+        return EXIT_SERVER_ERROR
+    data_dir = args.data_dir or default_data_dir()
+    return int(serve(data_dir, args.listen, args.config, args.log_level))

@@ -1,0 +1,92 @@
+"""``hpcbatch nodes``: list compute nodes, drain one, resume one (hpcbatch's own routes).
+
+A **drained** node takes no new attempts; DRAINING means it still runs some. Drain before
+maintenance, resume after. The table shows use against capacity so a person sees where room is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import urllib.parse
+from typing import Any
+
+from hpcbatch.cli.context import EXIT_OK, Context
+
+REASON_WIDTH = 40
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    parser = sub.add_parser("nodes", parents=[common], help="list, drain and resume nodes")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.add_parser("list", parents=[common], help="list nodes (default)")
+    drain = actions.add_parser("drain", parents=[common], help="stop placing new jobs on a node")
+    drain.add_argument("node", metavar="NAME")
+    drain.add_argument("--reason", "-r", default="", help="why (shown in the node list)")
+    resume = actions.add_parser("resume", parents=[common], help="place jobs on a node again")
+    resume.add_argument("node", metavar="NAME")
+    resume.add_argument("--reason", "-r", default="")
+    parser.set_defaults(func=run, action=None)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.action in ("drain", "resume"):
+        name = urllib.parse.quote(args.node, safe="")
+        reply = ctx.client.post(f"/hpcbatch/v1/nodes/{name}/{args.action}", {"reason": args.reason})
+        if ctx.json_output:
+            ctx.emit_json(reply)
+        else:
+            node = reply.get("node") or {}
+            sys.stdout.write(f"{node.get('name', args.node)}: {node.get('state', '?')}\n")
+        return EXIT_OK
+    reply = ctx.client.get("/hpcbatch/v1/nodes")
+    if ctx.json_output:
+        ctx.emit_json(reply)
+    else:
+        sys.stdout.write(render_nodes(reply.get("nodes", [])) + "\n")
+    return EXIT_OK
+
+
+def render_nodes(nodes: list[dict[str, Any]]) -> str:
+    from hpcbatch.cli import render
+
+    now = render.now_ms()
+    rows = [
+        [
+            node.get("name", ""),
+            node.get("computeEnvironment", ""),
+            node.get("state", ""),
+            f"{_num(node.get('allocatedVcpus'))}/{_num(node.get('vcpus'))}",
+            f"{_num(node.get('allocatedMemoryMiB'))}/{_num(node.get('memoryMiB'))}",
+            f"{_num(node.get('allocatedGpus'))}/{_num(node.get('gpus'))}",
+            str(node.get("runningJobs", 0)),
+            render.age(node.get("lastHeartbeatAt"), now),
+            node.get("enforcement", ""),
+            render.truncate(node.get("stateReason"), REASON_WIDTH),
+        ]
+        for node in nodes
+    ]
+    headers = [
+        "NAME",
+        "CE",
+        "STATE",
+        "VCPUS",
+        "MEM MiB",
+        "GPUS",
+        "JOBS",
+        "HEARTBEAT",
+        "LIMITS",
+        "REASON",
+    ]
+    return render.table(headers, rows)
+
+
+def _num(value: Any) -> str:
+    """3.0 -> '3', 0.5 -> '0.5': vCPUs may be fractional, most are not."""
+    if value is None:
+        return "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,158 @@
+"""``hpcbatch submit``: SubmitJob, optionally waiting for the job to end.
+
+``hpcbatch submit -- CMD ARGS...`` needs no job definition of its own: it submits the given
+definition (``default`` unless ``--definition``) with ``containerOverrides.command``. Stdout
+carries the job id alone, so ``id=$(hpcbatch submit -- ./run.sh)`` works; the name and the
+queue go to stderr for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from hpcbatch.cli.commands import _args
+from hpcbatch.cli.context import EXIT_OK, Context
+
+DEPENDENCY_TYPES = ("N_TO_N", "SEQUENTIAL")
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    parser = sub.add_parser(
+        "submit",
+        parents=[common],
+        help="submit a job (SubmitJob)",
+        usage="%(prog)s [options] [-- COMMAND [ARGS...]]",
+        description="Submit a job. Everything after '--' becomes containerOverrides.command.",
+    )
+    parser.add_argument("--queue", "-q", default="default", help="job queue (default: default)")
+    parser.add_argument(
+        "--definition",
+        "-d",
+        default="default",
+        help="job definition NAME[:REVISION] or ARN (default: default)",
+    )
+    parser.add_argument(
+        "--name", "-n", help="job name (default: from the command or the definition)"
+    )
+    parser.add_argument(
+        "--array-size", type=_args.positive_int, metavar="N", help="array job of N children"
+    )
+    parser.add_argument(
+        "--depends-on",
+        type=dependency,
+        action="append",
+        default=[],
+        metavar="ID[:N_TO_N|:SEQUENTIAL]",
+        help="wait for a job (repeatable); plain SEQUENTIAL chains array children",
+    )
+    _args.add_resource_flags(parser)
+    add_scheduling_flags(parser)
+    parser.set_defaults(func=run, accepts_command=True)
+
+
+def add_scheduling_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--priority",
+        type=_args.non_negative_int,
+        metavar="N",
+        help="schedulingPriorityOverride, 0-9999, higher first",
+    )
+    parser.add_argument(
+        "--parameter",
+        type=_args.key_value,
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="Ref:: parameter substitution (repeatable)",
+    )
+    parser.add_argument(
+        "--tag",
+        type=_args.key_value,
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="tag the job (repeatable)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="let the head refuse a job that no node could ever fit",
+    )
+    parser.add_argument(
+        "--wait", "-w", action="store_true", help="wait until the job ends; exit 1 if it FAILED"
+    )
+
+
+def dependency(text: str) -> dict[str, str]:
+    """``ID``, ``ID:N_TO_N``, ``ID:SEQUENTIAL`` or ``SEQUENTIAL``; child ids contain ':' too."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a job id")
+    if text.lstrip(":").upper() == "SEQUENTIAL":
+        return {"type": "SEQUENTIAL"}  # AWS: a SEQUENTIAL dependency names no job
+    job_id, _, kind = text.rpartition(":")
+    if job_id and kind.upper() in DEPENDENCY_TYPES:
+        return {"jobId": job_id, "type": kind.upper()}
+    return {"jobId": text}
+
+
+def default_name(command: list[str], definition: str) -> str:
+    if command:
+        return _args.slug(os.path.basename(command[0]))
+    base = definition.rsplit("/", 1)[-1].split(":", 1)[0]  # ARN or name:revision -> name
+    return _args.slug(base)
+
+
+def build_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The SubmitJob body, with only the fields the user asked for."""
+    command: list[str] = args.command_argv
+    body: dict[str, Any] = {
+        "jobName": args.name or default_name(command, args.definition),
+        "jobQueue": args.queue,
+        "jobDefinition": args.definition,
+    }
+    if args.array_size is not None:
+        body["arrayProperties"] = {"size": args.array_size}
+    if args.depends_on:
+        body["dependsOn"] = args.depends_on
+    overrides: dict[str, Any] = {}
+    if command:
+        overrides["command"] = command
+    if args.env:
+        overrides["environment"] = _args.environment(args.env)
+    requirements = _args.resource_requirements(args)
+    if requirements:
+        overrides["resourceRequirements"] = requirements
+    if overrides:
+        body["containerOverrides"] = overrides
+    _args.retry_and_timeout(args, body)
+    if args.priority is not None:
+        body["schedulingPriorityOverride"] = args.priority
+    if args.parameter:
+        body["parameters"] = dict(args.parameter)
+    if args.tag:
+        body["tags"] = dict(args.tag)
+    return body
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from hpcbatch.cli.client import STRICT_HEADER
+
+    # The strict flag rides in a header so the body stays exactly what boto3 would send.
+    headers = {STRICT_HEADER: "1"} if args.strict else None
+    reply = ctx.client.call("SubmitJob", build_request(args), headers=headers)
+    if ctx.json_output:
+        ctx.emit_json(reply)
+    else:
+        sys.stdout.write(reply.get("jobId", "") + "\n")
+        sys.stdout.flush()
+        sys.stderr.write(f"submitted job {reply.get('jobName', '')} to queue {args.queue}\n")
+    if not args.wait:
+        return EXIT_OK
+    from hpcbatch.cli.commands._wait import wait_for_jobs
+
+    return wait_for_jobs(ctx.client, [reply["jobId"]])
