@@ -61,8 +61,9 @@ def _start(state: State, p: Placement, e: ev.PlanApplied) -> LaunchAttempt | Non
     assert job is not None
     node = state.nodes[p.node]
     need = job.spec.resources
-    attempt = Attempt(len(job.attempts) + 1, node.name, need.cpu_milli, need.memory_mib,
-                      p.gpu_indices)
+    attempt = Attempt(
+        len(job.attempts) + 1, node.name, need.cpu_milli, need.memory_mib, p.gpu_indices
+    )
     job.attempts.append(attempt)
     aid = attempt_id(job.job_id, attempt.number)
     node.allocated = node.allocated + need
@@ -72,9 +73,15 @@ def _start(state: State, p: Placement, e: ev.PlanApplied) -> LaunchAttempt | Non
     job.status_reason = None
     state.set_status(job, JobStatus.STARTING, e.cause, e.now, f"on {node.name}, {p.reason}")
     return LaunchAttempt(
-        cause=e.cause, node=node.name, attempt_id=aid, job_id=job.job_id,
-        command=job.spec.command, environment=job_environment(state, job, attempt),
-        cpu_milli=need.cpu_milli, memory_mib=need.memory_mib, gpu_indices=p.gpu_indices,
+        cause=e.cause,
+        node=node.name,
+        attempt_id=aid,
+        job_id=job.job_id,
+        command=job.spec.command,
+        environment=job_environment(state, job, attempt),
+        cpu_milli=need.cpu_milli,
+        memory_mib=need.memory_mib,
+        gpu_indices=p.gpu_indices,
         timeout_s=job.spec.timeout_s,
     )
 
@@ -115,8 +122,11 @@ def attempt_started(state: State, e: ev.AttemptStarted) -> list[Command]:
     if job.status is JobStatus.STARTING:
         state.set_status(job, JobStatus.RUNNING, e.cause, e.now, f"pid {e.pid} on {attempt.node}")
     if job.kill_reason is not None:  # terminated while still starting
-        return [KillAttempt(cause=e.cause, node=attempt.node, attempt_id=e.attempt_id,
-                            reason=job.kill_reason)]
+        return [
+            KillAttempt(
+                cause=e.cause, node=attempt.node, attempt_id=e.attempt_id, reason=job.kill_reason
+            )
+        ]
     return []
 
 
@@ -125,14 +135,22 @@ def attempt_ended(state: State, e: ev.AttemptEnded) -> list[Command]:
     if found is None:
         return []  # a stale or repeated report: the result is already recorded
     job, attempt = found
-    end_attempt(state, job, attempt, e.cause, e.now, e.exit_code, e.reason, e.stopped_at,
-                e.started_at)
+    end_attempt(
+        state, job, attempt, e.cause, e.now, e.exit_code, e.reason, e.stopped_at, e.started_at
+    )
     return []
 
 
 def end_attempt(
-    state: State, job: Job, attempt: Attempt, cause: str, now: int,
-    exit_code: int | None, reason: str | None, stopped_at: int, started_at: int | None = None,
+    state: State,
+    job: Job,
+    attempt: Attempt,
+    cause: str,
+    now: int,
+    exit_code: int | None,
+    reason: str | None,
+    stopped_at: int,
+    started_at: int | None = None,
 ) -> None:
     _release(state, job, attempt)
     if attempt.started_at is None:
@@ -145,8 +163,12 @@ def end_attempt(
         finish_job(state, job, JobStatus.SUCCEEDED, cause, now, SUCCESS_REASON)
         return
     status_reason = attempt.reason or SUCCESS_REASON
-    retry, why = (False, "terminated") if job.is_terminated else should_retry(
-        job.spec.retry, len(job.attempts), exit_code, attempt.reason, status_reason
+    retry, why = (
+        (False, "terminated")
+        if job.is_terminated
+        else should_retry(
+            job.spec.retry, len(job.attempts), exit_code, attempt.reason, status_reason
+        )
     )
     detail = f"attempt {attempt.number} exit {exit_code} ({attempt.reason or 'no reason'}): {why}"
     if retry:
@@ -183,7 +205,9 @@ def kill_overdue(state: State, e: ev.Tick) -> list[Command]:
                 continue
             if e.now > attempt.started_at + limit * 1000 + KILL_GRACE_MS:
                 job.kill_reason = TIMEOUT_REASON
-                commands.append(KillAttempt(cause=e.cause, node=node.name, attempt_id=aid,
-                                            reason=TIMEOUT_REASON))
+                commands.append(
+                    KillAttempt(
+                        cause=e.cause, node=node.name, attempt_id=aid, reason=TIMEOUT_REASON
+                    )
+                )
     return commands
-

@@ -50,20 +50,33 @@ def spec_from_doc(doc: Doc) -> JobSpec:
 
 def job_to_doc(job: Job) -> Doc:
     doc: Doc = {
-        "job_id": job.job_id, "status": job.status.value, "status_reason": job.status_reason,
-        "waiting_on": sorted(job.waiting_on), "attempts": [asdict(a) for a in job.attempts],
-        "started_at": job.started_at, "stopped_at": job.stopped_at,
-        "is_cancelled": job.is_cancelled, "is_terminated": job.is_terminated,
-        "start_reason": job.start_reason, "kill_reason": job.kill_reason,
+        "job_id": job.job_id,
+        "status": job.status.value,
+        "status_reason": job.status_reason,
+        "waiting_on": sorted(job.waiting_on),
+        "attempts": [asdict(a) for a in job.attempts],
+        "started_at": job.started_at,
+        "stopped_at": job.stopped_at,
+        "is_cancelled": job.is_cancelled,
+        "is_terminated": job.is_terminated,
+        "start_reason": job.start_reason,
+        "kill_reason": job.kill_reason,
         "created_at": job.created_at,
     }
     if job.parent_id is not None:
         doc.update(parent_id=job.parent_id, array_index=job.array_index)
         return doc
     doc.update(
-        name=job.name, queue=job.queue, definition_arn=job.definition_arn, seq=job.seq,
-        spec=spec_to_doc(job.spec), depends_on=[asdict(d) for d in job.depends_on],
-        parameters=job.parameters, tags=job.tags, echo=job.echo, array_size=job.array_size,
+        name=job.name,
+        queue=job.queue,
+        definition_arn=job.definition_arn,
+        seq=job.seq,
+        spec=spec_to_doc(job.spec),
+        depends_on=[asdict(d) for d in job.depends_on],
+        parameters=job.parameters,
+        tags=job.tags,
+        echo=job.echo,
+        array_size=job.array_size,
     )
     return doc
 
@@ -72,25 +85,41 @@ def job_from_doc(doc: Doc, parents: dict[str, Job]) -> Job:
     parent = parents.get(doc.get("parent_id") or "")
     if parent is not None:
         base: Doc = {
-            "name": parent.name, "queue": parent.queue, "definition_arn": parent.definition_arn,
-            "seq": parent.seq, "spec": parent.spec, "parent_id": parent.job_id,
+            "name": parent.name,
+            "queue": parent.queue,
+            "definition_arn": parent.definition_arn,
+            "seq": parent.seq,
+            "spec": parent.spec,
+            "parent_id": parent.job_id,
             "array_index": doc["array_index"],
         }
     else:
         base = {
-            "name": doc["name"], "queue": doc["queue"], "definition_arn": doc["definition_arn"],
-            "seq": doc["seq"], "spec": spec_from_doc(doc["spec"]),
+            "name": doc["name"],
+            "queue": doc["queue"],
+            "definition_arn": doc["definition_arn"],
+            "seq": doc["seq"],
+            "spec": spec_from_doc(doc["spec"]),
             "depends_on": tuple(Dependency(**d) for d in doc["depends_on"]),
-            "parameters": doc["parameters"], "tags": doc["tags"], "echo": doc["echo"],
+            "parameters": doc["parameters"],
+            "tags": doc["tags"],
+            "echo": doc["echo"],
             "array_size": doc["array_size"],
         }
     return Job(
-        job_id=doc["job_id"], created_at=doc["created_at"], status=JobStatus(doc["status"]),
-        status_reason=doc["status_reason"], waiting_on=set(doc["waiting_on"]),
-        attempts=[_attempt(a) for a in doc["attempts"]], started_at=doc["started_at"],
-        stopped_at=doc["stopped_at"], is_cancelled=doc["is_cancelled"],
-        is_terminated=doc["is_terminated"], start_reason=doc["start_reason"],
-        kill_reason=doc["kill_reason"], **base,
+        job_id=doc["job_id"],
+        created_at=doc["created_at"],
+        status=JobStatus(doc["status"]),
+        status_reason=doc["status_reason"],
+        waiting_on=set(doc["waiting_on"]),
+        attempts=[_attempt(a) for a in doc["attempts"]],
+        started_at=doc["started_at"],
+        stopped_at=doc["stopped_at"],
+        is_cancelled=doc["is_cancelled"],
+        is_terminated=doc["is_terminated"],
+        start_reason=doc["start_reason"],
+        kill_reason=doc["kill_reason"],
+        **base,
     )
 
 
@@ -114,10 +143,15 @@ def definition_to_doc(definition: JobDefinition) -> Doc:
 
 def node_to_doc(node: Node) -> Doc:
     return {
-        "name": node.name, "ce": node.ce, "capacity": asdict(node.capacity),
-        "gpu_indices": list(node.gpu_indices), "state": node.state.value,
-        "state_reason": node.state_reason, "state_changed_at": node.state_changed_at,
-        "last_heartbeat": node.last_heartbeat, "enforcement": node.enforcement,
+        "name": node.name,
+        "ce": node.ce,
+        "capacity": asdict(node.capacity),
+        "gpu_indices": list(node.gpu_indices),
+        "state": node.state.value,
+        "state_reason": node.state_reason,
+        "state_changed_at": node.state_changed_at,
+        "last_heartbeat": node.last_heartbeat,
+        "enforcement": node.enforcement,
     }
 
 
@@ -132,10 +166,15 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
         state.definitions.setdefault(definition.name, {})[definition.revision] = definition
     for d in docs.get("node", []):
         state.nodes[d["name"]] = Node(
-            name=d["name"], ce=d["ce"], capacity=Resources(**d["capacity"]),
-            gpu_indices=tuple(d["gpu_indices"]), state=NodeState(d["state"]),
-            state_reason=d["state_reason"], state_changed_at=d["state_changed_at"],
-            last_heartbeat=d["last_heartbeat"], enforcement=d["enforcement"],
+            name=d["name"],
+            ce=d["ce"],
+            capacity=Resources(**d["capacity"]),
+            gpu_indices=tuple(d["gpu_indices"]),
+            state=NodeState(d["state"]),
+            state_reason=d["state_reason"],
+            state_changed_at=d["state_changed_at"],
+            last_heartbeat=d["last_heartbeat"],
+            enforcement=d["enforcement"],
             free_gpus=set(d["gpu_indices"]),
         )
     _rebuild_jobs(state, docs.get("job", []))

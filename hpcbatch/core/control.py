@@ -46,17 +46,29 @@ def _kill(state: State, job: Job, e: ev.TerminateJob) -> list[Command]:
     job.kill_reason = e.reason
     attempt = job.attempts[-1]
     state.journal(e.now, e.cause, job.job_id, "TERMINATING", e.reason)
-    return [KillAttempt(cause=e.cause, node=attempt.node,
-                        attempt_id=attempt_id(job.job_id, attempt.number), reason=e.reason)]
+    return [
+        KillAttempt(
+            cause=e.cause,
+            node=attempt.node,
+            attempt_id=attempt_id(job.job_id, attempt.number),
+            reason=e.reason,
+        )
+    ]
 
 
 def purge_finished(state: State, e: ev.Tick) -> None:
     """Forget top-level jobs (with their children) finished longer ago than the retention."""
+    if e.retention_ms is None:
+        return
     horizon = e.now - e.retention_ms
     doomed = [
-        j for j in state.jobs.values()
-        if j.parent_id is None and j.status in TERMINAL and j.stopped_at is not None
-        and j.stopped_at < horizon and not state.dependents.get(j.job_id)
+        j
+        for j in state.jobs.values()
+        if j.parent_id is None
+        and j.status in TERMINAL
+        and j.stopped_at is not None
+        and j.stopped_at < horizon
+        and not state.dependents.get(j.job_id)
     ]
     for job in doomed:
         if job.is_array_parent:

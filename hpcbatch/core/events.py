@@ -201,9 +201,10 @@ class AttemptEnded(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tick(Event):
-    """Time passed: head-side timeout backstop and retention of finished jobs."""
+    """Time passed: head-side timeout backstop, and (when ``retention_ms`` is given) forgetting
+    jobs finished longer ago than that."""
 
-    retention_ms: int = 7 * 24 * 3600 * 1000
+    retention_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

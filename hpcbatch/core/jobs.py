@@ -13,7 +13,9 @@ from hpcbatch.core.state import State
 SUCCESS_REASON = "Essential container in task exited"
 
 
-def finish_job(state: State, job: Job, status: JobStatus, cause: str, now: int, reason: str) -> None:
+def finish_job(
+    state: State, job: Job, status: JobStatus, cause: str, now: int, reason: str
+) -> None:
     """Move a job to a terminal status and let everything that waited on it move on."""
     work = [(job, status, reason)]
     while work:

@@ -28,8 +28,13 @@ def _set_state(state: State, node: Node, new: NodeState, reason: str, e: ev.Even
 def node_joined(state: State, e: ev.NodeJoined) -> list[Command]:
     node = state.nodes.get(e.node)
     if node is None:
-        node = Node(name=e.node, ce=e.ce, capacity=e.capacity, gpu_indices=e.gpu_indices,
-                    free_gpus=set(e.gpu_indices))
+        node = Node(
+            name=e.node,
+            ce=e.ce,
+            capacity=e.capacity,
+            gpu_indices=e.gpu_indices,
+            free_gpus=set(e.gpu_indices),
+        )
         state.nodes[e.node] = node
     node.capacity = e.capacity
     node.gpu_indices = e.gpu_indices
@@ -54,12 +59,20 @@ def _reconcile(state: State, node: Node, known: set[str], e: ev.Event) -> list[C
         job = state.jobs[split_attempt_id(aid)[0]]
         attempt = job.attempts[-1]
         if job.status is JobStatus.STARTING and attempt.started_at is None:
-            commands.append(LaunchAttempt(
-                cause=e.cause, node=node.name, attempt_id=aid, job_id=job.job_id,
-                command=job.spec.command, environment=job_environment(state, job, attempt),
-                cpu_milli=attempt.cpu_milli, memory_mib=attempt.memory_mib,
-                gpu_indices=attempt.gpu_indices, timeout_s=job.spec.timeout_s,
-            ))
+            commands.append(
+                LaunchAttempt(
+                    cause=e.cause,
+                    node=node.name,
+                    attempt_id=aid,
+                    job_id=job.job_id,
+                    command=job.spec.command,
+                    environment=job_environment(state, job, attempt),
+                    cpu_milli=attempt.cpu_milli,
+                    memory_mib=attempt.memory_mib,
+                    gpu_indices=attempt.gpu_indices,
+                    timeout_s=job.spec.timeout_s,
+                )
+            )
             continue
         reason = f"Host lost: {node.name} has no record of attempt {aid}"
         end_attempt(state, job, attempt, e.cause, e.now, None, reason, e.now)
@@ -74,8 +87,9 @@ def node_lost(state: State, e: ev.NodeLost) -> list[Command]:
         _set_state(state, node, NodeState.DOWN, e.reason, e)
     for aid in sorted(node.attempts):
         job = state.jobs[split_attempt_id(aid)[0]]
-        end_attempt(state, job, job.attempts[-1], e.cause, e.now, None,
-                    f"Host lost: {node.name}", e.now)
+        end_attempt(
+            state, job, job.attempts[-1], e.cause, e.now, None, f"Host lost: {node.name}", e.now
+        )
     return []
 
 

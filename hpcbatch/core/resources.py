@@ -20,8 +20,14 @@ def create_ce(state: State, e: ev.CreateComputeEnvironment) -> None:
     if e.name in state.ces:
         raise ConflictError(f"computeEnvironmentName: {e.name!r} already exists")
     state.ces[e.name] = ComputeEnvironment(
-        name=e.name, arn=state.arn("compute-environment", e.name), ce_type=e.ce_type,
-        kind=e.kind, state=e.state, seq=state.next_seq(), echo=dict(e.echo), tags=dict(e.tags),
+        name=e.name,
+        arn=state.arn("compute-environment", e.name),
+        ce_type=e.ce_type,
+        kind=e.kind,
+        state=e.state,
+        seq=state.next_seq(),
+        echo=dict(e.echo),
+        tags=dict(e.tags),
     )
     state.changes.touch("compute_environment", e.name)
     state.journal(e.now, e.cause, e.name, "CREATED", f"compute environment {e.kind} {e.state}")
@@ -69,7 +75,9 @@ def _check_ce_order(state: State, order: tuple[tuple[int, str], ...]) -> tuple[s
         )
     names = []
     for i, (_, ref) in enumerate(sorted(order)):
-        names.append(resolve_ce(state, ref, f"computeEnvironmentOrder[{i}].computeEnvironment").name)
+        names.append(
+            resolve_ce(state, ref, f"computeEnvironmentOrder[{i}].computeEnvironment").name
+        )
     if len(set(names)) != len(names):
         raise ValidationError("computeEnvironmentOrder", "lists a compute environment twice")
     kinds = {state.ces[n].kind for n in names}
@@ -86,8 +94,14 @@ def create_queue(state: State, e: ev.CreateJobQueue) -> None:
         raise ConflictError(f"jobQueueName: {e.name!r} already exists")
     ce_order = _check_ce_order(state, e.ce_order)
     state.queues[e.name] = JobQueue(
-        name=e.name, arn=state.arn("job-queue", e.name), priority=e.priority, state=e.state,
-        ce_order=ce_order, seq=state.next_seq(), echo=dict(e.echo), tags=dict(e.tags),
+        name=e.name,
+        arn=state.arn("job-queue", e.name),
+        priority=e.priority,
+        state=e.state,
+        ce_order=ce_order,
+        seq=state.next_seq(),
+        echo=dict(e.echo),
+        tags=dict(e.tags),
     )
     state.changes.touch("queue", e.name)
     state.journal(e.now, e.cause, e.name, "CREATED", f"priority {e.priority} CEs {list(ce_order)}")
@@ -104,13 +118,17 @@ def update_queue(state: State, e: ev.UpdateJobQueue) -> None:
         queue.ce_order = ce_order
     queue.echo.update(e.echo)
     state.changes.touch("queue", queue.name)
-    state.journal(e.now, e.cause, queue.name, "UPDATED", f"state {queue.state} priority {queue.priority}")
+    state.journal(
+        e.now, e.cause, queue.name, "UPDATED", f"state {queue.state} priority {queue.priority}"
+    )
 
 
 def delete_queue(state: State, e: ev.DeleteJobQueue) -> None:
     queue = resolve_queue(state, e.ref)
     if queue.state != "DISABLED":
-        raise ConflictError(f"jobQueue: {queue.name!r} is {queue.state}; disable it before deleting it")
+        raise ConflictError(
+            f"jobQueue: {queue.name!r} is {queue.state}; disable it before deleting it"
+        )
     live = [j for j in state.jobs.values() if j.queue == queue.name and j.status in ACTIVE]
     if live:
         raise ConflictError(
@@ -131,8 +149,13 @@ def register_definition(state: State, e: ev.RegisterJobDefinition) -> JobDefinit
     revisions = state.definitions.setdefault(e.name, {})
     revision = max(revisions, default=0) + 1
     definition = JobDefinition(
-        name=e.name, revision=revision, arn=state.arn("job-definition", f"{e.name}:{revision}"),
-        def_type=e.def_type, spec=e.spec, parameters=dict(e.parameters), echo=dict(e.echo),
+        name=e.name,
+        revision=revision,
+        arn=state.arn("job-definition", f"{e.name}:{revision}"),
+        def_type=e.def_type,
+        spec=e.spec,
+        parameters=dict(e.parameters),
+        echo=dict(e.echo),
         tags=dict(e.tags),
     )
     revisions[revision] = definition
@@ -165,7 +188,9 @@ def _tag_target(state: State, arn: str) -> tuple[str, str, dict[str, str]]:
     if kind == "job" and name in state.jobs:
         job = state.jobs[name]
         if job.parent_id is not None:
-            raise ValidationError("resourceArn", "array child jobs cannot be tagged; tag the parent")
+            raise ValidationError(
+                "resourceArn", "array child jobs cannot be tagged; tag the parent"
+            )
         return "job", name, job.tags
     raise NotFoundError(f"resourceArn: no resource {arn!r}")
 

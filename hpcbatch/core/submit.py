@@ -70,9 +70,7 @@ def _check_dependencies(state: State, e: ev.SubmitJob) -> None:
         target = state.jobs.get(dep.job_id)
         if target is None:
             raise NotFoundError(f"{field}.jobId: no job {dep.job_id!r}")
-        if dep.dep_type == "N_TO_N" and (
-            e.array_size is None or target.array_size != e.array_size
-        ):
+        if dep.dep_type == "N_TO_N" and (e.array_size is None or target.array_size != e.array_size):
             raise ValidationError(
                 field,
                 f"N_TO_N needs two array jobs of the same size (this job: {e.array_size}, "
@@ -91,15 +89,29 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
         raise ConflictError(f"jobId: {e.job_id!r} already exists")
     _check_dependencies(state, e)
     spec, parameters = merge_spec(definition, e)
+    if not spec.command:
+        raise ValidationError(
+            "containerOverrides.command",
+            f"job definition {definition.name}:{definition.revision} has no command; give one",
+        )
     if e.strict:
         problem = largest_fit_problem(state, queue, spec.resources)
         if problem is not None:
             raise ValidationError("resourceRequirements", f"{problem} (refused: --strict)")
     seq = state.next_seq()
     parent = Job(
-        job_id=e.job_id, name=e.name, queue=queue.name, definition_arn=definition.arn, seq=seq,
-        created_at=e.now, spec=spec, depends_on=e.depends_on, parameters=parameters,
-        tags=dict(e.tags), echo=dict(e.echo), array_size=e.array_size,
+        job_id=e.job_id,
+        name=e.name,
+        queue=queue.name,
+        definition_arn=definition.arn,
+        seq=seq,
+        created_at=e.now,
+        spec=spec,
+        depends_on=e.depends_on,
+        parameters=parameters,
+        tags=dict(e.tags),
+        echo=dict(e.echo),
+        array_size=e.array_size,
     )
     plain = [d.job_id for d in e.depends_on if d.dep_type is None and d.job_id is not None]
     state.journal(e.now, e.cause, e.job_id, "SUBMITTED", _submit_detail(e, queue.name))
@@ -108,7 +120,9 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
         doomed += _add_children(state, parent, plain, e)
     # Fail only once every job exists, so an array parent sees all of its children.
     for job, failed_dep in doomed:
-        finish_job(state, job, JobStatus.FAILED, e.cause, e.now, f"Dependent Job failed: {failed_dep}")
+        finish_job(
+            state, job, JobStatus.FAILED, e.cause, e.now, f"Dependent Job failed: {failed_dep}"
+        )
     return parent
 
 
@@ -153,9 +167,15 @@ def _add_children(state: State, parent: Job, plain: list[str], e: ev.SubmitJob) 
         if sequential and index > 0:
             ids.append(f"{parent.job_id}:{index - 1}")
         child = Job(
-            job_id=f"{parent.job_id}:{index}", name=parent.name, queue=parent.queue,
-            definition_arn=parent.definition_arn, seq=parent.seq, created_at=e.now,
-            spec=parent.spec, parent_id=parent.job_id, array_index=index,
+            job_id=f"{parent.job_id}:{index}",
+            name=parent.name,
+            queue=parent.queue,
+            definition_arn=parent.definition_arn,
+            seq=parent.seq,
+            created_at=e.now,
+            spec=parent.spec,
+            parent_id=parent.job_id,
+            array_index=index,
         )
         doomed += _add(state, child, _unfinished(state, ids))
     return doomed

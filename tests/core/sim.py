@@ -35,27 +35,51 @@ class Sim:
                 self.killed.append(command)
         return commands
 
-    def cluster(self, nodes: int = 2, vcpus: int = 4, memory: int = 8192, gpus: int = 0,
-                ce: str = "local", queue: str = "q", priority: int = 1) -> Sim:
+    def cluster(
+        self,
+        nodes: int = 2,
+        vcpus: int = 4,
+        memory: int = 8192,
+        gpus: int = 0,
+        ce: str = "local",
+        queue: str = "q",
+        priority: int = 1,
+    ) -> Sim:
         if ce not in self.state.ces:
             self.do(ev.CreateComputeEnvironment, name=ce, ce_type="MANAGED", kind="LOCAL")
         for i in range(nodes):
-            self.do(ev.NodeJoined, node=f"{ce}-n{i}", ce=ce,
-                    capacity=Resources(vcpus * 1000, memory, gpus),
-                    gpu_indices=tuple(range(gpus)))
+            self.do(
+                ev.NodeJoined,
+                node=f"{ce}-n{i}",
+                ce=ce,
+                capacity=Resources(vcpus * 1000, memory, gpus),
+                gpu_indices=tuple(range(gpus)),
+            )
         self.do(ev.CreateJobQueue, name=queue, priority=priority, ce_order=((1, ce),))
         if "d" not in self.state.definitions:
-            self.do(ev.RegisterJobDefinition, name="d", def_type="container",
-                    spec=JobSpec(command=("true",)))
+            self.do(
+                ev.RegisterJobDefinition,
+                name="d",
+                def_type="container",
+                spec=JobSpec(command=("true",)),
+            )
         return self
 
-    def submit(self, queue: str = "q", vcpus: int = 1, memory: int = 512, gpus: int = 0,
-               **fields: Any) -> Job:
+    def submit(
+        self, queue: str = "q", vcpus: int = 1, memory: int = 512, gpus: int = 0, **fields: Any
+    ) -> Job:
         job_id = fields.pop("job_id", f"job{next(self.ids)}")
         fields.setdefault("name", "j")
         fields.setdefault("definition", "d")
-        self.do(ev.SubmitJob, job_id=job_id, queue=queue, cpu_milli=vcpus * 1000,
-                memory_mib=memory, gpus=gpus, **fields)
+        self.do(
+            ev.SubmitJob,
+            job_id=job_id,
+            queue=queue,
+            cpu_milli=vcpus * 1000,
+            memory_mib=memory,
+            gpus=gpus,
+            **fields,
+        )
         return self.state.jobs[job_id]
 
     def schedule(self) -> list[LaunchAttempt]:
@@ -68,9 +92,16 @@ class Sim:
     def start(self, launch: LaunchAttempt) -> None:
         self.do(ev.AttemptStarted, attempt_id=launch.attempt_id, started_at=self.now, pid=1)
 
-    def end(self, launch: LaunchAttempt, exit_code: int | None = 0, reason: str | None = None) -> None:
-        self.do(ev.AttemptEnded, attempt_id=launch.attempt_id, stopped_at=self.now,
-                exit_code=exit_code, reason=reason)
+    def end(
+        self, launch: LaunchAttempt, exit_code: int | None = 0, reason: str | None = None
+    ) -> None:
+        self.do(
+            ev.AttemptEnded,
+            attempt_id=launch.attempt_id,
+            stopped_at=self.now,
+            exit_code=exit_code,
+            reason=reason,
+        )
 
     def run_all(self, exit_code: int = 0, rounds: int = 10_000) -> None:
         """Schedule and finish everything, each attempt with ``exit_code``."""

@@ -16,8 +16,9 @@ def _dump(state: State) -> dict[str, list[dict]]:
     docs: dict[str, list[dict]] = {
         "compute_environment": [codec.ce_to_doc(c) for c in state.ces.values()],
         "queue": [codec.queue_to_doc(q) for q in state.queues.values()],
-        "job_definition": [codec.definition_to_doc(d) for r in state.definitions.values()
-                           for d in r.values()],
+        "job_definition": [
+            codec.definition_to_doc(d) for r in state.definitions.values() for d in r.values()
+        ],
         "node": [codec.node_to_doc(n) for n in state.nodes.values()],
         "job": [codec.job_to_doc(j) for j in state.jobs.values()],
     }

@@ -29,9 +29,13 @@ def test_job_runs_through_every_state_and_records_its_attempt() -> None:
 
 def test_launch_carries_the_aws_batch_environment() -> None:
     sim = Sim().cluster()
-    sim.do(ev.RegisterJobDefinition, name="env", def_type="container",
-           spec=ev.JobSpec(command=("echo", "Ref::word"), environment=(("A", "1"),)),
-           parameters={"word": "default"})
+    sim.do(
+        ev.RegisterJobDefinition,
+        name="env",
+        def_type="container",
+        spec=ev.JobSpec(command=("echo", "Ref::word"), environment=(("A", "1"),)),
+        parameters={"word": "default"},
+    )
     job = sim.submit(definition="env", parameters={"word": "hello"}, environment=(("B", "2"),))
     (launch,) = sim.schedule()
     env = dict(launch.environment)
@@ -128,7 +132,9 @@ def test_retry_until_attempts_run_out() -> None:
 
 def test_evaluate_on_exit_exit_rule_stops_retries() -> None:
     sim = Sim().cluster()
-    job = sim.submit(retry=retry(5, RetryRule("EXIT", on_exit_code="4*"), RetryRule("RETRY", on_exit_code="*")))
+    job = sim.submit(
+        retry=retry(5, RetryRule("EXIT", on_exit_code="4*"), RetryRule("RETRY", on_exit_code="*"))
+    )
     sim.run_all(exit_code=42)
     assert len(job.attempts) == 1 and job.status is JobStatus.FAILED
 

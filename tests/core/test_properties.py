@@ -18,11 +18,20 @@ from hpcbatch.core.scheduler import schedule
 from hpcbatch.core.state import runnable_key
 from tests.core.sim import Sim, retry
 
-submit = st.tuples(st.just("submit"), st.integers(1, 5), st.integers(0, 2), st.integers(0, 3),
-                   st.sampled_from([None, None, 2, 3]), st.integers(1, 3),
-                   st.sampled_from([None, 60, 600]), st.integers(0, 3))
+submit = st.tuples(
+    st.just("submit"),
+    st.integers(1, 5),
+    st.integers(0, 2),
+    st.integers(0, 3),
+    st.sampled_from([None, None, 2, 3]),
+    st.integers(1, 3),
+    st.sampled_from([None, 60, 600]),
+    st.integers(0, 3),
+)
 op = st.one_of(
-    submit, submit, submit,
+    submit,
+    submit,
+    submit,
     st.tuples(st.just("end"), st.integers(0, 50), st.sampled_from([0, 0, 0, 1])),
     st.tuples(st.just("schedule")),
     st.tuples(st.just("schedule")),
@@ -48,7 +57,8 @@ def _check_order(sim: Sim) -> None:
     """Every placement not marked backfill has no blocked, placeable job ahead of it."""
     order = sorted(
         (-sim.state.queues[j.queue].priority, sim.state.queues[j.queue].seq, runnable_key(j), j)
-        for j in sim.state.jobs.values() if j.status is JobStatus.RUNNABLE
+        for j in sim.state.jobs.values()
+        if j.status is JobStatus.RUNNABLE
     )
     plan = schedule(sim.state, sim.now)
     placed = {p.job_id: p for p in plan.placements}
@@ -68,16 +78,26 @@ def _check_order(sim: Sim) -> None:
 def _apply(sim: Sim, step: tuple[Any, ...], jobs: list[Job]) -> None:
     kind = step[0]
     live = [
-        launch for launch in sim.launched
-        if (job := sim.state.jobs.get(launch.job_id)) is not None and job.current is not None
+        launch
+        for launch in sim.launched
+        if (job := sim.state.jobs.get(launch.job_id)) is not None
+        and job.current is not None
         and launch.attempt_id.endswith(f"/{job.current.number}")
     ]
     if kind == "submit":
         _, vcpus, gpus, dep, array, attempts, timeout, dep2 = step
         picks = {jobs[-d].job_id for d in (dep, dep2) if d and len(jobs) >= d}
         depends = tuple(Dependency(i) for i in sorted(picks))
-        jobs.append(sim.submit(vcpus=vcpus, gpus=gpus, depends_on=depends, array_size=array,
-                               retry=retry(attempts), timeout_s=timeout))
+        jobs.append(
+            sim.submit(
+                vcpus=vcpus,
+                gpus=gpus,
+                depends_on=depends,
+                array_size=array,
+                retry=retry(attempts),
+                timeout_s=timeout,
+            )
+        )
     elif kind == "schedule":
         _check_order(sim)
     elif kind in ("start", "end") and live:
@@ -96,8 +116,14 @@ def _apply(sim: Sim, step: tuple[Any, ...], jobs: list[Job]) -> None:
         if kind == "lose":
             sim.do(ev.NodeLost, node=name, reason="lost")
         elif kind == "rejoin":
-            sim.do(ev.NodeJoined, node=name, ce="local", capacity=node.capacity,
-                   gpu_indices=node.gpu_indices, known_attempts=tuple(node.attempts))
+            sim.do(
+                ev.NodeJoined,
+                node=name,
+                ce="local",
+                capacity=node.capacity,
+                gpu_indices=node.gpu_indices,
+                known_attempts=tuple(node.attempts),
+            )
         elif node.state.value == "ONLINE":
             sim.do(ev.DrainNode, node=name, reason="admin")
 
@@ -119,4 +145,6 @@ def test_safety_properties_hold_over_random_histories(steps: list[tuple[Any, ...
         for job_id, status in finished.items():
             if job_id in sim.state.jobs:
                 assert sim.state.jobs[job_id].status is status, f"{job_id} left {status}"
-        finished.update({j.job_id: j.status for j in sim.state.jobs.values() if j.status in TERMINAL})
+        finished.update(
+            {j.job_id: j.status for j in sim.state.jobs.values() if j.status in TERMINAL}
+        )

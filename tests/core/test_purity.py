@@ -7,8 +7,22 @@ from pathlib import Path
 
 import hpcbatch.core
 
-FORBIDDEN = {"asyncio", "socket", "subprocess", "time", "random", "sqlite3", "paramiko", "os",
-             "datetime", "uuid", "threading", "secrets", "pathlib", "shutil"}
+FORBIDDEN = {
+    "asyncio",
+    "socket",
+    "subprocess",
+    "time",
+    "random",
+    "sqlite3",
+    "paramiko",
+    "os",
+    "datetime",
+    "uuid",
+    "threading",
+    "secrets",
+    "pathlib",
+    "shutil",
+}
 
 
 def test_core_imports_nothing_that_does_io_or_reads_clocks() -> None:

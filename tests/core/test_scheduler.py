@@ -42,7 +42,9 @@ def test_compute_environment_order_is_tried_in_order() -> None:
         sim.do(ev.CreateComputeEnvironment, name=ce, ce_type="MANAGED", kind="LOCAL")
         sim.do(ev.NodeJoined, node=f"{ce}-n", ce=ce, capacity=ev.Resources(1000, 1024, 0))
     sim.do(ev.CreateJobQueue, name="q", priority=1, ce_order=((2, "second"), (1, "first")))
-    sim.do(ev.RegisterJobDefinition, name="d", def_type="container", spec=ev.JobSpec(command=("true",)))
+    sim.do(
+        ev.RegisterJobDefinition, name="d", def_type="container", spec=ev.JobSpec(command=("true",))
+    )
     a, b = sim.submit(), sim.submit()
     launches = {launch.job_id: launch.node for launch in sim.schedule()}
     assert launches == {a.job_id: "first-n", b.job_id: "second-n"}
@@ -127,9 +129,13 @@ def test_no_nodes_yet_is_not_a_misconfiguration() -> None:
     sim = Sim()
     sim.do(ev.CreateComputeEnvironment, name="local", ce_type="MANAGED", kind="LOCAL")
     sim.do(ev.CreateJobQueue, name="q", priority=1, ce_order=((1, "local"),))
-    sim.do(ev.RegisterJobDefinition, name="d", def_type="container", spec=ev.JobSpec(command=("true",)))
+    sim.do(
+        ev.RegisterJobDefinition, name="d", def_type="container", spec=ev.JobSpec(command=("true",))
+    )
     job = sim.submit(vcpus=64)
-    assert explain(sim.state, job) == "waiting for nodes: compute environments [local] have no nodes"
+    assert (
+        explain(sim.state, job) == "waiting for nodes: compute environments [local] have no nodes"
+    )
 
 
 def test_a_pass_over_a_full_cluster_stops_early() -> None:

@@ -1,0 +1,5 @@
+"""``python -m hpcbatch_agent``: see main.py."""
+
+from .main import main
+
+raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""Command line of the agent: ``serve`` (the daemon) and ``attach`` (a stdio relay to it).
+
+Vocabulary:
+    state dir  everything one agent owns: agent.sock, agent.pid, agent.lock, agent.log,
+               spool/, status/, logs/, work/. One machine may run several agents (virtual
+               nodes), each with its own state dir.
+    detach     start the daemon in a new session with stdio to agent.log, and return only
+               once its socket accepts connections.
+    attach     relay stdin/stdout to the daemon's socket, starting the daemon first; this is
+               how an SSH exec channel reaches the agent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .capacity import detect_node
+from .server import AgentServer
+from .unixsock import connect, is_listening
+
+EXIT_ALREADY_RUNNING = 3
+DETACH_TIMEOUT_S = 30.0
+
+
+def _gpu_list(text: str) -> list[int]:
+    return [int(item) for item in text.split(",") if item.strip()]
+
+
+def _add_serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--node-name", default=socket.gethostname())
+    parser.add_argument("--vcpus", type=int)
+    parser.add_argument("--memory-mib", type=int)
+    parser.add_argument("--gpus", type=_gpu_list, help="comma-separated GPU indices")
+    parser.add_argument("--heartbeat-s", type=float, default=2.0)
+    parser.add_argument("--kill-grace-s", type=float, default=3.0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hpcbatch_agent")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the agent daemon")
+    _add_serve_options(serve)
+    serve.add_argument("--detach", action="store_true")
+    attach = commands.add_parser("attach", help="relay stdio to the daemon, starting it")
+    _add_serve_options(attach)
+    return parser
+
+
+def serve_argv(args: argparse.Namespace) -> list[str]:
+    """The ``serve`` argv (without --detach) that reproduces ``args``."""
+    argv = [
+        "serve",
+        "--state-dir",
+        str(args.state_dir),
+        "--node-name",
+        args.node_name,
+        "--heartbeat-s",
+        str(args.heartbeat_s),
+        "--kill-grace-s",
+        str(args.kill_grace_s),
+    ]
+    if args.vcpus is not None:
+        argv += ["--vcpus", str(args.vcpus)]
+    if args.memory_mib is not None:
+        argv += ["--memory-mib", str(args.memory_mib)]
+    if args.gpus is not None:
+        argv += ["--gpus", ",".join(str(g) for g in args.gpus)]
+    return argv
+
+
+def start_detached(args: argparse.Namespace) -> int:
+    """Start the daemon in its own session; 0 once its socket accepts connections."""
+    state_dir: Path = args.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    sock_path = state_dir / "agent.sock"
+    if is_listening(sock_path):
+        return 0
+    with open(state_dir / "agent.log", "ab") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "hpcbatch_agent", *serve_argv(args)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=state_dir,
+        )
+    deadline = time.monotonic() + DETACH_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if is_listening(sock_path):
+            child.returncode = 0  # it lives on without us: nothing for Popen to reap
+            return 0
+        if child.poll() is not None and child.returncode != EXIT_ALREADY_RUNNING:
+            print(
+                f"agent exited with {child.returncode}; see {state_dir / 'agent.log'}",
+                file=sys.stderr,
+            )
+            return 1
+        time.sleep(0.01)  # polling a socket that is coming up, bounded by the deadline
+    print(f"agent did not listen within {DETACH_TIMEOUT_S}s", file=sys.stderr)
+    return 1
+
+
+def _write_pidfile(path: Path) -> None:
+    tmp = path.with_suffix(".pid.tmp")
+    tmp.write_text(f"{os.getpid()}\n")
+    os.replace(tmp, path)
+
+
+def serve(args: argparse.Namespace) -> int:
+    state_dir = args.state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock_fd = os.open(state_dir / "agent.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"an agent already runs on {state_dir}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    os.chdir(state_dir)  # hold no arbitrary directory busy
+    pidfile = state_dir / "agent.pid"
+    _write_pidfile(pidfile)
+    node = detect_node(args.node_name, vcpus=args.vcpus, memory_mib=args.memory_mib, gpus=args.gpus)
+    server = AgentServer(
+        state_dir, node, heartbeat_s=args.heartbeat_s, kill_grace_s=args.kill_grace_s
+    )
+    try:
+        server.serve_forever()
+    finally:
+        for path in (state_dir / "agent.sock", pidfile):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        os.close(lock_fd)
+    return 0
+
+
+def relay(sock: socket.socket) -> int:
+    """Copy stdin to the socket and the socket to stdout until the agent closes."""
+    selector = selectors.DefaultSelector()
+    selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
+    selector.register(sock, selectors.EVENT_READ, "sock")
+    stdout = sys.stdout.fileno()
+    while True:
+        for key, _ in selector.select():
+            if key.data == "stdin":
+                data = os.read(sys.stdin.fileno(), 1 << 16)
+                if data:
+                    sock.sendall(data)
+                else:
+                    selector.unregister(sys.stdin.fileno())
+                    sock.shutdown(socket.SHUT_WR)
+                continue
+            data = sock.recv(1 << 16)
+            if not data:
+                return 0
+            view = memoryview(data)
+            while view:
+                view = view[os.write(stdout, view) :]
+
+
+def attach(args: argparse.Namespace) -> int:
+    sock_path = args.state_dir / "agent.sock"
+    if not is_listening(sock_path):
+        started = start_detached(args)
+        if started != 0:
+            return started
+    sock = connect(sock_path, timeout_s=None)
+    try:
+        return relay(sock)
+    finally:
+        sock.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "attach":
+        return attach(args)
+    if args.detach:
+        return start_detached(args)
+    return serve(args)

@@ -1,0 +1,431 @@
+"""The head<->agent protocol, version 1: pure builders, a codec and validators.
+
+Vocabulary:
+    message   one JSON object on one UTF-8 line, always carrying ``"v"`` (the protocol
+              version) and ``"type"``.
+    head      the scheduler side; it sends hello, launch, kill, ack, read_log, shutdown.
+    agent     the compute-host side; it sends hello, updates, heartbeat, log_data, error.
+    attempt   one execution of one job on one node, named by an opaque ``attempt_id``
+              chosen by the head (it may contain ':', '#', '/').
+    update    the state of an attempt as the agent last saw it: RUNNING, EXITED or
+              FAILED_TO_START, with pid, times (epoch milliseconds) and result.
+    node      what the agent offers: vCPUs, memory, GPUs, cgroup support, host name.
+
+Nothing here does I/O: both ends import this one module (the head through
+``hpcbatch.protocol``), so the wire format has a single source of truth. Standard library
+only, because the agent runs on bare compute hosts. docs/protocol.md describes each
+message in prose.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypedDict
+
+PROTOCOL_VERSION = 1
+AGENT_VERSION = "0.1.0"
+
+RUNNING = "RUNNING"
+EXITED = "EXITED"
+FAILED_TO_START = "FAILED_TO_START"
+ATTEMPT_STATES = (RUNNING, EXITED, FAILED_TO_START)
+
+TIMEOUT_REASON = "Job attempt duration exceeded timeout"
+
+Message = dict[str, Any]
+
+
+class GpuInfo(TypedDict):
+    index: int
+    uuid: str | None
+    name: str | None
+    memory_mib: int | None
+
+
+class NodeInfo(TypedDict):
+    name: str
+    vcpus: int
+    memory_mib: int
+    gpus: list[GpuInfo]
+    cgroups: str
+    hostname: str
+
+
+class AttemptSpec(TypedDict):
+    attempt_id: str
+    command: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    timeout_s: int | None
+    gpus: list[int]
+    vcpus: int
+    memory_mib: int
+
+
+class AttemptUpdate(TypedDict):
+    attempt_id: str
+    state: str
+    pid: int | None
+    started_at_ms: int | None
+    stopped_at_ms: int | None
+    exit_code: int | None
+    signal: int | None
+    reason: str | None
+    log_path: str
+
+
+class MessageError(ValueError):
+    """A line breaks the protocol. ``fatal`` means the connection must be closed
+    (another protocol version); otherwise the receiver answers ``error`` and goes on."""
+
+    def __init__(self, reason: str, *, fatal: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fatal = fatal
+
+
+# --- codec -------------------------------------------------------------------------------
+
+
+def encode(message: Mapping[str, Any]) -> bytes:
+    """One message as one line; ensure_ascii=False keeps non-ASCII log text compact."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes | str) -> Message:
+    """Parse one line into a message whose ``v`` and ``type`` are sound.
+
+    Raises MessageError: fatal for another protocol version, non-fatal otherwise."""
+    try:
+        message = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MessageError(f"malformed message: not valid JSON ({exc})") from None
+    if not isinstance(message, dict):
+        raise MessageError("malformed message: not a JSON object")
+    if "v" not in message:
+        raise MessageError("malformed message: missing field 'v'")
+    version = message["v"]
+    if version != PROTOCOL_VERSION or isinstance(version, bool):
+        raise MessageError(version_error_reason(version), fatal=True)
+    if not isinstance(message.get("type"), str):
+        raise MessageError("malformed message: missing or non-string field 'type'")
+    return message
+
+
+def version_error_reason(version: object) -> str:
+    return f"protocol version {version} not supported; agent speaks {PROTOCOL_VERSION}"
+
+
+# --- field checkers ------------------------------------------------------------------------
+
+Checker = Callable[[Any], bool]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _optional(check: Checker) -> Checker:
+    return lambda value: value is None or check(value)
+
+
+def _list_of(check: Checker) -> Checker:
+    return lambda value: isinstance(value, list) and all(check(item) for item in value)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+def _is_command(value: Any) -> bool:
+    return isinstance(value, list) and len(value) > 0 and all(_is_str(v) for v in value)
+
+
+def _is_state(value: Any) -> bool:
+    return value in ATTEMPT_STATES
+
+
+def _is_cgroups(value: Any) -> bool:
+    return value in ("none", "v1", "v2")
+
+
+ATTEMPT_FIELDS: dict[str, Checker] = {
+    "attempt_id": _is_str,
+    "command": _is_command,
+    "env": _is_str_map,
+    "cwd": _optional(_is_str),
+    "timeout_s": _optional(_is_int),
+    "gpus": _list_of(_is_int),
+    "vcpus": _is_int,
+    "memory_mib": _is_int,
+}
+
+UPDATE_FIELDS: dict[str, Checker] = {
+    "attempt_id": _is_str,
+    "state": _is_state,
+    "pid": _optional(_is_int),
+    "started_at_ms": _optional(_is_int),
+    "stopped_at_ms": _optional(_is_int),
+    "exit_code": _optional(_is_int),
+    "signal": _optional(_is_int),
+    "reason": _optional(_is_str),
+    "log_path": _is_str,
+}
+
+GPU_FIELDS: dict[str, Checker] = {
+    "index": _is_int,
+    "uuid": _optional(_is_str),
+    "name": _optional(_is_str),
+    "memory_mib": _optional(_is_int),
+}
+
+NODE_FIELDS: dict[str, Checker] = {
+    "name": _is_str,
+    "vcpus": _is_int,
+    "memory_mib": _is_int,
+    "gpus": lambda v: isinstance(v, list),
+    "cgroups": _is_cgroups,
+    "hostname": _is_str,
+}
+
+HEAD_MESSAGES: dict[str, dict[str, Checker]] = {
+    "hello": {"head": _is_str},
+    "launch": {"attempts": lambda v: isinstance(v, list)},
+    "kill": {"attempt_id": _is_str, "reason": _is_str},
+    "ack": {"attempt_ids": _list_of(_is_str)},
+    "read_log": {"req": _is_int, "attempt_id": _is_str, "offset": _is_int, "max_bytes": _is_int},
+    "shutdown": {"kill_jobs": _is_bool},
+}
+
+AGENT_MESSAGES: dict[str, dict[str, Checker]] = {
+    "hello": {
+        "agent_version": _is_str,
+        "node": lambda v: isinstance(v, dict),
+        "attempts": lambda v: isinstance(v, list),
+    },
+    "updates": {"updates": lambda v: isinstance(v, list)},
+    "heartbeat": {"time_ms": _is_int, "running": _is_int},
+    "log_data": {
+        "req": _is_int,
+        "attempt_id": _is_str,
+        "data": _is_str,
+        "next_offset": _is_int,
+        "complete": _is_bool,
+    },
+    "error": {"reason": _is_str},
+}
+
+
+def _check_fields(obj: Any, fields: Mapping[str, Checker], where: str) -> None:
+    if not isinstance(obj, dict):
+        raise MessageError(f"malformed message: {where} is not an object")
+    for name, check in fields.items():
+        if name not in obj:
+            raise MessageError(f"malformed message: {where} lacks field '{name}'")
+        if not check(obj[name]):
+            raise MessageError(f"malformed message: {where} has a bad '{name}': {obj[name]!r}")
+
+
+def _check_items(items: list[Any], fields: Mapping[str, Checker], where: str) -> None:
+    for index, item in enumerate(items):
+        _check_fields(item, fields, f"{where}[{index}]")
+
+
+def check_head_message(message: Message) -> None:
+    """Raise MessageError unless ``message`` (already decoded) is a valid head message."""
+    kind = message["type"]
+    fields = HEAD_MESSAGES.get(kind)
+    if fields is None:
+        raise MessageError(f"malformed message: unknown head message type {kind!r}")
+    _check_fields(message, fields, kind)
+    if kind == "launch":
+        _check_items(message["attempts"], ATTEMPT_FIELDS, "launch.attempts")
+
+
+def check_agent_message(message: Message) -> None:
+    """Raise MessageError unless ``message`` (already decoded) is a valid agent message."""
+    kind = message["type"]
+    fields = AGENT_MESSAGES.get(kind)
+    if fields is None:
+        raise MessageError(f"malformed message: unknown agent message type {kind!r}")
+    _check_fields(message, fields, kind)
+    if kind == "hello":
+        _check_fields(message["node"], NODE_FIELDS, "hello.node")
+        _check_items(message["node"]["gpus"], GPU_FIELDS, "hello.node.gpus")
+        _check_items(message["attempts"], UPDATE_FIELDS, "hello.attempts")
+    elif kind == "updates":
+        _check_items(message["updates"], UPDATE_FIELDS, "updates.updates")
+
+
+# --- builders: head -> agent -------------------------------------------------------------
+
+
+def _message(kind: str, **fields: Any) -> Message:
+    return {"v": PROTOCOL_VERSION, "type": kind, **fields}
+
+
+def head_hello(head_id: str) -> Message:
+    return _message("hello", head=head_id)
+
+
+def attempt_spec(
+    attempt_id: str,
+    command: list[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    timeout_s: int | None = None,
+    gpus: Iterable[int] = (),
+    vcpus: int = 1,
+    memory_mib: int = 0,
+) -> AttemptSpec:
+    return {
+        "attempt_id": attempt_id,
+        "command": list(command),
+        "env": dict(env or {}),
+        "cwd": cwd,
+        "timeout_s": timeout_s,
+        "gpus": list(gpus),
+        "vcpus": vcpus,
+        "memory_mib": memory_mib,
+    }
+
+
+def launch(attempts: Iterable[AttemptSpec]) -> Message:
+    return _message("launch", attempts=list(attempts))
+
+
+def kill(attempt_id: str, reason: str) -> Message:
+    return _message("kill", attempt_id=attempt_id, reason=reason)
+
+
+def ack(attempt_ids: Iterable[str]) -> Message:
+    return _message("ack", attempt_ids=list(attempt_ids))
+
+
+def read_log(req: int, attempt_id: str, offset: int = 0, max_bytes: int = 65536) -> Message:
+    return _message("read_log", req=req, attempt_id=attempt_id, offset=offset, max_bytes=max_bytes)
+
+
+def shutdown(kill_jobs: bool) -> Message:
+    return _message("shutdown", kill_jobs=kill_jobs)
+
+
+# --- builders: agent -> head -------------------------------------------------------------
+
+
+def agent_hello(node: NodeInfo, attempts: Iterable[AttemptUpdate]) -> Message:
+    return _message("hello", agent_version=AGENT_VERSION, node=node, attempts=list(attempts))
+
+
+def updates(items: Iterable[AttemptUpdate]) -> Message:
+    return _message("updates", updates=list(items))
+
+
+def heartbeat(time_ms: int, running: int) -> Message:
+    return _message("heartbeat", time_ms=time_ms, running=running)
+
+
+def log_data(
+    req: int,
+    attempt_id: str,
+    data: str,
+    next_offset: int,
+    complete: bool,
+    error: str | None = None,
+) -> Message:
+    message = _message(
+        "log_data",
+        req=req,
+        attempt_id=attempt_id,
+        data=data,
+        next_offset=next_offset,
+        complete=complete,
+    )
+    if error is not None:
+        message["error"] = error
+    return message
+
+
+def error(reason: str) -> Message:
+    return _message("error", reason=reason)
+
+
+def attempt_update(
+    attempt_id: str,
+    state: str,
+    log_path: str,
+    *,
+    pid: int | None = None,
+    started_at_ms: int | None = None,
+    stopped_at_ms: int | None = None,
+    exit_code: int | None = None,
+    signal: int | None = None,
+    reason: str | None = None,
+) -> AttemptUpdate:
+    return {
+        "attempt_id": attempt_id,
+        "state": state,
+        "pid": pid,
+        "started_at_ms": started_at_ms,
+        "stopped_at_ms": stopped_at_ms,
+        "exit_code": exit_code,
+        "signal": signal,
+        "reason": reason,
+        "log_path": log_path,
+    }
+
+
+def is_final(update: Mapping[str, Any]) -> bool:
+    return update.get("state") in (EXITED, FAILED_TO_START)
+
+
+__all__ = [
+    "AGENT_MESSAGES",
+    "AGENT_VERSION",
+    "ATTEMPT_FIELDS",
+    "ATTEMPT_STATES",
+    "EXITED",
+    "FAILED_TO_START",
+    "HEAD_MESSAGES",
+    "PROTOCOL_VERSION",
+    "RUNNING",
+    "TIMEOUT_REASON",
+    "UPDATE_FIELDS",
+    "AttemptSpec",
+    "AttemptUpdate",
+    "GpuInfo",
+    "Message",
+    "MessageError",
+    "NodeInfo",
+    "ack",
+    "agent_hello",
+    "attempt_spec",
+    "attempt_update",
+    "check_agent_message",
+    "check_head_message",
+    "decode",
+    "encode",
+    "error",
+    "head_hello",
+    "heartbeat",
+    "is_final",
+    "kill",
+    "launch",
+    "log_data",
+    "read_log",
+    "shutdown",
+    "updates",
+    "version_error_reason",
+]

@@ -1,0 +1,332 @@
+"""The agent daemon's loop: one thread, one selector, one head connection at a time.
+
+Vocabulary:
+    connection  a client of ``DIR/agent.sock``. Any connection may send requests (a
+                probe, ``stop_local_agent``'s shutdown), but only one is the head.
+    head        the connection that sent ``hello`` last: a new hello replaces the old head
+                (its connection is closed). Updates and heartbeats go only to the head;
+                whatever happened before its hello is in the hello's snapshot of the spool.
+                Losing the head never touches the jobs.
+    turn        one pass of the loop: wait on the selector, handle every ready event (head
+                lines, child exits, pidfds, timers), then commit the spool once and send the
+                turn's updates as one ``updates`` message. Under load a turn naturally
+                covers many launches and exits (coalescing); when idle it covers one, so an
+                update leaves within a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from . import protocol as p
+from .logs import read_chunk
+from .runner import ADOPTED_POLL_S, Runner, now_ms
+from .spool import Spool, safe_name
+from .unixsock import bind_listener
+
+MAX_LINE = 256 * 1024 * 1024
+MAX_OUTBUF = 256 * 1024 * 1024
+UPDATES_PER_MESSAGE = 1000
+
+
+class Connection:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.open = True
+        self.closing = False  # the head is gone or must go: close once outbuf is flushed
+        self.events = selectors.EVENT_READ  # what the selector watches for
+        self.write_broken = False  # sending failed: drop output, keep reading to EOF
+
+
+class AgentServer:
+    def __init__(
+        self,
+        state_dir: Path,
+        node: p.NodeInfo,
+        *,
+        heartbeat_s: float = 2.0,
+        kill_grace_s: float = 3.0,
+    ) -> None:
+        self.state_dir = state_dir
+        self.node = node
+        self.heartbeat_ms = int(heartbeat_s * 1000)
+        self.selector = selectors.DefaultSelector()
+        self.spool = Spool(state_dir / "spool")
+        self.pending: list[p.AttemptUpdate] = []
+        self.runner = Runner(
+            state_dir, self.spool, self.selector, self.pending.append, kill_grace_s
+        )
+        self.conns: set[Connection] = set()
+        self.head: Connection | None = None
+        self.listener: socket.socket | None = None
+        self.stop_requested = False
+        self.exit_when_idle = False  # shutdown(kill_jobs): exit once every job is reaped
+        self._child_exited = False
+        self._next_heartbeat = 0
+        self._next_poll = 0.0
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        wake_r, wake_w = socket.socketpair()
+        for end in (wake_r, wake_w):
+            end.setblocking(False)
+        signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, self._on_sigchld)
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.selector.register(wake_r, selectors.EVENT_READ, ("wake", None))
+        self.runner.recover()
+        self.spool.commit()
+        self.listener = bind_listener(self.state_dir / "agent.sock")
+        self.selector.register(self.listener, selectors.EVENT_READ, ("listen", None))
+        self._child_exited = True  # collect anything that exited before the handler existed
+        try:
+            while not self._should_exit():
+                self._turn()
+        finally:
+            self._flush_quietly()
+            self.spool.close()
+            signal.set_wakeup_fd(-1)
+            wake_r.close()
+            wake_w.close()
+            self.listener.close()
+
+    def _should_exit(self) -> bool:
+        if self.stop_requested:
+            return True
+        return self.exit_when_idle and not self.runner.running
+
+    def _on_sigchld(self, signum: int, frame: Any) -> None:
+        self._child_exited = True
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        self.stop_requested = True  # SIGTERM/SIGINT: leave, jobs keep running
+
+    def _flush_quietly(self) -> None:
+        self._send_pending()
+        for conn in list(self.conns):
+            conn.sock.setblocking(True)
+            conn.sock.settimeout(2.0)
+            with contextlib.suppress(OSError):
+                conn.sock.sendall(conn.outbuf)
+            self._drop(conn)
+
+    # --- the turn ---------------------------------------------------------------------------
+
+    def _turn(self) -> None:
+        for key, mask in self.selector.select(self._select_timeout()):
+            kind, obj = key.data
+            if kind == "wake":
+                _drain(key.fileobj)
+            elif kind == "listen":
+                self._accept()
+            elif kind == "conn":
+                self._on_conn_event(obj, mask)
+            elif kind == "pidfd":
+                self.runner.on_pidfd(obj)
+        if self._child_exited:
+            self._child_exited = False
+            self.runner.reap_children()
+        self.runner.run_timers()
+        if self.runner.polled and time.monotonic() >= self._next_poll:
+            self._next_poll = time.monotonic() + ADOPTED_POLL_S
+            self.runner.poll_adopted()
+        self._send_pending()
+        self._maybe_heartbeat()
+        for conn in list(self.conns):
+            self._flush(conn)
+
+    def _select_timeout(self) -> float | None:
+        if self._child_exited:
+            return 0
+        deadlines: list[float] = []
+        timer = self.runner.next_timer_ms()
+        if timer is not None:
+            deadlines.append(timer)
+        if self.head is not None:
+            deadlines.append(self._next_heartbeat)
+        if self.runner.polled:
+            deadlines.append(now_ms() + ADOPTED_POLL_S * 1000)
+        if not deadlines:
+            return None
+        return max(0.0, (min(deadlines) - now_ms()) / 1000)
+
+    def _send_pending(self) -> None:
+        # Commit first: nothing is reported before it is on disk.
+        self.spool.commit()
+        conn = self.head
+        if self.pending and conn is not None:
+            for start in range(0, len(self.pending), UPDATES_PER_MESSAGE):
+                chunk = self.pending[start : start + UPDATES_PER_MESSAGE]
+                conn.outbuf += p.encode(p.updates(chunk))
+        self.pending.clear()
+
+    def _maybe_heartbeat(self) -> None:
+        conn = self.head
+        now = now_ms()
+        if conn is not None and now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.heartbeat_ms
+            conn.outbuf += p.encode(p.heartbeat(now, len(self.runner.running)))
+
+    # --- the connection ---------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        assert self.listener is not None
+        try:
+            sock, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        sock.setblocking(False)
+        conn = Connection(sock)
+        self.conns.add(conn)
+        self.selector.register(sock, selectors.EVENT_READ, ("conn", conn))
+
+    def _drop(self, conn: Connection) -> None:
+        if not conn.open:
+            return
+        conn.open = False
+        self.selector.unregister(conn.sock)
+        conn.sock.close()
+        self.conns.discard(conn)
+        if self.head is conn:
+            self.head = None
+
+    def _on_conn_event(self, conn: Connection, mask: int) -> None:
+        if not conn.open:
+            return
+        # Read before writing: a head that sent its last lines and closed must still have
+        # them handled even though writing to it now fails.
+        if mask & selectors.EVENT_READ:
+            self._read(conn)
+        if mask & selectors.EVENT_WRITE and conn.open:
+            self._flush(conn)
+
+    def _read(self, conn: Connection) -> None:
+        try:
+            data = conn.sock.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        if not data:  # the head half-closed or went away: answer what it sent, then close
+            conn.closing = True
+            self._flush(conn)
+            return
+        conn.inbuf += data
+        start = 0
+        while conn.open:
+            newline = conn.inbuf.find(b"\n", start)
+            if newline < 0:
+                break
+            line = bytes(conn.inbuf[start:newline])
+            start = newline + 1
+            if line.strip():
+                self._handle_line(conn, line)
+        del conn.inbuf[:start]
+        if len(conn.inbuf) > MAX_LINE and conn.open:
+            conn.outbuf += p.encode(p.error("malformed message: line too long"))
+            conn.closing = True
+
+    def _flush(self, conn: Connection) -> None:
+        if conn.write_broken:
+            conn.outbuf.clear()
+        try:
+            while conn.outbuf:
+                sent = conn.sock.send(conn.outbuf)
+                del conn.outbuf[:sent]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            # The head stopped reading; whatever it still sends is read until EOF.
+            conn.outbuf.clear()
+            conn.write_broken = True
+        if not conn.outbuf and conn.closing:
+            self._drop(conn)
+            return
+        if len(conn.outbuf) > MAX_OUTBUF:
+            self._drop(conn)  # a head that does not read will get a fresh hello instead
+            return
+        events = (0 if conn.closing else selectors.EVENT_READ) | (
+            selectors.EVENT_WRITE if conn.outbuf else 0
+        )
+        if events != conn.events:
+            conn.events = events
+            self.selector.modify(conn.sock, events, ("conn", conn))
+
+    # --- messages ---------------------------------------------------------------------------
+
+    def _handle_line(self, conn: Connection, line: bytes) -> None:
+        try:
+            message = p.decode(line)
+            p.check_head_message(message)
+        except p.MessageError as exc:
+            self._send_pending()
+            conn.outbuf += p.encode(p.error(exc.reason))
+            if exc.fatal:
+                conn.closing = True
+                conn.inbuf.clear()
+                self._flush(conn)
+            return
+        kind = message["type"]
+        if kind == "hello":
+            self._hello(conn)
+        elif kind == "launch":
+            self.runner.launch_batch(message["attempts"])
+        elif kind == "kill":
+            self.runner.kill(message["attempt_id"], message["reason"])
+        elif kind == "ack":
+            self.runner.ack(message["attempt_ids"])
+        elif kind == "read_log":
+            self._send_pending()  # replies keep their place after earlier requests' updates
+            conn.outbuf += p.encode(self._read_log(message))
+        elif kind == "shutdown":
+            if message["kill_jobs"]:
+                self.runner.kill_all("agent shutdown")
+                self.exit_when_idle = True
+            else:
+                self.stop_requested = True
+
+    def _hello(self, conn: Connection) -> None:
+        # The snapshot supersedes whatever the turn had pending, so the head never sees a
+        # stale RUNNING after the EXITED that the snapshot already told it.
+        self.spool.commit()
+        self.pending.clear()
+        if self.head is not None and self.head is not conn:
+            self._drop(self.head)
+        self.head = conn
+        conn.outbuf += p.encode(p.agent_hello(self.node, self.runner.all_updates()))
+        self._next_heartbeat = now_ms() + self.heartbeat_ms
+
+    def _read_log(self, message: p.Message) -> p.Message:
+        attempt_id = message["attempt_id"]
+        path = str(self.runner.logs_dir / f"{safe_name(attempt_id)}.log")
+        known = attempt_id in self.spool.records
+        if not known and not os.path.exists(path):  # acked attempts keep their logs
+            return p.log_data(
+                message["req"], attempt_id, "", message["offset"], True, error="no such attempt"
+            )
+        finished = attempt_id not in self.runner.running
+        text, next_offset, complete = read_chunk(
+            path, message["offset"], message["max_bytes"], finished
+        )
+        return p.log_data(message["req"], attempt_id, text, next_offset, complete)
+
+
+def _drain(sock: Any) -> None:
+    try:
+        while sock.recv(4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass

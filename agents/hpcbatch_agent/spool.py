@@ -1,0 +1,167 @@
+"""The durable spool: what the agent must not forget across its own death.
+
+Vocabulary:
+    record     what the spool knows about one attempt: how it was started (pid, times,
+               file paths, timeout) and, once decided, its final result (an update).
+    journal    ``spool/journal.jsonl``, an append-only file of JSON lines, one per event:
+               ``start``, ``kill``, ``end``, ``ack``. Replaying it rebuilds the records.
+    commit     one write of every pending line followed by one fsync (group commit): the
+               agent commits once per loop turn, before it reports anything, so a result
+               the head has seen is always on disk, and 10,000 attempts cost a few hundred
+               fsyncs rather than 20,000.
+    compaction rewriting the journal as only the live records (tmp + fsync + rename) once
+               acked history dominates it.
+
+A torn last line (the agent died mid-write) is ignored: only the tail can be torn, and
+nothing after it was ever reported. ``safe_name`` turns an attempt id into a file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from .protocol import AttemptUpdate
+
+JOURNAL = "journal.jsonl"
+_MAX_NAME = 200
+
+
+def safe_name(attempt_id: str) -> str:
+    """A file name for an attempt id: reversible quoting, or a hash tail when too long."""
+    quoted = urllib.parse.quote(attempt_id, safe="")
+    if quoted.startswith("."):
+        quoted = "%2E" + quoted[1:]  # never "." / ".." / a hidden file
+    if len(quoted) <= _MAX_NAME:
+        return quoted
+    digest = hashlib.sha256(attempt_id.encode()).hexdigest()[:32]
+    return f"{quoted[:100]}~{digest}"
+
+
+def attempt_id_from_name(name: str) -> str | None:
+    """Inverse of safe_name, or None for hashed (too long) names."""
+    return None if "~" in name else urllib.parse.unquote(name)
+
+
+class Spool:
+    """Replays and appends the journal. Records are plain dicts keyed by attempt id."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / JOURNAL
+        self.records: dict[str, dict[str, Any]] = {}
+        self._pending: list[bytes] = []
+        self._pending_durable = False
+        self._lines = 0
+        self._load()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as journal:
+            for line in journal:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # the torn tail of a crash; never reported
+                self._apply(entry)
+                self._lines += 1
+
+    def _apply(self, entry: dict[str, Any]) -> None:
+        op = entry.get("op")
+        attempt_id = entry.get("attempt_id")
+        if not isinstance(attempt_id, str):
+            return
+        if op == "start":
+            record = dict(entry)
+            del record["op"]
+            record.setdefault("result", None)
+            record.setdefault("kill_reason", None)
+            self.records[attempt_id] = record
+        elif op == "kill" and attempt_id in self.records:
+            self.records[attempt_id]["kill_reason"] = entry.get("reason")
+        elif op == "end":
+            record = self.records.setdefault(attempt_id, {"attempt_id": attempt_id})
+            record["result"] = entry["result"]
+        elif op == "ack":
+            self.records.pop(attempt_id, None)
+
+    def _append(self, entry: dict[str, Any], durable: bool) -> None:
+        self._apply(entry)
+        self._pending.append(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+        self._pending_durable = self._pending_durable or durable
+
+    def record_start(self, record: dict[str, Any]) -> None:
+        """``record`` needs attempt_id; the agent stores pid, times, paths and timeout_s."""
+        self._append({"op": "start", **record}, durable=True)
+
+    def record_kill(self, attempt_id: str, reason: str) -> None:
+        self._append({"op": "kill", "attempt_id": attempt_id, "reason": reason}, durable=False)
+
+    def record_end(self, result: AttemptUpdate) -> None:
+        entry = {"op": "end", "attempt_id": result["attempt_id"], "result": result}
+        self._append(entry, durable=True)
+
+    def record_ack(self, attempt_id: str) -> None:
+        # Not forced to disk on its own: a lost ack only makes a result be re-sent.
+        self._append({"op": "ack", "attempt_id": attempt_id}, durable=False)
+
+    def commit(self) -> None:
+        """Write pending lines; fsync when any of them must survive a crash."""
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._lines += len(self._pending)
+        self._pending.clear()
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if self._pending_durable:
+            os.fsync(self._fd)
+            self._pending_durable = False
+        if self._lines > 4 * len(self.records) + 20000:
+            self.compact()
+
+    def compact(self) -> None:
+        """Rewrite the journal as the live records only, atomically."""
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as out:
+            for record in self.records.values():
+                for entry in _entries_for(record):
+                    out.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        self._lines = sum(len(_entries_for(r)) for r in self.records.values())
+
+    def close(self) -> None:
+        self.commit()
+        os.close(self._fd)
+
+
+def _entries_for(record: dict[str, Any]) -> list[dict[str, Any]]:
+    start = {k: v for k, v in record.items() if k not in ("result", "kill_reason")}
+    entries: list[dict[str, Any]] = [{"op": "start", **start}]
+    if record.get("kill_reason") is not None:
+        entries.append(
+            {"op": "kill", "attempt_id": record["attempt_id"], "reason": record["kill_reason"]}
+        )
+    if record.get("result") is not None:
+        entries.append(
+            {"op": "end", "attempt_id": record["attempt_id"], "result": record["result"]}
+        )
+    return entries

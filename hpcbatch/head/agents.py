@@ -1,0 +1,170 @@
+"""One session per connected agent: its messages become events, commands become its messages.
+
+Vocabulary: a **session** wraps one ``AgentLink`` (a local Unix socket now, an SSH channel
+later — the protocol is the same) for one node. It turns the agent's hello into ``NodeJoined``
+(plus the attempts it knows, for reconciliation), ``updates`` into ``AttemptStarted`` /
+``AttemptEnded``, heartbeats into ``NodeHeartbeat``; and it acknowledges final results only after
+the loop has made them durable, so an agent never forgets a result the head could still lose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+from hpcbatch import protocol
+from hpcbatch.core import events as ev
+from hpcbatch.core.commands import KillAttempt, LaunchAttempt
+from hpcbatch.core.model import Resources
+from hpcbatch.errors import TransportError
+from hpcbatch.head.loop import HeadLoop, now_ms
+from hpcbatch.transport.base import AgentLink
+
+log = logging.getLogger("hpcbatch.agents")
+
+
+def log_stream_name(node: str, attempt_id: str) -> str:
+    return f"hpcbatch/{node}/{attempt_id}"
+
+
+def update_event(node: str, cause: str, update: dict[str, Any]) -> ev.Event:
+    aid = update["attempt_id"]
+    now = now_ms()
+    if update["state"] == protocol.RUNNING:
+        return ev.AttemptStarted(
+            cause=cause,
+            now=now,
+            attempt_id=aid,
+            started_at=update["started_at_ms"] or now,
+            pid=update["pid"],
+            log_stream=log_stream_name(node, aid),
+        )
+    reason = update["reason"]
+    if reason is None and update["signal"] is not None:
+        reason = f"killed by signal {update['signal']}"
+    return ev.AttemptEnded(
+        cause=cause,
+        now=now,
+        attempt_id=aid,
+        stopped_at=update["stopped_at_ms"] or now,
+        exit_code=update["exit_code"],
+        reason=reason,
+        started=update["state"] == protocol.EXITED,
+        started_at=update["started_at_ms"],
+    )
+
+
+class AgentSession:
+    def __init__(self, node: str, ce: str, link: AgentLink, loop: HeadLoop) -> None:
+        self.node = node
+        self.ce = ce
+        self.link = link
+        self.loop = loop
+        self._causes = itertools.count(1)
+        self._requests = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._to_ack: list[str] = []
+        self.closed = asyncio.Event()
+
+    def _cause(self) -> str:
+        return f"{self.node}#{next(self._causes)}"
+
+    def joined_event(self) -> ev.NodeJoined:
+        node = self.link.hello["node"]
+        known = tuple(u["attempt_id"] for u in self.link.hello.get("attempts", []))
+        return ev.NodeJoined(
+            cause=self._cause(),
+            now=now_ms(),
+            node=self.node,
+            ce=self.ce,
+            capacity=Resources(node["vcpus"] * 1000, node["memory_mib"], len(node["gpus"])),
+            gpu_indices=tuple(g["index"] for g in node["gpus"]),
+            enforcement="none" if node["cgroups"] == "none" else f"cgroups {node['cgroups']}",
+            known_attempts=known,
+        )
+
+    async def run(self) -> None:
+        """Report the hello, then relay messages until the link closes."""
+        self.loop.post(self.joined_event())
+        self._post_updates(self.link.hello.get("attempts", []))
+        try:
+            while True:
+                message = await self.link.receive()
+                if message is None:
+                    break
+                self._handle(message)
+        except TransportError as error:
+            log.warning("agent %s: %s", self.node, error)
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(TransportError(f"node {self.node}: connection lost"))
+            self.closed.set()
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "updates":
+            self._post_updates(message["updates"])
+        elif kind == "heartbeat":
+            self.loop.post(ev.NodeHeartbeat(cause=self._cause(), now=now_ms(), node=self.node))
+        elif kind == "log_data":
+            future = self._pending.pop(message.get("req", -1), None)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif kind == "error":
+            log.warning("agent %s reports: %s", self.node, message.get("reason"))
+
+    def _post_updates(self, updates: list[dict[str, Any]]) -> None:
+        for update in updates:
+            event = update_event(self.node, self._cause(), update)
+            after: Callable[[], None] | None = None
+            if protocol.is_final(update):
+                after = self._acker(update["attempt_id"])
+            self.loop.post(event, after)
+
+    def _acker(self, attempt_id: str) -> Callable[[], None]:
+        def ack() -> None:
+            if not self._to_ack:  # the first of a batch schedules one message for all
+                asyncio.get_running_loop().call_soon(self._flush_acks)
+            self._to_ack.append(attempt_id)
+
+        return ack
+
+    def _flush_acks(self) -> None:
+        ids, self._to_ack = self._to_ack, []
+        asyncio.get_running_loop().create_task(self._send(protocol.ack(ids)))
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        try:
+            await self.link.send(message)
+        except (TransportError, OSError) as error:
+            log.warning("agent %s: send failed: %s", self.node, error)
+
+    async def launch(self, launches: list[LaunchAttempt]) -> None:
+        specs = [
+            protocol.attempt_spec(
+                c.attempt_id,
+                list(c.command),
+                env=dict(c.environment),
+                timeout_s=c.timeout_s,
+                gpus=c.gpu_indices,
+                vcpus=max(1, math.ceil(c.cpu_milli / 1000)),
+                memory_mib=c.memory_mib,
+            )
+            for c in launches
+        ]
+        await self._send(protocol.launch(specs))
+
+    async def kill(self, command: KillAttempt) -> None:
+        await self._send(protocol.kill(command.attempt_id, command.reason))
+
+    async def read_log(self, attempt_id: str, offset: int, max_bytes: int) -> dict[str, Any]:
+        req = next(self._requests)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[req] = future
+        await self.link.send(protocol.read_log(req, attempt_id, offset, max_bytes))
+        return await asyncio.wait_for(future, timeout=10)

@@ -1,0 +1,140 @@
+"""The head's HTTP face: a small ASGI app served by uvicorn.
+
+Routes (see docs/api.md):
+- ``POST /v1/<operation lower-cased>``: AWS Batch REST-JSON, exactly as boto3 and the aws CLI
+  send it;
+- ``/v1/tags/<percent-encoded ARN>``: TagResource (POST), ListTagsForResource (GET),
+  UntagResource (DELETE ``?tagKeys=``), routed on the raw path so an encoded ``/`` survives;
+- ``/hpcbatch/v1/...``: what boto3 cannot express (nodes, logs, history, health).
+
+Errors take AWS's shape: HTTP 400 + ``x-amzn-ErrorType: ClientException`` and
+``{"__type": ..., "message": ...}``; 500 for ServerException. Every response carries
+``x-amzn-RequestId``. A deterministic failure is always a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from hpcbatch.errors import ClientError, HpcbatchError, NotFoundError, ServerError
+from hpcbatch.head.api import hpcbatch_routes
+from hpcbatch.head.api.operations import HANDLERS, Call
+from hpcbatch.head.api.parse import OPERATIONS, parse_request
+from hpcbatch.head.service import Head
+
+log = logging.getLogger("hpcbatch.api")
+
+MAX_BODY = 2 * 1024 * 1024
+Scope = dict[str, Any]
+
+
+class ApiApp:
+    def __init__(self, head: Head) -> None:
+        self.head = head
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request_id = str(uuid.uuid4())
+        try:
+            body = await _read_body(receive)
+            status, payload = await self._route(scope, body, request_id)
+        except HpcbatchError as error:
+            status, payload = (
+                error.http_status,
+                {"__type": error.aws_type, "message": error.message},
+            )
+        except Exception:
+            log.exception("request %s failed", request_id)
+            error = ServerError(f"internal error (request {request_id}); see the head's log")
+            status, payload = 500, {"__type": error.aws_type, "message": error.message}
+        await _respond(send, status, payload, request_id)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.head.start()
+                except Exception as error:
+                    log.exception("head failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.head.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _route(self, scope: Scope, body: bytes, request_id: str) -> tuple[int, Any]:
+        raw = scope.get("raw_path") or scope["path"].encode()
+        path = raw.decode("latin-1").split("?", 1)[0]
+        method = scope["method"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query = parse_qs(scope.get("query_string", b"").decode())
+        call = Call(self.head, request_id, strict=headers.get("x-hpcbatch-strict") == "1")
+        if path.startswith("/v1/tags/"):
+            return 200, await self._tags(
+                call, method, unquote(path[len("/v1/tags/") :]), body, query
+            )
+        if path.startswith("/v1/") and method == "POST":
+            operation = path[len("/v1/") :].strip("/").lower()
+            if operation not in OPERATIONS:
+                raise NotFoundError(f"unknown operation {operation!r}")
+            name, _ = OPERATIONS[operation]
+            model = parse_request(
+                operation, body, min_timeout_seconds=self.head.config.min_timeout_seconds
+            )
+            return 200, await HANDLERS[name](call, model)
+        if path.startswith("/hpcbatch/v1/"):
+            return await hpcbatch_routes.route(call, method, path, body, query)
+        raise NotFoundError(f"no route for {method} {path}")
+
+    async def _tags(
+        self, call: Call, method: str, arn: str, body: bytes, query: dict[str, list[str]]
+    ) -> Any:
+        if method == "POST":
+            model = parse_request("tagresource", body, path_params={"resourceArn": arn})
+            return await HANDLERS["TagResource"](call, model)
+        if method == "DELETE":
+            params = {"resourceArn": arn, "tagKeys": query.get("tagKeys", [])}
+            model = parse_request("untagresource", b"", path_params=params)
+            return await HANDLERS["UntagResource"](call, model)
+        if method == "GET":
+            model = parse_request("listtagsforresource", b"", path_params={"resourceArn": arn})
+            return await HANDLERS["ListTagsForResource"](call, model)
+        raise ClientError(f"method {method} is not allowed on /v1/tags/")
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ClientError(f"request body is larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _respond(send: Any, status: int, payload: Any, request_id: str) -> None:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"x-amzn-requestid", request_id.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if status >= 400 and isinstance(payload, dict) and "__type" in payload:
+        headers.append((b"x-amzn-errortype", payload["__type"].encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,123 @@
+"""hpcbatch's own routes under ``/hpcbatch/v1/``: what the AWS API has no words for.
+
+- ``GET  nodes`` — every node: capacity, allocation, state and why, last heartbeat, enforcement
+- ``POST nodes/<name>/drain`` ``{"reason"}`` and ``nodes/<name>/resume``
+- ``GET  jobs/<jobId>/logs?attempt=N&offset=B`` — a chunk of an attempt's output
+- ``GET  jobs/<jobId>/history`` — the job's story from the journal
+- ``GET  health``
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from hpcbatch.core import events as ev
+from hpcbatch.core.model import ACTIVE, Job, Node, attempt_id, format_vcpus
+from hpcbatch.errors import ClientError, NotFoundError, TransportError, ValidationError
+from hpcbatch.head.api.operations import Call
+from hpcbatch.head.loop import now_ms
+
+VERSION = "0.1.0"
+LOG_CHUNK = 256 * 1024
+
+
+def node_doc(node: Node) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "computeEnvironment": node.ce,
+        "state": node.state.value,
+        "stateReason": node.state_reason,
+        "stateChangedAt": node.state_changed_at,
+        "vcpus": format_vcpus(node.capacity.cpu_milli),
+        "memoryMiB": node.capacity.memory_mib,
+        "gpus": node.capacity.gpus,
+        "allocatedVcpus": format_vcpus(node.allocated.cpu_milli),
+        "allocatedMemoryMiB": node.allocated.memory_mib,
+        "allocatedGpus": node.allocated.gpus,
+        "runningJobs": len(node.attempts),
+        "lastHeartbeatAt": node.last_heartbeat,
+        "enforcement": node.enforcement,
+    }
+
+
+async def route(
+    call: Call, method: str, path: str, body: bytes, query: dict[str, list[str]]
+) -> tuple[int, Any]:
+    parts = [unquote(p) for p in path[len("/hpcbatch/v1/") :].strip("/").split("/")]
+    if parts == ["health"]:
+        return 200, {"status": "ok", "version": VERSION}
+    if parts == ["nodes"] and method == "GET":
+        nodes = sorted(call.head.state.nodes.values(), key=lambda n: n.name)
+        return 200, {"nodes": [node_doc(n) for n in nodes]}
+    if len(parts) == 3 and parts[0] == "nodes" and method == "POST":
+        return 200, await _node_action(call, parts[1], parts[2], body)
+    if len(parts) == 3 and parts[0] == "jobs" and method == "GET":
+        job = call.head.state.jobs.get(parts[1])
+        if job is None:
+            raise NotFoundError(f"jobId: no job {parts[1]!r}")
+        if parts[2] == "logs":
+            return 200, await _logs(call, job, query)
+        if parts[2] == "history":
+            return 200, _history(call, job)
+    raise NotFoundError(f"no route for {method} {path}")
+
+
+async def _node_action(call: Call, name: str, action: str, body: bytes) -> dict[str, Any]:
+    try:
+        reason = str((json.loads(body or b"{}") or {}).get("reason") or "")
+    except (ValueError, AttributeError):
+        raise ValidationError("", "request body is not a JSON object") from None
+    if action == "drain":
+        event: ev.Event = ev.DrainNode(
+            cause=call.cause, now=now_ms(), node=name, reason=reason or "drained by admin"
+        )
+    elif action == "resume":
+        event = ev.ResumeNode(cause=call.cause, now=now_ms(), node=name)
+    else:
+        raise NotFoundError(f"no node action {action!r}; use drain or resume")
+    await call.head.loop.call(event)
+    return {"node": node_doc(call.head.state.nodes[name])}
+
+
+def _int(query: dict[str, list[str]], name: str) -> int | None:
+    values = query.get(name)
+    if not values:
+        return None
+    if not values[0].isdigit():
+        raise ValidationError(name, f"must be a non-negative integer (got {values[0]!r})")
+    return int(values[0])
+
+
+async def _logs(call: Call, job: Job, query: dict[str, list[str]]) -> dict[str, Any]:
+    if not job.attempts:
+        raise ClientError(f"job {job.job_id} has not started yet; it has no logs")
+    number = _int(query, "attempt") or len(job.attempts)
+    if not 1 <= number <= len(job.attempts):
+        raise ValidationError("attempt", f"must be 1 to {len(job.attempts)} (got {number})")
+    attempt = job.attempts[number - 1]
+    session = call.head.dispatcher.sessions.get(attempt.node)
+    if session is None:
+        raise TransportError(f"node {attempt.node} is not connected; its logs are unreachable")
+    aid = attempt_id(job.job_id, number)
+    reply = await session.read_log(aid, _int(query, "offset") or 0, LOG_CHUNK)
+    if reply.get("error"):
+        raise NotFoundError(f"attempt {aid}: {reply['error']}")
+    live = job.status in ACTIVE and number == len(job.attempts)
+    return {
+        "jobId": job.job_id,
+        "attempt": number,
+        "logStreamName": attempt.log_stream,
+        "data": reply["data"],
+        "nextOffset": reply["next_offset"],
+        "complete": bool(reply["complete"]) and not live,
+    }
+
+
+def _history(call: Call, job: Job) -> dict[str, Any]:
+    entries = call.head.store.history(job.job_id)
+    events = [
+        {"time": e.time_ms, "cause": e.cause, "event": e.event, "detail": e.detail} for e in entries
+    ]
+    return {"jobId": job.job_id, "events": events}

@@ -1,0 +1,253 @@
+"""The AWS Batch operations: each takes a validated request model and returns AWS's response.
+
+Writes become core events applied through the loop (``await head.loop.call``): they return only
+once durable, and a refused one raises ClientError having changed nothing. Reads look at the
+state directly — the loop task is the only writer, and a handler never awaits mid-read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hpcbatch.core import events as ev
+from hpcbatch.core.model import Job, JobStatus
+from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
+from hpcbatch.core.resources import list_tags
+from hpcbatch.errors import NotFoundError
+from hpcbatch.head.api import models as m
+from hpcbatch.head.api import shapes, translate
+from hpcbatch.head.api.paging import page
+from hpcbatch.head.loop import now_ms
+from hpcbatch.head.service import Head
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Call:
+    head: Head
+    request_id: str
+    strict: bool = False
+
+    @property
+    def cause(self) -> str:
+        return f"api:{self.request_id}"
+
+
+async def create_ce(c: Call, r: m.CreateComputeEnvironmentRequest) -> Doc:
+    await c.head.loop.call(translate.create_ce(r, c.cause, now_ms()))
+    ce = c.head.state.ces[r.computeEnvironmentName]
+    return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
+
+
+async def update_ce(c: Call, r: m.UpdateComputeEnvironmentRequest) -> Doc:
+    echo = translate.echo_of(r, "computeEnvironment", "state")
+    await c.head.loop.call(
+        ev.UpdateComputeEnvironment(
+            cause=c.cause, now=now_ms(), ref=r.computeEnvironment, state=r.state, echo=echo
+        )
+    )
+    ce = resolve_ce(c.head.state, r.computeEnvironment)
+    return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
+
+
+async def delete_ce(c: Call, r: m.DeleteComputeEnvironmentRequest) -> Doc:
+    await c.head.loop.call(
+        ev.DeleteComputeEnvironment(cause=c.cause, now=now_ms(), ref=r.computeEnvironment)
+    )
+    return {}
+
+
+async def describe_ces(c: Call, r: m.DescribeComputeEnvironmentsRequest) -> Doc:
+    state = c.head.state
+    ces = sorted(state.ces.values(), key=lambda ce: ce.seq)
+    if r.computeEnvironments:
+        wanted = {m.ref_name(x) for x in r.computeEnvironments}
+        ces = [ce for ce in ces if ce.name in wanted]
+    chunk, token = page(ces, r.maxResults, r.nextToken)
+    return {
+        "computeEnvironments": [shapes.compute_environment(ce) for ce in chunk],
+        "nextToken": token,
+    }
+
+
+async def create_queue(c: Call, r: m.CreateJobQueueRequest) -> Doc:
+    await c.head.loop.call(translate.create_queue(r, c.cause, now_ms()))
+    queue = c.head.state.queues[r.jobQueueName]
+    return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
+
+
+async def update_queue(c: Call, r: m.UpdateJobQueueRequest) -> Doc:
+    await c.head.loop.call(translate.update_queue(r, c.cause, now_ms()))
+    queue = resolve_queue(c.head.state, r.jobQueue)
+    return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
+
+
+async def delete_queue(c: Call, r: m.DeleteJobQueueRequest) -> Doc:
+    await c.head.loop.call(ev.DeleteJobQueue(cause=c.cause, now=now_ms(), ref=r.jobQueue))
+    return {}
+
+
+async def describe_queues(c: Call, r: m.DescribeJobQueuesRequest) -> Doc:
+    state = c.head.state
+    queues = sorted(state.queues.values(), key=lambda q: q.seq)
+    if r.jobQueues:
+        wanted = {m.ref_name(x) for x in r.jobQueues}
+        queues = [q for q in queues if q.name in wanted]
+    chunk, token = page(queues, r.maxResults, r.nextToken)
+    return {"jobQueues": [shapes.job_queue(state, q) for q in chunk], "nextToken": token}
+
+
+async def register_definition(c: Call, r: m.RegisterJobDefinitionRequest) -> Doc:
+    await c.head.loop.call(translate.register_definition(r, c.cause, now_ms()))
+    latest = max(c.head.state.definitions[r.jobDefinitionName].values(), key=lambda d: d.revision)
+    return {
+        "jobDefinitionName": latest.name,
+        "jobDefinitionArn": latest.arn,
+        "revision": latest.revision,
+    }
+
+
+async def deregister_definition(c: Call, r: m.DeregisterJobDefinitionRequest) -> Doc:
+    await c.head.loop.call(
+        ev.DeregisterJobDefinition(cause=c.cause, now=now_ms(), ref=r.jobDefinition)
+    )
+    return {}
+
+
+async def describe_definitions(c: Call, r: m.DescribeJobDefinitionsRequest) -> Doc:
+    state = c.head.state
+    found = [d for revs in state.definitions.values() for d in revs.values()]
+    if r.jobDefinitions:
+        wanted = set()
+        for ref in r.jobDefinitions:
+            try:
+                wanted.add(resolve_definition(state, ref).arn)
+            except NotFoundError:
+                continue
+        found = [d for d in found if d.arn in wanted]
+    if r.jobDefinitionName:
+        found = [d for d in found if d.name == r.jobDefinitionName]
+    if r.status:
+        found = [d for d in found if d.status == r.status]
+    found.sort(key=lambda d: (d.name, d.revision))
+    chunk, token = page(found, r.maxResults, r.nextToken)
+    return {"jobDefinitions": [shapes.job_definition(d) for d in chunk], "nextToken": token}
+
+
+async def submit_job(c: Call, r: m.SubmitJobRequest) -> Doc:
+    job_id = str(uuid.uuid4())
+    await c.head.loop.call(translate.submit_job(r, job_id, c.cause, now_ms(), c.strict))
+    return {"jobArn": c.head.state.arn("job", job_id), "jobName": r.jobName, "jobId": job_id}
+
+
+async def describe_jobs(c: Call, r: m.DescribeJobsRequest) -> Doc:
+    state = c.head.state
+    reservations = c.head.loop.plan.reservations
+    jobs = [state.jobs[i] for i in dict.fromkeys(r.jobs) if i in state.jobs]
+    return {"jobs": [shapes.job_detail(state, j, reservations) for j in jobs]}
+
+
+async def cancel_job(c: Call, r: m.CancelJobRequest) -> Doc:
+    await c.head.loop.call(
+        ev.CancelJob(cause=c.cause, now=now_ms(), job_id=r.jobId, reason=r.reason)
+    )
+    return {}
+
+
+async def terminate_job(c: Call, r: m.TerminateJobRequest) -> Doc:
+    await c.head.loop.call(
+        ev.TerminateJob(cause=c.cause, now=now_ms(), job_id=r.jobId, reason=r.reason)
+    )
+    return {}
+
+
+async def tag_resource(c: Call, r: m.TagResourceRequest) -> Doc:
+    await c.head.loop.call(
+        ev.TagResource(cause=c.cause, now=now_ms(), arn=r.resourceArn, tags=dict(r.tags))
+    )
+    return {}
+
+
+async def untag_resource(c: Call, r: m.UntagResourceRequest) -> Doc:
+    await c.head.loop.call(
+        ev.UntagResource(cause=c.cause, now=now_ms(), arn=r.resourceArn, keys=tuple(r.tagKeys))
+    )
+    return {}
+
+
+async def list_tags_for_resource(c: Call, r: m.ListTagsForResourceRequest) -> Doc:
+    return {"tags": list_tags(c.head.state, r.resourceArn)}
+
+
+def _glob(pattern: str, value: str) -> bool:
+    p, v = pattern.lower(), value.lower()
+    return v.startswith(p[:-1]) if p.endswith("*") else v == p
+
+
+def _filter(c: Call, job: Job, name: str, value: str) -> bool:
+    if name == "JOB_NAME":
+        return _glob(value, job.name)
+    if name == "JOB_DEFINITION":
+        definition = job.definition_arn.rpartition("/")[2]
+        target = m.ref_name(value)
+        return _glob(target, definition) or _glob(target, definition.partition(":")[0])
+    if name == "BEFORE_CREATED_AT":
+        return job.created_at < int(value)
+    if name == "AFTER_CREATED_AT":
+        return job.created_at > int(value)
+    top = c.head.state.jobs.get(job.parent_id) if job.parent_id else job
+    return _glob(value, str((top.echo if top else {}).get("shareIdentifier", "")))
+
+
+async def list_jobs(c: Call, r: m.ListJobsRequest) -> Doc:
+    state = c.head.state
+    if r.jobQueue is not None:
+        owner = resolve_queue(state, r.jobQueue).name
+    elif r.arrayJobId is not None:
+        owner = r.arrayJobId
+    else:
+        owner = f"multinode:{r.multiNodeJobId}"  # none exist yet: an empty list, as for AWS
+    listing = state.listing.get(owner, {})
+    if r.filters:
+        statuses = list(JobStatus)
+    else:
+        statuses = [JobStatus(r.jobStatus)] if r.jobStatus else [JobStatus.RUNNING]
+    ids = [i for s in statuses for i in listing.get(s, {})]
+    jobs = [state.jobs[i] for i in ids]
+    for f in r.filters or []:
+        jobs = [j for j in jobs if _filter(c, j, f.name, f.values[0])]
+    chunk, token = page(jobs, r.maxResults, r.nextToken)
+    reservations = c.head.loop.plan.reservations
+    return {
+        "jobSummaryList": [shapes.job_summary(state, j, reservations) for j in chunk],
+        "nextToken": token,
+    }
+
+
+Handler = Callable[[Call, Any], Awaitable[Doc]]
+
+HANDLERS: dict[str, Handler] = {
+    "CreateComputeEnvironment": create_ce,
+    "UpdateComputeEnvironment": update_ce,
+    "DeleteComputeEnvironment": delete_ce,
+    "DescribeComputeEnvironments": describe_ces,
+    "CreateJobQueue": create_queue,
+    "UpdateJobQueue": update_queue,
+    "DeleteJobQueue": delete_queue,
+    "DescribeJobQueues": describe_queues,
+    "RegisterJobDefinition": register_definition,
+    "DeregisterJobDefinition": deregister_definition,
+    "DescribeJobDefinitions": describe_definitions,
+    "SubmitJob": submit_job,
+    "DescribeJobs": describe_jobs,
+    "ListJobs": list_jobs,
+    "CancelJob": cancel_job,
+    "TerminateJob": terminate_job,
+    "TagResource": tag_resource,
+    "UntagResource": untag_resource,
+    "ListTagsForResource": list_tags_for_resource,
+}

@@ -1,0 +1,227 @@
+"""State objects as AWS Batch response shapes (DescribeJobs' JobDetail, JobSummary, ...).
+
+Field names and units are AWS's: ARNs for queues and definitions, epoch milliseconds for times.
+hpcbatch's own facts (the node an attempt ran on, why a job started) go under ``hpcbatch``:
+boto3 ignores members it does not know, and the CLI shows them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpcbatch.core.explain import explain
+from hpcbatch.core.model import (
+    TERMINAL,
+    Attempt,
+    ComputeEnvironment,
+    Job,
+    JobDefinition,
+    JobQueue,
+    JobSpec,
+    JobStatus,
+    attempt_id,
+    format_vcpus,
+)
+from hpcbatch.core.plan import Reservation
+from hpcbatch.core.state import State
+
+Doc = dict[str, Any]
+
+
+def _drop_none(doc: Doc) -> Doc:
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def compute_environment(ce: ComputeEnvironment) -> Doc:
+    resources = dict(ce.echo.get("computeResources") or {})
+    resources["type"] = ce.kind
+    return {
+        **ce.echo,
+        "computeEnvironmentName": ce.name,
+        "computeEnvironmentArn": ce.arn,
+        "type": ce.ce_type,
+        "state": ce.state,
+        "status": ce.status,
+        "statusReason": "ComputeEnvironment Healthy",
+        "computeResources": resources,
+        "tags": ce.tags,
+    }
+
+
+def job_queue(state: State, queue: JobQueue) -> Doc:
+    order = [
+        {"order": i + 1, "computeEnvironment": state.arn("compute-environment", name)}
+        for i, name in enumerate(queue.ce_order)
+    ]
+    return {
+        **queue.echo,
+        "jobQueueName": queue.name,
+        "jobQueueArn": queue.arn,
+        "state": queue.state,
+        "status": queue.status,
+        "statusReason": "JobQueue Healthy",
+        "priority": queue.priority,
+        "computeEnvironmentOrder": order,
+        "tags": queue.tags,
+    }
+
+
+def job_definition(definition: JobDefinition) -> Doc:
+    return {
+        **definition.echo,
+        "jobDefinitionName": definition.name,
+        "jobDefinitionArn": definition.arn,
+        "revision": definition.revision,
+        "status": definition.status,
+        "type": definition.def_type,
+        "parameters": definition.parameters,
+        "tags": definition.tags,
+    }
+
+
+def resource_requirements(spec: JobSpec) -> list[Doc]:
+    r = spec.resources
+    out = [
+        {"type": "VCPU", "value": format_vcpus(r.cpu_milli)},
+        {"type": "MEMORY", "value": str(r.memory_mib)},
+    ]
+    if r.gpus:
+        out.append({"type": "GPU", "value": str(r.gpus)})
+    return out
+
+
+def _attempt(job: Job, attempt: Attempt) -> Doc:
+    return _drop_none(
+        {
+            "container": _drop_none(
+                {
+                    "exitCode": attempt.exit_code,
+                    "reason": attempt.reason,
+                    "logStreamName": attempt.log_stream,
+                    "containerInstanceArn": attempt.node,
+                }
+            ),
+            "startedAt": attempt.started_at,
+            "stoppedAt": attempt.stopped_at,
+            "statusReason": attempt.reason,
+        }
+    )
+
+
+def _attempts(job: Job) -> list[Doc]:
+    """Attempts that reached RUNNING or ended, as AWS lists them."""
+    return [
+        _attempt(job, a)
+        for a in job.attempts
+        if a.started_at is not None or a.stopped_at is not None
+    ]
+
+
+def status_reason(state: State, job: Job, reservations: tuple[Reservation, ...]) -> str | None:
+    if job.status in (JobStatus.PENDING, JobStatus.RUNNABLE):
+        return explain(state, job, reservations)
+    return job.status_reason
+
+
+def _array(state: State, job: Job) -> Doc | None:
+    if job.is_array_parent:
+        counts = state.child_counts.get(job.job_id, {})
+        summary = {s.value: counts.get(s, 0) for s in JobStatus}
+        return {"size": job.array_size, "statusSummary": summary}
+    if job.array_index is not None:
+        return {"index": job.array_index}
+    return None
+
+
+def job_detail(state: State, job: Job, reservations: tuple[Reservation, ...] = ()) -> Doc:
+    top = state.jobs[job.parent_id] if job.parent_id else job
+    spec = job.spec
+    latest = job.attempts[-1] if job.attempts else None
+    container = _drop_none(
+        {
+            "command": list(spec.command),
+            "environment": [{"name": k, "value": v} for k, v in spec.environment],
+            "resourceRequirements": resource_requirements(spec),
+            "exitCode": latest.exit_code if latest and job.status in TERMINAL else None,
+            "reason": latest.reason if latest and job.status in TERMINAL else None,
+            "logStreamName": latest.log_stream if latest else None,
+        }
+    )
+    retry: Doc = {"attempts": spec.retry.attempts}
+    if spec.retry.rules:
+        retry["evaluateOnExit"] = [
+            _drop_none(
+                {
+                    "action": r.action,
+                    "onExitCode": r.on_exit_code,
+                    "onReason": r.on_reason,
+                    "onStatusReason": r.on_status_reason,
+                }
+            )
+            for r in spec.retry.rules
+        ]
+    doc: Doc = {
+        **top.echo,
+        "jobArn": state.arn("job", job.job_id),
+        "jobName": job.name,
+        "jobId": job.job_id,
+        "jobQueue": state.arn("job-queue", job.queue),
+        "status": job.status.value,
+        "statusReason": status_reason(state, job, reservations),
+        "attempts": [] if job.is_array_parent else _attempts(job),
+        "createdAt": job.created_at,
+        "startedAt": job.started_at,
+        "stoppedAt": job.stopped_at,
+        "dependsOn": [_drop_none({"jobId": d.job_id, "type": d.dep_type}) for d in top.depends_on],
+        "jobDefinition": job.definition_arn,
+        "parameters": top.parameters,
+        "container": container,
+        "retryStrategy": retry,
+        "tags": top.tags,
+        "schedulingPriority": spec.priority,
+        "isCancelled": job.is_cancelled,
+        "isTerminated": job.is_terminated,
+        "arrayProperties": _array(state, job),
+        "timeout": {"attemptDurationSeconds": spec.timeout_s} if spec.timeout_s else None,
+        "platformCapabilities": top.echo.get("platformCapabilities", ["EC2"]),
+        "hpcbatch": _extras(job),
+    }
+    return _drop_none(doc)
+
+
+def _extras(job: Job) -> Doc:
+    latest = job.attempts[-1] if job.attempts else None
+    return _drop_none(
+        {
+            "node": latest.node if latest else None,
+            "attemptId": attempt_id(job.job_id, latest.number) if latest else None,
+            "startReason": job.start_reason,
+            "waitingOn": sorted(job.waiting_on) or None,
+        }
+    )
+
+
+def job_summary(state: State, job: Job, reservations: tuple[Reservation, ...] = ()) -> Doc:
+    latest = job.attempts[-1] if job.attempts else None
+    array = _array(state, job)
+    return _drop_none(
+        {
+            "jobArn": state.arn("job", job.job_id),
+            "jobId": job.job_id,
+            "jobName": job.name,
+            "createdAt": job.created_at,
+            "status": job.status.value,
+            "statusReason": status_reason(state, job, reservations),
+            "startedAt": job.started_at,
+            "stoppedAt": job.stopped_at,
+            "container": _drop_none({"exitCode": latest.exit_code, "reason": latest.reason})
+            if latest and job.status in TERMINAL
+            else None,
+            "arrayProperties": _drop_none(
+                {"size": (array or {}).get("size"), "index": job.array_index}
+            )
+            if array
+            else None,
+            "jobDefinition": job.definition_arn,
+        }
+    )

@@ -1,0 +1,182 @@
+"""Validated AWS request models -> core events (the API's write side).
+
+Shape rules were checked by the models; this turns AWS's vocabulary (resourceRequirements as
+strings, legacy ``vcpus``/``memory``, evaluateOnExit) into the core's integers and values, and
+keeps every AWS field the head does not use so Describe* can echo it back.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from hpcbatch.core import events as ev
+from hpcbatch.core.model import DEFAULT_RESOURCES, Dependency, JobSpec, RetryRule, RetryStrategy
+from hpcbatch.errors import ValidationError
+from hpcbatch.head.api import models as m
+
+ECHO_SKIP = {"tags"}
+
+
+def echo_of(model: Any, *skip: str) -> dict[str, Any]:
+    return {k: v for k, v in m.aws_fields(model).items() if k not in ECHO_SKIP | set(skip)}
+
+
+def _resources(
+    vcpus: int | None, memory: int | None, requirements: list[m.ResourceRequirement] | None
+) -> tuple[int | None, int | None, int | None]:
+    """(cpu_milli, memory_mib, gpus), each None where the request says nothing."""
+    cpu = None if vcpus is None else vcpus * 1000
+    mem, gpus = memory, None
+    for r in requirements or []:
+        if r.type == "VCPU":
+            cpu = int(Decimal(r.value) * 1000)
+        elif r.type == "MEMORY":
+            mem = int(r.value)
+        else:
+            gpus = int(r.value)
+    return cpu, mem, gpus
+
+
+def _retry(strategy: m.RetryStrategy | None) -> RetryStrategy | None:
+    if strategy is None:
+        return None
+    rules = tuple(
+        RetryRule(r.action.upper(), r.onExitCode, r.onReason, r.onStatusReason)
+        for r in strategy.evaluateOnExit or []
+    )
+    return RetryStrategy(strategy.attempts or 1, rules)
+
+
+def _env(variables: list[m.KeyValuePair] | None) -> tuple[tuple[str, str], ...]:
+    return tuple((v.name, v.value or "") for v in variables or [])
+
+
+def create_ce(req: m.CreateComputeEnvironmentRequest, cause: str, now: int) -> ev.Event:
+    kind = req.computeResources.type if req.computeResources else "LOCAL"
+    if kind != "LOCAL":
+        raise ValidationError(
+            "computeResources.type",
+            f"{kind} compute environments are not available yet; this head runs LOCAL ones",
+        )
+    return ev.CreateComputeEnvironment(
+        cause=cause,
+        now=now,
+        name=req.computeEnvironmentName,
+        ce_type=req.type,
+        kind=kind,
+        state=req.state or "ENABLED",
+        echo=echo_of(req, "computeEnvironmentName", "type", "state"),
+        tags=req.tags or {},
+    )
+
+
+def _ce_order(orders: list[m.ComputeEnvironmentOrder] | None) -> tuple[tuple[int, str], ...]:
+    return tuple((o.order, m.ref_name(o.computeEnvironment)) for o in orders or [])
+
+
+def create_queue(req: m.CreateJobQueueRequest, cause: str, now: int) -> ev.Event:
+    if req.computeEnvironmentOrder is None:
+        raise ValidationError(
+            "computeEnvironmentOrder", "is required (service environments are an AWS-only feature)"
+        )
+    return ev.CreateJobQueue(
+        cause=cause,
+        now=now,
+        name=req.jobQueueName,
+        priority=req.priority,
+        ce_order=_ce_order(req.computeEnvironmentOrder),
+        state=req.state or "ENABLED",
+        echo=echo_of(req, "jobQueueName", "priority", "state", "computeEnvironmentOrder"),
+        tags=req.tags or {},
+    )
+
+
+def update_queue(req: m.UpdateJobQueueRequest, cause: str, now: int) -> ev.Event:
+    order = _ce_order(req.computeEnvironmentOrder) if req.computeEnvironmentOrder else None
+    return ev.UpdateJobQueue(
+        cause=cause,
+        now=now,
+        ref=req.jobQueue,
+        priority=req.priority,
+        state=req.state,
+        ce_order=order,
+        echo=echo_of(req, "jobQueue", "priority", "state", "computeEnvironmentOrder"),
+    )
+
+
+def register_definition(req: m.RegisterJobDefinitionRequest, cause: str, now: int) -> ev.Event:
+    props = req.containerProperties
+    cpu, mem, gpus = (None, None, None)
+    command: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    if props is not None:
+        cpu, mem, gpus = _resources(props.vcpus, props.memory, props.resourceRequirements)
+        command = tuple(props.command or ())
+        env = _env(props.environment)
+    d = DEFAULT_RESOURCES
+    spec = JobSpec(
+        command=command,
+        environment=env,
+        resources=type(d)(
+            cpu if cpu is not None else d.cpu_milli,
+            mem if mem is not None else d.memory_mib,
+            gpus or 0,
+        ),
+        retry=_retry(req.retryStrategy) or RetryStrategy(),
+        timeout_s=req.timeout.attemptDurationSeconds if req.timeout else None,
+        priority=req.schedulingPriority or 0,
+    )
+    return ev.RegisterJobDefinition(
+        cause=cause,
+        now=now,
+        name=req.jobDefinitionName,
+        def_type=req.type,
+        spec=spec,
+        parameters=req.parameters or {},
+        echo=echo_of(req, "jobDefinitionName", "type", "parameters"),
+        tags=req.tags or {},
+    )
+
+
+def submit_job(
+    req: m.SubmitJobRequest, job_id: str, cause: str, now: int, strict: bool
+) -> ev.SubmitJob:
+    if req.nodeOverrides is not None:
+        raise ValidationError("nodeOverrides", "multi-node parallel jobs are not available yet")
+    o = req.containerOverrides
+    cpu, mem, gpus = _resources(o.vcpus, o.memory, o.resourceRequirements) if o else (None,) * 3
+    return ev.SubmitJob(
+        cause=cause,
+        now=now,
+        job_id=job_id,
+        name=req.jobName,
+        queue=req.jobQueue,
+        definition=req.jobDefinition,
+        command=tuple(o.command) if o and o.command else None,
+        environment=_env(o.environment) if o else (),
+        cpu_milli=cpu,
+        memory_mib=mem,
+        gpus=gpus,
+        parameters=req.parameters or {},
+        array_size=req.arrayProperties.size if req.arrayProperties else None,
+        depends_on=tuple(Dependency(d.jobId, d.type) for d in req.dependsOn or []),
+        retry=_retry(req.retryStrategy),
+        timeout_s=req.timeout.attemptDurationSeconds if req.timeout else None,
+        priority=req.schedulingPriorityOverride,
+        tags=req.tags or {},
+        echo=echo_of(
+            req,
+            "jobName",
+            "jobQueue",
+            "jobDefinition",
+            "parameters",
+            "dependsOn",
+            "containerOverrides",
+            "arrayProperties",
+            "retryStrategy",
+            "timeout",
+            "schedulingPriorityOverride",
+        ),
+        strict=strict,
+    )

@@ -1,0 +1,108 @@
+"""The head's settings: defaults, overridden by a TOML file, overridden by the command line.
+
+```toml
+listen = "127.0.0.1:7650"          # or "unix:/run/hpcbatch.sock"
+region = "local"                   # goes into every ARN
+account = "000000000000"
+min_timeout_seconds = 60           # AWS's minimum; lower it for test clusters
+retention_days = 7                 # finished jobs are forgotten after this
+heartbeat_timeout_s = 30           # an agent silent this long is DOWN
+
+[local]                            # the embedded LOCAL compute environment
+nodes = 1                          # virtual nodes (one agent each) on this machine
+vcpus = 0                          # per node; 0 = this machine's CPUs
+memory_mib = 0                     # per node; 0 = this machine's memory
+gpus = []                          # GPU indices to offer (per node)
+
+[scheduler]
+backfill_depth = 200               # blocked jobs examined per queue per pass
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from hpcbatch.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    nodes: int = 1
+    vcpus: int = 0
+    memory_mib: int = 0
+    gpus: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    data_dir: Path = Path("/var/lib/hpcbatch")
+    listen: str = "127.0.0.1:7650"
+    region: str = "local"
+    account: str = "000000000000"
+    min_timeout_seconds: int = 60
+    retention_days: float = 7.0
+    heartbeat_timeout_s: float = 30.0
+    backfill_depth: int = 200
+    local: LocalConfig = field(default_factory=LocalConfig)
+
+    @property
+    def retention_ms(self) -> int:
+        return int(self.retention_days * 86_400_000)
+
+
+def _typed(name: str, value: Any, expected: type) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+        raise ValidationError(name, f"must be {expected.__name__} (got {value!r})")
+    return value
+
+
+def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ValidationError(f"config {path}", str(error)) from error
+    local_raw = raw.pop("local", {})
+    scheduler = raw.pop("scheduler", {})
+    if "backfill_depth" in scheduler:
+        raw["backfill_depth"] = scheduler.pop("backfill_depth")
+    known = {f.name: f for f in fields(HeadConfig)}
+    values: dict[str, Any] = {}
+    for key, value in {**raw, **{k: v for k, v in overrides.items() if v is not None}}.items():
+        if key not in known or key == "local":
+            raise ValidationError(f"config.{key}", "is not a known setting")
+        if key == "data_dir":
+            values[key] = Path(value)
+            continue
+        expected = type(getattr(HeadConfig(), key))
+        values[key] = _typed(f"config.{key}", value, expected)
+    values["local"] = _local(local_raw)
+    config = replace(HeadConfig(), **values)
+    if config.min_timeout_seconds < 1:
+        raise ValidationError("config.min_timeout_seconds", "must be at least 1")
+    return config
+
+
+def _local(raw: dict[str, Any]) -> LocalConfig:
+    for key in raw:
+        if key not in {f.name for f in fields(LocalConfig)}:
+            raise ValidationError(f"config.local.{key}", "is not a known setting")
+    gpus = raw.get("gpus", [])
+    if not isinstance(gpus, list) or not all(isinstance(g, int) and g >= 0 for g in gpus):
+        raise ValidationError("config.local.gpus", f"must be a list of GPU indices (got {gpus!r})")
+    nodes = _typed("config.local.nodes", raw.get("nodes", 1), int)
+    if not 1 <= nodes <= 64:
+        raise ValidationError("config.local.nodes", f"must be 1 to 64 (got {nodes})")
+    return LocalConfig(
+        nodes=nodes,
+        vcpus=_typed("config.local.vcpus", raw.get("vcpus", 0), int),
+        memory_mib=_typed("config.local.memory_mib", raw.get("memory_mib", 0), int),
+        gpus=tuple(gpus),
+    )

@@ -1,0 +1,135 @@
+"""The head's one writer: events in, ``step``, one durable commit per batch, commands out.
+
+Every change to the state happens here, in one asyncio task. Events queue up while a batch is
+being committed, so under load many SubmitJob calls share one SQLite transaction (group commit)
+and a 10,000-child array costs one write, not 10,000. The order inside a batch is:
+
+1. ``step`` each event (a refused one — ``ClientError`` — changes nothing and fails only its
+   caller);
+2. schedule once if anything could have freed or needed capacity, and apply the plan;
+3. write everything the batch changed in one transaction;
+4. only then answer the callers and send the commands — a launch is never sent for a job the
+   head could forget, and a caller never hears "submitted" for a job that is not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from hpcbatch.core import events as ev
+from hpcbatch.core.commands import Command
+from hpcbatch.core.plan import Plan
+from hpcbatch.core.scheduler import schedule
+from hpcbatch.core.state import State
+from hpcbatch.core.step import step
+from hpcbatch.errors import ClientError, HpcbatchError, ServerError
+from hpcbatch.head.persist import drain_changes
+from hpcbatch.store import Store
+
+log = logging.getLogger("hpcbatch.loop")
+
+MAX_BATCH = 5000
+QUIET_EVENTS = (ev.NodeHeartbeat,)
+
+Dispatch = Callable[[list[Command]], Awaitable[None]]
+AfterCommit = Callable[[], None]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class _Item:
+    event: ev.Event
+    future: asyncio.Future[None] | None
+    after_commit: AfterCommit | None
+
+
+class HeadLoop:
+    def __init__(self, state: State, store: Store, dispatch: Dispatch, backfill_depth: int = 200):
+        self.state = state
+        self.store = store
+        self.dispatch = dispatch
+        self.backfill_depth = backfill_depth
+        self.plan = Plan()
+        self.batches = 0
+        self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- callers ----------------------------------------------------------------------------
+
+    async def call(self, event: ev.Event) -> None:
+        """Apply an event and return once it is durable; raises its ClientError if refused."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox.put_nowait(_Item(event, future, None))
+        await future
+
+    def post(self, event: ev.Event, after_commit: AfterCommit | None = None) -> None:
+        """Queue an event from an agent or a timer; ``after_commit`` runs once it is durable."""
+        self._inbox.put_nowait(_Item(event, None, after_commit))
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="head-loop")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            items = [await self._inbox.get()]
+            while len(items) < MAX_BATCH and not self._inbox.empty():
+                items.append(self._inbox.get_nowait())
+            try:
+                await self._batch(items)
+            except Exception:  # a bug: fail the callers, keep the head alive
+                log.exception("batch of %d events failed", len(items))
+                for item in items:
+                    if item.future is not None and not item.future.done():
+                        item.future.set_exception(ServerError("internal error; see head log"))
+
+    async def _batch(self, items: list[_Item]) -> None:
+        commands: list[Command] = []
+        outcomes: list[HpcbatchError | None] = []
+        busy = False
+        for item in items:
+            try:
+                commands.extend(step(self.state, item.event))
+                outcomes.append(None)
+                busy = busy or not isinstance(item.event, QUIET_EVENTS)
+            except ClientError as error:
+                outcomes.append(error)
+        if busy:
+            commands.extend(self._schedule())
+        batch = drain_changes(self.state)
+        if batch:
+            # In a thread so API reads go on meanwhile; this task stays the only writer.
+            await asyncio.to_thread(self.store.write, batch)
+        self.batches += 1
+        for item, outcome in zip(items, outcomes, strict=True):
+            if item.future is not None and not item.future.done():
+                if outcome is None:
+                    item.future.set_result(None)
+                else:
+                    item.future.set_exception(outcome)
+            if item.after_commit is not None and outcome is None:
+                item.after_commit()
+        if commands:
+            await self.dispatch(commands)
+
+    def _schedule(self) -> list[Command]:
+        now = now_ms()
+        self.plan = schedule(self.state, now, self.backfill_depth)
+        if not self.plan.placements:
+            return []
+        return step(self.state, ev.PlanApplied(cause="schedule", now=now, plan=self.plan))

@@ -1,0 +1,62 @@
+"""Turn what the core changed (``state.changes``) into one store batch, and load state back.
+
+Keys: jobs by id, queues and CEs by name, definitions by ``name:revision``, nodes by name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from hpcbatch.core import codec
+from hpcbatch.core.state import State
+from hpcbatch.store import JournalEntry, Store, WriteBatch
+
+KINDS = ("compute_environment", "queue", "job_definition", "node", "job")
+
+
+def _lookup(state: State, kind: str, key: str) -> dict[str, Any] | None:
+    if kind == "job":
+        job = state.jobs.get(key)
+        return None if job is None else codec.job_to_doc(job)
+    if kind == "queue":
+        queue = state.queues.get(key)
+        return None if queue is None else codec.queue_to_doc(queue)
+    if kind == "compute_environment":
+        ce = state.ces.get(key)
+        return None if ce is None else codec.ce_to_doc(ce)
+    if kind == "node":
+        node = state.nodes.get(key)
+        return None if node is None else codec.node_to_doc(node)
+    name, _, revision = key.partition(":")
+    definition = state.definitions.get(name, {}).get(int(revision))
+    return None if definition is None else codec.definition_to_doc(definition)
+
+
+def drain_changes(state: State) -> WriteBatch:
+    """Everything changed since the last drain, as one batch; ``state.changes`` is emptied."""
+    changes = state.changes
+    batch = WriteBatch()
+    dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
+    for kind, keys in changes.dirty.items():
+        for key in keys:
+            doc = _lookup(state, kind, key)
+            if doc is not None:
+                batch.upserts.append((kind, key, dumps(doc)))
+    for kind, keys in changes.deleted.items():
+        batch.deletes.extend((kind, key) for key in keys)
+    batch.journal = [
+        JournalEntry(j.time, j.cause, j.subject, j.event, j.detail) for j in changes.journal
+    ]
+    changes.dirty.clear()
+    changes.deleted.clear()
+    changes.journal.clear()
+    return batch
+
+
+def load_state(store: Store, region: str, account: str) -> State:
+    state = State(region=region, account=account)
+    docs = {kind: [json.loads(doc) for _, doc in store.load(kind)] for kind in KINDS}
+    codec.rebuild(state, docs)
+    return state

@@ -1,0 +1,131 @@
+"""The composition root: state, store, loop, dispatcher, local nodes and the timers, wired.
+
+``Head`` is what the API serves. Start-up: open the store, rebuild the state from it, create the
+embedded defaults on a first start (compute environment ``local``, queue ``default``, job
+definition ``default``), start the loop, connect the local agents (which reconciles what ran
+while the head was away), then start the timers: a Tick each second (timeouts, retention) and a
+heartbeat watchdog that reports silent nodes lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from hpcbatch.core import events as ev
+from hpcbatch.core.model import JobSpec, NodeState
+from hpcbatch.head.config import HeadConfig
+from hpcbatch.head.dispatcher import Dispatcher
+from hpcbatch.head.local import LOCAL_CE, LocalNodes
+from hpcbatch.head.loop import HeadLoop, now_ms
+from hpcbatch.head.persist import load_state
+from hpcbatch.store import SqliteStore, WriteBatch
+
+log = logging.getLogger("hpcbatch.head")
+
+PURGE_EVERY_S = 600
+
+
+class Head:
+    def __init__(self, config: HeadConfig) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = SqliteStore(config.data_dir / "state.db")
+        self.state = load_state(self.store, config.region, config.account)
+        self.head_id = self.store.get_meta("head_id") or str(uuid.uuid4())
+        self.dispatcher = Dispatcher()
+        self.loop = HeadLoop(self.state, self.store, self.dispatcher, config.backfill_depth)
+        self.local = LocalNodes(config, self.loop, self.dispatcher, self.head_id)
+        self._timers: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self.loop.start()
+        await self._bootstrap()
+        self.local.start()
+        await self.local.wait_connected()
+        running = asyncio.get_running_loop()
+        self._timers = [running.create_task(self._tick()), running.create_task(self._watchdog())]
+
+    async def stop(self) -> None:
+        for task in self._timers:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.local.stop()
+        await self.loop.stop()
+        self.store.close()
+
+    async def _bootstrap(self) -> None:
+        if self.store.get_meta("bootstrapped"):
+            return
+        now, cause = now_ms(), "bootstrap"
+        if LOCAL_CE not in self.state.ces:
+            await self.loop.call(
+                ev.CreateComputeEnvironment(
+                    cause=cause,
+                    now=now,
+                    name=LOCAL_CE,
+                    ce_type="MANAGED",
+                    kind="LOCAL",
+                    echo={"computeResources": {"type": "LOCAL"}},
+                )
+            )
+        if "default" not in self.state.queues:
+            await self.loop.call(
+                ev.CreateJobQueue(
+                    cause=cause, now=now, name="default", priority=1, ce_order=((1, LOCAL_CE),)
+                )
+            )
+        if "default" not in self.state.definitions:
+            await self.loop.call(
+                ev.RegisterJobDefinition(
+                    cause=cause,
+                    now=now,
+                    name="default",
+                    def_type="container",
+                    spec=JobSpec(command=("true",)),
+                    echo={
+                        "containerProperties": {
+                            "command": ["true"],
+                            "resourceRequirements": [
+                                {"type": "VCPU", "value": "1"},
+                                {"type": "MEMORY", "value": "512"},
+                            ],
+                        }
+                    },
+                )
+            )
+        batch = WriteBatch()
+        batch.set_meta("bootstrapped", "1")
+        batch.set_meta("head_id", self.head_id)
+        self.store.write(batch)
+
+    async def _tick(self) -> None:
+        last_purge = 0.0
+        while True:
+            await asyncio.sleep(1.0)
+            now = now_ms()
+            purge = now / 1000 - last_purge > PURGE_EVERY_S
+            retention = self.config.retention_ms if purge else None
+            if purge:
+                last_purge = now / 1000
+            self.loop.post(ev.Tick(cause="tick", now=now, retention_ms=retention))
+
+    async def _watchdog(self) -> None:
+        timeout_ms = int(self.config.heartbeat_timeout_s * 1000)
+        while True:
+            await asyncio.sleep(min(1.0, self.config.heartbeat_timeout_s / 4))
+            now = now_ms()
+            for node in list(self.state.nodes.values()):
+                beat = node.last_heartbeat or 0
+                if node.state is not NodeState.DOWN and now - beat > timeout_ms:
+                    self.loop.post(
+                        ev.NodeLost(
+                            cause=f"{node.name}#silent",
+                            now=now,
+                            node=node.name,
+                            reason=f"no heartbeat for {self.config.heartbeat_timeout_s:g} s",
+                        )
+                    )

@@ -1,0 +1,232 @@
+"""The head's link to an agent on this machine, over the agent's Unix socket.
+
+Vocabulary:
+    local agent  an ``hpcbatch_agent serve`` daemon with its own state dir on the head's
+                 machine (one per virtual node). It is started detached, in its own session,
+                 so the head dying (even by SIGKILL) leaves it and its jobs running; the next
+                 head reconnects and reconciles from the hello.
+    pidfile      ``<state dir>/agent.pid``, written by the daemon once it holds its lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hpcbatch_agent.unixsock import connect, is_listening
+
+from hpcbatch import protocol
+from hpcbatch.errors import ProtocolError, TransportError
+
+HELLO_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 40.0
+STREAM_LIMIT = 256 * 1024 * 1024  # one `updates` line may carry a thousand updates
+
+
+def parse_agent_line(node_name: str, line: bytes) -> dict[str, Any]:
+    """Decode and validate one agent line; ProtocolError names the node."""
+    try:
+        message = protocol.decode(line)
+        protocol.check_agent_message(message)
+    except protocol.MessageError as exc:
+        if exc.fatal:
+            raise ProtocolError(
+                f"agent on node {node_name} speaks another protocol version "
+                f"(head speaks {protocol.PROTOCOL_VERSION}): {line[:200]!r}"
+            ) from None
+        raise ProtocolError(f"agent on node {node_name}: {exc.reason}") from None
+    return message
+
+
+class LocalAgentLink:
+    """An AgentLink over asyncio streams (any stream pair speaking the protocol)."""
+
+    def __init__(
+        self, node_name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.node_name = node_name
+        self.hello: dict[str, Any] = {}
+        self._reader = reader
+        self._writer = writer
+
+    async def send(self, message: dict[str, Any]) -> None:
+        try:
+            self._writer.write(protocol.encode(message))
+            await self._writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise TransportError(
+                f"agent on node {self.node_name}: connection lost: {exc}"
+            ) from None
+
+    async def receive(self) -> dict[str, Any] | None:
+        try:
+            line = await self._reader.readline()
+        except (ConnectionError, OSError):
+            return None
+        except ValueError as exc:  # a line over STREAM_LIMIT
+            raise ProtocolError(f"agent on node {self.node_name}: {exc}") from None
+        if not line.endswith(b"\n"):
+            return None  # EOF, possibly mid-line: the connection is gone
+        return parse_agent_line(self.node_name, line)
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()
+
+
+def read_pid(state_dir: Path) -> int | None:
+    try:
+        return int((state_dir / "agent.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _pid_is_agent(pid: int) -> bool:
+    """Alive (not a zombie) and really an agent: the pidfile may be stale and reused."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat[stat.rfind(")") + 2 :].split()[0]
+    return b"hpcbatch_agent" in cmdline and state != "Z"
+
+
+def agent_running(state_dir: Path) -> bool:
+    pid = read_pid(state_dir)
+    return pid is not None and _pid_is_agent(pid) and is_listening(state_dir / "agent.sock")
+
+
+async def _start_agent(state_dir: Path, node_name: str, python: str, options: list[str]) -> None:
+    command = [
+        python,
+        "-m",
+        "hpcbatch_agent",
+        "serve",
+        "--detach",
+        "--state-dir",
+        str(state_dir),
+        "--node-name",
+        node_name,
+        *options,
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), START_TIMEOUT_S)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise TransportError(
+            f"agent for node {node_name} did not start in {START_TIMEOUT_S}s"
+        ) from None
+    if process.returncode != 0:
+        text = output.decode(errors="replace").strip()
+        raise TransportError(f"agent for node {node_name} failed to start: {text}")
+
+
+def _serve_options(
+    vcpus: int | None, memory_mib: int | None, gpus: list[int] | None, extra: list[str]
+) -> list[str]:
+    options: list[str] = []
+    if vcpus is not None:
+        options += ["--vcpus", str(vcpus)]
+    if memory_mib is not None:
+        options += ["--memory-mib", str(memory_mib)]
+    if gpus is not None:
+        options += ["--gpus", ",".join(str(index) for index in gpus)]
+    return options + extra
+
+
+async def connect_local_agent(
+    state_dir: Path,
+    node_name: str,
+    *,
+    vcpus: int | None = None,
+    memory_mib: int | None = None,
+    gpus: list[int] | None = None,
+    head_id: str,
+    python: str = sys.executable,
+    hello_timeout_s: float = HELLO_TIMEOUT_S,
+    agent_options: list[str] | None = None,
+) -> LocalAgentLink:
+    """Start the node's agent if it is not running, connect, and exchange hellos.
+
+    ``agent_options`` are extra ``serve`` flags (e.g. ``["--heartbeat-s", "0.5"]``), used
+    only when the agent has to be started. Capacity overrides also apply only then."""
+    state_dir = Path(state_dir).resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if not agent_running(state_dir):
+        options = _serve_options(vcpus, memory_mib, gpus, agent_options or [])
+        await _start_agent(state_dir, node_name, python, options)
+    try:
+        sock = connect(state_dir / "agent.sock", timeout_s=5.0)
+    except OSError as exc:
+        raise TransportError(f"cannot connect to the agent of node {node_name}: {exc}") from None
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_unix_connection(sock=sock, limit=STREAM_LIMIT)
+    link = LocalAgentLink(node_name, reader, writer)
+    try:
+        await link.send(protocol.head_hello(head_id))
+        link.hello = await _await_hello(link, hello_timeout_s)
+    except BaseException:
+        await link.close()
+        raise
+    return link
+
+
+async def _await_hello(link: LocalAgentLink, timeout_s: float) -> dict[str, Any]:
+    try:
+        reply = await asyncio.wait_for(link.receive(), timeout_s)
+    except TimeoutError:
+        raise TransportError(
+            f"agent on node {link.node_name} sent no hello in {timeout_s}s"
+        ) from None
+    if reply is None:
+        raise TransportError(f"agent on node {link.node_name} closed the connection before hello")
+    if reply["type"] == "error":
+        raise ProtocolError(f"agent on node {link.node_name} refused hello: {reply['reason']}")
+    if reply["type"] != "hello":
+        raise ProtocolError(f"agent on node {link.node_name} answered hello with {reply['type']!r}")
+    return reply
+
+
+def _wait_gone(pid: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        if not _pid_is_agent(pid):
+            return True
+        time.sleep(0.02)  # polling another process's exit, bounded by the deadline
+    return not _pid_is_agent(pid)
+
+
+def stop_local_agent(state_dir: Path, kill_jobs: bool = True, timeout_s: float = 10) -> None:
+    """Ask the agent to shut down (SIGTERM if it does not listen), wait for its PID to exit;
+    SIGKILL at the deadline. A state dir with no running agent is a no-op."""
+    state_dir = Path(state_dir).resolve()
+    pid = read_pid(state_dir)
+    if pid is None or not _pid_is_agent(pid):
+        return
+    deadline = time.monotonic() + timeout_s
+    try:
+        with connect(state_dir / "agent.sock", timeout_s=2.0) as sock:
+            sock.sendall(protocol.encode(protocol.shutdown(kill_jobs)))
+    except OSError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    if _wait_gone(pid, deadline):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    if not _wait_gone(pid, time.monotonic() + 5):
+        raise TransportError(f"agent {pid} in {state_dir} did not stop")

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Install hpcbatch into .venv, start a head with its embedded LOCAL compute environment and
+# SQLite state, run a real demo workload you can watch, and stop cleanly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  echo "apt: installing python3-venv"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e . >/dev/null
+export PATH="$PWD/.venv/bin:$PATH"
+
+data=$(mktemp -d /tmp/hpcbatch-demo.XXXXXX)
+port=${HPCBATCH_DEMO_PORT:-7650}
+export HPCBATCH_ENDPOINT="http://127.0.0.1:$port"
+hpcbatch head --data-dir "$data" --listen "127.0.0.1:$port" --log-level warning &
+head_pid=$!
+stop_head() { kill -TERM "$head_pid" 2>/dev/null && wait "$head_pid" 2>/dev/null; rm -rf "$data"; }
+trap stop_head EXIT
+for _ in $(seq 200); do hpcbatch health >/dev/null 2>&1 && break; sleep 0.05; done
+
+step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$2"; }
+
+step "1. hello world: submit, wait, read its log" "hpcbatch submit --wait -- sh -c 'echo hello from \$AWS_BATCH_JOB_ID'"
+hello=$(hpcbatch submit --name hello --wait -- sh -c 'echo "hello from $AWS_BATCH_JOB_ID on $(hostname)"')
+hpcbatch logs "$hello"
+
+step "2. an array job of 20 children, each sees its index" "hpcbatch submit --array-size 20 --wait -- sh -c '...'"
+array=$(hpcbatch submit --name squares --array-size 20 --wait -- \
+  sh -c 'i=$AWS_BATCH_JOB_ARRAY_INDEX; echo "$i squared is $((i * i))"')
+hpcbatch logs "$array:7"
+hpcbatch jobs --array "$array" --state SUCCEEDED | head -5
+
+step "3. a dependency chain: prepare -> compute -> report" "hpcbatch submit --depends-on ID ..."
+prepare=$(hpcbatch submit --name prepare -- sh -c 'sleep 1; echo prepared')
+compute=$(hpcbatch submit --name compute --depends-on "$prepare" -- sh -c 'echo computed')
+hpcbatch describe "$compute" | head -4
+report=$(hpcbatch submit --name report --depends-on "$compute" --wait -- sh -c 'echo report done')
+hpcbatch logs "$report"
+
+step "4. a job that fails once and is retried" "hpcbatch submit --retry 2 --wait -- sh -c '...'"
+flaky=$(hpcbatch submit --name flaky --retry 2 --wait -- sh -c \
+  'if [ "$AWS_BATCH_JOB_ATTEMPT" = 1 ]; then echo "attempt 1: failing on purpose"; exit 1; fi; echo "attempt $AWS_BATCH_JOB_ATTEMPT: ok"')
+hpcbatch describe "$flaky"
+hpcbatch logs "$flaky" --attempt 1
+
+step "5. everything that ran" "hpcbatch jobs --all"
+hpcbatch jobs --all
+hpcbatch nodes
+echo
+echo "demo done: stopping the head"

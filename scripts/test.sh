@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what the tests need (apt, then pip into .venv) and run the whole test suite.
+# Idempotent and quiet: a second run installs nothing. Run as root on Debian 12 (or any machine
+# where the apt step is already satisfied).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "apt: installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+.venv/bin/ruff check hpcbatch agents tests bench
+.venv/bin/mypy --strict hpcbatch/core
+exec .venv/bin/python -m pytest "$@"

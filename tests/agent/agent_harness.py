@@ -1,0 +1,160 @@
+"""Helpers for agent tests: real agent processes, a blocking head client, polling.
+
+A module with a unique name (not conftest) so test modules can import it unambiguously.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hpcbatch_agent import protocol as p
+from hpcbatch_agent.runner import find_wrappers
+from hpcbatch_agent.unixsock import connect, is_listening
+
+DEADLINE_S = 15.0
+
+
+def poll_until(condition: Callable[[], Any], timeout_s: float = DEADLINE_S, what: str = "") -> Any:
+    """Return condition()'s first truthy value; fail at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what or condition}")
+        time.sleep(0.01)
+
+
+def process_gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2 :].split()[0] == "Z"
+
+
+class AgentProcess:
+    """One ``python -m hpcbatch_agent serve`` child of the test."""
+
+    def __init__(self, state_dir: Path, args: list[str], env: dict[str, str]) -> None:
+        self.state_dir = state_dir
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "hpcbatch_agent", "serve", "--state-dir", str(state_dir), *args],
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        poll_until(
+            lambda: is_listening(state_dir / "agent.sock") or self.popen.poll() is not None,
+            what="agent socket",
+        )
+        if self.popen.poll() is not None:
+            stderr = self.popen.stderr.read().decode() if self.popen.stderr else ""
+            pytest.fail(f"agent exited with {self.popen.returncode}: {stderr}")
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def kill9(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        self.popen.wait(timeout=DEADLINE_S)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        if self.popen.stderr:
+            self.popen.stderr.close()
+
+
+def kill_leftover_jobs(state_dir: Path) -> None:
+    for pid in find_wrappers(state_dir / "status").values():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+class Client:
+    """A blocking head-side client that remembers the latest update of every attempt."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.sock: socket.socket = connect(state_dir / "agent.sock", timeout_s=DEADLINE_S)
+        self.buffer = b""
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.seen: list[dict[str, Any]] = []  # every update, in order
+        self.others: list[dict[str, Any]] = []  # non-update messages not yet consumed
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.sock.sendall(p.encode(message))
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def recv(self, timeout_s: float = DEADLINE_S) -> dict[str, Any] | None:
+        """The next message, or None on EOF."""
+        self.sock.settimeout(timeout_s)
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        message = json.loads(line)
+        if message.get("type") == "updates":
+            for update in message["updates"]:
+                self.latest[update["attempt_id"]] = update
+                self.seen.append(update)
+        return message
+
+    def hello(self, head: str = "test-head") -> dict[str, Any]:
+        self.send(p.head_hello(head))
+        return self.wait_message("hello")
+
+    def wait_message(self, kind: str, timeout_s: float = DEADLINE_S) -> dict[str, Any]:
+        for index, message in enumerate(self.others):
+            if message["type"] == kind:
+                return self.others.pop(index)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            message = self.recv(max(0.01, deadline - time.monotonic()))
+            assert message is not None, f"connection closed while waiting for {kind}"
+            if message["type"] == kind:
+                return message
+            if message["type"] not in ("updates", "heartbeat"):
+                self.others.append(message)
+
+    def wait_state(self, attempt_id: str, *states: str, timeout_s: float = DEADLINE_S) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while self.latest.get(attempt_id, {}).get("state") not in states:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"{attempt_id} never reached {states}: {self.latest.get(attempt_id)}")
+            try:
+                message = self.recv(remaining)
+            except TimeoutError:
+                continue
+            assert message is not None, "connection closed"
+            if message["type"] not in ("updates", "heartbeat"):
+                self.others.append(message)
+        return self.latest[attempt_id]
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,149 @@
+"""A real head daemon in a subprocess, for tests: start, stop, kill -9, restart; boto3 client.
+
+Every test that uses it stops it by PID, and stops the local agents it left (a head killed with
+-9 leaves them running on purpose) through their pidfiles.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from botocore.config import Config
+
+from hpcbatch.transport.local import stop_local_agent
+
+CONFIG = """
+min_timeout_seconds = 1
+heartbeat_timeout_s = {heartbeat}
+[local]
+nodes = {nodes}
+vcpus = {vcpus}
+memory_mib = {memory}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+class HeadProcess:
+    def __init__(
+        self,
+        data_dir: Path,
+        nodes: int = 1,
+        vcpus: int = 4,
+        memory: int = 8192,
+        heartbeat: float = 30.0,
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.config = data_dir / "head.toml"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(
+            CONFIG.format(nodes=nodes, vcpus=vcpus, memory=memory, heartbeat=heartbeat)
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir / "head.log"
+
+    def start(self) -> HeadProcess:
+        cmd = [
+            sys.executable,
+            "-m",
+            "hpcbatch.cli.main",
+            "head",
+            "--data-dir",
+            str(self.data_dir),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--config",
+            str(self.config),
+            "--log-level",
+            "warning",
+        ]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        wait_for(self._healthy, 30, f"head to answer (log: {self.log})")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"head exited {self.proc.returncode}:\n{self.log.read_text()}")
+        try:
+            return httpx.get(f"{self.endpoint}/hpcbatch/v1/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        agents = self.data_dir / "agents"
+        if agents.is_dir():
+            for state_dir in agents.iterdir():
+                stop_local_agent(state_dir, kill_jobs=True)
+
+    def batch(self) -> Any:
+        return boto3.client(
+            "batch",
+            endpoint_url=self.endpoint,
+            region_name="local",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(retries={"max_attempts": 1}),
+        )
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = httpx.get(f"{self.endpoint}{path}", params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def describe(self, job_id: str) -> dict[str, Any]:
+        jobs = self.batch().describe_jobs(jobs=[job_id])["jobs"]
+        assert jobs, f"no job {job_id}"
+        return dict(jobs[0])
+
+    def wait_status(self, job_id: str, *statuses: str, timeout: float = 30.0) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            job = self.describe(job_id)
+            return job if job["status"] in statuses else None
+
+        return dict(wait_for(reached, timeout, f"{job_id} to reach {statuses}"))

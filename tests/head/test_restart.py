@@ -1,0 +1,55 @@
+"""The head's state is durable: definitions, queues and jobs survive a restart, even kill -9,
+and jobs that ran while the head was away end with their true result, run exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.head.headproc import HeadProcess, wait_for
+from tests.head.test_jobs_e2e import submit
+
+
+def test_state_survives_a_clean_restart(head: HeadProcess) -> None:
+    batch = head.batch()
+    batch.register_job_definition(
+        jobDefinitionName="kept", type="container", containerProperties={"command": ["true"]}
+    )
+    job_id = submit(head, ["true"])
+    head.wait_status(job_id, "SUCCEEDED")
+    head.stop()
+    head.start()
+    assert head.describe(job_id)["status"] == "SUCCEEDED"
+    names = [
+        d["jobDefinitionName"] for d in head.batch().describe_job_definitions()["jobDefinitions"]
+    ]
+    assert "kept" in names
+
+
+def test_kill_9_of_the_head_loses_no_job_and_runs_none_twice(
+    head: HeadProcess, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    gate = tmp_path / "gate"
+    script = (
+        f"echo run >> {runs}/$AWS_BATCH_JOB_ID; while [ ! -e {gate} ]; do sleep 0.05; done; exit 3"
+    )
+    running = submit(head, ["sh", "-c", script])
+    quick = submit(head, ["sh", "-c", f"echo run >> {runs}/$AWS_BATCH_JOB_ID"])
+    head.wait_status(running, "RUNNING")
+    head.wait_status(quick, "SUCCEEDED")
+    waiting = submit(
+        head, ["sh", "-c", f"echo run >> {runs}/$AWS_BATCH_JOB_ID"], dependsOn=[{"jobId": running}]
+    )
+    head.kill9()
+    gate.touch()  # the job finishes while no head is running
+    wait_for(lambda: True)
+    head.start()
+    job = head.wait_status(running, "SUCCEEDED", "FAILED")
+    assert job["status"] == "FAILED"
+    assert job["attempts"][-1]["container"]["exitCode"] == 3
+    assert len(job["attempts"]) == 1
+    head.wait_status(waiting, "FAILED")
+    for job_id in (running, quick):
+        assert (runs / job_id).read_text() == "run\n"
+    assert not (runs / waiting).exists()
