@@ -4,13 +4,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# pip and setuptools print warnings even with -q; show their output only when they fail.
+pip_quiet() {
+  local log
+  log=$(mktemp)
+  if ! .venv/bin/python -m pip install -q --disable-pip-version-check "$@" >"$log" 2>&1; then
+    cat "$log"; rm -f "$log"; return 1
+  fi
+  rm -f "$log"
+}
+
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   echo "apt: installing python3-venv"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e . >/dev/null
+pip_quiet -e .
 export PATH="$PWD/.venv/bin:$PATH"
 
 data=$(mktemp -d /tmp/hpcbatch-demo.XXXXXX)
@@ -18,7 +28,11 @@ port=${HPCBATCH_DEMO_PORT:-7650}
 export HPCBATCH_ENDPOINT="http://127.0.0.1:$port"
 hpcbatch head --data-dir "$data" --listen "127.0.0.1:$port" --log-level warning &
 head_pid=$!
-stop_head() { kill -TERM "$head_pid" 2>/dev/null && wait "$head_pid" 2>/dev/null; rm -rf "$data"; }
+stop_head() {
+  kill -TERM "$head_pid" 2>/dev/null || true
+  wait "$head_pid" 2>/dev/null || true   # the head ends on SIGTERM, letting its idle agents go
+  rm -rf "$data"
+}
 trap stop_head EXIT
 for _ in $(seq 200); do hpcbatch health >/dev/null 2>&1 && break; sleep 0.05; done
 

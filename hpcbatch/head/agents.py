@@ -58,6 +58,11 @@ def update_event(node: str, cause: str, update: dict[str, Any]) -> ev.Event:
     )
 
 
+def _enforcement(cgroups: str) -> str:
+    # The agent detects cgroups but does not yet enforce limits with them: say so plainly.
+    return "none" if cgroups == "none" else f"none (cgroups {cgroups} detected, not enforced yet)"
+
+
 class AgentSession:
     def __init__(self, node: str, ce: str, link: AgentLink, loop: HeadLoop) -> None:
         self.node = node
@@ -83,7 +88,7 @@ class AgentSession:
             ce=self.ce,
             capacity=Resources(node["vcpus"] * 1000, node["memory_mib"], len(node["gpus"])),
             gpu_indices=tuple(g["index"] for g in node["gpus"]),
-            enforcement="none" if node["cgroups"] == "none" else f"cgroups {node['cgroups']}",
+            enforcement=_enforcement(node["cgroups"]),
             known_attempts=known,
         )
 

@@ -99,11 +99,12 @@ class LocalNodes:
     async def stop(self) -> None:
         """Stop supervising and let the agents exit; their jobs keep running (the wrapper that
         records each exit status outlives the agent) and the next head re-adopts them."""
+        sessions = list(self.dispatcher.sessions.values())  # cancelling unregisters them
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for session in list(self.dispatcher.sessions.values()):
+        for session in sessions:
             with contextlib.suppress(TransportError, OSError):
                 await session.link.send(protocol.shutdown(kill_jobs=False))
                 await session.link.close()

@@ -34,6 +34,7 @@ from hpcbatch.store import Store
 log = logging.getLogger("hpcbatch.loop")
 
 MAX_BATCH = 5000
+INLINE_WRITE_ROWS = 200
 QUIET_EVENTS = (ev.NodeHeartbeat,)
 
 Dispatch = Callable[[list[Command]], Awaitable[None]]
@@ -112,9 +113,11 @@ class HeadLoop:
         if busy:
             commands.extend(self._schedule())
         batch = drain_changes(self.state)
-        if batch:
-            # In a thread so API reads go on meanwhile; this task stays the only writer.
+        if len(batch.upserts) + len(batch.journal) > INLINE_WRITE_ROWS:
+            # A big write goes to a thread so API reads go on; this task stays the only writer.
             await asyncio.to_thread(self.store.write, batch)
+        elif batch:
+            self.store.write(batch)  # small: cheaper than a hop to a thread
         self.batches += 1
         for item, outcome in zip(items, outcomes, strict=True):
             if item.future is not None and not item.future.done():

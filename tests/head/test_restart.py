@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hpcbatch.transport.local import agent_running
 from tests.head.headproc import HeadProcess, wait_for
 from tests.head.test_jobs_e2e import submit
 
@@ -53,3 +54,11 @@ def test_kill_9_of_the_head_loses_no_job_and_runs_none_twice(
     for job_id in (running, quick):
         assert (runs / job_id).read_text() == "run\n"
     assert not (runs / waiting).exists()
+
+
+def test_a_clean_stop_lets_the_local_agents_go(head: HeadProcess) -> None:
+    agents = sorted((head.data_dir / "agents").iterdir())
+    assert [a.name for a in agents] == ["local-1", "local-2"]
+    assert all(agent_running(a) for a in agents)
+    head.stop()
+    wait_for(lambda: not any(agent_running(a) for a in agents), what="agents to exit")

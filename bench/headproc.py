@@ -1,0 +1,50 @@
+"""Start a real head in a subprocess for a benchmark, with a given local capacity; stop it."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from hpcbatch.transport.local import stop_local_agent
+
+
+class BenchHead:
+    def __init__(self, nodes: int = 1, vcpus: int = 32, memory_mib: int = 65536) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="hpcbatch-bench-"))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        (self.dir / "head.toml").write_text(
+            f"min_timeout_seconds = 1\n[local]\nnodes = {nodes}\nvcpus = {vcpus}\n"
+            f"memory_mib = {memory_mib}\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> BenchHead:
+        cmd = [sys.executable, "-m", "hpcbatch.cli.main", "head", "--data-dir", str(self.dir),
+               "--listen", f"127.0.0.1:{self.port}", "--config", str(self.dir / "head.toml"),
+               "--log-level", "warning"]
+        self.proc = subprocess.Popen(cmd)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.endpoint}/hpcbatch/v1/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("head did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        for state_dir in (self.dir / "agents").glob("*"):
+            stop_local_agent(state_dir, kill_jobs=True)
