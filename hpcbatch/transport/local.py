@@ -202,12 +202,21 @@ async def _await_hello(link: LocalAgentLink, timeout_s: float) -> dict[str, Any]
     return reply
 
 
+def _exited(pid: int) -> bool:
+    # Not _pid_is_agent: an exiting process loses its cmdline before it is a zombie.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2 :].split()[0] in ("Z", "X")
+
+
 def _wait_gone(pid: int, deadline: float) -> bool:
     while time.monotonic() < deadline:
-        if not _pid_is_agent(pid):
+        if _exited(pid):
             return True
         time.sleep(0.02)  # polling another process's exit, bounded by the deadline
-    return not _pid_is_agent(pid)
+    return _exited(pid)
 
 
 def stop_local_agent(state_dir: Path, kill_jobs: bool = True, timeout_s: float = 10) -> None:
