@@ -13,7 +13,8 @@ from hpcbatch.errors import HpcbatchError
 from hpcbatch.head.config import load_config
 
 
-def serve(data_dir: Path, listen: str, config_path: Path | None, log_level: str) -> int:
+def serve(data_dir: Path, listen: str | None, config_path: Path | None, log_level: str) -> int:
+    """``listen`` None keeps the config file's (or the default) address."""
     import uvicorn
 
     from hpcbatch.head.api.app import ApiApp

@@ -39,7 +39,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "hpcbatch.head.app", fake)
     monkeypatch.setenv("HPCBATCH_DATA_DIR", str(tmp_path))
     assert main(["head"]) == 3  # serve's own exit code is the command's
-    assert calls == [(tmp_path, "127.0.0.1:7650", None, "info")]
+    assert calls == [(tmp_path, None, None, "info")]  # None: the config file decides
 
 
 def test_missing_head_is_a_clear_error(

@@ -141,6 +141,12 @@ class HeadProcess:
         assert jobs, f"no job {job_id}"
         return dict(jobs[0])
 
+    def raw_describe(self, job_id: str) -> dict[str, Any]:
+        """DescribeJobs over plain HTTP: keeps hpcbatch's extra members that boto3 drops."""
+        response = httpx.post(f"{self.endpoint}/v1/describejobs", json={"jobs": [job_id]})
+        response.raise_for_status()
+        return dict(response.json()["jobs"][0])
+
     def wait_status(self, job_id: str, *statuses: str, timeout: float = 30.0) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
             job = self.describe(job_id)

@@ -3,9 +3,11 @@ and jobs that ran while the head was away end with their true result, run exactl
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
-from hpcbatch.transport.local import agent_running
+from hpcbatch.transport.local import agent_running, read_pid
 from tests.head.headproc import HeadProcess, wait_for
 from tests.head.test_jobs_e2e import submit
 
@@ -62,3 +64,23 @@ def test_a_clean_stop_lets_the_local_agents_go(head: HeadProcess) -> None:
     assert all(agent_running(a) for a in agents)
     head.stop()
     wait_for(lambda: not any(agent_running(a) for a in agents), what="agents to exit")
+
+
+def test_kill_9_of_a_local_agent_keeps_its_jobs_and_their_results(
+    head: HeadProcess, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    job_id = submit(head, ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done; exit 5"])
+    head.wait_status(job_id, "RUNNING")
+    busy = head.raw_describe(job_id)["hpcbatch"]["node"]
+    old_pid = read_pid(head.data_dir / "agents" / busy)
+    assert old_pid is not None
+    os.kill(old_pid, signal.SIGKILL)
+    wait_for(
+        lambda: read_pid(head.data_dir / "agents" / busy) not in (None, old_pid),
+        what="the head to restart the agent",
+    )
+    gate.touch()
+    job = head.wait_status(job_id, "SUCCEEDED", "FAILED")
+    assert job["status"] == "FAILED" and len(job["attempts"]) == 1
+    assert job["attempts"][0]["container"]["exitCode"] == 5

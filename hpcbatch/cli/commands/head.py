@@ -3,7 +3,7 @@
 The daemon lives in :mod:`hpcbatch.head.app`; it is imported only here, only when this command
 runs, so every other command stays fast. The contract is one function::
 
-    serve(data_dir: pathlib.Path, listen: str, config_path: pathlib.Path | None,
+    serve(data_dir: pathlib.Path, listen: str | None, config_path: pathlib.Path | None,
           log_level: str) -> int
 
 ``listen`` is ``HOST:PORT`` or ``unix:/path/to/socket``, passed through as given.
@@ -39,9 +39,9 @@ def register(
     )
     parser.add_argument(
         "--listen",
-        default=DEFAULT_LISTEN,
+        default=None,  # None: the config file's `listen`, else DEFAULT_LISTEN
         metavar="HOST:PORT|unix:/PATH",
-        help=f"where to serve the API (default: {DEFAULT_LISTEN})",
+        help=f"where to serve the API (default: the config's listen, else {DEFAULT_LISTEN})",
     )
     parser.add_argument("--config", type=Path, metavar="FILE.toml", help="configuration file")
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="default: info")

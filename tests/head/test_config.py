@@ -1,0 +1,41 @@
+"""The head's settings: TOML file, overrides, and clear errors naming the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hpcbatch.errors import ValidationError
+from hpcbatch.head.config import load_config
+
+
+def test_file_then_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "head.toml"
+    path.write_text(
+        'listen = "127.0.0.1:9000"\nretention_days = 1\n[local]\nnodes = 3\n'
+        "[scheduler]\nbackfill_depth = 50\n"
+    )
+    config = load_config(path, data_dir=tmp_path, listen=None)
+    assert (config.listen, config.local.nodes, config.backfill_depth) == ("127.0.0.1:9000", 3, 50)
+    assert config.retention_ms == 86_400_000
+    assert load_config(path, listen="unix:/tmp/x.sock").listen == "unix:/tmp/x.sock"
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("nosuch = 1", "config.nosuch"),
+        ('min_timeout_seconds = "60"', "config.min_timeout_seconds"),
+        ("[local]\nnodes = 0", "config.local.nodes"),
+        ("[local]\ngpus = [-1]", "config.local.gpus"),
+        ("[local]\ncolour = 1", "config.local.colour"),
+        ("listen = ", "config"),
+    ],
+)
+def test_bad_settings_name_the_setting(tmp_path: Path, text: str, field: str) -> None:
+    path = tmp_path / "head.toml"
+    path.write_text(text)
+    with pytest.raises(ValidationError) as raised:
+        load_config(path)
+    assert raised.value.field.startswith(field)
