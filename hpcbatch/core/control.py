@@ -68,7 +68,6 @@ def purge_finished(state: State, e: ev.Tick) -> None:
         and j.status in TERMINAL
         and j.stopped_at is not None
         and j.stopped_at < horizon
-        and not state.dependents.get(j.job_id)
     ]
     for job in doomed:
         if job.is_array_parent:

@@ -308,3 +308,19 @@ def test_job_waits_for_every_one_of_its_dependencies() -> None:
     sim.start(launches[b.job_id])
     sim.end(launches[b.job_id], 0)
     assert both.status is JobStatus.RUNNABLE
+
+
+def test_finished_jobs_are_forgotten_after_the_retention() -> None:
+    sim = Sim().cluster(nodes=1, vcpus=4)
+    old = sim.submit(array_size=2)
+    sim.run_all()
+    waiting = sim.submit(vcpus=99)  # never runs
+    sim.now += 10_000
+    recent = sim.submit()
+    sim.run_all()
+    sim.do(ev.Tick)  # no retention given: nothing is forgotten
+    assert old.job_id in sim.state.jobs
+    sim.do(ev.Tick, retention_ms=5_000)
+    assert old.job_id not in sim.state.jobs and f"{old.job_id}:1" not in sim.state.jobs
+    assert waiting.job_id in sim.state.jobs and recent.job_id in sim.state.jobs
+    assert sim.state.changes.deleted["job"] >= {old.job_id, f"{old.job_id}:0", f"{old.job_id}:1"}
