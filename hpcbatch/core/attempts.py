@@ -72,16 +72,21 @@ def _start(state: State, p: Placement, e: ev.PlanApplied) -> LaunchAttempt | Non
     job.start_reason = p.reason
     job.status_reason = None
     state.set_status(job, JobStatus.STARTING, e.cause, e.now, f"on {node.name}, {p.reason}")
+    return launch_of(state, job, attempt, e.cause)
+
+
+def launch_of(state: State, job: Job, attempt: Attempt, cause: str) -> LaunchAttempt:
+    """The command that starts ``attempt`` (again, after a reconnect that lost it)."""
     return LaunchAttempt(
-        cause=e.cause,
-        node=node.name,
-        attempt_id=aid,
+        cause=cause,
+        node=attempt.node,
+        attempt_id=attempt_id(job.job_id, attempt.number),
         job_id=job.job_id,
         command=job.spec.command,
         environment=job_environment(state, job, attempt),
-        cpu_milli=need.cpu_milli,
-        memory_mib=need.memory_mib,
-        gpu_indices=p.gpu_indices,
+        cpu_milli=attempt.cpu_milli,
+        memory_mib=attempt.memory_mib,
+        gpu_indices=attempt.gpu_indices,
         timeout_s=job.spec.timeout_s,
     )
 

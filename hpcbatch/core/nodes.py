@@ -10,8 +10,8 @@ started, and counted lost if it had been running.
 from __future__ import annotations
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.attempts import end_attempt, job_environment
-from hpcbatch.core.commands import Command, LaunchAttempt
+from hpcbatch.core.attempts import end_attempt, launch_of
+from hpcbatch.core.commands import Command
 from hpcbatch.core.model import JobStatus, Node, NodeState, split_attempt_id
 from hpcbatch.core.state import State
 from hpcbatch.errors import ConflictError, NotFoundError
@@ -59,20 +59,7 @@ def _reconcile(state: State, node: Node, known: set[str], e: ev.Event) -> list[C
         job = state.jobs[split_attempt_id(aid)[0]]
         attempt = job.attempts[-1]
         if job.status is JobStatus.STARTING and attempt.started_at is None:
-            commands.append(
-                LaunchAttempt(
-                    cause=e.cause,
-                    node=node.name,
-                    attempt_id=aid,
-                    job_id=job.job_id,
-                    command=job.spec.command,
-                    environment=job_environment(state, job, attempt),
-                    cpu_milli=attempt.cpu_milli,
-                    memory_mib=attempt.memory_mib,
-                    gpu_indices=attempt.gpu_indices,
-                    timeout_s=job.spec.timeout_s,
-                )
-            )
+            commands.append(launch_of(state, job, attempt, e.cause))
             continue
         reason = f"Host lost: {node.name} has no record of attempt {aid}"
         end_attempt(state, job, attempt, e.cause, e.now, None, reason, e.now)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from hpcbatch.core.plan import Plan
 from hpcbatch.core.scheduler import schedule
 from hpcbatch.core.state import State
 from hpcbatch.core.step import step
-from hpcbatch.errors import ClientError, HpcbatchError, ServerError
+from hpcbatch.errors import ClientError, HpcbatchError, ServerError, StoreError
 from hpcbatch.head.persist import drain_changes
 from hpcbatch.store import Store
 
@@ -53,11 +55,19 @@ class _Item:
 
 
 class HeadLoop:
-    def __init__(self, state: State, store: Store, dispatch: Dispatch, backfill_depth: int = 200):
+    def __init__(
+        self,
+        state: State,
+        store: Store,
+        dispatch: Dispatch,
+        backfill_depth: int = 200,
+        on_fatal: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGTERM),
+    ):
         self.state = state
         self.store = store
         self.dispatch = dispatch
         self.backfill_depth = backfill_depth
+        self.on_fatal = on_fatal  # default: SIGTERM ourselves, for a graceful stop
         self.plan = Plan()
         self.batches = 0
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
@@ -93,11 +103,20 @@ class HeadLoop:
                 items.append(self._inbox.get_nowait())
             try:
                 await self._batch(items)
-            except Exception:  # a bug: fail the callers, keep the head alive
-                log.exception("batch of %d events failed", len(items))
-                for item in items:
-                    if item.future is not None and not item.future.done():
-                        item.future.set_exception(ServerError("internal error; see head log"))
+            except Exception as error:
+                # A store failure leaves memory ahead of the disk, and a bug may leave a step
+                # half done: either way, fail-stop and let a restart reload the durable truth.
+                kind = "state could not be stored" if isinstance(error, StoreError) else "bug"
+                log.critical("%s; the head stops", kind, exc_info=error)
+                self._fail(items, ServerError(f"{kind}; the head is stopping (see its log)"))
+                self.on_fatal()
+                return
+
+    @staticmethod
+    def _fail(items: list[_Item], error: ServerError) -> None:
+        for item in items:
+            if item.future is not None and not item.future.done():
+                item.future.set_exception(error)
 
     async def _batch(self, items: list[_Item]) -> None:
         commands: list[Command] = []
