@@ -33,7 +33,27 @@ Doc = dict[str, Any]
 
 
 def spec_to_doc(spec: JobSpec) -> Doc:
-    return asdict(spec)
+    # By hand, like _attempt_doc: asdict's deep copy is a hot spot when jobs are persisted.
+    r, retry = spec.resources, spec.retry
+    return {
+        "command": list(spec.command),
+        "environment": [list(pair) for pair in spec.environment],
+        "resources": {"cpu_milli": r.cpu_milli, "memory_mib": r.memory_mib, "gpus": r.gpus},
+        "retry": {
+            "attempts": retry.attempts,
+            "rules": [
+                {
+                    "action": x.action,
+                    "on_exit_code": x.on_exit_code,
+                    "on_reason": x.on_reason,
+                    "on_status_reason": x.on_status_reason,
+                }
+                for x in retry.rules
+            ],
+        },
+        "timeout_s": spec.timeout_s,
+        "priority": spec.priority,
+    }
 
 
 def spec_from_doc(doc: Doc) -> JobSpec:
@@ -126,10 +146,17 @@ def job_from_doc(doc: Doc, parents: dict[str, Job]) -> Job:
 def _attempt_doc(a: Attempt) -> Doc:
     # By hand: dataclasses.asdict deep-copies and is the hot spot of persisting jobs.
     return {
-        "number": a.number, "node": a.node, "cpu_milli": a.cpu_milli,
-        "memory_mib": a.memory_mib, "gpu_indices": list(a.gpu_indices),
-        "started_at": a.started_at, "stopped_at": a.stopped_at, "exit_code": a.exit_code,
-        "reason": a.reason, "log_stream": a.log_stream, "pid": a.pid,
+        "number": a.number,
+        "node": a.node,
+        "cpu_milli": a.cpu_milli,
+        "memory_mib": a.memory_mib,
+        "gpu_indices": list(a.gpu_indices),
+        "started_at": a.started_at,
+        "stopped_at": a.stopped_at,
+        "exit_code": a.exit_code,
+        "reason": a.reason,
+        "log_stream": a.log_stream,
+        "pid": a.pid,
     }
 
 

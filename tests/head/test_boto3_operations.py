@@ -122,6 +122,7 @@ def test_list_jobs_defaults_to_running_and_pages(head: HeadProcess) -> None:
         if not token:
             break
     assert sorted(seen) == sorted(ids)
+    assert b.list_jobs(multiNodeJobId=ids[0])["jobSummaryList"] == []  # none are multi-node
     running = b.list_jobs(jobQueue="default")["jobSummaryList"]
     assert all(j["status"] == "RUNNING" for j in running)
     for job_id in ids:
