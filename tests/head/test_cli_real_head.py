@@ -81,3 +81,24 @@ def test_nodes_queues_and_definitions_tables(head: HeadProcess) -> None:
     ran = cli(head, "submit", "--definition", "hello", "--wait")
     assert ran.returncode == 0, ran.stderr
     assert cli(head, "logs", ran.stdout.strip()).stdout == "hi\n"
+
+
+def test_logs_follow_streams_until_the_job_ends(head: HeadProcess, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    script = f"echo first; while [ ! -e {gate} ]; do sleep 0.05; done; echo second"
+    job_id = cli(head, "submit", "--", "sh", "-c", script).stdout.strip()
+    head.wait_status(job_id, "RUNNING")
+    env = {**os.environ, "HPCBATCH_ENDPOINT": head.endpoint}
+    follow = subprocess.Popen(
+        [HPCBATCH, "logs", "--follow", job_id], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert follow.stdout is not None
+        assert follow.stdout.readline() == "first\n"
+        gate.touch()
+        assert follow.stdout.readline() == "second\n"
+        assert follow.wait(timeout=30) == 0
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()

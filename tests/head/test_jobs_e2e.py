@@ -167,3 +167,33 @@ def test_history_tells_the_story(head: HeadProcess) -> None:
     head.wait_status(job_id, "SUCCEEDED")
     events = [e["event"] for e in head.get(f"/hpcbatch/v1/jobs/{job_id}/history")["events"]]
     assert events == ["SUBMITTED", "STARTING", "RUNNING", "SUCCEEDED"]
+
+
+def test_parameters_fill_ref_placeholders(head: HeadProcess) -> None:
+    batch = head.batch()
+    batch.register_job_definition(
+        jobDefinitionName="greeter",
+        type="container",
+        parameters={"who": "world"},
+        containerProperties={"command": ["echo", "hello", "Ref::who"]},
+    )
+    plain = batch.submit_job(jobName="p", jobQueue="default", jobDefinition="greeter")["jobId"]
+    given = batch.submit_job(
+        jobName="p", jobQueue="default", jobDefinition="greeter", parameters={"who": "hpc"}
+    )["jobId"]
+    head.wait_status(plain, "SUCCEEDED")
+    head.wait_status(given, "SUCCEEDED")
+    assert logs(head, plain) == "hello world\n"
+    assert logs(head, given) == "hello hpc\n"
+
+
+def test_sequential_array_children_run_one_after_another(head: HeadProcess, tmp_path: Path) -> None:
+    trail = tmp_path / "trail"
+    job_id = submit(
+        head,
+        ["sh", "-c", f"echo $AWS_BATCH_JOB_ARRAY_INDEX >> {trail}"],
+        arrayProperties={"size": 4},
+        dependsOn=[{"type": "SEQUENTIAL"}],
+    )
+    head.wait_status(job_id, "SUCCEEDED")
+    assert trail.read_text() == "0\n1\n2\n3\n"
