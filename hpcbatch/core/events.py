@@ -186,13 +186,12 @@ class AttemptStarted(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptEnded(Event):
-    """The attempt's process ended, or never started (``started`` False)."""
+    """The attempt's process ended, or never started (``started_at`` None, with a reason)."""
 
     attempt_id: str
     stopped_at: int
     exit_code: int | None
     reason: str | None = None
-    started: bool = True
     started_at: int | None = None
 
 

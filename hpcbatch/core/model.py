@@ -15,7 +15,6 @@ MiB, GPUs by index. Times are integer epoch milliseconds, always passed in, neve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -243,7 +242,3 @@ def attempt_id(job_id: str, number: int) -> str:
 def split_attempt_id(value: str) -> tuple[str, int]:
     job_id, _, number = value.rpartition("/")
     return job_id, int(number)
-
-
-def freeze_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(env.items())

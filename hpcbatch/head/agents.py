@@ -53,7 +53,6 @@ def update_event(node: str, cause: str, update: dict[str, Any]) -> ev.Event:
         stopped_at=update["stopped_at_ms"] or now,
         exit_code=update["exit_code"],
         reason=reason,
-        started=update["state"] == protocol.EXITED,
         started_at=update["started_at_ms"],
     )
 

@@ -197,3 +197,11 @@ def test_sequential_array_children_run_one_after_another(head: HeadProcess, tmp_
     )
     head.wait_status(job_id, "SUCCEEDED")
     assert trail.read_text() == "0\n1\n2\n3\n"
+
+
+def test_a_command_that_cannot_start_fails_with_the_reason(head: HeadProcess) -> None:
+    job_id = submit(head, ["no-such-command-hpcbatch"])
+    job = head.wait_status(job_id, "FAILED")
+    assert job["statusReason"].startswith("CannotStartContainerError")
+    assert "no-such-command-hpcbatch" in job["statusReason"]
+    assert "startedAt" not in job["attempts"][0]
