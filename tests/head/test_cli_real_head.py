@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from hpcbatch.transport.local import stop_local_agent
 from tests.head.headproc import HeadProcess
 
 HPCBATCH = str(Path(sys.executable).with_name("hpcbatch"))
@@ -102,3 +104,39 @@ def test_logs_follow_streams_until_the_job_ends(head: HeadProcess, tmp_path: Pat
         if follow.poll() is None:
             follow.kill()
             follow.wait()
+
+
+def test_head_serves_on_a_unix_socket(tmp_path: Path) -> None:
+    sock = tmp_path / "head.sock"
+    data = tmp_path / "data"
+    head = subprocess.Popen(
+        [
+            HPCBATCH,
+            "head",
+            "--data-dir",
+            str(data),
+            "--listen",
+            f"unix:{sock}",
+            "--log-level",
+            "warning",
+        ],
+    )
+    env = {**os.environ, "HPCBATCH_ENDPOINT": f"unix://{sock}"}
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run([HPCBATCH, "health"], env=env, capture_output=True).returncode:
+            assert time.monotonic() < deadline, "head on a unix socket did not answer"
+            assert head.poll() is None, "head exited"
+        done = subprocess.run(
+            [HPCBATCH, "submit", "--wait", "--", "true"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+    finally:
+        head.terminate()
+        head.wait(timeout=30)
+        for state_dir in (data / "agents").glob("*"):
+            stop_local_agent(state_dir, kill_jobs=True)
