@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 from .capacity import detect_node
@@ -78,6 +79,13 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def _self_command() -> list[str]:
+    """How to run this agent again: the zipapp it was shipped as (SSH hosts), or the module."""
+    if sys.argv and sys.argv[0].endswith(".pyz") and zipfile.is_zipfile(sys.argv[0]):
+        return [sys.executable, os.path.abspath(sys.argv[0])]
+    return [sys.executable, "-m", "hpcbatch_agent"]
+
+
 def start_detached(args: argparse.Namespace) -> int:
     """Start the daemon in its own session; 0 once its socket accepts connections."""
     state_dir: Path = args.state_dir
@@ -87,7 +95,7 @@ def start_detached(args: argparse.Namespace) -> int:
         return 0
     with open(state_dir / "agent.log", "ab") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "hpcbatch_agent", *serve_argv(args)],
+            [*_self_command(), *serve_argv(args)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -158,8 +158,12 @@ class NodeHeartbeat(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeLost(Event):
+    """A node is DOWN. ``ce`` lets a node that never connected (a wrong key, an unknown host
+    key, an unreachable address) appear DOWN with its reason, with no capacity."""
+
     node: str
     reason: str
+    ce: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from hpcbatch.core import events as ev
 from hpcbatch.core.attempts import end_attempt, launch_of
 from hpcbatch.core.commands import Command
-from hpcbatch.core.model import JobStatus, Node, NodeState, split_attempt_id
+from hpcbatch.core.model import JobStatus, Node, NodeState, Resources, split_attempt_id
 from hpcbatch.core.state import State
 from hpcbatch.errors import ConflictError, NotFoundError
 
@@ -69,8 +69,12 @@ def _reconcile(state: State, node: Node, known: set[str], e: ev.Event) -> list[C
 def node_lost(state: State, e: ev.NodeLost) -> list[Command]:
     node = state.nodes.get(e.node)
     if node is None:
-        return []
-    if node.state is not NodeState.DOWN:
+        if e.ce is None or e.ce not in state.ces:
+            return []
+        node = Node(name=e.node, ce=e.ce, capacity=Resources(), state=NodeState.DOWN)
+        state.nodes[e.node] = node
+        _set_state(state, node, NodeState.DOWN, e.reason, e)
+    elif node.state is not NodeState.DOWN or node.state_reason != e.reason:
         _set_state(state, node, NodeState.DOWN, e.reason, e)
     for aid in sorted(node.attempts):
         job = state.jobs[split_attempt_id(aid)[0]]

@@ -16,6 +16,11 @@ gpus = []                          # GPU indices to offer (per node)
 
 [scheduler]
 backfill_depth = 200               # blocked jobs examined per queue per pass
+
+[[compute_environments]]           # SSH-managed hosts: see hpcbatch/head/hosts.py
+name = "cluster"
+kind = "SSH"
+hosts = [...]
 ```
 """
 
@@ -27,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from hpcbatch.errors import ValidationError
+from hpcbatch.head.hosts import CeConfig, parse_compute_environments
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class HeadConfig:
     heartbeat_timeout_s: float = 30.0
     backfill_depth: int = 200
     local: LocalConfig = field(default_factory=LocalConfig)
+    compute_environments: tuple[CeConfig, ...] = ()  # SSH hosts: see hpcbatch/head/hosts.py
 
     @property
     def retention_ms(self) -> int:
@@ -70,13 +77,14 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
         except (OSError, tomllib.TOMLDecodeError) as error:
             raise ValidationError(f"config {path}", str(error)) from error
     local_raw = raw.pop("local", {})
+    ces_raw = raw.pop("compute_environments", [])
     scheduler = raw.pop("scheduler", {})
     if "backfill_depth" in scheduler:
         raw["backfill_depth"] = scheduler.pop("backfill_depth")
     known = {f.name: f for f in fields(HeadConfig)}
     values: dict[str, Any] = {}
     for key, value in {**raw, **{k: v for k, v in overrides.items() if v is not None}}.items():
-        if key not in known or key == "local":
+        if key not in known or key in ("local", "compute_environments"):
             raise ValidationError(f"config.{key}", "is not a known setting")
         if key == "data_dir":
             values[key] = Path(value)
@@ -84,10 +92,16 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
         expected = type(getattr(HeadConfig(), key))
         values[key] = _typed(f"config.{key}", value, expected)
     values["local"] = _local(local_raw)
+    local_names = set(local_node_names(values["local"].nodes))
+    values["compute_environments"] = parse_compute_environments(ces_raw, local_names)
     config = replace(HeadConfig(), **values)
     if config.min_timeout_seconds < 1:
         raise ValidationError("config.min_timeout_seconds", "must be at least 1")
     return config
+
+
+def local_node_names(count: int) -> list[str]:
+    return [f"local-{i + 1}" for i in range(count)]
 
 
 def _local(raw: dict[str, Any]) -> LocalConfig:

@@ -13,15 +13,21 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.model import JobSpec, NodeState
-from hpcbatch.head.config import HeadConfig
+from hpcbatch.head.config import HeadConfig, local_node_names
 from hpcbatch.head.dispatcher import Dispatcher
-from hpcbatch.head.local import LOCAL_CE, LocalNodes
 from hpcbatch.head.loop import HeadLoop, now_ms
 from hpcbatch.head.persist import load_state
+from hpcbatch.head.supervisor import NodeSpec, NodeSupervisor
 from hpcbatch.store import SqliteStore, WriteBatch
+from hpcbatch.transport.base import AgentLink
+from hpcbatch.transport.local import connect_local_agent
+from hpcbatch.transport.ssh import SshHost, connect_ssh_agent
+
+LOCAL_CE = "local"
 
 log = logging.getLogger("hpcbatch.head")
 
@@ -37,14 +43,16 @@ class Head:
         self.head_id = self.store.get_meta("head_id") or str(uuid.uuid4())
         self.dispatcher = Dispatcher()
         self.loop = HeadLoop(self.state, self.store, self.dispatcher, config.backfill_depth)
-        self.local = LocalNodes(config, self.loop, self.dispatcher, self.head_id)
+        self.nodes = NodeSupervisor(self.loop, self.dispatcher, config.heartbeat_timeout_s)
         self._timers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self.loop.start()
         await self._bootstrap()
-        self.local.start()
-        await self.local.wait_connected()
+        await self._ensure_configured_ces()
+        local = self._local_specs()
+        self.nodes.start(local + self._ssh_specs())
+        await self.nodes.wait_connected([spec.name for spec in local])
         running = asyncio.get_running_loop()
         self._timers = [running.create_task(self._tick()), running.create_task(self._watchdog())]
 
@@ -53,7 +61,7 @@ class Head:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.local.stop()
+        await self.nodes.stop()
         await self.loop.stop()
         self.store.close()
 
@@ -101,6 +109,46 @@ class Head:
         batch.set_meta("bootstrapped", "1")
         batch.set_meta("head_id", self.head_id)
         self.store.write(batch)
+
+    def _local_specs(self) -> list[NodeSpec]:
+        local = self.config.local
+
+        def connect(name: str) -> Callable[[], Awaitable[AgentLink]]:
+            return lambda: connect_local_agent(
+                self.config.data_dir / "agents" / name,
+                name,
+                vcpus=local.vcpus or None,
+                memory_mib=local.memory_mib or None,
+                gpus=list(local.gpus) or None,
+                head_id=self.head_id,
+            )
+
+        names = local_node_names(local.nodes)
+        return [NodeSpec(n, LOCAL_CE, connect(n), stop_agent_on_exit=True) for n in names]
+
+    def _ssh_specs(self) -> list[NodeSpec]:
+        def connect(host: SshHost) -> Callable[[], Awaitable[AgentLink]]:
+            return lambda: connect_ssh_agent(host, self.head_id)
+
+        return [
+            NodeSpec(host.name, ce.name, connect(host))
+            for ce in self.config.compute_environments
+            for host in ce.hosts
+        ]
+
+    async def _ensure_configured_ces(self) -> None:
+        for ce in self.config.compute_environments:
+            if ce.name not in self.state.ces:
+                await self.loop.call(
+                    ev.CreateComputeEnvironment(
+                        cause="config",
+                        now=now_ms(),
+                        name=ce.name,
+                        ce_type="MANAGED",
+                        kind=ce.kind,
+                        echo={"computeResources": {"type": ce.kind}},
+                    )
+                )
 
     async def _tick(self) -> None:
         last_purge = 0.0

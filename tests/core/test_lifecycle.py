@@ -324,3 +324,13 @@ def test_finished_jobs_are_forgotten_after_the_retention() -> None:
     assert old.job_id not in sim.state.jobs and f"{old.job_id}:1" not in sim.state.jobs
     assert waiting.job_id in sim.state.jobs and recent.job_id in sim.state.jobs
     assert sim.state.changes.deleted["job"] >= {old.job_id, f"{old.job_id}:0", f"{old.job_id}:1"}
+
+
+def test_a_node_that_never_connected_shows_down_with_its_reason() -> None:
+    sim = Sim().cluster(nodes=1)
+    sim.do(ev.NodeLost, node="far", ce="local", reason="authentication failed with key k")
+    far = sim.state.nodes["far"]
+    assert (far.state.value, far.state_reason) == ("DOWN", "authentication failed with key k")
+    assert far.capacity == ev.Resources()
+    sim.do(ev.NodeLost, node="ghost", reason="no CE given: nothing to show")
+    assert "ghost" not in sim.state.nodes

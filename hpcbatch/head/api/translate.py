@@ -54,10 +54,11 @@ def _env(variables: list[m.KeyValuePair] | None) -> tuple[tuple[str, str], ...]:
 
 def create_ce(req: m.CreateComputeEnvironmentRequest, cause: str, now: int) -> ev.Event:
     kind = req.computeResources.type if req.computeResources else "LOCAL"
-    if kind != "LOCAL":
+    if kind not in ("LOCAL", "SSH"):
         raise ValidationError(
             "computeResources.type",
-            f"{kind} compute environments are not available yet; this head runs LOCAL ones",
+            f"{kind} compute environments are not available yet; this head runs LOCAL and "
+            "SSH ones (an SSH environment's hosts come from the head's config file)",
         )
     return ev.CreateComputeEnvironment(
         cause=cause,

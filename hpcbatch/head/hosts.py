@@ -1,0 +1,168 @@
+"""SSH compute environments from the head's config file: which hosts, and how to reach them.
+
+```toml
+[[compute_environments]]
+name = "cluster"                 # created on start if it does not exist (kind SSH)
+kind = "SSH"
+[[compute_environments.hosts]]
+name = "node1"                   # the node's name in hpcbatch (unique)
+address = "10.0.0.11"            # IP address or host name (unique)
+port = 22
+user = "root"
+key = "/etc/hpcbatch/id_ed25519" # must exist, readable by its owner only
+known_hosts = "/etc/hpcbatch/known_hosts"
+trust_on_first_use = false       # true: accept and record an unknown host key (labs only)
+state_dir = "/var/lib/hpcbatch-agent"
+python = "python3"
+vcpus = 8                        # optional capacity overrides
+memory_mib = 32000
+labels = { rack = "a" }
+```
+
+Every problem is a ValidationError naming the host and the rule; one bad host refuses the whole
+file (a head must not start half-configured).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hpcbatch.errors import ValidationError
+from hpcbatch.transport.ssh import SshHost
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+HOSTNAME_RE = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
+HOST_KEYS = {
+    "name",
+    "address",
+    "port",
+    "user",
+    "key",
+    "known_hosts",
+    "trust_on_first_use",
+    "state_dir",
+    "python",
+    "vcpus",
+    "memory_mib",
+    "gpus",
+    "labels",
+}
+
+
+@dataclass(frozen=True)
+class CeConfig:
+    name: str
+    kind: str
+    hosts: tuple[SshHost, ...]
+
+
+def _check_address(where: str, address: Any) -> str:
+    if not isinstance(address, str) or not address:
+        raise ValidationError(f"{where}.address", "is required: an IP address or a host name")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        if not HOSTNAME_RE.fullmatch(address) or address.replace(".", "").isdigit():
+            raise ValidationError(
+                f"{where}.address", f"is not an IP address or a host name (got {address!r})"
+            ) from None
+    return address
+
+
+def _check_key(where: str, key: Any) -> Path:
+    if not isinstance(key, str) or not key:
+        raise ValidationError(f"{where}.key", "is required: the path of a private key")
+    path = Path(key)
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ValidationError(f"{where}.key", f"cannot be read: {exc.strerror} ({key})") from None
+    if mode & 0o077:
+        raise ValidationError(
+            f"{where}.key",
+            f"{key} is readable by others (mode {oct(mode & 0o777)}); chmod 600 it",
+        )
+    return path
+
+
+def _int(where: str, raw: dict[str, Any], key: str, default: int | None, low: int) -> int | None:
+    value = raw.get(key, default)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValidationError(f"{where}.{key}", f"must be an integer >= {low} (got {value!r})")
+    return value
+
+
+def parse_host(where: str, raw: Any) -> SshHost:
+    if not isinstance(raw, dict):
+        raise ValidationError(where, "must be a table of host settings")
+    unknown = sorted(set(raw) - HOST_KEYS)
+    if unknown:
+        raise ValidationError(f"{where}.{unknown[0]}", "is not a known host setting")
+    name = raw.get("name")
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise ValidationError(
+            f"{where}.name", f"must be 1-63 letters, digits, '.', '_' or '-' (got {name!r})"
+        )
+    where = f"{where} ({name})"
+    known = raw.get("known_hosts")
+    tofu = raw.get("trust_on_first_use", False)
+    if known is None and not tofu:
+        raise ValidationError(
+            f"{where}.known_hosts", "is required to verify the host key (or set trust_on_first_use)"
+        )
+    gpus = raw.get("gpus")
+    if gpus is not None and not (
+        isinstance(gpus, list) and all(isinstance(g, int) and g >= 0 for g in gpus)
+    ):
+        raise ValidationError(f"{where}.gpus", f"must be a list of GPU indices (got {gpus!r})")
+    return SshHost(
+        name=name,
+        address=_check_address(where, raw.get("address")),
+        key=_check_key(where, raw.get("key")),
+        port=_int(where, raw, "port", 22, 1) or 22,
+        user=str(raw.get("user", "root")),
+        known_hosts=Path(known) if known else None,
+        trust_on_first_use=bool(tofu),
+        state_dir=str(raw.get("state_dir", SshHost.state_dir)),
+        python=str(raw.get("python", SshHost.python)),
+        vcpus=_int(where, raw, "vcpus", None, 1),
+        memory_mib=_int(where, raw, "memory_mib", None, 4),
+        gpus=tuple(gpus) if gpus is not None else None,
+        labels=dict(raw.get("labels", {})),
+    )
+
+
+def parse_compute_environments(raw: Any, taken: set[str]) -> tuple[CeConfig, ...]:
+    """``[[compute_environments]]`` tables; ``taken`` holds node names already in use."""
+    if not isinstance(raw, list):
+        raise ValidationError("config.compute_environments", "must be a list of tables")
+    ces: list[CeConfig] = []
+    names, addresses = set(taken), {}
+    for i, table in enumerate(raw):
+        where = f"config.compute_environments[{i}]"
+        if not isinstance(table, dict) or not NAME_RE.fullmatch(str(table.get("name", ""))):
+            raise ValidationError(f"{where}.name", "is required: 1-63 letters, digits, '_' or '-'")
+        if table.get("kind", "SSH") != "SSH":
+            raise ValidationError(f"{where}.kind", f"must be SSH (got {table.get('kind')!r})")
+        hosts = []
+        for j, host_raw in enumerate(table.get("hosts", [])):
+            host = parse_host(f"{where}.hosts[{j}]", host_raw)
+            if host.name in names:
+                raise ValidationError(f"{where}.hosts[{j}].name", f"{host.name!r} is listed twice")
+            endpoint = (host.address, host.port)
+            if endpoint in addresses:
+                raise ValidationError(
+                    f"{where}.hosts[{j}].address",
+                    f"{host.address}:{host.port} is already host {addresses[endpoint]!r}",
+                )
+            names.add(host.name)
+            addresses[endpoint] = host.name
+            hosts.append(host)
+        ces.append(CeConfig(table["name"], "SSH", tuple(hosts)))
+    return tuple(ces)

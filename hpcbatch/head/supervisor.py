@@ -1,0 +1,116 @@
+"""Keep one live session per node: connect, relay, reconnect with backoff, report what fails.
+
+Vocabulary: a **node spec** says how to reach one node's agent — ``connect`` is
+``connect_local_agent`` for the embedded LOCAL compute environment (agents on the head's own
+host, one per virtual node, detached so a head restart leaves their jobs running) or
+``connect_ssh_agent`` for an SSH host (one persistent connection, agent installed over SFTP).
+
+A node whose connection fails is reported DOWN with the error — at once if it has no jobs at
+stake (a wrong key or an unknown host key says so immediately), else only after
+``heartbeat_timeout_s`` of trying, so a blip does not fail running jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from hpcbatch import protocol
+from hpcbatch.core import events as ev
+from hpcbatch.core.model import NodeState
+from hpcbatch.errors import TransportError
+from hpcbatch.head.agents import AgentSession
+from hpcbatch.head.dispatcher import Dispatcher
+from hpcbatch.head.loop import HeadLoop, now_ms
+from hpcbatch.transport.base import AgentLink
+
+log = logging.getLogger("hpcbatch.nodes")
+
+MAX_BACKOFF_S = 5.0
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    ce: str
+    connect: Callable[[], Awaitable[AgentLink]]
+    stop_agent_on_exit: bool = False  # the head's own local agents; never remote ones
+
+
+class NodeSupervisor:
+    def __init__(self, loop: HeadLoop, dispatcher: Dispatcher, heartbeat_timeout_s: float):
+        self.loop = loop
+        self.dispatcher = dispatcher
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.specs: dict[str, NodeSpec] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, specs: list[NodeSpec]) -> None:
+        running = asyncio.get_running_loop()
+        for spec in specs:
+            self.specs[spec.name] = spec
+            self._tasks.append(running.create_task(self._supervise(spec), name=spec.name))
+
+    async def wait_connected(self, names: list[str], timeout_s: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not set(names) <= set(self.dispatcher.sessions):
+            if time.monotonic() > deadline:
+                missing = sorted(set(names) - set(self.dispatcher.sessions))
+                raise TransportError(f"nodes {missing} did not connect within {timeout_s} s")
+            await asyncio.sleep(0.02)
+
+    def _at_stake(self, name: str) -> bool:
+        node = self.loop.state.nodes.get(name)
+        return node is not None and node.state is not NodeState.DOWN and bool(node.attempts)
+
+    async def _supervise(self, spec: NodeSpec) -> None:
+        backoff = 0.1
+        failing_since: float | None = None
+        while True:
+            try:
+                link = await spec.connect()
+            except TransportError as error:
+                log.warning("node %s: %s", spec.name, error)
+                failing_since = failing_since or time.monotonic()
+                waited = time.monotonic() - failing_since
+                if not self._at_stake(spec.name) or waited > self.heartbeat_timeout_s:
+                    self.loop.post(
+                        ev.NodeLost(
+                            cause=f"{spec.name}#connect",
+                            now=now_ms(),
+                            node=spec.name,
+                            ce=spec.ce,
+                            reason=error.message,
+                        )
+                    )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            backoff, failing_since = 0.1, None
+            session = AgentSession(spec.name, spec.ce, link, self.loop)
+            self.dispatcher.sessions[spec.name] = session
+            try:
+                await session.run()
+            finally:
+                self.dispatcher.sessions.pop(spec.name, None)
+                with contextlib.suppress(TransportError, OSError):
+                    await link.close()
+            failing_since = time.monotonic()
+
+    async def stop(self) -> None:
+        """Stop supervising. The head's own local agents are told to exit (their jobs keep
+        running under the wrapper that records each exit status; the next head re-adopts
+        them); remote agents are left running and their links closed."""
+        for session in list(self.dispatcher.sessions.values()):
+            if self.specs[session.node].stop_agent_on_exit:
+                with contextlib.suppress(TransportError, OSError):
+                    await session.link.send(protocol.shutdown(kill_jobs=False))
+        for task in self._tasks:  # each closes its link as it ends
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.dispatcher.sessions.clear()

@@ -1,0 +1,233 @@
+"""The head's link to an agent on a remote host, over one persistent SSH connection.
+
+Vocabulary:
+    host      an ``SshHost``: where to connect (address, port, user, key), how to trust it
+              (a known_hosts file; trust-on-first-use only when asked for), where the agent
+              keeps its state there, and optional capacity overrides.
+    install   the agent zipapp (``zipapp.py``) is copied over SFTP when the host lacks this
+              exact build, to ``<state_dir>/bin/``, then run with the host's ``python3``.
+    channel   one SSH exec channel running ``<pyz> attach``: it relays the protocol to the
+              host's agent daemon, starting the daemon if needed. The daemon and its jobs
+              outlive the channel; a new channel gets a fresh hello to reconcile from.
+
+paramiko is blocking: the connection is made in a worker thread, a reader thread turns channel
+lines into messages on an asyncio queue, and sends go through one writer thread per link so
+they keep their order without blocking the event loop. TCP_NODELAY is set on the socket
+(without it, Nagle + delayed ACK cost ~48 ms per message: see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import shlex
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from hpcbatch import protocol
+from hpcbatch.errors import TransportError
+from hpcbatch.transport.local import parse_agent_line
+from hpcbatch.transport.zipapp import agent_file_name, build_agent_zipapp
+
+CONNECT_TIMEOUT_S = 10.0
+HELLO_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class SshHost:
+    name: str
+    address: str
+    key: Path
+    port: int = 22
+    user: str = "root"
+    known_hosts: Path | None = None
+    trust_on_first_use: bool = False
+    state_dir: str = "/var/lib/hpcbatch-agent"
+    python: str = "python3"
+    vcpus: int | None = None
+    memory_mib: int | None = None
+    gpus: tuple[int, ...] | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _connect_client(host: SshHost) -> paramiko.SSHClient:
+    """An authenticated client, host key verified; TransportError names the host and why."""
+    where = f"node {host.name} ({host.user}@{host.address}:{host.port})"
+    try:
+        sock = socket.create_connection((host.address, host.port), timeout=CONNECT_TIMEOUT_S)
+    except OSError as exc:
+        raise TransportError(f"{where}: unreachable: {exc}") from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client = paramiko.SSHClient()
+    if host.known_hosts is not None and host.known_hosts.exists():
+        client.load_host_keys(str(host.known_hosts))  # never the user's own ~/.ssh
+    if host.trust_on_first_use:
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    else:
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(
+            host.address,
+            port=host.port,
+            username=host.user,
+            key_filename=str(host.key),
+            sock=sock,
+            allow_agent=False,
+            look_for_keys=False,
+            timeout=CONNECT_TIMEOUT_S,
+            banner_timeout=CONNECT_TIMEOUT_S,
+            auth_timeout=CONNECT_TIMEOUT_S,
+        )
+    except paramiko.BadHostKeyException:
+        client.close()
+        raise TransportError(
+            f"{where}: host key does not match {host.known_hosts}: refusing to connect"
+        ) from None
+    except paramiko.AuthenticationException as exc:
+        client.close()
+        raise TransportError(f"{where}: authentication failed with key {host.key}: {exc}") from None
+    except paramiko.SSHException as exc:
+        client.close()
+        if "not found in known_hosts" in str(exc):
+            raise TransportError(
+                f"{where}: unknown host key (not in {host.known_hosts}); add it, or set "
+                "trust_on_first_use for a lab"
+            ) from None
+        raise TransportError(f"{where}: SSH failed: {exc}") from None
+    except OSError as exc:
+        client.close()
+        raise TransportError(f"{where}: unreachable: {exc}") from None
+    if host.trust_on_first_use and host.known_hosts is not None:
+        client.save_host_keys(str(host.known_hosts))
+    return client
+
+
+def _install_agent(client: paramiko.SSHClient, host: SshHost) -> str:
+    """The remote path of this head's agent build, copied there if missing."""
+    version, data = build_agent_zipapp()
+    remote_dir = f"{host.state_dir}/bin"
+    remote = f"{remote_dir}/{agent_file_name(version)}"
+    _run(client, f"mkdir -p {shlex.quote(remote_dir)}", host)
+    with client.open_sftp() as sftp:
+        try:
+            sftp.stat(remote)
+            return remote
+        except FileNotFoundError:
+            pass
+        tmp = f"{remote}.tmp"
+        with sftp.open(tmp, "wb") as out:
+            out.write(data)
+        sftp.posix_rename(tmp, remote)
+    return remote
+
+
+def _run(client: paramiko.SSHClient, command: str, host: SshHost) -> None:
+    _, stdout, stderr = client.exec_command(command, timeout=CONNECT_TIMEOUT_S)
+    if stdout.channel.recv_exit_status() != 0:
+        raise TransportError(f"node {host.name}: `{command}` failed: {stderr.read().decode()}")
+
+
+def attach_command(host: SshHost, pyz: str) -> str:
+    argv = [host.python, pyz, "attach", "--state-dir", host.state_dir, "--node-name", host.name]
+    if host.vcpus is not None:
+        argv += ["--vcpus", str(host.vcpus)]
+    if host.memory_mib is not None:
+        argv += ["--memory-mib", str(host.memory_mib)]
+    if host.gpus is not None:
+        argv += ["--gpus", ",".join(map(str, host.gpus))]
+    return shlex.join(argv)
+
+
+class SshAgentLink:
+    """An AgentLink over an SSH exec channel running ``attach``."""
+
+    def __init__(self, host: SshHost, client: paramiko.SSHClient, channel: paramiko.Channel):
+        self.node_name = host.name
+        self.hello: dict[str, Any] = {}
+        self._client = client
+        self._channel = channel
+        self._loop = asyncio.get_running_loop()
+        self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, f"ssh-send-{host.name}")
+        self._reader = threading.Thread(
+            target=self._read, name=f"ssh-recv-{host.name}", daemon=True
+        )
+        self._reader.start()
+
+    def _read(self) -> None:
+        buffer = b""
+        try:
+            while True:
+                chunk = self._channel.recv(1 << 16)
+                if not chunk:
+                    break
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    self._loop.call_soon_threadsafe(self._inbox.put_nowait, line + b"\n")
+        except (OSError, paramiko.SSHException):
+            pass
+        with contextlib.suppress(RuntimeError):  # the event loop may be closed already
+            self._loop.call_soon_threadsafe(self._inbox.put_nowait, None)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        data = protocol.encode(message)
+        try:
+            await self._loop.run_in_executor(self._writer, self._channel.sendall, data)
+        except (OSError, paramiko.SSHException, RuntimeError) as exc:
+            raise TransportError(f"node {self.node_name}: connection lost: {exc}") from None
+
+    async def receive(self) -> dict[str, Any] | None:
+        line = await self._inbox.get()
+        if line is None:
+            self._inbox.put_nowait(None)  # every later receive sees the close too
+            return None
+        return parse_agent_line(self.node_name, line)
+
+    async def close(self) -> None:
+        self._channel.close()
+        self._client.close()
+        self._writer.shutdown(wait=False)
+
+
+def _open(host: SshHost) -> tuple[paramiko.SSHClient, paramiko.Channel]:
+    client = _connect_client(host)
+    try:
+        pyz = _install_agent(client, host)
+        transport = client.get_transport()
+        assert transport is not None
+        channel = transport.open_session()
+        channel.exec_command(attach_command(host, pyz))
+    except (OSError, paramiko.SSHException) as exc:
+        client.close()
+        raise TransportError(f"node {host.name}: cannot start the agent: {exc}") from None
+    except BaseException:
+        client.close()
+        raise
+    return client, channel
+
+
+async def connect_ssh_agent(host: SshHost, head_id: str) -> SshAgentLink:
+    """Connect, install the agent if needed, attach, and exchange hellos."""
+    client, channel = await asyncio.to_thread(_open, host)
+    link = SshAgentLink(host, client, channel)
+    try:
+        await link.send(protocol.head_hello(head_id))
+        reply = await asyncio.wait_for(link.receive(), HELLO_TIMEOUT_S)
+    except BaseException:
+        await link.close()
+        raise
+    if reply is None or reply.get("type") != "hello":
+        ready = channel.recv_stderr_ready() or channel.exit_status_ready()
+        stderr = channel.recv_stderr(4096).decode(errors="replace").strip() if ready else ""
+        await link.close()
+        detail = reply.get("reason") if reply else stderr or "the channel closed"
+        raise TransportError(f"node {host.name}: the agent did not say hello: {detail}")
+    link.hello = reply
+    return link
