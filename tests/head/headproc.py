@@ -57,6 +57,7 @@ class HeadProcess:
         vcpus: int = 4,
         memory: int = 8192,
         heartbeat: float = 30.0,
+        extra_config: str = "",
     ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
@@ -65,6 +66,7 @@ class HeadProcess:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.config.write_text(
             CONFIG.format(nodes=nodes, vcpus=vcpus, memory=memory, heartbeat=heartbeat)
+            + extra_config
         )
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "head.log"
