@@ -149,6 +149,7 @@ class NodeJoined(Event):
     gpu_indices: tuple[int, ...] = ()
     enforcement: str = "none"
     known_attempts: tuple[str, ...] = ()
+    running_attempts: tuple[str, ...] = ()  # the known ones whose process still runs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,8 +158,18 @@ class NodeHeartbeat(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NodeDown(Event):
+    """A node stopped answering: nothing new goes there, but its attempts are held — they may
+    still be running — until it comes back (results collected) or is declared lost."""
+
+    node: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeLost(Event):
-    """A node is DOWN. ``ce`` lets a node that never connected (a wrong key, an unknown host
+    """A node is gone: DOWN, and its attempts end as ``Host lost`` (retried per their
+    strategy). ``ce`` lets a node that never connected (a wrong key, an unknown host
     key, an unreachable address) appear DOWN with its reason, with no capacity."""
 
     node: str

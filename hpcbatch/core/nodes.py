@@ -1,5 +1,10 @@
 """Node lifecycle: ONLINE, DRAINING, DRAINED, DOWN — with a reason and the time of the change.
 
+A node that stops answering goes DOWN (``NodeDown``): nothing new is placed there, but its
+attempts are held, since they may well be running still; if it comes back its results are
+collected. Only when it is declared lost (``NodeLost``, after a longer timeout, or when its agent
+cannot be reached at all) do its attempts end as ``Host lost`` and get retried.
+
 A node comes ONLINE when its agent says hello (NodeJoined). An admin drain lets running jobs
 finish and places nothing new (DRAINING, then DRAINED when empty). A lost node is DOWN: its
 attempts end with ``Host lost: <node>`` and are retried per their strategy. On hello the head
@@ -11,7 +16,7 @@ from __future__ import annotations
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.attempts import end_attempt, launch_of
-from hpcbatch.core.commands import Command
+from hpcbatch.core.commands import Command, KillAttempt
 from hpcbatch.core.model import JobStatus, Node, NodeState, Resources, split_attempt_id
 from hpcbatch.core.state import State
 from hpcbatch.errors import ConflictError, NotFoundError
@@ -45,7 +50,7 @@ def node_joined(state: State, e: ev.NodeJoined) -> list[Command]:
     node.free_gpus = set(e.gpu_indices) - held
     if node.state in (NodeState.DOWN, NodeState.ONLINE) or node.state_changed_at == 0:
         _set_state(state, node, NodeState.ONLINE, "agent connected", e)
-    return _reconcile(state, node, set(e.known_attempts), e)
+    return _reconcile(state, node, set(e.known_attempts), e) + _kills_on_return(state, node, e)
 
 
 def _attempt_gpus(state: State, aid: str) -> tuple[int, ...]:
@@ -64,6 +69,27 @@ def _reconcile(state: State, node: Node, known: set[str], e: ev.Event) -> list[C
         reason = f"Host lost: {node.name} has no record of attempt {aid}"
         end_attempt(state, job, attempt, e.cause, e.now, None, reason, e.now)
     return commands
+
+
+def _kills_on_return(state: State, node: Node, e: ev.NodeJoined) -> list[Command]:
+    """What still runs on a returning node but must not: attempts no job owns any more (declared
+    lost and retried elsewhere) and attempts whose kill was sent while the node was away."""
+    kills: list[Command] = []
+    for aid in e.running_attempts:
+        if aid not in node.attempts:
+            reason = "superseded: the head had declared this attempt lost"
+        else:
+            reason = state.jobs[split_attempt_id(aid)[0]].kill_reason or ""
+        if reason:
+            kills.append(KillAttempt(cause=e.cause, node=node.name, attempt_id=aid, reason=reason))
+    return kills
+
+
+def node_down(state: State, e: ev.NodeDown) -> list[Command]:
+    node = state.nodes.get(e.node)
+    if node is not None and node.state is not NodeState.DOWN:
+        _set_state(state, node, NodeState.DOWN, e.reason, e)
+    return []
 
 
 def node_lost(state: State, e: ev.NodeLost) -> list[Command]:

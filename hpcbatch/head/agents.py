@@ -79,7 +79,9 @@ class AgentSession:
 
     def joined_event(self) -> ev.NodeJoined:
         node = self.link.hello["node"]
-        known = tuple(u["attempt_id"] for u in self.link.hello.get("attempts", []))
+        updates = self.link.hello.get("attempts", [])
+        known = tuple(u["attempt_id"] for u in updates)
+        running = tuple(u["attempt_id"] for u in updates if u["state"] == protocol.RUNNING)
         return ev.NodeJoined(
             cause=self._cause(),
             now=now_ms(),
@@ -89,6 +91,7 @@ class AgentSession:
             gpu_indices=tuple(g["index"] for g in node["gpus"]),
             enforcement=_enforcement(node["cgroups"]),
             known_attempts=known,
+            running_attempts=running,
         )
 
     async def run(self) -> None:

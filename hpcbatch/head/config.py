@@ -6,7 +6,8 @@ region = "local"                   # goes into every ARN
 account = "000000000000"
 min_timeout_seconds = 60           # AWS's minimum; lower it for test clusters
 retention_days = 7                 # finished jobs are forgotten after this
-heartbeat_timeout_s = 30           # an agent silent this long is DOWN
+heartbeat_timeout_s = 30           # an agent silent this long is DOWN (its jobs are held)
+node_lost_timeout_s = 120          # DOWN this long: its jobs fail as "Host lost" and retry
 
 [local]                            # the embedded LOCAL compute environment
 nodes = 1                          # virtual nodes (one agent each) on this machine
@@ -52,6 +53,7 @@ class HeadConfig:
     min_timeout_seconds: int = 60
     retention_days: float = 7.0
     heartbeat_timeout_s: float = 30.0
+    node_lost_timeout_s: float = 120.0
     backfill_depth: int = 200
     local: LocalConfig = field(default_factory=LocalConfig)
     compute_environments: tuple[CeConfig, ...] = ()  # SSH hosts: see hpcbatch/head/hosts.py

@@ -162,18 +162,28 @@ class Head:
             self.loop.post(ev.Tick(cause="tick", now=now, retention_ms=retention))
 
     async def _watchdog(self) -> None:
-        timeout_ms = int(self.config.heartbeat_timeout_s * 1000)
+        """Silent nodes go DOWN (their jobs held, their link dropped so it is made anew);
+        nodes DOWN with jobs for longer than ``node_lost_timeout_s`` are lost."""
+        silent_ms = int(self.config.heartbeat_timeout_s * 1000)
+        lost_ms = int(self.config.node_lost_timeout_s * 1000)
         while True:
             await asyncio.sleep(min(1.0, self.config.heartbeat_timeout_s / 4))
             now = now_ms()
             for node in list(self.state.nodes.values()):
-                beat = node.last_heartbeat or 0
-                if node.state is not NodeState.DOWN and now - beat > timeout_ms:
+                if node.state is not NodeState.DOWN:
+                    if now - (node.last_heartbeat or 0) > silent_ms:
+                        self._down(node.name, now)
+                elif node.attempts and now - node.state_changed_at > lost_ms:
+                    reason = f"lost: DOWN for more than {self.config.node_lost_timeout_s:g} s"
                     self.loop.post(
                         ev.NodeLost(
-                            cause=f"{node.name}#silent",
-                            now=now,
-                            node=node.name,
-                            reason=f"no heartbeat for {self.config.heartbeat_timeout_s:g} s",
+                            cause=f"{node.name}#lost", now=now, node=node.name, reason=reason
                         )
                     )
+
+    def _down(self, name: str, now: int) -> None:
+        reason = f"no heartbeat for {self.config.heartbeat_timeout_s:g} s"
+        self.loop.post(ev.NodeDown(cause=f"{name}#silent", now=now, node=name, reason=reason))
+        session = self.dispatcher.sessions.get(name)
+        if session is not None:  # a half-open connection: make the supervisor reconnect
+            asyncio.get_running_loop().create_task(session.link.close())

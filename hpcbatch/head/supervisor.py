@@ -7,7 +7,8 @@ host, one per virtual node, detached so a head restart leaves their jobs running
 
 A node whose connection fails is reported DOWN with the error — at once if it has no jobs at
 stake (a wrong key or an unknown host key says so immediately), else only after
-``heartbeat_timeout_s`` of trying, so a blip does not fail running jobs.
+``heartbeat_timeout_s`` of trying, so a blip does not fail running jobs; its jobs are held
+until the watchdog (service.py) declares it lost after ``node_lost_timeout_s``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 
 from hpcbatch import protocol
 from hpcbatch.core import events as ev
-from hpcbatch.core.model import NodeState
 from hpcbatch.errors import TransportError
 from hpcbatch.head.agents import AgentSession
 from hpcbatch.head.dispatcher import Dispatcher
@@ -65,7 +65,7 @@ class NodeSupervisor:
 
     def _at_stake(self, name: str) -> bool:
         node = self.loop.state.nodes.get(name)
-        return node is not None and node.state is not NodeState.DOWN and bool(node.attempts)
+        return node is not None and bool(node.attempts)
 
     async def _supervise(self, spec: NodeSpec) -> None:
         backoff = 0.1
@@ -77,16 +77,15 @@ class NodeSupervisor:
                 log.warning("node %s: %s", spec.name, error)
                 failing_since = failing_since or time.monotonic()
                 waited = time.monotonic() - failing_since
-                if not self._at_stake(spec.name) or waited > self.heartbeat_timeout_s:
-                    self.loop.post(
-                        ev.NodeLost(
-                            cause=f"{spec.name}#connect",
-                            now=now_ms(),
-                            node=spec.name,
-                            ce=spec.ce,
-                            reason=error.message,
-                        )
+                cause, now = f"{spec.name}#connect", now_ms()
+                if not self._at_stake(spec.name):  # nothing to lose: say why at once
+                    lost = ev.NodeLost(
+                        cause=cause, now=now, node=spec.name, ce=spec.ce, reason=error.message
                     )
+                    self.loop.post(lost)
+                elif waited > self.heartbeat_timeout_s:  # hold its jobs; the watchdog decides
+                    down = ev.NodeDown(cause=cause, now=now, node=spec.name, reason=error.message)
+                    self.loop.post(down)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue

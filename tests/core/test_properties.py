@@ -42,6 +42,7 @@ op = st.one_of(
     st.tuples(st.just("lose"), st.integers(0, 2)),
     st.tuples(st.just("rejoin"), st.integers(0, 2)),
     st.tuples(st.just("drain"), st.integers(0, 2)),
+    st.tuples(st.just("down"), st.integers(0, 2)),
 )
 
 
@@ -110,11 +111,13 @@ def _apply(sim: Sim, step: tuple[Any, ...], jobs: list[Job]) -> None:
         target = jobs[step[1] % len(jobs)]
         event = ev.CancelJob if kind == "cancel" else ev.TerminateJob
         sim.do(event, job_id=target.job_id, reason=kind)
-    elif kind in ("lose", "rejoin", "drain"):
+    elif kind in ("lose", "rejoin", "drain", "down"):
         name = f"local-n{step[1]}"
         node = sim.state.nodes[name]
         if kind == "lose":
             sim.do(ev.NodeLost, node=name, reason="lost")
+        elif kind == "down":
+            sim.do(ev.NodeDown, node=name, reason="silent")
         elif kind == "rejoin":
             sim.do(
                 ev.NodeJoined,
