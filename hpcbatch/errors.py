@@ -6,6 +6,7 @@
     │   ├── NotFoundError      a named queue / definition / compute environment / job is unknown
     │   └── ConflictError      the request clashes with current state (e.g. delete an ENABLED queue)
     ├── ServerError        hpcbatch failed; AWS ``ServerException`` (HTTP 500)
+    ├── DevClusterError    (hpcbatch.devcluster) a dev cluster could not be built or removed
     ├── TransportError     talking to an agent or the head failed (lost, unreachable)
     │   ├── ProtocolError      an agent spoke a malformed message or another protocol version
     │   └── HeadUnreachableError   (hpcbatch.cli.client) the CLI got no answer from the head

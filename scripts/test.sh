@@ -17,6 +17,8 @@ pip_quiet() {
 
 need_apt=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)  # dev-cluster hosts (tests/devcluster)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "apt: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

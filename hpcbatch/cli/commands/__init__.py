@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "nodes",
     "health",
     "head",
+    "devcluster",
 )
 
 # Command name (and alias) -> the module that registers it, so that a call builds only its
@@ -38,4 +39,5 @@ MODULE_OF = {
     "nodes": "nodes",
     "health": "health",
     "head": "head",
+    "dev-cluster": "devcluster",
 }

@@ -1,0 +1,244 @@
+"""What a dev cluster is, on disk: ``DIR/cluster.json``, and the head configuration it implies.
+
+Vocabulary: a ``DevHost`` is one compute host (a network namespace with its own sshd); the
+``Descriptor`` is the whole cluster as ``up`` planned it and ``down`` needs it. The descriptor
+is written before the first namespace exists (``state: "building"``) and rewritten once every
+sshd answers (``state: "ready"``), so ``down`` can remove a cluster whose ``up`` died midway.
+The file layout and the TOML text are built by pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+from hpcbatch.devcluster import naming
+from hpcbatch.devcluster.errors import DevClusterError
+
+DESCRIPTOR_VERSION = 1
+DESCRIPTOR = "cluster.json"
+HEAD_CONFIG = "head-ce.toml"
+CLIENT_KEY = "id_ed25519"
+KNOWN_HOSTS = "known_hosts"
+AUTHORIZED_KEYS = "authorized_keys"
+EMPTY_FILE = "empty"  # bind-mounted over /root/.bashrc inside each host
+HOSTS_DIR = "hosts"
+# Everything ``up`` writes at the top of DIR (``hosts/`` holds the rest).
+TOP_LEVEL_FILES = (
+    DESCRIPTOR,
+    HEAD_CONFIG,
+    CLIENT_KEY,
+    CLIENT_KEY + ".pub",
+    KNOWN_HOSTS,
+    AUTHORIZED_KEYS,
+    EMPTY_FILE,
+)
+SSH_PORT = 22
+SSH_USER = "root"
+
+
+@dataclass(frozen=True)
+class DevHost:
+    name: str
+    namespace: str
+    address: str
+    port: int
+    user: str
+    key_path: Path
+    known_hosts_path: Path
+    agent_state_dir: Path
+    sshd_pid: int | None
+    veth: str  # its end of the veth pair in the root namespace, on the bridge
+    host_dir: Path  # DIR/hosts/<name>: host key, sshd_config, sshd.pid, sshd.log, agent/
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    base_dir: Path
+    prefix: str
+    subnet: str
+    bridge: str
+    bridge_address: str
+    key_path: Path
+    known_hosts_path: Path
+    created_dir: bool  # ``up`` made base_dir, so ``down`` removes it (when empty)
+    hosts: tuple[DevHost, ...] = field(default_factory=tuple)
+    state: str = "building"
+
+    def with_pids(self, pids: dict[str, int]) -> Descriptor:
+        hosts = tuple(replace(h, sshd_pid=pids.get(h.name, h.sshd_pid)) for h in self.hosts)
+        return replace(self, hosts=hosts)
+
+
+def plan(
+    base_dir: Path, prefix: str, subnet: IPv4Network, hosts: int, created_dir: bool
+) -> Descriptor:
+    """Every name, address and path of a cluster, before anything is made."""
+    key_path = base_dir / CLIENT_KEY
+    known_hosts_path = base_dir / KNOWN_HOSTS
+    planned = []
+    for index in range(1, hosts + 1):
+        name = naming.host_name(prefix, index)
+        host_dir = base_dir / HOSTS_DIR / name
+        planned.append(
+            DevHost(
+                name=name,
+                namespace=name,
+                address=str(naming.host_address(subnet, index)),
+                port=SSH_PORT,
+                user=SSH_USER,
+                key_path=key_path,
+                known_hosts_path=known_hosts_path,
+                agent_state_dir=host_dir / "agent",
+                sshd_pid=None,
+                veth=naming.veth_name(prefix, index),
+                host_dir=host_dir,
+            )
+        )
+    return Descriptor(
+        base_dir=base_dir,
+        prefix=prefix,
+        subnet=str(subnet),
+        bridge=naming.bridge_name(prefix),
+        bridge_address=str(naming.bridge_address(subnet)),
+        key_path=key_path,
+        known_hosts_path=known_hosts_path,
+        created_dir=created_dir,
+        hosts=tuple(planned),
+    )
+
+
+def to_json(descriptor: Descriptor) -> str:
+    document: dict[str, Any] = {
+        "version": DESCRIPTOR_VERSION,
+        "state": descriptor.state,
+        "prefix": descriptor.prefix,
+        "subnet": descriptor.subnet,
+        "bridge": descriptor.bridge,
+        "bridge_address": descriptor.bridge_address,
+        "base_dir": str(descriptor.base_dir),
+        "created_dir": descriptor.created_dir,
+        "key_path": str(descriptor.key_path),
+        "known_hosts_path": str(descriptor.known_hosts_path),
+        "head_config_path": str(descriptor.base_dir / HEAD_CONFIG),
+        "hosts": [
+            {
+                "name": h.name,
+                "namespace": h.namespace,
+                "address": h.address,
+                "port": h.port,
+                "user": h.user,
+                "agent_state_dir": str(h.agent_state_dir),
+                "sshd_pid": h.sshd_pid,
+                "veth": h.veth,
+                "host_dir": str(h.host_dir),
+            }
+            for h in descriptor.hosts
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def from_json(text: str) -> Descriptor:
+    document = json.loads(text)
+    if document.get("version") != DESCRIPTOR_VERSION:
+        raise ValueError(f"unknown descriptor version {document.get('version')!r}")
+    key_path = Path(document["key_path"])
+    known_hosts_path = Path(document["known_hosts_path"])
+    hosts = tuple(
+        DevHost(
+            name=h["name"],
+            namespace=h["namespace"],
+            address=h["address"],
+            port=int(h["port"]),
+            user=h["user"],
+            key_path=key_path,
+            known_hosts_path=known_hosts_path,
+            agent_state_dir=Path(h["agent_state_dir"]),
+            sshd_pid=h["sshd_pid"],
+            veth=h["veth"],
+            host_dir=Path(h["host_dir"]),
+        )
+        for h in document["hosts"]
+    )
+    return Descriptor(
+        base_dir=Path(document["base_dir"]),
+        prefix=document["prefix"],
+        subnet=document["subnet"],
+        bridge=document["bridge"],
+        bridge_address=document["bridge_address"],
+        key_path=key_path,
+        known_hosts_path=known_hosts_path,
+        created_dir=bool(document["created_dir"]),
+        hosts=hosts,
+        state=document["state"],
+    )
+
+
+def claim(descriptor: Descriptor) -> None:
+    """Write the first descriptor, failing if DIR already holds one (two ``up``s racing for one
+    directory: exactly one wins)."""
+    path = descriptor.base_dir / DESCRIPTOR
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise already_holds_cluster(descriptor.base_dir) from None
+    with os.fdopen(fd, "w") as out:
+        out.write(to_json(descriptor))
+
+
+def save(descriptor: Descriptor) -> None:
+    path = descriptor.base_dir / DESCRIPTOR
+    temporary = path.with_name(DESCRIPTOR + ".tmp")
+    temporary.write_text(to_json(descriptor))
+    os.replace(temporary, path)
+
+
+def load(base_dir: Path) -> Descriptor:
+    path = base_dir / DESCRIPTOR
+    try:
+        return from_json(path.read_text())
+    except FileNotFoundError:
+        raise DevClusterError(
+            f"no dev cluster in {base_dir} (no {DESCRIPTOR}); start one with "
+            f"`hpcbatch dev-cluster up --dir {base_dir}`"
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DevClusterError(f"{path} is not a dev cluster descriptor: {exc!r}") from exc
+
+
+def already_holds_cluster(base_dir: Path) -> DevClusterError:
+    return DevClusterError(
+        f"{base_dir} already holds a dev cluster; remove it first with "
+        f"`hpcbatch dev-cluster down --dir {base_dir}`, or choose another --dir"
+    )
+
+
+def toml_string(value: str) -> str:
+    # A JSON string is a TOML basic string (same escapes), which keeps odd paths safe.
+    return json.dumps(value)
+
+
+def head_config(hosts: tuple[DevHost, ...] | list[DevHost], ce_name: str = "devcluster") -> str:
+    """The head's compute environment for these hosts, in TOML."""
+    lines = [
+        "[[compute_environments]]",
+        f"name = {toml_string(ce_name)}",
+        'kind = "SSH"',
+    ]
+    for host in hosts:
+        lines += [
+            "[[compute_environments.hosts]]",
+            f"name = {toml_string(host.name)}",
+            f"address = {toml_string(host.address)}",
+            f"port = {host.port}",
+            f"user = {toml_string(host.user)}",
+            f"key = {toml_string(str(host.key_path))}",
+            f"known_hosts = {toml_string(str(host.known_hosts_path))}",
+            f"state_dir = {toml_string(str(host.agent_state_dir))}",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,111 @@
+"""A dev host's OpenSSH server: its ``sshd_config`` text and the command line that starts it.
+
+Both are pure. The start command enters the host's network namespace with ``nsenter`` (not
+``ip netns exec``, which mounts a fresh /sys without /sys/fs/cgroup, so jobs would see no
+cgroups), then ``unshare`` gives the host its own hostname (UTS) and a private mount namespace
+in which an empty file is bind-mounted over /root/.bashrc: Debian's bash sources it for every
+command that arrives over ssh, and here it runs ``pyenv init`` (+130 ms a command). The real
+file is untouched and the mount never propagates (the mount namespace is private).
+
+``nsenter`` (network only) and ``unshare`` (no ``--fork``) exec in place and ``sh`` execs sshd,
+so the pid of the started process is the pid of sshd itself.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+PRIVSEP_DIR = "/run/sshd"  # sshd refuses to start without it
+BASHRC = "/root/.bashrc"
+UNSAFE_PATH_CHARACTERS = frozenset(" \t\n\"'%#\\")  # sshd_config quoting and %-tokens
+
+
+@dataclass(frozen=True)
+class SshdFiles:
+    """Where one host's sshd keeps its things (all under the host's own directory)."""
+
+    config: Path
+    host_key: Path
+    pid_file: Path
+    log: Path
+    authorized_keys: Path
+
+    @classmethod
+    def in_dir(cls, host_dir: Path, authorized_keys: Path) -> SshdFiles:
+        return cls(
+            config=host_dir / "sshd_config",
+            host_key=host_dir / "ssh_host_ed25519_key",
+            pid_file=host_dir / "sshd.pid",
+            log=host_dir / "sshd.log",
+            authorized_keys=authorized_keys,
+        )
+
+
+def unsafe_path_reason(path: Path) -> str | None:
+    """Why ``path`` cannot appear in an sshd_config unquoted, or None when it can."""
+    bad = sorted(set(str(path)) & UNSAFE_PATH_CHARACTERS)
+    if bad:
+        return f"{path}: the dev cluster's directory may not contain {' '.join(map(repr, bad))}"
+    return None
+
+
+def sshd_config(host: str, address: IPv4Address, port: int, files: SshdFiles) -> str:
+    return f"""\
+# sshd_config of dev-cluster host {host}, written by `hpcbatch dev-cluster up`.
+ListenAddress {address}:{port}
+HostKey {files.host_key}
+PidFile {files.pid_file}
+AuthorizedKeysFile {files.authorized_keys}
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+HostbasedAuthentication no
+UsePAM no
+StrictModes no
+MaxStartups 100:30:200
+MaxSessions 100
+UseDNS no
+PrintMotd no
+PrintLastLog no
+X11Forwarding no
+Subsystem sftp internal-sftp
+LogLevel INFO
+"""
+
+
+def start_argv(host: str, netns_path: str, files: SshdFiles, empty_file: Path) -> list[str]:
+    """Run sshd in the foreground (``-D``) as host ``host``; its log goes to ``files.log``."""
+    hide_bashrc = (
+        f"{{ [ ! -e {BASHRC} ] || mount --bind {shlex.quote(str(empty_file))} {BASHRC}; }}"
+    )
+    sshd = shlex.join([SSHD, "-D", "-f", str(files.config), "-E", str(files.log)])
+    script = f"hostname {shlex.quote(host)} && {hide_bashrc} && exec {sshd}"
+    return [
+        "nsenter",
+        f"--net={netns_path}",
+        "unshare",
+        "--uts",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+    ]
+
+
+def is_our_sshd(cmdline: list[str], files: SshdFiles) -> bool:
+    """Whether a process's argv is the sshd started with ``files`` (guards against a pid that
+    was recycled since it was recorded). A running sshd retitles itself
+    ``sshd: /usr/sbin/sshd -D -f CONF ... [listener] ...``, so the words are matched, not argv[0].
+    """
+    words = " ".join(cmdline).split()
+    if not words or words[0] not in (SSHD, "sshd:"):
+        return False
+    pairs = zip(words, words[1:], strict=False)
+    return SSHD in words and ("-f", str(files.config)) in pairs
