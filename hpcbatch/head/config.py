@@ -114,8 +114,8 @@ def _local(raw: dict[str, Any]) -> LocalConfig:
     if not isinstance(gpus, list) or not all(isinstance(g, int) and g >= 0 for g in gpus):
         raise ValidationError("config.local.gpus", f"must be a list of GPU indices (got {gpus!r})")
     nodes = _typed("config.local.nodes", raw.get("nodes", 1), int)
-    if not 1 <= nodes <= 64:
-        raise ValidationError("config.local.nodes", f"must be 1 to 64 (got {nodes})")
+    if not 0 <= nodes <= 64:  # 0: a head that only manages SSH hosts
+        raise ValidationError("config.local.nodes", f"must be 0 to 64 (got {nodes})")
     return LocalConfig(
         nodes=nodes,
         vcpus=_typed("config.local.vcpus", raw.get("vcpus", 0), int),

@@ -96,7 +96,8 @@ def _pid_is_agent(pid: int) -> bool:
     except OSError:
         return False
     state = stat[stat.rfind(")") + 2 :].split()[0]
-    return b"hpcbatch_agent" in cmdline and state != "Z"
+    is_agent = b"hpcbatch_agent" in cmdline or b"/hpcbatch-agent-" in cmdline  # module or zipapp
+    return is_agent and state != "Z"
 
 
 def agent_running(state_dir: Path) -> bool:

@@ -25,6 +25,7 @@ from hpcbatch.transport.local import stop_local_agent
 CONFIG = """
 min_timeout_seconds = 1
 heartbeat_timeout_s = {heartbeat}
+node_lost_timeout_s = {lost}
 [local]
 nodes = {nodes}
 vcpus = {vcpus}
@@ -58,6 +59,7 @@ class HeadProcess:
         memory: int = 8192,
         heartbeat: float = 30.0,
         extra_config: str = "",
+        lost: float = 120.0,
     ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
@@ -65,7 +67,7 @@ class HeadProcess:
         self.config = data_dir / "head.toml"
         data_dir.mkdir(parents=True, exist_ok=True)
         self.config.write_text(
-            CONFIG.format(nodes=nodes, vcpus=vcpus, memory=memory, heartbeat=heartbeat)
+            CONFIG.format(nodes=nodes, vcpus=vcpus, memory=memory, heartbeat=heartbeat, lost=lost)
             + extra_config
         )
         self.proc: subprocess.Popen[bytes] | None = None

@@ -27,7 +27,7 @@ def test_file_then_command_line(tmp_path: Path) -> None:
     [
         ("nosuch = 1", "config.nosuch"),
         ('min_timeout_seconds = "60"', "config.min_timeout_seconds"),
-        ("[local]\nnodes = 0", "config.local.nodes"),
+        ("[local]\nnodes = 65", "config.local.nodes"),
         ("[local]\ngpus = [-1]", "config.local.gpus"),
         ("[local]\ncolour = 1", "config.local.colour"),
         ("listen = ", "config"),

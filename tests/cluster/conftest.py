@@ -1,0 +1,91 @@
+"""A 4-host dev cluster (namespaces + real sshd) and a head managing it over SSH.
+
+Multi-host tests need root for network namespaces: under CI=true they must run, never skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hpcbatch.devcluster import DevCluster
+from hpcbatch.transport.local import stop_local_agent
+from tests.head.headproc import HeadProcess, wait_for
+
+HOST_VCPUS = 2
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("multi-host tests need root (network namespaces); CI runs as root")
+        pytest.skip("multi-host tests need root for network namespaces")
+
+
+def ssh_config(cluster: DevCluster, vcpus: int = HOST_VCPUS) -> str:
+    lines = ["[[compute_environments]]", 'name = "cluster"', 'kind = "SSH"']
+    for host in cluster.hosts:
+        lines += [
+            "[[compute_environments.hosts]]",
+            f'name = "{host.name}"',
+            f'address = "{host.address}"',
+            f"port = {host.port}",
+            f'key = "{host.key_path}"',
+            f'known_hosts = "{host.known_hosts_path}"',
+            f'state_dir = "{host.agent_state_dir}"',
+            'python = "/usr/bin/python3"',
+            f"vcpus = {vcpus}",
+            "memory_mib = 4096",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[DevCluster]:
+    _require_root()
+    built = DevCluster.up(tmp_path / "cluster", hosts=4)
+    try:
+        yield built
+    finally:
+        for host in built.hosts:
+            stop_local_agent(Path(host.agent_state_dir), kill_jobs=True)
+        built.down()
+
+
+def start_head(
+    tmp_path: Path, cluster: DevCluster, heartbeat: float = 30.0, lost: float = 120.0
+) -> HeadProcess:
+    head = HeadProcess(
+        tmp_path / "head", nodes=0, heartbeat=heartbeat, lost=lost, extra_config=ssh_config(cluster)
+    )
+    head.start()
+    batch = head.batch()
+    batch.create_job_queue(
+        jobQueueName="cluster",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "cluster"}],
+    )
+    names = {h.name for h in cluster.hosts}
+    wait_for(
+        lambda: (
+            names
+            <= {
+                n["name"] for n in head.get("/hpcbatch/v1/nodes")["nodes"] if n["state"] == "ONLINE"
+            }
+        ),
+        30,
+        "every host ONLINE",
+    )
+    return head
+
+
+@pytest.fixture
+def head(tmp_path: Path, cluster: DevCluster) -> Iterator[HeadProcess]:
+    process = start_head(tmp_path, cluster)
+    try:
+        yield process
+    finally:
+        process.cleanup()
