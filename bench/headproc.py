@@ -16,7 +16,9 @@ from hpcbatch.transport.local import stop_local_agent
 
 
 class BenchHead:
-    def __init__(self, nodes: int = 1, vcpus: int = 32, memory_mib: int = 65536) -> None:
+    def __init__(
+        self, nodes: int = 1, vcpus: int = 32, memory_mib: int = 65536, extra_config: str = ""
+    ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="hpcbatch-bench-"))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -24,14 +26,25 @@ class BenchHead:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         (self.dir / "head.toml").write_text(
             f"min_timeout_seconds = 1\n[local]\nnodes = {nodes}\nvcpus = {vcpus}\n"
-            f"memory_mib = {memory_mib}\n"
+            f"memory_mib = {memory_mib}\n" + extra_config
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> BenchHead:
-        cmd = [sys.executable, "-m", "hpcbatch.cli.main", "head", "--data-dir", str(self.dir),
-               "--listen", f"127.0.0.1:{self.port}", "--config", str(self.dir / "head.toml"),
-               "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "hpcbatch.cli.main",
+            "head",
+            "--data-dir",
+            str(self.dir),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--config",
+            str(self.dir / "head.toml"),
+            "--log-level",
+            "warning",
+        ]
         self.proc = subprocess.Popen(cmd)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -111,7 +111,7 @@ def _connect_client(host: SshHost) -> paramiko.SSHClient:
 def _install_agent(client: paramiko.SSHClient, host: SshHost) -> str:
     """The remote path of this head's agent build, copied there if missing."""
     version, data = build_agent_zipapp()
-    remote_dir = f"{host.state_dir}/bin"
+    remote_dir = f"{host.state_dir}/bin"  # f-string: a Path is fine
     remote = f"{remote_dir}/{agent_file_name(version)}"
     _run(client, f"mkdir -p {shlex.quote(remote_dir)}", host)
     with client.open_sftp() as sftp:
@@ -134,7 +134,15 @@ def _run(client: paramiko.SSHClient, command: str, host: SshHost) -> None:
 
 
 def attach_command(host: SshHost, pyz: str) -> str:
-    argv = [host.python, pyz, "attach", "--state-dir", host.state_dir, "--node-name", host.name]
+    argv = [
+        host.python,
+        pyz,
+        "attach",
+        "--state-dir",
+        str(host.state_dir),
+        "--node-name",
+        host.name,
+    ]
     if host.vcpus is not None:
         argv += ["--vcpus", str(host.vcpus)]
     if host.memory_mib is not None:

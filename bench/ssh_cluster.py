@@ -1,0 +1,147 @@
+"""Issue 3's targets on a 4-host dev cluster (namespaces + real sshd), trivial command `true`.
+
+One JSON line per scenario:
+- ssh_submit_to_running: one job at a time on an idle cluster, startedAt - createdAt
+- ssh_array: a 10,000-child array from submit to the parent SUCCEEDED
+- with it, the head's CPU per dispatched job and the bytes on the wire per job (all veths)
+
+    sudo .venv/bin/python -m bench.ssh_cluster [--array 10000] [--vcpus 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.head_throughput import JOB, wait_done
+from bench.headproc import BenchHead
+from hpcbatch.devcluster import DevCluster
+
+
+def ce_config(cluster: DevCluster, vcpus: int) -> str:
+    lines = ["[[compute_environments]]", 'name = "cluster"', 'kind = "SSH"']
+    for h in cluster.hosts:
+        lines += [
+            "[[compute_environments.hosts]]",
+            f'name = "{h.name}"',
+            f'address = "{h.address}"',
+            f'key = "{h.key_path}"',
+            f'known_hosts = "{h.known_hosts_path}"',
+            f'state_dir = "{h.agent_state_dir}"',
+            'python = "/usr/bin/python3"',
+            f"vcpus = {vcpus}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def wire_bytes(cluster: DevCluster) -> int:
+    links = json.loads(
+        subprocess.run(
+            ["ip", "-j", "-s", "link"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    names = {h.veth for h in cluster.hosts}
+    return sum(
+        link["stats64"]["rx"]["bytes"] + link["stats64"]["tx"]["bytes"]
+        for link in links
+        if link["ifname"] in names
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--array", type=int, default=10_000)
+    parser.add_argument("--latency", type=int, default=50)
+    parser.add_argument("--vcpus", type=int, default=16)
+    args = parser.parse_args()
+    cluster = DevCluster.up(Path(tempfile.mkdtemp(prefix="hpcbatch-bench-cluster-")), hosts=4)
+    try:
+        with (
+            BenchHead(nodes=0, extra_config=ce_config(cluster, args.vcpus)) as head,
+            httpx.Client(base_url=head.endpoint, timeout=60) as client,
+        ):
+            client.post(
+                "/v1/createjobqueue",
+                json={
+                    "jobQueueName": "cluster",
+                    "priority": 1,
+                    "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "cluster"}],
+                },
+            ).raise_for_status()
+            deadline = time.monotonic() + 60
+            while (
+                sum(
+                    n["state"] == "ONLINE" for n in client.get("/hpcbatch/v1/nodes").json()["nodes"]
+                )
+                < 4
+            ):
+                assert time.monotonic() < deadline, "hosts did not come ONLINE"
+                time.sleep(0.05)
+            job = {**JOB, "jobQueue": "cluster"}
+            samples = []
+            for i in range(args.latency):
+                job_id = client.post("/v1/submitjob", json={**job, "jobName": f"l{i}"}).json()[
+                    "jobId"
+                ]
+                done = wait_done(client, job_id)
+                samples.append(done["startedAt"] - done["createdAt"])
+            print(
+                json.dumps(
+                    {
+                        "bench": "ssh_submit_to_running",
+                        "jobs": args.latency,
+                        "median_ms": statistics.median(samples),
+                        "p90_ms": sorted(samples)[int(len(samples) * 0.9)],
+                    }
+                ),
+                flush=True,
+            )
+            assert head.proc is not None
+            cpu0, bytes0, start = (
+                cpu_seconds(head.proc.pid),
+                wire_bytes(cluster),
+                time.perf_counter(),
+            )
+            body = {**job, "jobName": "array", "arrayProperties": {"size": args.array}}
+            parent = client.post("/v1/submitjob", json=body).json()["jobId"]
+            done = wait_done(client, parent)
+            seconds = time.perf_counter() - start
+            assert done["status"] == "SUCCEEDED", done.get("statusReason")
+            print(
+                json.dumps(
+                    {
+                        "bench": "ssh_array",
+                        "children": args.array,
+                        "hosts": 4,
+                        "seconds": round(seconds, 2),
+                        "children_per_second": round(args.array / seconds, 1),
+                        "head_cpu_ms_per_job": round(
+                            (cpu_seconds(head.proc.pid) - cpu0) * 1000 / args.array, 3
+                        ),
+                        "wire_bytes_per_job": round((wire_bytes(cluster) - bytes0) / args.array),
+                    }
+                ),
+                flush=True,
+            )
+    finally:
+        for host in cluster.hosts:
+            from hpcbatch.transport.local import stop_local_agent
+
+            stop_local_agent(Path(host.agent_state_dir), kill_jobs=True)
+        cluster.down()
+
+
+if __name__ == "__main__":
+    main()
