@@ -36,8 +36,12 @@ def main() -> None:
         start = time.perf_counter()
         ids = []
         for i in range(args.arrays):
-            body = {"jobQueue": "hold", "jobDefinition": "default", "jobName": f"a{i}",
-                    "arrayProperties": {"size": 10_000}}
+            body = {
+                "jobQueue": "hold",
+                "jobDefinition": "default",
+                "jobName": f"a{i}",
+                "arrayProperties": {"size": 10_000},
+            }
             ids.append(client.post("/v1/submitjob", json=body).json()["jobId"])
         submit_s = time.perf_counter() - start
         child = f"{ids[-1]}:9999"
@@ -47,16 +51,24 @@ def main() -> None:
             job = client.post("/v1/describejobs", json={"jobs": [child]}).json()["jobs"][0]
             samples.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        client.post("/v1/listjobs", json={"arrayJobId": ids[0], "jobStatus": "RUNNABLE",
-                                          "maxResults": 100}).raise_for_status()
+        client.post(
+            "/v1/listjobs", json={"arrayJobId": ids[0], "jobStatus": "RUNNABLE", "maxResults": 100}
+        ).raise_for_status()
         list_ms = (time.perf_counter() - t) * 1000
-        print(json.dumps({
-            "bench": "head_memory", "runnable_jobs": args.arrays * 10_000,
-            "submit_seconds": round(submit_s, 2), "rss_before_mb": round(before, 1),
-            "rss_after_mb": round(rss_mb(head.proc.pid), 1),
-            "describe_deep_child_ms_median": round(statistics.median(samples), 2),
-            "deep_child_reason": job["statusReason"], "list_jobs_page_ms": round(list_ms, 2),
-        }))
+        print(
+            json.dumps(
+                {
+                    "bench": "head_memory",
+                    "runnable_jobs": args.arrays * 10_000,
+                    "submit_seconds": round(submit_s, 2),
+                    "rss_before_mb": round(before, 1),
+                    "rss_after_mb": round(rss_mb(head.proc.pid), 1),
+                    "describe_deep_child_ms_median": round(statistics.median(samples), 2),
+                    "deep_child_reason": job["statusReason"],
+                    "list_jobs_page_ms": round(list_ms, 2),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

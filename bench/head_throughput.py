@@ -45,18 +45,32 @@ def bench_array(client: httpx.Client, size: int) -> dict:
     job = wait_done(client, job_id)
     seconds = time.perf_counter() - start
     assert job["status"] == "SUCCEEDED", job.get("statusReason")
-    return {"bench": "head_array", "children": size, "seconds": round(seconds, 2),
-            "children_per_second": round(size / seconds, 1)}
+    return {
+        "bench": "head_array",
+        "children": size,
+        "seconds": round(seconds, 2),
+        "children_per_second": round(size / seconds, 1),
+    }
 
 
 def make_holding_queue(client: httpx.Client) -> None:
     """A queue whose compute environment has no nodes: submits measure the API alone."""
-    client.post("/v1/createcomputeenvironment", json={
-        "computeEnvironmentName": "hold", "type": "MANAGED",
-        "computeResources": {"type": "LOCAL"}}).raise_for_status()
-    client.post("/v1/createjobqueue", json={
-        "jobQueueName": "hold", "priority": 1,
-        "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "hold"}]}).raise_for_status()
+    client.post(
+        "/v1/createcomputeenvironment",
+        json={
+            "computeEnvironmentName": "hold",
+            "type": "MANAGED",
+            "computeResources": {"type": "LOCAL"},
+        },
+    ).raise_for_status()
+    client.post(
+        "/v1/createjobqueue",
+        json={
+            "jobQueueName": "hold",
+            "priority": 1,
+            "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "hold"}],
+        },
+    ).raise_for_status()
 
 
 def bench_submits(client: httpx.Client, n: int, queue: str) -> dict:
@@ -66,8 +80,14 @@ def bench_submits(client: httpx.Client, n: int, queue: str) -> dict:
     for _ in range(n):
         client.post("/v1/submitjob", content=body, headers=headers).raise_for_status()
     seconds = time.perf_counter() - start
-    return {"bench": "head_submits", "queue": queue, "jobs_run": queue == "default", "calls": n,
-            "seconds": round(seconds, 2), "calls_per_second": round(n / seconds, 1)}
+    return {
+        "bench": "head_submits",
+        "queue": queue,
+        "jobs_run": queue == "default",
+        "calls": n,
+        "seconds": round(seconds, 2),
+        "calls_per_second": round(n / seconds, 1),
+    }
 
 
 def bench_latency(client: httpx.Client, n: int) -> dict:
@@ -76,9 +96,13 @@ def bench_latency(client: httpx.Client, n: int) -> dict:
         job_id = client.post("/v1/submitjob", json={**JOB, "jobName": f"l{i}"}).json()["jobId"]
         job = wait_done(client, job_id)
         samples.append(job["startedAt"] - job["createdAt"])
-    return {"bench": "head_submit_to_running", "jobs": n,
-            "median_ms": statistics.median(samples), "p90_ms": sorted(samples)[int(n * 0.9)],
-            "max_ms": max(samples)}
+    return {
+        "bench": "head_submit_to_running",
+        "jobs": n,
+        "median_ms": statistics.median(samples),
+        "p90_ms": sorted(samples)[int(n * 0.9)],
+        "max_ms": max(samples),
+    }
 
 
 def main() -> None:
@@ -89,8 +113,10 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--vcpus", type=int, default=32)
     args = parser.parse_args()
-    with BenchHead(nodes=args.nodes, vcpus=args.vcpus) as head, \
-            httpx.Client(base_url=head.endpoint, timeout=60) as client:
+    with (
+        BenchHead(nodes=args.nodes, vcpus=args.vcpus) as head,
+        httpx.Client(base_url=head.endpoint, timeout=60) as client,
+    ):
         print(json.dumps(bench_latency(client, args.latency)), flush=True)
         make_holding_queue(client)
         print(json.dumps(bench_submits(client, args.submits, "hold")), flush=True)
