@@ -139,3 +139,53 @@ def test_head_kill_9_with_jobs_on_hosts_loses_nothing_and_runs_nothing_twice(
         job = head.wait_status(job_id, "SUCCEEDED", "FAILED", timeout=60)
         assert job["status"] == "SUCCEEDED" and len(job["attempts"]) == 1
         assert (runs / job_id).read_text() == "run\n"
+
+
+def test_kill_9_of_a_host_agent_keeps_its_jobs_and_true_results(
+    head: HeadProcess, cluster: DevCluster, tmp_path: Path
+) -> None:
+    from hpcbatch.transport.local import read_pid
+
+    gate = tmp_path / "gate"
+    job_id = submit(head, ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done; exit 4"])
+    head.wait_status(job_id, "RUNNING")
+    host = cluster.host(head.raw_describe(job_id)["hpcbatch"]["node"])
+    old = read_pid(Path(host.agent_state_dir))
+    assert old is not None
+    os.kill(old, 9)
+    wait_for(
+        lambda: read_pid(Path(host.agent_state_dir)) not in (None, old),
+        30,
+        "the head to bring the host's agent back over SSH",
+    )
+    gate.touch()
+    job = head.wait_status(job_id, "SUCCEEDED", "FAILED")
+    assert len(job["attempts"]) == 1 and job["attempts"][0]["container"]["exitCode"] == 4
+
+
+def test_a_host_that_stays_unreachable_is_lost_and_its_jobs_retried_elsewhere(
+    tmp_path: Path, cluster: DevCluster
+) -> None:
+    from tests.cluster.conftest import start_head
+
+    head = start_head(tmp_path, cluster, heartbeat=2.0, lost=3.0)
+    try:
+        job_id = submit(head, ["sleep", "300"], retryStrategy={"attempts": 2})
+        head.wait_status(job_id, "RUNNING")
+        node = head.raw_describe(job_id)["hpcbatch"]["node"]
+        cluster.link_down(node)  # and it never comes back
+        wait_for(
+            lambda: "stoppedAt" in (head.describe(job_id)["attempts"] or [{}])[0],
+            60,
+            "the first attempt to end as Host lost",
+        )
+        job = head.describe(job_id)
+        assert job["attempts"][0]["statusReason"] == f"Host lost: {node}"
+        head.wait_status(job_id, "RUNNING", timeout=30)
+        assert head.raw_describe(job_id)["hpcbatch"]["node"] != node
+        nodes = {n["name"]: n for n in head.get("/hpcbatch/v1/nodes")["nodes"]}
+        assert nodes[node]["state"] == "DOWN"
+        head.batch().terminate_job(jobId=job_id, reason="done")
+        head.wait_status(job_id, "FAILED")
+    finally:
+        head.cleanup()
