@@ -1,12 +1,13 @@
-"""What a node offers: vCPUs, memory, GPUs and which cgroup hierarchy it could enforce with.
+"""What a node offers: vCPUs, memory, GPUs, and the cgroup enforcement cgroups.py set up.
 
 Vocabulary:
     capacity   the NodeInfo an agent advertises in its hello.
     override   a value given on the command line (``--vcpus`` ...) that wins over detection,
                so one machine can host several virtual nodes that split it.
 
-Parsing is done by pure functions (``parse_nvidia_smi``, ``parse_meminfo``,
-``detect_cgroups``) so the text formats have golden tests; ``detect_node`` does the I/O.
+Parsing is done by pure functions (``parse_nvidia_smi``, ``parse_meminfo``) so the text
+formats have golden tests; ``detect_node`` does the I/O. Which cgroups are enforced is
+decided by cgroups.py and passed in.
 """
 
 from __future__ import annotations
@@ -62,18 +63,6 @@ def parse_meminfo(text: str) -> int:
     raise ValueError("no MemTotal line in /proc/meminfo")
 
 
-def detect_cgroups(root: Path = Path("/sys/fs/cgroup")) -> str:
-    """The cgroup hierarchy the agent could enforce limits with: "v2", "v1" or "none".
-
-    Writability is the test because enforcement (a later issue) needs to create groups."""
-    if (root / "cgroup.controllers").is_file():
-        return "v2" if os.access(root, os.W_OK) else "none"
-    v1 = [root / "memory", root / "cpu"]
-    if all(path.is_dir() for path in v1):
-        return "v1" if all(os.access(path, os.W_OK) for path in v1) else "none"
-    return "none"
-
-
 def _gpus_from_nvidia_smi() -> list[GpuInfo] | None:
     binary = shutil.which("nvidia-smi")
     if binary is None:
@@ -104,7 +93,10 @@ def detect_node(
     vcpus: int | None = None,
     memory_mib: int | None = None,
     gpus: Sequence[int] | None = None,
+    cgroups: str = "none",
+    enforced: Sequence[str] = (),
 ) -> NodeInfo:
+    """The hello's node. ``cgroups``/``enforced``: what is enforced (see cgroups.py)."""
     if vcpus is None:
         vcpus = len(os.sched_getaffinity(0))
     if memory_mib is None:
@@ -114,6 +106,7 @@ def detect_node(
         "vcpus": vcpus,
         "memory_mib": memory_mib,
         "gpus": select_gpus(_gpus_from_nvidia_smi(), gpus),
-        "cgroups": detect_cgroups(),
+        "cgroups": cgroups,
         "hostname": socket.gethostname(),
+        "enforced": list(enforced),
     }

@@ -25,6 +25,7 @@ import zipfile
 from pathlib import Path
 
 from .capacity import detect_node
+from .cgroups import DEFAULT_PIDS_MAX, Cgroups
 from .server import AgentServer
 from .unixsock import connect, is_listening
 
@@ -44,6 +45,17 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus", type=_gpu_list, help="comma-separated GPU indices")
     parser.add_argument("--heartbeat-s", type=float, default=2.0)
     parser.add_argument("--kill-grace-s", type=float, default=3.0)
+    parser.add_argument(
+        "--pids-max",
+        type=int,
+        default=DEFAULT_PIDS_MAX,
+        help="most processes and threads per job (cgroup pids.max)",
+    )
+    parser.add_argument(
+        "--no-cgroups",
+        action="store_true",
+        help="do not enforce job limits with cgroups (vcpus, memory, pids)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +81,11 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
         str(args.heartbeat_s),
         "--kill-grace-s",
         str(args.kill_grace_s),
+        "--pids-max",
+        str(args.pids_max),
     ]
+    if args.no_cgroups:
+        argv.append("--no-cgroups")
     if args.vcpus is not None:
         argv += ["--vcpus", str(args.vcpus)]
     if args.memory_mib is not None:
@@ -136,9 +152,24 @@ def serve(args: argparse.Namespace) -> int:
     os.chdir(state_dir)  # hold no arbitrary directory busy
     pidfile = state_dir / "agent.pid"
     _write_pidfile(pidfile)
-    node = detect_node(args.node_name, vcpus=args.vcpus, memory_mib=args.memory_mib, gpus=args.gpus)
+    if args.no_cgroups:
+        cgroups = Cgroups.disabled()
+    else:
+        cgroups = Cgroups.detect(args.node_name, str(state_dir), pids_max=args.pids_max)
+    node = detect_node(
+        args.node_name,
+        vcpus=args.vcpus,
+        memory_mib=args.memory_mib,
+        gpus=args.gpus,
+        cgroups=cgroups.version,
+        enforced=cgroups.enforced,
+    )
     server = AgentServer(
-        state_dir, node, heartbeat_s=args.heartbeat_s, kill_grace_s=args.kill_grace_s
+        state_dir,
+        node,
+        heartbeat_s=args.heartbeat_s,
+        kill_grace_s=args.kill_grace_s,
+        cgroups=cgroups,
     )
     try:
         server.serve_forever()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 PROTOCOL_VERSION = 1
 AGENT_VERSION = "0.1.0"
@@ -48,8 +48,9 @@ class NodeInfo(TypedDict):
     vcpus: int
     memory_mib: int
     gpus: list[GpuInfo]
-    cgroups: str
+    cgroups: str  # the hierarchy kind enforcing job limits: "v2", "v1" or "none"
     hostname: str
+    enforced: NotRequired[list[str]]  # of "memory", "cpu", "pids"; absent from older agents
 
 
 class AttemptSpec(TypedDict):

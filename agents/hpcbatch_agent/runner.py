@@ -3,7 +3,9 @@
 Vocabulary:
     wrapper    a ``/bin/sh`` process per attempt (WRAPPER below), spawned with
                posix_spawn in a new session, so its process group holds the whole job tree.
-               It runs the command in a forked child, waits, and writes ``exit <status>``
+               It first moves itself into the attempt's cgroups (see cgroups.py), so the
+               job never runs outside its limits, then runs the command in a forked
+               child, waits, and writes ``exit <status>``
                to the attempt's status file before exiting with the same status. The
                wrapper is the job's shim: it outlives the agent, so a job that finishes
                while no agent runs still leaves its true exit status behind.
@@ -34,14 +36,19 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol as p
+from .cgroups import OOM_REASON, Cgroups
 from .spool import Spool, attempt_id_from_name, safe_name
 
 SH = "/bin/sh"
 WRAPPER_TAG = "hpcbatch-job"
-# $1 status file, $2 working directory, then the command. The trap keeps the wrapper alive
-# through the SIGTERM meant for the job (a trapped signal waits for the foreground child);
-# "( exec ... )" forces a real exec even for names that are also shell builtins.
+# $1 status file, $2 working directory, then the cgroup files to join, "--" and the command.
+# Joining is a builtin "echo 0" (0 = the writer itself) per hierarchy, before the fork, so
+# every process of the job starts inside its cgroups. The trap keeps the wrapper alive through the SIGTERM meant
+# for the job (a trapped signal waits for the foreground child); "( exec ... )" forces a
+# real exec even for names that are also shell builtins.
 WRAPPER = """f=$1; d=$2; shift 2
+while [ "$1" != -- ]; do echo 0 >"$1" || { echo nocgroup >"$f"; exit 126; }; shift; done
+shift
 trap : HUP INT TERM
 cd -- "$d" 2>/dev/null || { echo nocwd >"$f"; exit 126; }
 ( exec "$@" )
@@ -51,7 +58,14 @@ exit $s
 """
 INHERITED_ENV = ("PATH", "HOME", "LANG", "USER", "SHELL")
 LOST_REASON = "lost: the job's wrapper ended without recording an exit status"
+# The wrapper's markers for a job it never started, and what they are reported as.
+START_FAILURES = {
+    "nocwd": "CannotStartContainerError: working directory vanished before start",
+    "nocgroup": "CannotStartContainerError: the job could not join its cgroup",
+}
 ADOPTED_POLL_S = 0.5
+CGROUP_RETRY_MS = 20
+CGROUP_RETRY_FOR_MS = 10_000
 
 
 def now_ms() -> int:
@@ -71,6 +85,7 @@ class Running:
     pid: int
     status_path: str
     child: bool  # False once adopted by a restarted agent: no wait status then
+    cgroups: list[str]  # the attempt's cgroup dirs, one per hierarchy (empty: unenforced)
     kill_reason: str | None = None
     signal_sent: int | None = None
     pidfd: int | None = None
@@ -87,8 +102,10 @@ class Runner:
         selector: selectors.BaseSelector,
         emit: Callable[[p.AttemptUpdate], None],
         kill_grace_s: float = 3.0,
+        cgroups: Cgroups | None = None,
     ) -> None:
         self.spool = spool
+        self.cgroups = cgroups or Cgroups.disabled()
         self.selector = selector
         self.emit = emit
         self.kill_grace_ms = int(kill_grace_s * 1000)
@@ -107,6 +124,8 @@ class Runner:
         self._timers: list[tuple[int, int, str, str]] = []  # (due_ms, seq, kind, attempt_id)
         self._seq = 0
         self._resolved: dict[tuple[str, str], str | None] = {}
+        self.leftover_cgroups: dict[str, int] = {}  # busy dir -> give-up time (ms)
+        self._rmdir_timer = False  # one retry timer serves every leftover dir
         self.base_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         self.base_env.setdefault("PATH", os.defpath)
 
@@ -165,9 +184,13 @@ class Runner:
             self._fail_to_start(attempt_id, log_path, problem)
             return
         status_path = f"{self._status}/{safe}"
+        cgroups: list[str] = []
         try:
-            pid = self._spawn(spec["command"], env, cwd, status_path, log_path)
+            if self.cgroups.active:
+                cgroups = self.cgroups.create(safe, spec["vcpus"], spec["memory_mib"])
+            pid = self._spawn(spec["command"], env, cwd, status_path, log_path, cgroups)
         except OSError as exc:
+            self.cgroups.remove(cgroups)
             self._fail_to_start(attempt_id, log_path, f"CannotStartContainerError: {exc}")
             return
         record: dict[str, Any] = {
@@ -178,9 +201,10 @@ class Runner:
             "log_path": log_path,
             "status_path": status_path,
             "work_dir": cwd if auto_dir else None,
+            "cgroups": cgroups,
         }
         self.spool.record_start(record)
-        self._track(Running(attempt_id, pid, status_path, child=True), record)
+        self._track(Running(attempt_id, pid, status_path, True, cgroups), record)
         self.emit(
             p.attempt_update(
                 attempt_id, p.RUNNING, log_path, pid=pid, started_at_ms=record["started_at_ms"]
@@ -188,9 +212,16 @@ class Runner:
         )
 
     def _spawn(
-        self, command: list[str], env: dict[str, str], cwd: str, status_path: str, log_path: str
+        self,
+        command: list[str],
+        env: dict[str, str],
+        cwd: str,
+        status_path: str,
+        log_path: str,
+        cgroups: list[str],
     ) -> int:
-        argv = [SH, "-c", WRAPPER, WRAPPER_TAG, status_path, cwd, *command]
+        joins = self.cgroups.join_files(cgroups) if cgroups else []
+        argv = [SH, "-c", WRAPPER, WRAPPER_TAG, status_path, cwd, *joins, "--", *command]
         file_actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
@@ -255,6 +286,7 @@ class Runner:
         run.signal_sent = signum
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(run.pid, signum)
+        self.cgroups.kill(run.cgroups, signum)  # also whatever left the process group
 
     def _schedule(self, due_ms: int, kind: str, attempt_id: str) -> None:
         self._seq += 1
@@ -267,6 +299,9 @@ class Runner:
         now = now_ms()
         while self._timers and self._timers[0][0] <= now:
             _, _, kind, attempt_id = heapq.heappop(self._timers)
+            if kind == "rmdir":
+                self._retry_cgroup_removal(now)
+                continue
             run = self.running.get(attempt_id)
             if run is None:
                 continue
@@ -308,8 +343,8 @@ class Runner:
         record = self.spool.records[run.attempt_id]
         kill_reason = run.kill_reason or record.get("kill_reason")
         exit_code, signum, reason, stopped = _read_status(run.status_path)
-        if reason == "nocwd":
-            reason = "CannotStartContainerError: working directory vanished before start"
+        if reason in START_FAILURES:
+            reason = START_FAILURES[reason]
             state = p.FAILED_TO_START
         else:
             state = p.EXITED
@@ -317,6 +352,8 @@ class Runner:
                 exit_code, signum, reason = _fallback_status(wait_status, run.signal_sent)
             if kill_reason is not None and reason is None:
                 reason = kill_reason
+            elif reason is None and exit_code != 0 and self.cgroups.oom_killed(run.cgroups, signum):
+                reason = OOM_REASON  # a job that succeeded was not killed for its memory
         result = p.attempt_update(
             run.attempt_id,
             state,
@@ -329,8 +366,57 @@ class Runner:
             reason=reason,
         )
         self._untrack(run)
+        self._remove_cgroups(run.cgroups)
         self.spool.record_end(result)
         self.emit(result)
+
+    # --- cgroup cleanup ---------------------------------------------------------------------
+
+    def _remove_cgroups(self, dirs: list[str]) -> None:
+        """rmdir now. A busy dir still holds processes: stragglers that left the process
+        group, or ones killpg hit that are still dying. They get SIGKILL (cgroup.kill where
+        it exists) and the dir a retry by timer for a while, and once more at shutdown."""
+        busy = self.cgroups.remove(dirs)
+        if busy:
+            self.cgroups.kill_each(busy)
+            give_up = now_ms() + CGROUP_RETRY_FOR_MS
+            for directory in busy:
+                self.leftover_cgroups.setdefault(directory, give_up)
+            if not self._rmdir_timer:
+                self._rmdir_timer = True
+                self._schedule(now_ms() + CGROUP_RETRY_MS, "rmdir", "")
+
+    def _retry_cgroup_removal(self, now: int) -> None:
+        self._rmdir_timer = False
+        if not self.leftover_cgroups:
+            return
+        still = set(self.cgroups.remove(self.leftover_cgroups))
+        for directory in list(self.leftover_cgroups):
+            if directory not in still or self.leftover_cgroups[directory] <= now:
+                del self.leftover_cgroups[directory]
+        if self.leftover_cgroups:
+            self._rmdir_timer = True
+            self._schedule(now + CGROUP_RETRY_MS, "rmdir", "")
+
+    def sweep_stale_cgroups(self) -> None:
+        """Kill and remove this node's attempt cgroups that no live attempt owns."""
+        live = {d for run in self.running.values() for d in run.cgroups}
+        stale = self.cgroups.stale(live)
+        if stale:
+            self.cgroups.kill_each(stale)
+            self._remove_cgroups(stale)
+
+    def close(self, wait_s: float = 2.0) -> None:
+        """At agent exit: remove leftover dirs of finished attempts, waiting briefly for
+        their last processes to go. Running attempts keep theirs: their jobs live on."""
+        deadline = time.monotonic() + wait_s
+        while self.leftover_cgroups:
+            busy = self.cgroups.remove(self.leftover_cgroups)
+            self.leftover_cgroups = {d: self.leftover_cgroups[d] for d in busy}
+            if not busy or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)  # stragglers already got SIGKILL; their exit takes a moment
+        self.cgroups.remove_node_dirs()  # only succeeds once no attempt dir is left
 
     # --- acks -------------------------------------------------------------------------------
 
@@ -359,7 +445,13 @@ class Runner:
             if "status_path" not in record:  # a start record lost to a torn tail
                 continue
             pid = wrappers.pop(record["status_path"], None)
-            run = Running(attempt_id, pid or record["pid"], record["status_path"], child=False)
+            run = Running(
+                attempt_id,
+                pid or record["pid"],
+                record["status_path"],
+                False,
+                record.get("cgroups") or [],
+            )
             self._track(run, record)
             if pid is not None:
                 self._watch(run)
@@ -376,6 +468,8 @@ class Runner:
             if attempt_id is None or attempt_id in self.spool.records:
                 continue
             pid = wrappers.get(status_path, 0)
+            safe = os.path.basename(status_path)
+            cgroups = [d for d in self.cgroups.attempt_dirs(safe) if os.path.isdir(d)]
             record = {
                 "attempt_id": attempt_id,
                 "pid": pid,
@@ -384,9 +478,10 @@ class Runner:
                 "log_path": self.log_path(attempt_id),
                 "status_path": status_path,
                 "work_dir": None,
+                "cgroups": cgroups,
             }
             self.spool.record_start(record)
-            run = Running(attempt_id, pid, status_path, child=False)
+            run = Running(attempt_id, pid, status_path, False, cgroups)
             self._track(run, record)
             if pid:
                 self._watch(run)
@@ -429,8 +524,8 @@ def _read_status(path: str) -> tuple[int | None, int | None, str | None, int | N
             mtime_ms = os.fstat(status_file.fileno()).st_mtime_ns // 1_000_000
     except OSError:
         return None, None, None, None
-    if text == "nocwd\n":
-        return None, None, "nocwd", mtime_ms
+    if text.strip() in START_FAILURES and text.endswith("\n"):
+        return None, None, text.strip(), mtime_ms
     words = text.split()
     if len(words) == 2 and words[0] == "exit" and words[1].isdigit() and text.endswith("\n"):
         exit_code, signum = split_shell_status(int(words[1]))

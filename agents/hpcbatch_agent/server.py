@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol as p
+from .cgroups import Cgroups
 from .logs import read_chunk
 from .runner import ADOPTED_POLL_S, Runner, now_ms
 from .spool import Spool, safe_name
@@ -55,6 +56,7 @@ class AgentServer:
         *,
         heartbeat_s: float = 2.0,
         kill_grace_s: float = 3.0,
+        cgroups: Cgroups | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.node = node
@@ -63,7 +65,7 @@ class AgentServer:
         self.spool = Spool(state_dir / "spool")
         self.pending: list[p.AttemptUpdate] = []
         self.runner = Runner(
-            state_dir, self.spool, self.selector, self.pending.append, kill_grace_s
+            state_dir, self.spool, self.selector, self.pending.append, kill_grace_s, cgroups
         )
         self.conns: set[Connection] = set()
         self.head: Connection | None = None
@@ -87,6 +89,7 @@ class AgentServer:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.selector.register(wake_r, selectors.EVENT_READ, ("wake", None))
         self.runner.recover()
+        self.runner.sweep_stale_cgroups()
         self.spool.commit()
         self.listener = bind_listener(self.state_dir / "agent.sock")
         self.selector.register(self.listener, selectors.EVENT_READ, ("listen", None))
@@ -96,6 +99,7 @@ class AgentServer:
                 self._turn()
         finally:
             self._flush_quietly()
+            self.runner.close()
             self.spool.close()
             signal.set_wakeup_fd(-1)
             wake_r.close()

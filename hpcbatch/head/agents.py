@@ -57,9 +57,15 @@ def update_event(node: str, cause: str, update: dict[str, Any]) -> ev.Event:
     )
 
 
-def _enforcement(cgroups: str) -> str:
-    # The agent detects cgroups but does not yet enforce limits with them: say so plainly.
-    return "none" if cgroups == "none" else f"none (cgroups {cgroups} detected, not enforced yet)"
+def _enforcement(cgroups: str, enforced: list[str] | None = None) -> str:
+    """How a node enforces its jobs' limits, as ``hpcbatch nodes`` shows it. ``cgroups`` is
+    the hello's ``node.cgroups`` (the hierarchy kind enforcing them); ``enforced`` its
+    ``node.enforced`` (which of memory, cpu, pids), absent from older agents."""
+    if cgroups == "none":
+        return "none: no writable cgroups on this host (or the agent runs with --no-cgroups)"
+    if not enforced:
+        return f"cgroups {cgroups}"
+    return f"cgroups {cgroups} ({', '.join(enforced)})"
 
 
 class AgentSession:
@@ -89,7 +95,7 @@ class AgentSession:
             ce=self.ce,
             capacity=Resources(node["vcpus"] * 1000, node["memory_mib"], len(node["gpus"])),
             gpu_indices=tuple(g["index"] for g in node["gpus"]),
-            enforcement=_enforcement(node["cgroups"]),
+            enforcement=_enforcement(node["cgroups"], node.get("enforced")),
             known_attempts=known,
             running_attempts=running,
         )

@@ -1,4 +1,4 @@
-"""Capacity detection: golden nvidia-smi parsing, meminfo, cgroups, overrides."""
+"""Capacity detection: golden nvidia-smi parsing, meminfo, overrides (cgroups: test_cgroups)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 from hpcbatch_agent.capacity import (
-    detect_cgroups,
     detect_node,
     parse_meminfo,
     parse_nvidia_smi,
@@ -60,23 +59,12 @@ def test_gpu_override_wins_and_keeps_detected_details() -> None:
     assert select_gpus(detected, None) == detected
 
 
-def test_detect_cgroups_on_fake_trees(tmp_path: Path) -> None:
-    assert detect_cgroups(tmp_path / "missing") == "none"
-    v2 = tmp_path / "v2"
-    v2.mkdir()
-    (v2 / "cgroup.controllers").write_text("cpu memory\n")
-    assert detect_cgroups(v2) == ("v2" if os.access(v2, os.W_OK) else "none")
-    v1 = tmp_path / "v1"
-    (v1 / "memory").mkdir(parents=True)
-    (v1 / "cpu").mkdir()
-    assert detect_cgroups(v1) == ("v1" if os.access(v1 / "cpu", os.W_OK) else "none")
-
-
 def test_detect_node_defaults_and_overrides() -> None:
     node = detect_node("n1")
     assert node["vcpus"] == len(os.sched_getaffinity(0))
     assert node["memory_mib"] == parse_meminfo(Path("/proc/meminfo").read_text())
-    assert node["cgroups"] in ("none", "v1", "v2")
-    node = detect_node("n2", vcpus=3, memory_mib=1234, gpus=[0, 1])
+    assert (node["cgroups"], node["enforced"]) == ("none", [])
+    node = detect_node("n2", vcpus=3, memory_mib=1234, gpus=[0, 1], cgroups="v1", enforced=["pids"])
     assert (node["name"], node["vcpus"], node["memory_mib"]) == ("n2", 3, 1234)
+    assert (node["cgroups"], node["enforced"]) == ("v1", ["pids"])
     assert [g["index"] for g in node["gpus"]] == [0, 1]

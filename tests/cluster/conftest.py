@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from hpcbatch.devcluster import DevCluster
-from hpcbatch.transport.local import stop_local_agent
-from tests.head.headproc import HeadProcess, wait_for
+from tests.head.headproc import HeadProcess, stop_agent_and_jobs, wait_for
 
 HOST_VCPUS = 2
 
@@ -51,7 +50,7 @@ def cluster(tmp_path: Path) -> Iterator[DevCluster]:
         yield built
     finally:
         for host in built.hosts:
-            stop_local_agent(Path(host.agent_state_dir), kill_jobs=True)
+            stop_agent_and_jobs(Path(host.agent_state_dir))
         built.down()
 
 

@@ -6,6 +6,7 @@ Every test that uses it stops it by PID, and stops the local agents it left (a h
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from typing import Any
 import boto3
 import httpx
 from botocore.config import Config
+from hpcbatch_agent.runner import find_wrappers
 
 from hpcbatch.transport.local import stop_local_agent
 
@@ -31,6 +33,15 @@ nodes = {nodes}
 vcpus = {vcpus}
 memory_mib = {memory}
 """
+
+
+def stop_agent_and_jobs(state_dir: Path) -> None:
+    """Stop a node's agent and every job it left: a head that stops lets its agents go but
+    keeps their jobs running on purpose, so a test must end those itself."""
+    stop_local_agent(state_dir, kill_jobs=True)
+    for pid in find_wrappers(state_dir / "status").values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -123,7 +134,7 @@ class HeadProcess:
         agents = self.data_dir / "agents"
         if agents.is_dir():
             for state_dir in agents.iterdir():
-                stop_local_agent(state_dir, kill_jobs=True)
+                stop_agent_and_jobs(state_dir)
 
     def batch(self) -> Any:
         return boto3.client(

@@ -9,8 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from hpcbatch.transport.local import stop_local_agent
-from tests.head.headproc import HeadProcess
+from tests.head.headproc import HeadProcess, stop_agent_and_jobs
 
 HPCBATCH = str(Path(sys.executable).with_name("hpcbatch"))
 
@@ -139,4 +138,4 @@ def test_head_serves_on_a_unix_socket(tmp_path: Path) -> None:
         head.terminate()
         head.wait(timeout=30)
         for state_dir in (data / "agents").glob("*"):
-            stop_local_agent(state_dir, kill_jobs=True)
+            stop_agent_and_jobs(state_dir)

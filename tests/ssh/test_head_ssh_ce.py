@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcbatch.transport.local import stop_local_agent
-from tests.head.headproc import HeadProcess, wait_for
+from tests.head.headproc import HeadProcess, stop_agent_and_jobs, wait_for
 from tests.ssh.loopback_sshd import LoopbackSshd, keygen
 
 SSH_CE = """
@@ -45,7 +44,7 @@ def head(tmp_path: Path, sshd: LoopbackSshd) -> Iterator[HeadProcess]:
         yield process.start()
     finally:
         process.cleanup()
-        stop_local_agent(sshd.dir / "agent", kill_jobs=True)
+        stop_agent_and_jobs(sshd.dir / "agent")
 
 
 def test_jobs_run_on_the_ssh_host(head: HeadProcess) -> None:

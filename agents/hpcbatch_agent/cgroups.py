@@ -1,0 +1,416 @@
+"""Enforcing each attempt's vCPU, memory and pids limits with cgroups (v2 or v1).
+
+Vocabulary:
+    hierarchy   one mounted cgroup tree the agent uses: the v2 unified tree, or a v1 tree of
+                one or more controllers (``cpu,cpuacct`` are often mounted together). Each
+                carries the controllers, of memory / cpu / pids, it enforces; a v2 tree with
+                none of them is kept for ``cgroup.kill`` only where no v1 tree is used.
+    node dir    ``<hierarchy>/hpcbatch/<safe node name>.<hash of the state dir>``: everything
+                one agent creates. The hash keeps apart agents (virtual nodes, test runs)
+                that share a machine and even a node name.
+    attempt dir ``<node dir>/<safe attempt id>``, one per hierarchy, made (with its limits
+                written) by the agent before the wrapper starts; the wrapper writes its own
+                pid into each ``cgroup.procs`` before it forks the job, so nothing of the job
+                ever runs outside. Removed once the attempt has ended.
+    enforced    the controllers actually enforced; ``version`` names the hierarchy kind doing
+                it ("v2", "v1", "none") and is what the hello reports as ``node.cgroups``.
+
+Detection is a pure function of /proc/self/mountinfo, /proc/self/cgroup and the v2 root's
+cgroup.controllers (``plan_hierarchies``, golden-tested), followed by a probe that creates
+the node dir, enables the controllers on the way down (v2 ``cgroup.subtree_control``) and
+creates one throw-away child to check its limit files exist. v2 is preferred for every
+controller it offers; v1 serves the others; whatever fails the probe is not enforced.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import signal
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .spool import safe_name
+
+CONTROLLERS = ("memory", "cpu", "pids")
+CPU_PERIOD_US = 100_000
+DEFAULT_PIDS_MAX = 4096
+OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
+TOP = "hpcbatch"
+# Files an attempt dir must have for a controller to count as enforceable.
+LIMIT_FILES = {
+    (2, "memory"): "memory.max",
+    (2, "cpu"): "cpu.max",
+    (2, "pids"): "pids.max",
+    (1, "memory"): "memory.limit_in_bytes",
+    (1, "cpu"): "cpu.cfs_quota_us",
+    (1, "pids"): "pids.max",
+}
+
+
+# --- pure detection ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One cgroup mount from mountinfo: v2 (``cgroup2``) or v1 with its controllers."""
+
+    path: str
+    version: int
+    controllers: frozenset[str]  # v1: the controllers named in the super options
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    path: str  # the mount point; the node dir goes under it
+    version: int
+    controllers: tuple[str, ...]  # of CONTROLLERS, enforced through this hierarchy
+
+
+def _unescape_mount_path(text: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as \040, \011, \012, \134.
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        text = text.replace(code, char)
+    return text
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    """The cgroup mounts listed in /proc/self/mountinfo, in order."""
+    mounts: list[Mount] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        after = line.split(" - ", 1)[1].split()
+        if len(after) < 3:
+            continue
+        fstype, options = after[0], after[2].split(",")
+        point = _unescape_mount_path(fields[4])
+        if fstype == "cgroup2":
+            mounts.append(Mount(point, 2, frozenset()))
+        elif fstype == "cgroup":
+            mounts.append(Mount(point, 1, frozenset(o for o in options if o in CONTROLLERS)))
+    return mounts
+
+
+def parse_proc_cgroup(text: str) -> dict[str, str]:
+    """/proc/self/cgroup as {controller: path}; the v2 hierarchy's key is ""."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, names, path = parts
+        for name in names.split(",") if names else [""]:
+            found.setdefault(name, path)
+    return found
+
+
+def v2_mount(mounts: Iterable[Mount], proc_cgroup: dict[str, str]) -> Mount | None:
+    """The unified hierarchy this process belongs to, if it is mounted."""
+    if "" not in proc_cgroup:
+        return None
+    return next((m for m in mounts if m.version == 2), None)
+
+
+def plan_hierarchies(
+    mounts: list[Mount], proc_cgroup: dict[str, str], v2_controllers: str | None
+) -> list[Hierarchy]:
+    """Which hierarchy enforces which controller: v2 for every controller its root offers
+    (``v2_controllers`` is the text of its cgroup.controllers), v1 for the rest.
+
+    A v2 tree with none of them still ends whole trees with cgroup.kill, but on a hybrid
+    host, where v1 trees enforce the limits, it is left out: one more group per job costs
+    a mkdir, a rmdir, a migration and PSI accounting on every context switch of the job
+    (~8% of launch throughput), and v1's cgroup.procs already names every process to kill."""
+    plan: list[Hierarchy] = []
+    unified = v2_mount(mounts, proc_cgroup)
+    offered = set((v2_controllers or "").split())
+    if unified is not None:
+        plan.append(Hierarchy(unified.path, 2, tuple(c for c in CONTROLLERS if c in offered)))
+    taken = set(plan[0].controllers) if plan else set()
+    v1_plan: dict[str, list[str]] = {}
+    for controller in CONTROLLERS:
+        if controller in taken or controller not in proc_cgroup:
+            continue
+        mount = next((m for m in mounts if m.version == 1 and controller in m.controllers), None)
+        if mount is not None:
+            v1_plan.setdefault(mount.path, []).append(controller)
+    if v1_plan and plan and not plan[0].controllers:
+        plan.clear()
+    plan += [Hierarchy(path, 1, tuple(names)) for path, names in v1_plan.items()]
+    return plan
+
+
+def version_of(plan: Iterable[Hierarchy]) -> str:
+    """The hierarchy kind enforcing limits: "v2" if v2 enforces any, else "v1" or "none"."""
+    versions = {h.version for h in plan if h.controllers}
+    return "v2" if 2 in versions else "v1" if 1 in versions else "none"
+
+
+def enforced_of(plan: Iterable[Hierarchy]) -> list[str]:
+    names = {c for h in plan for c in h.controllers}
+    return [c for c in CONTROLLERS if c in names]
+
+
+def limit_writes(
+    version: int,
+    controllers: Iterable[str],
+    vcpus: int,
+    memory_mib: int,
+    pids_max: int,
+    optional: frozenset[str] = frozenset(),
+) -> list[tuple[str, str]]:
+    """(file, value) to write into a new attempt dir, in order. ``optional`` names the
+    files that exist only on some kernels (memsw, swap.max). memory_mib 0 = no limit. A new
+    v1 group's cfs period is always the kernel default (100 ms), so only the quota is set."""
+    writes: list[tuple[str, str]] = []
+    names = set(controllers)
+    if "memory" in names and memory_mib > 0:
+        limit = str(memory_mib * 1024 * 1024)
+        if version == 2:
+            writes.append(("memory.max", limit))
+            if "memory.swap.max" in optional:
+                writes.append(("memory.swap.max", "0"))
+        else:
+            writes.append(("memory.limit_in_bytes", limit))
+            if "memory.memsw.limit_in_bytes" in optional:
+                writes.append(("memory.memsw.limit_in_bytes", limit))
+    if "cpu" in names and vcpus > 0:
+        quota = str(vcpus * CPU_PERIOD_US)
+        if version == 2:
+            writes.append(("cpu.max", f"{quota} {CPU_PERIOD_US}"))
+        else:
+            writes.append(("cpu.cfs_quota_us", quota))
+    if "pids" in names and pids_max > 0:
+        writes.append(("pids.max", str(pids_max)))
+    return writes
+
+
+def parse_oom_kills(text: str) -> int | None:
+    """The ``oom_kill N`` count of v2 memory.events or v1 memory.oom_control."""
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "oom_kill" and words[1].isdigit():
+            return int(words[1])
+    return None
+
+
+def node_dir_name(node_name: str, state_dir: str) -> str:
+    digest = hashlib.sha256(state_dir.encode()).hexdigest()[:8]
+    return f"{safe_name(node_name)}.{digest}"
+
+
+# --- I/O -----------------------------------------------------------------------------------
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _write(path: str, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _mkdir(path: str) -> None:
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path)
+
+
+class Cgroups:
+    """The hierarchies one agent enforces limits with, and its per-attempt operations.
+    An instance with no hierarchies (``Cgroups.disabled()``) does nothing."""
+
+    def __init__(self, plan: list[Hierarchy], node_dir: str, pids_max: int) -> None:
+        self.plan = plan
+        self.pids_max = pids_max
+        self.node_dirs = [f"{h.path}/{TOP}/{node_dir}" for h in plan]
+        self.version = version_of(plan)
+        self.enforced = enforced_of(plan)
+        self.optional: frozenset[str] = frozenset()
+        self._kill_index = next((i for i, h in enumerate(plan) if h.version == 2), None)
+        self._memory = next(
+            ((i, h.version) for i, h in enumerate(plan) if "memory" in h.controllers), None
+        )
+
+    @classmethod
+    def disabled(cls) -> Cgroups:
+        return cls([], "", DEFAULT_PIDS_MAX)
+
+    @classmethod
+    def detect(cls, node_name: str, state_dir: str, pids_max: int = DEFAULT_PIDS_MAX) -> Cgroups:
+        """Plan from this host's files, then keep what the probe proves usable."""
+        mounts = parse_mountinfo(_read("/proc/self/mountinfo") or "")
+        proc_cgroup = parse_proc_cgroup(_read("/proc/self/cgroup") or "")
+        unified = v2_mount(mounts, proc_cgroup)
+        controllers = _read(f"{unified.path}/cgroup.controllers") if unified else None
+        plan = plan_hierarchies(mounts, proc_cgroup, controllers)
+        name = node_dir_name(node_name, state_dir)
+        usable = [kept for h in plan if (kept := _probe(h, name)) is not None]
+        cgroups = cls(usable, name, pids_max)
+        cgroups.optional = frozenset(
+            f
+            for d in cgroups.node_dirs
+            for f in ("memory.swap.max", "memory.memsw.limit_in_bytes", "cgroup.kill")
+            if os.path.exists(f"{d}/{f}")
+        )
+        if "cgroup.kill" not in cgroups.optional:
+            cgroups._kill_index = None
+        return cgroups
+
+    @property
+    def active(self) -> bool:
+        return bool(self.plan)
+
+    def attempt_dirs(self, safe: str) -> list[str]:
+        return [f"{d}/{safe}" for d in self.node_dirs]
+
+    def join_files(self, dirs: list[str]) -> list[str]:
+        """The files the wrapper writes "0" (itself) into to join the attempt's cgroups.
+
+        v1: ``tasks``, which moves the writing thread alone (sh has one): the kernel then
+        skips the global cgroup_threadgroup_rwsem, whose write side stalls every fork on
+        the host for an RCU grace period. v2 domain groups accept only cgroup.procs."""
+        return [
+            f"{d}/cgroup.procs" if h.version == 2 else f"{d}/tasks"
+            for h, d in zip(self.plan, dirs, strict=True)
+        ]
+
+    def create(self, safe: str, vcpus: int, memory_mib: int) -> list[str]:
+        """Make the attempt's dirs with their limits; OSError leaves nothing behind."""
+        dirs = self.attempt_dirs(safe)
+        try:
+            for hierarchy, directory in zip(self.plan, dirs, strict=True):
+                _mkdir(directory)
+                for name, value in limit_writes(
+                    hierarchy.version,
+                    hierarchy.controllers,
+                    vcpus,
+                    memory_mib,
+                    self.pids_max,
+                    self.optional,
+                ):
+                    _write(f"{directory}/{name}", value)
+        except OSError:
+            self.remove(dirs)
+            raise
+        return dirs
+
+    def kill(self, dirs: list[str], signum: int) -> None:
+        """Signal every process in the attempt's cgroup, including those that left its
+        process group: SIGKILL through v2 cgroup.kill where it exists, else pid by pid."""
+        if not dirs:
+            return
+        if signum == signal.SIGKILL and self._kill_index is not None:
+            with contextlib.suppress(OSError):
+                _write(f"{dirs[self._kill_index]}/cgroup.kill", "1")
+                return
+        for pid in _pids_in(dirs[0]):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+
+    def kill_each(self, dirs: Iterable[str]) -> None:
+        """SIGKILL whatever is left in each dir (stale dirs of a previous agent)."""
+        for directory in dirs:
+            try:
+                _write(f"{directory}/cgroup.kill", "1")
+            except OSError:
+                for pid in _pids_in(directory):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+
+    def oom_killed(self, dirs: list[str], signum: int | None) -> bool:
+        """Whether the kernel's OOM killer struck inside the attempt's cgroup."""
+        if self._memory is None or not dirs:
+            return False
+        index, version = self._memory
+        events = "memory.events" if version == 2 else "memory.oom_control"
+        count = parse_oom_kills(_read(f"{dirs[index]}/{events}") or "")
+        if count is not None:
+            return count > 0
+        # Kernels before 4.13 lack the v1 counter: the limit was hit and SIGKILL ended it.
+        failcnt = (_read(f"{dirs[index]}/memory.failcnt") or "0").strip()
+        return signum == signal.SIGKILL and failcnt.isdigit() and int(failcnt) > 0
+
+    def remove(self, dirs: Iterable[str]) -> list[str]:
+        """rmdir each dir; those still busy (processes dying) are returned for a retry."""
+        busy: list[str] = []
+        for directory in dirs:
+            try:
+                os.rmdir(directory)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                if exc.errno in (errno.EBUSY, errno.ENOTEMPTY, errno.EAGAIN):
+                    busy.append(directory)
+        return busy
+
+    def remove_node_dirs(self) -> None:
+        for node_dir in self.node_dirs:
+            with contextlib.suppress(OSError):
+                os.rmdir(node_dir)
+
+    def stale(self, live: set[str]) -> list[str]:
+        """Attempt dirs of this node that belong to no live attempt (a previous agent's)."""
+        found: list[str] = []
+        for node_dir in self.node_dirs:
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(node_dir):
+                    if entry.is_dir(follow_symlinks=False) and entry.path not in live:
+                        found.append(entry.path)
+        return sorted(found)
+
+
+def _pids_in(directory: str) -> list[int]:
+    text = _read(f"{directory}/cgroup.procs") or ""
+    return [int(word) for word in text.split() if word.isdigit()]
+
+
+def _enable_down(hierarchy: Hierarchy, node_dir: str) -> tuple[str, ...]:
+    """Create the node dir; on v2 enable the controllers at each level on the way down.
+    Returns the controllers that made it to the node dir's subtree_control."""
+    levels = [hierarchy.path, f"{hierarchy.path}/{TOP}", node_dir]
+    wanted = list(hierarchy.controllers)
+    for level in levels:
+        _mkdir(level)
+        if hierarchy.version != 2:
+            continue
+        for controller in list(wanted):
+            try:
+                _write(f"{level}/cgroup.subtree_control", f"+{controller}")
+            except OSError:
+                wanted.remove(controller)  # e.g. EBUSY: processes live in a non-root level
+    return tuple(wanted)
+
+
+def _probe(hierarchy: Hierarchy, name: str) -> Hierarchy | None:
+    """The part of ``hierarchy`` the agent can use: it must make a child whose limit files
+    exist. A v2 hierarchy left with no controllers still serves cgroup.kill."""
+    node_dir = f"{hierarchy.path}/{TOP}/{name}"
+    probe = f"{node_dir}/.probe-{os.getpid()}"  # safe_name never starts with "."
+    try:
+        controllers = _enable_down(hierarchy, node_dir)
+        _mkdir(probe)
+    except OSError:
+        return None
+    try:
+        usable = tuple(
+            c for c in controllers if os.path.exists(f"{probe}/{LIMIT_FILES[hierarchy.version, c]}")
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(probe)
+    if not usable and hierarchy.version == 1:
+        return None
+    return Hierarchy(hierarchy.path, hierarchy.version, usable)

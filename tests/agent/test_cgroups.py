@@ -1,0 +1,408 @@
+"""cgroup enforcement: golden detection, then real limits on real processes through an agent.
+
+The enforcement tests need root and writable cgroups (v1 or v2). Without them they skip,
+saying why, unless CI is set: then they fail, so CI on a capable host always runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from agent_harness import AgentProcess, Client, poll_until, process_gone
+from hpcbatch_agent import protocol as p
+from hpcbatch_agent.cgroups import (
+    CONTROLLERS,
+    OOM_REASON,
+    Cgroups,
+    Hierarchy,
+    Mount,
+    enforced_of,
+    limit_writes,
+    node_dir_name,
+    parse_mountinfo,
+    parse_oom_kills,
+    parse_proc_cgroup,
+    plan_hierarchies,
+    version_of,
+)
+from hpcbatch_agent.spool import safe_name
+
+from hpcbatch.head.agents import _enforcement
+
+# --- golden samples ------------------------------------------------------------------------
+
+HYBRID_MOUNTINFO = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+23 27 0:22 / /sys rw,relatime - sysfs sysfs rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+"""
+HYBRID_CGROUP = """\
+9:name=systemd:/
+8:pids:/
+4:memory:/process_api/679c34da
+3:cpuset:/
+2:cpuacct:/
+1:cpu:/
+0::/
+"""
+
+# Ubuntu 22.04 / Debian 12 with systemd: one unified tree.
+PURE_V2_MOUNTINFO = """\
+24 30 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+30 1 252:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 \
+rw,nsdelegate,memory_recursiveprot
+"""
+PURE_V2_CGROUP = "0::/system.slice/hpcbatch-agent.service\n"
+PURE_V2_CONTROLLERS = "cpuset cpu io memory hugetlb pids rdma misc\n"
+
+# CentOS 7: v1 only, cpu and cpuacct mounted together.
+CENTOS7_MOUNTINFO = """\
+25 18 0:21 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:8 - tmpfs tmpfs ro,mode=755
+26 25 0:22 / /sys/fs/cgroup/systemd rw,nosuid shared:9 - cgroup cgroup rw,xattr,name=systemd
+29 25 0:25 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:12 - cgroup cgroup rw,cpuacct,cpu
+30 25 0:26 / /sys/fs/cgroup/memory rw,nosuid shared:13 - cgroup cgroup rw,memory
+33 25 0:29 / /sys/fs/cgroup/pids rw,nosuid shared:16 - cgroup cgroup rw,pids
+"""
+CENTOS7_CGROUP = """\
+11:pids:/system.slice/sshd.service
+4:memory:/system.slice/sshd.service
+3:cpuacct,cpu:/system.slice/sshd.service
+1:name=systemd:/system.slice/sshd.service
+"""
+
+# A process started with `ip netns exec`: a fresh /sys with no cgroup mounts at all.
+NETNS_MOUNTINFO = """\
+1500 1400 0:22 / / rw,relatime - ext4 /dev/vda rw
+1501 1500 0:90 / /sys rw,relatime - sysfs n1 rw
+"""
+
+
+def _plan(mountinfo: str, cgroup: str, controllers: str | None) -> list[Hierarchy]:
+    return plan_hierarchies(parse_mountinfo(mountinfo), parse_proc_cgroup(cgroup), controllers)
+
+
+def test_golden_hybrid_host_uses_v1_controllers() -> None:
+    plan = _plan(HYBRID_MOUNTINFO, HYBRID_CGROUP, "")
+    assert plan == [
+        Hierarchy("/sys/fs/cgroup/memory", 1, ("memory",)),
+        Hierarchy("/sys/fs/cgroup/cpu", 1, ("cpu",)),
+        Hierarchy("/sys/fs/cgroup/pids", 1, ("pids",)),
+    ]
+    assert (version_of(plan), enforced_of(plan)) == ("v1", ["memory", "cpu", "pids"])
+
+
+def test_golden_pure_v2_host_prefers_v2() -> None:
+    plan = _plan(PURE_V2_MOUNTINFO, PURE_V2_CGROUP, PURE_V2_CONTROLLERS)
+    assert plan == [Hierarchy("/sys/fs/cgroup", 2, ("memory", "cpu", "pids"))]
+    assert (version_of(plan), enforced_of(plan)) == ("v2", ["memory", "cpu", "pids"])
+
+
+def test_golden_v2_without_some_controllers_falls_back_per_controller() -> None:
+    # memory bound to the unified tree: no v1 memory line in /proc/self/cgroup any more.
+    cgroup = HYBRID_CGROUP.replace("4:memory:/process_api/679c34da\n", "")
+    plan = _plan(HYBRID_MOUNTINFO, cgroup, "memory")
+    assert plan[0] == Hierarchy("/sys/fs/cgroup/unified", 2, ("memory",))
+    assert [h.controllers for h in plan[1:]] == [("cpu",), ("pids",)]
+    assert version_of(plan) == "v2"
+
+
+def test_golden_v1_only_host_with_comounted_cpu() -> None:
+    mounts = parse_mountinfo(CENTOS7_MOUNTINFO)
+    assert Mount("/sys/fs/cgroup/cpu,cpuacct", 1, frozenset({"cpu"})) in mounts
+    plan = _plan(CENTOS7_MOUNTINFO, CENTOS7_CGROUP, None)
+    assert [(h.path, h.controllers) for h in plan] == [
+        ("/sys/fs/cgroup/memory", ("memory",)),
+        ("/sys/fs/cgroup/cpu,cpuacct", ("cpu",)),
+        ("/sys/fs/cgroup/pids", ("pids",)),
+    ]
+    assert version_of(plan) == "v1"
+
+
+def test_golden_v2_without_controllers_and_without_v1_serves_kill_only() -> None:
+    plan = _plan(PURE_V2_MOUNTINFO, PURE_V2_CGROUP, "cpuset io\n")
+    assert plan == [Hierarchy("/sys/fs/cgroup", 2, ())]
+    assert (version_of(plan), enforced_of(plan)) == ("none", [])
+
+
+def test_golden_no_cgroup_mounts_means_none() -> None:
+    plan = _plan(NETNS_MOUNTINFO, HYBRID_CGROUP, None)
+    assert (plan, version_of(plan), enforced_of(plan)) == ([], "none", [])
+    assert _plan("", "", None) == []
+
+
+def test_parse_proc_cgroup_and_escaped_mount_points() -> None:
+    assert parse_proc_cgroup(CENTOS7_CGROUP)["cpu"] == "/system.slice/sshd.service"
+    assert parse_proc_cgroup("0::/a\n") == {"": "/a"}
+    line = "41 31 0:38 / /sys/fs/my\\040cgroup rw - cgroup2 cgroup2 rw\n"
+    assert parse_mountinfo(line) == [Mount("/sys/fs/my cgroup", 2, frozenset())]
+
+
+def test_limit_writes_golden() -> None:
+    memsw = frozenset({"memory.memsw.limit_in_bytes"})
+    assert limit_writes(1, CONTROLLERS, 2, 64, 4096, memsw) == [
+        ("memory.limit_in_bytes", "67108864"),
+        ("memory.memsw.limit_in_bytes", "67108864"),
+        ("cpu.cfs_quota_us", "200000"),
+        ("pids.max", "4096"),
+    ]
+    assert limit_writes(2, CONTROLLERS, 1, 64, 20, frozenset({"memory.swap.max"})) == [
+        ("memory.max", "67108864"),
+        ("memory.swap.max", "0"),
+        ("cpu.max", "100000 100000"),
+        ("pids.max", "20"),
+    ]
+    assert limit_writes(2, CONTROLLERS, 1, 0, 20) == [
+        ("cpu.max", "100000 100000"),
+        ("pids.max", "20"),
+    ]
+    assert limit_writes(2, (), 4, 64, 20) == []  # a v2 tree kept only for cgroup.kill
+
+
+def test_parse_oom_kills_golden() -> None:
+    v2_events = "low 0\nhigh 0\nmax 17\noom 1\noom_kill 1\noom_group_kill 0\n"
+    v1_control = "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"
+    assert (parse_oom_kills(v2_events), parse_oom_kills(v1_control)) == (1, 0)
+    assert parse_oom_kills("oom_kill_disable 0\nunder_oom 0\n") is None
+
+
+def test_node_dirs_are_kept_apart_per_state_dir() -> None:
+    assert node_dir_name("n/1", "/a") != node_dir_name("n/1", "/b")
+    assert node_dir_name("n/1", "/a").startswith("n%2F1.")
+
+
+def test_head_describes_enforcement() -> None:
+    assert _enforcement("v1", ["memory", "cpu", "pids"]) == "cgroups v1 (memory, cpu, pids)"
+    assert _enforcement("v2") == "cgroups v2"
+    assert _enforcement("none").startswith("none: no writable cgroups")
+
+
+# --- real enforcement ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Cgroups:
+    """This host's usable cgroups, or a skip (a failure under CI) when there are none."""
+    probed = Cgroups.detect("probe", str(tmp_path_factory.mktemp("probe")))
+    probed.remove_node_dirs()
+    if probed.enforced != list(CONTROLLERS):
+        reason = (
+            f"cgroups not writable here (enforceable: {probed.enforced or 'nothing'}); "
+            "these tests need root on a host with cgroup v1 or v2 controllers"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return probed
+
+
+def attempt_dirs(host: Cgroups, agent: AgentProcess, attempt_id: str) -> dict[str, str]:
+    """{controller or "kill": dir} of one attempt of an agent started with node name n1."""
+    node_dir = node_dir_name("n1", str(agent.state_dir.resolve()))
+    dirs = Cgroups(host.plan, node_dir, 0).attempt_dirs(safe_name(attempt_id))
+    found: dict[str, str] = {}
+    for hierarchy, directory in zip(host.plan, dirs, strict=True):
+        for name in hierarchy.controllers or ("kill",):
+            found[name] = directory
+    return found
+
+
+def _all_gone(paths: Iterable[str]) -> bool:
+    return not any(os.path.exists(path) for path in paths)
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+ALLOCATE_200_MIB = "b = b'x' * (200 << 20); print(len(b))"  # bytes * n writes every page
+
+
+def test_hello_reports_what_is_enforced(host: Cgroups, client: Client) -> None:
+    node = client.hello()["node"]
+    assert (node["cgroups"], node["enforced"]) == (host.version, ["memory", "cpu", "pids"])
+    mounts = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+    if "/sys/fs/cgroup/unified" in [m.path for m in mounts]:
+        assert node["cgroups"] == "v1"  # hybrid: the unified tree has no controllers
+
+
+def test_memory_limit_oom_kill_is_reported(host: Cgroups, client: Client, agent) -> None:
+    client.send(p.launch([p.attempt_spec("oom", _python(ALLOCATE_200_MIB), memory_mib=64)]))
+    result = client.wait_state("oom", p.EXITED, timeout_s=60)
+    assert (result["exit_code"], result["signal"], result["reason"]) == (None, 9, OOM_REASON)
+    poll_until(lambda: _all_gone(attempt_dirs(host, agent, "oom").values()), what="rmdir")
+
+
+def test_without_a_memory_limit_the_same_job_succeeds(host: Cgroups, client: Client) -> None:
+    client.send(p.launch([p.attempt_spec("big", _python(ALLOCATE_200_MIB), memory_mib=0)]))
+    result = client.wait_state("big", p.EXITED, timeout_s=60)
+    assert (result["exit_code"], result["reason"]) == (0, None)
+    assert Path(result["log_path"]).read_text() == f"{200 << 20}\n"
+
+
+def test_pids_max_caps_forks(host: Cgroups, start_agent) -> None:
+    agent = start_agent("--pids-max", "20")
+    client = Client(agent.state_dir)
+    client.hello()
+    script = "i=0; while [ $i -lt 50 ]; do sleep 60 & i=$((i+1)); done; echo all-started"
+    client.send(p.launch([p.attempt_spec("forks", ["sh", "-c", script])]))
+    result = client.wait_state("forks", p.EXITED, timeout_s=30)
+    log = Path(result["log_path"]).read_text()
+    assert result["exit_code"] not in (0, None) and "all-started" not in log, log
+    assert "fork" in log.lower(), log
+    poll_until(lambda: _all_gone(attempt_dirs(host, agent, "forks").values()), what="rmdir")
+    client.close()
+
+
+# Two busy processes for 1.5 s of wall time; prints the CPU-seconds they got per second.
+BUSY_TWO_CPUS = """
+import os, time
+start = time.monotonic()
+children = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        while time.monotonic() - start < 1.5:
+            pass
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+times = os.times()
+print(round((times.children_user + times.children_system) / (time.monotonic() - start), 3))
+"""
+
+
+def test_cpu_quota_is_written_and_throttles(host: Cgroups, client: Client, agent) -> None:
+    client.send(p.launch([p.attempt_spec("cpu", _python(BUSY_TWO_CPUS), vcpus=1)]))
+    client.wait_state("cpu", p.RUNNING)
+    cpu_dir = attempt_dirs(host, agent, "cpu")["cpu"]
+    cpu_hierarchy = next(h for h in host.plan if "cpu" in h.controllers)
+    if cpu_hierarchy.version == 2:
+        assert Path(cpu_dir, "cpu.max").read_text().split() == ["100000", "100000"]
+    else:
+        assert Path(cpu_dir, "cpu.cfs_quota_us").read_text().strip() == "100000"
+        assert Path(cpu_dir, "cpu.cfs_period_us").read_text().strip() == "100000"
+    result = client.wait_state("cpu", p.EXITED, timeout_s=30)
+    assert result["exit_code"] == 0
+    # Unthrottled, two busy processes would get up to 2 CPU-seconds per second; a loaded
+    # machine only lowers the figure, so the bound holds however busy the host is.
+    assert float(Path(result["log_path"]).read_text()) <= 1.2
+
+
+def test_escaped_processes_die_and_dirs_go_when_the_job_ends(
+    host: Cgroups, client: Client, agent, tmp_path: Path
+) -> None:
+    pid_file, gate = tmp_path / "escaped.pid", tmp_path / "gate"
+    # setsid leaves the job's process group: only the cgroup still holds it.
+    script = (
+        f"setsid sleep 300 & echo $! > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}; "
+        f"while [ ! -e {gate} ]; do sleep 0.02; done"
+    )
+    client.send(p.launch([p.attempt_spec("escape", ["sh", "-c", script])]))
+    client.wait_state("escape", p.RUNNING)
+    escaped = int(poll_until(lambda: pid_file.exists() and pid_file.read_text(), what="pid"))
+    dirs = attempt_dirs(host, agent, "escape")
+    procs = Path(dirs["pids"], "cgroup.procs").read_text().split()
+    assert str(escaped) in procs
+    gate.touch()
+    assert client.wait_state("escape", p.EXITED)["exit_code"] == 0
+    poll_until(lambda: process_gone(escaped), what="escaped process killed")
+    poll_until(lambda: _all_gone(dirs.values()), what="attempt cgroups removed")
+
+
+def test_kill_reaches_escaped_processes(host: Cgroups, client: Client, agent, tmp_path) -> None:
+    pid_file = tmp_path / "escaped.pid"
+    script = f"setsid sh -c 'trap \"\" TERM; sleep 300' & echo $! > {pid_file}; wait"
+    client.send(p.launch([p.attempt_spec("victim", ["sh", "-c", script])]))
+    client.wait_state("victim", p.RUNNING)
+    escaped = int(poll_until(lambda: pid_file.exists() and pid_file.read_text(), what="pid"))
+    client.send(p.kill("victim", "Terminated by user"))
+    result = client.wait_state("victim", p.EXITED)
+    assert result["reason"] == "Terminated by user"
+    poll_until(lambda: process_gone(escaped), what="escaped process killed")
+    poll_until(lambda: _all_gone(attempt_dirs(host, agent, "victim").values()), what="rmdir")
+
+
+def test_running_job_keeps_its_cgroup_across_an_agent_restart(
+    host: Cgroups, start_agent, tmp_path: Path
+) -> None:
+    agent = start_agent()
+    client = Client(agent.state_dir)
+    client.hello()
+    gate = tmp_path / "gate"
+    job = ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done"]
+    client.send(p.launch([p.attempt_spec("long", job, memory_mib=32)]))
+    pid = client.wait_state("long", p.RUNNING)["pid"]
+    client.close()
+    agent.kill9()
+    dirs = attempt_dirs(host, agent, "long")
+    again = start_agent(state_dir=agent.state_dir)
+    client = Client(again.state_dir)
+    assert {u["attempt_id"]: u["state"] for u in client.hello()["attempts"]} == {"long": p.RUNNING}
+    assert str(pid) in Path(dirs["memory"], "cgroup.procs").read_text().split()
+    gate.touch()
+    assert client.wait_state("long", p.EXITED)["exit_code"] == 0
+    poll_until(lambda: _all_gone(dirs.values()), what="attempt cgroups removed")
+    client.close()
+
+
+def test_stale_cgroups_are_killed_and_removed_at_start(
+    host: Cgroups, start_agent, tmp_path: Path
+) -> None:
+    state_dir = (tmp_path / "agent").resolve()
+    stale = Cgroups(host.plan, node_dir_name("n1", str(state_dir)), 0)
+    stale_dirs = stale.attempt_dirs("gone%3A1")
+    for directory in stale_dirs:
+        os.makedirs(directory)
+    leftover = subprocess.Popen(["sleep", "300"])
+    try:
+        Path(stale_dirs[0], "cgroup.procs").write_text(str(leftover.pid))
+        start_agent(state_dir=state_dir)
+        poll_until(lambda: leftover.poll() is not None, what="stale process killed")
+        assert leftover.returncode == -signal.SIGKILL
+        poll_until(lambda: _all_gone(stale_dirs), what="stale cgroups removed")
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+            leftover.wait()
+        stale.remove(stale_dirs)
+
+
+def test_no_cgroups_flag_runs_jobs_unenforced(host: Cgroups, start_agent) -> None:
+    agent = start_agent("--no-cgroups")
+    client = Client(agent.state_dir)
+    node = client.hello()["node"]
+    assert (node["cgroups"], node["enforced"]) == ("none", [])
+    client.send(p.launch([p.attempt_spec("free", _python(ALLOCATE_200_MIB), memory_mib=64)]))
+    assert client.wait_state("free", p.EXITED, timeout_s=60)["exit_code"] == 0
+    assert _all_gone(attempt_dirs(host, agent, "free").values())
+    client.close()
+
+
+def test_agent_exit_removes_its_node_dirs(host: Cgroups, start_agent) -> None:
+    agent = start_agent()
+    client = Client(agent.state_dir)
+    client.hello()
+    client.send(p.launch([p.attempt_spec("quick", ["true"])]))
+    client.wait_state("quick", p.EXITED)
+    node_dirs = {os.path.dirname(d) for d in attempt_dirs(host, agent, "quick").values()}
+    assert all(os.path.isdir(d) for d in node_dirs)
+    client.close()
+    agent.stop()
+    assert _all_gone(node_dirs)

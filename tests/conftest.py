@@ -1,0 +1,34 @@
+"""Suite-wide guard: no test may leave an agent, a job wrapper or an sshd of its own running."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+MARKERS = (b"hpcbatch_agent", b"/hpcbatch-agent-", b"hpcbatch-job", b"sshd")
+
+
+def _leftovers(root: bytes) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if root in argv and any(m in argv for m in MARKERS):
+            text = argv.replace(b"\0", b" ")[:160].decode(errors="replace")
+            found.append(f"{entry}: {text}")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield
+    root = str(tmp_path_factory.getbasetemp()).encode()
+    leftovers = _leftovers(root)
+    assert not leftovers, "processes left running by the tests:\n" + "\n".join(leftovers)
