@@ -169,16 +169,19 @@ class SshAgentLink:
         self._reader.start()
 
     def _read(self) -> None:
-        buffer = b""
+        pending: list[bytes] = []  # pieces of a line still without its newline
         try:
             while True:
                 chunk = self._channel.recv(1 << 16)
                 if not chunk:
                     break
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
+                *lines, rest = chunk.split(b"\n")
                 for line in lines:
-                    self._loop.call_soon_threadsafe(self._inbox.put_nowait, line + b"\n")
+                    whole = b"".join([*pending, line]) if pending else line
+                    pending = []
+                    self._loop.call_soon_threadsafe(self._inbox.put_nowait, whole + b"\n")
+                if rest:
+                    pending.append(rest)  # a long line is joined once, not re-copied per chunk
         except (OSError, paramiko.SSHException):
             pass
         with contextlib.suppress(RuntimeError):  # the event loop may be closed already
