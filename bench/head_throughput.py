@@ -90,14 +90,16 @@ def bench_submits(client: httpx.Client, n: int, queue: str) -> dict:
     }
 
 
-def bench_latency(client: httpx.Client, n: int) -> dict:
+def bench_latency(
+    client: httpx.Client, n: int, queue: str = "default", name: str = "head_submit_to_running"
+) -> dict:
     samples = []
     for i in range(n):
-        job_id = client.post("/v1/submitjob", json={**JOB, "jobName": f"l{i}"}).json()["jobId"]
-        job = wait_done(client, job_id)
+        body = {**JOB, "jobQueue": queue, "jobName": f"l{i}"}
+        job = wait_done(client, client.post("/v1/submitjob", json=body).json()["jobId"])
         samples.append(job["startedAt"] - job["createdAt"])
     return {
-        "bench": "head_submit_to_running",
+        "bench": name,
         "jobs": n,
         "median_ms": statistics.median(samples),
         "p90_ms": sorted(samples)[int(n * 0.9)],

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.head_throughput import JOB, wait_done
+from bench.head_throughput import JOB, bench_latency, wait_done
 from bench.headproc import BenchHead
 from hpcbatch.devcluster import DevCluster
 
@@ -90,22 +89,8 @@ def main() -> None:
                 assert time.monotonic() < deadline, "hosts did not come ONLINE"
                 time.sleep(0.05)
             job = {**JOB, "jobQueue": "cluster"}
-            samples = []
-            for i in range(args.latency):
-                job_id = client.post("/v1/submitjob", json={**job, "jobName": f"l{i}"}).json()[
-                    "jobId"
-                ]
-                done = wait_done(client, job_id)
-                samples.append(done["startedAt"] - done["createdAt"])
             print(
-                json.dumps(
-                    {
-                        "bench": "ssh_submit_to_running",
-                        "jobs": args.latency,
-                        "median_ms": statistics.median(samples),
-                        "p90_ms": sorted(samples)[int(len(samples) * 0.9)],
-                    }
-                ),
+                json.dumps(bench_latency(client, args.latency, "cluster", "ssh_submit_to_running")),
                 flush=True,
             )
             assert head.proc is not None

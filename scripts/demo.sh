@@ -4,23 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# pip and setuptools print warnings even with -q; show their output only when they fail.
-pip_quiet() {
-  local log
-  log=$(mktemp)
-  if ! .venv/bin/python -m pip install -q --disable-pip-version-check "$@" >"$log" 2>&1; then
-    cat "$log"; rm -f "$log"; return 1
-  fi
-  rm -f "$log"
-}
-
-if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  echo "apt: installing python3-venv"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-fi
-[ -x .venv/bin/python ] || python3 -m venv .venv
-pip_quiet -e .
+. scripts/setup.sh
+setup_env .
 export PATH="$PWD/.venv/bin:$PATH"
 
 data=$(mktemp -d /tmp/hpcbatch-demo.XXXXXX)
