@@ -205,3 +205,15 @@ def test_a_command_that_cannot_start_fails_with_the_reason(head: HeadProcess) ->
     assert job["statusReason"].startswith("CannotStartContainerError")
     assert "no-such-command-hpcbatch" in job["statusReason"]
     assert "startedAt" not in job["attempts"][0]
+
+
+def test_a_job_over_its_memory_limit_fails_as_out_of_memory(head: HeadProcess) -> None:
+    nodes = head.get("/hpcbatch/v1/nodes")["nodes"]
+    if "memory" not in nodes[0]["enforcement"]:
+        assert os.environ.get("CI") != "true", f"CI hosts enforce memory: {nodes[0]}"
+        return  # this host cannot enforce memory limits; hpcbatch nodes says so
+    hog = "b = bytearray(300 * 1024 * 1024)\nfor i in range(0, len(b), 4096): b[i] = 1"
+    job_id = submit(head, ["python3", "-c", hog], containerOverrides={
+        "resourceRequirements": [{"type": "MEMORY", "value": "64"}]})
+    job = head.wait_status(job_id, "FAILED", timeout=60)
+    assert job["statusReason"] == "OutOfMemoryError: Container killed due to memory usage"
