@@ -7,6 +7,7 @@ waits for every EXITED update, acks them, and prints one JSON line:
     {"bench": "agent_throughput", "n": ..., "seconds": ..., "per_second": ...}
 
 Usage: .venv/bin/python bench/agent_throughput.py [--n 5000] [--batch 500] [--window 2000]
+       [--no-cgroups]  (run the agent without cgroup enforcement, for comparison)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from hpcbatch_agent import protocol as p
 from hpcbatch_agent.unixsock import connect, is_listening
 
 
-def start_agent(state_dir: Path) -> subprocess.Popen[bytes]:
+def start_agent(state_dir: Path, extra: list[str]) -> subprocess.Popen[bytes]:
     agent = subprocess.Popen(
         [
             sys.executable,
@@ -38,6 +39,7 @@ def start_agent(state_dir: Path) -> subprocess.Popen[bytes]:
             "bench",
             "--heartbeat-s",
             "5",
+            *extra,
         ],
         stdin=subprocess.DEVNULL,
     )
@@ -86,9 +88,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--window", type=int, default=2000)
+    parser.add_argument("--no-cgroups", action="store_true", help="pass --no-cgroups to the agent")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hpcbatch-bench-") as tmp:
-        agent = start_agent(Path(tmp))
+        agent = start_agent(Path(tmp), ["--no-cgroups"] if args.no_cgroups else [])
         try:
             seconds = run(Path(tmp), args.n, args.batch, args.window)
             agent.wait(timeout=30)
@@ -103,6 +106,7 @@ def main() -> None:
                 "n": args.n,
                 "seconds": round(seconds, 3),
                 "per_second": round(args.n / seconds, 1),
+                "cgroups": not args.no_cgroups,
             }
         )
     )

@@ -8,10 +8,10 @@ Vocabulary:
     node dir    ``<hierarchy>/hpcbatch/<safe node name>.<hash of the state dir>``: everything
                 one agent creates. The hash keeps apart agents (virtual nodes, test runs)
                 that share a machine and even a node name.
-    attempt dir ``<node dir>/<safe attempt id>``, one per hierarchy, made (with its limits
-                written) by the agent before the wrapper starts; the wrapper writes its own
-                pid into each ``cgroup.procs`` before it forks the job, so nothing of the job
-                ever runs outside. Removed once the attempt has ended.
+    slot        ``<node dir>/s<N>``, one per hierarchy: a cgroup the agent reuses for one
+                attempt after another (slots.py), its limits written before the wrapper
+                starts; the wrapper writes its own pid into each slot before it forks the
+                job, so nothing of the job ever runs outside.
     enforced    the controllers actually enforced; ``version`` names the hierarchy kind doing
                 it ("v2", "v1", "none") and is what the hello reports as ``node.cgroups``.
 
@@ -164,30 +164,48 @@ def limit_writes(
     pids_max: int,
     optional: frozenset[str] = frozenset(),
 ) -> list[tuple[str, str]]:
-    """(file, value) to write into a new attempt dir, in order. ``optional`` names the
-    files that exist only on some kernels (memsw, swap.max). memory_mib 0 = no limit. A new
-    v1 group's cfs period is always the kernel default (100 ms), so only the quota is set."""
+    """(file, value) of every limit a slot must hold for one attempt, in order, "no limit"
+    spelled out: a reused slot still holds its previous attempt's values. ``optional`` names
+    the files that exist only on some kernels (memsw, swap.max). 0 = no limit. The v1 cfs
+    period is never written, so it stays the kernel default (100 ms)."""
     writes: list[tuple[str, str]] = []
     names = set(controllers)
-    if "memory" in names and memory_mib > 0:
-        limit = str(memory_mib * 1024 * 1024)
+    if "memory" in names:
+        limit = str(memory_mib * 1024 * 1024) if memory_mib > 0 else ""
         if version == 2:
-            writes.append(("memory.max", limit))
+            writes.append(("memory.max", limit or "max"))
             if "memory.swap.max" in optional:
-                writes.append(("memory.swap.max", "0"))
+                writes.append(("memory.swap.max", "0" if limit else "max"))
         else:
-            writes.append(("memory.limit_in_bytes", limit))
+            writes.append(("memory.limit_in_bytes", limit or "-1"))
             if "memory.memsw.limit_in_bytes" in optional:
-                writes.append(("memory.memsw.limit_in_bytes", limit))
-    if "cpu" in names and vcpus > 0:
-        quota = str(vcpus * CPU_PERIOD_US)
+                writes.append(("memory.memsw.limit_in_bytes", limit or "-1"))
+    if "cpu" in names:
+        quota = str(vcpus * CPU_PERIOD_US) if vcpus > 0 else ""
         if version == 2:
-            writes.append(("cpu.max", f"{quota} {CPU_PERIOD_US}"))
+            writes.append(("cpu.max", f"{quota or 'max'} {CPU_PERIOD_US}"))
         else:
-            writes.append(("cpu.cfs_quota_us", quota))
-    if "pids" in names and pids_max > 0:
-        writes.append(("pids.max", str(pids_max)))
+            writes.append(("cpu.cfs_quota_us", quota or "-1"))
+    if "pids" in names:
+        writes.append(("pids.max", str(pids_max) if pids_max > 0 else "max"))
     return writes
+
+
+def _bytes_or_unlimited(value: str) -> float:
+    return float("inf") if value in ("-1", "max") else int(value)
+
+
+def order_writes(writes: list[tuple[str, str]], old: dict[str, str]) -> list[tuple[str, str]]:
+    """The writes that change ``old`` (the values a slot holds), ordered so that each one is
+    accepted: v1 refuses a memsw limit below the memory limit, so a raise writes memsw
+    first and a cut writes it last."""
+    changed = [(name, value) for name, value in writes if old.get(name) != value]
+    memory = next((v for n, v in changed if n == "memory.limit_in_bytes"), None)
+    previous = old.get("memory.limit_in_bytes")
+    raised = memory is not None and previous is not None
+    if raised and _bytes_or_unlimited(memory or "") > _bytes_or_unlimited(previous or ""):
+        changed.sort(key=lambda item: item[0] != "memory.memsw.limit_in_bytes")
+    return changed
 
 
 def parse_oom_kills(text: str) -> int | None:
@@ -208,11 +226,34 @@ def node_dir_name(node_name: str, state_dir: str) -> str:
 
 
 def _read(path: str) -> str | None:
+    # os.open + os.read: a buffered text file costs ~3x as much on these tiny kernel files.
     try:
-        with open(path, encoding="ascii", errors="replace") as handle:
-            return handle.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    chunks: list[bytes] = []
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("ascii", "replace")
+
+
+def _read_head(path: str) -> bytes | None:
+    """The first bytes of a small kernel file (a counter, an events list): one read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _write(path: str, value: str) -> None:
@@ -243,6 +284,9 @@ class Cgroups:
         self._memory = next(
             ((i, h.version) for i, h in enumerate(plan) if "memory" in h.controllers), None
         )
+        # Kernels before 4.13 have no v1 oom_kill counter: memory.failcnt stands in.
+        self.has_oom_counter = True
+        self._limits: dict[tuple[int, int], list[list[tuple[str, str]]]] = {}
 
     @classmethod
     def disabled(cls) -> Cgroups:
@@ -267,14 +311,20 @@ class Cgroups:
         )
         if "cgroup.kill" not in cgroups.optional:
             cgroups._kill_index = None
+        if cgroups._memory is not None:
+            index, version = cgroups._memory
+            events = "memory.events" if version == 2 else "memory.oom_control"
+            text = _read(f"{cgroups.node_dirs[index]}/{events}") or ""
+            cgroups.has_oom_counter = parse_oom_kills(text) is not None
         return cgroups
 
     @property
     def active(self) -> bool:
         return bool(self.plan)
 
-    def attempt_dirs(self, safe: str) -> list[str]:
-        return [f"{d}/{safe}" for d in self.node_dirs]
+    def child_dirs(self, name: str) -> list[str]:
+        """``<node dir>/<name>`` in each hierarchy."""
+        return [f"{d}/{name}" for d in self.node_dirs]
 
     def join_files(self, dirs: list[str]) -> list[str]:
         """The files the wrapper writes "0" (itself) into to join the attempt's cgroups.
@@ -287,25 +337,70 @@ class Cgroups:
             for h, d in zip(self.plan, dirs, strict=True)
         ]
 
-    def create(self, safe: str, vcpus: int, memory_mib: int) -> list[str]:
-        """Make the attempt's dirs with their limits; OSError leaves nothing behind."""
-        dirs = self.attempt_dirs(safe)
-        try:
-            for hierarchy, directory in zip(self.plan, dirs, strict=True):
-                _mkdir(directory)
-                for name, value in limit_writes(
-                    hierarchy.version,
-                    hierarchy.controllers,
-                    vcpus,
-                    memory_mib,
-                    self.pids_max,
-                    self.optional,
-                ):
-                    _write(f"{directory}/{name}", value)
-        except OSError:
-            self.remove(dirs)
-            raise
-        return dirs
+    def limits(self, vcpus: int, memory_mib: int) -> list[list[tuple[str, str]]]:
+        """Per hierarchy, the (file, value) pairs an attempt's slot must hold; cached, as a
+        node sees few distinct shapes."""
+        key = (vcpus, memory_mib)
+        found = self._limits.get(key)
+        if found is None:
+            found = [
+                limit_writes(
+                    h.version, h.controllers, vcpus, memory_mib, self.pids_max, self.optional
+                )
+                for h in self.plan
+            ]
+            self._limits[key] = found
+        return found
+
+    def unlimited(self) -> list[list[tuple[str, str]]]:
+        """Per hierarchy, what a new cgroup's limit files hold: no limits at all."""
+        return [limit_writes(h.version, h.controllers, 0, 0, 0, self.optional) for h in self.plan]
+
+    def write_limits(
+        self, dirs: list[str], wanted: list[list[tuple[str, str]]], held: list[dict[str, str]]
+    ) -> None:
+        """Write the values of ``wanted`` that differ from ``held`` (what each dir holds now),
+        updating ``held`` as each write lands."""
+        for directory, writes, old in zip(dirs, wanted, held, strict=True):
+            for name, value in order_writes(writes, old):
+                _write(f"{directory}/{name}", value)
+                old[name] = value
+
+    def is_empty(self, dirs: list[str]) -> bool:
+        """No process left in any of the dirs (v2: nor below them)."""
+        for hierarchy, directory in zip(self.plan, dirs, strict=True):
+            if hierarchy.version == 2:
+                events = _read_head(f"{directory}/cgroup.events")
+                if events is None or b"populated 0" not in events:
+                    return False
+            elif _read_head(f"{directory}/cgroup.procs") != b"":
+                return False
+        return True
+
+    def oom_count(self, dirs: list[str]) -> int | None:
+        """The cumulative ``oom_kill`` count of the dirs' memory cgroup (None: no memory
+        controller, or a kernel without the counter: then memory.failcnt)."""
+        if self._memory is None or not dirs:
+            return None
+        index, version = self._memory
+        if not self.has_oom_counter:
+            failcnt = (_read(f"{dirs[index]}/memory.failcnt") or "").strip()
+            return int(failcnt) if failcnt.isdigit() else None
+        events = "memory.events" if version == 2 else "memory.oom_control"
+        return parse_oom_kills((_read_head(f"{dirs[index]}/{events}") or b"").decode())
+
+    def oom_killed(self, count: int | None, base: int, signum: int | None) -> bool:
+        """Whether the OOM killer struck since the counter stood at ``base``."""
+        if count is None or count <= base:
+            return False
+        # Without the counter, failcnt only says the limit was hit: SIGKILL must have ended it.
+        return self.has_oom_counter or signum == signal.SIGKILL
+
+    def reset_oom_fallback(self, dirs: list[str]) -> None:
+        """Zero memory.failcnt (the old kernels' stand-in) of a slot about to be reused."""
+        if self._memory is not None and not self.has_oom_counter and dirs:
+            with contextlib.suppress(OSError):
+                _write(f"{dirs[self._memory[0]]}/memory.failcnt", "0")
 
     def kill(self, dirs: list[str], signum: int) -> None:
         """Signal every process in the attempt's cgroup, including those that left its
@@ -330,19 +425,6 @@ class Cgroups:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(pid, signal.SIGKILL)
 
-    def oom_killed(self, dirs: list[str], signum: int | None) -> bool:
-        """Whether the kernel's OOM killer struck inside the attempt's cgroup."""
-        if self._memory is None or not dirs:
-            return False
-        index, version = self._memory
-        events = "memory.events" if version == 2 else "memory.oom_control"
-        count = parse_oom_kills(_read(f"{dirs[index]}/{events}") or "")
-        if count is not None:
-            return count > 0
-        # Kernels before 4.13 lack the v1 counter: the limit was hit and SIGKILL ended it.
-        failcnt = (_read(f"{dirs[index]}/memory.failcnt") or "0").strip()
-        return signum == signal.SIGKILL and failcnt.isdigit() and int(failcnt) > 0
-
     def remove(self, dirs: Iterable[str]) -> list[str]:
         """rmdir each dir; those still busy (processes dying) are returned for a retry."""
         busy: list[str] = []
@@ -362,7 +444,7 @@ class Cgroups:
                 os.rmdir(node_dir)
 
     def stale(self, live: set[str]) -> list[str]:
-        """Attempt dirs of this node that belong to no live attempt (a previous agent's)."""
+        """Dirs under this node's dirs that are not in ``live`` (a previous agent's)."""
         found: list[str] = []
         for node_dir in self.node_dirs:
             with contextlib.suppress(OSError):

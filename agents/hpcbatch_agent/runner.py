@@ -37,10 +37,13 @@ from typing import Any
 
 from . import protocol as p
 from .cgroups import OOM_REASON, Cgroups
+from .slots import Slot, SlotPool
 from .spool import Spool, attempt_id_from_name, safe_name
+from .wrappers import WRAPPER_TAG, find_wrappers, wrapper_alive, wrapper_cgroups
+
+__all__ = ["Runner", "Running", "find_wrappers"]  # find_wrappers: kept for older imports
 
 SH = "/bin/sh"
-WRAPPER_TAG = "hpcbatch-job"
 # $1 status file, $2 working directory, then the cgroup files to join, "--" and the command.
 # Joining is a builtin "echo 0" (0 = the writer itself) per hierarchy, before the fork, so
 # every process of the job starts inside its cgroups. The trap keeps the wrapper alive through the SIGTERM meant
@@ -64,8 +67,6 @@ START_FAILURES = {
     "nocgroup": "CannotStartContainerError: the job could not join its cgroup",
 }
 ADOPTED_POLL_S = 0.5
-CGROUP_RETRY_MS = 20
-CGROUP_RETRY_FOR_MS = 10_000
 
 
 def now_ms() -> int:
@@ -85,7 +86,7 @@ class Running:
     pid: int
     status_path: str
     child: bool  # False once adopted by a restarted agent: no wait status then
-    cgroups: list[str]  # the attempt's cgroup dirs, one per hierarchy (empty: unenforced)
+    slot: Slot | None  # the attempt's cgroups (None: unenforced)
     kill_reason: str | None = None
     signal_sent: int | None = None
     pidfd: int | None = None
@@ -106,6 +107,7 @@ class Runner:
     ) -> None:
         self.spool = spool
         self.cgroups = cgroups or Cgroups.disabled()
+        self.slots = SlotPool(self.cgroups)
         self.selector = selector
         self.emit = emit
         self.kill_grace_ms = int(kill_grace_s * 1000)
@@ -124,8 +126,7 @@ class Runner:
         self._timers: list[tuple[int, int, str, str]] = []  # (due_ms, seq, kind, attempt_id)
         self._seq = 0
         self._resolved: dict[tuple[str, str], str | None] = {}
-        self.leftover_cgroups: dict[str, int] = {}  # busy dir -> give-up time (ms)
-        self._rmdir_timer = False  # one retry timer serves every leftover dir
+        self._slots_due: int | None = None  # when the pending "slots" timer fires
         self.base_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         self.base_env.setdefault("PATH", os.defpath)
 
@@ -184,13 +185,15 @@ class Runner:
             self._fail_to_start(attempt_id, log_path, problem)
             return
         status_path = f"{self._status}/{safe}"
-        cgroups: list[str] = []
+        slot: Slot | None = None
         try:
-            if self.cgroups.active:
-                cgroups = self.cgroups.create(safe, spec["vcpus"], spec["memory_mib"])
-            pid = self._spawn(spec["command"], env, cwd, status_path, log_path, cgroups)
+            if self.slots.active:
+                slot = self.slots.acquire(spec["vcpus"], spec["memory_mib"])
+            joins = slot.joins if slot is not None else []
+            pid = self._spawn(spec["command"], env, cwd, status_path, log_path, joins)
         except OSError as exc:
-            self.cgroups.remove(cgroups)
+            if slot is not None:
+                self.slots.finish(slot, None, now_ms())
             self._fail_to_start(attempt_id, log_path, f"CannotStartContainerError: {exc}")
             return
         record: dict[str, Any] = {
@@ -201,10 +204,11 @@ class Runner:
             "log_path": log_path,
             "status_path": status_path,
             "work_dir": cwd if auto_dir else None,
-            "cgroups": cgroups,
+            "cgroups": slot.dirs if slot is not None else [],
+            "oom_base": slot.oom_base if slot is not None else 0,
         }
         self.spool.record_start(record)
-        self._track(Running(attempt_id, pid, status_path, True, cgroups), record)
+        self._track(Running(attempt_id, pid, status_path, True, slot), record)
         self.emit(
             p.attempt_update(
                 attempt_id, p.RUNNING, log_path, pid=pid, started_at_ms=record["started_at_ms"]
@@ -218,9 +222,8 @@ class Runner:
         cwd: str,
         status_path: str,
         log_path: str,
-        cgroups: list[str],
+        joins: list[str],
     ) -> int:
-        joins = self.cgroups.join_files(cgroups) if cgroups else []
         argv = [SH, "-c", WRAPPER, WRAPPER_TAG, status_path, cwd, *joins, "--", *command]
         file_actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -286,7 +289,8 @@ class Runner:
         run.signal_sent = signum
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(run.pid, signum)
-        self.cgroups.kill(run.cgroups, signum)  # also whatever left the process group
+        if run.slot is not None:  # also whatever left the process group
+            self.cgroups.kill(run.slot.dirs, signum)
 
     def _schedule(self, due_ms: int, kind: str, attempt_id: str) -> None:
         self._seq += 1
@@ -299,8 +303,10 @@ class Runner:
         now = now_ms()
         while self._timers and self._timers[0][0] <= now:
             _, _, kind, attempt_id = heapq.heappop(self._timers)
-            if kind == "rmdir":
-                self._retry_cgroup_removal(now)
+            if kind == "slots":
+                self._slots_due = None
+                self.slots.tick(now)
+                self._arm_slots_timer()
                 continue
             run = self.running.get(attempt_id)
             if run is None:
@@ -336,7 +342,7 @@ class Runner:
     def poll_adopted(self) -> None:
         for attempt_id in list(self.polled):
             run = self.running[attempt_id]
-            if not _wrapper_alive(run.pid, run.status_path):
+            if not wrapper_alive(run.pid, run.status_path):
                 self._finish(run, None)
 
     def _finish(self, run: Running, wait_status: int | None) -> None:
@@ -350,9 +356,14 @@ class Runner:
             state = p.EXITED
             if exit_code is None and signum is None:
                 exit_code, signum, reason = _fallback_status(wait_status, run.signal_sent)
-            if kill_reason is not None and reason is None:
+        oom = False
+        if run.slot is not None:  # back to the pool, or drained first
+            oom = self.slots.finish(run.slot, signum, now_ms())
+            self._arm_slots_timer()
+        if state == p.EXITED and reason is None:
+            if kill_reason is not None:
                 reason = kill_reason
-            elif reason is None and exit_code != 0 and self.cgroups.oom_killed(run.cgroups, signum):
+            elif exit_code != 0 and oom:
                 reason = OOM_REASON  # a job that succeeded was not killed for its memory
         result = p.attempt_update(
             run.attempt_id,
@@ -366,57 +377,27 @@ class Runner:
             reason=reason,
         )
         self._untrack(run)
-        self._remove_cgroups(run.cgroups)
         self.spool.record_end(result)
         self.emit(result)
 
-    # --- cgroup cleanup ---------------------------------------------------------------------
+    # --- cgroup upkeep ---------------------------------------------------------------------
 
-    def _remove_cgroups(self, dirs: list[str]) -> None:
-        """rmdir now. A busy dir still holds processes: stragglers that left the process
-        group, or ones killpg hit that are still dying. They get SIGKILL (cgroup.kill where
-        it exists) and the dir a retry by timer for a while, and once more at shutdown."""
-        busy = self.cgroups.remove(dirs)
-        if busy:
-            self.cgroups.kill_each(busy)
-            give_up = now_ms() + CGROUP_RETRY_FOR_MS
-            for directory in busy:
-                self.leftover_cgroups.setdefault(directory, give_up)
-            if not self._rmdir_timer:
-                self._rmdir_timer = True
-                self._schedule(now_ms() + CGROUP_RETRY_MS, "rmdir", "")
-
-    def _retry_cgroup_removal(self, now: int) -> None:
-        self._rmdir_timer = False
-        if not self.leftover_cgroups:
-            return
-        still = set(self.cgroups.remove(self.leftover_cgroups))
-        for directory in list(self.leftover_cgroups):
-            if directory not in still or self.leftover_cgroups[directory] <= now:
-                del self.leftover_cgroups[directory]
-        if self.leftover_cgroups:
-            self._rmdir_timer = True
-            self._schedule(now + CGROUP_RETRY_MS, "rmdir", "")
+    def _arm_slots_timer(self) -> None:
+        """One timer serves the pool's retries and idle trimming, armed for its next need."""
+        due = self.slots.due_ms()
+        if due is not None and (self._slots_due is None or due < self._slots_due):
+            self._slots_due = due
+            self._schedule(due, "slots", "")
 
     def sweep_stale_cgroups(self) -> None:
-        """Kill and remove this node's attempt cgroups that no live attempt owns."""
-        live = {d for run in self.running.values() for d in run.cgroups}
-        stale = self.cgroups.stale(live)
-        if stale:
-            self.cgroups.kill_each(stale)
-            self._remove_cgroups(stale)
+        """Kill and remove this node's cgroups that no live attempt owns (after recover)."""
+        self.slots.sweep_stale(now_ms())
+        self._arm_slots_timer()
 
     def close(self, wait_s: float = 2.0) -> None:
-        """At agent exit: remove leftover dirs of finished attempts, waiting briefly for
-        their last processes to go. Running attempts keep theirs: their jobs live on."""
-        deadline = time.monotonic() + wait_s
-        while self.leftover_cgroups:
-            busy = self.cgroups.remove(self.leftover_cgroups)
-            self.leftover_cgroups = {d: self.leftover_cgroups[d] for d in busy}
-            if not busy or time.monotonic() > deadline:
-                break
-            time.sleep(0.01)  # stragglers already got SIGKILL; their exit takes a moment
-        self.cgroups.remove_node_dirs()  # only succeeds once no attempt dir is left
+        """At agent exit: remove the slots of finished attempts. Running attempts keep
+        theirs: their jobs live on."""
+        self.slots.close(wait_s)
 
     # --- acks -------------------------------------------------------------------------------
 
@@ -445,13 +426,8 @@ class Runner:
             if "status_path" not in record:  # a start record lost to a torn tail
                 continue
             pid = wrappers.pop(record["status_path"], None)
-            run = Running(
-                attempt_id,
-                pid or record["pid"],
-                record["status_path"],
-                False,
-                record.get("cgroups") or [],
-            )
+            slot = self.slots.adopt(record.get("cgroups") or [], record.get("oom_base") or 0)
+            run = Running(attempt_id, pid or record["pid"], record["status_path"], False, slot)
             self._track(run, record)
             if pid is not None:
                 self._watch(run)
@@ -468,8 +444,8 @@ class Runner:
             if attempt_id is None or attempt_id in self.spool.records:
                 continue
             pid = wrappers.get(status_path, 0)
-            safe = os.path.basename(status_path)
-            cgroups = [d for d in self.cgroups.attempt_dirs(safe) if os.path.isdir(d)]
+            # A finished one's slot is unknown: the stale sweep removes it.
+            cgroups = wrapper_cgroups(pid) if pid else []
             record = {
                 "attempt_id": attempt_id,
                 "pid": pid,
@@ -479,9 +455,10 @@ class Runner:
                 "status_path": status_path,
                 "work_dir": None,
                 "cgroups": cgroups,
+                "oom_base": 0,  # unknown: an OOM of an earlier attempt in the slot would count
             }
             self.spool.record_start(record)
-            run = Running(attempt_id, pid, status_path, False, cgroups)
+            run = Running(attempt_id, pid, status_path, False, self.slots.adopt(cgroups, 0))
             self._track(run, record)
             if pid:
                 self._watch(run)
@@ -493,7 +470,7 @@ class Runner:
             run.pidfd = os.pidfd_open(run.pid)
         except (AttributeError, OSError):
             self.polled.add(run.attempt_id)
-            if not _wrapper_alive(run.pid, run.status_path):
+            if not wrapper_alive(run.pid, run.status_path):
                 self._finish(run, None)
             return
         self.selector.register(run.pidfd, selectors.EVENT_READ, ("pidfd", run))
@@ -549,55 +526,3 @@ def _fallback_status(
 def _unlink_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
-
-
-def _proc_session_and_state(pid: int) -> tuple[int, str] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2 :].split()  # after "pid (comm) "
-    return int(fields[3]), fields[0]
-
-
-def _wrapper_cmdline(pid: int) -> list[bytes] | None:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return cmdline.read().split(b"\0")
-    except OSError:
-        return None
-
-
-def _wrapper_alive(pid: int, status_path: str) -> bool:
-    argv = _wrapper_cmdline(pid)
-    info = _proc_session_and_state(pid)
-    return (
-        argv is not None
-        and len(argv) > 4
-        and argv[4] == status_path.encode()
-        and info is not None
-        and info[1] != "Z"
-    )
-
-
-def find_wrappers(status_dir: Path) -> dict[str, int]:
-    """status_path -> pid of every live wrapper writing into ``status_dir``.
-
-    A wrapper is recognised by its argv and by leading its own session, which excludes the
-    forked job child in the instant before it execs."""
-    prefix = str(status_dir).encode() + b"/"
-    found: dict[str, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        argv = _wrapper_cmdline(pid)
-        if not argv or len(argv) < 6 or argv[3] != WRAPPER_TAG.encode():
-            continue
-        if not argv[4].startswith(prefix):
-            continue
-        info = _proc_session_and_state(pid)
-        if info is not None and info[0] == pid and info[1] != "Z":
-            found[argv[4].decode()] = pid
-    return found

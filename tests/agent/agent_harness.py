@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 from hpcbatch_agent import protocol as p
-from hpcbatch_agent.runner import find_wrappers
+from hpcbatch_agent.cgroups import TOP, Cgroups, parse_proc_cgroup
 from hpcbatch_agent.unixsock import connect, is_listening
+from hpcbatch_agent.wrappers import find_wrappers
 
 DEADLINE_S = 15.0
 
@@ -158,3 +159,21 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def cgroups_of(host: Cgroups, pid: int) -> dict[str, str]:
+    """{controller or "kill": dir} of the slot a live job wrapper is in, once it has joined
+    (RUNNING is reported as it is spawned, before it joins)."""
+
+    def joined() -> dict[str, str] | None:
+        found = parse_proc_cgroup(Path(f"/proc/{pid}/cgroup").read_text())
+        keys = ["" if h.version == 2 else h.controllers[0] for h in host.plan]
+        return found if all(f"/{TOP}/" in found[key] for key in keys) else None
+
+    paths = poll_until(joined, what="the wrapper to join its cgroups")
+    found: dict[str, str] = {}
+    for hierarchy in host.plan:
+        path = paths["" if hierarchy.version == 2 else hierarchy.controllers[0]]
+        for name in hierarchy.controllers or ("kill",):
+            found[name] = hierarchy.path + path
+    return found

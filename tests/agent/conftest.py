@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from agent_harness import AgentProcess, Client, kill_leftover_jobs
+from hpcbatch_agent.cgroups import CONTROLLERS, Cgroups
 
 
 @pytest.fixture
@@ -50,3 +51,19 @@ def client(agent: AgentProcess) -> Iterator[Client]:
     connected.hello()
     yield connected
     connected.close()
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Cgroups:
+    """This host's usable cgroups, or a skip (a failure under CI) when there are none."""
+    probed = Cgroups.detect("probe", str(tmp_path_factory.mktemp("probe")))
+    probed.remove_node_dirs()
+    if probed.enforced != list(CONTROLLERS):
+        reason = (
+            f"cgroups not writable here (enforceable: {probed.enforced or 'nothing'}); "
+            "these tests need root on a host with cgroup v1 or v2 controllers"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return probed

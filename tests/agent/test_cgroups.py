@@ -13,8 +13,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-import pytest
-from agent_harness import AgentProcess, Client, poll_until, process_gone
+from agent_harness import AgentProcess, Client, cgroups_of, poll_until, process_gone
 from hpcbatch_agent import protocol as p
 from hpcbatch_agent.cgroups import (
     CONTROLLERS,
@@ -25,13 +24,13 @@ from hpcbatch_agent.cgroups import (
     enforced_of,
     limit_writes,
     node_dir_name,
+    order_writes,
     parse_mountinfo,
     parse_oom_kills,
     parse_proc_cgroup,
     plan_hierarchies,
     version_of,
 )
-from hpcbatch_agent.spool import safe_name
 
 from hpcbatch.head.agents import _enforcement
 
@@ -167,11 +166,41 @@ def test_limit_writes_golden() -> None:
         ("cpu.max", "100000 100000"),
         ("pids.max", "20"),
     ]
-    assert limit_writes(2, CONTROLLERS, 1, 0, 20) == [
-        ("cpu.max", "100000 100000"),
+    # A reused slot still holds its last attempt's limits: "none" is written out.
+    assert limit_writes(2, CONTROLLERS, 0, 0, 0, frozenset({"memory.swap.max"})) == [
+        ("memory.max", "max"),
+        ("memory.swap.max", "max"),
+        ("cpu.max", "max 100000"),
+        ("pids.max", "max"),
+    ]
+    assert limit_writes(1, CONTROLLERS, 0, 0, 20, memsw) == [
+        ("memory.limit_in_bytes", "-1"),
+        ("memory.memsw.limit_in_bytes", "-1"),
+        ("cpu.cfs_quota_us", "-1"),
         ("pids.max", "20"),
     ]
     assert limit_writes(2, (), 4, 64, 20) == []  # a v2 tree kept only for cgroup.kill
+
+
+def test_order_writes_skips_held_values_and_orders_memsw() -> None:
+    memsw = frozenset({"memory.memsw.limit_in_bytes"})
+    held = dict(limit_writes(1, CONTROLLERS, 1, 64, 20, memsw))
+    assert order_writes(limit_writes(1, CONTROLLERS, 1, 64, 20, memsw), held) == []
+    # Raising: memsw first, as v1 refuses memsw below the memory limit.
+    assert order_writes(limit_writes(1, CONTROLLERS, 2, 128, 20, memsw), held) == [
+        ("memory.memsw.limit_in_bytes", "134217728"),
+        ("memory.limit_in_bytes", "134217728"),
+        ("cpu.cfs_quota_us", "200000"),
+    ]
+    assert order_writes(limit_writes(1, CONTROLLERS, 1, 0, 20, memsw), held)[0] == (
+        "memory.memsw.limit_in_bytes",
+        "-1",
+    )
+    # Cutting: memory first.
+    assert order_writes(limit_writes(1, CONTROLLERS, 1, 32, 20, memsw), held) == [
+        ("memory.limit_in_bytes", "33554432"),
+        ("memory.memsw.limit_in_bytes", "33554432"),
+    ]
 
 
 def test_parse_oom_kills_golden() -> None:
@@ -195,31 +224,19 @@ def test_head_describes_enforcement() -> None:
 # --- real enforcement ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Cgroups:
-    """This host's usable cgroups, or a skip (a failure under CI) when there are none."""
-    probed = Cgroups.detect("probe", str(tmp_path_factory.mktemp("probe")))
-    probed.remove_node_dirs()
-    if probed.enforced != list(CONTROLLERS):
-        reason = (
-            f"cgroups not writable here (enforceable: {probed.enforced or 'nothing'}); "
-            "these tests need root on a host with cgroup v1 or v2 controllers"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return probed
+def node_cgroups(host: Cgroups, agent: AgentProcess) -> Cgroups:
+    """The cgroups of an agent started with node name n1."""
+    return Cgroups(host.plan, node_dir_name("n1", str(agent.state_dir.resolve())), 0)
 
 
-def attempt_dirs(host: Cgroups, agent: AgentProcess, attempt_id: str) -> dict[str, str]:
-    """{controller or "kill": dir} of one attempt of an agent started with node name n1."""
-    node_dir = node_dir_name("n1", str(agent.state_dir.resolve()))
-    dirs = Cgroups(host.plan, node_dir, 0).attempt_dirs(safe_name(attempt_id))
-    found: dict[str, str] = {}
-    for hierarchy, directory in zip(host.plan, dirs, strict=True):
-        for name in hierarchy.controllers or ("kill",):
-            found[name] = directory
-    return found
+def slot_of(host: Cgroups, agent: AgentProcess, name: str = "s0") -> dict[str, str]:
+    """{controller or "kill": dir} of one slot of an agent started with node name n1."""
+    dirs = node_cgroups(host, agent).child_dirs(name)
+    return {c: d for h, d in zip(host.plan, dirs, strict=True) for c in h.controllers or ("kill",)}
+
+
+def _empty(dirs: Iterable[str]) -> bool:
+    return all(not Path(d, "cgroup.procs").read_text().split() for d in dirs)
 
 
 def _all_gone(paths: Iterable[str]) -> bool:
@@ -245,7 +262,15 @@ def test_memory_limit_oom_kill_is_reported(host: Cgroups, client: Client, agent)
     client.send(p.launch([p.attempt_spec("oom", _python(ALLOCATE_200_MIB), memory_mib=64)]))
     result = client.wait_state("oom", p.EXITED, timeout_s=60)
     assert (result["exit_code"], result["signal"], result["reason"]) == (None, 9, OOM_REASON)
-    poll_until(lambda: _all_gone(attempt_dirs(host, agent, "oom").values()), what="rmdir")
+    poll_until(lambda: _empty(slot_of(host, agent).values()), what="slot emptied")
+    # The next attempt gets the same slot, whose oom_kill count is not zero any more: it
+    # fails on its own, which is no OOM.
+    job = ["sh", "-c", "cat /proc/self/cgroup; exit 3"]
+    client.send(p.launch([p.attempt_spec("after-oom", job, memory_mib=64)]))
+    result = client.wait_state("after-oom", p.EXITED)
+    assert (result["exit_code"], result["reason"]) == (3, None)
+    mount = next(h.path for h in host.plan if "memory" in h.controllers)
+    assert slot_of(host, agent)["memory"][len(mount) :] in Path(result["log_path"]).read_text()
 
 
 def test_without_a_memory_limit_the_same_job_succeeds(host: Cgroups, client: Client) -> None:
@@ -265,7 +290,7 @@ def test_pids_max_caps_forks(host: Cgroups, start_agent) -> None:
     log = Path(result["log_path"]).read_text()
     assert result["exit_code"] not in (0, None) and "all-started" not in log, log
     assert "fork" in log.lower(), log
-    poll_until(lambda: _all_gone(attempt_dirs(host, agent, "forks").values()), what="rmdir")
+    poll_until(lambda: _empty(slot_of(host, agent).values()), what="slot emptied")
     client.close()
 
 
@@ -290,8 +315,8 @@ print(round((times.children_user + times.children_system) / (time.monotonic() - 
 
 def test_cpu_quota_is_written_and_throttles(host: Cgroups, client: Client, agent) -> None:
     client.send(p.launch([p.attempt_spec("cpu", _python(BUSY_TWO_CPUS), vcpus=1)]))
-    client.wait_state("cpu", p.RUNNING)
-    cpu_dir = attempt_dirs(host, agent, "cpu")["cpu"]
+    pid = client.wait_state("cpu", p.RUNNING)["pid"]
+    cpu_dir = cgroups_of(host, pid)["cpu"]
     cpu_hierarchy = next(h for h in host.plan if "cpu" in h.controllers)
     if cpu_hierarchy.version == 2:
         assert Path(cpu_dir, "cpu.max").read_text().split() == ["100000", "100000"]
@@ -315,15 +340,15 @@ def test_escaped_processes_die_and_dirs_go_when_the_job_ends(
         f"while [ ! -e {gate} ]; do sleep 0.02; done"
     )
     client.send(p.launch([p.attempt_spec("escape", ["sh", "-c", script])]))
-    client.wait_state("escape", p.RUNNING)
+    pid = client.wait_state("escape", p.RUNNING)["pid"]
     escaped = int(poll_until(lambda: pid_file.exists() and pid_file.read_text(), what="pid"))
-    dirs = attempt_dirs(host, agent, "escape")
+    dirs = cgroups_of(host, pid)
     procs = Path(dirs["pids"], "cgroup.procs").read_text().split()
     assert str(escaped) in procs
     gate.touch()
     assert client.wait_state("escape", p.EXITED)["exit_code"] == 0
     poll_until(lambda: process_gone(escaped), what="escaped process killed")
-    poll_until(lambda: _all_gone(dirs.values()), what="attempt cgroups removed")
+    poll_until(lambda: _empty(dirs.values()), what="slot emptied")
 
 
 def test_kill_reaches_escaped_processes(host: Cgroups, client: Client, agent, tmp_path) -> None:
@@ -336,7 +361,7 @@ def test_kill_reaches_escaped_processes(host: Cgroups, client: Client, agent, tm
     result = client.wait_state("victim", p.EXITED)
     assert result["reason"] == "Terminated by user"
     poll_until(lambda: process_gone(escaped), what="escaped process killed")
-    poll_until(lambda: _all_gone(attempt_dirs(host, agent, "victim").values()), what="rmdir")
+    poll_until(lambda: _empty(slot_of(host, agent).values()), what="slot emptied")
 
 
 def test_running_job_keeps_its_cgroup_across_an_agent_restart(
@@ -350,15 +375,16 @@ def test_running_job_keeps_its_cgroup_across_an_agent_restart(
     client.send(p.launch([p.attempt_spec("long", job, memory_mib=32)]))
     pid = client.wait_state("long", p.RUNNING)["pid"]
     client.close()
+    dirs = cgroups_of(host, pid)
     agent.kill9()
-    dirs = attempt_dirs(host, agent, "long")
     again = start_agent(state_dir=agent.state_dir)
     client = Client(again.state_dir)
     assert {u["attempt_id"]: u["state"] for u in client.hello()["attempts"]} == {"long": p.RUNNING}
     assert str(pid) in Path(dirs["memory"], "cgroup.procs").read_text().split()
     gate.touch()
     assert client.wait_state("long", p.EXITED)["exit_code"] == 0
-    poll_until(lambda: _all_gone(dirs.values()), what="attempt cgroups removed")
+    # Its limits unknown to the new agent, the re-adopted slot is removed, not reused.
+    poll_until(lambda: _all_gone(dirs.values()), what="adopted slot removed")
     client.close()
 
 
@@ -367,7 +393,7 @@ def test_stale_cgroups_are_killed_and_removed_at_start(
 ) -> None:
     state_dir = (tmp_path / "agent").resolve()
     stale = Cgroups(host.plan, node_dir_name("n1", str(state_dir)), 0)
-    stale_dirs = stale.attempt_dirs("gone%3A1")
+    stale_dirs = stale.child_dirs("gone%3A1") + stale.child_dirs("s0")
     for directory in stale_dirs:
         os.makedirs(directory)
     leftover = subprocess.Popen(["sleep", "300"])
@@ -391,7 +417,7 @@ def test_no_cgroups_flag_runs_jobs_unenforced(host: Cgroups, start_agent) -> Non
     assert (node["cgroups"], node["enforced"]) == ("none", [])
     client.send(p.launch([p.attempt_spec("free", _python(ALLOCATE_200_MIB), memory_mib=64)]))
     assert client.wait_state("free", p.EXITED, timeout_s=60)["exit_code"] == 0
-    assert _all_gone(attempt_dirs(host, agent, "free").values())
+    assert _all_gone(node_cgroups(host, agent).node_dirs)
     client.close()
 
 
@@ -401,7 +427,7 @@ def test_agent_exit_removes_its_node_dirs(host: Cgroups, start_agent) -> None:
     client.hello()
     client.send(p.launch([p.attempt_spec("quick", ["true"])]))
     client.wait_state("quick", p.EXITED)
-    node_dirs = {os.path.dirname(d) for d in attempt_dirs(host, agent, "quick").values()}
+    node_dirs = node_cgroups(host, agent).node_dirs
     assert all(os.path.isdir(d) for d in node_dirs)
     client.close()
     agent.stop()
