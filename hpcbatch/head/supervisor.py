@@ -31,6 +31,7 @@ from hpcbatch.transport.base import AgentLink
 log = logging.getLogger("hpcbatch.nodes")
 
 MAX_BACKOFF_S = 5.0
+STABLE_S = 5.0  # a session that lasted this long resets the backoff
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,10 @@ class NodeSupervisor:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
-            backoff, failing_since = 0.1, None
+            failing_since = None
             session = AgentSession(spec.name, spec.ce, link, self.loop)
             self.dispatcher.sessions[spec.name] = session
+            began = time.monotonic()
             try:
                 await session.run()
             finally:
@@ -99,6 +101,11 @@ class NodeSupervisor:
                 with contextlib.suppress(TransportError, OSError):
                     await link.close()
             failing_since = time.monotonic()
+            if failing_since - began < STABLE_S:  # an agent that drops us at once: back off
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            else:
+                backoff = 0.1
 
     async def stop(self) -> None:
         """Stop supervising. The head's own local agents are told to exit (their jobs keep
