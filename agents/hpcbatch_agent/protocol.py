@@ -47,6 +47,7 @@ class NodeInfo(TypedDict):
     name: str
     vcpus: int
     memory_mib: int
+    user: NotRequired[str]
     gpus: list[GpuInfo]
     cgroups: str  # the hierarchy kind enforcing job limits: "v2", "v1" or "none"
     hostname: str
@@ -290,8 +291,9 @@ def attempt_spec(
     gpus: Iterable[int] = (),
     vcpus: int = 1,
     memory_mib: int = 0,
+    user: str | None = None,
 ) -> AttemptSpec:
-    return {
+    spec: AttemptSpec = {
         "attempt_id": attempt_id,
         "command": list(command),
         "env": dict(env or {}),
@@ -301,6 +303,9 @@ def attempt_spec(
         "vcpus": vcpus,
         "memory_mib": memory_mib,
     }
+    if user is not None:
+        spec["user"] = user  # optional: older agents ignore it, and this one checks it
+    return spec
 
 
 def launch(attempts: Iterable[AttemptSpec]) -> Message:

@@ -39,6 +39,7 @@ from . import protocol as p
 from .cgroups import OOM_REASON, Cgroups
 from .slots import Slot, SlotPool
 from .spool import Spool, attempt_id_from_name, safe_name
+from .users import run_as
 from .wrappers import WRAPPER_TAG, find_wrappers, wrapper_alive, wrapper_cgroups
 
 __all__ = ["Runner", "Running", "find_wrappers"]  # find_wrappers: kept for older imports
@@ -173,11 +174,21 @@ class Runner:
         if spec["gpus"]:
             visible = ",".join(str(index) for index in spec["gpus"])
             env["CUDA_VISIBLE_DEVICES"] = env["NVIDIA_VISIBLE_DEVICES"] = visible
+        command = list(spec["command"])
+        who = run_as(spec["user"]) if spec.get("user") else None
+        if isinstance(who, str):
+            self._fail_to_start(attempt_id, log_path, who)
+            return
         auto_dir = spec["cwd"] is None
         cwd = f"{self._work}/{safe}" if auto_dir else str(spec["cwd"])
         if auto_dir:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(cwd)
+            if who is not None:
+                os.chown(cwd, who.uid, who.gid)  # the job's own scratch directory
+        if who is not None:
+            env.update(who.env)
+            command = who.prefix + command
         problem = self._start_problem(spec["command"][0], cwd, env["PATH"])
         if problem is not None:
             if auto_dir:
@@ -190,7 +201,7 @@ class Runner:
             if self.slots.active:
                 slot = self.slots.acquire(spec["vcpus"], spec["memory_mib"])
             joins = slot.joins if slot is not None else []
-            pid = self._spawn(spec["command"], env, cwd, status_path, log_path, joins)
+            pid = self._spawn(command, env, cwd, status_path, log_path, joins)
         except OSError as exc:
             if slot is not None:
                 self.slots.finish(slot, None, now_ms())

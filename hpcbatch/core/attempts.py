@@ -88,6 +88,7 @@ def launch_of(state: State, job: Job, attempt: Attempt, cause: str) -> LaunchAtt
         memory_mib=attempt.memory_mib,
         gpu_indices=attempt.gpu_indices,
         timeout_s=job.spec.timeout_s,
+        user=job.spec.user,
     )
 
 

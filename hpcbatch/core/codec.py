@@ -53,6 +53,7 @@ def spec_to_doc(spec: JobSpec) -> Doc:
         },
         "timeout_s": spec.timeout_s,
         "priority": spec.priority,
+        "user": spec.user,
     }
 
 
@@ -65,6 +66,7 @@ def spec_from_doc(doc: Doc) -> JobSpec:
         retry=RetryStrategy(retry["attempts"], tuple(RetryRule(**r) for r in retry["rules"])),
         timeout_s=doc["timeout_s"],
         priority=doc["priority"],
+        user=doc.get("user"),
     )
 
 

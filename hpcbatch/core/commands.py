@@ -25,6 +25,7 @@ class LaunchAttempt(Command):
     memory_mib: int
     gpu_indices: tuple[int, ...]
     timeout_s: int | None
+    user: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -107,6 +107,7 @@ class JobSpec:
     retry: RetryStrategy = RetryStrategy()
     timeout_s: int | None = None
     priority: int = 0
+    user: str | None = None  # run as this user on the node (AWS containerProperties.user)
 
 
 @dataclass(slots=True)

@@ -167,6 +167,7 @@ class AgentSession:
                 gpus=c.gpu_indices,
                 vcpus=max(1, math.ceil(c.cpu_milli / 1000)),
                 memory_mib=c.memory_mib,
+                user=c.user,
             )
             for c in launches
         ]

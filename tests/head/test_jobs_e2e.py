@@ -213,7 +213,24 @@ def test_a_job_over_its_memory_limit_fails_as_out_of_memory(head: HeadProcess) -
         assert os.environ.get("CI") != "true", f"CI hosts enforce memory: {nodes[0]}"
         return  # this host cannot enforce memory limits; hpcbatch nodes says so
     hog = "b = bytearray(300 * 1024 * 1024)\nfor i in range(0, len(b), 4096): b[i] = 1"
-    job_id = submit(head, ["python3", "-c", hog], containerOverrides={
-        "resourceRequirements": [{"type": "MEMORY", "value": "64"}]})
+    job_id = submit(
+        head,
+        ["python3", "-c", hog],
+        containerOverrides={"resourceRequirements": [{"type": "MEMORY", "value": "64"}]},
+    )
     job = head.wait_status(job_id, "FAILED", timeout=60)
     assert job["statusReason"] == "OutOfMemoryError: Container killed due to memory usage"
+
+
+def test_a_definition_with_a_user_runs_its_jobs_as_that_user(head: HeadProcess) -> None:
+    batch = head.batch()
+    batch.register_job_definition(
+        jobDefinitionName="as-nobody",
+        type="container",
+        containerProperties={"command": ["id", "-un"], "user": "nobody"},
+    )
+    job_id = batch.submit_job(jobName="who", jobQueue="default", jobDefinition="as-nobody")["jobId"]
+    assert head.wait_status(job_id, "SUCCEEDED", "FAILED")["status"] == "SUCCEEDED"
+    assert logs(head, job_id) == "nobody\n"
+    (definition,) = batch.describe_job_definitions(jobDefinitions=["as-nobody"])["jobDefinitions"]
+    assert definition["containerProperties"]["user"] == "nobody"

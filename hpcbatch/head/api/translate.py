@@ -127,6 +127,7 @@ def register_definition(req: m.RegisterJobDefinitionRequest, cause: str, now: in
         retry=_retry(req.retryStrategy) or RetryStrategy(),
         timeout_s=req.timeout.attemptDurationSeconds if req.timeout else None,
         priority=req.schedulingPriority or 0,
+        user=props.user if props is not None else None,
     )
     return ev.RegisterJobDefinition(
         cause=cause,
