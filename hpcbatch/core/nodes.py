@@ -6,8 +6,7 @@ collected. Only when it is declared lost (``NodeLost``, after a longer timeout, 
 cannot be reached at all) do its attempts end as ``Host lost`` and get retried.
 
 A node comes ONLINE when its agent says hello (NodeJoined). An admin drain lets running jobs
-finish and places nothing new (DRAINING, then DRAINED when empty). A lost node is DOWN: its
-attempts end with ``Host lost: <node>`` and are retried per their strategy. On hello the head
+finish and places nothing new (DRAINING, then DRAINED when empty). On hello the head
 reconciles: an attempt it placed there that the agent never heard of is relaunched if it never
 started, and counted lost if it had been running.
 """

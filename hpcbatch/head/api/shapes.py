@@ -90,7 +90,7 @@ def resource_requirements(spec: JobSpec) -> list[Doc]:
     return out
 
 
-def _attempt(job: Job, attempt: Attempt) -> Doc:
+def _attempt(attempt: Attempt) -> Doc:
     return _drop_none(
         {
             "container": _drop_none(
@@ -111,9 +111,7 @@ def _attempt(job: Job, attempt: Attempt) -> Doc:
 def _attempts(job: Job) -> list[Doc]:
     """Attempts that reached RUNNING or ended, as AWS lists them."""
     return [
-        _attempt(job, a)
-        for a in job.attempts
-        if a.started_at is not None or a.stopped_at is not None
+        _attempt(a) for a in job.attempts if a.started_at is not None or a.stopped_at is not None
     ]
 
 

@@ -11,7 +11,14 @@ from decimal import Decimal
 from typing import Any
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.model import DEFAULT_RESOURCES, Dependency, JobSpec, RetryRule, RetryStrategy
+from hpcbatch.core.model import (
+    DEFAULT_RESOURCES,
+    Dependency,
+    JobSpec,
+    Resources,
+    RetryRule,
+    RetryStrategy,
+)
 from hpcbatch.errors import ValidationError
 from hpcbatch.head.api import models as m
 
@@ -119,7 +126,7 @@ def register_definition(req: m.RegisterJobDefinitionRequest, cause: str, now: in
     spec = JobSpec(
         command=command,
         environment=env,
-        resources=type(d)(
+        resources=Resources(
             cpu if cpu is not None else d.cpu_milli,
             mem if mem is not None else d.memory_mib,
             gpus or 0,
