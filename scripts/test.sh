@@ -12,4 +12,5 @@ setup_env '.[test]' \
 
 .venv/bin/ruff check hpcbatch agents tests bench
 .venv/bin/mypy --strict hpcbatch/core
+.venv/bin/mypy agents/hpcbatch_agent
 exec .venv/bin/python -m pytest "$@"

@@ -2,7 +2,7 @@
 
 Vocabulary:
     state dir  everything one agent owns: agent.sock, agent.pid, agent.lock, agent.log,
-               spool/, status/, logs/, work/. One machine may run several agents (virtual
+               spool/, reaped/, logs/, work/. One machine may run several agents (virtual
                nodes), each with its own state dir.
     detach     start the daemon in a new session with stdio to agent.log, and return only
                once its socket accepts connections.
@@ -24,6 +24,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from . import keeper
 from .capacity import detect_node
 from .cgroups import DEFAULT_PIDS_MAX, Cgroups
 from .server import AgentServer
@@ -141,8 +142,15 @@ def _write_pidfile(path: Path) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    """The keeper (keeper.py), which runs the agent in a child and outlives it."""
     state_dir = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
+    return keeper.run(state_dir, lambda: serve_agent(args, state_dir))
+
+
+def serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
+    """The agent itself: one per state dir (agent.lock), a subreaper for its jobs' orphans."""
+    keeper.make_subreaper()
     lock_fd = os.open(state_dir / "agent.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -54,7 +54,11 @@ class NodeInfo(TypedDict):
     enforced: NotRequired[list[str]]  # of "memory", "cpu", "pids"; absent from older agents
 
 
-class AttemptSpec(TypedDict):
+class _AttemptSpecOptions(TypedDict, total=False):
+    user: str  # run the job as this user (only a root agent can switch)
+
+
+class AttemptSpec(_AttemptSpecOptions):
     attempt_id: str
     command: list[str]
     env: dict[str, str]

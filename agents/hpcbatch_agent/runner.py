@@ -1,30 +1,32 @@
 """Starting, killing, reaping and re-adopting job processes.
 
 Vocabulary:
-    wrapper    a ``/bin/sh`` process per attempt (WRAPPER below), spawned with
-               posix_spawn in a new session, so its process group holds the whole job tree.
-               It first moves itself into the attempt's cgroups (see cgroups.py), so the
-               job never runs outside its limits, then runs the command in a forked
-               child, waits, and writes ``exit <status>``
-               to the attempt's status file before exiting with the same status. The
-               wrapper is the job's shim: it outlives the agent, so a job that finishes
-               while no agent runs still leaves its true exit status behind.
-    status file ``DIR/status/<safe id>``: the wrapper's last word. It is read only after the
-               wrapper has exited, so a single small write needs no tmp + rename; a missing
-               or malformed file means the wrapper itself was killed.
-    running    an attempt whose wrapper is alive; a child of this agent (reaped through
-               SIGCHLD + waitid) or, after an agent restart, adopted (watched via a pidfd).
+    job        the attempt's first process, spawned by the agent itself with posix_spawn
+               (vfork + exec: no shell, no extra process per job) in a new session, so its
+               process group holds the whole job tree. Its environment names the attempt
+               and this agent's state dir (jobs.py), and it starts in its working directory
+               and, where cgroups enforce limits, inside its slot (slots.py): on v1 the
+               agent's own thread steps into the slot around the spawn (``tasks`` moves
+               one thread, cheaply), so the job never runs outside it; on v2 a
+               ``/bin/sh`` shim joins the slot with ``cgroup.procs`` and execs the command.
+    keeper     the agent's parent (keeper.py). The agent is a child subreaper, so what
+               jobs orphan comes back to it; if the agent itself dies, its jobs go to the
+               keeper, which records how each one ends in a reaped file. So a job that
+               finishes while no agent runs still leaves its true exit status behind.
+    running    an attempt whose job is alive: a child of this agent (reaped through SIGCHLD
+               + waitid, with its true wait status) or, after an agent restart, adopted
+               (watched via a pidfd; its end is read from the keeper's reaped file).
     result     the final update (EXITED / FAILED_TO_START); decided once, journaled in the
                spool before it is reported, never changed afterwards.
 
-Exit statuses follow the shell convention: a status of 128+N with 1 <= N <= 64 is reported
-as "killed by signal N" (exit_code null). A job that itself calls ``exit 130`` is therefore
-reported as signal 2; sh cannot tell the two apart, and every shell user sees the same.
+A job killed by signal N is reported as ``signal`` N (exit_code null); one that exits with
+any code, 130 included, is reported with that code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import os
 import selectors
@@ -37,60 +39,55 @@ from typing import Any
 
 from . import protocol as p
 from .cgroups import OOM_REASON, Cgroups
+from .jobs import ATTEMPT_VAR, DIR_VAR, find_jobs, job_alive
+from .keeper import REAPED, read_reaped, reaped_path, start_ticks
 from .slots import Slot, SlotPool
-from .spool import Spool, attempt_id_from_name, safe_name
+from .spool import Spool, safe_name
 from .users import run_as
-from .wrappers import WRAPPER_TAG, find_wrappers, wrapper_alive, wrapper_cgroups
+from .workdirs import WorkDirs
 
-__all__ = ["Runner", "Running", "find_wrappers"]  # find_wrappers: kept for older imports
+__all__ = ["Runner", "Running", "find_jobs"]
 
 SH = "/bin/sh"
-# $1 status file, $2 working directory, then the cgroup files to join, "--" and the command.
-# Joining is a builtin "echo 0" (0 = the writer itself) per hierarchy, before the fork, so
-# every process of the job starts inside its cgroups. The trap keeps the wrapper alive through the SIGTERM meant
-# for the job (a trapped signal waits for the foreground child); "( exec ... )" forces a
-# real exec even for names that are also shell builtins.
-WRAPPER = """f=$1; d=$2; shift 2
-while [ "$1" != -- ]; do echo 0 >"$1" || { echo nocgroup >"$f"; exit 126; }; shift; done
+# v2 only: $1.. the cgroup.procs files to join, "--", then the command. "echo 0" (0 = the
+# writer itself) is a builtin, so the job's first process joins before it execs the command.
+JOIN_SHIM = """while [ "$1" != -- ]; do
+  echo 0 >"$1" || { echo "hpcbatch: cannot join the job's cgroup $1" >&2; exit 125; }
+  shift
+done
 shift
-trap : HUP INT TERM
-cd -- "$d" 2>/dev/null || { echo nocwd >"$f"; exit 126; }
-( exec "$@" )
-s=$?
-echo "exit $s" >"$f"
-exit $s
+exec "$@"
 """
+JOIN_TAG = "hpcbatch-join"
 INHERITED_ENV = ("PATH", "HOME", "LANG", "USER", "SHELL")
-LOST_REASON = "lost: the job's wrapper ended without recording an exit status"
-# The wrapper's markers for a job it never started, and what they are reported as.
-START_FAILURES = {
-    "nocwd": "CannotStartContainerError: working directory vanished before start",
-    "nocgroup": "CannotStartContainerError: the job could not join its cgroup",
-}
+LOST_REASON = "lost: the job ended while no agent watched it, and no exit status was kept"
 ADOPTED_POLL_S = 0.5
+REAPED_RETRY_MS = 20  # an adopted job has ended but is not reaped yet: look again soon
+REAPED_WAIT_MS = 10_000  # a zombie nobody reaps for this long: its status is taken as lost
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def split_shell_status(status: int) -> tuple[int | None, int | None]:
-    """(exit_code, signal) from a shell's ``$?``."""
-    if 128 < status <= 128 + 64:
-        return None, status - 128
-    return status, None
+def split_wait_status(status: int) -> tuple[int | None, int | None]:
+    """(exit_code, signal) from a wait status."""
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status), None
 
 
 @dataclass
 class Running:
     attempt_id: str
     pid: int
-    status_path: str
-    child: bool  # False once adopted by a restarted agent: no wait status then
+    ticks: int | None  # the job's start time (keeper.start_ticks): with pid, its identity
+    child: bool  # False once adopted by a restarted agent: its end is in a reaped file
     slot: Slot | None  # the attempt's cgroups (None: unenforced)
     kill_reason: str | None = None
     signal_sent: int | None = None
     pidfd: int | None = None
+    ended_ms: int | None = None  # adopted: when its end was first noticed
 
 
 class Runner:
@@ -112,24 +109,27 @@ class Runner:
         self.selector = selector
         self.emit = emit
         self.kill_grace_ms = int(kill_grace_s * 1000)
+        self.state_dir = state_dir
         self.logs_dir = state_dir / "logs"
-        self.status_dir = state_dir / "status"
         self.work_dir = state_dir / "work"
-        for directory in (self.logs_dir, self.status_dir, self.work_dir):
+        for directory in (self.logs_dir, self.work_dir, state_dir / REAPED):
             directory.mkdir(parents=True, exist_ok=True)
         # Plain strings for the per-launch hot path (pathlib costs ~10 us per join).
+        self._state = str(state_dir)
         self._logs = str(self.logs_dir)
-        self._status = str(self.status_dir)
         self._work = str(self.work_dir)
+        self.workdirs = WorkDirs(self._work)
         self.running: dict[str, Running] = {}
         self.by_pid: dict[int, Running] = {}
         self.polled: set[str] = set()  # adopted without a pidfd (old kernels)
         self._timers: list[tuple[int, int, str, str]] = []  # (due_ms, seq, kind, attempt_id)
         self._seq = 0
-        self._resolved: dict[tuple[str, str], str | None] = {}
+        self._resolved: dict[tuple[str, str, str], tuple[str | None, str | None]] = {}
         self._slots_due: int | None = None  # when the pending "slots" timer fires
+        self._reaped_done: dict[str, int] = {}  # attempt -> pid whose reaped file was used
         self.base_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         self.base_env.setdefault("PATH", os.defpath)
+        self.base_env[DIR_VAR] = self._state
 
     # --- reporting --------------------------------------------------------------------------
 
@@ -170,7 +170,7 @@ class Runner:
             return
         safe = safe_name(attempt_id)
         log_path = f"{self._logs}/{safe}.log"
-        env = {**self.base_env, **spec["env"]}
+        env = {**self.base_env, **spec["env"], ATTEMPT_VAR: attempt_id}
         if spec["gpus"]:
             visible = ",".join(str(index) for index in spec["gpus"])
             env["CUDA_VISIBLE_DEVICES"] = env["NVIDIA_VISIBLE_DEVICES"] = visible
@@ -182,26 +182,25 @@ class Runner:
         auto_dir = spec["cwd"] is None
         cwd = f"{self._work}/{safe}" if auto_dir else str(spec["cwd"])
         if auto_dir:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(cwd)
+            self.workdirs.make(cwd)
             if who is not None:
                 os.chown(cwd, who.uid, who.gid)  # the job's own scratch directory
+        program, problem = self._resolve(spec["command"][0], cwd, env["PATH"])
         if who is not None:
             env.update(who.env)
-            command = who.prefix + command
-        problem = self._start_problem(spec["command"][0], cwd, env["PATH"])
-        if problem is not None:
+            if who.prefix:
+                command = who.prefix + command
+                program = who.prefix[0]
+        if problem is not None or program is None:
             if auto_dir:
-                os.rmdir(cwd)
-            self._fail_to_start(attempt_id, log_path, problem)
+                self.workdirs.release(cwd)
+            self._fail_to_start(attempt_id, log_path, problem or "CannotStartContainerError")
             return
-        status_path = f"{self._status}/{safe}"
         slot: Slot | None = None
         try:
             if self.slots.active:
                 slot = self.slots.acquire(spec["vcpus"], spec["memory_mib"])
-            joins = slot.joins if slot is not None else []
-            pid = self._spawn(command, env, cwd, status_path, log_path, joins)
+            pid = self._spawn(program, command, env, cwd, log_path, slot)
         except OSError as exc:
             if slot is not None:
                 self.slots.finish(slot, None, now_ms())
@@ -210,16 +209,16 @@ class Runner:
         record: dict[str, Any] = {
             "attempt_id": attempt_id,
             "pid": pid,
+            "start_ticks": start_ticks(pid),
             "started_at_ms": now_ms(),
             "timeout_s": spec["timeout_s"],
             "log_path": log_path,
-            "status_path": status_path,
             "work_dir": cwd if auto_dir else None,
             "cgroups": slot.dirs if slot is not None else [],
             "oom_base": slot.oom_base if slot is not None else 0,
         }
         self.spool.record_start(record)
-        self._track(Running(attempt_id, pid, status_path, True, slot), record)
+        self._track(Running(attempt_id, pid, record["start_ticks"], True, slot), record)
         self.emit(
             p.attempt_update(
                 attempt_id, p.RUNNING, log_path, pid=pid, started_at_ms=record["started_at_ms"]
@@ -228,29 +227,45 @@ class Runner:
 
     def _spawn(
         self,
+        program: str,
         command: list[str],
         env: dict[str, str],
         cwd: str,
-        status_path: str,
         log_path: str,
-        joins: list[str],
+        slot: Slot | None,
     ) -> int:
-        argv = [SH, "-c", WRAPPER, WRAPPER_TAG, status_path, cwd, *joins, "--", *command]
+        argv = command
+        if slot is not None and slot.joins:  # v2: the job's first process joins itself
+            argv = [SH, "-c", JOIN_SHIM, JOIN_TAG, *slot.joins, "--", *command]
+            program = SH
         file_actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
             (os.POSIX_SPAWN_DUP2, 1, 2),
         ]
-        # setsid: the job tree gets its own session and process group, so killpg reaches
-        # all of it and nothing reaches it when the agent or the head dies.
-        return os.posix_spawn(SH, argv, env, file_actions=file_actions, setsid=True)
+        # The job inherits this thread's working directory and (v1) cgroups at the spawn;
+        # the agent is single-threaded, so nothing else runs meanwhile.
+        os.chdir(cwd)
+        try:
+            if slot is not None and slot.enter:
+                self.cgroups.enter(slot.enter)
+            try:
+                # setsid: the job tree gets its own session and process group, so killpg
+                # reaches all of it and nothing reaches it when the agent or the head dies.
+                return _posix_spawn(program, argv, env, file_actions)
+            finally:
+                if slot is not None and slot.enter:
+                    self.cgroups.leave()
+        finally:
+            os.chdir(self._state)
 
-    def _start_problem(self, program: str, cwd: str, path: str) -> str | None:
+    def _resolve(self, program: str, cwd: str, path: str) -> tuple[str | None, str | None]:
+        """(the file to execute, or None; why it cannot be, or None)."""
         if not os.path.isdir(cwd):
-            return f"CannotStartContainerError: working directory does not exist: {cwd}"
-        key = (program, cwd if "/" in program else path)
+            return None, f"CannotStartContainerError: working directory does not exist: {cwd}"
+        key = (program, cwd if "/" in program else "", path)
         if key not in self._resolved:
-            self._resolved[key] = _resolve_problem(program, cwd, path)
+            self._resolved[key] = _resolve_program(program, cwd, path)
         return self._resolved[key]
 
     def _fail_to_start(self, attempt_id: str, log_path: str, reason: str) -> None:
@@ -276,9 +291,13 @@ class Runner:
         self.running.pop(run.attempt_id, None)
         self.by_pid.pop(run.pid, None)
         self.polled.discard(run.attempt_id)
+        self._close_pidfd(run)
+
+    def _close_pidfd(self, run: Running) -> None:
         if run.pidfd is not None:
             self.selector.unregister(run.pidfd)
             os.close(run.pidfd)
+            run.pidfd = None
 
     # --- killing and timers -----------------------------------------------------------------
 
@@ -298,8 +317,9 @@ class Runner:
 
     def _signal(self, run: Running, signum: int) -> None:
         run.signal_sent = signum
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(run.pid, signum)
+        if run.ended_ms is None:  # an ended adopted job's pid may be reaped and reused
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(run.pid, signum)
         if run.slot is not None:  # also whatever left the process group
             self.cgroups.kill(run.slot.dirs, signum)
 
@@ -324,14 +344,16 @@ class Runner:
                 continue
             if kind == "timeout":
                 self.kill(attempt_id, p.TIMEOUT_REASON)
-            elif kind == "escalate":
+            elif kind == "escalate" and run.ended_ms is None:
                 self._signal(run, signal.SIGKILL)
+            elif kind == "reaped":
+                self._finish_adopted(run)
 
     # --- noticing exits ---------------------------------------------------------------------
 
     def reap_children(self) -> None:
         """Collect every exited child. Stragglers the job left in its process group are
-        killed while the wrapper is still a zombie, so its pgid cannot have been reused."""
+        killed while the job is still a zombie, so its pgid cannot have been reused."""
         while True:
             try:
                 info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
@@ -340,49 +362,71 @@ class Runner:
             if info is None:
                 return
             run = self.by_pid.get(info.si_pid)
-            if run is not None:
+            if run is not None and run.child:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(info.si_pid, signal.SIGKILL)
             _, status = os.waitpid(info.si_pid, 0)
-            if run is not None:
-                self._finish(run, status)
+            if run is not None and run.child:  # else: an orphan the agent inherited
+                exit_code, signum = split_wait_status(status)
+                self._finish(run, exit_code, signum, None)
 
     def on_pidfd(self, run: Running) -> None:
-        self._finish(run, None)
+        self._close_pidfd(run)  # readable from now on: stop watching
+        self._finish_adopted(run)
 
     def poll_adopted(self) -> None:
         for attempt_id in list(self.polled):
             run = self.running[attempt_id]
-            if not wrapper_alive(run.pid, run.status_path):
-                self._finish(run, None)
+            if run.ended_ms is None and not job_alive(run.pid, run.ticks):
+                self.polled.discard(attempt_id)
+                self._finish_adopted(run)
 
-    def _finish(self, run: Running, wait_status: int | None) -> None:
+    def _finish_adopted(self, run: Running) -> None:
+        """An adopted job has ended (or is about to be reaped by the keeper): its result is
+        in the keeper's reaped file. Retried briefly; without one in time, it is lost."""
+        now = now_ms()
+        if run.ended_ms is None:
+            run.ended_ms = now
+        # Alive first: the keeper writes the file before it reaps, so once the job is gone
+        # a missing file means nobody kept its status.
+        unreaped = job_alive(run.pid, run.ticks)
+        found = read_reaped(self._state, run.pid, run.ticks)
+        if found is not None:
+            status, stopped_ms = found
+            self._reaped_done[run.attempt_id] = run.pid
+            exit_code, signum = split_wait_status(status)
+            self._finish(run, exit_code, signum, None, stopped_ms)
+        elif unreaped and now - run.ended_ms < REAPED_WAIT_MS:
+            self._schedule(now + REAPED_RETRY_MS, "reaped", run.attempt_id)
+        else:
+            self._finish(run, None, run.signal_sent, None if run.signal_sent else LOST_REASON)
+
+    def _finish(
+        self,
+        run: Running,
+        exit_code: int | None,
+        signum: int | None,
+        reason: str | None,
+        stopped_ms: int | None = None,
+    ) -> None:
         record = self.spool.records[run.attempt_id]
         kill_reason = run.kill_reason or record.get("kill_reason")
-        exit_code, signum, reason, stopped = _read_status(run.status_path)
-        if reason in START_FAILURES:
-            reason = START_FAILURES[reason]
-            state = p.FAILED_TO_START
-        else:
-            state = p.EXITED
-            if exit_code is None and signum is None:
-                exit_code, signum, reason = _fallback_status(wait_status, run.signal_sent)
         oom = False
         if run.slot is not None:  # back to the pool, or drained first
             oom = self.slots.finish(run.slot, signum, now_ms())
             self._arm_slots_timer()
-        if state == p.EXITED and reason is None:
+        if reason is None:
             if kill_reason is not None:
                 reason = kill_reason
             elif exit_code != 0 and oom:
                 reason = OOM_REASON  # a job that succeeded was not killed for its memory
         result = p.attempt_update(
             run.attempt_id,
-            state,
+            p.EXITED,
             record["log_path"],
             pid=run.pid,
             started_at_ms=record.get("started_at_ms"),
-            stopped_at_ms=now_ms() if run.child or stopped is None else stopped,
+            stopped_at_ms=stopped_ms if stopped_ms is not None else now_ms(),
             exit_code=exit_code,
             signal=signum,
             reason=reason,
@@ -418,77 +462,78 @@ class Runner:
             record = self.spool.records.get(attempt_id)
             if record is None or record.get("result") is None:
                 continue
-            if record.get("status_path"):
-                _unlink_quietly(record["status_path"])
             if record.get("work_dir"):
-                with contextlib.suppress(OSError):  # rmdir only succeeds when left empty
-                    os.rmdir(record["work_dir"])
+                self.workdirs.release(record["work_dir"])
+            pid = self._reaped_done.pop(attempt_id, None)
+            if pid is not None:
+                _unlink_quietly(reaped_path(self._state, pid))
             self.spool.record_ack(attempt_id)
 
     # --- recovery after an agent restart ----------------------------------------------------
 
     def recover(self) -> None:
-        """Re-adopt wrappers that outlived the previous agent and collect results of
-        attempts that finished while no agent ran."""
-        wrappers = find_wrappers(self.status_dir)
+        """Re-adopt jobs that outlived the previous agent and collect the results of those
+        that ended while no agent ran (from the keeper's reaped files)."""
+        live = find_jobs(self._state)
         for attempt_id, record in list(self.spool.records.items()):
-            if record.get("result") is not None:
-                continue
-            if "status_path" not in record:  # a start record lost to a torn tail
-                continue
-            pid = wrappers.pop(record["status_path"], None)
+            live.pop(attempt_id, None)
+            if record.get("result") is not None or "pid" not in record:
+                continue  # finished, or only an end survived a torn start
             slot = self.slots.adopt(record.get("cgroups") or [], record.get("oom_base") or 0)
-            run = Running(attempt_id, pid or record["pid"], record["status_path"], False, slot)
+            run = Running(attempt_id, record["pid"], record.get("start_ticks"), False, slot)
             self._track(run, record)
-            if pid is not None:
-                self._watch(run)
-            else:
-                self._finish(run, None)
-        self._recover_unjournaled(wrappers)
+            self._adopt(run)
+        for attempt_id, pid in sorted(live.items()):
+            self._adopt_unjournaled(attempt_id, pid)
 
-    def _recover_unjournaled(self, wrappers: dict[str, int]) -> None:
-        # The agent died between spawning and journaling: wrappers (running or finished)
-        # exist with no start record. Their ids come back from the reversible file names.
-        finished = {str(self.status_dir / name) for name in os.listdir(self.status_dir)}
-        for status_path in sorted(set(wrappers) | finished):
-            attempt_id = attempt_id_from_name(os.path.basename(status_path))
-            if attempt_id is None or attempt_id in self.spool.records:
-                continue
-            pid = wrappers.get(status_path, 0)
-            # A finished one's slot is unknown: the stale sweep removes it.
-            cgroups = wrapper_cgroups(pid) if pid else []
-            record = {
-                "attempt_id": attempt_id,
-                "pid": pid,
-                "started_at_ms": None,
-                "timeout_s": None,
-                "log_path": self.log_path(attempt_id),
-                "status_path": status_path,
-                "work_dir": None,
-                "cgroups": cgroups,
-                "oom_base": 0,  # unknown: an OOM of an earlier attempt in the slot would count
-            }
-            self.spool.record_start(record)
-            run = Running(attempt_id, pid, status_path, False, self.slots.adopt(cgroups, 0))
-            self._track(run, record)
-            if pid:
-                self._watch(run)
-            else:
-                self._finish(run, None)
+    def _adopt_unjournaled(self, attempt_id: str, pid: int) -> None:
+        # The agent died in the instant between spawning a job and journaling it: the job's
+        # environment names its attempt. Its slot is unknown: the stale sweep removes it.
+        ticks = start_ticks(pid)
+        record = {
+            "attempt_id": attempt_id,
+            "pid": pid,
+            "start_ticks": ticks,
+            "started_at_ms": None,
+            "timeout_s": None,
+            "log_path": self.log_path(attempt_id),
+            "work_dir": None,
+            "cgroups": [],
+            "oom_base": 0,
+        }
+        self.spool.record_start(record)
+        run = Running(attempt_id, pid, ticks, False, self.slots.adopt([], 0))
+        self._track(run, record)
+        self._adopt(run)
 
-    def _watch(self, run: Running) -> None:
+    def _adopt(self, run: Running) -> None:
+        if not job_alive(run.pid, run.ticks):
+            self._finish_adopted(run)
+            return
         try:
             run.pidfd = os.pidfd_open(run.pid)
         except (AttributeError, OSError):
             self.polled.add(run.attempt_id)
-            if not wrapper_alive(run.pid, run.status_path):
-                self._finish(run, None)
+            return
+        if not job_alive(run.pid, run.ticks):  # the pid was reused before the pidfd
+            self._close_pidfd(run)
+            self._finish_adopted(run)
             return
         self.selector.register(run.pidfd, selectors.EVENT_READ, ("pidfd", run))
 
+    def remove_stale_reaped(self) -> None:
+        """After recovery is committed: remove reaped files no adopted job still needs."""
+        needed = {str(run.pid) for run in self.running.values() if not run.child}
+        directory = f"{self._state}/{REAPED}"
+        with contextlib.suppress(OSError):
+            for name in os.listdir(directory):
+                if name not in needed:
+                    _unlink_quietly(f"{directory}/{name}")
+        self._reaped_done.clear()
 
-def _resolve_problem(program: str, cwd: str, path: str) -> str | None:
-    """Why ``program`` cannot be executed, or None. Mirrors execvp's PATH search."""
+
+def _resolve_program(program: str, cwd: str, path: str) -> tuple[str | None, str | None]:
+    """(the file execvp would run, None) or (None, why not): execvp's PATH search."""
     if "/" in program:
         candidates = [os.path.join(cwd, program)]
     else:
@@ -497,41 +542,23 @@ def _resolve_problem(program: str, cwd: str, path: str) -> str | None:
     for candidate in candidates:
         if os.path.isfile(candidate):
             if os.access(candidate, os.X_OK):
-                return None
+                return candidate, None
             seen_unexecutable = True
     if seen_unexecutable:
-        return f"CannotStartContainerError: command not executable: {program}"
-    return f"CannotStartContainerError: command not found: {program}"
+        return None, f"CannotStartContainerError: command not executable: {program}"
+    return None, f"CannotStartContainerError: command not found: {program}"
 
 
-def _read_status(path: str) -> tuple[int | None, int | None, str | None, int | None]:
-    """(exit_code, signal, marker, mtime_ms) from a wrapper's status file."""
+def _posix_spawn(
+    program: str, argv: list[str], env: dict[str, str], file_actions: list[Any]
+) -> int:
     try:
-        with open(path, "rb") as status_file:
-            text = status_file.read(64).decode("ascii", "replace")
-            mtime_ms = os.fstat(status_file.fileno()).st_mtime_ns // 1_000_000
-    except OSError:
-        return None, None, None, None
-    if text.strip() in START_FAILURES and text.endswith("\n"):
-        return None, None, text.strip(), mtime_ms
-    words = text.split()
-    if len(words) == 2 and words[0] == "exit" and words[1].isdigit() and text.endswith("\n"):
-        exit_code, signum = split_shell_status(int(words[1]))
-        return exit_code, signum, None, mtime_ms
-    return None, None, None, mtime_ms
-
-
-def _fallback_status(
-    wait_status: int | None, signal_sent: int | None
-) -> tuple[int | None, int | None, str | None]:
-    """The result when the wrapper left no status: it was killed itself."""
-    if wait_status is not None:
-        if os.WIFSIGNALED(wait_status):
-            return None, os.WTERMSIG(wait_status), None
-        return os.waitstatus_to_exitcode(wait_status), None, None
-    if signal_sent is not None:
-        return None, signal_sent, None
-    return None, None, LOST_REASON
+        return os.posix_spawn(program, argv, env, file_actions=file_actions, setsid=True)
+    except OSError as exc:
+        if exc.errno != errno.ENOEXEC:
+            raise
+    # A script without a "#!" line: run by the shell, as execvp does.
+    return os.posix_spawn(SH, [SH, program, *argv[1:]], env, file_actions=file_actions, setsid=True)
 
 
 def _unlink_quietly(path: str) -> None:

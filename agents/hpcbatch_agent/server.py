@@ -91,6 +91,7 @@ class AgentServer:
         self.runner.recover()
         self.runner.sweep_stale_cgroups()
         self.spool.commit()
+        self.runner.remove_stale_reaped()  # what recovery took from them is on disk now
         self.listener = bind_listener(self.state_dir / "agent.sock")
         self.selector.register(self.listener, selectors.EVENT_READ, ("listen", None))
         self._child_exited = True  # collect anything that exited before the handler existed

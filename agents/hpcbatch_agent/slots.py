@@ -40,7 +40,8 @@ CGROUP_RETRY_FOR_MS = 10_000
 class Slot:
     name: str
     dirs: list[str]  # one per hierarchy
-    joins: list[str]  # the files the wrapper writes itself into
+    enter: list[str]  # v1: the files the agent's thread writes itself into around a spawn
+    joins: list[str]  # v2: the files the job's shim writes itself into
     held: list[dict[str, str]] | None  # per hierarchy; None: unknown (re-adopted)
     shape: tuple[int, int] | None = None  # (vcpus, memory_mib) whose limits it holds
     oom_base: int = 0
@@ -95,7 +96,7 @@ class SlotPool:
         """The slot of a job that outlived the previous agent (or an attempt dir of an older
         agent): busy until its job ends, then removed, as its limits are not known."""
         name = os.path.basename(dirs[0]) if dirs else ""
-        slot = Slot(name, dirs, [], None, None, oom_base)
+        slot = Slot(name, dirs, [], [], None, None, oom_base)
         if dirs:
             self.busy[name] = slot
         return slot
@@ -203,7 +204,8 @@ class SlotPool:
                 self.cgroups.remove(made)
                 raise
             held = [dict(writes) for writes in self.cgroups.unlimited()]
-            return Slot(name, dirs, self.cgroups.join_files(dirs), held, (0, 0))
+            enter, joins = self.cgroups.join_files(dirs)
+            return Slot(name, dirs, enter, joins, held, (0, 0))
 
     def _set_limits(self, slot: Slot, shape: tuple[int, int]) -> None:
         assert slot.held is not None  # only pooled slots are reused

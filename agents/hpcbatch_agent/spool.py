@@ -8,7 +8,9 @@ Vocabulary:
     commit     one write of every pending line followed by one fsync (group commit): the
                agent commits once per loop turn, before it reports anything, so a result
                the head has seen is always on disk, and 10,000 attempts cost a few hundred
-               fsyncs rather than 20,000.
+               fsyncs rather than 20,000. A start is written (not yet synced) the moment
+               the job exists: a write survives the agent's own death, so a restarted
+               agent knows every job its predecessor spawned.
     compaction rewriting the journal as only the live records (tmp + fsync + rename) once
                acked history dominates it.
 
@@ -100,6 +102,7 @@ class Spool:
     def record_start(self, record: dict[str, Any]) -> None:
         """``record`` needs attempt_id; the agent stores pid, times, paths and timeout_s."""
         self._append({"op": "start", **record}, durable=True)
+        self.flush()
 
     def record_kill(self, attempt_id: str, reason: str) -> None:
         self._append({"op": "kill", "attempt_id": attempt_id, "reason": reason}, durable=False)
@@ -112,8 +115,8 @@ class Spool:
         # Not forced to disk on its own: a lost ack only makes a result be re-sent.
         self._append({"op": "ack", "attempt_id": attempt_id}, durable=False)
 
-    def commit(self) -> None:
-        """Write pending lines; fsync when any of them must survive a crash."""
+    def flush(self) -> None:
+        """Write pending lines, without waiting for the disk."""
         if not self._pending:
             return
         data = b"".join(self._pending)
@@ -123,11 +126,16 @@ class Spool:
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
+
+    def commit(self) -> None:
+        """Write pending lines; fsync when any written since the last sync must survive a
+        crash."""
+        self.flush()
         if self._pending_durable:
             os.fsync(self._fd)
             self._pending_durable = False
-        if self._lines > 4 * len(self.records) + 20000:
-            self.compact()
+            if self._lines > 4 * len(self.records) + 20000:
+                self.compact()
 
     def compact(self) -> None:
         """Rewrite the journal as the live records only, atomically."""

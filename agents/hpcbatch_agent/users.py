@@ -1,8 +1,8 @@
 """Running a job as the user its definition names (AWS ``containerProperties.user``).
 
 The agent, as root, wraps the job's command in ``setpriv --reuid --regid --init-groups`` so the
-job and all it starts run as that user with that user's groups; the wrapper around it stays
-root, so it can still join cgroups and record the exit status. An agent that is not root can
+job and all it starts run as that user with that user's groups; the agent that spawns it
+stays root, so it can still place it in its cgroups and reap it. An agent that is not root can
 only run jobs as itself: any other user is refused at start, never silently ignored.
 """
 

@@ -109,7 +109,7 @@ class NodeSupervisor:
 
     async def stop(self) -> None:
         """Stop supervising. The head's own local agents are told to exit (their jobs keep
-        running under the wrapper that records each exit status; the next head re-adopts
+        running, and the agent's keeper records each exit status; the next head re-adopts
         them); remote agents are left running and their links closed."""
         for session in list(self.dispatcher.sessions.values()):
             if self.specs[session.node].stop_agent_on_exit:

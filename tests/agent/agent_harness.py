@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from hpcbatch_agent import protocol as p
 from hpcbatch_agent.cgroups import TOP, Cgroups, parse_proc_cgroup
+from hpcbatch_agent.jobs import find_jobs
 from hpcbatch_agent.unixsock import connect, is_listening
-from hpcbatch_agent.wrappers import find_wrappers
 
 DEADLINE_S = 15.0
 
@@ -48,7 +48,8 @@ def process_gone(pid: int) -> bool:
 
 
 class AgentProcess:
-    """One ``python -m hpcbatch_agent serve`` child of the test."""
+    """One ``python -m hpcbatch_agent serve`` child of the test: the keeper, which runs the
+    agent itself in a child (``pid``, from agent.pid)."""
 
     def __init__(self, state_dir: Path, args: list[str], env: dict[str, str]) -> None:
         self.state_dir = state_dir
@@ -66,29 +67,40 @@ class AgentProcess:
         if self.popen.poll() is not None:
             stderr = self.popen.stderr.read().decode() if self.popen.stderr else ""
             pytest.fail(f"agent exited with {self.popen.returncode}: {stderr}")
+        self.pid = int((state_dir / "agent.pid").read_text())
 
     @property
-    def pid(self) -> int:
+    def keeper_pid(self) -> int:
         return self.popen.pid
 
     def kill9(self) -> None:
-        os.kill(self.pid, signal.SIGKILL)
-        self.popen.wait(timeout=DEADLINE_S)
+        """SIGKILL the agent (not its keeper, which inherits the jobs)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        poll_until(lambda: process_gone(self.pid), what="the agent to die")
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        if self.popen.stderr:
-            self.popen.stderr.close()
+        """SIGTERM the agent and wait for it; the keeper stays while jobs are left."""
+        if not process_gone(self.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            poll_until(lambda: process_gone(self.pid), what="the agent to stop")
+
+    def wait_keeper(self) -> None:
+        """The keeper leaves once its last child (agent or job) is gone."""
+        try:
+            self.popen.wait(timeout=DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            pytest.fail(f"keeper {self.popen.pid} stayed after its agent and jobs were gone")
+        finally:
+            if self.popen.stderr:
+                self.popen.stderr.close()
 
 
 def kill_leftover_jobs(state_dir: Path) -> None:
-    for pid in find_wrappers(state_dir / "status").values():
+    for pid in find_jobs(str(state_dir.resolve())).values():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
 
@@ -162,15 +174,15 @@ class Client:
 
 
 def cgroups_of(host: Cgroups, pid: int) -> dict[str, str]:
-    """{controller or "kill": dir} of the slot a live job wrapper is in, once it has joined
-    (RUNNING is reported as it is spawned, before it joins)."""
+    """{controller or "kill": dir} of the slot a live job is in, once it has joined (on v2
+    the job's shim joins just after RUNNING is reported)."""
 
     def joined() -> dict[str, str] | None:
         found = parse_proc_cgroup(Path(f"/proc/{pid}/cgroup").read_text())
         keys = ["" if h.version == 2 else h.controllers[0] for h in host.plan]
         return found if all(f"/{TOP}/" in found[key] for key in keys) else None
 
-    paths = poll_until(joined, what="the wrapper to join its cgroups")
+    paths = poll_until(joined, what="the job to join its cgroups")
     found: dict[str, str] = {}
     for hierarchy in host.plan:
         path = paths["" if hierarchy.version == 2 else hierarchy.controllers[0]]

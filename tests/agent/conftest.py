@@ -1,6 +1,6 @@
 """Fixtures for agent tests: real agent processes on real Unix sockets.
 
-Every agent a test starts is stopped by PID at teardown, and every job wrapper still alive
+Every agent a test starts is stopped by PID at teardown, and every job still alive
 under its state dir is killed by process group, so no test leaves a process behind.
 """
 
@@ -38,6 +38,8 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
         agent.stop()
     for agent in started:
         kill_leftover_jobs(agent.state_dir)
+    for agent in started:
+        agent.wait_keeper()
 
 
 @pytest.fixture

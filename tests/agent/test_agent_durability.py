@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 from agent_harness import Client, poll_until, process_gone
@@ -121,13 +124,42 @@ def test_acked_results_survive_no_restart_and_unacked_ones_do(start_agent) -> No
     assert Client(restarted.state_dir).hello()["attempts"] == [keep]
 
 
-def test_a_wrapper_that_finished_before_it_was_journaled_is_reported(
+def test_a_job_that_was_never_journaled_is_adopted_by_its_environment(
     start_agent, tmp_path: Path
 ) -> None:
-    # The agent died between spawning and journaling: only the status file remains.
-    state_dir = tmp_path / "agent"
-    (state_dir / "status").mkdir(parents=True)
-    (state_dir / "status" / "job%3A9").write_text("exit 9\n")
-    agent = start_agent(state_dir=state_dir)
-    attempts = _by_id(Client(agent.state_dir).hello())
-    assert (attempts["job:9"]["state"], attempts["job:9"]["exit_code"]) == (p.EXITED, 9)
+    # The agent died between spawning a job and journaling it: the job, alive in its own
+    # session, carries its attempt id and the agent's state dir in its environment.
+    state_dir = (tmp_path / "agent").resolve()
+    state_dir.mkdir()
+    env = {**os.environ, "HPCBATCH_AGENT_DIR": str(state_dir), "HPCBATCH_ATTEMPT_ID": "job:9"}
+    orphan = subprocess.Popen(["sleep", "300"], env=env, start_new_session=True)
+    try:
+        agent = start_agent(state_dir=state_dir)
+        client = Client(agent.state_dir)
+        attempts = _by_id(client.hello())
+        assert (attempts["job:9"]["state"], attempts["job:9"]["pid"]) == (p.RUNNING, orphan.pid)
+        client.send(p.kill("job:9", "Terminated by user"))
+        orphan.wait(timeout=15)  # this test is its parent: the agent watches it by pidfd
+        # No keeper saw it end (the test reaped it), so no exit status was kept: the kill
+        # is what ended it, and that is what is reported.
+        killed = client.wait_state("job:9", p.EXITED)
+        assert (killed["signal"], killed["reason"]) == (15, "Terminated by user")
+    finally:
+        orphan.kill()
+        orphan.wait()
+
+
+def test_a_job_that_ends_while_no_agent_runs_keeps_its_signal(start_agent, tmp_path: Path) -> None:
+    agent = start_agent()
+    client = Client(agent.state_dir)
+    client.hello()
+    client.send(p.launch([p.attempt_spec("victim", ["sleep", "300"])]))
+    pid = client.wait_state("victim", p.RUNNING)["pid"]
+    client.close()
+    agent.kill9()
+    os.kill(pid, signal.SIGUSR1)  # nobody asked for it: only the keeper sees how it ends
+    poll_until(lambda: process_gone(pid), what="the job to end with no agent")
+    restarted = start_agent()
+    victim = _by_id(Client(restarted.state_dir).hello())["victim"]
+    assert (victim["state"], victim["exit_code"], victim["signal"]) == (p.EXITED, None, 10)
+    assert victim["reason"] is None

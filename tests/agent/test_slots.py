@@ -14,7 +14,7 @@ import pytest
 from agent_harness import Client, cgroups_of, poll_until
 from hpcbatch_agent import protocol as p
 from hpcbatch_agent.cgroups import CONTROLLERS, Cgroups
-from hpcbatch_agent.slots import SlotPool
+from hpcbatch_agent.slots import Slot, SlotPool
 
 
 def _limit(directory: str, name: str) -> str:
@@ -67,8 +67,9 @@ def pool(host: Cgroups, tmp_path: Path) -> Iterator[SlotPool]:
     slots.close(wait_s=5.0)
 
 
-def _join(pool: SlotPool, joins: list[str]) -> subprocess.Popen[bytes]:
-    """A process that sits in the slot, as a job that outlived its wrapper would."""
+def _join(pool: SlotPool, slot: Slot) -> subprocess.Popen[bytes]:
+    """A process that sits in the slot, as a job's straggler would."""
+    joins = slot.enter + slot.joins
     script = 'for f in "$@"; do echo 0 > "$f"; done; echo in; exec sleep 300'
     child = subprocess.Popen(["sh", "-c", script, "sh", *joins], stdout=subprocess.PIPE)
     assert child.stdout is not None and child.stdout.readline() == b"in\n"
@@ -77,7 +78,7 @@ def _join(pool: SlotPool, joins: list[str]) -> subprocess.Popen[bytes]:
 
 def test_a_slot_still_holding_a_process_is_not_handed_out(pool: SlotPool) -> None:
     first = pool.acquire(1, 64)
-    straggler = _join(pool, first.joins)
+    straggler = _join(pool, first)
     try:
         pool.finish(first, None, 0)  # the attempt ended, its straggler has not (yet)
         assert first.name in pool.draining

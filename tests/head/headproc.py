@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import httpx
 from botocore.config import Config
-from hpcbatch_agent.runner import find_wrappers
+from hpcbatch_agent.jobs import find_jobs
 
 from hpcbatch.transport.local import stop_local_agent
 
@@ -39,7 +39,7 @@ def stop_agent_and_jobs(state_dir: Path) -> None:
     """Stop a node's agent and every job it left: a head that stops lets its agents go but
     keeps their jobs running on purpose, so a test must end those itself."""
     stop_local_agent(state_dir, kill_jobs=True)
-    for pid in find_wrappers(state_dir / "status").values():
+    for pid in find_jobs(str(Path(state_dir).resolve())).values():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
 

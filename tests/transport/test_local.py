@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hpcbatch_agent.runner import find_wrappers
+from hpcbatch_agent.jobs import find_jobs
 from hpcbatch_agent.unixsock import is_listening
 
 from hpcbatch import protocol
@@ -40,9 +40,9 @@ def state_dir(tmp_path: Path):
     stop_local_agent(directory, kill_jobs=True, timeout_s=10)
     if pid is not None:
         assert _gone(pid)
-    for wrapper in find_wrappers(directory / "status").values():
+    for job in find_jobs(str(directory.resolve())).values():
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(wrapper, signal.SIGKILL)
+            os.killpg(job, signal.SIGKILL)
 
 
 async def _until_final(link, attempt_id: str) -> dict:
