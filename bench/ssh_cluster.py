@@ -59,6 +59,35 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100
 
 
+def cpu_by_role(head_pid: int) -> dict[str, float]:
+    """CPU seconds so far of every process by role: head, agent (keepers included), attach
+    (the relays sshd runs), sshd, and jobs (what the agents have reaped), plus idle."""
+    roles = dict.fromkeys(("head", "agent", "attach", "sshd", "jobs", "other"), 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        own = (int(fields[11]) + int(fields[12])) / 100
+        if int(entry.name) == head_pid:
+            role = "head"
+        elif b"hpcbatch-agent-" in argv or b"hpcbatch_agent" in argv:
+            role = "attach" if b"attach" in argv else "agent"
+            if role == "agent":
+                roles["jobs"] += (int(fields[13]) + int(fields[14])) / 100
+        elif b"sshd" in argv:
+            role = "sshd"
+        else:
+            role = "other"
+        roles[role] += own
+    idle = Path("/proc/stat").read_text().split("\n", 1)[0].split()[4]
+    roles["idle"] = int(idle) / 100
+    return roles
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--array", type=int, default=10_000)
@@ -94,6 +123,7 @@ def main() -> None:
                 flush=True,
             )
             assert head.proc is not None
+            roles0 = cpu_by_role(head.proc.pid)
             cpu0, bytes0, start = (
                 cpu_seconds(head.proc.pid),
                 wire_bytes(cluster),
@@ -104,6 +134,7 @@ def main() -> None:
             done = wait_done(client, parent)
             seconds = time.perf_counter() - start
             assert done["status"] == "SUCCEEDED", done.get("statusReason")
+            roles1 = cpu_by_role(head.proc.pid)
             print(
                 json.dumps(
                     {
@@ -116,6 +147,10 @@ def main() -> None:
                             (cpu_seconds(head.proc.pid) - cpu0) * 1000 / args.array, 3
                         ),
                         "wire_bytes_per_job": round((wire_bytes(cluster) - bytes0) / args.array),
+                        "cpu_ms_per_job_by_role": {
+                            role: round((roles1[role] - roles0[role]) * 1000 / args.array, 3)
+                            for role in roles0
+                        },
                     }
                 ),
                 flush=True,

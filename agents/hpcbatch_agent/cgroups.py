@@ -292,6 +292,7 @@ class Cgroups:
         self.has_oom_counter = True
         self._limits: dict[tuple[int, int], list[list[tuple[str, str]]]] = {}
         self._home_fds: list[int] | None = None
+        self._v1_pids = any(h.version == 1 and "pids" in h.controllers for h in plan)
 
     @classmethod
     def disabled(cls) -> Cgroups:
@@ -399,13 +400,22 @@ class Cgroups:
                 old[name] = value
 
     def is_empty(self, dirs: list[str]) -> bool:
-        """No process left in any of the dirs (v2: nor below them)."""
+        """No process left in any of the dirs (v2: nor below them).
+
+        v1 asks ``pids.current`` where the pids controller is a v1 hierarchy: reading a v1
+        ``cgroup.procs`` builds a sorted pid list under the lock that every fork and exit on
+        the host takes, which with an agent per node and a read per job costs the jobs
+        themselves more than the read. A job's processes share one slot in every hierarchy
+        (only root could move one out of some), so one count answers for all v1 trees."""
         for hierarchy, directory in zip(self.plan, dirs, strict=True):
             if hierarchy.version == 2:
                 events = _read_head(f"{directory}/cgroup.events")
                 if events is None or b"populated 0" not in events:
                     return False
-            elif _read_head(f"{directory}/cgroup.procs") != b"":
+            elif "pids" in hierarchy.controllers:
+                if _read_head(f"{directory}/pids.current") != b"0\n":
+                    return False
+            elif not self._v1_pids and _read_head(f"{directory}/cgroup.procs") != b"":
                 return False
         return True
 
