@@ -401,6 +401,16 @@ def is_final(update: Mapping[str, Any]) -> bool:
     return update.get("state") in (EXITED, FAILED_TO_START)
 
 
+def coalesce(updates: list[AttemptUpdate]) -> list[AttemptUpdate]:
+    """The updates without each RUNNING that a final update of the same attempt follows:
+    that one carries the pid and start time too, so a job that starts and ends between two
+    reports (the usual short job under load) costs one update, not two."""
+    ended = {u["attempt_id"] for u in updates if u["state"] != RUNNING}
+    if not ended:
+        return updates
+    return [u for u in updates if u["state"] != RUNNING or u["attempt_id"] not in ended]
+
+
 __all__ = [
     "AGENT_MESSAGES",
     "AGENT_VERSION",
@@ -424,6 +434,7 @@ __all__ = [
     "attempt_spec",
     "attempt_update",
     "check_agent_message",
+    "coalesce",
     "check_head_message",
     "decode",
     "encode",

@@ -172,8 +172,9 @@ class AgentServer:
         self.spool.commit()
         conn = self.head
         if self.pending and conn is not None:
-            for start in range(0, len(self.pending), UPDATES_PER_MESSAGE):
-                chunk = self.pending[start : start + UPDATES_PER_MESSAGE]
+            pending = p.coalesce(self.pending)
+            for start in range(0, len(pending), UPDATES_PER_MESSAGE):
+                chunk = pending[start : start + UPDATES_PER_MESSAGE]
                 conn.outbuf += p.encode(p.updates(chunk))
         self.pending.clear()
 

@@ -116,17 +116,30 @@ def _current(state: State, aid: str) -> tuple[Job, Attempt] | None:
     return job, job.attempts[-1]
 
 
+def _started(
+    state: State,
+    job: Job,
+    attempt: Attempt,
+    cause: str,
+    now: int,
+    started_at: int,
+    pid: int | None,
+    log_stream: str | None,
+) -> None:
+    attempt.started_at = started_at
+    attempt.pid = pid
+    attempt.log_stream = log_stream
+    job.started_at = started_at
+    if job.status is JobStatus.STARTING:
+        state.set_status(job, JobStatus.RUNNING, cause, now, f"pid {pid} on {attempt.node}")
+
+
 def attempt_started(state: State, e: ev.AttemptStarted) -> list[Command]:
     found = _current(state, e.attempt_id)
     if found is None:
         return []
     job, attempt = found
-    attempt.started_at = e.started_at
-    attempt.pid = e.pid
-    attempt.log_stream = e.log_stream
-    job.started_at = e.started_at
-    if job.status is JobStatus.STARTING:
-        state.set_status(job, JobStatus.RUNNING, e.cause, e.now, f"pid {e.pid} on {attempt.node}")
+    _started(state, job, attempt, e.cause, e.now, e.started_at, e.pid, e.log_stream)
     if job.kill_reason is not None:  # terminated while still starting
         return [
             KillAttempt(
@@ -141,6 +154,8 @@ def attempt_ended(state: State, e: ev.AttemptEnded) -> list[Command]:
     if found is None:
         return []  # a stale or repeated report: the result is already recorded
     job, attempt = found
+    if job.status is JobStatus.STARTING and e.started_at is not None:
+        _started(state, job, attempt, e.cause, e.now, e.started_at, e.pid, e.log_stream)
     end_attempt(
         state, job, attempt, e.cause, e.now, e.exit_code, e.reason, e.stopped_at, e.started_at
     )

@@ -208,6 +208,10 @@ class AttemptEnded(Event):
     exit_code: int | None
     reason: str | None = None
     started_at: int | None = None
+    # An attempt that started and ended within one agent turn is reported once, by its end:
+    # then these say what its start would have (see AttemptStarted).
+    pid: int | None = None
+    log_stream: str | None = None
 
 
 # --- the head's own ---------------------------------------------------------------------------

@@ -54,6 +54,8 @@ def update_event(node: str, cause: str, update: dict[str, Any]) -> ev.Event:
         exit_code=update["exit_code"],
         reason=reason,
         started_at=update["started_at_ms"],
+        pid=update["pid"],
+        log_stream=log_stream_name(node, aid) if update["started_at_ms"] is not None else None,
     )
 
 

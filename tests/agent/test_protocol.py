@@ -128,3 +128,13 @@ def test_head_imports_the_same_protocol() -> None:
     assert head_protocol.encode is p.encode
     assert head_protocol.PROTOCOL_VERSION == 1
     assert set(head_protocol.__all__) == set(p.__all__)
+
+
+def test_coalesce_drops_a_running_that_its_end_follows_and_keeps_the_rest() -> None:
+    started = p.attempt_update("a", p.RUNNING, "/l/a", pid=7, started_at_ms=1)
+    ended = p.attempt_update(
+        "a", p.EXITED, "/l/a", pid=7, started_at_ms=1, stopped_at_ms=2, exit_code=0
+    )
+    other = p.attempt_update("b", p.RUNNING, "/l/b", pid=8, started_at_ms=1)
+    assert p.coalesce([started, other, ended]) == [other, ended]
+    assert p.coalesce([started, other]) == [started, other]

@@ -401,3 +401,26 @@ def test_a_kill_sent_while_the_node_was_away_is_sent_again_on_return() -> None:
         running_attempts=(launch.attempt_id,),
     )
     assert (kill.attempt_id, kill.reason) == (launch.attempt_id, "stop")
+
+
+def test_an_end_reported_without_its_start_still_records_running_first() -> None:
+    # An agent reports a job that started and ended within one turn by its end alone.
+    sim = Sim().cluster()
+    job = sim.submit()
+    (launch,) = sim.schedule()
+    sim.state.changes.journal.clear()
+    sim.do(
+        ev.AttemptEnded,
+        attempt_id=launch.attempt_id,
+        stopped_at=sim.now + 5,
+        exit_code=0,
+        started_at=sim.now + 1,
+        pid=42,
+        log_stream="default/n1/x",
+    )
+    assert job.status is JobStatus.SUCCEEDED
+    statuses = [line.event for line in sim.state.changes.journal if line.subject == job.job_id]
+    assert statuses == ["RUNNING", "SUCCEEDED"]
+    (attempt,) = job.attempts
+    assert (attempt.pid, attempt.log_stream, attempt.started_at) == (42, "default/n1/x", sim.now + 1)
+    assert job.started_at == sim.now + 1
