@@ -3,15 +3,18 @@
 One JSON line per scenario:
 - ssh_submit_to_running: one job at a time on an idle cluster, startedAt - createdAt
 - ssh_array: a 10,000-child array from submit to the parent SUCCEEDED
-- with it, the head's CPU per dispatched job and the bytes on the wire per job (all veths)
+- with it, the head's CPU per dispatched job, the bytes on the wire per job (all veths) and
+  the CPU per job of every role (head, agents, attach relays, sshd, jobs, other, idle)
+- ssh_array_runs: with --repeat N, the N arrays' rates and their median
 
-    sudo .venv/bin/python -m bench.ssh_cluster [--array 10000] [--vcpus 16]
+    sudo .venv/bin/python -m bench.ssh_cluster [--array 10000] [--vcpus 16] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import tempfile
 import time
@@ -88,11 +91,50 @@ def cpu_by_role(head_pid: int) -> dict[str, float]:
     return roles
 
 
+def run_array(
+    client: httpx.Client, cluster: DevCluster, head_pid: int, job: dict, size: int
+) -> float:
+    """One array from submit to SUCCEEDED, printed with its costs; its children per second."""
+    roles0 = cpu_by_role(head_pid)
+    cpu0, bytes0, start = cpu_seconds(head_pid), wire_bytes(cluster), time.perf_counter()
+    body = {**job, "jobName": "array", "arrayProperties": {"size": size}}
+    parent = client.post("/v1/submitjob", json=body).json()["jobId"]
+    done = wait_done(client, parent)
+    seconds = time.perf_counter() - start
+    assert done["status"] == "SUCCEEDED", done.get("statusReason")
+    roles1 = cpu_by_role(head_pid)
+    rate = round(size / seconds, 1)
+    print(
+        json.dumps(
+            {
+                "bench": "ssh_array",
+                "children": size,
+                "hosts": len(cluster.hosts),
+                "seconds": round(seconds, 2),
+                "children_per_second": rate,
+                "head_cpu_ms_per_job": round((cpu_seconds(head_pid) - cpu0) * 1000 / size, 3),
+                "wire_bytes_per_job": round((wire_bytes(cluster) - bytes0) / size),
+                "cpu_ms_per_job_by_role": {
+                    role: round((roles1[role] - roles0[role]) * 1000 / size, 3) for role in roles0
+                },
+            }
+        ),
+        flush=True,
+    )
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--array", type=int, default=10_000)
     parser.add_argument("--latency", type=int, default=50)
     parser.add_argument("--vcpus", type=int, default=16)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="arrays to run, one after another (the VM's speed varies)",
+    )
     args = parser.parse_args()
     cluster = DevCluster.up(Path(tempfile.mkdtemp(prefix="hpcbatch-bench-cluster-")), hosts=4)
     try:
@@ -123,38 +165,22 @@ def main() -> None:
                 flush=True,
             )
             assert head.proc is not None
-            roles0 = cpu_by_role(head.proc.pid)
-            cpu0, bytes0, start = (
-                cpu_seconds(head.proc.pid),
-                wire_bytes(cluster),
-                time.perf_counter(),
-            )
-            body = {**job, "jobName": "array", "arrayProperties": {"size": args.array}}
-            parent = client.post("/v1/submitjob", json=body).json()["jobId"]
-            done = wait_done(client, parent)
-            seconds = time.perf_counter() - start
-            assert done["status"] == "SUCCEEDED", done.get("statusReason")
-            roles1 = cpu_by_role(head.proc.pid)
-            print(
-                json.dumps(
-                    {
-                        "bench": "ssh_array",
-                        "children": args.array,
-                        "hosts": 4,
-                        "seconds": round(seconds, 2),
-                        "children_per_second": round(args.array / seconds, 1),
-                        "head_cpu_ms_per_job": round(
-                            (cpu_seconds(head.proc.pid) - cpu0) * 1000 / args.array, 3
-                        ),
-                        "wire_bytes_per_job": round((wire_bytes(cluster) - bytes0) / args.array),
-                        "cpu_ms_per_job_by_role": {
-                            role: round((roles1[role] - roles0[role]) * 1000 / args.array, 3)
-                            for role in roles0
-                        },
-                    }
-                ),
-                flush=True,
-            )
+            rates = [
+                run_array(client, cluster, head.proc.pid, job, args.array)
+                for _ in range(args.repeat)
+            ]
+            if args.repeat > 1:
+                print(
+                    json.dumps(
+                        {
+                            "bench": "ssh_array_runs",
+                            "runs": args.repeat,
+                            "children_per_second": sorted(rates),
+                            "median": statistics.median(rates),
+                        }
+                    ),
+                    flush=True,
+                )
     finally:
         for host in cluster.hosts:
             from hpcbatch.transport.local import stop_local_agent
