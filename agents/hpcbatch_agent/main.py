@@ -8,6 +8,8 @@ Vocabulary:
                once its socket accepts connections.
     attach     relay stdin/stdout to the daemon's socket, starting the daemon first; this is
                how an SSH exec channel reaches the agent.
+    stop       ask the daemon to exit and wait until it has: its jobs keep running (their
+               keeper records how they end, for the next agent) unless --kill-jobs.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from . import keeper
+from . import keeper, protocol
 from .capacity import detect_node
 from .cgroups import DEFAULT_PIDS_MAX, Cgroups
 from .server import AgentServer
@@ -67,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--detach", action="store_true")
     attach = commands.add_parser("attach", help="relay stdio to the daemon, starting it")
     _add_serve_options(attach)
+    stop = commands.add_parser("stop", help="stop the daemon (its jobs keep running)")
+    stop.add_argument("--state-dir", type=Path, required=True)
+    stop.add_argument("--kill-jobs", action="store_true", help="kill its jobs first")
+    stop.add_argument("--timeout-s", type=float, default=30.0)
     return parser
 
 
@@ -226,10 +232,49 @@ def attach(args: argparse.Namespace) -> int:
         sock.close()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read()
+    except OSError:
+        return False
+    return text[text.rfind(b")") + 2 :].split()[0] != b"Z"
+
+
+def stop(args: argparse.Namespace) -> int:
+    """0 once no agent runs on the state dir (none ran: 0 too); 1 if it did not stop in time."""
+    state_dir: Path = args.state_dir
+    try:
+        pid = int((state_dir / "agent.pid").read_text())
+    except (OSError, ValueError):
+        pid = None
+    try:
+        sock = connect(state_dir / "agent.sock", timeout_s=5.0)
+    except OSError:
+        print(f"no agent running in {state_dir}")
+        return 0
+    with sock:
+        sock.sendall(protocol.encode(protocol.shutdown(args.kill_jobs)))
+        deadline = time.monotonic() + args.timeout_s
+        sock.settimeout(args.timeout_s)
+        with contextlib.suppress(OSError):
+            while sock.recv(1 << 16):  # it closes the connection as it leaves
+                pass
+    while pid is not None and _pid_alive(pid):
+        if time.monotonic() > deadline:
+            print(f"agent {pid} in {state_dir} did not stop in {args.timeout_s}s", file=sys.stderr)
+            return 1
+        time.sleep(0.02)  # polling the exit of a process that is not our child, bounded
+    print(f"agent stopped in {state_dir}" + (" with its jobs" if args.kill_jobs else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "attach":
         return attach(args)
+    if args.command == "stop":
+        return stop(args)
     if args.detach:
         return start_detached(args)
     return serve(args)

@@ -67,10 +67,7 @@ def _connect_client(host: SshHost) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     if host.known_hosts is not None and host.known_hosts.exists():
         client.load_host_keys(str(host.known_hosts))  # never the user's own ~/.ssh
-    if host.trust_on_first_use:
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    else:
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.set_missing_host_key_policy(host_policy(host))
     try:
         client.connect(
             host.address,
@@ -84,28 +81,33 @@ def _connect_client(host: SshHost) -> paramiko.SSHClient:
             banner_timeout=CONNECT_TIMEOUT_S,
             auth_timeout=CONNECT_TIMEOUT_S,
         )
-    except paramiko.BadHostKeyException:
+    except (paramiko.SSHException, OSError) as exc:
         client.close()
-        raise TransportError(
-            f"{where}: host key does not match {host.known_hosts}: refusing to connect"
-        ) from None
-    except paramiko.AuthenticationException as exc:
-        client.close()
-        raise TransportError(f"{where}: authentication failed with key {host.key}: {exc}") from None
-    except paramiko.SSHException as exc:
-        client.close()
-        if "not found in known_hosts" in str(exc):
-            raise TransportError(
-                f"{where}: unknown host key (not in {host.known_hosts}); add it, or set "
-                "trust_on_first_use for a lab"
-            ) from None
-        raise TransportError(f"{where}: SSH failed: {exc}") from None
-    except OSError as exc:
-        client.close()
-        raise TransportError(f"{where}: unreachable: {exc}") from None
+        raise TransportError(f"{where}: {connect_error(host, exc)}") from None
     if host.trust_on_first_use and host.known_hosts is not None:
         client.save_host_keys(str(host.known_hosts))
     return client
+
+
+def host_policy(host: SshHost) -> paramiko.MissingHostKeyPolicy:
+    """Unknown host keys are refused, unless the host is trusted on first use (labs)."""
+    return paramiko.AutoAddPolicy() if host.trust_on_first_use else paramiko.RejectPolicy()
+
+
+def connect_error(host: SshHost, exc: BaseException) -> str:
+    """Why connecting to ``host`` failed, in words an admin can act on."""
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return f"host key does not match {host.known_hosts}: refusing to connect"
+    if isinstance(exc, paramiko.AuthenticationException):
+        return f"authentication failed with key {host.key}: {exc}"
+    if isinstance(exc, paramiko.SSHException):
+        if "not found in known_hosts" in str(exc):
+            return (
+                f"unknown host key (not in {host.known_hosts}); add it, or set "
+                "trust_on_first_use for a lab"
+            )
+        return f"SSH failed: {exc}"
+    return f"unreachable: {exc}"
 
 
 def _install_agent(client: paramiko.SSHClient, host: SshHost) -> str:

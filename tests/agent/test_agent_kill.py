@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from agent_harness import Client, poll_until, process_gone
@@ -70,3 +72,25 @@ def test_shutdown_with_kill_jobs(start_agent, tmp_path: Path) -> None:
     assert process_gone(pid)
     assert not (agent.state_dir / "agent.pid").exists()
     client.close()
+
+
+def test_stop_command_stops_the_agent_and_leaves_its_job_to_the_next(start_agent) -> None:
+    agent = start_agent()
+    client = Client(agent.state_dir)
+    client.hello()
+    client.send(p.launch([p.attempt_spec("stays", ["sleep", "300"])]))
+    pid = client.wait_state("stays", p.RUNNING)["pid"]
+    client.close()
+    stop = [sys.executable, "-m", "hpcbatch_agent", "stop", "--state-dir", str(agent.state_dir)]
+    done = subprocess.run(stop, capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, f"agent stopped in {agent.state_dir}")
+    assert process_gone(agent.pid) and not process_gone(pid)
+    again = subprocess.run(stop, capture_output=True, text=True, timeout=60, check=False)
+    assert (again.returncode, again.stdout.strip()) == (0, f"no agent running in {agent.state_dir}")
+    restarted = start_agent()
+    client = Client(restarted.state_dir)
+    assert {u["attempt_id"]: u["state"] for u in client.hello()["attempts"]} == {"stays": p.RUNNING}
+    client.close()
+    kill = subprocess.run([*stop, "--kill-jobs"], capture_output=True, text=True, timeout=60)
+    assert kill.returncode == 0 and kill.stdout.strip().endswith("with its jobs")
+    assert process_gone(pid)

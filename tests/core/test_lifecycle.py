@@ -422,5 +422,9 @@ def test_an_end_reported_without_its_start_still_records_running_first() -> None
     statuses = [line.event for line in sim.state.changes.journal if line.subject == job.job_id]
     assert statuses == ["RUNNING", "SUCCEEDED"]
     (attempt,) = job.attempts
-    assert (attempt.pid, attempt.log_stream, attempt.started_at) == (42, "default/n1/x", sim.now + 1)
+    assert (attempt.pid, attempt.log_stream, attempt.started_at) == (
+        42,
+        "default/n1/x",
+        sim.now + 1,
+    )
     assert job.started_at == sim.now + 1

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "nodes",
     "health",
     "head",
+    "hosts",
     "devcluster",
 )
 
@@ -39,5 +40,6 @@ MODULE_OF = {
     "nodes": "nodes",
     "health": "health",
     "head": "head",
+    "hosts": "hosts",
     "dev-cluster": "devcluster",
 }
