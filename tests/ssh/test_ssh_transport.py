@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hpcbatch import protocol
-from hpcbatch.errors import TransportError
+from hpcbatch.errors import HpcbatchError, TransportError
 from hpcbatch.transport.local import stop_local_agent
 from hpcbatch.transport.ssh import SshHost, connect_ssh_agent
 from hpcbatch.transport.zipapp import agent_file_name, build_agent_zipapp
@@ -104,3 +104,24 @@ def test_an_unreachable_host_says_so(sshd: LoopbackSshd) -> None:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
     assert "unreachable" in _refused(host_of(sshd, port=closed_port))
+
+
+@pytest.mark.parametrize(
+    ("reply", "phrase"),
+    [
+        ("not json at all", "node n1: malformed message"),
+        ('{"v":2,"type":"hello"}', "node n1 speaks another protocol version"),
+        ('{"v":1,"type":"hello","agent_version":"x"}', "node n1: malformed message: hello lacks"),
+    ],
+)
+def test_a_bad_agent_reply_is_refused_naming_the_host(
+    sshd: LoopbackSshd, tmp_path: Path, reply: str, phrase: str
+) -> None:
+    # The host's "python" is a script that answers the hello with ``reply``, then waits for
+    # the head to hang up (end of input), as the real relay does.
+    fake = tmp_path / "fake-python"
+    fake.write_text(f"#!/bin/sh\nread -r line\nprintf '%s\\n' '{reply}'\nexec cat >/dev/null\n")
+    fake.chmod(0o755)
+    with pytest.raises(HpcbatchError) as raised:
+        asyncio.run(connect_ssh_agent(host_of(sshd, python=str(fake)), "head-1"))
+    assert phrase in str(raised.value)
