@@ -31,6 +31,7 @@ import heapq
 import os
 import selectors
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -129,7 +130,6 @@ class Runner:
         self._reaped_done: dict[str, int] = {}  # attempt -> pid whose reaped file was used
         self.base_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         self.base_env.setdefault("PATH", os.defpath)
-        self.base_env[DIR_VAR] = self._state
 
     # --- reporting --------------------------------------------------------------------------
 
@@ -170,7 +170,7 @@ class Runner:
             return
         safe = safe_name(attempt_id)
         log_path = f"{self._logs}/{safe}.log"
-        env = {**self.base_env, **spec["env"], ATTEMPT_VAR: attempt_id}
+        env = {**self.base_env, **spec["env"], ATTEMPT_VAR: attempt_id, DIR_VAR: self._state}
         if spec["gpus"]:
             visible = ",".join(str(index) for index in spec["gpus"])
             env["CUDA_VISIBLE_DEVICES"] = env["NVIDIA_VISIBLE_DEVICES"] = visible
@@ -245,19 +245,27 @@ class Runner:
         ]
         # The job inherits this thread's working directory and (v1) cgroups at the spawn;
         # the agent is single-threaded, so nothing else runs meanwhile.
+        enter = slot.enter if slot is not None else []
         os.chdir(cwd)
         try:
-            if slot is not None and slot.enter:
-                self.cgroups.enter(slot.enter)
+            if enter:
+                self.cgroups.enter(enter)
             try:
                 # setsid: the job tree gets its own session and process group, so killpg
                 # reaches all of it and nothing reaches it when the agent or the head dies.
-                return _posix_spawn(program, argv, env, file_actions)
-            finally:
-                if slot is not None and slot.enter:
+                pid = _posix_spawn(program, argv, env, file_actions)
+            except OSError:
+                if enter:
                     self.cgroups.leave()
+                raise
         finally:
             os.chdir(self._state)
+        if enter:
+            try:
+                self.cgroups.leave()
+            except OSError as exc:  # the job runs: it must be tracked whatever happens here
+                print(f"agent: cannot leave the cgroup of job {pid}: {exc}", file=sys.stderr)
+        return pid
 
     def _resolve(self, program: str, cwd: str, path: str) -> tuple[str | None, str | None]:
         """(the file to execute, or None; why it cannot be, or None)."""
