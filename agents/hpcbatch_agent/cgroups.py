@@ -299,15 +299,26 @@ class Cgroups:
         return cls([], "", DEFAULT_PIDS_MAX)
 
     @classmethod
-    def detect(cls, node_name: str, state_dir: str, pids_max: int = DEFAULT_PIDS_MAX) -> Cgroups:
-        """Plan from this host's files, then keep what the probe proves usable."""
+    def detect(
+        cls,
+        node_name: str,
+        state_dir: str,
+        pids_max: int = DEFAULT_PIDS_MAX,
+        thread_join: bool = True,
+    ) -> Cgroups:
+        """Plan from this host's files, then keep what the probe proves usable. Without
+        ``thread_join`` jobs join v1 hierarchies through the shim, as on v2."""
         mounts = parse_mountinfo(_read("/proc/self/mountinfo") or "")
         proc_cgroup = parse_proc_cgroup(_read("/proc/self/cgroup") or "")
         unified = v2_mount(mounts, proc_cgroup)
         controllers = _read(f"{unified.path}/cgroup.controllers") if unified else None
         plan = plan_hierarchies(mounts, proc_cgroup, controllers)
         name = node_dir_name(node_name, state_dir)
-        usable = [kept for h in plan if (kept := _probe(h, name, proc_cgroup)) is not None]
+        usable = [
+            kept
+            for h in plan
+            if (kept := _probe(h, name, proc_cgroup if thread_join else {})) is not None
+        ]
         cgroups = cls(usable, name, pids_max)
         cgroups.optional = frozenset(
             f

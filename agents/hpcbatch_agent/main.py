@@ -59,6 +59,13 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not enforce job limits with cgroups (vcpus, memory, pids)",
     )
+    parser.add_argument(
+        "--cgroup-join",
+        choices=("auto", "shim"),
+        default="auto",
+        help="how a job enters v1 cgroups: auto = the agent's thread steps in around the spawn "
+        "where the host allows it; shim = a /bin/sh shim in the job joins (as on v2)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +100,8 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
     ]
     if args.no_cgroups:
         argv.append("--no-cgroups")
+    if args.cgroup_join != "auto":
+        argv += ["--cgroup-join", args.cgroup_join]
     if args.vcpus is not None:
         argv += ["--vcpus", str(args.vcpus)]
     if args.memory_mib is not None:
@@ -169,7 +178,12 @@ def serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
     if args.no_cgroups:
         cgroups = Cgroups.disabled()
     else:
-        cgroups = Cgroups.detect(args.node_name, str(state_dir), pids_max=args.pids_max)
+        cgroups = Cgroups.detect(
+            args.node_name,
+            str(state_dir),
+            pids_max=args.pids_max,
+            thread_join=args.cgroup_join == "auto",
+        )
     node = detect_node(
         args.node_name,
         vcpus=args.vcpus,

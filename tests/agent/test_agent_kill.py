@@ -19,7 +19,7 @@ def _grandchild_job(tmp_path: Path, name: str, trap: str = "") -> tuple[list[str
 def test_kill_hits_the_whole_tree(client: Client, tmp_path: Path) -> None:
     command, pid_file = _grandchild_job(tmp_path, "tree")
     client.send(p.launch([p.attempt_spec("tree", command)]))
-    wrapper_pid = client.wait_state("tree", p.RUNNING)["pid"]
+    job_pid = client.wait_state("tree", p.RUNNING)["pid"]
     grandchild = int(poll_until(lambda: pid_file.exists() and pid_file.read_text(), what="pid"))
     client.send(p.kill("tree", "Terminated by user"))
     result = client.wait_state("tree", p.EXITED)
@@ -28,7 +28,7 @@ def test_kill_hits_the_whole_tree(client: Client, tmp_path: Path) -> None:
         15,
         "Terminated by user",
     )
-    poll_until(lambda: process_gone(grandchild) and process_gone(wrapper_pid), what="tree gone")
+    poll_until(lambda: process_gone(grandchild) and process_gone(job_pid), what="tree gone")
 
 
 def test_sigkill_after_the_grace_period(client: Client, tmp_path: Path) -> None:

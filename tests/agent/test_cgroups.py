@@ -432,3 +432,41 @@ def test_agent_exit_removes_its_node_dirs(host: Cgroups, start_agent) -> None:
     client.close()
     agent.stop()
     assert _all_gone(node_dirs)
+
+
+def test_jobs_can_join_through_the_shim_as_on_v2(
+    host: Cgroups, start_agent, tmp_path: Path
+) -> None:
+    # --cgroup-join shim: the job's first process (a /bin/sh shim) joins its slot through
+    # cgroup.procs and execs the command, the path every v2 host takes.
+    for thread_join in (True, False):
+        probed = Cgroups.detect("n1", str(tmp_path / f"probe-{thread_join}"), 0, thread_join)
+        enter, joins = probed.join_files(probed.child_dirs("s0"))
+        probed.remove_node_dirs()
+        v1 = [h for h in probed.plan if h.version == 1]
+        assert len(enter) == (len(v1) if thread_join else 0)
+        assert all(f.endswith("/tasks") for f in enter)
+        assert all(f.endswith("/cgroup.procs") for f in joins)
+    agent = start_agent("--cgroup-join", "shim")
+    client = Client(agent.state_dir)
+    client.hello()
+    client.send(
+        p.launch(
+            [
+                p.attempt_spec("held", ["sleep", "300"], memory_mib=64),
+                p.attempt_spec("code", ["sh", "-c", "exit 7"], memory_mib=64),
+            ]
+        )
+    )
+    pid = client.wait_state("held", p.RUNNING)["pid"]
+    joined = cgroups_of(host, pid)
+    assert joined in (slot_of(host, agent, "s0"), slot_of(host, agent, "s1"))
+    memory = next(h for h in host.plan if "memory" in h.controllers)
+    limit = "memory.max" if memory.version == 2 else "memory.limit_in_bytes"
+    assert Path(joined["memory"], limit).read_text().strip() == str(64 << 20)
+    exec_done = b"sleep\x00300\x00"  # the shim has exec'd the command: same pid
+    poll_until(lambda: Path(f"/proc/{pid}/cmdline").read_bytes() == exec_done, what="exec")
+    assert client.wait_state("code", p.EXITED)["exit_code"] == 7
+    client.send(p.kill("held", "enough"))
+    assert client.wait_state("held", p.EXITED)["signal"] == 15
+    client.close()
