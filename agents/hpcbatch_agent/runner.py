@@ -50,8 +50,9 @@ from .workdirs import WorkDirs
 __all__ = ["Runner", "Running", "find_jobs"]
 
 SH = "/bin/sh"
-# v2 only: $1.. the cgroup.procs files to join, "--", then the command. "echo 0" (0 = the
-# writer itself) is a builtin, so the job's first process joins before it execs the command.
+# v2 (or serve --cgroup-join shim): $1.. the cgroup.procs files to join, "--", then the
+# command. "echo 0" (0 = the writer itself) is a builtin, so the job's first process joins
+# before it execs the command.
 JOIN_SHIM = """while [ "$1" != -- ]; do
   echo 0 >"$1" || { echo "hpcbatch: cannot join the job's cgroup $1" >&2; exit 125; }
   shift

@@ -97,6 +97,8 @@ def _run_one(host: SshHost, command: str, timeout_s: float | None) -> Outcome:
         return Outcome(host.name, None, "", "", f"timed out after {timeout_s}s")
     except (paramiko.SSHException, OSError, EOFError) as exc:
         return Outcome(host.name, None, "", "", connect_error(host, exc))
+    except Exception as exc:  # whatever else one host raises, the others' outcomes stand
+        return Outcome(host.name, None, "", "", f"failed: {type(exc).__name__}: {exc}")
     finally:
         connection.close()
     if host.trust_on_first_use and host.known_hosts is not None:
