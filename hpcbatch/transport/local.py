@@ -59,7 +59,7 @@ class LocalAgentLink:
         try:
             self._writer.write(protocol.encode(message))
             await self._writer.drain()
-        except (ConnectionError, OSError) as exc:
+        except (ConnectionError, OSError, RuntimeError) as exc:  # uvloop: "handler is closed"
             raise TransportError(
                 f"agent on node {self.node_name}: connection lost: {exc}"
             ) from None

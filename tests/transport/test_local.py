@@ -199,3 +199,28 @@ def test_bad_agents_raise_errors_naming_the_node(
 
 def test_stop_local_agent_without_an_agent_is_a_no_op(tmp_path: Path) -> None:
     stop_local_agent(tmp_path / "never-started")
+
+
+def test_send_on_a_closed_link_is_a_transport_error_under_uvloop(tmp_path: Path) -> None:
+    # The head runs on uvloop, whose closed transports raise RuntimeError on write: a link
+    # must turn that into the TransportError its callers handle, not an unhandled task error.
+    import socket
+
+    import uvloop
+
+    from hpcbatch.transport.local import LocalAgentLink
+
+    path = str(tmp_path / "s.sock")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(path)
+        server.listen(1)
+
+        async def scenario() -> None:
+            reader, writer = await asyncio.open_unix_connection(path)
+            link = LocalAgentLink("n1", reader, writer)
+            writer.close()
+            await writer.wait_closed()
+            with pytest.raises(TransportError, match="agent on node n1: connection lost"):
+                await link.send(protocol.head_hello("h"))
+
+        uvloop.run(scenario())
