@@ -41,7 +41,7 @@ from typing import Any
 from . import protocol as p
 from .cgroups import OOM_REASON, Cgroups
 from .jobs import ATTEMPT_VAR, DIR_VAR, find_jobs, job_alive
-from .keeper import REAPED, read_reaped, reaped_path, start_ticks
+from .keeper import REAPED, read_reaped, reaped_path, start_ticks, wait_status
 from .slots import Slot, SlotPool
 from .spool import Spool, safe_name
 from .users import run_as
@@ -63,6 +63,9 @@ exec "$@"
 JOIN_TAG = "hpcbatch-join"
 INHERITED_ENV = ("PATH", "HOME", "LANG", "USER", "SHELL")
 LOST_REASON = "lost: the job ended while no agent watched it, and no exit status was kept"
+INTERRUPTED_START_REASON = (
+    "lost: the agent stopped while starting the job; whether it ran, and how it ended, is unknown"
+)
 ADOPTED_POLL_S = 0.5
 REAPED_RETRY_MS = 20  # an adopted job has ended but is not reaped yet: look again soon
 REAPED_WAIT_MS = 10_000  # a zombie nobody reaps for this long: its status is taken as lost
@@ -149,7 +152,7 @@ class Runner:
             p.RUNNING,
             record["log_path"],
             pid=record["pid"],
-            started_at_ms=record["started_at_ms"],
+            started_at_ms=record.get("started_at_ms"),
         )
 
     def all_updates(self) -> list[p.AttemptUpdate]:
@@ -201,6 +204,7 @@ class Runner:
         try:
             if self.slots.active:
                 slot = self.slots.acquire(spec["vcpus"], spec["memory_mib"])
+            self.spool.record_intent(attempt_id, log_path, cwd if auto_dir else None)
             pid = self._spawn(program, command, env, cwd, log_path, slot)
         except OSError as exc:
             if slot is not None:
@@ -374,6 +378,7 @@ class Runner:
             if run is not None and run.child:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(info.si_pid, signal.SIGKILL)
+                self.spool.record_exited(run.attempt_id, wait_status(info), now_ms())
             _, status = os.waitpid(info.si_pid, 0)
             if run is not None and run.child:  # else: an orphan the agent inherited
                 exit_code, signum = split_wait_status(status)
@@ -485,28 +490,62 @@ class Runner:
         that ended while no agent ran (from the keeper's reaped files)."""
         live = find_jobs(self._state)
         for attempt_id, record in list(self.spool.records.items()):
-            live.pop(attempt_id, None)
             if record.get("result") is not None or "pid" not in record:
+                live.pop(attempt_id, None)
                 continue  # finished, or only an end survived a torn start
+            if record["pid"] is None:  # the agent died while spawning it
+                continue  # settled below, once every live job is known
+            live.pop(attempt_id, None)
             slot = self.slots.adopt(record.get("cgroups") or [], record.get("oom_base") or 0)
             run = Running(attempt_id, record["pid"], record.get("start_ticks"), False, slot)
             self._track(run, record)
-            self._adopt(run)
+            exited = record.get("exited")
+            if exited:  # reaped by the previous agent, which died before journaling the end
+                exit_code, signum = split_wait_status(int(exited[0]))
+                self._finish(run, exit_code, signum, None, exited[1])
+            else:
+                self._adopt(run)
         for attempt_id, pid in sorted(live.items()):
             self._adopt_unjournaled(attempt_id, pid)
+        for attempt_id, record in list(self.spool.records.items()):
+            if record.get("pid", 0) is None and attempt_id not in live:
+                self._settle_interrupted_start(record)
+
+    def _settle_interrupted_start(self, record: dict[str, Any]) -> None:
+        """An attempt whose spawn the previous agent began but never journaled, and whose job
+        is not running now. The child opens the attempt's log as its first act, so without a
+        log it never existed: forget the attempt (a re-sent launch runs it, once). With one it
+        may have run and ended unseen: it is lost, never started again."""
+        attempt_id = record["attempt_id"]
+        if not os.path.exists(record["log_path"]):
+            if record.get("work_dir"):
+                self.workdirs.release(record["work_dir"])
+            self.spool.record_ack(attempt_id)
+            return
+        result = p.attempt_update(
+            attempt_id,
+            p.EXITED,
+            record["log_path"],
+            stopped_at_ms=now_ms(),
+            reason=INTERRUPTED_START_REASON,
+        )
+        self.spool.record_end(result)
+        self.emit(result)
 
     def _adopt_unjournaled(self, attempt_id: str, pid: int) -> None:
-        # The agent died in the instant between spawning a job and journaling it: the job's
-        # environment names its attempt. Its slot is unknown: the stale sweep removes it.
+        # The agent died while spawning a job (its intent may be journaled, its start is
+        # not): the job's environment names its attempt. Its slot is unknown: the stale
+        # sweep removes it.
         ticks = start_ticks(pid)
-        record = {
+        prior: dict[str, Any] = self.spool.records.get(attempt_id) or {}
+        record: dict[str, Any] = {
             "attempt_id": attempt_id,
             "pid": pid,
             "start_ticks": ticks,
             "started_at_ms": None,
             "timeout_s": None,
             "log_path": self.log_path(attempt_id),
-            "work_dir": None,
+            "work_dir": prior.get("work_dir"),
             "cgroups": [],
             "oom_base": 0,
         }

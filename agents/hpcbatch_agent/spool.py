@@ -86,6 +86,8 @@ class Spool:
             record.setdefault("result", None)
             record.setdefault("kill_reason", None)
             self.records[attempt_id] = record
+        elif op == "exited" and attempt_id in self.records:
+            self.records[attempt_id]["exited"] = [entry.get("status"), entry.get("stopped_at_ms")]
         elif op == "kill" and attempt_id in self.records:
             self.records[attempt_id]["kill_reason"] = entry.get("reason")
         elif op == "end":
@@ -99,9 +101,25 @@ class Spool:
         self._pending.append(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
         self._pending_durable = self._pending_durable or durable
 
+    def record_intent(self, attempt_id: str, log_path: str, work_dir: str | None) -> None:
+        """Written the moment before a job is spawned: a start record with no pid yet. An
+        agent killed during the spawn leaves this behind, so its successor knows the attempt
+        may have started and never starts it a second time."""
+        intent = {"attempt_id": attempt_id, "pid": None, "log_path": log_path}
+        self._append({"op": "start", **intent, "work_dir": work_dir}, durable=False)
+        self.flush()
+
     def record_start(self, record: dict[str, Any]) -> None:
         """``record`` needs attempt_id; the agent stores pid, times, paths and timeout_s."""
         self._append({"op": "start", **record}, durable=True)
+        self.flush()
+
+    def record_exited(self, attempt_id: str, status: int, stopped_at_ms: int) -> None:
+        """A child's wait status, written before the agent reaps it: an agent killed between
+        the reap and its next commit would otherwise take the status with it (the zombie it
+        has not reaped yet goes to the keeper instead)."""
+        entry = {"op": "exited", "attempt_id": attempt_id, "status": status}
+        self._append({**entry, "stopped_at_ms": stopped_at_ms}, durable=False)
         self.flush()
 
     def record_kill(self, attempt_id: str, reason: str) -> None:

@@ -163,3 +163,49 @@ def test_a_job_that_ends_while_no_agent_runs_keeps_its_signal(start_agent, tmp_p
     victim = _by_id(Client(restarted.state_dir).hello())["victim"]
     assert (victim["state"], victim["exit_code"], victim["signal"]) == (p.EXITED, None, 10)
     assert victim["reason"] is None
+
+
+def test_an_interrupted_spawn_is_never_started_twice(start_agent, tmp_path: Path) -> None:
+    # The previous agent died while spawning two jobs: it had journaled its intent for both,
+    # and only one child got as far as opening its log.
+    from hpcbatch_agent.runner import INTERRUPTED_START_REASON
+    from hpcbatch_agent.spool import Spool
+
+    state_dir = (tmp_path / "agent").resolve()
+    (state_dir / "logs").mkdir(parents=True)
+    spool = Spool(state_dir / "spool")
+    began, never = state_dir / "logs" / "began.log", state_dir / "logs" / "never.log"
+    began.touch()
+    spool.record_intent("began", str(began), None)
+    spool.record_intent("never", str(never), None)
+    spool.close()
+    agent = start_agent(state_dir=state_dir)
+    client = Client(agent.state_dir)
+    attempts = _by_id(client.hello())
+    assert set(attempts) == {"began"}
+    assert (attempts["began"]["state"], attempts["began"]["reason"]) == (
+        p.EXITED,
+        INTERRUPTED_START_REASON,
+    )
+    client.send(p.launch([p.attempt_spec("began", ["true"]), p.attempt_spec("never", ["true"])]))
+    assert client.wait_state("never", p.EXITED)["exit_code"] == 0  # it had never run
+    assert client.latest["began"]["reason"] == INTERRUPTED_START_REASON  # not run again
+    client.close()
+
+
+def test_a_status_reaped_but_not_yet_journaled_as_an_end_is_kept(
+    start_agent, tmp_path: Path
+) -> None:
+    # The previous agent reaped a job and died before its end reached the journal: the
+    # wait status it wrote before reaping is the result.
+    from hpcbatch_agent.spool import Spool
+
+    state_dir = (tmp_path / "agent").resolve()
+    spool = Spool(state_dir / "spool")
+    record = {"attempt_id": "done", "pid": 999_999, "start_ticks": 1, "started_at_ms": 5}
+    spool.record_start({**record, "log_path": str(state_dir / "done.log"), "timeout_s": None})
+    spool.record_exited("done", 3 << 8, 9)
+    spool.close()
+    agent = start_agent(state_dir=state_dir)
+    done = _by_id(Client(agent.state_dir).hello())["done"]
+    assert (done["state"], done["exit_code"], done["stopped_at_ms"]) == (p.EXITED, 3, 9)

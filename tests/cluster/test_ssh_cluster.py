@@ -189,3 +189,54 @@ def test_a_host_that_stays_unreachable_is_lost_and_its_jobs_retried_elsewhere(
         head.wait_status(job_id, "FAILED")
     finally:
         head.cleanup()
+
+
+def test_every_agent_killed_mid_array_loses_no_child_and_runs_none_twice(
+    head: HeadProcess, cluster: DevCluster, tmp_path: Path
+) -> None:
+    from hpcbatch_agent.runner import INTERRUPTED_START_REASON
+
+    from hpcbatch.transport.local import read_pid
+
+    size = 600
+    out = tmp_path / "out"
+    out.mkdir()
+    parent = submit(
+        head,
+        ["sh", "-c", f"echo ran >> {out}/$AWS_BATCH_JOB_ARRAY_INDEX"],
+        arrayProperties={"size": size},
+        retryStrategy={"attempts": 2},
+    )
+
+    def succeeded() -> int:
+        summary = head.describe(parent)["arrayProperties"].get("statusSummary", {})
+        return int(summary.get("SUCCEEDED", 0))
+
+    wait_for(lambda: succeeded() >= size // 6, 60, "the array to be under way")
+    for host in cluster.hosts:  # every agent, while its jobs come and go
+        pid = read_pid(Path(host.agent_state_dir))
+        assert pid is not None
+        os.kill(pid, 9)
+    assert succeeded() < size, "the array must still be running when its agents die"
+    assert head.wait_status(parent, "SUCCEEDED", "FAILED", timeout=120)["status"] == "SUCCEEDED"
+    children = head.batch().list_jobs(arrayJobId=parent, jobStatus="SUCCEEDED", maxResults=1000)
+    ids = [job["jobId"] for job in children["jobSummaryList"]]
+    assert len(ids) == size
+    batch = head.batch()
+    described = [
+        job
+        for i in range(0, size, 100)
+        for job in batch.describe_jobs(jobs=ids[i : i + 100])["jobs"]
+    ]
+    assert sorted(int(name) for name in os.listdir(out)) == list(range(size))
+    runs = {int(name): (out / name).read_text().count("ran") for name in os.listdir(out)}
+    for job in described:
+        index = job["arrayProperties"]["index"]
+        attempts = job["attempts"]
+        if len(attempts) == 1:  # every result kept: it ran exactly once
+            assert runs[index] == 1, (index, attempts)
+        else:  # killed mid-spawn: that attempt is lost, never restarted; the retry ran it
+            assert [a["statusReason"] for a in attempts[:-1]] == [INTERRUPTED_START_REASON]
+            assert runs[index] in (1, 2)
+    # At most one spawn is in flight per agent when it dies.
+    assert sum(len(job["attempts"]) > 1 for job in described) <= len(cluster.hosts)
