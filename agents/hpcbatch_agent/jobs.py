@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from .keeper import start_ticks
+from .procfs import stat_fields
 
 ATTEMPT_VAR = "HPCBATCH_ATTEMPT_ID"
 DIR_VAR = "HPCBATCH_AGENT_DIR"
@@ -28,13 +29,8 @@ def job_alive(pid: int, ticks: int | None) -> bool:
 
 
 def _session_leader(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read()
-    except OSError:
-        return False
-    fields = text[text.rfind(b")") + 2 :].split()
-    return fields[0] != b"Z" and int(fields[3]) == pid
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != b"Z" and int(fields[3]) == pid
 
 
 def find_jobs(state_dir: str) -> dict[str, int]:

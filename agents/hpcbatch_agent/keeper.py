@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .procfs import stat_fields
+
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 REAPED = "reaped"
@@ -54,13 +56,8 @@ def make_subreaper() -> bool:
 
 def start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks after boot (also for a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read()
-    except OSError:
-        return None
-    fields = text[text.rfind(b")") + 2 :].split()  # after "pid (comm) "; field 3 is [0]
-    return int(fields[19])
+    fields = stat_fields(pid)
+    return None if fields is None else int(fields[19])
 
 
 def reaped_path(state_dir: Path | str, pid: int) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from . import keeper, protocol
 from .capacity import detect_node
 from .cgroups import DEFAULT_PIDS_MAX, Cgroups
+from .procfs import stat_fields
 from .server import AgentServer
 from .unixsock import connect, is_listening
 
@@ -247,12 +248,8 @@ def attach(args: argparse.Namespace) -> int:
 
 
 def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read()
-    except OSError:
-        return False
-    return text[text.rfind(b")") + 2 :].split()[0] != b"Z"
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != b"Z"
 
 
 def stop(args: argparse.Namespace) -> int:
