@@ -26,12 +26,10 @@ any code, 130 included, is reported with that code.
 from __future__ import annotations
 
 import contextlib
-import errno
 import heapq
 import os
 import selectors
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -43,24 +41,13 @@ from .cgroups import OOM_REASON, Cgroups
 from .jobs import ATTEMPT_VAR, DIR_VAR, find_jobs, job_alive
 from .keeper import REAPED, read_reaped, reaped_path, start_ticks, wait_status
 from .slots import Slot, SlotPool
+from .spawn import resolve_program, spawn_job
 from .spool import Spool, safe_name
 from .users import run_as
 from .workdirs import WorkDirs
 
 __all__ = ["Runner", "Running", "find_jobs"]
 
-SH = "/bin/sh"
-# v2 (or serve --cgroup-join shim): $1.. the cgroup.procs files to join, "--", then the
-# command. "echo 0" (0 = the writer itself) is a builtin, so the job's first process joins
-# before it execs the command.
-JOIN_SHIM = """while [ "$1" != -- ]; do
-  echo 0 >"$1" || { echo "hpcbatch: cannot join the job's cgroup $1" >&2; exit 125; }
-  shift
-done
-shift
-exec "$@"
-"""
-JOIN_TAG = "hpcbatch-join"
 INHERITED_ENV = ("PATH", "HOME", "LANG", "USER", "SHELL")
 LOST_REASON = "lost: the job ended while no agent watched it, and no exit status was kept"
 INTERRUPTED_START_REASON = (
@@ -205,7 +192,7 @@ class Runner:
             if self.slots.active:
                 slot = self.slots.acquire(spec["vcpus"], spec["memory_mib"])
             self.spool.record_intent(attempt_id, log_path, cwd if auto_dir else None)
-            pid = self._spawn(program, command, env, cwd, log_path, slot)
+            pid = spawn_job(program, command, env, cwd, log_path, slot, self.cgroups, self._state)
         except OSError as exc:
             if slot is not None:
                 self.slots.finish(slot, None, now_ms())
@@ -230,55 +217,13 @@ class Runner:
             )
         )
 
-    def _spawn(
-        self,
-        program: str,
-        command: list[str],
-        env: dict[str, str],
-        cwd: str,
-        log_path: str,
-        slot: Slot | None,
-    ) -> int:
-        argv = command
-        if slot is not None and slot.joins:  # v2: the job's first process joins itself
-            argv = [SH, "-c", JOIN_SHIM, JOIN_TAG, *slot.joins, "--", *command]
-            program = SH
-        file_actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-        ]
-        # The job inherits this thread's working directory and (v1) cgroups at the spawn;
-        # the agent is single-threaded, so nothing else runs meanwhile.
-        enter = slot.enter if slot is not None else []
-        os.chdir(cwd)
-        try:
-            if enter:
-                self.cgroups.enter(enter)
-            try:
-                # setsid: the job tree gets its own session and process group, so killpg
-                # reaches all of it and nothing reaches it when the agent or the head dies.
-                pid = _posix_spawn(program, argv, env, file_actions)
-            except OSError:
-                if enter:
-                    self.cgroups.leave()
-                raise
-        finally:
-            os.chdir(self._state)
-        if enter:
-            try:
-                self.cgroups.leave()
-            except OSError as exc:  # the job runs: it must be tracked whatever happens here
-                print(f"agent: cannot leave the cgroup of job {pid}: {exc}", file=sys.stderr)
-        return pid
-
     def _resolve(self, program: str, cwd: str, path: str) -> tuple[str | None, str | None]:
         """(the file to execute, or None; why it cannot be, or None)."""
         if not os.path.isdir(cwd):
             return None, f"CannotStartContainerError: working directory does not exist: {cwd}"
         key = (program, cwd if "/" in program else "", path)
         if key not in self._resolved:
-            self._resolved[key] = _resolve_program(program, cwd, path)
+            self._resolved[key] = resolve_program(program, cwd, path)
         return self._resolved[key]
 
     def _fail_to_start(self, attempt_id: str, log_path: str, reason: str) -> None:
@@ -578,35 +523,6 @@ class Runner:
                 if name not in needed:
                     _unlink_quietly(f"{directory}/{name}")
         self._reaped_done.clear()
-
-
-def _resolve_program(program: str, cwd: str, path: str) -> tuple[str | None, str | None]:
-    """(the file execvp would run, None) or (None, why not): execvp's PATH search."""
-    if "/" in program:
-        candidates = [os.path.join(cwd, program)]
-    else:
-        candidates = [os.path.join(cwd, d or ".", program) for d in path.split(":")]
-    seen_unexecutable = False
-    for candidate in candidates:
-        if os.path.isfile(candidate):
-            if os.access(candidate, os.X_OK):
-                return candidate, None
-            seen_unexecutable = True
-    if seen_unexecutable:
-        return None, f"CannotStartContainerError: command not executable: {program}"
-    return None, f"CannotStartContainerError: command not found: {program}"
-
-
-def _posix_spawn(
-    program: str, argv: list[str], env: dict[str, str], file_actions: list[Any]
-) -> int:
-    try:
-        return os.posix_spawn(program, argv, env, file_actions=file_actions, setsid=True)
-    except OSError as exc:
-        if exc.errno != errno.ENOEXEC:
-            raise
-    # A script without a "#!" line: run by the shell, as execvp does.
-    return os.posix_spawn(SH, [SH, program, *argv[1:]], env, file_actions=file_actions, setsid=True)
 
 
 def _unlink_quietly(path: str) -> None:
