@@ -108,6 +108,22 @@ def bench_latency(
     }
 
 
+def add_repeat_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="arrays to run, one after another (the VM's speed varies)",
+    )
+
+
+def report_runs(name: str, rates: list[float]) -> None:
+    """With more than one array run, one line of all their rates and the median."""
+    if len(rates) > 1:
+        runs = {"bench": name, "runs": len(rates), "children_per_second": sorted(rates)}
+        print(json.dumps({**runs, "median": statistics.median(rates)}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--array", type=int, default=10_000)
@@ -115,12 +131,7 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=50)
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--vcpus", type=int, default=32)
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=1,
-        help="arrays to run, one after another (the VM's speed varies)",
-    )
+    add_repeat_option(parser)
     args = parser.parse_args()
     with (
         BenchHead(nodes=args.nodes, vcpus=args.vcpus) as head,
@@ -135,9 +146,7 @@ def main() -> None:
             result = bench_array(client, args.array)
             rates.append(result["children_per_second"])
             print(json.dumps(result), flush=True)
-        if args.repeat > 1:
-            runs = {"bench": "head_array_runs", "children_per_second": sorted(rates)}
-            print(json.dumps({**runs, "median": statistics.median(rates)}), flush=True)
+        report_runs("head_array_runs", rates)
 
 
 if __name__ == "__main__":

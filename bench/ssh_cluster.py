@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.head_throughput import JOB, bench_latency, wait_done
+from bench.head_throughput import JOB, add_repeat_option, bench_latency, report_runs, wait_done
 from bench.headproc import BenchHead
 from hpcbatch.devcluster import DevCluster
 
@@ -129,12 +128,7 @@ def main() -> None:
     parser.add_argument("--array", type=int, default=10_000)
     parser.add_argument("--latency", type=int, default=50)
     parser.add_argument("--vcpus", type=int, default=16)
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=1,
-        help="arrays to run, one after another (the VM's speed varies)",
-    )
+    add_repeat_option(parser)
     args = parser.parse_args()
     cluster = DevCluster.up(Path(tempfile.mkdtemp(prefix="hpcbatch-bench-cluster-")), hosts=4)
     try:
@@ -169,18 +163,7 @@ def main() -> None:
                 run_array(client, cluster, head.proc.pid, job, args.array)
                 for _ in range(args.repeat)
             ]
-            if args.repeat > 1:
-                print(
-                    json.dumps(
-                        {
-                            "bench": "ssh_array_runs",
-                            "runs": args.repeat,
-                            "children_per_second": sorted(rates),
-                            "median": statistics.median(rates),
-                        }
-                    ),
-                    flush=True,
-                )
+            report_runs("ssh_array_runs", rates)
     finally:
         for host in cluster.hosts:
             from hpcbatch.transport.local import stop_local_agent
