@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hpcbatch.devcluster import descriptor as desc
-from hpcbatch.devcluster import keys, naming, network, processes, sshd
+from hpcbatch.devcluster import disks, keys, naming, network, processes, sshd
 from hpcbatch.devcluster.descriptor import Descriptor, DevHost
 from hpcbatch.devcluster.errors import DevClusterError
 
@@ -79,9 +79,18 @@ class DevCluster:
     # -- up ------------------------------------------------------------------------------
 
     @classmethod
-    def up(cls, base_dir: Path, hosts: int = 4, prefix: str | None = None) -> DevCluster:
+    def up(
+        cls,
+        base_dir: Path,
+        hosts: int = 4,
+        prefix: str | None = None,
+        disk_mib: int = disks.DEFAULT_MIB,
+    ) -> DevCluster:
+        """Build ``hosts`` hosts in ``base_dir``, each with its own ``disk_mib`` MiB disk
+        (0: none; where the machine cannot make one, none, and ``disk_problem`` says why)."""
         base_dir = Path(base_dir).absolute()
         reasons = [naming.check_host_count(hosts), sshd.unsafe_path_reason(base_dir)]
+        reasons.append(disks.check_size(disk_mib))
         reasons.append(None if prefix is None else naming.check_prefix(prefix))
         for reason in reasons:
             if reason:
@@ -94,7 +103,7 @@ class DevCluster:
         subnet = naming.choose_subnet(prefix, taken)
         created_dir = not base_dir.exists()
         base_dir.mkdir(parents=True, exist_ok=True)
-        plan = desc.plan(base_dir, prefix, subnet, hosts, created_dir)
+        plan = desc.plan(base_dir, prefix, subnet, hosts, created_dir, disk_mib)
         desc.claim(plan)
         cluster = cls(plan, runner)
         try:
@@ -110,6 +119,7 @@ class DevCluster:
 
     def _build(self, subnet: IPv4Network) -> None:
         self._make_network(subnet)
+        self._make_disks()
         self._write_files()
         procs = self._start_sshds()
         self.descriptor = self.descriptor.with_pids({n: p.pid for n, p in procs.items()})
@@ -128,6 +138,30 @@ class DevCluster:
             )
         for argv in argvs:
             self.runner.run(argv)
+
+    def _make_disks(self) -> None:
+        """Every host its own disk, or (if any cannot have one) none of them."""
+        d = self.descriptor
+        wanted = [h for h in d.hosts if h.disk_image is not None]
+        if not wanted:
+            return
+
+        def make(host: DevHost) -> str | None:
+            assert host.disk_image is not None
+            mountpoint = host.host_dir / disks.MOUNT_DIR
+            return disks.make(self.runner, host.disk_image, mountpoint, d.disk_mib, host.name)
+
+        with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
+            problems = [p for p in pool.map(make, wanted) if p is not None]
+        if problems:
+            stuck = disks.unmount_all(self.runner, self.base_dir / desc.HOSTS_DIR)
+            if stuck:
+                raise DevClusterError(f"cannot unmount {', '.join(stuck)}")
+            for host in wanted:
+                assert host.disk_image is not None
+                host.disk_image.unlink(missing_ok=True)
+            self.descriptor = d.without_disks(f"no disk of their own: {problems[0]}")
+            desc.save(self.descriptor)
 
     def _write_files(self) -> None:
         d = self.descriptor
@@ -194,8 +228,11 @@ class DevCluster:
             self.runner.run(network.delete_link_argv(link), check=False)
         for namespace in self._namespaces():
             self.runner.run(network.delete_netns_argv(namespace), check=False)
-        self._remove_files()
-        left = [f"process {pid}" for pid in survivors]
+        mounted = disks.unmount_all(self.runner, self.base_dir / desc.HOSTS_DIR)
+        if not mounted:  # never delete through a mount that is still there
+            self._remove_files()
+        left = [f"mount {point}" for point in mounted]
+        left += [f"process {pid}" for pid in survivors]
         left += [f"link {name}" for name in self._links()]
         left += [f"namespace {name}" for name in self._namespaces()]
         if left:
@@ -239,7 +276,8 @@ class DevCluster:
 
     def status(self) -> list[dict[str, Any]]:
         """Per host: name, namespace, address, port, sshd_pid, alive (that sshd runs),
-        reachable (its port 22 answers from the root namespace), link ("up"/"down")."""
+        reachable (its port 22 answers from the root namespace), link ("up"/"down"), disk
+        ("own": its disk is mounted; "missing": it should be but is not; "none")."""
         hosts = self.descriptor.hosts
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
             answers = list(pool.map(lambda h: reachable(h.address, h.port, REACH_TIMEOUT), hosts))
@@ -256,6 +294,7 @@ class DevCluster:
                 and sshd.is_our_sshd(processes.cmdline(h.sshd_pid), sshd_files(self.descriptor, h)),
                 "reachable": answer,
                 "link": link_state(h.veth, links),
+                "disk": disk_state(h),
             }
             for h, answer in zip(hosts, answers, strict=True)
         ]
@@ -346,6 +385,12 @@ def link_state(link: str, existing: set[str]) -> str:
     except (OSError, ValueError):
         return "missing"
     return "up" if flags & 0x1 else "down"  # IFF_UP
+
+
+def disk_state(host: DevHost) -> str:
+    if host.disk_image is None:
+        return "none"
+    return "own" if disks.is_mounted(host.host_dir / disks.MOUNT_DIR) else "missing"
 
 
 def read_pid(path: Path) -> int | None:

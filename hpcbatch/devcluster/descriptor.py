@@ -16,7 +16,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-from hpcbatch.devcluster import naming
+from hpcbatch.devcluster import disks, naming
 from hpcbatch.devcluster.errors import DevClusterError
 
 DESCRIPTOR_VERSION = 1
@@ -53,7 +53,8 @@ class DevHost:
     agent_state_dir: Path
     sshd_pid: int | None
     veth: str  # its end of the veth pair in the root namespace, on the bridge
-    host_dir: Path  # DIR/hosts/<name>: host key, sshd_config, sshd.pid, sshd.log, agent/
+    host_dir: Path  # DIR/hosts/<name>: host key, sshd_config, sshd.pid, sshd.log, agent state
+    disk_image: Path | None = None  # its own disk (disks.py), mounted on host_dir/disk
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,15 @@ class Descriptor:
     created_dir: bool  # ``up`` made base_dir, so ``down`` removes it (when empty)
     hosts: tuple[DevHost, ...] = field(default_factory=tuple)
     state: str = "building"
+    disk_mib: int = 0  # each host's own disk (0: none asked for)
+    disk_problem: str | None = None  # why the hosts have no disk of their own after all
+
+    def without_disks(self, problem: str) -> Descriptor:
+        """The hosts keep their state on the cluster's filesystem instead."""
+        hosts = tuple(
+            replace(h, disk_image=None, agent_state_dir=h.host_dir / "agent") for h in self.hosts
+        )
+        return replace(self, hosts=hosts, disk_problem=problem)
 
     def with_pids(self, pids: dict[str, int]) -> Descriptor:
         hosts = tuple(replace(h, sshd_pid=pids.get(h.name, h.sshd_pid)) for h in self.hosts)
@@ -75,7 +85,12 @@ class Descriptor:
 
 
 def plan(
-    base_dir: Path, prefix: str, subnet: IPv4Network, hosts: int, created_dir: bool
+    base_dir: Path,
+    prefix: str,
+    subnet: IPv4Network,
+    hosts: int,
+    created_dir: bool,
+    disk_mib: int = 0,
 ) -> Descriptor:
     """Every name, address and path of a cluster, before anything is made."""
     key_path = base_dir / CLIENT_KEY
@@ -84,6 +99,7 @@ def plan(
     for index in range(1, hosts + 1):
         name = naming.host_name(prefix, index)
         host_dir = base_dir / HOSTS_DIR / name
+        state_dir = host_dir / disks.MOUNT_DIR / "agent" if disk_mib else host_dir / "agent"
         planned.append(
             DevHost(
                 name=name,
@@ -93,10 +109,11 @@ def plan(
                 user=SSH_USER,
                 key_path=key_path,
                 known_hosts_path=known_hosts_path,
-                agent_state_dir=host_dir / "agent",
+                agent_state_dir=state_dir,
                 sshd_pid=None,
                 veth=naming.veth_name(prefix, index),
                 host_dir=host_dir,
+                disk_image=host_dir / disks.IMAGE if disk_mib else None,
             )
         )
     return Descriptor(
@@ -109,6 +126,7 @@ def plan(
         known_hosts_path=known_hosts_path,
         created_dir=created_dir,
         hosts=tuple(planned),
+        disk_mib=disk_mib,
     )
 
 
@@ -122,6 +140,8 @@ def to_json(descriptor: Descriptor) -> str:
         "bridge_address": descriptor.bridge_address,
         "base_dir": str(descriptor.base_dir),
         "created_dir": descriptor.created_dir,
+        "disk_mib": descriptor.disk_mib,
+        "disk_problem": descriptor.disk_problem,
         "key_path": str(descriptor.key_path),
         "known_hosts_path": str(descriptor.known_hosts_path),
         "head_config_path": str(descriptor.base_dir / HEAD_CONFIG),
@@ -136,6 +156,7 @@ def to_json(descriptor: Descriptor) -> str:
                 "sshd_pid": h.sshd_pid,
                 "veth": h.veth,
                 "host_dir": str(h.host_dir),
+                "disk_image": None if h.disk_image is None else str(h.disk_image),
             }
             for h in descriptor.hosts
         ],
@@ -162,6 +183,7 @@ def from_json(text: str) -> Descriptor:
             sshd_pid=h["sshd_pid"],
             veth=h["veth"],
             host_dir=Path(h["host_dir"]),
+            disk_image=Path(h["disk_image"]) if h.get("disk_image") else None,
         )
         for h in document["hosts"]
     )
@@ -176,6 +198,8 @@ def from_json(text: str) -> Descriptor:
         created_dir=bool(document["created_dir"]),
         hosts=hosts,
         state=document["state"],
+        disk_mib=int(document.get("disk_mib") or 0),
+        disk_problem=document.get("disk_problem"),
     )
 
 

@@ -48,10 +48,12 @@ class Clusters:
         self.root = root
         self.made: list[tuple[Path, str | None]] = []
 
-    def up(self, name: str, hosts: int = 2, prefix: str | None = None) -> DevCluster:
+    def up(
+        self, name: str, hosts: int = 2, prefix: str | None = None, **options: int
+    ) -> DevCluster:
         base_dir = self.root / name
         self.made.append((base_dir, prefix))
-        cluster = DevCluster.up(base_dir, hosts=hosts, prefix=prefix)
+        cluster = DevCluster.up(base_dir, hosts=hosts, prefix=prefix, **options)
         self.made[-1] = (base_dir, cluster.prefix)
         return cluster
 

@@ -27,11 +27,24 @@ def test_up_records_every_host(cluster: DevCluster) -> None:
     assert len({h.address for h in cluster.hosts}) == 4
     assert [h.name for h in cluster.hosts] == [f"{cluster.prefix}-h{i}" for i in range(1, 5)]
     assert oct(cluster.key_path.stat().st_mode & 0o777) == "0o600"
-    for host in cluster.hosts:  # the hosts share one filesystem: per-host state, own paths
-        assert host.agent_state_dir == cluster.base_dir / "hosts" / host.name / "agent"
+    for host in cluster.hosts:
+        assert host.agent_state_dir == cluster.base_dir / "hosts" / host.name / "disk" / "agent"
         assert host.agent_state_dir.is_dir()
     assert DevCluster.load(cluster.base_dir).hosts == cluster.hosts
     assert all(s["alive"] and s["reachable"] and s["link"] == "up" for s in cluster.status())
+
+
+def test_each_host_keeps_its_state_on_a_disk_of_its_own(cluster: DevCluster) -> None:
+    assert cluster.descriptor.disk_problem is None, cluster.descriptor.disk_problem
+    devices = {os.stat(h.agent_state_dir).st_dev for h in cluster.hosts}
+    assert len(devices) == 4  # four filesystems...
+    assert os.stat(cluster.base_dir).st_dev not in devices  # ...none of them the cluster dir's
+    for host in cluster.hosts:
+        usage = os.statvfs(host.agent_state_dir)
+        assert usage.f_blocks * usage.f_frsize > 1024 * 1024 * 1024  # the 2 GiB default
+        image = host.host_dir / "disk.img"
+        assert os.stat(image).st_blocks * 512 < 256 * 1024 * 1024  # sparse: only what is used
+    assert {s["disk"] for s in cluster.status()} == {"own"}
 
 
 def test_each_host_answers_ssh_as_itself_with_no_way_out(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcbatch.devcluster import DevCluster, DevClusterError, processes, sshd
+from hpcbatch.devcluster import DevCluster, DevClusterError, disks, processes, sshd
 
 from .conftest import Clusters, SshFactory, fresh_prefix, require_root, ssh_run
 
@@ -29,6 +29,7 @@ def owned(prefix: str, names: set[str]) -> set[str]:
 
 
 def assert_gone(cluster: DevCluster, pids: list[int]) -> None:
+    assert disks.mounts_under(cluster.base_dir) == []
     assert owned(cluster.prefix, namespaces()) == set()
     assert owned(cluster.prefix, links()) == set()
     assert [pid for pid in pids if processes.is_alive(pid)] == []
@@ -65,9 +66,13 @@ def test_up_into_a_dir_that_holds_a_cluster_is_refused(clusters: Clusters) -> No
 
 def test_down_leaves_nothing_and_can_be_repeated(clusters: Clusters, ssh: SshFactory) -> None:
     cluster = clusters.up("gone", hosts=2)
+    assert len(disks.mounts_under(cluster.base_dir)) == 2  # each host's disk
     pids = [h.sshd_pid for h in cluster.hosts if h.sshd_pid is not None]
     client = ssh(cluster.hosts[0])  # an open session: a process in the namespace
-    assert ssh_run(client, "true")[0] == 0
+    # ...with a file open on its host's disk: down must still unmount it
+    state_dir = cluster.hosts[0].agent_state_dir
+    hold_open = f"echo busy > {state_dir}/f && (sleep 600 < {state_dir}/f > /dev/null 2>&1 &)"
+    assert ssh_run(client, hold_open)[0] == 0
     cluster.down()
     assert_gone(cluster, pids)
     cluster.down()
@@ -107,6 +112,38 @@ def test_down_removes_a_half_built_cluster(
     assert left.descriptor.state == "building"
     left.down()
     assert_gone(left, [])
+
+
+def test_hosts_without_a_disk_of_their_own(clusters: Clusters) -> None:
+    cluster = clusters.up("plain", hosts=1, disk_mib=0)
+    (host,) = cluster.hosts
+    assert host.agent_state_dir == host.host_dir / "agent"
+    assert os.stat(host.agent_state_dir).st_dev == os.stat(cluster.base_dir).st_dev
+    assert disks.mounts_under(cluster.base_dir) == []
+    assert [s["disk"] for s in cluster.status()] == ["none"]
+
+
+def test_a_machine_that_cannot_make_disks_gets_hosts_without_and_says_why(
+    clusters: Clusters, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(disks, "MKFS", "mkfs.no-such-filesystem")
+    cluster = clusters.up("nodisk", hosts=2)
+    assert cluster.descriptor.disk_problem is not None
+    assert "mkfs.no-such-filesystem not found" in cluster.descriptor.disk_problem
+    assert DevCluster.load(cluster.base_dir).descriptor.disk_problem == (
+        cluster.descriptor.disk_problem
+    )
+    for host in cluster.hosts:
+        assert host.agent_state_dir == host.host_dir / "agent" and host.agent_state_dir.is_dir()
+        assert not (host.host_dir / "disk.img").exists()
+    assert [s["disk"] for s in cluster.status()] == ["none", "none"]
+
+
+def test_a_bad_disk_size_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    require_root()
+    with pytest.raises(DevClusterError, match="disk_mib must be 0 .* or at least 64, not 10"):
+        DevCluster.up(tmp_path / "c", hosts=1, disk_mib=10)
+    assert not (tmp_path / "c").exists()
 
 
 def test_up_needs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

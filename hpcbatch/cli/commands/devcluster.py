@@ -21,13 +21,14 @@ if TYPE_CHECKING:
 
 DIR_ENV = "HPCBATCH_DEVCLUSTER_DIR"  # also in hpcbatch.devcluster (not imported here: speed)
 DEFAULT_DIR = "/tmp/hpcbatch-devcluster"
+DEFAULT_DISK_MIB = 2048  # hpcbatch.devcluster.disks.DEFAULT_MIB (not imported here: speed)
 EXIT_FAILED = 1
 
 EXIT_CODES = """\
 exit codes:
   0  ok
   1  the dev cluster could not be built, found or removed (the reason is on stderr);
-     for status: a host's sshd is not running or does not answer
+     for status: a host's sshd is not running or does not answer, or its disk is not mounted
   2  usage error"""
 
 
@@ -46,6 +47,15 @@ def register(
     up.add_argument("--hosts", "-n", type=int, default=4, help="how many (default: 4)")
     up.add_argument(
         "--prefix", help="name prefix of namespaces and links (default: hb + 4 random hex digits)"
+    )
+    up.add_argument(
+        "--disk-mib",
+        type=int,
+        default=DEFAULT_DISK_MIB,
+        metavar="MIB",
+        help="each host's own disk: a sparse ext4 image of this size, loop-mounted where its "
+        f"agent keeps its state (default: {DEFAULT_DISK_MIB}; 0: state on the cluster's "
+        "filesystem)",
     )
     down = actions.add_parser("down", parents=[common], help="remove it all", epilog=EXIT_CODES)
     status = actions.add_parser(
@@ -68,7 +78,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     base_dir = args.dir or Path(os.environ.get(DIR_ENV) or DEFAULT_DIR)
     try:
         if args.action == "up":
-            cluster = DevCluster.up(base_dir, hosts=args.hosts, prefix=args.prefix)
+            cluster = DevCluster.up(
+                base_dir, hosts=args.hosts, prefix=args.prefix, disk_mib=args.disk_mib
+            )
             report_up(cluster, ctx)
             return EXIT_OK
         if args.action == "down" and not (base_dir / "cluster.json").exists():
@@ -95,6 +107,15 @@ def report_up(cluster: DevCluster, ctx: Context) -> None:
     out = sys.stdout
     out.write(f"dev cluster {cluster.prefix} up: subnet {cluster.subnet}, dir {cluster.base_dir}\n")
     out.write(render.table(["HOST", "ADDRESS", "PORT", "USER", "SSHD PID"], rows) + "\n\n")
+    d = cluster.descriptor
+    if d.disk_problem:
+        warn(
+            f"warning: the hosts keep their state on {cluster.base_dir}'s filesystem, "
+            f"{d.disk_problem}"
+        )
+    elif d.disk_mib:
+        out.write(f"each host has its own {d.disk_mib} MiB ext4 disk (sparse image, loop-mounted) ")
+        out.write("holding its agent's state dir\n\n")
     out.write(f"ssh: ssh -F /dev/null -i {cluster.key_path} -o UserKnownHostsFile=")
     out.write(f"{cluster.known_hosts_path} root@{cluster.hosts[0].address} hostname\n\n")
     out.write(f"head configuration (also in {cluster.base_dir / 'head-ce.toml'}):\n\n")
@@ -118,13 +139,14 @@ def report_status(cluster: DevCluster, ctx: Context) -> int:
                 yes_no(h["alive"]),
                 yes_no(h["reachable"]),
                 h["link"],
+                h["disk"],
             ]
             for h in hosts
         ]
-        headers = ["HOST", "NAMESPACE", "ADDRESS", "SSHD PID", "ALIVE", "REACHABLE", "LINK"]
+        headers = ["HOST", "NAMESPACE", "ADDRESS", "SSHD PID", "ALIVE", "REACHABLE", "LINK", "DISK"]
         sys.stdout.write(f"dev cluster {cluster.prefix}: subnet {cluster.subnet}\n")
         sys.stdout.write(render.table(headers, rows) + "\n")
-    healthy = all(h["alive"] and h["reachable"] for h in hosts)
+    healthy = all(h["alive"] and h["reachable"] and h["disk"] != "missing" for h in hosts)
     return EXIT_OK if healthy else EXIT_FAILED
 
 
@@ -135,6 +157,8 @@ def describe(cluster: DevCluster) -> dict[str, Any]:
         "dir": str(cluster.base_dir),
         "key": str(cluster.key_path),
         "known_hosts": str(cluster.known_hosts_path),
+        "disk_mib": cluster.descriptor.disk_mib if not cluster.descriptor.disk_problem else 0,
+        "disk_problem": cluster.descriptor.disk_problem,
         "hosts": [
             {
                 "name": h.name,
@@ -143,6 +167,7 @@ def describe(cluster: DevCluster) -> dict[str, Any]:
                 "port": h.port,
                 "user": h.user,
                 "state_dir": str(h.agent_state_dir),
+                "disk_image": None if h.disk_image is None else str(h.disk_image),
                 "sshd_pid": h.sshd_pid,
             }
             for h in cluster.hosts
