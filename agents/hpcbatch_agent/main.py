@@ -31,6 +31,7 @@ from .capacity import detect_node
 from .cgroups import DEFAULT_PIDS_MAX, Cgroups
 from .procfs import stat_fields
 from .server import AgentServer
+from .spool import DURABILITIES
 from .unixsock import connect, is_listening
 
 EXIT_ALREADY_RUNNING = 3
@@ -66,6 +67,13 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="how a job enters v1 cgroups: auto = the agent's thread steps in around the spawn "
         "where the host allows it; shim = a /bin/sh shim in the job joins (as on v2)",
+    )
+    parser.add_argument(
+        "--durability",
+        choices=DURABILITIES,
+        default="process",
+        help="process (default): the spool survives the agent's or the head's death, without "
+        "waiting for the disk; power: it also survives a power loss (an fsync per loop turn)",
     )
 
 
@@ -103,6 +111,8 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
         argv.append("--no-cgroups")
     if args.cgroup_join != "auto":
         argv += ["--cgroup-join", args.cgroup_join]
+    if args.durability != "process":
+        argv += ["--durability", args.durability]
     if args.vcpus is not None:
         argv += ["--vcpus", str(args.vcpus)]
     if args.memory_mib is not None:
@@ -199,6 +209,7 @@ def serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
         heartbeat_s=args.heartbeat_s,
         kill_grace_s=args.kill_grace_s,
         cgroups=cgroups,
+        durability=args.durability,
     )
     try:
         server.serve_forever()

@@ -57,12 +57,13 @@ class AgentServer:
         heartbeat_s: float = 2.0,
         kill_grace_s: float = 3.0,
         cgroups: Cgroups | None = None,
+        durability: str = "process",
     ) -> None:
         self.state_dir = state_dir
         self.node = node
         self.heartbeat_ms = int(heartbeat_s * 1000)
         self.selector = selectors.DefaultSelector()
-        self.spool = Spool(state_dir / "spool")
+        self.spool = Spool(state_dir / "spool", durability)
         self.pending: list[p.AttemptUpdate] = []
         self.runner = Runner(
             state_dir, self.spool, self.selector, self.pending.append, kill_grace_s, cgroups

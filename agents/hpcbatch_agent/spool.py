@@ -5,14 +5,20 @@ Vocabulary:
                file paths, timeout) and, once decided, its final result (an update).
     journal    ``spool/journal.jsonl``, an append-only file of JSON lines, one per event:
                ``start``, ``kill``, ``end``, ``ack``. Replaying it rebuilds the records.
-    commit     one write of every pending line followed by one fsync (group commit): the
-               agent commits once per loop turn, before it reports anything, so a result
-               the head has seen is always on disk, and 10,000 attempts cost a few hundred
-               fsyncs rather than 20,000. A start is written (not yet synced) the moment
-               the job exists: a write survives the agent's own death, so a restarted
-               agent knows every job its predecessor spawned.
-    compaction rewriting the journal as only the live records (tmp + fsync + rename) once
-               acked history dominates it.
+    commit     one write of every pending line (group commit): the agent commits once
+               per loop turn, before it reports anything, so a result the head has seen
+               is always in the journal. A start is written the moment the job exists.
+               A write survives the agent's own death (kill -9, OOM) and the head's: the
+               kernel holds it. So a restarted agent knows every job its predecessor
+               spawned and every result it decided.
+    durability ``process`` (the default, as the head's store): what the kernel holds is
+               enough, nothing waits for the disk. ``power``: each commit that carries a
+               start or a result also fsyncs (a few hundred fsyncs per 10,000 attempts),
+               so it survives the host losing power too. Without that, a power loss can
+               lose the last seconds of results, and the head then counts those attempts
+               as lost with the host, as it does the jobs the power loss killed.
+    compaction rewriting the journal as only the live records (tmp + rename, with fsyncs
+               under ``power``) once acked history dominates it.
 
 A torn last line (the agent died mid-write) is ignored: only the tail can be torn, and
 nothing after it was ever reported. ``safe_name`` turns an attempt id into a file name.
@@ -49,10 +55,16 @@ def attempt_id_from_name(name: str) -> str | None:
     return None if "~" in name else urllib.parse.unquote(name)
 
 
+DURABILITIES = ("process", "power")
+
+
 class Spool:
     """Replays and appends the journal. Records are plain dicts keyed by attempt id."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, durability: str = "process") -> None:
+        if durability not in DURABILITIES:
+            raise ValueError(f"durability must be 'process' or 'power', not {durability!r}")
+        self.sync = durability == "power"
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / JOURNAL
@@ -146,11 +158,12 @@ class Spool:
             view = view[written:]
 
     def commit(self) -> None:
-        """Write pending lines; fsync when any written since the last sync must survive a
-        crash."""
+        """Write pending lines; under ``power``, fsync when any of them is a start or a
+        result."""
         self.flush()
         if self._pending_durable:
-            os.fsync(self._fd)
+            if self.sync:
+                os.fsync(self._fd)
             self._pending_durable = False
             if self._lines > 4 * len(self.records) + 20000:
                 self.compact()
@@ -163,13 +176,15 @@ class Spool:
                 for entry in _entries_for(record):
                     out.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
             out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            if self.sync:
+                os.fsync(out.fileno())
+        os.replace(tmp, self.path)  # atomic: a reader sees the old journal or the new one
+        if self.sync:
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         self._lines = sum(len(_entries_for(r)) for r in self.records.values())

@@ -17,6 +17,7 @@ python = "python3"
 vcpus = 8                        # optional capacity overrides
 memory_mib = 32000
 labels = { rack = "a" }
+agent_durability = "process"     # "power": the agent fsyncs its spool each turn (see docs)
 ```
 
 Every problem is a ValidationError naming the host and the rule; one bad host refuses the whole
@@ -50,7 +51,9 @@ HOST_KEYS = {
     "memory_mib",
     "gpus",
     "labels",
+    "agent_durability",
 }
+AGENT_DURABILITIES = ("process", "power")
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,11 @@ def parse_host(where: str, raw: Any) -> SshHost:
         isinstance(gpus, list) and all(isinstance(g, int) and g >= 0 for g in gpus)
     ):
         raise ValidationError(f"{where}.gpus", f"must be a list of GPU indices (got {gpus!r})")
+    durability = raw.get("agent_durability", "process")
+    if durability not in AGENT_DURABILITIES:
+        raise ValidationError(
+            f"{where}.agent_durability", f"must be 'process' or 'power' (got {durability!r})"
+        )
     return SshHost(
         name=name,
         address=_check_address(where, raw.get("address")),
@@ -135,6 +143,7 @@ def parse_host(where: str, raw: Any) -> SshHost:
         memory_mib=_int(where, raw, "memory_mib", None, 4),
         gpus=tuple(gpus) if gpus is not None else None,
         labels=dict(raw.get("labels", {})),
+        agent_durability=durability,
     )
 
 

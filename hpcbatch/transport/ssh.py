@@ -54,6 +54,7 @@ class SshHost:
     memory_mib: int | None = None
     gpus: tuple[int, ...] | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    agent_durability: str = "process"  # or "power": the agent's spool fsyncs each turn
 
 
 def _connect_client(host: SshHost) -> paramiko.SSHClient:
@@ -151,6 +152,8 @@ def attach_command(host: SshHost, pyz: str) -> str:
         argv += ["--memory-mib", str(host.memory_mib)]
     if host.gpus is not None:
         argv += ["--gpus", ",".join(map(str, host.gpus))]
+    if host.agent_durability != "process":
+        argv += ["--durability", host.agent_durability]
     return shlex.join(argv)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
 from hpcbatch_agent import protocol as p
 from hpcbatch_agent.spool import JOURNAL, Spool, attempt_id_from_name, safe_name
 
@@ -75,3 +77,28 @@ def test_safe_name_is_a_reversible_single_path_component() -> None:
     long_id = "x/" * 300
     assert len(safe_name(long_id)) < 255
     assert attempt_id_from_name(safe_name(long_id)) is None
+
+
+@pytest.mark.parametrize(("durability", "fsyncs"), [("process", 0), ("power", 1)])
+def test_only_power_durability_waits_for_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: str, fsyncs: int
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    spool = Spool(tmp_path, durability)
+    _start(spool, "a")
+    spool.record_end(p.attempt_update("a", p.EXITED, "/l", exit_code=0))
+    spool.commit()  # one turn: a start and a result
+    assert len(synced) == fsyncs
+    spool.record_ack("a")
+    spool.commit()  # an ack alone is never worth a wait
+    assert len(synced) == fsyncs
+    # Either way every line is written, for a restarted agent to read:
+    assert Spool(tmp_path).records == {}
+    assert (tmp_path / JOURNAL).read_bytes().count(b"\n") == 3
+
+
+def test_an_unknown_durability_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="durability must be 'process' or 'power', not 'disk'"):
+        Spool(tmp_path, "disk")

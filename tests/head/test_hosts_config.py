@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from hpcbatch.errors import ValidationError
 from hpcbatch.head.hosts import parse_compute_environments
+from hpcbatch.transport.ssh import attach_command
 
 
 @pytest.fixture
@@ -42,6 +44,13 @@ def test_good_hosts_parse(key: Path) -> None:
     assert (ce.hosts[1].port, ce.hosts[1].vcpus) == (2222, 8)
 
 
+def test_agent_durability_reaches_the_agents_command_line(key: Path) -> None:
+    (ce,) = parse(host(key), host(key, name="n2", address="10.0.0.12", agent_durability="power"))
+    default, power = (shlex.split(attach_command(h, "/a.pyz")) for h in ce.hosts)
+    assert "--durability" not in default  # the agent's own default: process
+    assert power[power.index("--durability") + 1] == "power"
+
+
 @pytest.mark.parametrize(
     ("change", "field", "rule"),
     [
@@ -53,6 +62,7 @@ def test_good_hosts_parse(key: Path) -> None:
         ({"colour": "red"}, "hosts[0].colour", "not a known host setting"),
         ({"name": "local-1"}, "hosts[0].name", "listed twice"),
         ({"name": "has space"}, "hosts[0].name", "letters"),
+        ({"agent_durability": "disk"}, "hosts[0] (n1).agent_durability", "'process' or 'power'"),
     ],
 )
 def test_bad_hosts_are_refused(key: Path, change: dict[str, Any], field: str, rule: str) -> None:
