@@ -41,7 +41,7 @@ from .cgroups import OOM_REASON, Cgroups
 from .jobs import ATTEMPT_VAR, DIR_VAR, find_jobs, job_alive
 from .keeper import REAPED, read_reaped, reaped_path, start_ticks, wait_status
 from .slots import Slot, SlotPool
-from .spawn import resolve_program, spawn_job
+from .spawn import SpawnRequest, resolve_program, spawn_jobs
 from .spool import Spool, safe_name
 from .users import run_as
 from .workdirs import WorkDirs
@@ -80,6 +80,16 @@ class Running:
     signal_sent: int | None = None
     pidfd: int | None = None
     ended_ms: int | None = None  # adopted: when its end was first noticed
+
+
+@dataclass
+class _Ready:
+    """A launched attempt prepared for the spawn."""
+
+    attempt_id: str
+    request: SpawnRequest
+    work_dir: str | None  # the work dir made for it (None: the job names its own)
+    timeout_s: int | None
 
 
 class Runner:
@@ -149,16 +159,68 @@ class Runner:
     # --- launching --------------------------------------------------------------------------
 
     def launch_batch(self, specs: Iterable[p.AttemptSpec]) -> None:
+        """Start a batch in three steps: prepare each job (work dir, slot, environment),
+        journal every intent in one write, spawn them back to back (spawn.spawn_jobs), then
+        journal every start in one write and track them."""
         self._resolved.clear()  # PATH lookups are cached for one batch only
+        ready: list[_Ready] = []
+        taken: set[str] = set()
         for spec in specs:
-            self.launch(spec)
+            prepared = self._prepare(spec, taken)
+            if prepared is not None:
+                ready.append(prepared)
+                taken.add(prepared.attempt_id)
+        if not ready:
+            return
+        for job in ready:
+            self.spool.record_intent(job.attempt_id, job.request.log_path, job.work_dir)
+        self.spool.flush()
+        pids = spawn_jobs([job.request for job in ready], self.cgroups, self._state)
+        started: list[tuple[_Ready, int]] = []
+        for job, pid in zip(ready, pids, strict=True):
+            if isinstance(pid, OSError):
+                slot = job.request.slot
+                if slot is not None:
+                    self.slots.finish(slot, None, now_ms())
+                reason = f"CannotStartContainerError: {pid}"
+                self._fail_to_start(job.attempt_id, job.request.log_path, reason)
+            else:
+                started.append((job, pid))
+        for job, pid in started:
+            slot = job.request.slot
+            record: dict[str, Any] = {
+                "attempt_id": job.attempt_id,
+                "pid": pid,
+                "start_ticks": start_ticks(pid),
+                "started_at_ms": now_ms(),
+                "timeout_s": job.timeout_s,
+                "log_path": job.request.log_path,
+                "work_dir": job.work_dir,
+                "cgroups": slot.dirs if slot is not None else [],
+                "oom_base": slot.oom_base if slot is not None else 0,
+            }
+            self.spool.record_start(record)
+            self._track(Running(job.attempt_id, pid, record["start_ticks"], True, slot), record)
+            update = p.attempt_update(
+                job.attempt_id,
+                p.RUNNING,
+                job.request.log_path,
+                pid=pid,
+                started_at_ms=record["started_at_ms"],
+            )
+            self.emit(update)
+        self.spool.flush()
 
-    def launch(self, spec: p.AttemptSpec) -> None:
+    def _prepare(self, spec: p.AttemptSpec, taken: set[str]) -> _Ready | None:
+        """A job ready to spawn, or None: already known (reported again), or failed to start
+        (reported)."""
         attempt_id = spec["attempt_id"]
         known = self.current_update(attempt_id)
         if known is not None:  # a re-sent launch: report, never run twice
             self.emit(known)
-            return
+            return None
+        if attempt_id in taken:
+            return None  # twice in one batch: one start
         safe = safe_name(attempt_id)
         log_path = f"{self._logs}/{safe}.log"
         env = {**self.base_env, **spec["env"], ATTEMPT_VAR: attempt_id, DIR_VAR: self._state}
@@ -169,7 +231,7 @@ class Runner:
         who = run_as(spec["user"]) if spec.get("user") else None
         if isinstance(who, str):
             self._fail_to_start(attempt_id, log_path, who)
-            return
+            return None
         auto_dir = spec["cwd"] is None
         cwd = f"{self._work}/{safe}" if auto_dir else str(spec["cwd"])
         if auto_dir:
@@ -186,36 +248,18 @@ class Runner:
             if auto_dir:
                 self.workdirs.release(cwd)
             self._fail_to_start(attempt_id, log_path, problem or "CannotStartContainerError")
-            return
+            return None
         slot: Slot | None = None
-        try:
-            if self.slots.active:
+        if self.slots.active:
+            try:
                 slot = self.slots.acquire(spec["vcpus"], spec["memory_mib"])
-            self.spool.record_intent(attempt_id, log_path, cwd if auto_dir else None)
-            pid = spawn_job(program, command, env, cwd, log_path, slot, self.cgroups, self._state)
-        except OSError as exc:
-            if slot is not None:
-                self.slots.finish(slot, None, now_ms())
-            self._fail_to_start(attempt_id, log_path, f"CannotStartContainerError: {exc}")
-            return
-        record: dict[str, Any] = {
-            "attempt_id": attempt_id,
-            "pid": pid,
-            "start_ticks": start_ticks(pid),
-            "started_at_ms": now_ms(),
-            "timeout_s": spec["timeout_s"],
-            "log_path": log_path,
-            "work_dir": cwd if auto_dir else None,
-            "cgroups": slot.dirs if slot is not None else [],
-            "oom_base": slot.oom_base if slot is not None else 0,
-        }
-        self.spool.record_start(record)
-        self._track(Running(attempt_id, pid, record["start_ticks"], True, slot), record)
-        self.emit(
-            p.attempt_update(
-                attempt_id, p.RUNNING, log_path, pid=pid, started_at_ms=record["started_at_ms"]
-            )
-        )
+            except OSError as exc:
+                if auto_dir:
+                    self.workdirs.release(cwd)
+                self._fail_to_start(attempt_id, log_path, f"CannotStartContainerError: {exc}")
+                return None
+        request = SpawnRequest(program, command, env, cwd, log_path, slot)
+        return _Ready(attempt_id, request, cwd if auto_dir else None, spec["timeout_s"])
 
     def _resolve(self, program: str, cwd: str, path: str) -> tuple[str | None, str | None]:
         """(the file to execute, or None; why it cannot be, or None)."""

@@ -1,12 +1,12 @@
-"""Starting one job process: where it runs, in which cgroups, with what it inherits.
+"""Starting job processes: where they run, in which cgroups, with what they inherit.
 
 Vocabulary:
     job       spawned with posix_spawn (vfork + exec) in a new session, so killpg reaches its
               whole tree and nothing reaches it when the agent or the head dies.
-    joining   v1: the calling (agent's single) thread steps into the slot's ``tasks`` around
-              the spawn, so the child starts inside; v2 (or ``serve --cgroup-join shim``): the
-              job's first process is JOIN_SHIM, which joins through ``cgroup.procs`` and execs
-              the command.
+    joining   v1: the calling (agent's single) thread steps into the slot's ``tasks`` before
+              the spawn, so the child starts inside, and steps on into the next job's slot
+              or home; v2 (or ``serve --cgroup-join shim``): the job's first process is
+              JOIN_SHIM, which joins through ``cgroup.procs`` and execs the command.
 Standard library only.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from .cgroups import Cgroups
@@ -34,50 +35,70 @@ exec "$@"
 JOIN_TAG = "hpcbatch-join"
 
 
-def spawn_job(
-    program: str,
-    command: list[str],
-    env: dict[str, str],
-    cwd: str,
-    log_path: str,
-    slot: Slot | None,
-    cgroups: Cgroups,
-    home_dir: str,
-) -> int:
-    """Start a job (its pid): in its own session, in ``cwd``, stdout and stderr appended to
-    ``log_path``, inside ``slot``'s cgroups; the caller's cwd is ``home_dir`` again after."""
-    argv = command
-    if slot is not None and slot.joins:  # v2: the job's first process joins itself
-        argv = [SH, "-c", JOIN_SHIM, JOIN_TAG, *slot.joins, "--", *command]
-        program = SH
-    file_actions = [
+@dataclass
+class SpawnRequest:
+    """One job, ready to start: what runs, with what, where, inside which slot."""
+
+    program: str  # the file to execute (resolved)
+    command: list[str]
+    env: dict[str, str]
+    cwd: str
+    log_path: str
+    slot: Slot | None
+
+
+def spawn_jobs(
+    requests: list[SpawnRequest], cgroups: Cgroups, home_dir: str
+) -> list[int | OSError]:
+    """Start each job (its pid, or why it could not start): in its own session, in its
+    ``cwd``, stdout and stderr appended to its ``log_path``, inside its slot's cgroups.
+
+    The jobs inherit this thread's working directory and (v1) cgroups at the spawn; the
+    agent is single-threaded, so nothing else runs meanwhile. Between two spawns the thread
+    steps from one slot straight into the next, and back home once at the end: three moves
+    per job rather than six (the cpu hierarchy's moves also reschedule). The caller does
+    everything that allocates before and after: between spawns only the spawns run, so
+    nothing of the agent's is charged to a job's cgroups. The working directory is
+    ``home_dir`` again when this returns."""
+    pids: list[int | OSError] = []
+    inside = False  # the thread is in some slot's v1 cgroups
+    try:
+        for request in requests:
+            slot = request.slot
+            try:
+                os.chdir(request.cwd)
+                if slot is not None and slot.enter:
+                    inside = True
+                    cgroups.enter(slot.enter)  # on OSError it is home again
+                elif inside:
+                    inside = False
+                    cgroups.leave()
+                program, argv = request.program, request.command
+                if slot is not None and slot.joins:  # v2: the job's first process joins
+                    argv = [SH, "-c", JOIN_SHIM, JOIN_TAG, *slot.joins, "--", *argv]
+                    program = SH
+                pid: int | OSError = _posix_spawn(
+                    program, argv, request.env, _file_actions(request.log_path)
+                )
+            except OSError as exc:  # ``inside`` may now be True at home: leaving is harmless
+                pid = exc
+            pids.append(pid)
+    finally:
+        os.chdir(home_dir)
+        if inside:
+            try:
+                cgroups.leave()
+            except OSError as exc:  # the jobs run: they must be tracked whatever happens here
+                print(f"agent: cannot leave the cgroups of its jobs: {exc}", file=sys.stderr)
+    return pids
+
+
+def _file_actions(log_path: str) -> list[Any]:
+    return [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
-    # The job inherits this thread's working directory and (v1) cgroups at the spawn;
-    # the agent is single-threaded, so nothing else runs meanwhile.
-    enter = slot.enter if slot is not None else []
-    os.chdir(cwd)
-    try:
-        if enter:
-            cgroups.enter(enter)
-        try:
-            # setsid: the job tree gets its own session and process group, so killpg
-            # reaches all of it and nothing reaches it when the agent or the head dies.
-            pid = _posix_spawn(program, argv, env, file_actions)
-        except OSError:
-            if enter:
-                cgroups.leave()
-            raise
-    finally:
-        os.chdir(home_dir)
-    if enter:
-        try:
-            cgroups.leave()
-        except OSError as exc:  # the job runs: it must be tracked whatever happens here
-            print(f"agent: cannot leave the cgroup of job {pid}: {exc}", file=sys.stderr)
-    return pid
 
 
 def resolve_program(program: str, cwd: str, path: str) -> tuple[str | None, str | None]:

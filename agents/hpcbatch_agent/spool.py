@@ -37,6 +37,7 @@ from .protocol import AttemptUpdate
 
 JOURNAL = "journal.jsonl"
 _MAX_NAME = 200
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: none made per line
 
 
 def safe_name(attempt_id: str) -> str:
@@ -110,21 +111,21 @@ class Spool:
 
     def _append(self, entry: dict[str, Any], durable: bool) -> None:
         self._apply(entry)
-        self._pending.append(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+        self._pending.append(_encode(entry).encode() + b"\n")
         self._pending_durable = self._pending_durable or durable
 
     def record_intent(self, attempt_id: str, log_path: str, work_dir: str | None) -> None:
-        """Written the moment before a job is spawned: a start record with no pid yet. An
-        agent killed during the spawn leaves this behind, so its successor knows the attempt
-        may have started and never starts it a second time."""
+        """A start record with no pid yet, flushed before the job is spawned. An agent killed
+        during the spawn leaves this behind, so its successor knows the attempt may have
+        started and never starts it a second time."""
         intent = {"attempt_id": attempt_id, "pid": None, "log_path": log_path}
         self._append({"op": "start", **intent, "work_dir": work_dir}, durable=False)
-        self.flush()
 
     def record_start(self, record: dict[str, Any]) -> None:
-        """``record`` needs attempt_id; the agent stores pid, times, paths and timeout_s."""
+        """``record`` needs attempt_id; the agent stores pid, times, paths and timeout_s.
+        Flushed by the caller once the batch's jobs are spawned: until then a restarted agent
+        finds them by their environment (jobs.find_jobs)."""
         self._append({"op": "start", **record}, durable=True)
-        self.flush()
 
     def record_exited(self, attempt_id: str, status: int, stopped_at_ms: int) -> None:
         """A child's wait status, written before the agent reaps it: an agent killed between
@@ -174,7 +175,7 @@ class Spool:
         with open(tmp, "wb") as out:
             for record in self.records.values():
                 for entry in _entries_for(record):
-                    out.write(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+                    out.write(_encode(entry).encode() + b"\n")
             out.flush()
             if self.sync:
                 os.fsync(out.fileno())

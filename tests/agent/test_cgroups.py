@@ -330,6 +330,46 @@ def test_cpu_quota_is_written_and_throttles(host: Cgroups, client: Client, agent
     assert float(Path(result["log_path"]).read_text()) <= 1.2
 
 
+def test_a_batch_starts_each_job_in_its_own_slot_and_the_agent_goes_home(
+    host: Cgroups, client: Client, agent
+) -> None:
+    # One launch message: the agent's thread steps from slot to slot between the spawns,
+    # also past a job whose spawn fails inside one (an argument list over the kernel's
+    # limit), and home once at the end.
+    home = Path(f"/proc/{agent.pid}/cgroup").read_text()
+    too_long = ["true", "x" * (4 << 20)]
+    client.send(
+        p.launch(
+            [
+                p.attempt_spec("small", ["sleep", "300"], memory_mib=64),
+                p.attempt_spec("e2big", too_long, memory_mib=96),
+                p.attempt_spec("large", ["sleep", "300"], memory_mib=128),
+                p.attempt_spec("unlimited", ["sleep", "300"], memory_mib=0),
+            ]
+        )
+    )
+    failed = client.wait_state("e2big", p.FAILED_TO_START)
+    assert "Argument list too long" in failed["reason"]
+    slots = {
+        name: cgroups_of(host, client.wait_state(name, p.RUNNING)["pid"])
+        for name in ("small", "large", "unlimited")
+    }
+    assert len({tuple(sorted(found.items())) for found in slots.values()}) == 3
+    memory = next(h for h in host.plan if "memory" in h.controllers)
+    limit = "memory.max" if memory.version == 2 else "memory.limit_in_bytes"
+    limits = {
+        name: Path(found["memory"], limit).read_text().strip() for name, found in slots.items()
+    }
+    assert limits["small"] == str(64 << 20) and limits["large"] == str(128 << 20)
+    assert limits["unlimited"] not in (str(64 << 20), str(96 << 20), str(128 << 20))
+    for task in Path(f"/proc/{agent.pid}/task").iterdir():  # every thread of the agent
+        assert (task / "cgroup").read_text() == home
+    for name in slots:
+        client.send(p.kill(name, "enough"))
+    for name in slots:
+        assert client.wait_state(name, p.EXITED)["signal"] == signal.SIGTERM
+
+
 def test_escaped_processes_die_and_dirs_go_when_the_job_ends(
     host: Cgroups, client: Client, agent, tmp_path: Path
 ) -> None:
