@@ -6,6 +6,7 @@ the state, and when the agent says hello again the core's reconciliation relaunc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 
@@ -30,5 +31,8 @@ class Dispatcher:
                 launches[command.node].append(command)
             elif isinstance(command, KillAttempt):
                 await session.kill(command)
-        for node, batch in launches.items():
-            await self.sessions[node].launch(batch)
+        # One message per node, sent to every node at once: over SSH each send is a hop to
+        # that link's writer thread, and the loop waits for them before its next batch.
+        await asyncio.gather(
+            *(self.sessions[node].launch(batch) for node, batch in launches.items())
+        )
