@@ -23,7 +23,6 @@ import concurrent.futures
 import contextlib
 import shlex
 import socket
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,31 +167,41 @@ class SshAgentLink:
         self._loop = asyncio.get_running_loop()
         self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._writer = concurrent.futures.ThreadPoolExecutor(1, f"ssh-send-{host.name}")
-        self._reader = threading.Thread(
-            target=self._read, name=f"ssh-recv-{host.name}", daemon=True
-        )
-        self._reader.start()
+        self._pending: list[bytes] = []  # pieces of a line still without its newline
+        # paramiko's transport thread reads the socket; the channel's fileno() is readable
+        # while its buffer holds data or the channel has closed, so the event loop reads
+        # it: no thread of ours, no hop between threads per message.
+        self._fd = channel.fileno()
+        self._loop.add_reader(self._fd, self._on_readable)
+        self._reading = True  # (uvloop's remove_reader does not say whether it removed)
 
-    def _read(self) -> None:
-        pending: list[bytes] = []  # pieces of a line still without its newline
-        try:
-            while True:
-                chunk = self._channel.recv(1 << 16)
-                if not chunk:
-                    break
-                *lines, rest = chunk.split(b"\n")
-                for line in lines:
-                    whole = b"".join([*pending, line]) if pending else line
-                    pending = []
-                    self._loop.call_soon_threadsafe(self._inbox.put_nowait, whole + b"\n")
-                if rest:
-                    pending.append(rest)  # a long line is joined once, not re-copied per chunk
-        except (OSError, paramiko.SSHException):
-            pass
-        with contextlib.suppress(RuntimeError):  # the event loop may be closed already
-            self._loop.call_soon_threadsafe(self._inbox.put_nowait, None)
+    def _on_readable(self) -> None:
+        channel = self._channel
+        if channel.recv_ready():
+            try:
+                chunk = channel.recv(1 << 16)  # buffered data: returns at once
+            except (OSError, paramiko.SSHException):
+                chunk = b""
+        elif channel.eof_received or channel.closed:
+            chunk = b""
+        else:
+            return  # woken for nothing: wait for the next wake-up
+        if not chunk:
+            self._stop_reading()
+            return
+        *lines, rest = chunk.split(b"\n")
+        pending = self._pending
+        for line in lines:
+            whole = b"".join([*pending, line]) if pending else line
+            pending = []
+            self._inbox.put_nowait(whole + b"\n")
+        if rest:
+            pending.append(rest)  # a long line is joined once, not re-copied per chunk
+        self._pending = pending
 
     async def send(self, message: dict[str, Any]) -> None:
+        # Sent by a thread of its own: a send may wait (a full window, a peer gone quiet),
+        # and the event loop must never.
         data = protocol.encode(message)
         try:
             await self._loop.run_in_executor(self._writer, self._channel.sendall, data)
@@ -206,7 +215,16 @@ class SshAgentLink:
             return None
         return parse_agent_line(self.node_name, line)
 
+    def _stop_reading(self) -> None:
+        """No more reading: a receive waiting on the link returns None, as do later ones."""
+        if self._reading:
+            self._reading = False
+            with contextlib.suppress(ValueError, OSError, RuntimeError):  # a closed loop
+                self._loop.remove_reader(self._fd)
+            self._inbox.put_nowait(None)
+
     async def close(self) -> None:
+        self._stop_reading()
         self._channel.close()
         self._client.close()
         self._writer.shutdown(wait=False)
