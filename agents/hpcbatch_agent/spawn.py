@@ -70,9 +70,9 @@ def spawn_jobs(
                 if slot is not None and slot.enter:
                     inside = True
                     cgroups.enter(slot.enter)  # on OSError it is home again
-                elif inside:
+                elif inside:  # a job of no v1 slot must not start in the last one's
+                    cgroups.leave()  # on OSError the job fails, and leaving is tried again
                     inside = False
-                    cgroups.leave()
                 program, argv = request.program, request.command
                 if slot is not None and slot.joins:  # v2: the job's first process joins
                     argv = [SH, "-c", JOIN_SHIM, JOIN_TAG, *slot.joins, "--", *argv]
