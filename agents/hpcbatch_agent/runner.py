@@ -175,24 +175,24 @@ class Runner:
         for job in ready:
             self.spool.record_intent(job.attempt_id, job.request.log_path, job.work_dir)
         self.spool.flush()
-        pids = spawn_jobs([job.request for job in ready], self.cgroups, self._state)
-        started: list[tuple[_Ready, int]] = []
-        for job, pid in zip(ready, pids, strict=True):
-            if isinstance(pid, OSError):
+        spawned = spawn_jobs([job.request for job in ready], self.cgroups, self._state)
+        started: list[tuple[_Ready, int, int]] = []
+        for job, outcome in zip(ready, spawned, strict=True):
+            if isinstance(outcome, OSError):
                 slot = job.request.slot
                 if slot is not None:
                     self.slots.finish(slot, None, now_ms())
-                reason = f"CannotStartContainerError: {pid}"
+                reason = f"CannotStartContainerError: {outcome}"
                 self._fail_to_start(job.attempt_id, job.request.log_path, reason)
             else:
-                started.append((job, pid))
-        for job, pid in started:
+                started.append((job, *outcome))
+        for job, pid, started_ms in started:
             slot = job.request.slot
             record: dict[str, Any] = {
                 "attempt_id": job.attempt_id,
                 "pid": pid,
                 "start_ticks": start_ticks(pid),
-                "started_at_ms": now_ms(),
+                "started_at_ms": started_ms,
                 "timeout_s": job.timeout_s,
                 "log_path": job.request.log_path,
                 "work_dir": job.work_dir,

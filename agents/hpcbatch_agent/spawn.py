@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +50,9 @@ class SpawnRequest:
 
 def spawn_jobs(
     requests: list[SpawnRequest], cgroups: Cgroups, home_dir: str
-) -> list[int | OSError]:
-    """Start each job (its pid, or why it could not start): in its own session, in its
+) -> list[tuple[int, int] | OSError]:
+    """Start each job ((its pid, when: ms since the epoch), or why it could not start): in
+    its own session, in its
     ``cwd``, stdout and stderr appended to its ``log_path``, inside its slot's cgroups.
 
     The jobs inherit this thread's working directory and (v1) cgroups at the spawn; the
@@ -60,7 +62,7 @@ def spawn_jobs(
     everything that allocates before and after: between spawns only the spawns run, so
     nothing of the agent's is charged to a job's cgroups. The working directory is
     ``home_dir`` again when this returns."""
-    pids: list[int | OSError] = []
+    pids: list[tuple[int, int] | OSError] = []
     inside = False  # the thread is in some slot's v1 cgroups
     try:
         for request in requests:
@@ -77,12 +79,10 @@ def spawn_jobs(
                 if slot is not None and slot.joins:  # v2: the job's first process joins
                     argv = [SH, "-c", JOIN_SHIM, JOIN_TAG, *slot.joins, "--", *argv]
                     program = SH
-                pid: int | OSError = _posix_spawn(
-                    program, argv, request.env, _file_actions(request.log_path)
-                )
+                pid = _posix_spawn(program, argv, request.env, _file_actions(request.log_path))
+                pids.append((pid, time.time_ns() // 1_000_000))
             except OSError as exc:  # ``inside`` may now be True at home: leaving is harmless
-                pid = exc
-            pids.append(pid)
+                pids.append(exc)
     finally:
         os.chdir(home_dir)
         if inside:
