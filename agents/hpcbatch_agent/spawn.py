@@ -51,9 +51,9 @@ class SpawnRequest:
 def spawn_jobs(
     requests: list[SpawnRequest], cgroups: Cgroups, home_dir: str
 ) -> list[tuple[int, int] | OSError]:
-    """Start each job ((its pid, when: ms since the epoch), or why it could not start): in
-    its own session, in its
-    ``cwd``, stdout and stderr appended to its ``log_path``, inside its slot's cgroups.
+    """Start each job: (its pid, when in ms since the epoch), or why it could not start. Each
+    runs in its own session, in its ``cwd``, stdout and stderr appended to its ``log_path``,
+    inside its slot's cgroups.
 
     The jobs inherit this thread's working directory and (v1) cgroups at the spawn; the
     agent is single-threaded, so nothing else runs meanwhile. Between two spawns the thread
