@@ -263,7 +263,8 @@ def _read_head(path: str) -> bytes | None:
 
 def _fd_budget() -> int:
     """How many cgroup files the agent may keep open: a quarter of its soft
-    RLIMIT_NOFILE (256 of the usual 1,024: the files of ~85 v1 slots), at most 4,096."""
+    RLIMIT_NOFILE (256 of the usual 1,024: the five files each of ~50 v1 slots), at most
+    4,096."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return 4096

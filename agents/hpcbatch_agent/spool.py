@@ -7,10 +7,12 @@ Vocabulary:
                ``start``, ``kill``, ``end``, ``ack``. Replaying it rebuilds the records.
     commit     one write of every pending line (group commit): the agent commits once
                per loop turn, before it reports anything, so a result the head has seen
-               is always in the journal. A start is written the moment the job exists.
-               A write survives the agent's own death (kill -9, OOM) and the head's: the
-               kernel holds it. So a restarted agent knows every job its predecessor
-               spawned and every result it decided.
+               is always in the journal. An intent is written before a job is spawned,
+               its start once its launch message's jobs are (a restarted agent finds a
+               job spawned in between by its environment). A write survives the agent's
+               own death (kill -9, OOM) and the head's: the kernel holds it. So a
+               restarted agent knows every job its predecessor spawned and every result
+               it decided.
     durability ``process`` (the default, as the head's store): what the kernel holds is
                enough, nothing waits for the disk. ``power``: each commit that carries a
                start or a result also fsyncs (a few hundred fsyncs per 10,000 attempts),
