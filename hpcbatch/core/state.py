@@ -45,7 +45,11 @@ class Changes:
     journal: list[JournalLine] = field(default_factory=list)
 
     def touch(self, kind: str, key: str) -> None:
-        self.dirty.setdefault(kind, set()).add(key)
+        # get before setdefault: a touch per status change must not build a set each time
+        dirty = self.dirty.get(kind)
+        if dirty is None:
+            dirty = self.dirty[kind] = set()
+        dirty.add(key)
         gone = self.deleted.get(kind)
         if gone:
             gone.discard(key)
@@ -120,11 +124,26 @@ class State:
         self.changes.journal.append(JournalLine(now, cause, subject, event, detail))
 
     def _index(self, job: Job, status: JobStatus) -> None:
-        self.listing.setdefault(self.owner(job), {}).setdefault(status, {})[job.job_id] = None
+        # Plain gets first: setdefault would build a new dict, list or Counter per call, and
+        # this runs for every status change of every job.
+        owner = self.owner(job)
+        by_status = self.listing.get(owner)
+        if by_status is None:
+            by_status = self.listing[owner] = {}
+        bucket = by_status.get(status)
+        if bucket is None:
+            bucket = by_status[status] = {}
+        bucket[job.job_id] = None
         if status is JobStatus.RUNNABLE:
-            self.runnable.setdefault(job.queue, SortedList()).add(runnable_key(job))
+            queue = self.runnable.get(job.queue)
+            if queue is None:
+                queue = self.runnable[job.queue] = SortedList()
+            queue.add(runnable_key(job))
         if job.parent_id is not None:
-            self.child_counts.setdefault(job.parent_id, Counter())[status] += 1
+            counts = self.child_counts.get(job.parent_id)
+            if counts is None:
+                counts = self.child_counts[job.parent_id] = Counter()
+            counts[status] += 1
 
     def _unindex(self, job: Job, status: JobStatus) -> None:
         bucket = self.listing.get(self.owner(job), {}).get(status)
