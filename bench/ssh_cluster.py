@@ -6,6 +6,8 @@ One JSON line per scenario:
 - with it, the head's CPU per dispatched job, the bytes on the wire per job (all veths) and
   the CPU per job of every role (head, agents, attach relays, sshd, jobs, other, idle)
 - ssh_array_runs: with --repeat N, the N arrays' rates and their median
+- machine_gauge (before and after the arrays): the CPU of one bare spawn of `true`, how fast
+  the machine is at the time (this VM drifts by ~40 %)
 
     sudo .venv/bin/python -m bench.ssh_cluster [--array 10000] [--vcpus 16] [--repeat 5]
 """
@@ -21,7 +23,14 @@ from pathlib import Path
 
 import httpx
 
-from bench.head_throughput import JOB, add_repeat_option, bench_latency, report_runs, wait_done
+from bench.head_throughput import (
+    JOB,
+    add_repeat_option,
+    bench_latency,
+    machine_gauge,
+    report_runs,
+    wait_done,
+)
 from bench.headproc import BenchHead
 from hpcbatch.devcluster import DevCluster
 
@@ -159,11 +168,13 @@ def main() -> None:
                 flush=True,
             )
             assert head.proc is not None
+            machine_gauge()
             rates = [
                 run_array(client, cluster, head.proc.pid, job, args.array)
                 for _ in range(args.repeat)
             ]
             report_runs("ssh_array_runs", rates)
+            machine_gauge()
     finally:
         for host in cluster.hosts:
             from hpcbatch.transport.local import stop_local_agent
