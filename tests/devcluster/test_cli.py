@@ -9,7 +9,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from hpcbatch.devcluster import DevCluster
+from hpcbatch.cli.commands.devcluster import DEFAULT_DISK_MIB
+from hpcbatch.devcluster import DevCluster, disks
 
 from .conftest import Clusters
 
@@ -43,8 +44,10 @@ def test_up_status_down(clusters: Clusters) -> None:
     assert status.returncode == 0, status.stderr
     for host in cluster.hosts:
         assert host.name in status.stdout and host.address in status.stdout
+    assert "DISK" in status.stdout and status.stdout.count(" own") == 2
     as_json = hpcbatch("-o", "json", "dev-cluster", "status", "--dir", str(base_dir))
-    assert all(h["alive"] and h["reachable"] for h in json.loads(as_json.stdout)["hosts"])
+    hosts_json = json.loads(as_json.stdout)["hosts"]
+    assert all(h["alive"] and h["reachable"] and h["disk"] == "own" for h in hosts_json)
 
     down = hpcbatch("dev-cluster", "down", "--dir", str(base_dir))
     assert down.returncode == 0, down.stderr
@@ -52,6 +55,20 @@ def test_up_status_down(clusters: Clusters) -> None:
     assert hpcbatch("dev-cluster", "down", "--dir", str(base_dir)).returncode == 0
     missing = hpcbatch("dev-cluster", "status", "--dir", str(base_dir))
     assert missing.returncode == 1 and "no dev cluster" in missing.stderr
+
+
+def test_disk_size_option(clusters: Clusters, tmp_path: Path) -> None:
+    assert DEFAULT_DISK_MIB == disks.DEFAULT_MIB  # the CLI's copy of the default
+    bad = hpcbatch("dev-cluster", "up", "--disk-mib", "10", "--dir", str(tmp_path / "bad"))
+    assert bad.returncode == 1 and "disk_mib must be 0" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+    base_dir = clusters.root / "nodisk"
+    clusters.made.append((base_dir, None))
+    up = hpcbatch("dev-cluster", "up", "--hosts", "1", "--disk-mib", "0", "--dir", str(base_dir))
+    assert up.returncode == 0, up.stderr
+    status = hpcbatch("-o", "json", "dev-cluster", "status", "--dir", str(base_dir))
+    assert [h["disk"] for h in json.loads(status.stdout)["hosts"]] == ["none"]
+    assert hpcbatch("dev-cluster", "down", "--dir", str(base_dir)).returncode == 0
 
 
 def test_a_bad_prefix_is_refused(tmp_path: Path) -> None:
