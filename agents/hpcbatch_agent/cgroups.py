@@ -32,11 +32,11 @@ import contextlib
 import errno
 import hashlib
 import os
-import resource
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .cgroupfiles import KeptFiles
 from .spool import safe_name
 
 CONTROLLERS = ("memory", "cpu", "pids")
@@ -261,16 +261,6 @@ def _read_head(path: str) -> bytes | None:
         os.close(fd)
 
 
-def _fd_budget() -> int:
-    """How many cgroup files the agent may keep open: a quarter of its soft
-    RLIMIT_NOFILE (256 of the usual 1,024: the five files each of ~50 v1 slots), at most
-    4,096."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return 4096
-    return max(0, min(4096, soft // 4))
-
-
 def _write(path: str, value: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
@@ -304,13 +294,7 @@ class Cgroups:
         self._limits: dict[tuple[int, int], list[list[tuple[str, str]]]] = {}
         self._home_fds: list[int] | None = None
         self._v1_pids = any(h.version == 1 and "pids" in h.controllers for h in plan)
-        # Slot files read or written per attempt, kept open: a cgroupfs open costs ~10 us,
-        # and a slot serves attempt after attempt. dir -> name -> fd, closed when the dir
-        # is removed; at most _fd_budget() of them, so jobs (which inherit the agent's
-        # RLIMIT_NOFILE, left as it is) never find the agent short of descriptors.
-        self._fds: dict[str, dict[str, int]] = {}
-        self._fd_count = 0
-        self._fd_max = _fd_budget()
+        self._files = KeptFiles()  # slot files read or written per attempt, kept open
 
     @classmethod
     def disabled(cls) -> Cgroups:
@@ -384,55 +368,10 @@ class Cgroups:
         try:
             for path in files:
                 directory, name = path.rsplit("/", 1)
-                self._kept_write(directory, name, b"0")
+                self._files.write(directory, name, b"0")
         except OSError:
             self.leave()
             raise
-
-    def _kept_fd(self, directory: str, name: str, flags: int) -> tuple[int, bool]:
-        """An fd of ``directory/name`` and whether it is kept (else the caller closes it)."""
-        kept = self._fds.get(directory)
-        if kept is not None and name in kept:
-            return kept[name], True
-        fd = os.open(f"{directory}/{name}", flags | os.O_CLOEXEC)
-        if self._fd_count >= self._fd_max:
-            return fd, False
-        self._fds.setdefault(directory, {})[name] = fd
-        self._fd_count += 1
-        return fd, True
-
-    def _kept_write(self, directory: str, name: str, data: bytes) -> None:
-        fd, kept = self._kept_fd(directory, name, os.O_WRONLY)
-        try:
-            os.write(fd, data)
-        except OSError:
-            if kept:
-                self._forget(directory)  # e.g. removed behind the agent's back: reopen later
-            raise
-        finally:
-            if not kept:
-                os.close(fd)
-
-    def _kept_read(self, directory: str, name: str) -> bytes | None:
-        """The first bytes of a small kernel file (one pread), or None."""
-        try:
-            fd, kept = self._kept_fd(directory, name, os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            return os.pread(fd, 4096, 0)
-        except OSError:
-            if kept:
-                self._forget(directory)
-            return None
-        finally:
-            if not kept:
-                os.close(fd)
-
-    def _forget(self, directory: str) -> None:
-        for fd in self._fds.pop(directory, {}).values():
-            os.close(fd)
-            self._fd_count -= 1
 
     def leave(self) -> None:
         """Move the calling thread back to the agent's own cgroups (files kept open)."""
@@ -484,11 +423,11 @@ class Cgroups:
         (only root could move one out of some), so one count answers for all v1 trees."""
         for hierarchy, directory in zip(self.plan, dirs, strict=True):
             if hierarchy.version == 2:
-                events = self._kept_read(directory, "cgroup.events")
+                events = self._files.read(directory, "cgroup.events")
                 if events is None or b"populated 0" not in events:
                     return False
             elif "pids" in hierarchy.controllers:
-                if self._kept_read(directory, "pids.current") != b"0\n":
+                if self._files.read(directory, "pids.current") != b"0\n":
                     return False
             elif not self._v1_pids and _read_head(f"{directory}/cgroup.procs") != b"":
                 return False
@@ -504,7 +443,7 @@ class Cgroups:
             failcnt = (_read(f"{dirs[index]}/memory.failcnt") or "").strip()
             return int(failcnt) if failcnt.isdigit() else None
         events = "memory.events" if version == 2 else "memory.oom_control"
-        return parse_oom_kills((self._kept_read(dirs[index], events) or b"").decode())
+        return parse_oom_kills((self._files.read(dirs[index], events) or b"").decode())
 
     def oom_killed(self, count: int | None, base: int, signum: int | None) -> bool:
         """Whether the OOM killer struck since the counter stood at ``base``."""
@@ -546,7 +485,7 @@ class Cgroups:
         """rmdir each dir; those still busy (processes dying) are returned for a retry."""
         busy: list[str] = []
         for directory in dirs:
-            self._forget(directory)
+            self._files.forget(directory)
             try:
                 os.rmdir(directory)
             except FileNotFoundError:
