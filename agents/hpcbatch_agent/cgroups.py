@@ -37,6 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .cgroupfiles import KeptFiles
+from .procfs import read_head
 from .spool import safe_name
 
 CONTROLLERS = ("memory", "cpu", "pids")
@@ -247,20 +248,6 @@ def _read(path: str) -> str | None:
     return b"".join(chunks).decode("ascii", "replace")
 
 
-def _read_head(path: str) -> bytes | None:
-    """The first bytes of a small kernel file (a counter, an events list): one read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, 4096)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
 def _write(path: str, value: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
@@ -429,7 +416,7 @@ class Cgroups:
             elif "pids" in hierarchy.controllers:
                 if self._files.read(directory, "pids.current") != b"0\n":
                     return False
-            elif not self._v1_pids and _read_head(f"{directory}/cgroup.procs") != b"":
+            elif not self._v1_pids and read_head(f"{directory}/cgroup.procs") != b"":
                 return False
         return True
 
