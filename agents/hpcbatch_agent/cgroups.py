@@ -76,7 +76,7 @@ class Hierarchy:
     home: str = ""  # v1: the agent's own cgroup dir, once the probe moved its thread and back
 
 
-def _unescape_mount_path(text: str) -> str:
+def unescape_mount_path(text: str) -> str:
     # mountinfo writes space, tab, newline and backslash as \040, \011, \012, \134.
     for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
         text = text.replace(code, char)
@@ -94,7 +94,7 @@ def parse_mountinfo(text: str) -> list[Mount]:
         if len(after) < 3:
             continue
         fstype, options = after[0], after[2].split(",")
-        point = _unescape_mount_path(fields[4])
+        point = unescape_mount_path(fields[4])
         if fstype == "cgroup2":
             mounts.append(Mount(point, 2, frozenset()))
         elif fstype == "cgroup":

@@ -28,6 +28,8 @@ import contextlib
 import shutil
 from pathlib import Path
 
+from hpcbatch_agent.cgroups import unescape_mount_path
+
 from hpcbatch.devcluster.errors import DevClusterError
 from hpcbatch.devcluster.network import Argv, Runner
 
@@ -104,7 +106,7 @@ def mounts_under(root: Path) -> list[str]:
     for line in lines:
         fields = line.split(" ")
         if len(fields) > 4:
-            point = unescape(fields[4])
+            point = unescape_mount_path(fields[4])
             if point.startswith(prefix) or point == prefix[:-1]:
                 found.append(point)
     return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
@@ -121,18 +123,3 @@ def unmount_all(runner: Runner, root: Path) -> list[str]:
 
 def is_mounted(path: Path) -> bool:
     return str(path) in mounts_under(path)
-
-
-def unescape(field: str) -> str:
-    """A mountinfo path: space, tab, newline and backslash are written as octal escapes."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
