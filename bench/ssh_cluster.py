@@ -10,6 +10,8 @@ One JSON line per scenario:
   the machine is at the time (this VM drifts by ~40 %)
 
     sudo .venv/bin/python -m bench.ssh_cluster [--array 10000] [--vcpus 16] [--repeat 5]
+        [--disk-mib 2048 (0: hosts share the machine's filesystem)]
+        [--agent-durability process|power]
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from bench.headproc import BenchHead
 from hpcbatch.devcluster import DevCluster
 
 
-def ce_config(cluster: DevCluster, vcpus: int) -> str:
+def ce_config(cluster: DevCluster, vcpus: int, durability: str = "process") -> str:
     lines = ["[[compute_environments]]", 'name = "cluster"', 'kind = "SSH"']
     for h in cluster.hosts:
         lines += [
@@ -47,6 +49,7 @@ def ce_config(cluster: DevCluster, vcpus: int) -> str:
             f'state_dir = "{h.agent_state_dir}"',
             'python = "/usr/bin/python3"',
             f"vcpus = {vcpus}",
+            f'agent_durability = "{durability}"',
         ]
     return "\n".join(lines) + "\n"
 
@@ -137,12 +140,19 @@ def main() -> None:
     parser.add_argument("--array", type=int, default=10_000)
     parser.add_argument("--latency", type=int, default=50)
     parser.add_argument("--vcpus", type=int, default=16)
+    parser.add_argument(
+        "--disk-mib", type=int, default=2048, help="each host's own disk (0: the shared one)"
+    )
+    parser.add_argument("--agent-durability", choices=("process", "power"), default="process")
     add_repeat_option(parser)
     args = parser.parse_args()
-    cluster = DevCluster.up(Path(tempfile.mkdtemp(prefix="hpcbatch-bench-cluster-")), hosts=4)
+    base_dir = Path(tempfile.mkdtemp(prefix="hpcbatch-bench-cluster-"))
+    cluster = DevCluster.up(base_dir, hosts=4, disk_mib=args.disk_mib)
     try:
         with (
-            BenchHead(nodes=0, extra_config=ce_config(cluster, args.vcpus)) as head,
+            BenchHead(
+                nodes=0, extra_config=ce_config(cluster, args.vcpus, args.agent_durability)
+            ) as head,
             httpx.Client(base_url=head.endpoint, timeout=60) as client,
         ):
             client.post(
