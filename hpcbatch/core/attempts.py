@@ -18,7 +18,7 @@ from hpcbatch.core.model import (
     JobStatus,
     NodeState,
     attempt_id,
-    split_attempt_id,
+    parse_attempt_id,
 )
 from hpcbatch.core.plan import Placement
 from hpcbatch.core.retry import TIMEOUT_REASON, should_retry
@@ -107,11 +107,15 @@ def job_environment(state: State, job: Job, attempt: Attempt) -> tuple[tuple[str
     return tuple(env.items())
 
 
-def _current(state: State, aid: str) -> tuple[Job, Attempt] | None:
-    """The job and attempt an agent names, if that attempt is still the job's live one."""
-    job_id, number = split_attempt_id(aid)
-    job = state.jobs.get(job_id)
-    if job is None or job.status not in ACTIVE or len(job.attempts) != number:
+def held_attempt(state: State, node: str, aid: str) -> tuple[Job, Attempt] | None:
+    """The job and live attempt that the agent of ``node`` names by ``aid``, or None: an id
+    that is no attempt id, of an unknown or finished job, of an attempt that is no longer the
+    job's live one (a stale or repeated report), or of an attempt on another node."""
+    parsed = parse_attempt_id(aid)
+    job = state.jobs.get(parsed[0]) if parsed is not None else None
+    if parsed is None or job is None or job.status not in ACTIVE:
+        return None
+    if len(job.attempts) != parsed[1] or job.attempts[-1].node != node:
         return None
     return job, job.attempts[-1]
 
@@ -135,7 +139,7 @@ def _started(
 
 
 def attempt_started(state: State, e: ev.AttemptStarted) -> list[Command]:
-    found = _current(state, e.attempt_id)
+    found = held_attempt(state, e.node, e.attempt_id)
     if found is None:
         return []
     job, attempt = found
@@ -150,9 +154,9 @@ def attempt_started(state: State, e: ev.AttemptStarted) -> list[Command]:
 
 
 def attempt_ended(state: State, e: ev.AttemptEnded) -> list[Command]:
-    found = _current(state, e.attempt_id)
+    found = held_attempt(state, e.node, e.attempt_id)
     if found is None:
-        return []  # a stale or repeated report: the result is already recorded
+        return []  # stale or repeated (the result is recorded), or not this node's to report
     job, attempt = found
     if job.status is JobStatus.STARTING and e.started_at is not None:
         _started(state, job, attempt, e.cause, e.now, e.started_at, e.pid, e.log_stream)
@@ -219,7 +223,10 @@ def kill_overdue(state: State, e: ev.Tick) -> list[Command]:
     commands: list[Command] = []
     for node in state.nodes.values():
         for aid in node.attempts:
-            job = state.jobs[split_attempt_id(aid)[0]]
+            parsed = parse_attempt_id(aid)
+            job = state.jobs.get(parsed[0]) if parsed is not None else None
+            if job is None or not job.attempts:
+                continue
             attempt = job.attempts[-1]
             limit = job.spec.timeout_s
             if limit is None or attempt.started_at is None or job.kill_reason is not None:

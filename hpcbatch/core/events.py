@@ -141,7 +141,9 @@ class TerminateJob(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeJoined(Event):
-    """An agent said hello: its capacity, and what it knows of attempts (for reconciliation)."""
+    """An agent said hello: its capacity, and what it knows of attempts (for reconciliation).
+    Ids come from the agent: ones that are no attempt id, or name another node's attempts,
+    are ignored."""
 
     node: str
     ce: str
@@ -193,6 +195,9 @@ class ResumeNode(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptStarted(Event):
+    """``node`` is the node whose agent reported it: a node speaks only for attempts it holds."""
+
+    node: str
     attempt_id: str
     started_at: int
     pid: int | None = None
@@ -201,8 +206,10 @@ class AttemptStarted(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptEnded(Event):
-    """The attempt's process ended, or never started (``started_at`` None, with a reason)."""
+    """The attempt's process ended, or never started (``started_at`` None, with a reason).
+    ``node`` is the node whose agent reported it, as for AttemptStarted."""
 
+    node: str
     attempt_id: str
     stopped_at: int
     exit_code: int | None

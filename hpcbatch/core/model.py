@@ -15,6 +15,7 @@ MiB, GPUs by index. Times are integer epoch milliseconds, always passed in, neve
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -240,6 +241,16 @@ def attempt_id(job_id: str, number: int) -> str:
     return f"{job_id}/{number}"
 
 
-def split_attempt_id(value: str) -> tuple[str, int]:
-    job_id, _, number = value.rpartition("/")
-    return job_id, int(number)
+# Job ids are UUIDs, ``<parent>:<index>`` for array children; numbers count from 1. ASCII only:
+# ``int`` would also take " 1", "+1", "1_0" and other scripts' digits.
+ATTEMPT_ID_RE = re.compile(
+    r"(?P<job>[A-Za-z0-9][A-Za-z0-9:#._-]{0,299})/(?P<number>[1-9][0-9]{0,8})"
+)
+
+
+def parse_attempt_id(value: object) -> tuple[str, int] | None:
+    """``(job id, number)`` of an attempt id an agent sent, or None when it is no attempt id."""
+    if not isinstance(value, str):
+        return None
+    match = ATTEMPT_ID_RE.fullmatch(value)
+    return (match["job"], int(match["number"])) if match else None

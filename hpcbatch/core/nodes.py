@@ -16,7 +16,15 @@ from __future__ import annotations
 from hpcbatch.core import events as ev
 from hpcbatch.core.attempts import end_attempt, launch_of
 from hpcbatch.core.commands import Command, KillAttempt
-from hpcbatch.core.model import JobStatus, Node, NodeState, Resources, split_attempt_id
+from hpcbatch.core.model import (
+    Attempt,
+    Job,
+    JobStatus,
+    Node,
+    NodeState,
+    Resources,
+    parse_attempt_id,
+)
 from hpcbatch.core.state import State
 from hpcbatch.errors import ConflictError, NotFoundError
 
@@ -45,23 +53,37 @@ def node_joined(state: State, e: ev.NodeJoined) -> list[Command]:
     node.enforcement = e.enforcement
     node.last_heartbeat = e.now
     state.changes.touch("node", node.name)
-    held = {g for aid in node.attempts for g in _attempt_gpus(state, aid)}
+    held = {g for aid in node.attempts for g in _attempt_gpus(state, node, aid)}
     node.free_gpus = set(e.gpu_indices) - held
     if node.state in (NodeState.DOWN, NodeState.ONLINE) or node.state_changed_at == 0:
         _set_state(state, node, NodeState.ONLINE, "agent connected", e)
     return _reconcile(state, node, set(e.known_attempts), e) + _kills_on_return(state, node, e)
 
 
-def _attempt_gpus(state: State, aid: str) -> tuple[int, ...]:
-    job = state.jobs[split_attempt_id(aid)[0]]
-    return job.attempts[-1].gpu_indices
+def _live(state: State, node: Node, aid: str) -> tuple[Job, Attempt] | None:
+    """The job and attempt behind an id ``node`` holds; None (never an error) for an id that
+    names nothing, so no state, however it came about, stops the head's loop."""
+    parsed = parse_attempt_id(aid)
+    job = state.jobs.get(parsed[0]) if parsed is not None else None
+    if job is None or not job.attempts or job.attempts[-1].node != node.name:
+        return None
+    return job, job.attempts[-1]
+
+
+def _attempt_gpus(state: State, node: Node, aid: str) -> tuple[int, ...]:
+    live = _live(state, node, aid)
+    return live[1].gpu_indices if live is not None else ()
 
 
 def _reconcile(state: State, node: Node, known: set[str], e: ev.Event) -> list[Command]:
+    """``known`` is what the agent says it has; only ids ``node`` holds are looked at, so a
+    foreign or malformed id in it changes nothing."""
     commands: list[Command] = []
     for aid in sorted(node.attempts - known):
-        job = state.jobs[split_attempt_id(aid)[0]]
-        attempt = job.attempts[-1]
+        live = _live(state, node, aid)
+        if live is None:
+            continue
+        job, attempt = live
         if job.status is JobStatus.STARTING and attempt.started_at is None:
             commands.append(launch_of(state, job, attempt, e.cause))
             continue
@@ -75,10 +97,13 @@ def _kills_on_return(state: State, node: Node, e: ev.NodeJoined) -> list[Command
     lost and retried elsewhere) and attempts whose kill was sent while the node was away."""
     kills: list[Command] = []
     for aid in e.running_attempts:
+        if parse_attempt_id(aid) is None:
+            continue  # no attempt id: not the head's to kill (the head's filter logs it)
         if aid not in node.attempts:
             reason = "superseded: the head had declared this attempt lost"
         else:
-            reason = state.jobs[split_attempt_id(aid)[0]].kill_reason or ""
+            live = _live(state, node, aid)
+            reason = (live[0].kill_reason or "") if live is not None else ""
         if reason:
             kills.append(KillAttempt(cause=e.cause, node=node.name, attempt_id=aid, reason=reason))
     return kills
@@ -102,10 +127,9 @@ def node_lost(state: State, e: ev.NodeLost) -> list[Command]:
     elif node.state is not NodeState.DOWN or node.state_reason != e.reason:
         _set_state(state, node, NodeState.DOWN, e.reason, e)
     for aid in sorted(node.attempts):
-        job = state.jobs[split_attempt_id(aid)[0]]
-        end_attempt(
-            state, job, job.attempts[-1], e.cause, e.now, None, f"Host lost: {node.name}", e.now
-        )
+        live = _live(state, node, aid)
+        if live is not None:
+            end_attempt(state, *live, e.cause, e.now, None, f"Host lost: {node.name}", e.now)
     return []
 
 

@@ -38,6 +38,7 @@ def update_event(node: str, cause: str, update: dict[str, Any]) -> ev.Event:
         return ev.AttemptStarted(
             cause=cause,
             now=now,
+            node=node,
             attempt_id=aid,
             started_at=update["started_at_ms"] or now,
             pid=update["pid"],
@@ -49,6 +50,7 @@ def update_event(node: str, cause: str, update: dict[str, Any]) -> ev.Event:
     return ev.AttemptEnded(
         cause=cause,
         now=now,
+        node=node,
         attempt_id=aid,
         stopped_at=update["stopped_at_ms"] or now,
         exit_code=update["exit_code"],

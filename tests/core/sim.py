@@ -90,13 +90,20 @@ class Sim:
         return self.launched[before:]
 
     def start(self, launch: LaunchAttempt) -> None:
-        self.do(ev.AttemptStarted, attempt_id=launch.attempt_id, started_at=self.now, pid=1)
+        self.do(
+            ev.AttemptStarted,
+            node=launch.node,
+            attempt_id=launch.attempt_id,
+            started_at=self.now,
+            pid=1,
+        )
 
     def end(
         self, launch: LaunchAttempt, exit_code: int | None = 0, reason: str | None = None
     ) -> None:
         self.do(
             ev.AttemptEnded,
+            node=launch.node,
             attempt_id=launch.attempt_id,
             stopped_at=self.now,
             exit_code=exit_code,

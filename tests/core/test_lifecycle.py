@@ -411,6 +411,7 @@ def test_an_end_reported_without_its_start_still_records_running_first() -> None
     sim.state.changes.journal.clear()
     sim.do(
         ev.AttemptEnded,
+        node=launch.node,
         attempt_id=launch.attempt_id,
         stopped_at=sim.now + 5,
         exit_code=0,
