@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,6 +127,23 @@ def keep(directory: str, agent_pid: int) -> int:
         os.waitpid(pid, 0)
 
 
+def _run_child(agent_main: Callable[[], int]) -> int:
+    """The agent's exit code in the forked child; whatever it raises is printed first (the
+    caller's os._exit skips the interpreter's own report)."""
+    code = 1
+    try:
+        code = agent_main()
+    except SystemExit as exc:
+        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+    return code
+
+
 def run(state_dir: Path, agent_main: Callable[[], int]) -> int:
     """Run ``agent_main`` in a child kept by this process; the agent's exit code.
 
@@ -140,13 +158,7 @@ def run(state_dir: Path, agent_main: Callable[[], int]) -> int:
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        code = 1
-        try:
-            code = agent_main()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+        os._exit(_run_child(agent_main))
     _prctl(PR_SET_NAME, b"hpcbatch-keeper")
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)

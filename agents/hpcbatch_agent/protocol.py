@@ -248,15 +248,109 @@ def _check_items(items: list[Any], fields: Mapping[str, Checker], where: str) ->
         _check_fields(item, fields, f"{where}[{index}]")
 
 
-def check_head_message(message: Message) -> None:
-    """Raise MessageError unless ``message`` (already decoded) is a valid head message."""
+# --- the rules on values, beyond their types -----------------------------------------------
+# Each is a reason or None. A NUL byte cannot cross into argv, the environment, a path or a
+# user name (the OS refuses it), so it is refused here, where it can be named.
+
+MAX_LOG_OFFSET = 2**62
+MAX_TIMEOUT_S = 2**31  # about 68 years: far beyond any job, far below any overflow
+MAX_VCPUS = 2**20
+MAX_MEMORY_MIB = 2**40
+
+
+def _no_nul(name: str, value: str) -> str | None:
+    return f"'{name}' must not contain a NUL byte" if "\0" in value else None
+
+
+def _in_range(name: str, value: int, low: int, high: int) -> str | None:
+    if low <= value <= high:
+        return None
+    return f"'{name}' must be from {low} to {high}, not {value}"
+
+
+def _env_problem(env: dict[str, str]) -> str | None:
+    for key, value in env.items():
+        if not key or "=" in key or "\0" in key:
+            return f"'env' names must be non-empty, without '=' or a NUL byte: {key!r}"
+        if "\0" in value:
+            return f"'env' value of {key!r} must not contain a NUL byte"
+    return None
+
+
+def _attempt_value_problem(spec: dict[str, Any]) -> str | None:
+    """Why a well-typed attempt cannot run, naming the field and the rule; or None."""
+    if not spec["attempt_id"]:
+        return "'attempt_id' must not be empty"
+    checks = (
+        _no_nul("attempt_id", spec["attempt_id"]),
+        next((_no_nul("command", arg) for arg in spec["command"] if "\0" in arg), None),
+        _env_problem(spec["env"]),
+        _no_nul("cwd", spec["cwd"]) if spec["cwd"] is not None else None,
+        _user_problem(spec),
+        _in_range("timeout_s", spec["timeout_s"], 0, MAX_TIMEOUT_S)
+        if spec["timeout_s"] is not None
+        else None,
+        _in_range("vcpus", spec["vcpus"], 0, MAX_VCPUS),
+        _in_range("memory_mib", spec["memory_mib"], 0, MAX_MEMORY_MIB),
+        next((_in_range("gpus", g, 0, 2**16) for g in spec["gpus"] if not 0 <= g <= 2**16), None),
+    )
+    return next((problem for problem in checks if problem is not None), None)
+
+
+def _user_problem(spec: dict[str, Any]) -> str | None:
+    if "user" not in spec:
+        return None
+    user = spec["user"]
+    if not isinstance(user, str):
+        return f"'user' must be a string, not {type(user).__name__}"
+    if not user:
+        return "'user' must not be empty (omit it to run as the agent's own user)"
+    return _no_nul("user", user)
+
+
+def attempt_problem(item: Any, where: str) -> str | None:
+    """Why one attempt of a launch cannot run (its types, then its values), or None.
+
+    Checked per attempt, so one bad attempt fails alone and the rest of its batch runs."""
+    try:
+        _check_fields(item, ATTEMPT_FIELDS, where)
+    except MessageError as exc:
+        return exc.reason
+    problem = _attempt_value_problem(item)
+    return None if problem is None else f"malformed message: {where}: {problem}"
+
+
+def read_log_problem(message: Message) -> str | None:
+    """Why a well-typed read_log cannot be served (its offset or size), or None."""
+    return _in_range("offset", message["offset"], 0, MAX_LOG_OFFSET) or _in_range(
+        "max_bytes", message["max_bytes"], 0, MAX_LOG_OFFSET
+    )
+
+
+def check_head_envelope(message: Message) -> None:
+    """Raise MessageError unless the message's type and top-level fields are sound; a
+    launch's attempts are left to ``attempt_problem``, one at a time."""
     kind = message["type"]
     fields = HEAD_MESSAGES.get(kind)
     if fields is None:
         raise MessageError(f"malformed message: unknown head message type {kind!r}")
     _check_fields(message, fields, kind)
+
+
+def check_head_message(message: Message) -> None:
+    """Raise MessageError unless ``message`` (already decoded) is a valid head message,
+    every attempt of a launch and the bounds of a read_log included."""
+    check_head_envelope(message)
+    kind = message["type"]
     if kind == "launch":
-        _check_items(message["attempts"], ATTEMPT_FIELDS, "launch.attempts")
+        for index, item in enumerate(message["attempts"]):
+            problem = attempt_problem(item, f"launch.attempts[{index}]")
+            if problem is not None:
+                raise MessageError(problem)
+    elif kind == "read_log":
+        problem = read_log_problem(message)
+        if problem is not None:
+            raise MessageError(f"malformed message: read_log: {problem}")
 
 
 def check_agent_message(message: Message) -> None:
@@ -433,9 +527,13 @@ __all__ = [
     "agent_hello",
     "attempt_spec",
     "attempt_update",
+    "MAX_LOG_OFFSET",
+    "attempt_problem",
     "check_agent_message",
+    "check_head_envelope",
     "coalesce",
     "check_head_message",
+    "read_log_problem",
     "decode",
     "encode",
     "error",

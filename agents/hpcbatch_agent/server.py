@@ -26,15 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol as p
+from .agentlog import log, log_exception
 from .cgroups import Cgroups
+from .jobs import find_jobs
 from .logs import read_chunk
 from .runner import ADOPTED_POLL_S, Runner, now_ms
 from .spool import Spool, safe_name
-from .unixsock import bind_listener
+from .unixsock import bind_listener, peer_refusal
 
 MAX_LINE = 256 * 1024 * 1024
 MAX_OUTBUF = 256 * 1024 * 1024
 UPDATES_PER_MESSAGE = 1000
+MAX_WAIT_S = 3600.0
 
 
 class Connection:
@@ -166,7 +169,8 @@ class AgentServer:
             deadlines.append(now_ms() + ADOPTED_POLL_S * 1000)
         if not deadlines:
             return None
-        return max(0.0, (min(deadlines) - now_ms()) / 1000)
+        # Bounded: a far deadline (a long job timeout) must not overflow the selector's int.
+        return min(MAX_WAIT_S, max(0.0, (min(deadlines) - now_ms()) / 1000))
 
     def _send_pending(self) -> None:
         # Commit first: nothing is reported before it is on disk.
@@ -193,6 +197,11 @@ class AgentServer:
         try:
             sock, _ = self.listener.accept()
         except (BlockingIOError, InterruptedError):
+            return
+        refusal = peer_refusal(sock)
+        if refusal is not None:
+            log(f"refused a connection to agent.sock: {refusal}")
+            sock.close()
             return
         sock.setblocking(False)
         conn = Connection(sock)
@@ -277,20 +286,33 @@ class AgentServer:
     def _handle_line(self, conn: Connection, line: bytes) -> None:
         try:
             message = p.decode(line)
-            p.check_head_message(message)
+            p.check_head_envelope(message)
         except p.MessageError as exc:
-            self._send_pending()
-            conn.outbuf += p.encode(p.error(exc.reason))
+            self._answer_error(conn, exc.reason)
             if exc.fatal:
                 conn.closing = True
                 conn.inbuf.clear()
                 self._flush(conn)
             return
+        try:
+            self._dispatch(conn, message)
+        except Exception as exc:  # one message's failure must never end the agent
+            kind = message["type"]
+            log_exception(f"handling a {kind!r} message failed")
+            if kind == "launch":
+                self._settle_failed_batch(message["attempts"], exc)
+            self._answer_error(conn, f"agent error handling {kind!r}: {_describe(exc)}")
+
+    def _answer_error(self, conn: Connection, reason: str) -> None:
+        self._send_pending()  # the error keeps its place after earlier requests' updates
+        conn.outbuf += p.encode(p.error(reason))
+
+    def _dispatch(self, conn: Connection, message: p.Message) -> None:
         kind = message["type"]
         if kind == "hello":
             self._hello(conn)
         elif kind == "launch":
-            self.runner.launch_batch(message["attempts"])
+            self._launch(conn, message["attempts"])
         elif kind == "kill":
             self.runner.kill(message["attempt_id"], message["reason"])
         elif kind == "ack":
@@ -305,6 +327,54 @@ class AgentServer:
             else:
                 self.stop_requested = True
 
+    def _launch(self, conn: Connection, attempts: list[Any]) -> None:
+        """Each attempt is checked on its own: a bad one fails to start (or, without a usable
+        attempt id, is answered with an error) and the rest of the batch runs."""
+        good: list[p.AttemptSpec] = []
+        for index, item in enumerate(attempts):
+            problem = p.attempt_problem(item, f"launch.attempts[{index}]")
+            if problem is None:
+                good.append(item)
+                continue
+            self._answer_error(conn, problem)
+            attempt_id = item.get("attempt_id") if isinstance(item, dict) else None
+            if isinstance(attempt_id, str) and attempt_id and "\0" not in attempt_id:
+                self._refuse(attempt_id, f"CannotStartContainerError: {problem}")
+        if good:
+            self.runner.launch_batch(good)
+
+    def _refuse(self, attempt_id: str, reason: str) -> None:
+        """FAILED_TO_START with ``reason``; an attempt the agent already knows keeps its state
+        and has it re-sent, as for any re-sent launch."""
+        known = self.runner.current_update(attempt_id)
+        if known is not None:
+            self.pending.append(known)
+            return
+        self.runner._fail_to_start(attempt_id, self.runner.log_path(attempt_id), reason)
+
+    def _settle_failed_batch(self, attempts: list[Any], exc: Exception) -> None:
+        """A launch whose handling raised: every attempt of it that is neither running nor
+        finished fails to start with the error (its intent, if journaled, is superseded), so
+        the head never relaunches it into the same failure. A job spawned but not tracked is
+        killed: nothing would watch it."""
+        reason = f"CannotStartContainerError: agent error: {_describe(exc)}"
+        for item in attempts:
+            attempt_id = item.get("attempt_id") if isinstance(item, dict) else None
+            if not isinstance(attempt_id, str) or attempt_id in self.runner.running:
+                continue
+            record = self.spool.records.get(attempt_id)
+            if record is not None and record.get("result") is not None:
+                continue
+            try:
+                self.runner._fail_to_start(attempt_id, self.runner.log_path(attempt_id), reason)
+            except Exception:
+                log_exception(f"cannot fail attempt {attempt_id!r}")
+        for attempt_id, pid in find_jobs(str(self.state_dir)).items():
+            if attempt_id not in self.runner.running:
+                log(f"killing job {pid} of attempt {attempt_id!r}: spawned but not tracked")
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+
     def _hello(self, conn: Connection) -> None:
         # The snapshot supersedes whatever the turn had pending, so the head never sees a
         # stale RUNNING after the EXITED that the snapshot already told it.
@@ -318,6 +388,9 @@ class AgentServer:
 
     def _read_log(self, message: p.Message) -> p.Message:
         attempt_id = message["attempt_id"]
+        problem = p.read_log_problem(message)
+        if problem is not None:
+            return p.log_data(message["req"], attempt_id, "", 0, True, error=f"read_log: {problem}")
         path = str(self.runner.logs_dir / f"{safe_name(attempt_id)}.log")
         known = attempt_id in self.spool.records
         if not known and not os.path.exists(path):  # acked attempts keep their logs
@@ -329,6 +402,10 @@ class AgentServer:
             path, message["offset"], message["max_bytes"], finished
         )
         return p.log_data(message["req"], attempt_id, text, next_offset, complete)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _drain(sock: Any) -> None:

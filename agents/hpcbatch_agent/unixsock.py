@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -30,14 +31,41 @@ def _with_address(path: Path, use: Callable[[str], T]) -> T:
 
 
 def bind_listener(path: Path, backlog: int = 16) -> socket.socket:
-    """A non-blocking listening socket at ``path`` (a stale socket file is replaced)."""
+    """A non-blocking listening socket at ``path``, mode 0600 from its creation on (a stale
+    socket file is replaced). The umask is the process's: callers are single-threaded."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    _with_address(path, listener.bind)
+    umask = os.umask(0o177)
+    try:
+        _with_address(path, listener.bind)
+    except BaseException:
+        listener.close()
+        raise
+    finally:
+        os.umask(umask)
     listener.listen(backlog)
     listener.setblocking(False)
     return listener
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end (SO_PEERCRED: as it was at connect)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("iII"))
+    _pid, uid, _gid = struct.unpack("iII", creds)
+    return int(uid)
+
+
+def peer_refusal(sock: socket.socket) -> str | None:
+    """Why a connection may not talk to this agent, or None: only the agent's own uid and
+    root may (the socket's mode says the same; this holds even if the mode were lost)."""
+    try:
+        uid = peer_uid(sock)
+    except OSError as exc:
+        return f"cannot read the peer's credentials: {exc}"
+    if uid in (0, os.geteuid()):
+        return None
+    return f"peer uid {uid} is neither the agent's ({os.geteuid()}) nor root"
 
 
 def connect(path: Path, timeout_s: float | None = 5.0) -> socket.socket:
