@@ -37,8 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol as p
+from .agentlog import log
 from .cgroups import OOM_REASON, Cgroups
-from .jobs import ATTEMPT_VAR, DIR_VAR, find_jobs, job_alive
+from .jobs import ATTEMPT_VAR, DIR_VAR, adoptable, find_jobs, job_alive, scan_claims
 from .keeper import REAPED, read_reaped, reaped_path, start_ticks, wait_status
 from .slots import Slot, SlotPool
 from .spawn import SpawnRequest, resolve_program, spawn_jobs
@@ -476,15 +477,16 @@ class Runner:
 
     def recover(self) -> None:
         """Re-adopt jobs that outlived the previous agent and collect the results of those
-        that ended while no agent ran (from the keeper's reaped files)."""
-        live = find_jobs(self._state)
+        that ended while no agent ran (from the keeper's reaped files). A job spawned but
+        never journaled as started is found by its environment, and adopted only if its
+        intent was journaled and it runs as the uid the intent names (jobs.adoptable)."""
+        intents: dict[str, dict[str, Any]] = {}
         for attempt_id, record in list(self.spool.records.items()):
             if record.get("result") is not None or "pid" not in record:
-                live.pop(attempt_id, None)
                 continue  # finished, or only an end survived a torn start
             if record["pid"] is None:  # the agent died while spawning it
-                continue  # settled below, once every live job is known
-            live.pop(attempt_id, None)
+                intents[attempt_id] = record  # settled below, once every live job is known
+                continue
             slot = self.slots.adopt(record.get("cgroups") or [], record.get("oom_base") or 0)
             run = Running(attempt_id, record["pid"], record.get("start_ticks"), False, slot)
             self._track(run, record)
@@ -494,10 +496,21 @@ class Runner:
                 self._finish(run, exit_code, signum, None, exited[1])
             else:
                 self._adopt(run)
+        own_uid = os.geteuid()
+        expected = {
+            aid: rec["uid"] if isinstance(rec.get("uid"), int) else own_uid
+            for aid, rec in intents.items()
+        }
+        live, refused = adoptable(scan_claims(self._state), expected)
+        for claim, why in refused:
+            log(
+                f"not adopting process {claim.pid} (uid {claim.uid}) that claims attempt "
+                f"{claim.attempt_id!r}: {why}"
+            )
         for attempt_id, pid in sorted(live.items()):
             self._adopt_unjournaled(attempt_id, pid)
-        for attempt_id, record in list(self.spool.records.items()):
-            if record.get("pid", 0) is None and attempt_id not in live:
+        for attempt_id, record in intents.items():
+            if attempt_id not in live:
                 self._settle_interrupted_start(record)
 
     def _settle_interrupted_start(self, record: dict[str, Any]) -> None:

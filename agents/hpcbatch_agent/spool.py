@@ -116,11 +116,16 @@ class Spool:
         self._pending.append(_encode(entry).encode() + b"\n")
         self._pending_durable = self._pending_durable or durable
 
-    def record_intent(self, attempt_id: str, log_path: str, work_dir: str | None) -> None:
+    def record_intent(
+        self, attempt_id: str, log_path: str, work_dir: str | None, uid: int | None = None
+    ) -> None:
         """A start record with no pid yet, flushed before the job is spawned. An agent killed
         during the spawn leaves this behind, so its successor knows the attempt may have
-        started and never starts it a second time."""
-        intent = {"attempt_id": attempt_id, "pid": None, "log_path": log_path}
+        started and never starts it a second time, and adopts its job only if it runs as
+        ``uid`` (None, and records from before uids were journaled: the agent's own)."""
+        intent: dict[str, Any] = {"attempt_id": attempt_id, "pid": None, "log_path": log_path}
+        if uid is not None:
+            intent["uid"] = uid
         self._append({"op": "start", **intent, "work_dir": work_dir}, durable=False)
 
     def record_start(self, record: dict[str, Any]) -> None:

@@ -128,9 +128,14 @@ def test_a_job_that_was_never_journaled_is_adopted_by_its_environment(
     start_agent, tmp_path: Path
 ) -> None:
     # The agent died between spawning a job and journaling it: the job, alive in its own
-    # session, carries its attempt id and the agent's state dir in its environment.
+    # session, carries its attempt id and the agent's state dir in its environment, and the
+    # agent had journaled its intent to start it (without one nothing is adopted).
+    from hpcbatch_agent.spool import Spool
+
     state_dir = (tmp_path / "agent").resolve()
-    state_dir.mkdir()
+    spool = Spool(state_dir / "spool")
+    spool.record_intent("job:9", str(state_dir / "logs" / "job%3A9.log"), None)
+    spool.close()
     env = {**os.environ, "HPCBATCH_AGENT_DIR": str(state_dir), "HPCBATCH_ATTEMPT_ID": "job:9"}
     orphan = subprocess.Popen(["sleep", "300"], env=env, start_new_session=True)
     try:
