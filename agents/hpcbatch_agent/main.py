@@ -125,7 +125,9 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
 def _self_command() -> list[str]:
     """How to run this agent again: the zipapp it was shipped as (SSH hosts), or the module."""
     if sys.argv and sys.argv[0].endswith(".pyz") and zipfile.is_zipfile(sys.argv[0]):
-        return [sys.executable, os.path.abspath(sys.argv[0])]
+        # -I: the daemon runs as root; nothing from the SSH session's environment (PYTHONPATH,
+        # a sitecustomize) or working directory may be imported into it
+        return [sys.executable, "-I", os.path.abspath(sys.argv[0])]
     return [sys.executable, "-m", "hpcbatch_agent"]
 
 

@@ -10,8 +10,8 @@ address = "10.0.0.11"            # IP address or host name (unique)
 port = 22
 user = "root"
 key = "/etc/hpcbatch/id_ed25519" # must exist, readable by its owner only
-known_hosts = "/etc/hpcbatch/known_hosts"
-trust_on_first_use = false       # true: accept and record an unknown host key (labs only)
+known_hosts = "/etc/hpcbatch/known_hosts" # required (trust on first use records keys here)
+trust_on_first_use = false       # true: record an unknown host key in known_hosts (labs only)
 state_dir = "/var/lib/hpcbatch-agent"
 python = "python3"
 vcpus = 8                        # optional capacity overrides
@@ -36,7 +36,11 @@ from hpcbatch.errors import ValidationError
 from hpcbatch.transport.ssh import SshHost
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-HOSTNAME_RE = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
+# One DNS label; a host name is checked label by label (``is_host_name``), in linear time: a
+# single pattern for the whole name, with its optional dots, backtracked exponentially (seconds
+# for a 26-character typo such as "aaaaaaaaaaaaaaaaaaaaaaaaa!").
+LABEL_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+MAX_HOST_NAME = 253
 HOST_KEYS = {
     "name",
     "address",
@@ -69,11 +73,20 @@ def _check_address(where: str, address: Any) -> str:
     try:
         ipaddress.ip_address(address)
     except ValueError:
-        if not HOSTNAME_RE.fullmatch(address) or address.replace(".", "").isdigit():
+        if not is_host_name(address) or address.replace(".", "").isdigit():
             raise ValidationError(
                 f"{where}.address", f"is not an IP address or a host name (got {address!r})"
             ) from None
     return address
+
+
+def is_host_name(text: str) -> bool:
+    """Whether ``text`` is a DNS host name: labels of 1-63 letters, digits and inner hyphens,
+    joined by dots (one trailing dot allowed), 253 characters at most."""
+    if not 1 <= len(text) <= MAX_HOST_NAME:
+        return False
+    labels = text.removesuffix(".").split(".")
+    return all(LABEL_RE.fullmatch(label) for label in labels)
 
 
 def _check_key(where: str, key: Any) -> Path:
@@ -101,6 +114,28 @@ def _int(where: str, raw: dict[str, Any], key: str, default: int | None, low: in
     return value
 
 
+def _check_trust(where: str, raw: dict[str, Any]) -> tuple[str, bool]:
+    """``(known_hosts, trust_on_first_use)``: a known_hosts file is always required, since
+    trusting on first use means recording the key there (without one, every key would be
+    accepted and none remembered)."""
+    known = raw.get("known_hosts")
+    tofu = raw.get("trust_on_first_use", False)
+    if not isinstance(tofu, bool):
+        raise ValidationError(
+            f"{where}.trust_on_first_use", f"must be true or false (got {tofu!r})"
+        )
+    if not isinstance(known, str) or not known:
+        rule = (
+            "is required with trust_on_first_use = true: a first-seen host key is recorded "
+            "there and checked on every later connection"
+            if tofu
+            else "is required to verify the host key (trust_on_first_use = true records it "
+            "there on first connection)"
+        )
+        raise ValidationError(f"{where}.known_hosts", rule)
+    return known, tofu
+
+
 def parse_host(where: str, raw: Any) -> SshHost:
     if not isinstance(raw, dict):
         raise ValidationError(where, "must be a table of host settings")
@@ -113,12 +148,7 @@ def parse_host(where: str, raw: Any) -> SshHost:
             f"{where}.name", f"must be 1-63 letters, digits, '.', '_' or '-' (got {name!r})"
         )
     where = f"{where} ({name})"
-    known = raw.get("known_hosts")
-    tofu = raw.get("trust_on_first_use", False)
-    if known is None and not tofu:
-        raise ValidationError(
-            f"{where}.known_hosts", "is required to verify the host key (or set trust_on_first_use)"
-        )
+    known, tofu = _check_trust(where, raw)
     gpus = raw.get("gpus")
     if gpus is not None and not (
         isinstance(gpus, list) and all(isinstance(g, int) and g >= 0 for g in gpus)
@@ -135,8 +165,8 @@ def parse_host(where: str, raw: Any) -> SshHost:
         key=_check_key(where, raw.get("key")),
         port=_int(where, raw, "port", 22, 1) or 22,
         user=str(raw.get("user", "root")),
-        known_hosts=Path(known) if known else None,
-        trust_on_first_use=bool(tofu),
+        known_hosts=Path(known),
+        trust_on_first_use=tofu,
         state_dir=str(raw.get("state_dir", SshHost.state_dir)),
         python=str(raw.get("python", SshHost.python)),
         vcpus=_int(where, raw, "vcpus", None, 1),

@@ -111,7 +111,7 @@ def stop_agent_command(host: SshHost, kill_jobs: bool) -> str:
     none installed has nothing to stop)."""
     version, _ = build_agent_zipapp()
     pyz = f"{host.state_dir}/bin/{agent_file_name(version)}"
-    argv = [host.python, pyz, "stop", "--state-dir", host.state_dir]
+    argv = [host.python, "-I", pyz, "stop", "--state-dir", host.state_dir]
     if kill_jobs:
         argv.append("--kill-jobs")
     quoted = shlex.quote(pyz)

@@ -4,11 +4,18 @@ Vocabulary:
     host      an ``SshHost``: where to connect (address, port, user, key), how to trust it
               (a known_hosts file; trust-on-first-use only when asked for), where the agent
               keeps its state there, and optional capacity overrides.
-    install   the agent zipapp (``zipapp.py``) is copied over SFTP when the host lacks this
-              exact build, to ``<state_dir>/bin/``, then run with the host's ``python3``.
+    install   the agent zipapp (``zipapp.py``) is copied over SFTP to ``<state_dir>/bin/``
+              when the file there is missing or its SHA-256 is not this build's (a file with
+              the right name is not trusted for its name: ``sha256sum`` checks it, in the same
+              exec that makes the directory), under a temporary name then renamed into place,
+              and run with the host's ``python3`` in isolated mode (``-I``: nothing from the
+              remote working directory or environment, such as PYTHONPATH, is imported).
     channel   one SSH exec channel running ``<pyz> attach``: it relays the protocol to the
               host's agent daemon, starting the daemon if needed. The daemon and its jobs
               outlive the channel; a new channel gets a fresh hello to reconcile from.
+    line      one protocol message; a host that sends more than ``MAX_LINE`` bytes without
+              a newline is disconnected, with the reason logged (the head's memory is not
+              the host's to fill).
 
 paramiko is blocking: the connection is made in a worker thread, a reader thread turns channel
 lines into messages on an asyncio queue, and sends go through one writer thread per link so
@@ -21,6 +28,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
+import logging
+import secrets
 import shlex
 import socket
 from dataclasses import dataclass, field
@@ -36,6 +46,11 @@ from hpcbatch.transport.zipapp import agent_file_name, build_agent_zipapp
 
 CONNECT_TIMEOUT_S = 10.0
 HELLO_TIMEOUT_S = 20.0
+# The longest line a host may send; its largest messages (a hello listing every attempt, a
+# log chunk of at most 4 MiB) are far below it.
+MAX_LINE = 64 * 1024 * 1024
+
+log = logging.getLogger("hpcbatch.transport.ssh")
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,13 @@ class SshHost:
     gpus: tuple[int, ...] | None = None
     labels: dict[str, str] = field(default_factory=dict)
     agent_durability: str = "process"  # or "power": the agent's spool fsyncs each turn
+
+    def __post_init__(self) -> None:
+        if self.trust_on_first_use and self.known_hosts is None:
+            raise ValueError(
+                f"host {self.name}: trust_on_first_use needs a known_hosts file to record "
+                "the first key in (without one, every key would be accepted)"
+            )
 
 
 def _connect_client(host: SshHost) -> paramiko.SSHClient:
@@ -111,33 +133,57 @@ def connect_error(host: SshHost, exc: BaseException) -> str:
 
 
 def _install_agent(client: paramiko.SSHClient, host: SshHost) -> str:
-    """The remote path of this head's agent build, copied there if missing."""
+    """The remote path of this head's agent build, copied there unless the file already
+    there has this build's SHA-256."""
     version, data = build_agent_zipapp()
     remote_dir = f"{host.state_dir}/bin"  # f-string: a Path is fine
     remote = f"{remote_dir}/{agent_file_name(version)}"
-    _run(client, f"mkdir -p {shlex.quote(remote_dir)}", host)
+    found = _run(client, probe_command(remote_dir, remote), host)
+    if installed_digest(found) == hashlib.sha256(data).hexdigest():
+        return remote
+    if found.strip():
+        log.warning(
+            "node %s: %s is not this build (SHA-256 differs): replacing it", host.name, remote
+        )
+    tmp = f"{remote}.tmp-{secrets.token_hex(4)}"  # two heads installing never share a name
     with client.open_sftp() as sftp:
         try:
-            sftp.stat(remote)
-            return remote
-        except FileNotFoundError:
-            pass
-        tmp = f"{remote}.tmp"
-        with sftp.open(tmp, "wb") as out:
-            out.write(data)
-        sftp.posix_rename(tmp, remote)
+            with sftp.open(tmp, "wb") as out:
+                out.write(data)
+            sftp.posix_rename(tmp, remote)
+        except BaseException:
+            with contextlib.suppress(OSError, paramiko.SSHException):
+                sftp.remove(tmp)
+            raise
     return remote
 
 
-def _run(client: paramiko.SSHClient, command: str, host: SshHost) -> None:
+def probe_command(remote_dir: str, remote: str) -> str:
+    """Make the agent's directory and print ``<sha256>  <path>`` of the build there (nothing
+    when it is missing), in one round trip."""
+    quoted = shlex.quote(remote)
+    return f"mkdir -p {shlex.quote(remote_dir)} && {{ sha256sum {quoted} 2>/dev/null || true; }}"
+
+
+def installed_digest(sha256sum_output: str) -> str | None:
+    """The hex digest in ``sha256sum`` output, None when there is none."""
+    words = sha256sum_output.split()
+    return words[0].lower() if words else None
+
+
+def _run(client: paramiko.SSHClient, command: str, host: SshHost) -> str:
+    """``command``'s standard output; TransportError when it fails."""
     _, stdout, stderr = client.exec_command(command, timeout=CONNECT_TIMEOUT_S)
+    output: str = stdout.read().decode(errors="replace")
     if stdout.channel.recv_exit_status() != 0:
         raise TransportError(f"node {host.name}: `{command}` failed: {stderr.read().decode()}")
+    return output
 
 
 def attach_command(host: SshHost, pyz: str) -> str:
     argv = [
         host.python,
+        "-I",  # isolated: no PYTHON* variables, no user site, no working directory on sys.path
         pyz,
         "attach",
         "--state-dir",
@@ -159,6 +205,8 @@ def attach_command(host: SshHost, pyz: str) -> str:
 class SshAgentLink:
     """An AgentLink over an SSH exec channel running ``attach``."""
 
+    max_line = MAX_LINE
+
     def __init__(self, host: SshHost, client: paramiko.SSHClient, channel: paramiko.Channel):
         self.node_name = host.name
         self.hello: dict[str, Any] = {}
@@ -168,6 +216,8 @@ class SshAgentLink:
         self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._writer = concurrent.futures.ThreadPoolExecutor(1, f"ssh-send-{host.name}")
         self._pending: list[bytes] = []  # pieces of a line still without its newline
+        self._pending_size = 0
+        self.closed_reason: str | None = None  # why the head hung up, when it did
         # paramiko's transport thread reads the socket; the channel's fileno() is readable
         # while its buffer holds data or the channel has closed, so the event loop reads
         # it: no thread of ours, no hop between threads per message.
@@ -195,9 +245,23 @@ class SshAgentLink:
             whole = b"".join([*pending, line]) if pending else line
             pending = []
             self._inbox.put_nowait(whole + b"\n")
+        if lines:
+            self._pending_size = 0
         if rest:
             pending.append(rest)  # a long line is joined once, not re-copied per chunk
+            self._pending_size += len(rest)
         self._pending = pending
+        if self._pending_size > self.max_line:
+            self._hang_up(f"sent more than {self.max_line} bytes without a newline")
+
+    def _hang_up(self, reason: str) -> None:
+        """Stop reading and close the channel; the reason is logged and kept."""
+        self.closed_reason = reason
+        log.warning("node %s: %s: disconnecting", self.node_name, reason)
+        self._pending, self._pending_size = [], 0
+        self._stop_reading()
+        with contextlib.suppress(OSError, paramiko.SSHException, EOFError):
+            self._channel.close()
 
     async def send(self, message: dict[str, Any]) -> None:
         # Sent by a thread of its own: a send may wait (a full window, a peer gone quiet),
@@ -261,7 +325,9 @@ async def connect_ssh_agent(host: SshHost, head_id: str) -> SshAgentLink:
         ready = channel.recv_stderr_ready() or channel.exit_status_ready()
         stderr = channel.recv_stderr(4096).decode(errors="replace").strip() if ready else ""
         await link.close()
-        detail = reply.get("reason") if reply else stderr or "the channel closed"
+        detail = (
+            reply.get("reason") if reply else link.closed_reason or stderr or "the channel closed"
+        )
         raise TransportError(f"node {host.name}: the agent did not say hello: {detail}")
     link.hello = reply
     return link

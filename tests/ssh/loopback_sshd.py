@@ -55,7 +55,8 @@ class LoopbackSshd:
         os.kill(self.pid, signal.SIGKILL)
 
 
-def start_sshd(base: Path) -> LoopbackSshd:
+def start_sshd(base: Path, extra_config: str = "") -> LoopbackSshd:
+    """Start sshd in ``base``; ``extra_config`` lines are appended to its sshd_config."""
     base.mkdir(parents=True, exist_ok=True)
     keygen(base / "host_key")
     keygen(base / "client_key")
@@ -63,7 +64,7 @@ def start_sshd(base: Path) -> LoopbackSshd:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    (base / "sshd_config").write_text(CONFIG.format(port=port, dir=base))
+    (base / "sshd_config").write_text(CONFIG.format(port=port, dir=base) + extra_config)
     host_key = " ".join((base / "host_key.pub").read_text().split()[:2])
     (base / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key}\n")
     Path("/run/sshd").mkdir(exist_ok=True)
