@@ -68,8 +68,9 @@ def reaped_path(state_dir: Path | str, pid: int) -> str:
 def read_reaped(state_dir: Path | str, pid: int, ticks: int | None) -> tuple[int, int] | None:
     """(wait status, stop ms) the keeper recorded for this process, or None. With ``ticks``
     None (the start time was never journaled) any record of the pid is taken."""
-    try:
-        with open(reaped_path(state_dir, pid), "rb") as reaped:
+    try:  # never through a symlink: only the keeper's own file counts
+        fd = os.open(reaped_path(state_dir, pid), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with open(fd, "rb") as reaped:
             words = reaped.read(100).split()
     except OSError:
         return None
@@ -85,7 +86,10 @@ def _record(directory: str, pid: int, status: int, ticks: int | None) -> None:
     path = f"{directory}/{pid}"
     tmp = f"{path}.tmp"
     stop_ms = time.time_ns() // 1_000_000
-    with open(tmp, "w", encoding="ascii") as out:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with open(os.open(tmp, flags, 0o600), "w", encoding="ascii") as out:
         out.write(f"{status} {ticks if ticks is not None else -1} {stop_ms}\n")
     os.replace(tmp, path)
 
@@ -150,7 +154,7 @@ def run(state_dir: Path, agent_main: Callable[[], int]) -> int:
     Where this process cannot become a subreaper (no ctypes, no prctl), the agent runs
     here, unkept: its jobs then lose their exit status if the agent itself is killed."""
     directory = str(state_dir / REAPED)
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
     if not make_subreaper():
         print("keeper: no child subreaper here; running the agent unkept", file=sys.stderr)
         return agent_main()

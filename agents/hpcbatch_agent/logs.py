@@ -33,8 +33,8 @@ def read_chunk(path: str, offset: int, max_bytes: int, finished: bool) -> tuple[
     """(text, next_offset, complete) of the log at ``path``; a missing log reads empty."""
     max_bytes = max(0, min(max_bytes, MAX_CHUNK))
     offset = max(0, offset)
-    try:
-        with open(path, "rb") as log:
+    try:  # never through a symlink: a job's log is the file its job wrote, nothing else
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as log:
             size = os.fstat(log.fileno()).st_size
             log.seek(offset)
             data = log.read(max_bytes)

@@ -27,14 +27,17 @@ import zipfile
 from pathlib import Path
 
 from . import keeper, protocol
+from .bootstrap import isolated_command
 from .capacity import detect_node
 from .cgroups import DEFAULT_PIDS_MAX, Cgroups
 from .procfs import stat_fields
 from .server import AgentServer
 from .spool import DURABILITIES
+from .statedir import StateDirError, open_private, prepare_state_dir
 from .unixsock import connect, is_listening
 
 EXIT_ALREADY_RUNNING = 3
+EXIT_BAD_STATE_DIR = 2
 DETACH_TIMEOUT_S = 30.0
 
 
@@ -123,22 +126,29 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
 
 
 def _self_command() -> list[str]:
-    """How to run this agent again: the zipapp it was shipped as (SSH hosts), or the module."""
+    """How to run this agent again: the zipapp it was shipped as (SSH hosts), or this
+    package from its own directory; isolated either way (bootstrap.py)."""
     if sys.argv and sys.argv[0].endswith(".pyz") and zipfile.is_zipfile(sys.argv[0]):
         # -I: the daemon runs as root; nothing from the SSH session's environment (PYTHONPATH,
         # a sitecustomize) or working directory may be imported into it
         return [sys.executable, "-I", os.path.abspath(sys.argv[0])]
-    return [sys.executable, "-m", "hpcbatch_agent"]
+    return isolated_command(sys.executable)
 
 
 def start_detached(args: argparse.Namespace) -> int:
     """Start the daemon in its own session; 0 once its socket accepts connections."""
-    state_dir: Path = args.state_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir: Path = args.state_dir.resolve()
+    try:
+        prepare_state_dir(state_dir)
+        log_fd = open_private(state_dir / "agent.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    except (StateDirError, OSError) as exc:
+        print(f"agent not started: {exc}", file=sys.stderr)
+        return 1
     sock_path = state_dir / "agent.sock"
     if is_listening(sock_path):
+        os.close(log_fd)
         return 0
-    with open(state_dir / "agent.log", "ab") as log:
+    with open(log_fd, "ab") as log:
         child = subprocess.Popen(
             [*_self_command(), *serve_argv(args)],
             stdin=subprocess.DEVNULL,
@@ -164,22 +174,40 @@ def start_detached(args: argparse.Namespace) -> int:
 
 
 def _write_pidfile(path: Path) -> None:
+    """Written whole (tmp + rename, which replaces whatever is at ``path``, a symlink too)."""
     tmp = path.with_suffix(".pid.tmp")
-    tmp.write_text(f"{os.getpid()}\n")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    with open(fd, "w") as out:
+        out.write(f"{os.getpid()}\n")
     os.replace(tmp, path)
 
 
 def serve(args: argparse.Namespace) -> int:
     """The keeper (keeper.py), which runs the agent in a child and outlives it."""
     state_dir = args.state_dir.resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare_state_dir(state_dir)
+    except StateDirError as exc:
+        print(f"agent not started: {exc}", file=sys.stderr)
+        return EXIT_BAD_STATE_DIR
     return keeper.run(state_dir, lambda: serve_agent(args, state_dir))
 
 
 def serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
+    """The agent itself, or EXIT_BAD_STATE_DIR when a file of its state dir is a symlink."""
+    try:
+        return _serve_agent(args, state_dir)
+    except StateDirError as exc:
+        print(f"agent stopped: {exc}", file=sys.stderr)
+        return EXIT_BAD_STATE_DIR
+
+
+def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
     """The agent itself: one per state dir (agent.lock), a subreaper for its jobs' orphans."""
     keeper.make_subreaper()
-    lock_fd = os.open(state_dir / "agent.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    lock_fd = open_private(state_dir / "agent.lock", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -398,9 +398,13 @@ class AgentServer:
                 message["req"], attempt_id, "", message["offset"], True, error="no such attempt"
             )
         finished = attempt_id not in self.runner.running
-        text, next_offset, complete = read_chunk(
-            path, message["offset"], message["max_bytes"], finished
-        )
+        try:
+            text, next_offset, complete = read_chunk(
+                path, message["offset"], message["max_bytes"], finished
+            )
+        except OSError as exc:  # e.g. ELOOP: a symlink where the log belongs is not followed
+            error = f"cannot read the log: {exc.strerror}"
+            return p.log_data(message["req"], attempt_id, "", message["offset"], True, error=error)
         return p.log_data(message["req"], attempt_id, text, next_offset, complete)
 
 

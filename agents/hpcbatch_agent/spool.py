@@ -28,6 +28,7 @@ nothing after it was ever reported. ``safe_name`` turns an attempt id into a fil
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .protocol import AttemptUpdate
+from .statedir import open_private
 
 JOURNAL = "journal.jsonl"
 _MAX_NAME = 200
@@ -69,19 +71,19 @@ class Spool:
             raise ValueError(f"durability must be 'process' or 'power', not {durability!r}")
         self.sync = durability == "power"
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = directory / JOURNAL
         self.records: dict[str, dict[str, Any]] = {}
         self._pending: list[bytes] = []
         self._pending_durable = False
         self._lines = 0
+        # Never through a symlink (statedir.open_private): the journal is read and written
+        # by an agent that may be root.
+        self._fd = open_private(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
         self._load()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     def _load(self) -> None:
-        if not self.path.exists():
-            return
-        with open(self.path, "rb") as journal:
+        with open(os.dup(self._fd), "rb") as journal:
             for line in journal:
                 try:
                     entry = json.loads(line)
@@ -179,7 +181,9 @@ class Spool:
     def compact(self) -> None:
         """Rewrite the journal as the live records only, atomically."""
         tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as out:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        with open(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as out:
             for record in self.records.values():
                 for entry in _entries_for(record):
                     out.write(_encode(entry).encode() + b"\n")
@@ -194,7 +198,7 @@ class Spool:
             finally:
                 os.close(dir_fd)
         os.close(self._fd)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        self._fd = open_private(self.path, os.O_RDWR | os.O_APPEND)
         self._lines = sum(len(_entries_for(r)) for r in self.records.values())
 
     def close(self) -> None:
