@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hpcbatch_agent.bootstrap import isolated_command
+from hpcbatch_agent.statedir import StateDirError, prepare_state_dir
 from hpcbatch_agent.unixsock import connect, is_listening
 
 from hpcbatch import protocol
@@ -106,10 +108,10 @@ def agent_running(state_dir: Path) -> bool:
 
 
 async def _start_agent(state_dir: Path, node_name: str, python: str, options: list[str]) -> None:
+    # Isolated (-I) and in its own state dir: the agent may run as root, so nothing from
+    # the head's working directory or PYTHONPATH may be imported into it (bootstrap.py).
     command = [
-        python,
-        "-m",
-        "hpcbatch_agent",
+        *isolated_command(python),
         "serve",
         "--detach",
         "--state-dir",
@@ -123,6 +125,7 @@ async def _start_agent(state_dir: Path, node_name: str, python: str, options: li
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=state_dir,
     )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), START_TIMEOUT_S)
@@ -167,7 +170,10 @@ async def connect_local_agent(
     ``agent_options`` are extra ``serve`` flags (e.g. ``["--heartbeat-s", "0.5"]``), used
     only when the agent has to be started. Capacity overrides also apply only then."""
     state_dir = Path(state_dir).resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare_state_dir(state_dir)  # as the agent will: the head runs as the agent's uid
+    except (StateDirError, OSError) as exc:
+        raise TransportError(f"agent for node {node_name} not started: {exc}") from None
     if not agent_running(state_dir):
         options = _serve_options(vcpus, memory_mib, gpus, agent_options or [])
         await _start_agent(state_dir, node_name, python, options)
