@@ -21,7 +21,9 @@ is corrupt, or is some other application's database is refused with a ``StoreErr
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -146,6 +148,10 @@ class SqliteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StoreError(f"open {self.path}: cannot create its directory: {err}") from err
+        try:
+            make_private(self.path)
+        except OSError as err:
+            raise StoreError(f"open {self.path}: cannot create it 0600: {err}") from err
         with self._errors("open"):
             conn = sqlite3.connect(
                 str(self.path),
@@ -163,6 +169,7 @@ class SqliteStore:
         return conn
 
     def _configure(self, conn: sqlite3.Connection) -> None:
+        # SQLite gives the -wal and -shm files the database file's own mode (0600).
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(
@@ -247,3 +254,24 @@ class SqliteStore:
     def _query(self, operation: str, sql: str, params: Sequence[object]) -> list[Any]:
         with self._lock, self._errors(operation):
             return self._connection(operation).execute(sql, params).fetchall()
+
+
+PRIVATE_MODE = 0o600
+_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def make_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it (SQLite would create it with the
+    umask's mode, often world-readable: jobs' environments and commands are in it), and
+    tighten an existing one and its -wal/-shm files to 0600. Only files this process owns
+    are changed."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_MODE))
+    for suffix in _COMPANIONS:
+        companion = Path(f"{path}{suffix}")
+        try:
+            info = companion.stat()
+        except FileNotFoundError:
+            continue
+        if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+            companion.chmod(stat.S_IMODE(info.st_mode) & PRIVATE_MODE)
