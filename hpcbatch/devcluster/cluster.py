@@ -1,9 +1,12 @@
 """``DevCluster``: bring a dev cluster up, look at it, cut hosts off, and take it all down.
 
-``up`` plans every name first (``descriptor.plan``), writes the descriptor, then makes the
-network, the keys and the sshds, and rolls everything back if any step fails. ``down`` does not
-trust the descriptor alone: it finds what belongs to the cluster by its prefix (namespaces,
-links) and by the sshd command lines that name its files, so a half-built cluster goes too.
+``up`` plans every name first (``descriptor.plan``), makes its directory (root's alone:
+``ownership.py``), writes the descriptor, then makes the network, the keys and the sshds, and
+rolls everything back if any step fails. ``down`` does not trust the descriptor alone: it acts
+only on a descriptor whose names and paths are its own (``descriptor.not_its_own``) in a
+directory only root can change, and finds what belongs to the cluster by its prefix
+(namespaces, links) and by the sshd command lines that name its files, so a half-built
+cluster goes too.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hpcbatch.devcluster import descriptor as desc
-from hpcbatch.devcluster import disks, keys, naming, network, processes, sshd
+from hpcbatch.devcluster import disks, keys, naming, network, ownership, processes, sshd
 from hpcbatch.devcluster.descriptor import Descriptor, DevHost
 from hpcbatch.devcluster.errors import DevClusterError
 
@@ -90,19 +94,21 @@ class DevCluster:
         (0: none; where the machine cannot make one, none, and ``disk_problem`` says why)."""
         base_dir = Path(base_dir).absolute()
         reasons = [naming.check_host_count(hosts), sshd.unsafe_path_reason(base_dir)]
+        reasons.append(network.alias_problem(str(base_dir)))
         reasons.append(disks.check_size(disk_mib))
         reasons.append(None if prefix is None else naming.check_prefix(prefix))
         for reason in reasons:
             if reason:
                 raise DevClusterError(reason)
         check_can_run()
-        refuse_occupied(base_dir)
+        if os.path.lexists(base_dir):
+            ownership.check_private_dir(base_dir)
+            refuse_occupied(base_dir)
         runner = network.Runner()
         prefix = pick_prefix(prefix, runner)
         taken = naming.routed_networks(runner.output(network.routes_argv()))
         subnet = naming.choose_subnet(prefix, taken)
-        created_dir = not base_dir.exists()
-        base_dir.mkdir(parents=True, exist_ok=True)
+        created_dir = ownership.make_private_dir(base_dir)
         plan = desc.plan(base_dir, prefix, subnet, hosts, created_dir, disk_mib)
         desc.claim(plan)
         cluster = cls(plan, runner)
@@ -132,6 +138,7 @@ class DevCluster:
     def _make_network(self, subnet: IPv4Network) -> None:
         d = self.descriptor
         argvs = network.bridge_argvs(d.bridge, IPv4Address(d.bridge_address), subnet)
+        argvs.append(network.alias_argv(d.bridge, str(d.base_dir)))  # whose prefix this is
         for host in d.hosts:
             argvs += network.host_argvs(
                 host.namespace, host.veth, d.bridge, IPv4Address(host.address), subnet
@@ -172,13 +179,13 @@ class DevCluster:
             + [(sshd_files(d, h).host_key, h.name) for h in d.hosts]
         )
         client_key = keys.public_key(d.key_path)
-        (d.base_dir / desc.AUTHORIZED_KEYS).write_text(client_key + "\n")
         (d.base_dir / desc.EMPTY_FILE).write_text("")
         entries = [(h.address, h.port, keys.public_key(sshd_files(d, h).host_key)) for h in d.hosts]
         d.known_hosts_path.write_text(keys.known_hosts_text(entries))
         for host in d.hosts:
             files = sshd_files(d, host)
-            text = sshd.sshd_config(host.name, IPv4Address(host.address), host.port, files)
+            address = IPv4Address(host.address)
+            text = sshd.sshd_config(host.name, address, host.port, files, client_key)
             files.config.write_text(text)
 
     def _start_sshds(self) -> dict[str, subprocess.Popen[bytes]]:
@@ -222,7 +229,10 @@ class DevCluster:
 
     def down(self) -> None:
         """Stop every process of every host, delete links and namespaces, remove the files;
-        safe to repeat. Raises if something could not be removed (and says what)."""
+        safe to repeat. Raises if something could not be removed (and says what), and before
+        removing anything if the descriptor names what is not its own or its directory could
+        be changed by someone other than root."""
+        self._check_own()
         survivors = processes.stop(self._pids())
         for link in self._links():
             self.runner.run(network.delete_link_argv(link), check=False)
@@ -237,6 +247,22 @@ class DevCluster:
         left += [f"namespace {name}" for name in self._namespaces()]
         if left:
             raise DevClusterError(f"dev cluster {self.prefix}: could not remove {', '.join(left)}")
+
+    def _check_own(self) -> None:
+        problem = desc.not_its_own(self.descriptor, self.base_dir)
+        if problem:
+            raise DevClusterError(
+                f"dev cluster {self.prefix}: {problem}; refusing to remove anything"
+            )
+        if os.path.lexists(self.base_dir):
+            ownership.check_private_dir(self.base_dir)
+        aliases = network.link_aliases(self.runner.output(network.links_argv()))
+        owner = aliases.get(self.bridge)
+        if owner is not None and owner != str(self.base_dir):
+            raise DevClusterError(
+                f"prefix {self.prefix} belongs to the dev cluster in {owner} (its bridge "
+                f"{self.bridge} says so), not to {self.base_dir}; refusing to remove anything"
+            )
 
     def _pids(self) -> set[int]:
         """Every process on the cluster's hosts: its sshds (recorded, from pid files, and by
@@ -323,7 +349,7 @@ class DevCluster:
 
 
 def sshd_files(d: Descriptor, host: DevHost) -> sshd.SshdFiles:
-    return sshd.SshdFiles.in_dir(host.host_dir, d.base_dir / desc.AUTHORIZED_KEYS)
+    return sshd.SshdFiles.in_dir(host.host_dir)
 
 
 def is_sshd_of_any(every_files: list[sshd.SshdFiles], argv: list[str]) -> bool:
@@ -339,8 +365,11 @@ def check_can_run() -> None:
             "and starts sshd (run it as root, e.g. with sudo)"
         )
     missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
-    if not os.access(sshd.SSHD, os.X_OK):
-        missing.append(sshd.SSHD)
+    missing += [path for path in (sshd.SSHD, sshd.KEYS_COMMAND) if not os.access(path, os.X_OK)]
+    try:
+        pwd.getpwnam(sshd.KEYS_COMMAND_USER)
+    except KeyError:
+        missing.append(f"a user {sshd.KEYS_COMMAND_USER!r} (sshd's AuthorizedKeysCommandUser)")
     if missing:
         raise DevClusterError(
             f"dev-cluster needs {', '.join(missing)}; on Debian: "

@@ -5,6 +5,11 @@ Vocabulary: a ``DevHost`` is one compute host (a network namespace with its own 
 is written before the first namespace exists (``state: "building"``) and rewritten once every
 sshd answers (``state: "ready"``), so ``down`` can remove a cluster whose ``up`` died midway.
 The file layout and the TOML text are built by pure functions.
+
+``down`` deletes, as root, what the descriptor names, so ``load`` trusts it only when the
+directory and the file can be changed by root alone (``ownership.py``), and ``not_its_own``
+checks that every name and path in it is exactly what ``plan`` gives for its own prefix in its
+own directory (nothing outside the directory, no namespace or link of another prefix).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-from hpcbatch.devcluster import disks, naming
+from hpcbatch.devcluster import disks, naming, ownership
 from hpcbatch.devcluster.errors import DevClusterError
 
 DESCRIPTOR_VERSION = 1
@@ -24,7 +29,6 @@ DESCRIPTOR = "cluster.json"
 HEAD_CONFIG = "head-ce.toml"
 CLIENT_KEY = "id_ed25519"
 KNOWN_HOSTS = "known_hosts"
-AUTHORIZED_KEYS = "authorized_keys"
 EMPTY_FILE = "empty"  # bind-mounted over /root/.bashrc inside each host
 HOSTS_DIR = "hosts"
 # Everything ``up`` writes at the top of DIR (``hosts/`` holds the rest).
@@ -34,7 +38,6 @@ TOP_LEVEL_FILES = (
     CLIENT_KEY,
     CLIENT_KEY + ".pub",
     KNOWN_HOSTS,
-    AUTHORIZED_KEYS,
     EMPTY_FILE,
 )
 SSH_PORT = 22
@@ -208,7 +211,7 @@ def claim(descriptor: Descriptor) -> None:
     directory: exactly one wins)."""
     path = descriptor.base_dir / DESCRIPTOR
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         raise already_holds_cluster(descriptor.base_dir) from None
     with os.fdopen(fd, "w") as out:
@@ -218,21 +221,65 @@ def claim(descriptor: Descriptor) -> None:
 def save(descriptor: Descriptor) -> None:
     path = descriptor.base_dir / DESCRIPTOR
     temporary = path.with_name(DESCRIPTOR + ".tmp")
-    temporary.write_text(to_json(descriptor))
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(to_json(descriptor))
     os.replace(temporary, path)
 
 
 def load(base_dir: Path) -> Descriptor:
+    """The descriptor in ``base_dir``, once the directory and the file are root's alone and
+    everything it names is its own."""
     path = base_dir / DESCRIPTOR
-    try:
-        return from_json(path.read_text())
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         raise DevClusterError(
             f"no dev cluster in {base_dir} (no {DESCRIPTOR}); start one with "
             f"`hpcbatch dev-cluster up --dir {base_dir}`"
-        ) from None
+        )
+    ownership.check_private_dir(base_dir)
+    ownership.check_root_file(path)
+    try:
+        descriptor = from_json(path.read_text())
     except (ValueError, KeyError, TypeError) as exc:
         raise DevClusterError(f"{path} is not a dev cluster descriptor: {exc!r}") from exc
+    problem = not_its_own(descriptor, base_dir)
+    if problem:
+        raise DevClusterError(f"{path} names what is not its own: {problem}; refusing to use it")
+    return descriptor
+
+
+HOST_FIELDS = ("name", "namespace", "veth", "host_dir", "agent_state_dir", "disk_image")
+CLUSTER_FIELDS = ("bridge", "key_path", "known_hosts_path")
+
+
+def not_its_own(descriptor: Descriptor, base_dir: Path) -> str | None:
+    """What in ``descriptor`` (found in ``base_dir``) is not what ``plan`` gives for its prefix
+    there, or None: its directory, every path (all inside it) and every name (all made from
+    its prefix)."""
+    d = descriptor
+    if d.base_dir != base_dir:
+        return f"its directory is {d.base_dir}, but it lies in {base_dir}"
+    problem = naming.check_prefix(d.prefix)
+    if problem:
+        return problem
+    try:
+        subnet = IPv4Network(d.subnet)
+    except ValueError as exc:
+        return f"subnet: {exc}"
+    expected = plan(base_dir, d.prefix, subnet, len(d.hosts), d.created_dir, d.disk_mib)
+    if d.disk_problem is not None:
+        expected = expected.without_disks(d.disk_problem)
+    wanted = [(name, getattr(d, name), getattr(expected, name)) for name in CLUSTER_FIELDS]
+    for index, (got, want) in enumerate(zip(d.hosts, expected.hosts, strict=True)):
+        wanted += [
+            (f"hosts[{index}].{name}", getattr(got, name), getattr(want, name))
+            for name in HOST_FIELDS
+        ]
+    for name, got_value, want_value in wanted:
+        if got_value != want_value:
+            return f"{name} is {str(got_value)!r}, not {str(want_value)!r}"
+    return None
 
 
 def already_holds_cluster(base_dir: Path) -> DevClusterError:

@@ -4,6 +4,10 @@ The ``ip`` command lines are built by pure functions (tests compare them with ``
 is the only thing here that starts a process. Inside each namespace the interface is ``eth0``
 and there is no default route, so nothing a host does can leave the machine; the root namespace
 reaches every host through the bridge's address.
+
+The bridge's alias (``ip link set BR alias DIR``, which only root can set) records the
+directory of the cluster that made it, so ``down`` can tell its own prefix from another
+cluster's before it deletes anything by that prefix.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from hpcbatch.devcluster.errors import DevClusterError
 
 IP = "ip"
 NETNS_DIR = "/run/netns"
+MAX_ALIAS = 255  # IFALIASZ less its NUL
 
 Argv = list[str]
 
@@ -54,6 +59,16 @@ def link_state_argv(link: str, up: bool) -> Argv:
     return [IP, "link", "set", link, "up" if up else "down"]
 
 
+def alias_argv(link: str, alias: str) -> Argv:
+    return [IP, "link", "set", "dev", link, "alias", alias]
+
+
+def alias_problem(alias: str) -> str | None:
+    if len(alias.encode()) > MAX_ALIAS:
+        return f"{alias}: the dev cluster's directory may be at most {MAX_ALIAS} bytes long"
+    return None
+
+
 def delete_link_argv(link: str) -> Argv:
     return [IP, "link", "del", link]
 
@@ -76,6 +91,15 @@ def links_argv() -> Argv:
 
 def link_names(ip_link_json: str) -> list[str]:
     return [link["ifname"] for link in json.loads(ip_link_json or "[]") if "ifname" in link]
+
+
+def link_aliases(ip_link_json: str) -> dict[str, str]:
+    """Each link's alias (links without one are left out)."""
+    return {
+        link["ifname"]: link["ifalias"]
+        for link in json.loads(ip_link_json or "[]")
+        if "ifname" in link and link.get("ifalias")
+    }
 
 
 def namespace_names() -> list[str]:

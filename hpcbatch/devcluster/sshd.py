@@ -9,6 +9,13 @@ file is untouched and the mount never propagates (the mount namespace is private
 
 ``nsenter`` (network only) and ``unshare`` (no ``--fork``) exec in place and ``sh`` execs sshd,
 so the pid of the started process is the pid of sshd itself.
+
+The one authorised client key is written into the sshd_config itself and handed to sshd by
+``AuthorizedKeysCommand /bin/echo <key>`` (run as ``nobody``): there is no authorized_keys file
+for anyone to swap, and ``StrictModes`` stays ``yes``. (With StrictModes, sshd reads an
+authorized_keys file only if every directory above it is root-owned and not group- or
+world-writable, which no directory below a sticky /tmp is.) Everything sshd reads lives in
+the cluster's root-only directory (``ownership.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = "/run/sshd"  # sshd refuses to start without it
 BASHRC = "/root/.bashrc"
 UNSAFE_PATH_CHARACTERS = frozenset(" \t\n\"'%#\\")  # sshd_config quoting and %-tokens
+KEYS_COMMAND = "/bin/echo"  # root-owned, as sshd requires of an AuthorizedKeysCommand
+KEYS_COMMAND_USER = "nobody"
 
 
 @dataclass(frozen=True)
@@ -32,16 +41,14 @@ class SshdFiles:
     host_key: Path
     pid_file: Path
     log: Path
-    authorized_keys: Path
 
     @classmethod
-    def in_dir(cls, host_dir: Path, authorized_keys: Path) -> SshdFiles:
+    def in_dir(cls, host_dir: Path) -> SshdFiles:
         return cls(
             config=host_dir / "sshd_config",
             host_key=host_dir / "ssh_host_ed25519_key",
             pid_file=host_dir / "sshd.pid",
             log=host_dir / "sshd.log",
-            authorized_keys=authorized_keys,
         )
 
 
@@ -53,20 +60,36 @@ def unsafe_path_reason(path: Path) -> str | None:
     return None
 
 
-def sshd_config(host: str, address: IPv4Address, port: int, files: SshdFiles) -> str:
+def key_problem(public_key: str) -> str | None:
+    """Why ``public_key`` (``<type> <base64>``) cannot be an argument of the keys command."""
+    words = public_key.split(" ")
+    if len(words) != 2 or not all(words) or set(public_key) & UNSAFE_PATH_CHARACTERS - {" "}:
+        return f"the client key {public_key!r} is not '<type> <base64>'"
+    return None
+
+
+def sshd_config(
+    host: str, address: IPv4Address, port: int, files: SshdFiles, client_key: str
+) -> str:
+    """``client_key`` (``<type> <base64>``) is the one key that may log in (as root)."""
+    problem = key_problem(client_key)
+    if problem:
+        raise ValueError(problem)
     return f"""\
 # sshd_config of dev-cluster host {host}, written by `hpcbatch dev-cluster up`.
 ListenAddress {address}:{port}
 HostKey {files.host_key}
 PidFile {files.pid_file}
-AuthorizedKeysFile {files.authorized_keys}
+AuthorizedKeysFile none
+AuthorizedKeysCommand {KEYS_COMMAND} {client_key}
+AuthorizedKeysCommandUser {KEYS_COMMAND_USER}
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 HostbasedAuthentication no
 UsePAM no
-StrictModes no
+StrictModes yes
 MaxStartups 100:30:200
 MaxSessions 100
 UseDNS no

@@ -17,7 +17,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from hpcbatch.devcluster import DevCluster, DevHost
+from hpcbatch.devcluster import DevCluster, DevClusterError, DevHost
 from hpcbatch.devcluster import descriptor as desc
 
 
@@ -35,10 +35,10 @@ def fresh_prefix() -> str:
     return "t" + secrets.token_hex(3)
 
 
-def sweep(prefix: str, scratch: Path) -> None:
-    """Remove whatever is left under ``prefix``: a cluster with no hosts in its plan still
-    finds its namespaces, links and their processes by name."""
-    DevCluster(desc.plan(scratch, prefix, IPv4Network("10.0.0.0/24"), 0, False)).down()
+def sweep(prefix: str, base_dir: Path) -> None:
+    """Remove whatever is left under ``prefix`` (made in ``base_dir``): a cluster with no hosts
+    in its plan still finds its namespaces, links and their processes by name."""
+    DevCluster(desc.plan(base_dir, prefix, IPv4Network("10.0.0.0/24"), 0, False)).down()
 
 
 class Clusters:
@@ -58,11 +58,22 @@ class Clusters:
         return cluster
 
     def tear_down(self) -> None:
+        """Take down every cluster made, each even if another one fails; then raise the first
+        failure. A prefix another cluster here owns (an ``up`` refused for reusing it) is
+        that cluster's to remove, and ``down`` refuses it: that is not a failure."""
+        failures: list[DevClusterError] = []
         for base_dir, prefix in reversed(self.made):
-            if (base_dir / desc.DESCRIPTOR).exists():
-                DevCluster.load(base_dir).down()
-            if prefix is not None:
-                sweep(prefix, self.root / "sweep")
+            try:
+                if (base_dir / desc.DESCRIPTOR).exists():
+                    DevCluster.load(base_dir).down()
+                if prefix is not None:
+                    sweep(prefix, base_dir)
+            except DevClusterError as exc:
+                owners = {str(other) for other, _ in self.made if other != base_dir}
+                if not any(f"in {owner} (its bridge" in exc.message for owner in owners):
+                    failures.append(exc)
+        if failures:
+            raise failures[0]
 
 
 @pytest.fixture

@@ -12,12 +12,27 @@ from hpcbatch.devcluster import keys, network, sshd
 
 GOLDEN = Path(__file__).parent / "golden"
 BASE = Path("/tmp/hpcbatch-devcluster")
-FILES = sshd.SshdFiles.in_dir(BASE / "hosts" / "hb3f2a-h1", BASE / "authorized_keys")
+FILES = sshd.SshdFiles.in_dir(BASE / "hosts" / "hb3f2a-h1")
+CLIENT_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbA9d0vF3xQm3kP+u/7Zr0Vf6yq1Y2sT4hW8nE5cJdL"
 
 
 def test_sshd_config_matches_the_golden_file() -> None:
-    text = sshd.sshd_config("hb3f2a-h1", IPv4Address("10.77.12.11"), 22, FILES)
+    text = sshd.sshd_config("hb3f2a-h1", IPv4Address("10.77.12.11"), 22, FILES, CLIENT_KEY)
     assert text == (GOLDEN / "sshd_config").read_text()
+
+
+def test_sshd_keeps_strict_modes_and_reads_no_authorized_keys_file() -> None:
+    lines = sshd.sshd_config("h", IPv4Address("10.0.0.11"), 22, FILES, CLIENT_KEY).splitlines()
+    assert "StrictModes yes" in lines
+    assert "AuthorizedKeysFile none" in lines
+    assert f"AuthorizedKeysCommand /bin/echo {CLIENT_KEY}" in lines
+    assert "AuthorizedKeysCommandUser nobody" in lines
+
+
+def test_a_client_key_that_is_not_type_and_base64_is_refused() -> None:
+    for bad in ("ssh-ed25519", "ssh-ed25519 AAAA extra", "ssh-ed25519 AA%h", "a\nb c", ""):
+        assert sshd.key_problem(bad) is not None, bad
+    assert sshd.key_problem(CLIENT_KEY) is None
 
 
 def test_sshd_starts_in_the_hosts_namespaces_with_bashrc_hidden() -> None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from hpcbatch.devcluster import DevCluster
 
 DIR_ENV = "HPCBATCH_DEVCLUSTER_DIR"  # also in hpcbatch.devcluster (not imported here: speed)
-DEFAULT_DIR = "/tmp/hpcbatch-devcluster"
+DEFAULT_DIR = "/var/lib/hpcbatch-devcluster"  # root's alone; hpcbatch.devcluster.DEFAULT_DIR
 DEFAULT_DISK_MIB = 2048  # hpcbatch.devcluster.disks.DEFAULT_MIB (not imported here: speed)
 EXIT_FAILED = 1
 
