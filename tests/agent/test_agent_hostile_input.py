@@ -153,3 +153,19 @@ def test_an_exception_in_one_message_is_logged_answered_and_survived(
     server.spool.close()
     ours.close()
     theirs.close()
+
+
+def test_the_longest_allowed_timeout_does_not_overflow_the_agents_wait(
+    agent: AgentProcess,
+) -> None:
+    first = Client(agent.state_dir)
+    first.hello()
+    first.send(p.launch([_spec("long", command=["sleep", "300"], timeout_s=p.MAX_TIMEOUT_S)]))
+    first.wait_state("long", p.RUNNING)
+    first.close()  # no head: the timeout is the agent's only deadline
+    second = Client(agent.state_dir)
+    attempts = {a["attempt_id"]: a for a in second.hello()["attempts"]}
+    assert attempts["long"]["state"] == p.RUNNING
+    second.send(p.kill("long", "done"))
+    assert second.wait_state("long", p.EXITED)["reason"] == "done"
+    second.close()
