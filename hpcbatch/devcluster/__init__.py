@@ -5,7 +5,7 @@ sshd, for tests and for trying hpcbatch without spare machines.
     ... ssh root@cluster.hosts[0].address -i cluster.key_path (known_hosts: cluster.known_hosts_path)
     cluster.down()
 
-Linux and root only. The cluster's directory is root's alone (made 0700 by ``up``; an existing
+Linux and root only. The cluster's directory is root's alone (made 0711 by ``up``; an existing
 one must be owned by root and not writable by others): see ``ownership.py`` and
 docs/dev-cluster.md.
 """

@@ -25,6 +25,7 @@ The command lines are built by pure functions; ``Runner`` runs them.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from pathlib import Path
 
@@ -83,7 +84,9 @@ def make(runner: Runner, image: Path, mountpoint: Path, size_mib: int, label: st
         return f"{MKFS} not found (on Debian: apt-get install e2fsprogs)"
     mountpoint.mkdir(parents=True, exist_ok=True)
     try:
-        with open(image, "xb") as out:
+        # 0600: the image holds every job's log and work files, whoever ran them
+        fd = os.open(image, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
             out.truncate(size_mib * 1024 * 1024)
         runner.run(mkfs_argv(image, size_mib, label))
         runner.run(mount_argv(image, mountpoint))

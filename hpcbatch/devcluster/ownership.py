@@ -7,8 +7,11 @@ of the directories above it, would get root over SSH, or make ``down`` delete fo
 
 Vocabulary:
     private dir   the cluster's directory: a real directory (not a symlink), owned by root,
-                  not writable by group or others. ``up`` makes it (mode 0700) when it does
-                  not exist, and refuses an existing one that is not private.
+                  not writable by group or others. ``up`` makes it (mode 0711) when it does
+                  not exist, and refuses an existing one that is not private. 0711, not 0700,
+                  for the agent's reason (its state dir is 0711 too): a job running as a user
+                  must reach its own work dir below it by path; nobody can list it, and what
+                  is secret in it is 0600 (keys, cluster.json, each host's disk image).
     safe chain    every directory above it is owned by root and either not writable by group
                   or others, or sticky (like /tmp: others may add entries but not rename or
                   delete root's); a symlink on the way must be owned by root, and the
@@ -29,7 +32,7 @@ from pathlib import Path
 
 from hpcbatch.devcluster.errors import DevClusterError
 
-PRIVATE_MODE = 0o700
+PRIVATE_MODE = 0o711
 GROUP_OR_OTHER_WRITE = stat.S_IWGRP | stat.S_IWOTH
 
 
@@ -98,7 +101,7 @@ def _refuse(problem: str, what: str) -> DevClusterError:
 
 
 def make_private_dir(path: Path) -> bool:
-    """Make ``path`` (mode 0700, owned by root) or accept an existing private dir on a safe
+    """Make ``path`` (mode 0711, owned by root) or accept an existing private dir on a safe
     chain; True when it was made here. Raises naming the path, owner and mode otherwise."""
     problem = chain_problem(path)
     if problem:

@@ -49,11 +49,14 @@ def refused_up(clusters: Clusters, name: str) -> str:
 
 
 def test_up_makes_its_directory_root_only(clusters: Clusters) -> None:
-    cluster = clusters.up("made", hosts=1, disk_mib=0)
-    st = os.lstat(cluster.base_dir)
-    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700)
-    st = os.lstat(cluster.base_dir / desc.DESCRIPTOR)
-    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o600)
+    cluster = clusters.up("made", hosts=1)
+    st = os.lstat(cluster.base_dir)  # 0711: a job's user reaches its work dir, lists nothing
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o711)
+    secret = [cluster.base_dir / desc.DESCRIPTOR, cluster.key_path]
+    secret += [h.disk_image for h in cluster.hosts if h.disk_image is not None]
+    for path in secret:
+        st = os.lstat(path)
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o600), path
     assert not (cluster.base_dir / "authorized_keys").exists()  # the key is in sshd_config
     assert all(s["alive"] and s["reachable"] for s in cluster.status())
 
