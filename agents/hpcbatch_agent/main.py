@@ -30,6 +30,7 @@ from . import keeper, protocol
 from .bootstrap import isolated_command
 from .capacity import detect_node
 from .cgroups import DEFAULT_PIDS_MAX, Cgroups
+from .fds import close_on_exec_inherited
 from .procfs import stat_fields
 from .server import AgentServer
 from .spool import DURABILITIES
@@ -69,7 +70,7 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "shim"),
         default="auto",
         help="how a job enters v1 cgroups: auto = the agent's thread steps in around the spawn "
-        "where the host allows it; shim = a /bin/sh shim in the job joins (as on v2)",
+        "where the host allows it; shim = the job's first process joins (as on v2)",
     )
     parser.add_argument(
         "--durability",
@@ -186,6 +187,7 @@ def _write_pidfile(path: Path) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """The keeper (keeper.py), which runs the agent in a child and outlives it."""
+    close_on_exec_inherited()  # for the keeper and the agent both: no job inherits them
     state_dir = args.state_dir.resolve()
     try:
         prepare_state_dir(state_dir)

@@ -1,14 +1,16 @@
 """Starting, killing, reaping and re-adopting job processes.
 
 Vocabulary:
-    job        the attempt's first process, spawned by the agent itself with posix_spawn
-               (vfork + exec: no shell, no extra process per job) in a new session, so its
-               process group holds the whole job tree. Its environment names the attempt
-               and this agent's state dir (jobs.py), and it starts in its working directory
-               and, where cgroups enforce limits, inside its slot (slots.py): on v1 the
-               agent's own thread steps into the slot around the spawn (``tasks`` moves
-               one thread, cheaply), so the job never runs outside it; on v2 a
-               ``/bin/sh`` shim joins the slot with ``cgroup.procs`` and execs the command.
+    job        the attempt's first process, started by the agent itself (spawn.py: no
+               shell, no extra process per job) in a new session, so its process group
+               holds the whole job tree. Its environment names the attempt and this
+               agent's state dir (jobs.py), and it starts in its working directory and,
+               where cgroups enforce limits, inside its slot (slots.py): on v1 the agent's
+               own thread steps into the slot around the spawn (``tasks`` moves one
+               thread, cheaply), so the job never runs outside it; on v2 the job's fork
+               child joins the slot with ``cgroup.procs`` before it execs the command
+               (forkexec.py), as it switches to the job's user: no process running as
+               root ever sees the job's environment.
     keeper     the agent's parent (keeper.py). The agent is a child subreaper, so what
                jobs orphan comes back to it; if the agent itself dies, its jobs go to the
                keeper, which records how each one ends in a reaped file. So a job that
@@ -39,12 +41,13 @@ from typing import Any
 from . import protocol as p
 from .agentlog import log
 from .cgroups import OOM_REASON, Cgroups
+from .forkexec import LOG_FLAGS, LOG_MODE
 from .jobs import ATTEMPT_VAR, DIR_VAR, adoptable, find_jobs, job_alive, scan_claims
 from .keeper import REAPED, read_reaped, reaped_path, start_ticks, wait_status
 from .slots import Slot, SlotPool
 from .spawn import SpawnRequest, resolve_program, spawn_jobs
 from .spool import Spool, safe_name
-from .users import run_as
+from .users import RunAs, run_as
 from .workdirs import WorkDirs
 
 __all__ = ["Runner", "Running", "find_jobs"]
@@ -164,22 +167,25 @@ class Runner:
         journal every intent in one write, spawn them back to back (spawn.spawn_jobs), then
         journal every start in one write and track them."""
         self._resolved.clear()  # PATH lookups are cached for one batch only
+        users: dict[str, RunAs | str] = {}  # and so are users and their groups
         ready: list[_Ready] = []
         taken: set[str] = set()
         for spec in specs:
-            prepared = self._prepare(spec, taken)
+            prepared = self._prepare(spec, taken, users)
             if prepared is not None:
                 ready.append(prepared)
                 taken.add(prepared.attempt_id)
         if not ready:
             return
         for job in ready:
-            self.spool.record_intent(job.attempt_id, job.request.log_path, job.work_dir)
+            user = job.request.user  # the uid its job will run as, for a later adoption
+            uid = user.uid if user is not None else None
+            self.spool.record_intent(job.attempt_id, job.request.log_path, job.work_dir, uid)
         self.spool.flush()
         spawned = spawn_jobs([job.request for job in ready], self.cgroups, self._state)
         started: list[tuple[_Ready, int, int]] = []
         for job, outcome in zip(ready, spawned, strict=True):
-            if isinstance(outcome, OSError):
+            if isinstance(outcome, str):
                 slot = job.request.slot
                 if slot is not None:
                     self.slots.finish(slot, None, now_ms())
@@ -212,9 +218,11 @@ class Runner:
             self.emit(update)
         self.spool.flush()
 
-    def _prepare(self, spec: p.AttemptSpec, taken: set[str]) -> _Ready | None:
+    def _prepare(
+        self, spec: p.AttemptSpec, taken: set[str], users: dict[str, RunAs | str]
+    ) -> _Ready | None:
         """A job ready to spawn, or None: already known (reported again), or failed to start
-        (reported)."""
+        (reported). ``users``: this batch's lookups of run_as."""
         attempt_id = spec["attempt_id"]
         known = self.current_update(attempt_id)
         if known is not None:  # a re-sent launch: report, never run twice
@@ -229,7 +237,7 @@ class Runner:
             visible = ",".join(str(index) for index in spec["gpus"])
             env["CUDA_VISIBLE_DEVICES"] = env["NVIDIA_VISIBLE_DEVICES"] = visible
         command = list(spec["command"])
-        who = run_as(spec["user"]) if spec.get("user") else None
+        who = self._run_as(spec.get("user"), users)
         if isinstance(who, str):
             self._fail_to_start(attempt_id, log_path, who)
             return None
@@ -242,9 +250,6 @@ class Runner:
         program, problem = self._resolve(spec["command"][0], cwd, env["PATH"])
         if who is not None:
             env.update(who.env)
-            if who.prefix:
-                command = who.prefix + command
-                program = who.prefix[0]
         if problem is not None or program is None:
             if auto_dir:
                 self.workdirs.release(cwd)
@@ -259,22 +264,38 @@ class Runner:
                     self.workdirs.release(cwd)
                 self._fail_to_start(attempt_id, log_path, f"CannotStartContainerError: {exc}")
                 return None
-        request = SpawnRequest(program, command, env, cwd, log_path, slot)
+        switch = who if who is not None and who.switch else None
+        request = SpawnRequest(program, command, env, cwd, log_path, slot, switch, auto_dir)
         return _Ready(attempt_id, request, cwd if auto_dir else None, spec["timeout_s"])
 
+    @staticmethod
+    def _run_as(user: str | None, users: dict[str, RunAs | str]) -> RunAs | str | None:
+        """Who the job runs as (None: the agent, no user named), or why it cannot start. An
+        empty name is an error, never the agent's own user."""
+        if user is None:
+            return None
+        if user not in users:
+            users[user] = run_as(user)
+        return users[user]
+
     def _resolve(self, program: str, cwd: str, path: str) -> tuple[str | None, str | None]:
-        """(the file to execute, or None; why it cannot be, or None)."""
+        """(the file to execute, or None; why it cannot be, or None). Cached per batch, by
+        the working directory too where it counts: a program with a '/', or a PATH with a
+        relative or empty entry (".", "bin", "")."""
         if not os.path.isdir(cwd):
             return None, f"CannotStartContainerError: working directory does not exist: {cwd}"
-        key = (program, cwd if "/" in program else "", path)
+        relative = "/" in program or any(not d.startswith("/") for d in path.split(":"))
+        key = (program, cwd if relative else "", path)
         if key not in self._resolved:
             self._resolved[key] = resolve_program(program, cwd, path)
         return self._resolved[key]
 
     def _fail_to_start(self, attempt_id: str, log_path: str, reason: str) -> None:
+        """Report the attempt FAILED_TO_START; the reason also goes to its log, unless a
+        symlink stands in the log's place (never followed)."""
         try:
-            with open(log_path, "a", encoding="utf-8") as log:
-                log.write(reason + "\n")
+            with open(os.open(log_path, LOG_FLAGS, LOG_MODE), "a", encoding="utf-8") as out:
+                out.write(reason + "\n")
         except OSError:
             pass
         result = p.attempt_update(
