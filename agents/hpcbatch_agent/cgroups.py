@@ -12,8 +12,8 @@ Vocabulary:
                 attempt after another (slots.py), its limits written before the job starts.
                 Nothing of the job ever runs outside it: in a v1 hierarchy the agent's own
                 thread steps into the slot's ``tasks`` for the spawn and back out (the child
-                inherits it); in v2 the job's first process is a shim that joins through
-                ``cgroup.procs`` before it execs the command.
+                inherits it); in v2 the job's first process (a fork child of the agent, forkexec.py) joins
+                through ``cgroup.procs`` before it execs the command.
     home        the agent's own cgroup in a v1 hierarchy, where its thread steps back to.
     enforced    the controllers actually enforced; ``version`` names the hierarchy kind doing
                 it ("v2", "v1", "none") and is what the hello reports as ``node.cgroups``.
@@ -296,7 +296,7 @@ class Cgroups:
         thread_join: bool = True,
     ) -> Cgroups:
         """Plan from this host's files, then keep what the probe proves usable. Without
-        ``thread_join`` jobs join v1 hierarchies through the shim, as on v2."""
+        ``thread_join`` jobs' first processes join v1 hierarchies through cgroup.procs, as on v2."""
         mounts = parse_mountinfo(_read("/proc/self/mountinfo") or "")
         proc_cgroup = parse_proc_cgroup(_read("/proc/self/cgroup") or "")
         unified = v2_mount(mounts, proc_cgroup)
@@ -334,8 +334,8 @@ class Cgroups:
 
     def join_files(self, dirs: list[str]) -> tuple[list[str], list[str]]:
         """(enter, joins) for a slot's dirs: the v1 ``tasks`` files the agent's thread writes
-        "0" (itself) into around a spawn, and the v2 ``cgroup.procs`` files the job's shim
-        writes itself into.
+        "0" (itself) into around a spawn, and the v2 ``cgroup.procs`` files the job's first
+        process writes itself into.
 
         v1 ``tasks`` moves the writing thread alone: the kernel then skips the global
         cgroup_threadgroup_rwsem, whose write side stalls every fork on the host for an RCU
@@ -550,7 +550,7 @@ def _thread_home(
     hierarchy: Hierarchy, controller: str, proc_cgroup: dict[str, str], probe: str
 ) -> str:
     """The agent's own cgroup dir in a v1 hierarchy if its thread can move to ``probe``
-    and back; "" if not (the job's shim then joins through cgroup.procs)."""
+    and back; "" if not (the job's first process then joins through cgroup.procs)."""
     own = proc_cgroup.get(controller)
     if own is None:
         return ""

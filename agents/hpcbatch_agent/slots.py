@@ -41,7 +41,7 @@ class Slot:
     name: str
     dirs: list[str]  # one per hierarchy
     enter: list[str]  # v1: the files the agent's thread writes itself into around a spawn
-    joins: list[str]  # v2: the files the job's shim writes itself into
+    joins: list[str]  # v2: the files the job's first process writes itself into
     held: list[dict[str, str]] | None  # per hierarchy; None: unknown (re-adopted)
     shape: tuple[int, int] | None = None  # (vcpus, memory_mib) whose limits it holds
     oom_base: int = 0
