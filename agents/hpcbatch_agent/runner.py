@@ -502,12 +502,15 @@ class Runner:
         never journaled as started is found by its environment, and adopted only if its
         intent was journaled and it runs as the uid the intent names (jobs.adoptable)."""
         intents: dict[str, dict[str, Any]] = {}
+        settled: set[str] = set()  # their processes are known by pid: claims are no news
         for attempt_id, record in list(self.spool.records.items()):
             if record.get("result") is not None or "pid" not in record:
+                settled.add(attempt_id)
                 continue  # finished, or only an end survived a torn start
             if record["pid"] is None:  # the agent died while spawning it
                 intents[attempt_id] = record  # settled below, once every live job is known
                 continue
+            settled.add(attempt_id)
             slot = self.slots.adopt(record.get("cgroups") or [], record.get("oom_base") or 0)
             run = Running(attempt_id, record["pid"], record.get("start_ticks"), False, slot)
             self._track(run, record)
@@ -522,7 +525,8 @@ class Runner:
             aid: rec["uid"] if isinstance(rec.get("uid"), int) else own_uid
             for aid, rec in intents.items()
         }
-        live, refused = adoptable(scan_claims(self._state), expected)
+        claims = [c for c in scan_claims(self._state) if c.attempt_id not in settled]
+        live, refused = adoptable(claims, expected)
         for claim, why in refused:
             log(
                 f"not adopting process {claim.pid} (uid {claim.uid}) that claims attempt "
