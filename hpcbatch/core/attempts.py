@@ -120,6 +120,28 @@ def held_attempt(state: State, node: str, aid: str) -> tuple[Job, Attempt] | Non
     return job, job.attempts[-1]
 
 
+def foreign_report(state: State, node: str, aid: str) -> str | None:
+    """Why the agent of ``node`` may not speak of ``aid`` at all; None when it may.
+
+    It may report attempts placed on it: live ones, ended ones (a late or repeated result,
+    which the head acknowledges and ignores) and ones of jobs the head no longer knows
+    (forgotten after their retention). Anything else is no attempt of this node's.
+    """
+    parsed = parse_attempt_id(aid)
+    if parsed is None:
+        return "not an attempt id (<jobId>/<number>)"
+    job_id, number = parsed
+    job = state.jobs.get(job_id)
+    if job is None:
+        return None
+    if number > len(job.attempts):
+        return f"job {job_id} has no attempt {number}"
+    placed = job.attempts[number - 1].node
+    if placed != node:
+        return f"attempt {number} of job {job_id} was placed on node {placed}, not {node}"
+    return None
+
+
 def _started(
     state: State,
     job: Job,

@@ -18,13 +18,18 @@ from typing import Any
 
 from hpcbatch import protocol
 from hpcbatch.core import events as ev
+from hpcbatch.core.attempts import foreign_report
 from hpcbatch.core.commands import KillAttempt, LaunchAttempt
 from hpcbatch.core.model import Resources
-from hpcbatch.errors import TransportError
+from hpcbatch.errors import TransportError, ValidationError
 from hpcbatch.head.loop import HeadLoop, now_ms
 from hpcbatch.transport.base import AgentLink
 
 log = logging.getLogger("hpcbatch.agents")
+
+LOG_TIMEOUT_S = 10.0
+MAX_LOG_OFFSET = 2**62
+MAX_LOG_CHUNK = 16 * 1024 * 1024
 
 
 def log_stream_name(node: str, attempt_id: str) -> str:
@@ -82,14 +87,15 @@ class AgentSession:
         self._requests = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._to_ack: list[str] = []
+        self.log_timeout_s = LOG_TIMEOUT_S
         self.closed = asyncio.Event()
 
     def _cause(self) -> str:
         return f"{self.node}#{next(self._causes)}"
 
-    def joined_event(self) -> ev.NodeJoined:
+    def joined_event(self, updates: list[dict[str, Any]]) -> ev.NodeJoined:
+        """The hello as an event; ``updates`` are its attempts, already ``_admitted``."""
         node = self.link.hello["node"]
-        updates = self.link.hello.get("attempts", [])
         known = tuple(u["attempt_id"] for u in updates)
         running = tuple(u["attempt_id"] for u in updates if u["state"] == protocol.RUNNING)
         return ev.NodeJoined(
@@ -106,8 +112,9 @@ class AgentSession:
 
     async def run(self) -> None:
         """Report the hello, then relay messages until the link closes."""
-        self.loop.post(self.joined_event())
-        self._post_updates(self.link.hello.get("attempts", []))
+        known = self._admitted(self.link.hello.get("attempts", []))
+        self.loop.post(self.joined_event(known))
+        self._post_updates(known)
         try:
             while True:
                 message = await self.link.receive()
@@ -125,7 +132,7 @@ class AgentSession:
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "updates":
-            self._post_updates(message["updates"])
+            self._post_updates(self._admitted(message["updates"]))
         elif kind == "heartbeat":
             self.loop.post(ev.NodeHeartbeat(cause=self._cause(), now=now_ms(), node=self.node))
         elif kind == "log_data":
@@ -134,6 +141,20 @@ class AgentSession:
                 future.set_result(message)
         elif kind == "error":
             log.warning("agent %s reports: %s", self.node, message.get("reason"))
+
+    def _admitted(self, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The updates this node may send: an id that is no attempt id, or names an attempt
+        placed on another node, is dropped here with its reason (and never acknowledged, so
+        the agent keeps what it has); the core checks again when it steps the event."""
+        kept = []
+        for update in updates:
+            aid = update["attempt_id"]
+            why = foreign_report(self.loop.state, self.node, aid)
+            if why is None:
+                kept.append(update)
+            else:
+                log.warning("agent %s: ignored its report on attempt %r: %s", self.node, aid, why)
+        return kept
 
     def _post_updates(self, updates: list[dict[str, Any]]) -> None:
         for update in updates:
@@ -181,8 +202,25 @@ class AgentSession:
         await self._send(protocol.kill(command.attempt_id, command.reason))
 
     async def read_log(self, attempt_id: str, offset: int, max_bytes: int) -> dict[str, Any]:
+        """A chunk of an attempt's output; ``ValidationError`` for a window out of bounds, and
+        ``TimeoutError`` after ``log_timeout_s`` (the request is forgotten either way)."""
+        check_log_window(offset, max_bytes)
         req = next(self._requests)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[req] = future
-        await self.link.send(protocol.read_log(req, attempt_id, offset, max_bytes))
-        return await asyncio.wait_for(future, timeout=10)
+        try:
+            await self.link.send(protocol.read_log(req, attempt_id, offset, max_bytes))
+            return await asyncio.wait_for(future, timeout=self.log_timeout_s)
+        finally:
+            self._pending.pop(req, None)
+
+
+def check_log_window(offset: int, max_bytes: int) -> None:
+    """Bound a log read before it reaches an agent: a file offset is at most 2**62 (an agent
+    seeking past 2**63 - 1 fails), and one reply carries at most ``MAX_LOG_CHUNK`` bytes."""
+    if not 0 <= offset <= MAX_LOG_OFFSET:
+        raise ValidationError("offset", f"must be an integer from 0 to 2**62 (got {offset})")
+    if not 1 <= max_bytes <= MAX_LOG_CHUNK:
+        raise ValidationError(
+            "max_bytes", f"must be an integer from 1 to {MAX_LOG_CHUNK:,} (got {max_bytes})"
+        )
