@@ -58,6 +58,24 @@ def merge_spec(definition: JobDefinition, e: ev.SubmitJob) -> tuple[JobSpec, dic
     return spec, parameters
 
 
+def check_process_text(spec: JobSpec) -> None:
+    """What reaches a process (its arguments once ``Ref::`` parameters are substituted, its
+    environment, its user) holds no NUL, and the user is never empty: the API refuses both in
+    every field it takes, and this holds for any other path, such as a definition stored before
+    those rules."""
+    nul = "must not contain a NUL character"
+    for index, argument in enumerate(spec.command):
+        if "\x00" in argument:
+            raise ValidationError(f"command[{index}]", f"{nul} (after Ref:: substitution)")
+    for name, value in spec.environment:
+        if "\x00" in name or "\x00" in value:
+            raise ValidationError("environment", f"{nul} in a name or value ({name!r})")
+    if spec.user is not None and (not spec.user or "\x00" in spec.user):
+        raise ValidationError(
+            "containerProperties.user", "must not be empty or contain a NUL character"
+        )
+
+
 def _check_dependencies(state: State, e: ev.SubmitJob) -> None:
     for i, dep in enumerate(e.depends_on):
         field = f"dependsOn[{i}]"
@@ -94,6 +112,7 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
             "containerOverrides.command",
             f"job definition {definition.name}:{definition.revision} has no command; give one",
         )
+    check_process_text(spec)
     if e.strict:
         problem = largest_fit_problem(state, queue, spec.resources)
         if problem is not None:

@@ -36,12 +36,12 @@ CONTAINER = {
     ],
     "volumes": [{"name": "scratch", "host": {"sourcePath": "/scratch"}}],
     "mountPoints": [{"sourceVolume": "scratch", "containerPath": "/scratch", "readOnly": False}],
-    "ulimits": [{"name": "nofile", "softLimit": 1024, "hardLimit": 4096}],
+    "ulimits": [],  # hpcbatch refuses any entry: it runs processes, not containers
     "linuxParameters": {"sharedMemorySize": 1024, "devices": [{"hostPath": "/dev/fuse"}]},
     "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g"}},
     "secrets": [{"name": "TOKEN", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/t"}],
     "privileged": False,
-    "readonlyRootFilesystem": True,
+    "readonlyRootFilesystem": False,
     "user": "nobody",
 }
 RETRY = {

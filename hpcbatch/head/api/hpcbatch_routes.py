@@ -10,12 +10,14 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import unquote
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.model import ACTIVE, Job, Node, attempt_id, format_vcpus
 from hpcbatch.errors import ClientError, NotFoundError, TransportError, ValidationError
+from hpcbatch.head.agents import MAX_LOG_OFFSET
 from hpcbatch.head.api.operations import Call
 from hpcbatch.head.loop import now_ms
 
@@ -85,8 +87,10 @@ def _int(query: dict[str, list[str]], name: str) -> int | None:
     values = query.get(name)
     if not values:
         return None
-    if not values[0].isdigit():
-        raise ValidationError(name, f"must be a non-negative integer (got {values[0]!r})")
+    # ASCII digits only (str.isdigit also takes "²", which int() refuses), and at most 19 of
+    # them: a log offset is bounded by 2**62 before it reaches an agent.
+    if not re.fullmatch(r"[0-9]{1,19}", values[0]) or int(values[0]) > MAX_LOG_OFFSET:
+        raise ValidationError(name, f"must be an integer from 0 to 2**62 (got {values[0][:40]!r})")
     return int(values[0])
 
 
@@ -101,7 +105,10 @@ async def _logs(call: Call, job: Job, query: dict[str, list[str]]) -> dict[str, 
     if session is None:
         raise TransportError(f"node {attempt.node} is not connected; its logs are unreachable")
     aid = attempt_id(job.job_id, number)
-    reply = await session.read_log(aid, _int(query, "offset") or 0, LOG_CHUNK)
+    try:
+        reply = await session.read_log(aid, _int(query, "offset") or 0, LOG_CHUNK)
+    except TimeoutError:
+        raise TransportError(f"node {attempt.node} did not answer for the logs of {aid}") from None
     if reply.get("error"):
         raise NotFoundError(f"attempt {aid}: {reply['error']}")
     live = job.status in ACTIVE and number == len(job.attempts)

@@ -290,9 +290,15 @@ def _check_tag_keys(keys: list[str]) -> list[str]:
 
 
 def _check_parameters(parameters: dict[str, str]) -> dict[str, str]:
-    for key in parameters:
+    # A value can become a whole argument of the command (``Ref::name``), and no process
+    # argument can hold a NUL.
+    for key, value in parameters.items():
         if not key:
             fail('parameter names must not be empty (got "")', key)
+        if "\x00" in key:
+            fail(f"parameter names must not contain a NUL character {shown(key)}")
+        if "\x00" in value:
+            fail(f"must not contain a NUL character {shown(value)}", key)
     return parameters
 
 

@@ -4,6 +4,11 @@ Vocabulary: *container properties* describe the process a job definition runs; *
 overrides* replace parts of them for one submission; a *resource requirement* is one
 ``{type, value}`` pair (VCPU, MEMORY in MiB, GPU); a *retry strategy* says how many attempts a
 job gets and which exits end it early.
+
+hpcbatch runs a job as a process on its node, not in a container: what only a container runtime
+could honour (``privileged``, ``readonlyRootFilesystem``, ``ulimits``) is refused when asked for,
+never silently ignored, and what reaches the process (command, environment, ``user``) never
+holds a NUL character.
 """
 
 from __future__ import annotations
@@ -154,6 +159,51 @@ def check_single_source(
         fail("cannot be given together with a MEMORY entry in resourceRequirements", "memory")
 
 
+# ---------------------------------------------------------------------------------------------
+# Who a job runs as, and what a container runtime would add
+
+
+def _check_user(user: str) -> str:
+    # An empty name must never fall back to whoever the agent runs as (root).
+    if not user:
+        fail('must name the Unix user the jobs run as: not an empty string (got "")')
+    if len(user) > 256:
+        fail(f"must be a Unix user name of at most 256 characters {shown(user)}")
+    if "\x00" in user:
+        fail(f"must not contain a NUL character {shown(user)}")
+    return user
+
+
+PROCESSES_NOT_CONTAINERS = "hpcbatch runs jobs as processes on the node, not in containers"
+
+
+def _refuse_true(feature: str) -> AfterValidator:
+    def check(value: bool) -> bool:
+        if value:
+            fail(
+                f"must be false or left out: {PROCESSES_NOT_CONTAINERS}, and does not support "
+                f"{feature} (got true)"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _refuse_ulimits(ulimits: list[Loose]) -> list[Loose]:
+    if ulimits:
+        fail(
+            f"must be empty or left out: {PROCESSES_NOT_CONTAINERS}, and does not support "
+            f"per-job ulimits (got {len(ulimits)} entries)"
+        )
+    return ulimits
+
+
+User = Annotated[str, AfterValidator(_check_user)]
+ReadonlyRoot = Annotated[bool, _refuse_true("a read-only root file system")]
+Privileged = Annotated[bool, _refuse_true("privileged jobs")]
+Ulimits = Annotated[list[Loose], AfterValidator(_refuse_ulimits)]
+
+
 class ContainerProperties(AwsModel):
     """ContainerProperties; fields with no on-premises meaning are kept as loose JSON."""
 
@@ -166,10 +216,10 @@ class ContainerProperties(AwsModel):
     volumes: list[Loose] | None = None
     environment: Environment | None = None
     mountPoints: list[Loose] | None = None
-    readonlyRootFilesystem: bool | None = None
-    privileged: bool | None = None
-    ulimits: list[Loose] | None = None
-    user: str | None = None
+    readonlyRootFilesystem: ReadonlyRoot | None = None
+    privileged: Privileged | None = None
+    ulimits: Ulimits | None = None
+    user: User | None = None
     instanceType: str | None = None
     resourceRequirements: ResourceRequirements | None = None
     linuxParameters: Loose | None = None
