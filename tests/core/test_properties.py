@@ -7,12 +7,14 @@ queue order holds except for placements recorded as backfill.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hpcbatch.core import events as ev
+from hpcbatch.core.commands import LaunchAttempt
 from hpcbatch.core.model import TERMINAL, Dependency, Job, JobStatus
 from hpcbatch.core.scheduler import schedule
 from hpcbatch.core.state import runnable_key
@@ -43,6 +45,7 @@ op = st.one_of(
     st.tuples(st.just("rejoin"), st.integers(0, 2)),
     st.tuples(st.just("drain"), st.integers(0, 2)),
     st.tuples(st.just("down"), st.integers(0, 2)),
+    st.tuples(st.just("forge"), st.integers(0, 50), st.integers(1, 2)),
 )
 
 
@@ -107,6 +110,8 @@ def _apply(sim: Sim, step: tuple[Any, ...], jobs: list[Job]) -> None:
             sim.start(launch)
         else:
             sim.end(launch, step[2])
+    elif kind == "forge" and live:
+        _forge(sim, live[step[1] % len(live)], step[2])
     elif kind in ("cancel", "terminate") and jobs:
         target = jobs[step[1] % len(jobs)]
         event = ev.CancelJob if kind == "cancel" else ev.TerminateJob
@@ -129,6 +134,18 @@ def _apply(sim: Sim, step: tuple[Any, ...], jobs: list[Job]) -> None:
             )
         elif node.state.value == "ONLINE":
             sim.do(ev.DrainNode, node=name, reason="admin")
+
+
+def _forge(sim: Sim, launch: LaunchAttempt, shift: int) -> None:
+    """Another node reports this live attempt started and failed: nothing may change."""
+    job = sim.state.jobs[launch.job_id]
+    before = (job.status, copy.copy(job.attempts[-1]), set(sim.state.nodes[launch.node].attempts))
+    index = (int(launch.node.rsplit("n", 1)[1]) + shift) % 3
+    other = f"local-n{index}"
+    aid = launch.attempt_id
+    sim.do(ev.AttemptStarted, node=other, attempt_id=aid, started_at=sim.now, pid=9)
+    sim.do(ev.AttemptEnded, node=other, attempt_id=aid, stopped_at=sim.now, exit_code=1)
+    assert (job.status, job.attempts[-1], sim.state.nodes[launch.node].attempts) == before
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
