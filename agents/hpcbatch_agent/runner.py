@@ -45,9 +45,9 @@ from .forkexec import LOG_FLAGS, LOG_MODE
 from .jobs import ATTEMPT_VAR, DIR_VAR, adoptable, find_jobs, job_alive, scan_claims
 from .keeper import REAPED, read_reaped, reaped_path, start_ticks, wait_status
 from .slots import Slot, SlotPool
-from .spawn import SpawnRequest, resolve_program, spawn_jobs
+from .spawn import SpawnRequest, resolve_cached, spawn_jobs
 from .spool import Spool, safe_name
-from .users import RunAs, run_as
+from .users import RunAs, run_as_cached
 from .workdirs import WorkDirs
 
 __all__ = ["Runner", "Running", "find_jobs"]
@@ -237,7 +237,7 @@ class Runner:
             visible = ",".join(str(index) for index in spec["gpus"])
             env["CUDA_VISIBLE_DEVICES"] = env["NVIDIA_VISIBLE_DEVICES"] = visible
         command = list(spec["command"])
-        who = self._run_as(spec.get("user"), users)
+        who = run_as_cached(spec.get("user"), users)
         if isinstance(who, str):
             self._fail_to_start(attempt_id, log_path, who)
             return None
@@ -268,27 +268,11 @@ class Runner:
         request = SpawnRequest(program, command, env, cwd, log_path, slot, switch, auto_dir)
         return _Ready(attempt_id, request, cwd if auto_dir else None, spec["timeout_s"])
 
-    @staticmethod
-    def _run_as(user: str | None, users: dict[str, RunAs | str]) -> RunAs | str | None:
-        """Who the job runs as (None: the agent, no user named), or why it cannot start. An
-        empty name is an error, never the agent's own user."""
-        if user is None:
-            return None
-        if user not in users:
-            users[user] = run_as(user)
-        return users[user]
-
     def _resolve(self, program: str, cwd: str, path: str) -> tuple[str | None, str | None]:
-        """(the file to execute, or None; why it cannot be, or None). Cached per batch, by
-        the working directory too where it counts: a program with a '/', or a PATH with a
-        relative or empty entry (".", "bin", "")."""
+        """(the file to execute, or None; why it cannot be, or None)."""
         if not os.path.isdir(cwd):
             return None, f"CannotStartContainerError: working directory does not exist: {cwd}"
-        relative = "/" in program or any(not d.startswith("/") for d in path.split(":"))
-        key = (program, cwd if relative else "", path)
-        if key not in self._resolved:
-            self._resolved[key] = resolve_program(program, cwd, path)
-        return self._resolved[key]
+        return resolve_cached(program, cwd, path, self._resolved)
 
     def _fail_to_start(self, attempt_id: str, log_path: str, reason: str) -> None:
         """Report the attempt FAILED_TO_START; the reason also goes to its log, unless a

@@ -128,6 +128,22 @@ def _file_actions(log_path: str) -> list[Any]:
     ]
 
 
+def resolve_cached(
+    program: str,
+    cwd: str,
+    path: str,
+    cache: dict[tuple[str, str, str], tuple[str | None, str | None]],
+) -> tuple[str | None, str | None]:
+    """resolve_program, looked up once per batch in ``cache``: keyed by the working directory
+    too where it counts, a program with a '/' or a PATH with a relative or empty entry (".",
+    "bin", "")."""
+    relative = "/" in program or any(not d.startswith("/") for d in path.split(":"))
+    key = (program, cwd if relative else "", path)
+    if key not in cache:
+        cache[key] = resolve_program(program, cwd, path)
+    return cache[key]
+
+
 def resolve_program(program: str, cwd: str, path: str) -> tuple[str | None, str | None]:
     """(the file execvp would run, None) or (None, why not): execvp's PATH search."""
     if "/" in program:

@@ -56,3 +56,13 @@ def run_as(user: str) -> RunAs | str:
     except OSError as exc:
         return f"CannotStartContainerError: cannot list the groups of user {user!r}: {exc}"
     return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid, groups, env, switch=True)
+
+
+def run_as_cached(user: str | None, users: dict[str, RunAs | str]) -> RunAs | str | None:
+    """Who a job runs as (None: the agent, no user named), or why it cannot start, looked up
+    once per batch in ``users``. An empty name is an error, never the agent's own user."""
+    if user is None:
+        return None
+    if user not in users:
+        users[user] = run_as(user)
+    return users[user]
