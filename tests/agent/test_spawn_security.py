@@ -112,7 +112,7 @@ def test_bash_functions_in_the_env_never_run_as_root_while_joining_cgroups(
     # /bin/sh is bash in the agent's own mount namespace, and jobs join their cgroups from
     # their own first process (as every v2 host does).
     bash = os.path.realpath(shutil.which("bash") or "/bin/bash")
-    bind = f"mount --bind {bash} {os.path.realpath('/bin/sh')} && exec \"$@\""
+    bind = f'mount --bind {bash} {os.path.realpath("/bin/sh")} && exec "$@"'
     with agent_popen(monkeypatch, ["unshare", "--mount", "--", "sh", "-c", bind, "bind"]):
         agent = start_agent("--cgroup-join", "shim")
     client = Client(agent.state_dir)
