@@ -190,7 +190,7 @@ class Runner:
                 if slot is not None:
                     self.slots.finish(slot, None, now_ms())
                 reason = f"CannotStartContainerError: {outcome}"
-                self._fail_to_start(job.attempt_id, job.request.log_path, reason)
+                self.fail_to_start(job.attempt_id, job.request.log_path, reason)
             else:
                 started.append((job, *outcome))
         for job, pid, started_ms in started:
@@ -239,7 +239,7 @@ class Runner:
         command = list(spec["command"])
         who = run_as_cached(spec.get("user"), users)
         if isinstance(who, str):
-            self._fail_to_start(attempt_id, log_path, who)
+            self.fail_to_start(attempt_id, log_path, who)
             return None
         auto_dir = spec["cwd"] is None
         cwd = f"{self._work}/{safe}" if auto_dir else str(spec["cwd"])
@@ -253,7 +253,7 @@ class Runner:
         if problem is not None or program is None:
             if auto_dir:
                 self.workdirs.release(cwd)
-            self._fail_to_start(attempt_id, log_path, problem or "CannotStartContainerError")
+            self.fail_to_start(attempt_id, log_path, problem or "CannotStartContainerError")
             return None
         slot: Slot | None = None
         if self.slots.active:
@@ -262,7 +262,7 @@ class Runner:
             except OSError as exc:
                 if auto_dir:
                     self.workdirs.release(cwd)
-                self._fail_to_start(attempt_id, log_path, f"CannotStartContainerError: {exc}")
+                self.fail_to_start(attempt_id, log_path, f"CannotStartContainerError: {exc}")
                 return None
         switch = who if who is not None and who.switch else None
         request = SpawnRequest(program, command, env, cwd, log_path, slot, switch, auto_dir)
@@ -274,7 +274,7 @@ class Runner:
             return None, f"CannotStartContainerError: working directory does not exist: {cwd}"
         return resolve_cached(program, cwd, path, self._resolved)
 
-    def _fail_to_start(self, attempt_id: str, log_path: str, reason: str) -> None:
+    def fail_to_start(self, attempt_id: str, log_path: str, reason: str) -> None:
         """Report the attempt FAILED_TO_START; the reason also goes to its log, unless a
         symlink stands in the log's place (never followed)."""
         try:

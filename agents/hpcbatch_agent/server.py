@@ -350,7 +350,7 @@ class AgentServer:
         if known is not None:
             self.pending.append(known)
             return
-        self.runner._fail_to_start(attempt_id, self.runner.log_path(attempt_id), reason)
+        self.runner.fail_to_start(attempt_id, self.runner.log_path(attempt_id), reason)
 
     def _settle_failed_batch(self, attempts: list[Any], exc: Exception) -> None:
         """A launch whose handling raised: every attempt of it that is neither running nor
@@ -358,19 +358,21 @@ class AgentServer:
         the head never relaunches it into the same failure. A job spawned but not tracked is
         killed: nothing would watch it."""
         reason = f"CannotStartContainerError: agent error: {_describe(exc)}"
+        batch: set[str] = set()
         for item in attempts:
             attempt_id = item.get("attempt_id") if isinstance(item, dict) else None
             if not isinstance(attempt_id, str) or attempt_id in self.runner.running:
                 continue
+            batch.add(attempt_id)
             record = self.spool.records.get(attempt_id)
             if record is not None and record.get("result") is not None:
                 continue
             try:
-                self.runner._fail_to_start(attempt_id, self.runner.log_path(attempt_id), reason)
+                self.runner.fail_to_start(attempt_id, self.runner.log_path(attempt_id), reason)
             except Exception:
                 log_exception(f"cannot fail attempt {attempt_id!r}")
         for attempt_id, pid in find_jobs(str(self.state_dir)).items():
-            if attempt_id not in self.runner.running:
+            if attempt_id in batch and attempt_id not in self.runner.running:
                 log(f"killing job {pid} of attempt {attempt_id!r}: spawned but not tracked")
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
