@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpcbatch.core.model import Dependency, JobSpec, Resources, RetryStrategy
+from hpcbatch.core.model import Dependency, JobSpec, MultiNodeSpec, Resources, RetryStrategy
 from hpcbatch.core.plan import Plan
 
 
@@ -78,6 +78,7 @@ class RegisterJobDefinition(Event):
     parameters: dict[str, str] = field(default_factory=dict)
     echo: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    multinode: MultiNodeSpec | None = None  # required when def_type is multinode
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +99,29 @@ class UntagResource(Event):
 
 
 # --- jobs (API) ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRangeOverride:
+    """SubmitJob ``nodeOverrides.nodePropertyOverrides[i]``: ``targetNodes`` parsed by the API
+    into ``first``/``last`` (inclusive; None = open end: "4:" is (4, None), ":3" (None, 3)),
+    and what replaces the definition's for those nodes (None: keep it)."""
+
+    first: int | None
+    last: int | None
+    command: tuple[str, ...] | None = None
+    environment: tuple[tuple[str, str], ...] = ()  # merged over the range's
+    cpu_milli: int | None = None
+    memory_mib: int | None = None
+    gpus: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOverrides:
+    """SubmitJob ``nodeOverrides``: a new node count and per-range overrides."""
+
+    num_nodes: int | None = None
+    ranges: tuple[NodeRangeOverride, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +146,7 @@ class SubmitJob(Event):
     tags: dict[str, str] = field(default_factory=dict)
     echo: dict[str, Any] = field(default_factory=dict)
     strict: bool = False
+    node_overrides: NodeOverrides | None = None  # only for a multinode definition
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

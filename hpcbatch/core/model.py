@@ -111,6 +111,33 @@ class JobSpec:
     user: str | None = None  # run as this user on the node (AWS containerProperties.user)
 
 
+@dataclass(frozen=True, slots=True)
+class NodeRange:
+    """Nodes ``first``..``last`` (inclusive) of a multi-node parallel job, and what each of
+    them runs and needs (AWS ``nodeRangeProperties[i]``, ``targetNodes`` resolved)."""
+
+    first: int
+    last: int
+    spec: JobSpec
+
+
+@dataclass(frozen=True, slots=True)
+class MultiNodeSpec:
+    """A multi-node parallel (MNP) job's shape: ``num_nodes`` nodes, indexes 0..num_nodes-1,
+    ``main_node`` among them, and ``ranges`` an exact partition of those indexes in node
+    order (every node in exactly one range)."""
+
+    num_nodes: int
+    main_node: int
+    ranges: tuple[NodeRange, ...]
+
+    def spec_of(self, index: int) -> JobSpec:
+        for node_range in self.ranges:
+            if node_range.first <= index <= node_range.last:
+                return node_range.spec
+        raise IndexError(f"node {index} is in no range of a {self.num_nodes}-node job")
+
+
 @dataclass(slots=True)
 class Node:
     name: str
@@ -167,11 +194,12 @@ class JobDefinition:
     revision: int
     arn: str
     def_type: str  # container | multinode
-    spec: JobSpec
+    spec: JobSpec  # multinode: the job-level fields (retry, timeout, priority); no command
     parameters: dict[str, str]
     status: str = "ACTIVE"
     echo: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    multinode: MultiNodeSpec | None = None  # set when def_type is multinode
 
 
 @dataclass(slots=True)
@@ -216,8 +244,10 @@ class Job:
     tags: dict[str, str] = field(default_factory=dict)
     echo: dict[str, Any] = field(default_factory=dict)
     array_size: int | None = None  # set on an array parent
-    parent_id: str | None = None  # set on an array child
+    parent_id: str | None = None  # set on an array child and on a node of a multi-node job
     array_index: int | None = None
+    multinode: MultiNodeSpec | None = None  # set on a multi-node parent (overrides applied)
+    node_index: int | None = None  # set on a node ``<parent>#<index>`` of a multi-node job
     attempts: list[Attempt] = field(default_factory=list)
     started_at: int | None = None
     stopped_at: int | None = None
@@ -237,11 +267,17 @@ class Job:
         return None
 
 
+def node_job_id(parent_id: str, index: int) -> str:
+    """A multi-node job's node ``index`` is the job ``<parent>#<index>``, as AWS names them."""
+    return f"{parent_id}#{index}"
+
+
 def attempt_id(job_id: str, number: int) -> str:
     return f"{job_id}/{number}"
 
 
-# Job ids are UUIDs, ``<parent>:<index>`` for array children; numbers count from 1. ASCII only:
+# Job ids are UUIDs, ``<parent>:<index>`` for array children, ``<parent>#<index>`` for the
+# nodes of a multi-node job; numbers count from 1. ASCII only:
 # ``int`` would also take " 1", "+1", "1_0" and other scripts' digits.
 ATTEMPT_ID_RE = re.compile(
     r"(?P<job>[A-Za-z0-9][A-Za-z0-9:#._-]{0,299})/(?P<number>[1-9][0-9]{0,8})"
