@@ -175,6 +175,7 @@ class NodeJoined(Event):
     capacity: Resources
     gpu_indices: tuple[int, ...] = ()
     enforcement: str = "none"
+    address: str | None = None  # the host's address: an SSH host's, 127.0.0.1 for LOCAL
     known_attempts: tuple[str, ...] = ()
     running_attempts: tuple[str, ...] = ()  # the known ones whose process still runs
 

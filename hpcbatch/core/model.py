@@ -119,6 +119,7 @@ class NodeRange:
     first: int
     last: int
     spec: JobSpec
+    open_end: bool = False  # targetNodes "a:" or ":": ``last`` follows a numNodes override
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,7 @@ class Node:
     state_changed_at: int = 0
     last_heartbeat: int | None = None
     enforcement: str = "none"
+    address: str | None = None  # where other nodes reach it (MPI's main node address)
     allocated: Resources = Resources()
     free_gpus: set[int] = field(default_factory=set)
     attempts: set[str] = field(default_factory=set)  # attempt ids holding an allocation here
