@@ -20,7 +20,9 @@ from hpcbatch.core.model import (
     JobQueue,
     JobSpec,
     JobStatus,
+    MultiNodeSpec,
     Node,
+    NodeRange,
     NodeState,
     Resources,
     RetryRule,
@@ -174,10 +176,41 @@ def queue_to_doc(queue: JobQueue) -> Doc:
     return asdict(queue)
 
 
+def multinode_to_doc(multinode: MultiNodeSpec) -> Doc:
+    return {
+        "num_nodes": multinode.num_nodes,
+        "main_node": multinode.main_node,
+        "ranges": [
+            {"first": r.first, "last": r.last, "spec": spec_to_doc(r.spec)}
+            for r in multinode.ranges
+        ],
+    }
+
+
+def multinode_from_doc(doc: Doc) -> MultiNodeSpec:
+    ranges = tuple(
+        NodeRange(r["first"], r["last"], spec_from_doc(r["spec"])) for r in doc["ranges"]
+    )
+    return MultiNodeSpec(doc["num_nodes"], doc["main_node"], ranges)
+
+
 def definition_to_doc(definition: JobDefinition) -> Doc:
     doc = asdict(definition)
     doc["spec"] = spec_to_doc(definition.spec)
+    doc["multinode"] = multinode_to_doc(definition.multinode) if definition.multinode else None
     return doc
+
+
+def definition_from_doc(doc: Doc) -> JobDefinition:
+    # Documents stored before multi-node jobs have no "multinode" key.
+    multinode = doc.get("multinode")
+    return JobDefinition(
+        **{
+            **doc,
+            "spec": spec_from_doc(doc["spec"]),
+            "multinode": multinode_from_doc(multinode) if multinode else None,
+        }
+    )
 
 
 def node_to_doc(node: Node) -> Doc:
@@ -201,7 +234,7 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
     for d in docs.get("queue", []):
         state.queues[d["name"]] = JobQueue(**{**d, "ce_order": tuple(d["ce_order"])})
     for d in docs.get("job_definition", []):
-        definition = JobDefinition(**{**d, "spec": spec_from_doc(d["spec"])})
+        definition = definition_from_doc(d)
         state.definitions.setdefault(definition.name, {})[definition.revision] = definition
     for d in docs.get("node", []):
         state.nodes[d["name"]] = Node(

@@ -146,6 +146,10 @@ def delete_queue(state: State, e: ev.DeleteJobQueue) -> None:
 
 
 def register_definition(state: State, e: ev.RegisterJobDefinition) -> JobDefinition:
+    if (e.def_type == "multinode") != (e.multinode is not None):
+        raise ValidationError(
+            "nodeProperties", "is required when type is multinode, and only allowed then"
+        )
     revisions = state.definitions.setdefault(e.name, {})
     revision = max(revisions, default=0) + 1
     definition = JobDefinition(
@@ -157,6 +161,7 @@ def register_definition(state: State, e: ev.RegisterJobDefinition) -> JobDefinit
         parameters=dict(e.parameters),
         echo=dict(e.echo),
         tags=dict(e.tags),
+        multinode=e.multinode,
     )
     revisions[revision] = definition
     state.changes.touch("job_definition", f"{e.name}:{revision}")

@@ -7,6 +7,7 @@ keeps every AWS field the head does not use so Describe* can echo it back.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,8 @@ from hpcbatch.core.model import (
     DEFAULT_RESOURCES,
     Dependency,
     JobSpec,
+    MultiNodeSpec,
+    NodeRange,
     Resources,
     RetryRule,
     RetryStrategy,
@@ -113,8 +116,9 @@ def update_queue(req: m.UpdateJobQueueRequest, cause: str, now: int) -> ev.Event
     )
 
 
-def register_definition(req: m.RegisterJobDefinitionRequest, cause: str, now: int) -> ev.Event:
-    props = req.containerProperties
+def _container_spec(props: m.ContainerProperties | None, job_level: JobSpec) -> JobSpec:
+    """What one process runs and needs (``containerProperties`` or a node range's
+    ``container``), with the job-level fields (retry, timeout, priority) of ``job_level``."""
     cpu, mem, gpus = (None, None, None)
     command: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
@@ -123,7 +127,8 @@ def register_definition(req: m.RegisterJobDefinitionRequest, cause: str, now: in
         command = tuple(props.command or ())
         env = _env(props.environment)
     d = DEFAULT_RESOURCES
-    spec = JobSpec(
+    return replace(
+        job_level,
         command=command,
         environment=env,
         resources=Resources(
@@ -131,11 +136,36 @@ def register_definition(req: m.RegisterJobDefinitionRequest, cause: str, now: in
             mem if mem is not None else d.memory_mib,
             gpus or 0,
         ),
+        user=props.user if props is not None else None,
+    )
+
+
+def _multinode(props: m.NodeProperties, job_level: JobSpec) -> MultiNodeSpec:
+    """``nodeProperties`` (already checked: ranges cover every node exactly once) with each
+    ``targetNodes`` resolved against ``numNodes``, ranges in node order."""
+    ranges = []
+    for entry in props.nodeRangeProperties:
+        covered = m.node_range(entry.targetNodes, props.numNodes)
+        spec = _container_spec(entry.container, job_level)
+        ranges.append(NodeRange(covered.start, covered.stop - 1, spec))
+    ranges.sort(key=lambda r: r.first)
+    return MultiNodeSpec(props.numNodes, props.mainNode, tuple(ranges))
+
+
+def register_definition(req: m.RegisterJobDefinitionRequest, cause: str, now: int) -> ev.Event:
+    job_level = JobSpec(
+        command=(),
         retry=_retry(req.retryStrategy) or RetryStrategy(),
         timeout_s=req.timeout.attemptDurationSeconds if req.timeout else None,
         priority=req.schedulingPriority or 0,
-        user=props.user if props is not None else None,
     )
+    # A multinode definition's own spec is the job-level fields alone: each node runs its range's.
+    multinode = None
+    spec = job_level
+    if req.nodeProperties is not None:
+        multinode = _multinode(req.nodeProperties, job_level)
+    else:
+        spec = _container_spec(req.containerProperties, job_level)
     return ev.RegisterJobDefinition(
         cause=cause,
         now=now,
@@ -145,6 +175,7 @@ def register_definition(req: m.RegisterJobDefinitionRequest, cause: str, now: in
         parameters=req.parameters or {},
         echo=echo_of(req, "jobDefinitionName", "type", "parameters"),
         tags=req.tags or {},
+        multinode=multinode,
     )
 
 

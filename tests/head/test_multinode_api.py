@@ -1,0 +1,69 @@
+"""Multi-node parallel jobs through boto3 against a real head: definitions survive a restart,
+and every AWS rule about nodeProperties and nodeOverrides is a ClientException naming its field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from hpcbatch.core.model import MultiNodeSpec, Resources
+from hpcbatch.head.persist import load_state
+from hpcbatch.store import SqliteStore
+from tests.head.headproc import HeadProcess
+
+NODE_PROPERTIES: dict[str, Any] = {
+    "numNodes": 3,
+    "mainNode": 0,
+    "nodeRangeProperties": [
+        {
+            "targetNodes": "0",
+            "container": {
+                "command": ["mpirun", "app"],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "1"},
+                    {"type": "MEMORY", "value": "256"},
+                ],
+            },
+        },
+        {"targetNodes": "1:", "container": {"command": ["sleep", "1"]}},
+    ],
+}
+
+
+def register_mpi(head: HeadProcess, name: str = "mpi", **extra: Any) -> dict[str, Any]:
+    return dict(
+        head.batch().register_job_definition(
+            jobDefinitionName=name, type="multinode", nodeProperties=NODE_PROPERTIES, **extra
+        )
+    )
+
+
+def refused(call: Any, **kwargs: Any) -> str:
+    with pytest.raises(ClientError) as caught:
+        call(**kwargs)
+    error = caught.value.response["Error"]
+    assert error["Code"] == "ClientException", error
+    return str(error["Message"])
+
+
+def test_a_multinode_definition_is_stored_and_survives_a_restart(head: HeadProcess) -> None:
+    register_mpi(head, retryStrategy={"attempts": 2})
+    head.stop()
+    store = SqliteStore(head.data_dir / "state.db")
+    try:
+        stored = load_state(store, "local", "000000000000").definitions["mpi"][1]
+    finally:
+        store.close()
+    assert isinstance(stored.multinode, MultiNodeSpec)
+    assert (stored.multinode.num_nodes, stored.multinode.main_node) == (3, 0)
+    assert [(r.first, r.last) for r in stored.multinode.ranges] == [(0, 0), (1, 2)]
+    assert stored.multinode.spec_of(0).resources == Resources(1000, 256, 0)
+    assert stored.multinode.spec_of(2).command == ("sleep", "1")
+    assert stored.multinode.spec_of(2).retry.attempts == 2
+    head.start()
+    (described,) = head.batch().describe_job_definitions(jobDefinitionName="mpi")["jobDefinitions"]
+    assert described["type"] == "multinode"
+    assert described["nodeProperties"] == NODE_PROPERTIES
+    assert "containerProperties" not in described
