@@ -181,7 +181,7 @@ def multinode_to_doc(multinode: MultiNodeSpec) -> Doc:
         "num_nodes": multinode.num_nodes,
         "main_node": multinode.main_node,
         "ranges": [
-            {"first": r.first, "last": r.last, "spec": spec_to_doc(r.spec)}
+            {"first": r.first, "last": r.last, "open_end": r.open_end, "spec": spec_to_doc(r.spec)}
             for r in multinode.ranges
         ],
     }
@@ -189,7 +189,8 @@ def multinode_to_doc(multinode: MultiNodeSpec) -> Doc:
 
 def multinode_from_doc(doc: Doc) -> MultiNodeSpec:
     ranges = tuple(
-        NodeRange(r["first"], r["last"], spec_from_doc(r["spec"])) for r in doc["ranges"]
+        NodeRange(r["first"], r["last"], spec_from_doc(r["spec"]), r.get("open_end", False))
+        for r in doc["ranges"]
     )
     return MultiNodeSpec(doc["num_nodes"], doc["main_node"], ranges)
 

@@ -52,7 +52,10 @@ def test_node_ranges_become_a_multinode_spec_in_node_order() -> None:
     multinode = event.multinode
     assert isinstance(multinode, MultiNodeSpec)
     assert (multinode.num_nodes, multinode.main_node) == (4, 1)
-    assert [(r.first, r.last) for r in multinode.ranges] == [(0, 0), (1, 3)]
+    assert [(r.first, r.last, r.open_end) for r in multinode.ranges] == [
+        (0, 0, False),
+        (1, 3, True),
+    ]
     main, workers = multinode.ranges
     assert main.spec.command == ("mpirun", "app")
     assert main.spec.environment == (("A", "1"),)
@@ -89,5 +92,5 @@ def test_open_ranges_resolve_against_num_nodes() -> None:
     }
     multinode = _register(data).multinode
     assert multinode is not None
-    assert [(r.first, r.last) for r in multinode.ranges] == [(0, 2)]
+    assert [(r.first, r.last, r.open_end) for r in multinode.ranges] == [(0, 2, True)]
     assert isinstance(multinode.ranges[0], NodeRange)

@@ -58,7 +58,10 @@ def test_a_multinode_definition_is_stored_and_survives_a_restart(head: HeadProce
         store.close()
     assert isinstance(stored.multinode, MultiNodeSpec)
     assert (stored.multinode.num_nodes, stored.multinode.main_node) == (3, 0)
-    assert [(r.first, r.last) for r in stored.multinode.ranges] == [(0, 0), (1, 2)]
+    assert [(r.first, r.last, r.open_end) for r in stored.multinode.ranges] == [
+        (0, 0, False),
+        (1, 2, True),
+    ]
     assert stored.multinode.spec_of(0).resources == Resources(1000, 256, 0)
     assert stored.multinode.spec_of(2).command == ("sleep", "1")
     assert stored.multinode.spec_of(2).retry.attempts == 2

@@ -147,7 +147,8 @@ def _multinode(props: m.NodeProperties, job_level: JobSpec) -> MultiNodeSpec:
     for entry in props.nodeRangeProperties:
         covered = m.node_range(entry.targetNodes, props.numNodes)
         spec = _container_spec(entry.container, job_level)
-        ranges.append(NodeRange(covered.start, covered.stop - 1, spec))
+        open_end = m.parse_target_nodes(entry.targetNodes)[1] is None
+        ranges.append(NodeRange(covered.start, covered.stop - 1, spec, open_end))
     ranges.sort(key=lambda r: r.first)
     return MultiNodeSpec(props.numNodes, props.mainNode, tuple(ranges))
 
