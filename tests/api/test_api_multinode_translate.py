@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from hpcbatch.core import events as ev
 from hpcbatch.core.model import MultiNodeSpec, NodeRange, Resources, RetryStrategy
+from hpcbatch.errors import ValidationError
+from hpcbatch.head.api import models as m
 from hpcbatch.head.api import translate
 from tests.api.helpers import accept
 
@@ -94,3 +98,86 @@ def test_open_ranges_resolve_against_num_nodes() -> None:
     assert multinode is not None
     assert [(r.first, r.last, r.open_end) for r in multinode.ranges] == [(0, 2, True)]
     assert isinstance(multinode.ranges[0], NodeRange)
+
+
+SUBMIT: dict[str, Any] = {"jobName": "j", "jobQueue": "q", "jobDefinition": "mpi"}
+
+
+def _overrides(node_overrides: dict[str, Any], **extra: Any) -> ev.NodeOverrides | None:
+    request = accept("SubmitJob", {**SUBMIT, "nodeOverrides": node_overrides, **extra})
+    assert isinstance(request, m.SubmitJobRequest)
+    return translate.node_overrides(request)
+
+
+def test_node_overrides_become_core_node_overrides() -> None:
+    overrides = _overrides(
+        {
+            "numNodes": 6,
+            "nodePropertyOverrides": [
+                {
+                    "targetNodes": "0",
+                    "containerOverrides": {
+                        "command": ["mpirun", "a"],
+                        "environment": [{"name": "X", "value": "1"}],
+                        "resourceRequirements": [
+                            {"type": "VCPU", "value": "0.5"},
+                            {"type": "MEMORY", "value": "64"},
+                            {"type": "GPU", "value": "1"},
+                        ],
+                    },
+                },
+                {"targetNodes": "1:", "containerOverrides": {"vcpus": 2, "memory": 128}},
+                {"targetNodes": ":3"},
+            ],
+        }
+    )
+    assert overrides == ev.NodeOverrides(
+        6,
+        (
+            ev.NodeRangeOverride(0, 0, ("mpirun", "a"), (("X", "1"),), 500, 64, 1),
+            ev.NodeRangeOverride(1, None, None, (), 2000, 128, None),
+            ev.NodeRangeOverride(None, 3),
+        ),
+    )
+
+
+def test_a_submit_without_node_overrides_has_none() -> None:
+    request = accept("SubmitJob", SUBMIT)
+    assert isinstance(request, m.SubmitJobRequest)
+    assert translate.node_overrides(request) is None
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"instanceTypes": ["c5.large"]}, "instanceTypes"),
+        ({"ecsPropertiesOverride": {}}, "ecsPropertiesOverride"),
+        ({"eksPropertiesOverride": {}}, "eksPropertiesOverride"),
+        ({"consumableResourcePropertiesOverride": {}}, "consumableResourcePropertiesOverride"),
+        ({"containerOverrides": {"instanceType": "c5.large"}}, "containerOverrides.instanceType"),
+    ],
+)
+def test_unsupported_override_fields_are_refused_by_name(
+    override: dict[str, Any], field: str
+) -> None:
+    entry = {"targetNodes": "0:", **override}
+    with pytest.raises(ValidationError) as caught:
+        _overrides({"nodePropertyOverrides": [{"targetNodes": "0"}, entry]})
+    assert caught.value.field == f"nodeOverrides.nodePropertyOverrides[1].{field}"
+    assert "not supported" in caught.value.rule
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"arrayProperties": {"size": 2}}, "arrayProperties"),
+        ({"containerOverrides": {"command": ["x"]}}, "containerOverrides"),
+    ],
+)
+def test_node_overrides_exclude_arrays_and_container_overrides(
+    extra: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        _overrides({"numNodes": 2}, **extra)
+    assert caught.value.field == field
+    assert "cannot be combined with nodeOverrides" in caught.value.rule

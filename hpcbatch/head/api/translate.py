@@ -180,10 +180,75 @@ def register_definition(req: m.RegisterJobDefinitionRequest, cause: str, now: in
     )
 
 
+# Per-range override fields with no meaning for a process on an on-premises node.
+_UNSUPPORTED_RANGE_FIELDS = (
+    "ecsPropertiesOverride",
+    "eksPropertiesOverride",
+    "consumableResourcePropertiesOverride",
+    "instanceTypes",
+)
+
+
+def _range_override(entry: m.NodePropertyOverride, at: str) -> ev.NodeRangeOverride:
+    for name in _UNSUPPORTED_RANGE_FIELDS:
+        if getattr(entry, name) is not None:
+            raise ValidationError(
+                f"{at}.{name}",
+                "is not supported: hpcbatch runs each node's command as a process on an "
+                "on-premises host; override containerOverrides (command, environment, "
+                "resourceRequirements) instead",
+            )
+    first, last = m.parse_target_nodes(entry.targetNodes)
+    o = entry.containerOverrides
+    if o is None:
+        return ev.NodeRangeOverride(first, last)
+    if o.instanceType is not None:
+        raise ValidationError(
+            f"{at}.containerOverrides.instanceType",
+            "is not supported: the compute environment's hosts are fixed; ask for "
+            "resourceRequirements instead",
+        )
+    cpu, mem, gpus = _resources(o.vcpus, o.memory, o.resourceRequirements)
+    return ev.NodeRangeOverride(
+        first,
+        last,
+        command=tuple(o.command) if o.command else None,
+        environment=_env(o.environment),
+        cpu_milli=cpu,
+        memory_mib=mem,
+        gpus=gpus,
+    )
+
+
+def node_overrides(req: m.SubmitJobRequest) -> ev.NodeOverrides | None:
+    """``nodeOverrides`` as the core's NodeOverrides; the rules that need no definition here
+    (whether ranges fit the definition is the core's to check)."""
+    overrides = req.nodeOverrides
+    if overrides is None:
+        return None
+    if req.arrayProperties is not None:
+        raise ValidationError(
+            "arrayProperties",
+            "cannot be combined with nodeOverrides: array jobs cannot be multinode",
+        )
+    if req.containerOverrides is not None:
+        raise ValidationError(
+            "containerOverrides",
+            "cannot be combined with nodeOverrides: override a multi-node job's nodes in "
+            "nodeOverrides.nodePropertyOverrides[].containerOverrides",
+        )
+    ranges = tuple(
+        _range_override(entry, f"nodeOverrides.nodePropertyOverrides[{index}]")
+        for index, entry in enumerate(overrides.nodePropertyOverrides or [])
+    )
+    return ev.NodeOverrides(overrides.numNodes, ranges)
+
+
 def submit_job(
     req: m.SubmitJobRequest, job_id: str, cause: str, now: int, strict: bool
 ) -> ev.SubmitJob:
-    if req.nodeOverrides is not None:
+    multinode = node_overrides(req)
+    if multinode is not None:
         raise ValidationError("nodeOverrides", "multi-node parallel jobs are not available yet")
     o = req.containerOverrides
     cpu, mem, gpus = _resources(o.vcpus, o.memory, o.resourceRequirements) if o else (None,) * 3
@@ -214,10 +279,12 @@ def submit_job(
             "parameters",
             "dependsOn",
             "containerOverrides",
+            "nodeOverrides",
             "arrayProperties",
             "retryStrategy",
             "timeout",
             "schedulingPriorityOverride",
         ),
         strict=strict,
+        node_overrides=multinode,
     )
