@@ -16,6 +16,7 @@ from hpcbatch.core import events as ev
 from hpcbatch.core.model import Job, JobStatus
 from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
 from hpcbatch.core.resources import list_tags
+from hpcbatch.core.state import State
 from hpcbatch.errors import NotFoundError
 from hpcbatch.head.api import models as m
 from hpcbatch.head.api import shapes, translate
@@ -203,15 +204,23 @@ def _filter(c: Call, job: Job, name: str, value: str) -> bool:
     return _glob(value, str((top.echo if top else {}).get("shareIdentifier", "")))
 
 
+def list_owner(state: State, r: m.ListJobsRequest) -> str | None:
+    """Whose listing ListJobs reads: a queue, an array parent or a multi-node parent (their
+    children and nodes are listed under the parent's id); None when the id names no such job,
+    which AWS answers with an empty list."""
+    if r.jobQueue is not None:
+        return resolve_queue(state, r.jobQueue).name
+    parent = state.jobs.get(r.arrayJobId or r.multiNodeJobId or "")
+    if parent is None:
+        return None
+    wanted = parent.is_array_parent if r.arrayJobId is not None else parent.multinode is not None
+    return parent.job_id if wanted else None
+
+
 async def list_jobs(c: Call, r: m.ListJobsRequest) -> Doc:
     state = c.head.state
-    if r.jobQueue is not None:
-        owner = resolve_queue(state, r.jobQueue).name
-    elif r.arrayJobId is not None:
-        owner = r.arrayJobId
-    else:
-        owner = f"multinode:{r.multiNodeJobId}"  # none exist yet: an empty list, as for AWS
-    listing = state.listing.get(owner, {})
+    owner = list_owner(state, r)
+    listing = state.listing.get(owner, {}) if owner is not None else {}
     if r.filters:
         statuses = list(JobStatus)
     else:

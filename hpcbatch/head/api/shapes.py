@@ -19,6 +19,8 @@ from hpcbatch.core.model import (
     JobQueue,
     JobSpec,
     JobStatus,
+    MultiNodeSpec,
+    NodeRange,
     attempt_id,
     format_vcpus,
 )
@@ -131,15 +133,57 @@ def _array(state: State, job: Job) -> Doc | None:
     return None
 
 
+def _container_properties(spec: JobSpec) -> Doc:
+    return _drop_none(
+        {
+            "command": list(spec.command),
+            "environment": [{"name": k, "value": v} for k, v in spec.environment],
+            "resourceRequirements": resource_requirements(spec),
+            "user": spec.user,
+        }
+    )
+
+
+def _target_nodes(node_range: NodeRange) -> str:
+    if node_range.first == node_range.last and not node_range.open_end:
+        return str(node_range.first)
+    return f"{node_range.first}:" + ("" if node_range.open_end else str(node_range.last))
+
+
+def node_properties(multinode: MultiNodeSpec) -> Doc:
+    """A multi-node parent's nodes as they run: the definition's ranges, overrides applied."""
+    return {
+        "numNodes": multinode.num_nodes,
+        "mainNode": multinode.main_node,
+        "nodeRangeProperties": [
+            {"targetNodes": _target_nodes(r), "container": _container_properties(r.spec)}
+            for r in multinode.ranges
+        ],
+    }
+
+
+def _parent_multinode(state: State, job: Job) -> MultiNodeSpec | None:
+    """The MultiNodeSpec of a node job's parent (None for any other job)."""
+    if job.node_index is None or job.parent_id is None:
+        return None
+    parent = state.jobs.get(job.parent_id)
+    return parent.multinode if parent is not None else None
+
+
+def _node_details(state: State, job: Job) -> Doc | None:
+    multinode = _parent_multinode(state, job)
+    if multinode is None:
+        return None
+    return {"nodeIndex": job.node_index, "isMainNode": job.node_index == multinode.main_node}
+
+
 def job_detail(state: State, job: Job, reservations: tuple[Reservation, ...] = ()) -> Doc:
     top = state.jobs[job.parent_id] if job.parent_id else job
     spec = job.spec
     latest = job.attempts[-1] if job.attempts else None
     container = _drop_none(
         {
-            "command": list(spec.command),
-            "environment": [{"name": k, "value": v} for k, v in spec.environment],
-            "resourceRequirements": resource_requirements(spec),
+            **_container_properties(spec),
             "exitCode": latest.exit_code if latest and job.status in TERMINAL else None,
             "reason": latest.reason if latest and job.status in TERMINAL else None,
             "logStreamName": latest.log_stream if latest else None,
@@ -173,7 +217,10 @@ def job_detail(state: State, job: Job, reservations: tuple[Reservation, ...] = (
         "dependsOn": [_drop_none({"jobId": d.job_id, "type": d.dep_type}) for d in top.depends_on],
         "jobDefinition": job.definition_arn,
         "parameters": top.parameters,
-        "container": container,
+        # A multi-node parent runs nothing itself: its nodes do, as nodeProperties shows.
+        "container": None if job.multinode else container,
+        "nodeProperties": node_properties(job.multinode) if job.multinode else None,
+        "nodeDetails": _node_details(state, job),
         "retryStrategy": retry,
         "tags": top.tags,
         "schedulingPriority": spec.priority,
@@ -220,6 +267,21 @@ def job_summary(state: State, job: Job, reservations: tuple[Reservation, ...] = 
             )
             if array
             else None,
+            "nodeProperties": _node_summary(state, job),
             "jobDefinition": job.definition_arn,
         }
     )
+
+
+def _node_summary(state: State, job: Job) -> Doc | None:
+    """JobSummary's NodePropertiesSummary: the node count, and on a node its index and role."""
+    if job.multinode is not None:
+        return {"numNodes": job.multinode.num_nodes}
+    multinode = _parent_multinode(state, job)
+    if multinode is None:
+        return None
+    return {
+        "isMainNode": job.node_index == multinode.main_node,
+        "numNodes": multinode.num_nodes,
+        "nodeIndex": job.node_index,
+    }
