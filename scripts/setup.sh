@@ -34,5 +34,6 @@ setup_env() {
   fi
   [ -x .venv/bin/python ] || python3 -m venv .venv
   pip_quiet --upgrade pip
-  pip_quiet -e "$target"
+  # mpi4py from its prebuilt wheel only: a source build takes minutes (testbed.md).
+  pip_quiet --only-binary=mpi4py -e "$target"
 }

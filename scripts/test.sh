@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 . scripts/setup.sh
 setup_env '.[test]' \
   'test -x /usr/sbin/sshd:openssh-server' \
-  'command -v ip:iproute2'
+  'command -v ip:iproute2' \
+  'command -v ssh:openssh-client' \
+  'test -x /usr/bin/mpirun.openmpi:openmpi-bin' \
+  'test -x /usr/bin/mpiexec.hydra:mpich'
 
 .venv/bin/ruff check hpcbatch agents tests bench
 .venv/bin/mypy --strict hpcbatch/core
