@@ -2,9 +2,9 @@
 
 ``Head`` is what the API serves. Start-up: open the store, rebuild the state from it, create the
 embedded defaults on a first start (compute environment ``local``, queue ``default``, job
-definition ``default``), start the loop, connect the local agents (which reconciles what ran
-while the head was away), then start the timers: a Tick each second (timeouts, retention) and a
-heartbeat watchdog that reports silent nodes lost.
+definitions ``default`` and ``default-multinode``), start the loop, connect the local agents
+(which reconciles what ran while the head was away), then start the timers: a Tick each second
+(timeouts, retention) and a heartbeat watchdog that reports silent nodes lost.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.model import JobSpec, NodeState
+from hpcbatch.core.model import JobSpec, MultiNodeSpec, NodeRange, NodeState
 from hpcbatch.head.config import HeadConfig, local_node_names
 from hpcbatch.head.dispatcher import Dispatcher
 from hpcbatch.head.loop import HeadLoop, now_ms
@@ -28,6 +28,14 @@ from hpcbatch.transport.local import connect_local_agent
 from hpcbatch.transport.ssh import SshHost, connect_ssh_agent
 
 LOCAL_CE = "local"
+DEFAULT_MULTINODE = "default-multinode"
+_DEFAULT_CONTAINER = {
+    "command": ["true"],
+    "resourceRequirements": [
+        {"type": "VCPU", "value": "1"},
+        {"type": "MEMORY", "value": "512"},
+    ],
+}
 
 log = logging.getLogger("hpcbatch.head")
 
@@ -67,6 +75,7 @@ class Head:
 
     async def _bootstrap(self) -> None:
         if self.store.get_meta("bootstrapped"):
+            await self._ensure_default_multinode()  # a head first started before it existed
             return
         now, cause = now_ms(), "bootstrap"
         if LOCAL_CE not in self.state.ces:
@@ -94,21 +103,40 @@ class Head:
                     name="default",
                     def_type="container",
                     spec=JobSpec(command=("true",)),
-                    echo={
-                        "containerProperties": {
-                            "command": ["true"],
-                            "resourceRequirements": [
-                                {"type": "VCPU", "value": "1"},
-                                {"type": "MEMORY", "value": "512"},
-                            ],
-                        }
-                    },
+                    echo={"containerProperties": _DEFAULT_CONTAINER},
                 )
             )
+        await self._ensure_default_multinode()
         batch = WriteBatch()
         batch.set_meta("bootstrapped", "1")
         batch.set_meta("head_id", self.head_id)
         self.store.write(batch)
+
+    async def _ensure_default_multinode(self) -> None:
+        """``default-multinode``: what ``hpcbatch submit --nodes N -- CMD`` overrides (one
+        open range, so a numNodes override stretches it to every node)."""
+        if DEFAULT_MULTINODE in self.state.definitions:
+            return
+        spec = JobSpec(command=("true",))
+        await self.loop.call(
+            ev.RegisterJobDefinition(
+                cause="bootstrap",
+                now=now_ms(),
+                name=DEFAULT_MULTINODE,
+                def_type="multinode",
+                spec=JobSpec(command=()),
+                multinode=MultiNodeSpec(1, 0, (NodeRange(0, 0, spec, open_end=True),)),
+                echo={
+                    "nodeProperties": {
+                        "numNodes": 1,
+                        "mainNode": 0,
+                        "nodeRangeProperties": [
+                            {"targetNodes": "0:", "container": _DEFAULT_CONTAINER},
+                        ],
+                    }
+                },
+            )
+        )
 
     def _local_specs(self) -> list[NodeSpec]:
         local = self.config.local

@@ -70,3 +70,30 @@ def test_a_multinode_definition_is_stored_and_survives_a_restart(head: HeadProce
     assert described["type"] == "multinode"
     assert described["nodeProperties"] == NODE_PROPERTIES
     assert "containerProperties" not in described
+
+
+def test_a_new_head_has_a_default_multinode_definition(head: HeadProcess) -> None:
+    (described,) = head.batch().describe_job_definitions(jobDefinitions=["default-multinode"])[
+        "jobDefinitions"
+    ]
+    assert (described["type"], described["revision"]) == ("multinode", 1)
+    assert described["nodeProperties"] == {
+        "numNodes": 1,
+        "mainNode": 0,
+        "nodeRangeProperties": [
+            {
+                "targetNodes": "0:",
+                "container": {
+                    "command": ["true"],
+                    "resourceRequirements": [
+                        {"type": "VCPU", "value": "1"},
+                        {"type": "MEMORY", "value": "512"},
+                    ],
+                },
+            }
+        ],
+    }
+    head.stop()
+    head.start()  # created once, not again on each start
+    revisions = head.batch().describe_job_definitions(jobDefinitionName="default-multinode")
+    assert len(revisions["jobDefinitions"]) == 1
