@@ -4,6 +4,10 @@
 definition (``default`` unless ``--definition``) with ``containerOverrides.command``. Stdout
 carries the job id alone, so ``id=$(hpcbatch submit -- ./run.sh)`` works; the name and the
 queue go to stderr for people.
+
+``hpcbatch submit --nodes N -- CMD`` submits a multi-node parallel job instead: the definition
+is ``default-multinode`` unless ``--definition``, and the command and resources go to every node
+as ``nodeOverrides`` (``numNodes: N`` and one override over the range ``"0:"``).
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import sys
 from typing import Any
 
 from hpcbatch.cli.commands import _args
-from hpcbatch.cli.context import EXIT_OK, Context
+from hpcbatch.cli.context import EXIT_CLIENT_ERROR, EXIT_OK, EXIT_USAGE, Context, warn
 
 DEPENDENCY_TYPES = ("N_TO_N", "SEQUENTIAL")
+DEFAULT_MULTINODE = "default-multinode"
 
 
 def register(
@@ -33,8 +38,8 @@ def register(
     parser.add_argument(
         "--definition",
         "-d",
-        default="default",
-        help="job definition NAME[:REVISION] or ARN (default: default)",
+        help="job definition NAME[:REVISION] or ARN (default: default, or default-multinode "
+        "with --nodes)",
     )
     parser.add_argument(
         "--name", "-n", help="job name (default: from the command or the definition)"
@@ -49,6 +54,19 @@ def register(
         default=[],
         metavar="ID[:N_TO_N|:SEQUENTIAL]",
         help="wait for a job (repeatable); plain SEQUENTIAL chains array children",
+    )
+    parser.add_argument(
+        "--nodes",
+        type=_args.positive_int,
+        metavar="N",
+        help="multi-node parallel job of N nodes, each running COMMAND (nodeOverrides)",
+    )
+    parser.add_argument(
+        "--main-node",
+        type=_args.non_negative_int,
+        metavar="I",
+        help="with --nodes: the main node the definition must name (AWS takes the main node "
+        "from the job definition; default-multinode's is 0)",
     )
     _args.add_resource_flags(parser)
     add_scheduling_flags(parser)
@@ -107,13 +125,31 @@ def default_name(command: list[str], definition: str) -> str:
     return _args.slug(base)
 
 
+def definition_of(args: argparse.Namespace) -> str:
+    if args.definition:
+        return str(args.definition)
+    return DEFAULT_MULTINODE if args.nodes is not None else "default"
+
+
+def check_flags(args: argparse.Namespace) -> str | None:
+    """A usage problem with the multi-node flags, or None."""
+    if args.nodes is None:
+        return "--main-node needs --nodes" if args.main_node is not None else None
+    if args.array_size is not None:
+        return "--nodes and --array-size cannot be combined: array jobs cannot be multinode"
+    if args.main_node is not None and args.main_node >= args.nodes:
+        return f"--main-node {args.main_node} must be less than --nodes {args.nodes}"
+    return None
+
+
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
     """The SubmitJob body, with only the fields the user asked for."""
     command: list[str] = args.command_argv
+    definition = definition_of(args)
     body: dict[str, Any] = {
-        "jobName": args.name or default_name(command, args.definition),
+        "jobName": args.name or default_name(command, definition),
         "jobQueue": args.queue,
-        "jobDefinition": args.definition,
+        "jobDefinition": definition,
     }
     if args.array_size is not None:
         body["arrayProperties"] = {"size": args.array_size}
@@ -127,7 +163,13 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     requirements = _args.resource_requirements(args)
     if requirements:
         overrides["resourceRequirements"] = requirements
-    if overrides:
+    if args.nodes is not None:
+        # Every node runs the command: one override over the open range "0:".
+        ranges = [{"targetNodes": "0:", "containerOverrides": overrides}] if overrides else []
+        body["nodeOverrides"] = {"numNodes": args.nodes}
+        if ranges:
+            body["nodeOverrides"]["nodePropertyOverrides"] = ranges
+    elif overrides:
         body["containerOverrides"] = overrides
     _args.retry_and_timeout(args, body)
     if args.priority is not None:
@@ -139,8 +181,33 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
+def check_main_node(args: argparse.Namespace, ctx: Context) -> str | None:
+    """SubmitJob cannot move the main node: check that the definition names the one asked for."""
+    if args.main_node is None:
+        return None
+    reply = ctx.client.call("DescribeJobDefinitions", {"jobDefinitions": [definition_of(args)]})
+    found = reply.get("jobDefinitions") or []
+    main = (found[0].get("nodeProperties") or {}).get("mainNode") if found else None
+    if main == args.main_node:
+        return None
+    return (
+        f"--main-node {args.main_node}: job definition {definition_of(args)} names main node "
+        f"{main}, and a submission cannot change it (AWS has no override for mainNode); "
+        "register a multinode definition with that mainNode and pass it with --definition"
+    )
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from hpcbatch.cli.client import STRICT_HEADER
+
+    problem = check_flags(args)
+    if problem is not None:
+        warn(f"error: {problem}")
+        return EXIT_USAGE
+    problem = check_main_node(args, ctx)
+    if problem is not None:
+        warn(f"error: {problem}")
+        return EXIT_CLIENT_ERROR
 
     # The strict flag rides in a header so the body stays exactly what boto3 would send.
     headers = {STRICT_HEADER: "1"} if args.strict else None
