@@ -42,7 +42,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             document["history"] = histories
         ctx.emit_json(document)
     else:
-        pages = [render_job(job, histories.get(job["jobId"])) for job in jobs]
+        nodes = {job["jobId"]: node_jobs(ctx, job) for job in jobs}
+        pages = [render_job(job, histories.get(job["jobId"]), nodes[job["jobId"]]) for job in jobs]
         if pages:
             sys.stdout.write("\n\n".join(pages) + "\n")
     missing = [job_id for job_id in ids if job_id not in {job["jobId"] for job in jobs}]
@@ -51,16 +52,31 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_CLIENT_ERROR if missing else EXIT_OK
 
 
+def node_jobs(ctx: Context, job: Job) -> list[Job]:
+    """The nodes ``<parent>#<i>`` of a multi-node parent, in index order; [] for other jobs."""
+    count = (job.get("nodeProperties") or {}).get("numNodes")
+    if not isinstance(count, int) or "nodeDetails" in job:
+        return []
+    ids = [f"{job['jobId']}#{index}" for index in range(count)]
+    found: list[Job] = []
+    for start in range(0, len(ids), 100):
+        found += ctx.client.call("DescribeJobs", {"jobs": ids[start : start + 100]}).get("jobs", [])
+    return sorted(found, key=lambda node: (node.get("nodeDetails") or {}).get("nodeIndex", 0))
+
+
 def history(ctx: Context, job_id: str) -> list[dict[str, Any]]:
     path = f"/hpcbatch/v1/jobs/{urllib.parse.quote(job_id, safe='')}/history"
     events: list[dict[str, Any]] = ctx.client.get(path).get("events", [])
     return events
 
 
-def render_job(job: Job, events: list[dict[str, Any]] | None = None) -> str:
+def render_job(
+    job: Job, events: list[dict[str, Any]] | None = None, nodes: list[Job] | None = None
+) -> str:
     lines = [f"Job {job['jobId']}  {job.get('jobName', '')}"]
     fields = summary_fields(job) + container_fields(job) + structure_fields(job)
     lines += [f"  {label + ':':<{LABEL_WIDTH}} {value}" for label, value in fields if value]
+    lines += node_lines(nodes or [])
     lines += attempt_lines(job)
     if events is not None:
         lines += history_lines(events)
@@ -121,14 +137,42 @@ def structure_fields(job: Job) -> list[tuple[str, str]]:
     elif "index" in array:
         array_text = f"child {array['index']} of {job['jobId'].rsplit(':', 1)[0]}"
     nodes = job.get("nodeProperties") or {}
+    details = job.get("nodeDetails") or {}
     nodes_text = ""
     if "numNodes" in nodes:
         nodes_text = f"{nodes['numNodes']} nodes, main node {nodes.get('mainNode', 0)}"
+    elif "nodeIndex" in details:
+        parent = job["jobId"].rsplit("#", 1)[0]
+        role = " (main node)" if details.get("isMainNode") else ""
+        nodes_text = f"node {details['nodeIndex']} of {parent}{role}"
     deps = [
         " ".join(filter(None, [dep.get("jobId"), f"({dep['type']})" if dep.get("type") else ""]))
         for dep in job.get("dependsOn") or []
     ]
     return [("array", array_text), ("nodes", nodes_text), ("depends on", ", ".join(deps))]
+
+
+def node_lines(nodes: list[Job]) -> list[str]:
+    """A multi-node job's nodes: index, main or not, host, state and exit code of each."""
+    if not nodes:
+        return []
+    rows = []
+    for node in nodes:
+        details = node.get("nodeDetails") or {}
+        latest = (node.get("attempts") or [{}])[-1].get("container") or {}
+        host = (node.get("hpcbatch") or {}).get("node") or latest.get("containerInstanceArn")
+        exit_code = (node.get("container") or {}).get("exitCode")
+        rows.append(
+            [
+                str(details.get("nodeIndex", "?")),
+                "main" if details.get("isMainNode") else "",
+                render.short_name(host) or "-",
+                node.get("status", ""),
+                "-" if exit_code is None else str(exit_code),
+            ]
+        )
+    table = render.table(["NODE", "ROLE", "HOST", "STATE", "EXIT"], rows)
+    return ["  nodes:"] + ["    " + line for line in table.splitlines()]
 
 
 def attempt_lines(job: Job) -> list[str]:
