@@ -97,3 +97,82 @@ def test_a_new_head_has_a_default_multinode_definition(head: HeadProcess) -> Non
     head.start()  # created once, not again on each start
     revisions = head.batch().describe_job_definitions(jobDefinitionName="default-multinode")
     assert len(revisions["jobDefinitions"]) == 1
+
+
+def _node_properties(num_nodes: int, *targets: str, main: int = 0) -> dict[str, Any]:
+    ranges = [{"targetNodes": t, "container": {"command": ["x"]}} for t in targets]
+    return {"numNodes": num_nodes, "mainNode": main, "nodeRangeProperties": ranges}
+
+
+@pytest.mark.parametrize(
+    ("properties", "field", "phrase"),
+    [
+        (_node_properties(2, "0-1"), "nodeRangeProperties[0].targetNodes", "node range"),
+        (_node_properties(2, "1:0"), "nodeRangeProperties[0].targetNodes", "a <= b"),
+        (_node_properties(4, "0:2", "2:"), "nodeRangeProperties[1].targetNodes", "covers node 2"),
+        (_node_properties(4, "0", "2:"), "nodeRangeProperties", "no range covers node 1"),
+        (_node_properties(2, "0:", main=2), "mainNode", "less than numNodes (2)"),
+        (_node_properties(2, "0:5"), "nodeRangeProperties[0].targetNodes", "names node 5"),
+    ],
+)
+def test_bad_node_properties_are_refused_naming_the_field(
+    head: HeadProcess, properties: dict[str, Any], field: str, phrase: str
+) -> None:
+    message = refused(
+        head.batch().register_job_definition,
+        jobDefinitionName="bad",
+        type="multinode",
+        nodeProperties=properties,
+    )
+    assert f"nodeProperties.{field}" in message and phrase in message, message
+
+
+def _submit_overrides(head: HeadProcess, **request: Any) -> str:
+    return refused(
+        head.batch().submit_job,
+        jobName="j",
+        jobQueue="default",
+        jobDefinition="default-multinode",
+        **request,
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "field", "phrase"),
+    [
+        (
+            {"nodeOverrides": {"nodePropertyOverrides": [{"targetNodes": "x"}]}},
+            "nodeOverrides.nodePropertyOverrides[0].targetNodes",
+            "node range",
+        ),
+        (
+            {"nodeOverrides": {"numNodes": 2, "nodePropertyOverrides": [{"targetNodes": "3"}]}},
+            "nodeOverrides.nodePropertyOverrides[0].targetNodes",
+            "names node 3",
+        ),
+        (
+            {
+                "nodeOverrides": {
+                    "nodePropertyOverrides": [{"targetNodes": "0:", "instanceTypes": ["c5"]}]
+                }
+            },
+            "nodeOverrides.nodePropertyOverrides[0].instanceTypes",
+            "not supported",
+        ),
+        (
+            {"nodeOverrides": {"numNodes": 2}, "arrayProperties": {"size": 2}},
+            "arrayProperties",
+            "array jobs cannot be multinode",
+        ),
+        (
+            {"nodeOverrides": {"numNodes": 2}, "containerOverrides": {"command": ["x"]}},
+            "containerOverrides",
+            "cannot be combined with nodeOverrides",
+        ),
+    ],
+)
+def test_bad_node_overrides_are_refused_naming_the_field(
+    head: HeadProcess, request_fields: dict[str, Any], field: str, phrase: str
+) -> None:
+    message = _submit_overrides(head, **request_fields)
+    assert field in message and phrase in message, message
