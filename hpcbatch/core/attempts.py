@@ -9,6 +9,7 @@ agent by the loop once it has made the result durable.
 from __future__ import annotations
 
 from hpcbatch.core import events as ev
+from hpcbatch.core import gang_life
 from hpcbatch.core.commands import Command, KillAttempt, LaunchAttempt
 from hpcbatch.core.jobs import SUCCESS_REASON, finish_job
 from hpcbatch.core.model import (
@@ -17,6 +18,7 @@ from hpcbatch.core.model import (
     Job,
     JobStatus,
     NodeState,
+    Resources,
     attempt_id,
     parse_attempt_id,
 )
@@ -29,10 +31,21 @@ KILL_GRACE_MS = 30_000
 
 def apply_plan(state: State, e: ev.PlanApplied) -> list[Command]:
     commands: list[Command] = []
-    for placement in e.plan.placements:
-        launch = _start(state, placement, e)
+    placements = e.plan.placements
+    i = 0
+    while i < len(placements):
+        gang = placements[i].gang
+        if gang is not None:
+            j = i
+            while j < len(placements) and placements[j].gang == gang:
+                j += 1
+            commands.extend(gang_life.start_gang(state, placements[i:j], e))
+            i = j
+            continue
+        launch = _start(state, placements[i], e)
         if launch is not None:
             commands.append(launch)
+        i += 1
     return commands
 
 
@@ -59,8 +72,13 @@ def _start(state: State, p: Placement, e: ev.PlanApplied) -> LaunchAttempt | Non
     if not _placeable(state, p, job):
         return None
     assert job is not None
+    attempt = hold_node(state, job, p, job.spec.resources, e)
+    return launch_of(state, job, attempt, e.cause)
+
+
+def hold_node(state: State, job: Job, p: Placement, need: Resources, e: ev.PlanApplied) -> Attempt:
+    """A new attempt of ``job`` holding ``need`` and ``p``'s GPUs on ``p.node``: STARTING."""
     node = state.nodes[p.node]
-    need = job.spec.resources
     attempt = Attempt(
         len(job.attempts) + 1, node.name, need.cpu_milli, need.memory_mib, p.gpu_indices
     )
@@ -72,7 +90,7 @@ def _start(state: State, p: Placement, e: ev.PlanApplied) -> LaunchAttempt | Non
     job.start_reason = p.reason
     job.status_reason = None
     state.set_status(job, JobStatus.STARTING, e.cause, e.now, f"on {node.name}, {p.reason}")
-    return launch_of(state, job, attempt, e.cause)
+    return attempt
 
 
 def launch_of(state: State, job: Job, attempt: Attempt, cause: str) -> LaunchAttempt:
@@ -99,6 +117,8 @@ def job_environment(state: State, job: Job, attempt: Attempt) -> tuple[tuple[str
     env["AWS_BATCH_JOB_ATTEMPT"] = str(attempt.number)
     env["AWS_BATCH_CE_NAME"] = node.ce
     env["AWS_BATCH_JQ_NAME"] = job.queue
+    if job.node_index is not None and job.parent_id is not None:
+        env.update(gang_life.node_environment(state, job))
     if job.array_index is not None and job.parent_id is not None:
         env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
         env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(state.jobs[job.parent_id].array_size)
@@ -165,6 +185,7 @@ def attempt_started(state: State, e: ev.AttemptStarted) -> list[Command]:
     if found is None:
         return []
     job, attempt = found
+    was = job.status
     _started(state, job, attempt, e.cause, e.now, e.started_at, e.pid, e.log_stream)
     if job.kill_reason is not None:  # terminated while still starting
         return [
@@ -172,6 +193,8 @@ def attempt_started(state: State, e: ev.AttemptStarted) -> list[Command]:
                 cause=e.cause, node=attempt.node, attempt_id=e.attempt_id, reason=job.kill_reason
             )
         ]
+    if job.node_index is not None and was is JobStatus.STARTING:
+        return gang_life.node_started(state, job, e.cause, e.now)
     return []
 
 
@@ -182,10 +205,11 @@ def attempt_ended(state: State, e: ev.AttemptEnded) -> list[Command]:
     job, attempt = found
     if job.status is JobStatus.STARTING and e.started_at is not None:
         _started(state, job, attempt, e.cause, e.now, e.started_at, e.pid, e.log_stream)
-    end_attempt(
+        if job.node_index is not None:
+            gang_life.follow_main(state, job, e.cause, e.now)
+    return end_attempt(
         state, job, attempt, e.cause, e.now, e.exit_code, e.reason, e.stopped_at, e.started_at
     )
-    return []
 
 
 def end_attempt(
@@ -198,7 +222,9 @@ def end_attempt(
     reason: str | None,
     stopped_at: int,
     started_at: int | None = None,
-) -> None:
+) -> list[Command]:
+    """Record how ``attempt`` ended and decide what comes next: the job's end, a retry, or
+    (for a node of a multi-node job) what the gang does; commands are kills of other nodes."""
     _release(state, job, attempt)
     if attempt.started_at is None:
         attempt.started_at = started_at
@@ -206,9 +232,11 @@ def end_attempt(
     attempt.exit_code = exit_code
     attempt.reason = reason or job.kill_reason
     job.stopped_at = stopped_at
+    if job.node_index is not None:
+        return gang_life.node_ended(state, job, attempt, cause, now)
     if exit_code == 0 and job.kill_reason is None:
         finish_job(state, job, JobStatus.SUCCEEDED, cause, now, SUCCESS_REASON)
-        return
+        return []
     status_reason = attempt.reason or SUCCESS_REASON
     retry, why = (
         (False, "terminated")
@@ -221,9 +249,10 @@ def end_attempt(
     if retry:
         job.status_reason = None
         state.set_status(job, JobStatus.RUNNABLE, cause, now, detail)
-        return
+        return []
     state.journal(now, cause, job.job_id, "NOT_RETRIED", detail)
     finish_job(state, job, JobStatus.FAILED, cause, now, status_reason[:255])
+    return []
 
 
 def _release(state: State, job: Job, attempt: Attempt) -> None:

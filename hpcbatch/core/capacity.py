@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hpcbatch.core.model import JobQueue, Node, Resources, format_vcpus
+from hpcbatch.core.gang import assign
+from hpcbatch.core.model import JobQueue, MultiNodeSpec, Node, NodeRange, Resources, format_vcpus
 from hpcbatch.core.state import State
 
 MISCONFIGURATION = "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"
@@ -37,3 +38,37 @@ def largest_fit_problem(state: State, queue: JobQueue, need: Resources) -> str |
         f"{MISCONFIGURATION} - needs {need.describe()} on one node; no node in {where} "
         "has all of it"
     )
+
+
+def gang_fit_problem(state: State, queue: JobQueue, shape: MultiNodeSpec) -> str | None:
+    """The MISCONFIGURATION reason when no one compute environment of the queue, counting every
+    node whatever its state, has ``num_nodes`` distinct nodes that could each hold its node's
+    needs; None when one has, or when the queue has no nodes yet."""
+    nodes = queue_nodes(state, queue)
+    if not nodes:
+        return None
+    by_ce = [[n for n in nodes if n.ce == ce] for ce in queue.ce_order]
+    if any(assign(members, shape, lambda n, need: need.fits_in(n.capacity)) for members in by_ce):
+        return None
+    where = f"compute environments [{', '.join(queue.ce_order)}]"
+    largest = max(len(members) for members in by_ce)
+    if largest < shape.num_nodes:
+        return (
+            f"{MISCONFIGURATION} - needs {shape.num_nodes} nodes of one compute environment; "
+            f"the largest in {where} has {largest}"
+        )
+    for node_range in shape.ranges:
+        problem = largest_fit_problem(state, queue, node_range.spec.resources)
+        if problem is not None:
+            detail = problem.removeprefix(f"{MISCONFIGURATION} - ")
+            return f"{MISCONFIGURATION} - node {_range(node_range)} {detail}"
+    return (
+        f"{MISCONFIGURATION} - needs {shape.num_nodes} nodes, each holding its node's needs, "
+        f"in one compute environment; none in {where} has that many"
+    )
+
+
+def _range(node_range: NodeRange) -> str:
+    if node_range.first == node_range.last:
+        return str(node_range.first)
+    return f"{node_range.first}:{node_range.last}"

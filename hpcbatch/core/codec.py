@@ -1,7 +1,9 @@
 """Plain-dict documents of state objects, for the store, and the state rebuilt from them.
 
 Array children are stored small: their spec, name and definition come from the parent, so
-10,000 children cost 10,000 short documents. ``rebuild`` recomputes every index (listings, queue
+10,000 children cost 10,000 short documents. Multi-node parents keep their shape
+(``multinode``); their node jobs are stored whole (each has its own spec), with ``parent_id``
+and ``node_index``. ``rebuild`` recomputes every index (listings, queue
 orders, child counts, dependents, node allocations) from the objects alone.
 """
 
@@ -87,9 +89,13 @@ def job_to_doc(job: Job) -> Doc:
         "kill_reason": job.kill_reason,
         "created_at": job.created_at,
     }
-    if job.parent_id is not None:
+    if job.parent_id is not None and job.node_index is None:
         doc.update(parent_id=job.parent_id, array_index=job.array_index)
         return doc
+    if job.node_index is not None:
+        doc.update(parent_id=job.parent_id, node_index=job.node_index)
+    if job.multinode is not None:
+        doc.update(multinode=multinode_to_doc(job.multinode))
     doc.update(
         name=job.name,
         queue=job.queue,
@@ -129,6 +135,9 @@ def job_from_doc(doc: Doc, parents: dict[str, Job]) -> Job:
             "tags": doc["tags"],
             "echo": doc["echo"],
             "array_size": doc["array_size"],
+            "parent_id": doc.get("parent_id"),
+            "node_index": doc.get("node_index"),
+            "multinode": multinode_from_doc(doc["multinode"]) if doc.get("multinode") else None,
         }
     return Job(
         job_id=doc["job_id"],
@@ -225,6 +234,7 @@ def node_to_doc(node: Node) -> Doc:
         "state_changed_at": node.state_changed_at,
         "last_heartbeat": node.last_heartbeat,
         "enforcement": node.enforcement,
+        "address": node.address,
     }
 
 
@@ -248,6 +258,7 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
             state_changed_at=d["state_changed_at"],
             last_heartbeat=d["last_heartbeat"],
             enforcement=d["enforcement"],
+            address=d.get("address"),
             free_gpus=set(d["gpu_indices"]),
         )
     _rebuild_jobs(state, docs.get("job", []))

@@ -8,14 +8,24 @@ the given reason once its agent reports the process gone, and is never retried.
 from __future__ import annotations
 
 from hpcbatch.core import events as ev
+from hpcbatch.core import gang_life
 from hpcbatch.core.commands import Command, KillAttempt
 from hpcbatch.core.jobs import fail_job
 from hpcbatch.core.model import ACTIVE, TERMINAL, Job, attempt_id
+from hpcbatch.core.multinode import node_jobs
 from hpcbatch.core.state import State
 
 
+def _target(state: State, job_id: str) -> Job | None:
+    """The job a cancel or terminate acts on: a node of a multi-node job stands for its job."""
+    job = state.jobs.get(job_id)
+    if job is not None and job.node_index is not None and job.parent_id is not None:
+        return state.jobs.get(job.parent_id)
+    return job
+
+
 def cancel(state: State, e: ev.CancelJob) -> list[Command]:
-    job = state.jobs.get(e.job_id)
+    job = _target(state, e.job_id)
     if job is None or job.status in TERMINAL or job.status in ACTIVE:
         return []
     fail_job(state, job, e.cause, e.now, e.reason, cancel=True)
@@ -23,9 +33,11 @@ def cancel(state: State, e: ev.CancelJob) -> list[Command]:
 
 
 def terminate(state: State, e: ev.TerminateJob) -> list[Command]:
-    job = state.jobs.get(e.job_id)
+    job = _target(state, e.job_id)
     if job is None or job.status in TERMINAL:
         return []
+    if job.multinode is not None and job.status in ACTIVE:
+        return gang_life.terminate_gang(state, job, e)
     targets = state.children_of(job) if job.is_array_parent else [job]
     commands: list[Command] = []
     for target in targets:
@@ -73,4 +85,6 @@ def purge_finished(state: State, e: ev.Tick) -> None:
         if job.is_array_parent:
             for child in state.children_of(job):
                 state.remove_job(child)
+        for node_job in node_jobs(state, job):
+            state.remove_job(node_job)
         state.remove_job(job)

@@ -9,6 +9,7 @@ no nodes; every fitting node DOWN/DRAINED; a reservation; otherwise the jobs ahe
 from __future__ import annotations
 
 from hpcbatch.core.capacity import largest_fit_problem, queue_nodes
+from hpcbatch.core.gang_wait import gang_reason
 from hpcbatch.core.model import Job, JobStatus
 from hpcbatch.core.plan import Reservation
 from hpcbatch.core.state import State, runnable_key
@@ -29,6 +30,13 @@ def _pending(state: State, job: Job) -> str | None:
             return None
         done = counts[JobStatus.SUCCEEDED] + counts[JobStatus.FAILED]
         return f"array: {done} of {job.array_size} children finished"
+    if job.node_index is not None and job.parent_id is not None:
+        parent = state.jobs.get(job.parent_id)
+        status = parent.status.value if parent else "gone"
+        return job.status_reason or (
+            f"node {job.node_index} of multi-node job {job.parent_id} ({status}): its nodes "
+            "are placed together"
+        )
     if not job.waiting_on:
         return job.status_reason
     first = sorted(job.waiting_on)[0]
@@ -45,6 +53,8 @@ def _runnable(state: State, job: Job, reservations: tuple[Reservation, ...]) -> 
     enabled = [c for c in queue.ce_order if state.ces[c].state == "ENABLED"]
     if not enabled:
         return f"no ENABLED compute environment in queue {queue.name} ({', '.join(queue.ce_order)})"
+    if job.multinode is not None:
+        return gang_reason(state, job, enabled, reservations)
     need = job.spec.resources
     problem = largest_fit_problem(state, queue, need)
     if problem is not None:

@@ -2,14 +2,15 @@
 
 No node over-committed; no GPU held twice; every node's allocation equals the sum of its live
 attempts; every index (listing, runnable, child counts) agrees with the jobs; no live attempt on a
-job that is not STARTING/RUNNING.
+job that is not STARTING/RUNNING; a node held by a gang's node job holds nothing else; a
+multi-node parent is STARTING/RUNNING only while its main node is; node jobs are never queued.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from hpcbatch.core.model import ACTIVE, JobStatus, Resources, attempt_id
+from hpcbatch.core.model import ACTIVE, Job, JobStatus, Resources, attempt_id, node_job_id
 from hpcbatch.core.state import State, runnable_key
 
 
@@ -40,6 +41,10 @@ def _check_nodes(state: State) -> None:
                 _fail(f"{node.name} holds {aid}, not the job's live attempt")
             total = total + attempt.resources
             gpus.extend(attempt.gpu_indices)
+            if job.node_index is not None and len(node.attempts) > 1:
+                _fail(
+                    f"{node.name} is held by gang node {aid} but also by {len(node.attempts) - 1}"
+                )
         if total != node.allocated:
             _fail(f"{node.name} allocated {node.allocated} but its attempts hold {total}")
         if not node.allocated.fits_in(node.capacity):
@@ -58,7 +63,9 @@ def _check_indexes(state: State) -> None:
             _fail(f"{job.job_id} ({job.status}) missing from its listing")
         if job.status is JobStatus.RUNNABLE and runnable_key(job) not in state.runnable[job.queue]:
             _fail(f"{job.job_id} RUNNABLE but not in queue {job.queue}'s order")
-        if job.status in ACTIVE:
+        if job.multinode is not None or job.node_index is not None:
+            _check_gang_job(state, job)
+        elif job.status in ACTIVE:
             aid = attempt_id(job.job_id, job.attempts[-1].number)
             node = state.nodes.get(job.attempts[-1].node)
             if node is not None and aid not in node.attempts:
@@ -73,3 +80,25 @@ def _check_indexes(state: State) -> None:
         got = +state.child_counts.get(parent, Counter())
         if got != +expected:
             _fail(f"child counts of {parent}: {dict(got)} != {dict(expected)}")
+
+
+def _check_gang_job(state: State, job: Job) -> None:
+    """A multi-node parent is ACTIVE only while its main node is; a node job is never queued on
+    its own, and ACTIVE only with its attempt held, while its parent has started."""
+    if job.multinode is not None:
+        main = state.jobs.get(node_job_id(job.job_id, job.multinode.main_node))
+        if main is None:
+            _fail(f"{job.job_id} has no main node job")
+        elif job.status in ACTIVE and main.status not in ACTIVE:
+            _fail(f"{job.job_id} is {job.status} but its main node is {main.status}")
+        return
+    if job.status is JobStatus.RUNNABLE:
+        _fail(f"node job {job.job_id} is RUNNABLE: only its parent is queued")
+    if job.status in ACTIVE:
+        attempt = job.attempts[-1]
+        node = state.nodes.get(attempt.node)
+        if node is not None and attempt_id(job.job_id, attempt.number) not in node.attempts:
+            _fail(f"{job.job_id} is {job.status} but {attempt.node} does not hold it")
+        parent = state.jobs.get(job.parent_id or "")
+        if parent is None or parent.status in (JobStatus.PENDING, JobStatus.SUBMITTED):
+            _fail(f"node job {job.job_id} placed before its parent started")

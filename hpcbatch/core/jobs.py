@@ -2,12 +2,13 @@
 
 Vocabulary: a job *finishes* when it reaches SUCCEEDED or FAILED; its *dependents* are the jobs
 waiting on it. A failure spreads to dependents ("Dependent Job failed"), a success releases
-them; an array parent finishes when its last child does.
+them; an array parent finishes when its last child does. A multi-node parent's status follows
+its main node (``gang_life``); when it finishes, its node jobs not yet placed finish with it.
 """
 
 from __future__ import annotations
 
-from hpcbatch.core.model import ACTIVE, TERMINAL, Job, JobStatus
+from hpcbatch.core.model import ACTIVE, TERMINAL, Job, JobStatus, node_job_id
 from hpcbatch.core.state import State
 
 SUCCESS_REASON = "Essential container in task exited"
@@ -67,6 +68,22 @@ def _after_finish(state: State, job: Job, cause: str, now: int) -> list[tuple[Jo
             follow.append((dependent, JobStatus.FAILED, why[:255]))
     if job.parent_id is not None:
         follow.extend(_parent_after_child(state, job.parent_id))
+    if job.multinode is not None:
+        follow.extend(_idle_nodes_follow(state, job))
+    return follow
+
+
+def _idle_nodes_follow(state: State, parent: Job) -> list[tuple[Job, JobStatus, str]]:
+    """A finished multi-node job takes its unplaced node jobs with it; placed ones end when
+    their attempts do (they are being stopped)."""
+    shape = parent.multinode
+    assert shape is not None
+    follow = []
+    for index in range(shape.num_nodes):
+        node_job = state.jobs.get(node_job_id(parent.job_id, index))
+        if node_job is not None and node_job.status is JobStatus.PENDING:
+            node_job.is_cancelled = parent.is_cancelled
+            follow.append((node_job, parent.status, parent.status_reason or ""))
     return follow
 
 
@@ -80,7 +97,9 @@ def release(state: State, job: Job, cause: str, now: int) -> None:
 
 def _parent_after_child(state: State, parent_id: str) -> list[tuple[Job, JobStatus, str]]:
     parent = state.jobs.get(parent_id)
-    if parent is None or parent.status in TERMINAL or _children_active(state, parent):
+    if parent is None or parent.multinode is not None:
+        return []  # a multi-node job follows its main node (gang_life), not a count
+    if parent.status in TERMINAL or _children_active(state, parent):
         return []
     counts = state.child_counts[parent_id]
     failed = counts[JobStatus.FAILED]

@@ -14,6 +14,7 @@ started, and counted lost if it had been running.
 from __future__ import annotations
 
 from hpcbatch.core import events as ev
+from hpcbatch.core import gang_life
 from hpcbatch.core.attempts import end_attempt, launch_of
 from hpcbatch.core.commands import Command, KillAttempt
 from hpcbatch.core.model import (
@@ -51,6 +52,7 @@ def node_joined(state: State, e: ev.NodeJoined) -> list[Command]:
     node.capacity = e.capacity
     node.gpu_indices = e.gpu_indices
     node.enforcement = e.enforcement
+    node.address = e.address
     node.last_heartbeat = e.now
     state.changes.touch("node", node.name)
     held = {g for aid in node.attempts for g in _attempt_gpus(state, node, aid)}
@@ -85,10 +87,11 @@ def _reconcile(state: State, node: Node, known: set[str], e: ev.Event) -> list[C
             continue
         job, attempt = live
         if job.status is JobStatus.STARTING and attempt.started_at is None:
-            commands.append(launch_of(state, job, attempt, e.cause))
+            if not gang_life.waits_at_barrier(job):  # a held main node was never sent
+                commands.append(launch_of(state, job, attempt, e.cause))
             continue
         reason = f"Host lost: {node.name} has no record of attempt {aid}"
-        end_attempt(state, job, attempt, e.cause, e.now, None, reason, e.now)
+        commands += end_attempt(state, job, attempt, e.cause, e.now, None, reason, e.now)
     return commands
 
 
@@ -126,11 +129,13 @@ def node_lost(state: State, e: ev.NodeLost) -> list[Command]:
         _set_state(state, node, NodeState.DOWN, e.reason, e)
     elif node.state is not NodeState.DOWN or node.state_reason != e.reason:
         _set_state(state, node, NodeState.DOWN, e.reason, e)
+    commands: list[Command] = []
     for aid in sorted(node.attempts):
-        live = _live(state, node, aid)
+        live = _live(state, node, aid) if aid in node.attempts else None
         if live is not None:
-            end_attempt(state, *live, e.cause, e.now, None, f"Host lost: {node.name}", e.now)
-    return []
+            reason = f"Host lost: {node.name}"
+            commands += end_attempt(state, *live, e.cause, e.now, None, reason, e.now)
+    return commands
 
 
 def heartbeat(state: State, e: ev.NodeHeartbeat) -> list[Command]:

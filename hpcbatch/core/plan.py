@@ -2,7 +2,8 @@
 
 A **placement** starts one job on one node (``gpu_indices`` picked). ``backfill`` is true when the
 job starts ahead of an earlier job in the global order that could not start; ``reason`` records
-why, for the job's story. A **reservation** holds a node for the first blocked job of a queue
+why, for the job's story. The placements of one multi-node job (``gang``, all its nodes) come
+together and are started all or none. A **reservation** holds a node for the first blocked job of a queue
 from ``at`` (epoch ms; None = unknown, when running jobs have no timeout).
 """
 
@@ -20,6 +21,7 @@ class Placement:
     gpu_indices: tuple[int, ...]
     backfill: bool
     reason: str
+    gang: str | None = None  # a node job's parent: the loop starts a gang whole or not at all
 
 
 @dataclass(frozen=True, slots=True)

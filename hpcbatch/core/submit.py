@@ -10,29 +10,21 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.capacity import largest_fit_problem
+from hpcbatch.core.capacity import gang_fit_problem, largest_fit_problem
 from hpcbatch.core.jobs import finish_job
 from hpcbatch.core.model import (
     Job,
     JobDefinition,
     JobSpec,
     JobStatus,
+    MultiNodeSpec,
     Resources,
 )
+from hpcbatch.core.multinode import add_node_jobs, check_submit_shape, gang_shape
+from hpcbatch.core.process_text import check_process_text, substitute
 from hpcbatch.core.resolve import resolve_definition, resolve_queue
 from hpcbatch.core.state import State
 from hpcbatch.errors import ConflictError, NotFoundError, ValidationError
-
-
-def substitute(command: tuple[str, ...], parameters: dict[str, str]) -> tuple[str, ...]:
-    """AWS ``Ref::name`` placeholders: a whole argument naming a known parameter is replaced."""
-    out = []
-    for arg in command:
-        if arg.startswith("Ref::") and arg[5:] in parameters:
-            out.append(parameters[arg[5:]])
-        else:
-            out.append(arg)
-    return tuple(out)
 
 
 def merge_spec(definition: JobDefinition, e: ev.SubmitJob) -> tuple[JobSpec, dict[str, str]]:
@@ -56,24 +48,6 @@ def merge_spec(definition: JobDefinition, e: ev.SubmitJob) -> tuple[JobSpec, dic
         priority=e.priority if e.priority is not None else base.priority,
     )
     return spec, parameters
-
-
-def check_process_text(spec: JobSpec) -> None:
-    """What reaches a process (its arguments once ``Ref::`` parameters are substituted, its
-    environment, its user) holds no NUL, and the user is never empty: the API refuses both in
-    every field it takes, and this holds for any other path, such as a definition stored before
-    those rules."""
-    nul = "must not contain a NUL character"
-    for index, argument in enumerate(spec.command):
-        if "\x00" in argument:
-            raise ValidationError(f"command[{index}]", f"{nul} (after Ref:: substitution)")
-    for name, value in spec.environment:
-        if "\x00" in name or "\x00" in value:
-            raise ValidationError("environment", f"{nul} in a name or value ({name!r})")
-    if spec.user is not None and (not spec.user or "\x00" in spec.user):
-        raise ValidationError(
-            "containerProperties.user", "must not be empty or contain a NUL character"
-        )
 
 
 def _check_dependencies(state: State, e: ev.SubmitJob) -> None:
@@ -106,17 +80,24 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
     if e.job_id in state.jobs:
         raise ConflictError(f"jobId: {e.job_id!r} already exists")
     _check_dependencies(state, e)
+    check_submit_shape(definition, e)
     spec, parameters = merge_spec(definition, e)
-    if not spec.command:
-        raise ValidationError(
-            "containerOverrides.command",
-            f"job definition {definition.name}:{definition.revision} has no command; give one",
-        )
-    check_process_text(spec)
-    if e.strict:
+    shape = None
+    if definition.multinode is not None:
+        shape = gang_shape(definition, e, spec, parameters)
+        problem = gang_fit_problem(state, queue, shape)
+        field = "nodeProperties"
+    else:
+        if not spec.command:
+            raise ValidationError(
+                "containerOverrides.command",
+                f"job definition {definition.name}:{definition.revision} has no command; give one",
+            )
+        check_process_text(spec)
         problem = largest_fit_problem(state, queue, spec.resources)
-        if problem is not None:
-            raise ValidationError("resourceRequirements", f"{problem} (refused: --strict)")
+        field = "resourceRequirements"
+    if e.strict and problem is not None:
+        raise ValidationError(field, f"{problem} (refused: --strict)")
     seq = state.next_seq()
     parent = Job(
         job_id=e.job_id,
@@ -131,10 +112,13 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
         tags=dict(e.tags),
         echo=dict(e.echo),
         array_size=e.array_size,
+        multinode=shape,
     )
     plain = [d.job_id for d in e.depends_on if d.dep_type is None and d.job_id is not None]
-    state.journal(e.now, e.cause, e.job_id, "SUBMITTED", _submit_detail(e, queue.name))
+    state.journal(e.now, e.cause, e.job_id, "SUBMITTED", _submit_detail(e, queue.name, shape))
     doomed = _add(state, parent, _unfinished(state, plain))
+    if shape is not None:
+        add_node_jobs(state, parent)
     if e.array_size is not None:
         doomed += _add_children(state, parent, plain, e)
     # Fail only once every job exists, so an array parent sees all of its children.
@@ -145,8 +129,10 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
     return parent
 
 
-def _submit_detail(e: ev.SubmitJob, queue: str) -> str:
+def _submit_detail(e: ev.SubmitJob, queue: str, gang: MultiNodeSpec | None) -> str:
     shape = f"array of {e.array_size}" if e.array_size else "job"
+    if gang is not None:
+        shape = f"{gang.num_nodes}-node job (main node {gang.main_node})"
     return f"{shape} {e.name!r} to queue {queue}"
 
 

@@ -9,7 +9,15 @@ from typing import Any
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command, KillAttempt, LaunchAttempt
 from hpcbatch.core.invariants import check_invariants
-from hpcbatch.core.model import Job, JobSpec, Resources, RetryStrategy
+from hpcbatch.core.model import (
+    Job,
+    JobSpec,
+    MultiNodeSpec,
+    NodeRange,
+    Resources,
+    RetryStrategy,
+    node_job_id,
+)
 from hpcbatch.core.plan import Plan
 from hpcbatch.core.scheduler import schedule
 from hpcbatch.core.state import State
@@ -81,6 +89,36 @@ class Sim:
             **fields,
         )
         return self.state.jobs[job_id]
+
+    def gang_definition(
+        self,
+        name: str = "mnp",
+        nodes: int = 4,
+        main_node: int = 0,
+        vcpus: int = 1,
+        memory: int = 512,
+        gpus: int = 0,
+        ranges: tuple[NodeRange, ...] | None = None,
+    ) -> None:
+        """A multinode definition: one open range "0:" running ``mpirun app`` unless given."""
+        spec = JobSpec(command=("mpirun", "app"), resources=Resources(vcpus * 1000, memory, gpus))
+        shape = MultiNodeSpec(nodes, main_node, ranges or (NodeRange(0, nodes - 1, spec, True),))
+        self.do(
+            ev.RegisterJobDefinition,
+            name=name,
+            def_type="multinode",
+            spec=JobSpec(command=()),
+            multinode=shape,
+        )
+
+    def submit_gang(self, definition: str = "mnp", queue: str = "q", **fields: Any) -> Job:
+        job_id = fields.pop("job_id", f"gang{next(self.ids)}")
+        fields.setdefault("name", "g")
+        self.do(ev.SubmitJob, job_id=job_id, queue=queue, definition=definition, **fields)
+        return self.state.jobs[job_id]
+
+    def node(self, parent: Job, index: int) -> Job:
+        return self.state.jobs[node_job_id(parent.job_id, index)]
 
     def schedule(self) -> list[LaunchAttempt]:
         plan = schedule(self.state, self.now)

@@ -1,0 +1,152 @@
+"""Gang scheduling: a multi-node job's nodes, all at once, on whole nodes of one CE.
+
+Vocabulary: a **gang** is a multi-node parent with its node jobs. It starts only when, in one
+pass, ``num_nodes`` distinct **whole** nodes (ONLINE, nothing allocated, nothing placed there
+earlier in the pass) of ONE compute environment of its queue (tried in order) can take node
+``i``'s needs; it is never started in part. A placed node job holds its node's whole capacity
+and every GPU, so no other job is placed there while it runs, whatever the job itself uses.
+
+A gang that cannot start, first blocked in its queue, reserves the nodes where it could start
+soonest: a node is wholly free once every attempt on it has ended (its timeout; an unknown end
+counts as never), and the gang's time is the latest of the nodes it would take. Backfill uses
+those nodes only for jobs that end before then (EASY, as for single jobs), so a stream of small
+jobs cannot starve a big gang. Cost: O(nodes of the queue's CEs) per gang tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from hpcbatch.core.model import Job, JobStatus, MultiNodeSpec, NodeRange, Resources, node_job_id
+from hpcbatch.core.pass_state import (
+    NEVER,
+    FreeNode,
+    Hold,
+    Pass,
+    allowed,
+    attempt_end,
+    sooner,
+    start_reason,
+    take,
+)
+from hpcbatch.core.plan import Placement, Reservation
+from hpcbatch.core.state import State
+
+T = TypeVar("T")
+
+
+def _by_demand(shape: MultiNodeSpec) -> list[NodeRange]:
+    def demand(r: NodeRange) -> tuple[int, int, int]:
+        need = r.spec.resources
+        return (need.gpus, need.cpu_milli, need.memory_mib)
+
+    return sorted(shape.ranges, key=demand, reverse=True)
+
+
+def assign(
+    candidates: Sequence[T], shape: MultiNodeSpec, fits: Callable[[T, Resources], bool]
+) -> list[T] | None:
+    """Distinct candidates for nodes 0..num_nodes-1 (the most demanding ranges first, each
+    taking candidates in their order), or None when they cannot hold the whole gang."""
+    if len(candidates) < shape.num_nodes:
+        return None
+    chosen: list[T | None] = [None] * shape.num_nodes
+    used: set[int] = set()
+    for node_range in _by_demand(shape):
+        need = node_range.spec.resources
+        index = node_range.first
+        for at, candidate in enumerate(candidates):
+            if index > node_range.last:
+                break
+            if at not in used and fits(candidate, need):
+                used.add(at)
+                chosen[index] = candidate
+                index += 1
+        if index <= node_range.last:
+            return None
+    return [c for c in chosen if c is not None]
+
+
+def gang_ready(state: State, parent: Job) -> bool:
+    """Every node job waits to be placed (none is still stopping from a previous attempt)."""
+    shape = parent.multinode
+    assert shape is not None
+    for index in range(shape.num_nodes):
+        node_job = state.jobs.get(node_job_id(parent.job_id, index))
+        if node_job is None or node_job.status is not JobStatus.PENDING:
+            return False
+    return True
+
+
+def _whole(entry: FreeNode) -> bool:
+    return not entry.ends and entry.free == entry.node.capacity and not entry.node.attempts
+
+
+def _fits_capacity(entry: FreeNode, need: Resources) -> bool:
+    return need.fits_in(entry.node.capacity)
+
+
+def could_ever_start(tiers: list[list[FreeNode]], shape: MultiNodeSpec) -> bool:
+    return any(assign(tier, shape, _fits_capacity) is not None for tier in tiers)
+
+
+def try_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> bool:
+    """Place the whole gang in the first CE of the queue that can take it now."""
+    shape = parent.multinode
+    assert shape is not None
+    end = attempt_end(None, parent.spec.timeout_s, run.now)
+    for tier in tiers:
+        whole = [f for f in tier if _whole(f) and allowed(run, f, f.node.capacity, end)]
+        chosen = assign(whole, shape, _fits_capacity)
+        if chosen is None:
+            continue
+        reason = start_reason(run)
+        for index, entry in enumerate(chosen):
+            gpus = take(run, entry, entry.node.capacity, len(entry.gpus), end)
+            run.placements.append(
+                Placement(
+                    node_job_id(parent.job_id, index),
+                    entry.node.name,
+                    gpus,
+                    run.first_blocked is not None,
+                    f"{reason} on {len(chosen)} whole nodes of {entry.node.ce}",
+                    gang=parent.job_id,
+                )
+            )
+        return True
+    return False
+
+
+def _wholly_free_at(entry: FreeNode, now: int) -> int | None:
+    if _whole(entry):
+        return now
+    ends = [end for end, _ in entry.ends]
+    if any(end is NEVER for end in ends):
+        return NEVER
+    return max((end for end in ends if end is not None), default=now)
+
+
+def reserve_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> None:
+    """Hold the nodes where the gang could start soonest (the latest of their free times)."""
+    shape = parent.multinode
+    assert shape is not None
+    best: tuple[int | None, list[tuple[int | None, FreeNode]]] | None = None
+    for tier in tiers:
+        timed = sorted(
+            ((_wholly_free_at(f, run.now), f) for f in tier),
+            key=lambda t: (t[0] is NEVER, t[0] or 0),
+        )
+        chosen = assign(timed, shape, lambda t, need: need.fits_in(t[1].node.capacity))
+        if chosen is None:
+            continue
+        times = [t for t, _ in chosen]
+        at = NEVER if any(t is NEVER for t in times) else max(t for t in times if t is not None)
+        if best is None or sooner(at, best[0]):
+            best = (at, chosen)
+    if best is None:
+        return
+    at, chosen = best
+    for _, entry in chosen:
+        reservation = Reservation(parent.job_id, entry.node.name, at, entry.node.capacity)
+        run.holds.setdefault(entry.node.name, []).append(Hold(reservation, Resources()))

@@ -1,0 +1,65 @@
+"""Why a multi-node job waits: "waiting for 4 whole nodes: 2 free in [devcluster], 2 busy until
+..." — computed from the state when asked, like every other waiting reason (see ``explain``)."""
+
+from __future__ import annotations
+
+from hpcbatch.core.capacity import gang_fit_problem, queue_nodes
+from hpcbatch.core.gang import gang_ready
+from hpcbatch.core.model import Job, Node
+from hpcbatch.core.plan import Reservation
+from hpcbatch.core.state import State
+
+
+def _busy_until(state: State, node: Node) -> int | None:
+    """When every attempt on ``node`` will have ended (by its timeout); None when unknown."""
+    latest = 0
+    for aid in node.attempts:
+        job = state.jobs.get(aid.rpartition("/")[0])
+        if job is None or job.spec.timeout_s is None or not job.attempts:
+            return None
+        started = job.attempts[-1].started_at
+        if started is None:
+            return None
+        latest = max(latest, started + job.spec.timeout_s * 1000)
+    return latest
+
+
+def gang_reason(
+    state: State, job: Job, enabled: list[str], reservations: tuple[Reservation, ...]
+) -> str:
+    shape = job.multinode
+    assert shape is not None
+    queue = state.queues[job.queue]
+    problem = gang_fit_problem(state, queue, shape)
+    if problem is not None:
+        return problem
+    nodes = [n for n in queue_nodes(state, queue) if n.ce in enabled]
+    if not nodes:
+        return f"waiting for nodes: compute environments [{', '.join(enabled)}] have no nodes"
+    best: tuple[int, int, str] | None = None
+    for ce in enabled:
+        online = [n for n in nodes if n.ce == ce and n.schedulable]
+        idle = sum(1 for n in online if not n.attempts)
+        if best is None or (idle, len(online)) > best[:2]:
+            best = (idle, len(online), ce)
+    assert best is not None
+    free, up, ce = best
+    wanted = shape.num_nodes
+    reason = f"waiting for {wanted} whole nodes: {free} free in [{ce}]"
+    short = wanted - free
+    busy = [n for n in nodes if n.ce == ce and n.schedulable and n.attempts]
+    if short > 0 and busy:
+        ends = sorted((_busy_until(state, n) for n in busy), key=lambda t: (t is None, t or 0))
+        count = min(short, len(ends))
+        at = ends[count - 1]
+        until = "their jobs end (no timeout known)" if at is None else f"{at} (epoch ms)"
+        reason += f", {count} busy until {until}"
+    if short > up - free:
+        reason += f", {short - (up - free)} more not ONLINE"
+    if not gang_ready(state, job):
+        reason += "; its nodes are still stopping from the last attempt"
+    for r in reservations:
+        if r.job_id == job.job_id:
+            when = "when running jobs end" if r.at is None else f"from {r.at} (epoch ms)"
+            return reason + f"; reserved {when}; smaller jobs backfill around it"
+    return reason

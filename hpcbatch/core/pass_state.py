@@ -1,0 +1,87 @@
+"""The working data of one scheduling pass: each node's free resources and expected ends,
+the reservations being honoured, and the placements so far. Shared by ``scheduler`` (single
+jobs) and ``gang`` (multi-node jobs); nothing here outlives the pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hpcbatch.core.model import Node, Resources
+from hpcbatch.core.plan import Placement, Reservation
+from hpcbatch.core.state import State
+
+NEVER = None  # an unknown end time
+
+
+@dataclass(slots=True)
+class FreeNode:
+    node: Node
+    free: Resources
+    gpus: list[int]
+    ends: list[tuple[int | None, Resources]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Hold:
+    """A reservation being honoured during the pass: what the reserved job leaves spare."""
+
+    reservation: Reservation
+    spare: Resources
+
+
+@dataclass(slots=True)
+class Pass:
+    state: State
+    now: int
+    pool: dict[str, FreeNode]
+    holds: dict[str, list[Hold]] = field(default_factory=dict)
+    placements: list[Placement] = field(default_factory=list)
+    first_blocked: str | None = None
+
+
+def attempt_end(start: int | None, timeout_s: int | None, now: int) -> int | None:
+    if timeout_s is None:
+        return NEVER
+    return (start if start is not None else now) + timeout_s * 1000
+
+
+def allowed(run: Pass, entry: FreeNode, need: Resources, end: int | None) -> bool:
+    for hold in run.holds.get(entry.node.name, ()):
+        at = hold.reservation.at
+        ends_first = end is not None and at is not None and end <= at
+        if not ends_first and not need.fits_in(hold.spare):
+            return False
+    return True
+
+
+def free_at(entry: FreeNode, at: int | None) -> Resources:
+    free = entry.free
+    for end, held in entry.ends:
+        if end is not None and (at is None or end <= at):
+            free = free + held
+    return free
+
+
+def sooner(a: int | None, b: int | None) -> bool:
+    return a is not None and (b is None or a < b)
+
+
+def take(
+    run: Pass, entry: FreeNode, need: Resources, gpus: int, end: int | None
+) -> tuple[int, ...]:
+    """Book ``need`` and ``gpus`` GPUs of ``entry`` for an attempt ending at ``end``."""
+    taken = tuple(entry.gpus[:gpus])
+    del entry.gpus[:gpus]
+    entry.free = entry.free - need
+    entry.ends.append((end, need))
+    for hold in run.holds.get(entry.node.name, ()):
+        at = hold.reservation.at
+        if not (end is not None and at is not None and end <= at):
+            hold.spare = hold.spare - need
+    return taken
+
+
+def start_reason(run: Pass) -> str:
+    ahead = run.first_blocked
+    return "started immediately" if ahead is None else f"backfilled ahead of {ahead}"
