@@ -30,6 +30,7 @@ log = logging.getLogger("hpcbatch.agents")
 LOG_TIMEOUT_S = 10.0
 MAX_LOG_OFFSET = 2**62
 MAX_LOG_CHUNK = 16 * 1024 * 1024
+LOCAL_ADDRESS = "127.0.0.1"  # where a LOCAL agent's virtual nodes are reached
 
 
 def log_stream_name(node: str, attempt_id: str) -> str:
@@ -106,6 +107,8 @@ class AgentSession:
             capacity=Resources(node["vcpus"] * 1000, node["memory_mib"], len(node["gpus"])),
             gpu_indices=tuple(g["index"] for g in node["gpus"]),
             enforcement=_enforcement(node["cgroups"], node.get("enforced")),
+            # An SSH link knows its host's address; a LOCAL agent's virtual nodes share this host.
+            address=getattr(self.link, "address", None) or LOCAL_ADDRESS,
             known_attempts=known,
             running_attempts=running,
         )

@@ -209,6 +209,7 @@ class SshAgentLink:
 
     def __init__(self, host: SshHost, client: paramiko.SSHClient, channel: paramiko.Channel):
         self.node_name = host.name
+        self.address = host.address  # the host's address: other nodes reach it there (MPI)
         self.hello: dict[str, Any] = {}
         self._client = client
         self._channel = channel
