@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hpcbatch.mpi.mpirun import MpirunError, SshLauncher, hydra_argv, openmpi_argv
+from hpcbatch.mpi.prewire import launch_environment
 
 SSH = SshLauncher("/c/id_ed25519", "/c/known_hosts")
 SSH_ARGS = (
@@ -72,3 +73,16 @@ def test_hydra_argv_and_environment() -> None:
 def test_bad_arguments_are_refused_by_name(build: object, message: str) -> None:
     with pytest.raises(MpirunError, match=message):
         build()  # type: ignore[operator]
+
+
+def test_the_prewired_launch_environment() -> None:
+    assert launch_environment("/opt/hpcbatch/bin/hpcbatch-launch", run_as_root=False) == {
+        "OMPI_MCA_plm_rsh_agent": "/opt/hpcbatch/bin/hpcbatch-launch",
+        "OMPI_MCA_plm_rsh_no_tree_spawn": "1",
+        "HYDRA_LAUNCHER": "ssh",
+        "HYDRA_LAUNCHER_EXEC": "/opt/hpcbatch/bin/hpcbatch-launch",
+    }
+    root = launch_environment("/l", run_as_root=True)
+    assert root["OMPI_ALLOW_RUN_AS_ROOT"] == root["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] == "1"
+    with pytest.raises(MpirunError, match="launcher must be an absolute path"):
+        launch_environment("hpcbatch-launch", run_as_root=False)

@@ -32,6 +32,7 @@ from hpcbatch.mpi.mpirun import (
     mpi4py_on_mpich,
     openmpi_argv,
 )
+from hpcbatch.mpi.prewire import launch_environment
 from tests.devcluster.conftest import Clusters, require_root
 
 HELLO = Path(__file__).parents[2] / "bench" / "mpi_hello.py"
@@ -124,6 +125,35 @@ def test_mpich_runs_an_allreduce_from_its_hostfile(two_hosts: DevCluster, tmp_pa
         {"rank": 0, "size": 2, "host": main.name, "sum": 1},
         {"rank": 1, "size": 2, "host": two_hosts.hosts[1].name, "sum": 1},
     ]
+
+
+def stand_in_launcher(cluster: DevCluster, directory: Path) -> tuple[Path, Path]:
+    """A launcher that logs each call, then is ssh: what hpcbatch's own will replace."""
+    log, script = directory / "calls.log", directory / "launch"
+    ssh = " ".join(launcher(cluster).args())
+    script.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec /usr/bin/ssh {ssh} "$@"\n')
+    script.chmod(0o755)
+    return script, log
+
+
+@pytest.mark.parametrize("mpi", ["openmpi", "mpich"])
+def test_a_bare_mpirun_or_mpiexec_needs_no_flag(
+    two_hosts: DevCluster, tmp_path: Path, mpi: str
+) -> None:
+    env = write_hostfiles(two_hosts, tmp_path / "hostfiles", main=0)
+    script, log = stand_in_launcher(two_hosts, tmp_path)
+    env |= launch_environment(str(script), run_as_root=True)
+    program = [sys.executable, str(HELLO), "2"]
+    if mpi == "mpich":
+        library = tmp_path / "lib"
+        library.mkdir()
+        (library / MPI4PY_MPICH_NAME).symlink_to(LIBDIR / MPICH_LIBRARY)
+        env |= mpi4py_on_mpich(str(library))
+    argv = [MPIRUN if mpi == "openmpi" else MPIEXEC, "-n", "2", *program]
+    ranks = run(on_host(two_hosts.hosts[0]) + argv, env)
+    assert [r["host"] for r in ranks] == [h.name for h in two_hosts.hosts]
+    (call,) = log.read_text().splitlines()  # the other host, once, through the launcher
+    assert two_hosts.hosts[1].address in call.split()[:2]
 
 
 def test_no_mpi_daemon_is_left_on_any_host(two_hosts: DevCluster) -> None:
