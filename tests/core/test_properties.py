@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import LaunchAttempt
-from hpcbatch.core.model import TERMINAL, Dependency, Job, JobStatus
+from hpcbatch.core.model import TERMINAL, Dependency, Job, JobSpec, JobStatus, NodeRange, Resources
 from hpcbatch.core.scheduler import schedule
 from hpcbatch.core.state import runnable_key
 from tests.core.sim import Sim, retry
@@ -168,3 +168,118 @@ def test_safety_properties_hold_over_random_histories(steps: list[tuple[Any, ...
         finished.update(
             {j.job_id: j.status for j in sim.state.jobs.values() if j.status in TERMINAL}
         )
+
+
+gang_op = st.one_of(
+    st.tuples(st.just("gang"), st.integers(1, 3), st.sampled_from([None, 60]), st.integers(1, 2)),
+    st.tuples(st.just("small"), st.integers(1, 4), st.sampled_from([None, 60, 600])),
+    st.tuples(st.just("schedule")),
+    st.tuples(st.just("schedule")),
+    st.tuples(st.just("start"), st.integers(0, 50)),
+    st.tuples(st.just("start"), st.integers(0, 50)),
+    st.tuples(st.just("end"), st.integers(0, 50), st.sampled_from([0, 0, 1, 137])),
+    st.tuples(st.just("terminate"), st.integers(0, 50)),
+    st.tuples(st.just("cancel"), st.integers(0, 50)),
+    st.tuples(st.just("lose"), st.integers(0, 3)),
+    st.tuples(st.just("rejoin"), st.integers(0, 3)),
+    st.tuples(st.just("tick"), st.integers(0, 200)),
+)
+
+
+def _live(sim: Sim) -> list[LaunchAttempt]:
+    return [
+        launch
+        for launch in sim.launched
+        if (job := sim.state.jobs.get(launch.job_id)) is not None
+        and job.current is not None
+        and launch.attempt_id.endswith(f"/{job.current.number}")
+    ]
+
+
+def _apply_gang_step(sim: Sim, step: tuple[Any, ...], jobs: list[Job]) -> None:
+    kind, live = step[0], _live(sim)
+    if kind == "gang":
+        jobs.append(
+            sim.submit_gang(definition=f"g{step[1]}", timeout_s=step[2], retry=retry(step[3]))
+        )
+    elif kind == "small":
+        jobs.append(sim.submit(vcpus=step[1], timeout_s=step[2]))
+    elif kind == "schedule":
+        sim.schedule()
+        _check_plan(sim)
+    elif kind in ("start", "end") and live:
+        launch = live[step[1] % len(live)]
+        if kind == "start":
+            sim.start(launch)
+        else:
+            sim.end(launch, step[2])
+    elif kind in ("terminate", "cancel") and jobs:
+        event = ev.TerminateJob if kind == "terminate" else ev.CancelJob
+        sim.do(event, job_id=jobs[step[1] % len(jobs)].job_id, reason=kind)
+    elif kind in ("lose", "rejoin"):
+        name = f"local-n{step[1]}"
+        node = sim.state.nodes[name]
+        if kind == "lose":
+            sim.do(ev.NodeLost, node=name, reason="lost")
+        else:
+            known = tuple(node.attempts)
+            sim.do(
+                ev.NodeJoined, node=name, ce="local", capacity=node.capacity, known_attempts=known
+            )
+    elif kind == "tick":
+        sim.now += step[1] * 1000
+        sim.do(ev.Tick)
+
+
+def _check_plan(sim: Sim) -> None:
+    """The scheduler proposes whole gangs on distinct nodes, never a part of one."""
+    gangs: dict[str, list[str]] = {}
+    for p in sim.plans[-1].placements:
+        if p.gang is not None:
+            gangs.setdefault(p.gang, []).append(p.node)
+    for gang, hosts in gangs.items():
+        shape = sim.state.jobs[gang].multinode
+        assert shape is not None and len(hosts) == shape.num_nodes, f"{gang} proposed in part"
+        assert len(set(hosts)) == len(hosts), f"{gang} proposed twice on one node: {hosts}"
+
+
+def _check_gangs(sim: Sim, placed_before: set[str]) -> None:
+    """All or nothing; node jobs start only inside a placed gang; a main node only once every
+    other node of its gang has run."""
+    for parent in sim.state.jobs.values():
+        if parent.multinode is None:
+            continue
+        nodes = [sim.node(parent, i) for i in range(parent.multinode.num_nodes)]
+        active = [n for n in nodes if n.status in (JobStatus.STARTING, JobStatus.RUNNING)]
+        if parent.status in (JobStatus.STARTING, JobStatus.RUNNING):
+            assert len({len(n.attempts) for n in nodes}) == 1, "a gang placed in part"
+            hosts = [n.attempts[-1].node for n in active]
+            assert len(hosts) == len(set(hosts)), "two nodes of a gang on one host"
+        else:
+            for n in active:  # only stragglers of a decided gang, being stopped
+                assert n.kill_reason is not None, f"{n.job_id} live outside its gang"
+        main = nodes[parent.multinode.main_node]
+        if main.job_id in placed_before and main.attempts and main.attempts[-1].started_at:
+            others = [n for n in nodes if n is not main]
+            assert all(n.attempts and n.attempts[-1].started_at for n in others)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(gang_op, min_size=20, max_size=100))
+def test_gangs_are_all_or_nothing_and_never_share_a_node(steps: list[tuple[Any, ...]]) -> None:
+    sim = Sim().cluster(nodes=4, vcpus=4)
+    for size in (1, 2):
+        sim.gang_definition(name=f"g{size}", nodes=size)
+    main = JobSpec(command=("m",), resources=Resources(2000, 512, 0))
+    worker = JobSpec(command=("w",), resources=Resources(1000, 512, 0))
+    sim.gang_definition(name="g3", nodes=3, ranges=(NodeRange(0, 0, main), NodeRange(1, 2, worker)))
+    jobs: list[Job] = []
+    for step_ in steps:
+        seen = len(sim.launched)
+        _apply_gang_step(sim, step_, jobs)
+        for launch in sim.launched[seen:]:
+            job = sim.state.jobs[launch.job_id]
+            if job.parent_id is not None:
+                parent = sim.state.jobs[job.parent_id]
+                assert parent.status in (JobStatus.STARTING, JobStatus.RUNNING)
+        _check_gangs(sim, {launch.job_id for launch in sim.launched})
