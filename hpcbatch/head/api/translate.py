@@ -248,8 +248,6 @@ def submit_job(
     req: m.SubmitJobRequest, job_id: str, cause: str, now: int, strict: bool
 ) -> ev.SubmitJob:
     multinode = node_overrides(req)
-    if multinode is not None:
-        raise ValidationError("nodeOverrides", "multi-node parallel jobs are not available yet")
     o = req.containerOverrides
     cpu, mem, gpus = _resources(o.vcpus, o.memory, o.resourceRequirements) if o else (None,) * 3
     return ev.SubmitJob(
