@@ -190,7 +190,9 @@ def _decide(
         return
     is_main = job.node_index == _shape(parent).main_node
     why = parent.kill_reason if parent.is_terminated else None
-    why = why or (attempt.reason if is_main and attempt.reason else _why_failed(job, attempt))
+    lost = (attempt.reason or "").startswith("Host lost")
+    own = attempt.reason if is_main and not lost else None  # the main node's reason is the job's
+    why = why or own or _why_failed(job, attempt)
     retry, rule = (
         (False, "terminated")
         if parent.is_terminated

@@ -11,6 +11,10 @@ A later job may start ahead of it only where it cannot delay that reservation: i
 reserved time, or it fits in what the reserved job leaves spare. Jobs that no node could ever hold
 (MISCONFIGURATION) block nothing. The scan of a queue stops once nothing fits anywhere, or after
 ``backfill_depth`` blocked jobs, so a pass costs O(placed + depth), not O(queued).
+
+A multi-node job is placed as a gang (``gang``): all its nodes in the pass, on distinct whole
+nodes of one compute environment, or none; blocked, it reserves the nodes where it could start
+soonest, under the same EASY rule.
 """
 
 from __future__ import annotations

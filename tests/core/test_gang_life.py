@@ -89,6 +89,12 @@ def test_a_lost_host_before_the_barrier_fails_the_gang_and_frees_the_held_main_n
     assert [k.attempt_id for k in sim.killed] == [launches[1].attempt_id]
 
 
+def test_a_lost_main_node_names_itself() -> None:
+    sim, parent, nodes = _running(nodes=2)
+    sim.do(ev.NodeLost, node=nodes[0].node, reason="gone")
+    assert parent.status_reason == f"node 0 lost: Host lost: {nodes[0].node}"
+
+
 def test_retry_strategy_applies_to_the_whole_gang() -> None:
     sim, parent, nodes = _running(nodes=2, retry=retry(2))
     sim.end(nodes[1], 1)
