@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hpcbatch.core import events as ev
+from hpcbatch.core.attempts import hold_node
 from hpcbatch.core.explain import explain
+from hpcbatch.core.invariants import InvariantViolation, check_invariants
 from hpcbatch.core.model import JobSpec, JobStatus, NodeRange, Resources
+from hpcbatch.core.plan import Placement
 from hpcbatch.core.scheduler import schedule
 from tests.core.sim import Sim
 
@@ -129,3 +134,23 @@ def test_a_stream_of_small_jobs_does_not_starve_a_gang() -> None:
         sim.end(launch, 0)
     sim.schedule()
     assert parent.status is JobStatus.STARTING
+
+
+def test_invariants_catch_another_attempt_on_a_gang_s_node() -> None:
+    sim = Sim().cluster(nodes=2, vcpus=4)
+    sim.gang_definition(nodes=2)
+    parent = sim.submit_gang()
+    sim.schedule()
+    small = sim.submit(vcpus=1)
+    host = sim.state.nodes[sim.node(parent, 1).attempts[-1].node]
+    host.capacity = host.capacity + Resources(1000, 512, 0)  # room, as if the gang held less
+    plan = ev.PlanApplied(cause="x", now=sim.now, plan=schedule(sim.state, sim.now))
+    hold_node(
+        sim.state,
+        small,
+        Placement(small.job_id, host.name, (), False, "forced"),
+        small.spec.resources,
+        plan,
+    )
+    with pytest.raises(InvariantViolation, match="held by gang node"):
+        check_invariants(sim.state)

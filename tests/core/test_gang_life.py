@@ -95,6 +95,20 @@ def test_a_lost_main_node_names_itself() -> None:
     assert parent.status_reason == f"node 0 lost: Host lost: {nodes[0].node}"
 
 
+def test_a_node_past_its_timeout_is_killed_and_fails_the_gang_unretried() -> None:
+    sim, parent, nodes = _running(nodes=2, timeout_s=60, retry=retry(3))
+    sim.now += 60_000 + 31_000
+    sim.do(ev.Tick)
+    assert {k.attempt_id for k in sim.killed} == {nodes[0].attempt_id, nodes[1].attempt_id}
+    sim.end(nodes[1], 137)
+    assert parent.status is JobStatus.FAILED
+    assert parent.status_reason == (
+        f"node 1 ({nodes[1].node}) exited 137: Job attempt duration exceeded timeout"
+    )
+    sim.end(nodes[0], 137)
+    assert not any(node.attempts for node in sim.state.nodes.values())
+
+
 def test_retry_strategy_applies_to_the_whole_gang() -> None:
     sim, parent, nodes = _running(nodes=2, retry=retry(2))
     sim.end(nodes[1], 1)
