@@ -15,6 +15,7 @@ from hpcbatch.core.jobs import finish_job
 from hpcbatch.core.model import (
     Job,
     JobDefinition,
+    JobQueue,
     JobSpec,
     JobStatus,
     MultiNodeSpec,
@@ -80,24 +81,7 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
     if e.job_id in state.jobs:
         raise ConflictError(f"jobId: {e.job_id!r} already exists")
     _check_dependencies(state, e)
-    check_submit_shape(definition, e)
-    spec, parameters = merge_spec(definition, e)
-    shape = None
-    if definition.multinode is not None:
-        shape = gang_shape(definition, e, spec, parameters)
-        problem = gang_fit_problem(state, queue, shape)
-        field = "nodeProperties"
-    else:
-        if not spec.command:
-            raise ValidationError(
-                "containerOverrides.command",
-                f"job definition {definition.name}:{definition.revision} has no command; give one",
-            )
-        check_process_text(spec)
-        problem = largest_fit_problem(state, queue, spec.resources)
-        field = "resourceRequirements"
-    if e.strict and problem is not None:
-        raise ValidationError(field, f"{problem} (refused: --strict)")
+    spec, parameters, shape = _checked_spec(state, queue, definition, e)
     seq = state.next_seq()
     parent = Job(
         job_id=e.job_id,
@@ -127,6 +111,31 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
             state, job, JobStatus.FAILED, e.cause, e.now, f"Dependent Job failed: {failed_dep}"
         )
     return parent
+
+
+def _checked_spec(
+    state: State, queue: JobQueue, definition: JobDefinition, e: ev.SubmitJob
+) -> tuple[JobSpec, dict[str, str], MultiNodeSpec | None]:
+    """The job's spec and parameters, and a multi-node job's shape, every rule checked."""
+    check_submit_shape(definition, e)
+    spec, parameters = merge_spec(definition, e)
+    shape = None
+    if definition.multinode is not None:
+        shape = gang_shape(definition, e, spec, parameters)
+        problem = gang_fit_problem(state, queue, shape)
+        field = "nodeProperties"
+    else:
+        if not spec.command:
+            raise ValidationError(
+                "containerOverrides.command",
+                f"job definition {definition.name}:{definition.revision} has no command; give one",
+            )
+        check_process_text(spec)
+        problem = largest_fit_problem(state, queue, spec.resources)
+        field = "resourceRequirements"
+    if e.strict and problem is not None:
+        raise ValidationError(field, f"{problem} (refused: --strict)")
+    return spec, parameters, shape
 
 
 def _submit_detail(e: ev.SubmitJob, queue: str, gang: MultiNodeSpec | None) -> str:
