@@ -6,8 +6,8 @@ node** is ``multinode.main_node``. Rules (AWS's, plus the start barrier):
 - **Start**: a plan's placements for one gang are checked again, all of them, and start all or
   none. Every node gets an attempt holding its whole node; the other nodes are launched at once,
   the main node is **held at the barrier** (STARTING, allocation held, statusReason
-  ``BARRIER``) and launched only once every other node is RUNNING, so its ``mpirun`` finds
-  every node up.
+  ``BARRIER``) and launched only once every other node is up (RUNNING, or already ended with
+  0), so its ``mpirun`` finds every node up.
 - **Status**: the parent follows the main node: STARTING, RUNNING, then its end.
 - **End**: the gang is decided by the first of: the main node ends (its exit code decides), or
   another node fails (non-zero exit, never started, host lost) first. Then every other node
@@ -115,14 +115,28 @@ def node_started(state: State, job: Job, cause: str, now: int) -> list[Command]:
     follow_main(state, job, cause, now)
     if job.node_index == shape.main_node:
         return []
-    main = state.jobs[node_job_id(parent.job_id, shape.main_node)]
+    return _open_barrier(state, parent, cause, now)
+
+
+def _up(job: Job) -> bool:
+    """RUNNING, or SUCCEEDED in the gang's current try after a reported start."""
+    if job.status is JobStatus.RUNNING:
+        return True
+    ran = bool(job.attempts) and job.attempts[-1].started_at is not None
+    return job.status is JobStatus.SUCCEEDED and ran
+
+
+def _open_barrier(state: State, parent: Job, cause: str, now: int) -> list[Command]:
+    """The main node's launch, once every other node is up: RUNNING, or already ended well
+    (a node may start and exit 0 within one agent turn, before the barrier opens)."""
+    main = state.jobs[node_job_id(parent.job_id, _shape(parent).main_node)]
     if not waits_at_barrier(main):
         return []
     others = (j for j in node_jobs(state, parent) if j is not main)
-    if any(j.status is not JobStatus.RUNNING for j in others):
+    if not all(_up(j) for j in others):
         return []
     main.status_reason = None
-    state.journal(now, cause, main.job_id, "BARRIER_OPEN", "every other node is RUNNING")
+    state.journal(now, cause, main.job_id, "BARRIER_OPEN", "every other node is up")
     return [attempts.launch_of(state, main, main.attempts[-1], cause)]
 
 
@@ -175,7 +189,7 @@ def node_ended(state: State, job: Job, attempt: Attempt, cause: str, now: int) -
     ok = attempt.exit_code == 0 and job.kill_reason is None and not parent.is_terminated
     if ok and not is_main:
         finish_job(state, job, JobStatus.SUCCEEDED, cause, now, SUCCESS_REASON)
-        return []
+        return _open_barrier(state, parent, cause, now)
     _decide(state, parent, job, attempt, ok, cause, now)
     return _stop_others(state, parent, job, cause, now)
 

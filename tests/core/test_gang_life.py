@@ -50,6 +50,41 @@ def test_the_main_node_starts_only_once_every_other_node_is_running() -> None:
     assert len(sim.launched) == 3
 
 
+def test_a_node_that_ends_well_before_the_barrier_opens_still_counts_as_up() -> None:
+    """`submit --nodes 2 -- true`: node 1 may start and exit 0 in one agent turn, before the
+    main node is launched; the barrier must open, not hold the main node forever."""
+    sim, parent, launches = _placed(nodes=3)
+    sim.start(launches[0])
+    sim.end(launches[0], 0)  # up and done before node 2 is up
+    assert len(sim.launched) == 2
+    sim.start(launches[1])
+    main = sim.launched[-1]
+    assert main.job_id == f"{parent.job_id}#0"
+    sim.start(main)
+    sim.end(main, 0)
+    assert parent.status is JobStatus.SUCCEEDED
+
+
+def test_the_barrier_opens_when_the_last_other_node_ends_well_without_a_running_report() -> None:
+    sim, parent, launches = _placed(nodes=2)
+    (other,) = launches
+    sim.do(  # started and ended within one agent turn: reported once, by its end
+        ev.AttemptEnded,
+        node=other.node,
+        attempt_id=other.attempt_id,
+        stopped_at=sim.now,
+        exit_code=0,
+        started_at=sim.now,
+        pid=7,
+    )
+    main = sim.launched[-1]
+    assert main.job_id == f"{parent.job_id}#0"
+    sim.start(main)
+    sim.end(main, 0)
+    assert parent.status is JobStatus.SUCCEEDED
+    check_invariants(sim.state)
+
+
 def test_when_the_main_node_exits_the_others_are_stopped_and_its_code_decides() -> None:
     sim, parent, nodes = _running(nodes=3)
     sim.end(nodes[0], 0)
