@@ -107,17 +107,21 @@ def launch_of(state: State, job: Job, attempt: Attempt, cause: str) -> LaunchAtt
         gpu_indices=attempt.gpu_indices,
         timeout_s=job.spec.timeout_s,
         user=job.spec.user,
+        gang_try=f"{job.parent_id}/{attempt.number}" if job.node_index is not None else None,
     )
 
 
 def job_environment(state: State, job: Job, attempt: Attempt) -> tuple[tuple[str, str], ...]:
     node = state.nodes[attempt.node]
-    env = dict(job.spec.environment)
+    gang_node = job.node_index is not None and job.parent_id is not None
+    # A gang's node gets its CE's fabric variables unless the job sets them itself.
+    env = dict(node.fabric_env) if gang_node else {}
+    env.update(job.spec.environment)
     env["AWS_BATCH_JOB_ID"] = job.job_id
     env["AWS_BATCH_JOB_ATTEMPT"] = str(attempt.number)
     env["AWS_BATCH_CE_NAME"] = node.ce
     env["AWS_BATCH_JQ_NAME"] = job.queue
-    if job.node_index is not None and job.parent_id is not None:
+    if gang_node:
         env.update(gang_life.node_environment(state, job))
     if job.array_index is not None and job.parent_id is not None:
         env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)

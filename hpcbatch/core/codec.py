@@ -235,6 +235,9 @@ def node_to_doc(node: Node) -> Doc:
         "last_heartbeat": node.last_heartbeat,
         "enforcement": node.enforcement,
         "address": node.address,
+        "launch_port": node.launch_port,
+        "placement_group": node.placement_group,
+        "fabric_env": [list(pair) for pair in node.fabric_env],
     }
 
 
@@ -259,6 +262,9 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
             last_heartbeat=d["last_heartbeat"],
             enforcement=d["enforcement"],
             address=d.get("address"),
+            launch_port=d.get("launch_port"),
+            placement_group=d.get("placement_group"),
+            fabric_env=tuple((k, v) for k, v in d.get("fabric_env", [])),
             free_gpus=set(d["gpu_indices"]),
         )
     _rebuild_jobs(state, docs.get("job", []))

@@ -26,6 +26,9 @@ class LaunchAttempt(Command):
     gpu_indices: tuple[int, ...]
     timeout_s: int | None
     user: str | None = None
+    # "<parent id>/<try>" for a node of a multi-node job: the head derives the gang's launch
+    # key from it (the same for every node of one try); the key itself never enters the core.
+    gang_try: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

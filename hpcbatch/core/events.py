@@ -175,7 +175,10 @@ class NodeJoined(Event):
     capacity: Resources
     gpu_indices: tuple[int, ...] = ()
     enforcement: str = "none"
-    address: str | None = None  # the host's address: an SSH host's, 127.0.0.1 for LOCAL
+    address: str | None = None  # the host's address: an SSH host's, 127.0.0.(i+2) for LOCAL
+    launch_port: int | None = None  # the agent's launch server port (hello node.launch_port)
+    placement_group: str | None = None  # the node's placement-group label (head config)
+    fabric_environment: tuple[tuple[str, str], ...] = ()  # its CE's fabric (head config)
     known_attempts: tuple[str, ...] = ()
     running_attempts: tuple[str, ...] = ()  # the known ones whose process still runs
 

@@ -163,7 +163,28 @@ def node_environment(state: State, job: Job) -> dict[str, str]:
         address = state.nodes[main.attempts[-1].node].address
         if address is not None:
             env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = address
+            env["HPCBATCH_MAIN_NODE"] = address
+    env.update(_allocation_environment(state, parent))
     return env
+
+
+def _allocation_environment(state: State, parent: Job) -> dict[str, str]:
+    """``HPCBATCH_HOSTS`` ("addr:slots,...", node-index order, slots = the vCPUs allocated,
+    at least 1) and ``HPCBATCH_LAUNCH_PEERS`` ("addr=port,...", the nodes whose agent runs
+    a launch server) of the gang's current try: every node holds its attempt by the time any
+    node is launched (``start_gang`` holds them all first)."""
+    hosts: list[str] = []
+    peers: list[str] = []
+    for node_job in node_jobs(state, parent):
+        if not node_job.attempts:
+            continue
+        attempt = node_job.attempts[-1]
+        node = state.nodes.get(attempt.node)
+        address = (node.address if node is not None else None) or attempt.node
+        hosts.append(f"{address}:{max(1, attempt.cpu_milli // 1000)}")
+        if node is not None and node.launch_port is not None:
+            peers.append(f"{address}={node.launch_port}")
+    return {"HPCBATCH_HOSTS": ",".join(hosts), "HPCBATCH_LAUNCH_PEERS": ",".join(peers)}
 
 
 def _why_failed(job: Job, attempt: Attempt) -> str:

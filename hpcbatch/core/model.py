@@ -151,6 +151,9 @@ class Node:
     last_heartbeat: int | None = None
     enforcement: str = "none"
     address: str | None = None  # where other nodes reach it (MPI's main node address)
+    launch_port: int | None = None  # its agent's MPI launch server (None: it runs none)
+    placement_group: str | None = None  # from the config: gangs are kept inside one group
+    fabric_env: tuple[tuple[str, str], ...] = ()  # its CE's fabric variables, for gangs
     allocated: Resources = Resources()
     free_gpus: set[int] = field(default_factory=set)
     attempts: set[str] = field(default_factory=set)  # attempt ids holding an allocation here

@@ -53,6 +53,9 @@ def node_joined(state: State, e: ev.NodeJoined) -> list[Command]:
     node.gpu_indices = e.gpu_indices
     node.enforcement = e.enforcement
     node.address = e.address
+    node.launch_port = e.launch_port
+    node.placement_group = e.placement_group
+    node.fabric_env = e.fabric_environment
     node.last_heartbeat = e.now
     state.changes.touch("node", node.name)
     held = {g for aid in node.attempts for g in _attempt_gpus(state, node, aid)}
