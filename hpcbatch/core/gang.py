@@ -11,6 +11,10 @@ soonest: a node is wholly free once every attempt on it has ended (its timeout; 
 counts as never), and the gang's time is the latest of the nodes it would take. Backfill uses
 those nodes only for jobs that end before then (EASY, as for single jobs), so a stream of small
 jobs cannot starve a big gang. Cost: O(nodes of the queue's CEs) per gang tried.
+
+Nodes may carry a **placement group** (a label from the head's config: a rack, a switch). A
+gang is placed inside one group when one can hold it now (groups tried by most free whole
+nodes, then name), else across the CE; the choice is in its start reason, hence its story.
 """
 
 from __future__ import annotations
@@ -91,6 +95,31 @@ def could_ever_start(tiers: list[list[FreeNode]], shape: MultiNodeSpec) -> bool:
     return any(assign(tier, shape, _fits_capacity) is not None for tier in tiers)
 
 
+def _groups(whole: list[FreeNode]) -> list[tuple[str, list[FreeNode]]]:
+    """The placement groups among ``whole``: the most free whole nodes first, then by name."""
+    by_group: dict[str, list[FreeNode]] = {}
+    for entry in whole:
+        if entry.node.placement_group is not None:
+            by_group.setdefault(entry.node.placement_group, []).append(entry)
+    return sorted(by_group.items(), key=lambda item: (-len(item[1]), item[0]))
+
+
+def _choose(
+    tier: list[FreeNode], whole: list[FreeNode], shape: MultiNodeSpec
+) -> tuple[list[FreeNode] | None, str]:
+    """Whole nodes for the gang, inside one placement group when one can hold it, else across
+    the CE; and the choice, for the job's story ("" in a CE without groups)."""
+    for group, members in _groups(whole):
+        chosen = assign(members, shape, _fits_capacity)
+        if chosen is not None:
+            return chosen, f", placed in placement group {group}"
+    chosen = assign(whole, shape, _fits_capacity)
+    if chosen is None or not any(f.node.placement_group is not None for f in tier):
+        return chosen, ""
+    n = shape.num_nodes
+    return chosen, f", no placement group could hold {n} nodes: placed across the CE"
+
+
 def try_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> bool:
     """Place the whole gang in the first CE of the queue that can take it now."""
     shape = parent.multinode
@@ -98,7 +127,7 @@ def try_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> bool:
     end = attempt_end(None, parent.spec.timeout_s, run.now)
     for tier in tiers:
         whole = [f for f in tier if _whole(f) and allowed(run, f, f.node.capacity, end)]
-        chosen = assign(whole, shape, _fits_capacity)
+        chosen, where = _choose(tier, whole, shape)
         if chosen is None:
             continue
         reason = start_reason(run)
@@ -110,7 +139,7 @@ def try_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> bool:
                     entry.node.name,
                     gpus,
                     run.first_blocked is not None,
-                    f"{reason} on {len(chosen)} whole nodes of {entry.node.ce}",
+                    f"{reason} on {len(chosen)} whole nodes of {entry.node.ce}{where}",
                     gang=parent.job_id,
                 )
             )
