@@ -111,12 +111,19 @@ def launch_of(state: State, job: Job, attempt: Attempt, cause: str) -> LaunchAtt
     )
 
 
+def declared_environment(state: State, job: Job) -> tuple[tuple[str, str], ...]:
+    """The job's own variables, and for a placed node of a gang its CE's fabric variables
+    under them (a job overrides a fabric variable by setting it): what DescribeJobs shows."""
+    node = state.nodes.get(job.attempts[-1].node) if job.attempts else None
+    if job.node_index is None or node is None or not node.fabric_env:
+        return job.spec.environment
+    return tuple({**dict(node.fabric_env), **dict(job.spec.environment)}.items())
+
+
 def job_environment(state: State, job: Job, attempt: Attempt) -> tuple[tuple[str, str], ...]:
     node = state.nodes[attempt.node]
     gang_node = job.node_index is not None and job.parent_id is not None
-    # A gang's node gets its CE's fabric variables unless the job sets them itself.
-    env = dict(node.fabric_env) if gang_node else {}
-    env.update(job.spec.environment)
+    env = dict(declared_environment(state, job))
     env["AWS_BATCH_JOB_ID"] = job.job_id
     env["AWS_BATCH_JOB_ATTEMPT"] = str(attempt.number)
     env["AWS_BATCH_CE_NAME"] = node.ce

@@ -14,6 +14,7 @@ import itertools
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from hpcbatch import protocol
@@ -22,6 +23,7 @@ from hpcbatch.core.attempts import foreign_report
 from hpcbatch.core.commands import KillAttempt, LaunchAttempt
 from hpcbatch.core.model import Resources
 from hpcbatch.errors import TransportError, ValidationError
+from hpcbatch.head.launch_keys import LaunchKeys
 from hpcbatch.head.loop import HeadLoop, now_ms
 from hpcbatch.transport.base import AgentLink
 
@@ -30,7 +32,31 @@ log = logging.getLogger("hpcbatch.agents")
 LOG_TIMEOUT_S = 10.0
 MAX_LOG_OFFSET = 2**62
 MAX_LOG_CHUNK = 16 * 1024 * 1024
-LOCAL_ADDRESS = "127.0.0.1"  # where a LOCAL agent's virtual nodes are reached
+LOCAL_ADDRESS = "127.0.0.1"  # where a LOCAL agent is reached when its profile names none
+MAX_PORT = 65535
+
+
+@dataclass(frozen=True)
+class NodeProfile:
+    """What the head's config says of a node, reported with its hello: the address other
+    nodes reach it at (a LOCAL virtual node's own loopback address; None: the link's), its
+    placement group, and its CE's fabric variables."""
+
+    address: str | None = None
+    placement_group: str | None = None
+    fabric_environment: tuple[tuple[str, str], ...] = ()
+
+
+def launch_port_of(node: str, info: dict[str, Any]) -> int | None:
+    """The hello's ``node.launch_port``: a TCP port, or None (absent, null, or not a port,
+    which is logged: the node then simply takes no launch requests)."""
+    port = info.get("launch_port")
+    if port is None:
+        return None
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= MAX_PORT:
+        log.warning("agent %s: ignored its launch_port %r: not a TCP port", node, port)
+        return None
+    return port
 
 
 def log_stream_name(node: str, attempt_id: str) -> str:
@@ -79,8 +105,16 @@ def _enforcement(cgroups: str, enforced: list[str] | None = None) -> str:
 
 
 class AgentSession:
-    def __init__(self, node: str, ce: str, link: AgentLink, loop: HeadLoop) -> None:
+    def __init__(
+        self,
+        node: str,
+        ce: str,
+        link: AgentLink,
+        loop: HeadLoop,
+        profile: NodeProfile | None = None,
+    ) -> None:
         self.node = node
+        self.profile = profile or NodeProfile()
         self.ce = ce
         self.link = link
         self.loop = loop
@@ -107,8 +141,11 @@ class AgentSession:
             capacity=Resources(node["vcpus"] * 1000, node["memory_mib"], len(node["gpus"])),
             gpu_indices=tuple(g["index"] for g in node["gpus"]),
             enforcement=_enforcement(node["cgroups"], node.get("enforced")),
-            # An SSH link knows its host's address; a LOCAL agent's virtual nodes share this host.
-            address=getattr(self.link, "address", None) or LOCAL_ADDRESS,
+            # A LOCAL virtual node has its own loopback address; an SSH link knows its host's.
+            address=self.profile.address or getattr(self.link, "address", None) or LOCAL_ADDRESS,
+            launch_port=launch_port_of(self.node, node),
+            placement_group=self.profile.placement_group,
+            fabric_environment=self.profile.fabric_environment,
             known_attempts=known,
             running_attempts=running,
         )
@@ -185,21 +222,26 @@ class AgentSession:
         except (TransportError, OSError) as error:
             log.warning("agent %s: send failed: %s", self.node, error)
 
-    async def launch(self, launches: list[LaunchAttempt]) -> None:
-        specs = [
-            protocol.attempt_spec(
-                c.attempt_id,
-                list(c.command),
-                env=dict(c.environment),
-                timeout_s=c.timeout_s,
-                gpus=c.gpu_indices,
-                vcpus=max(1, math.ceil(c.cpu_milli / 1000)),
-                memory_mib=c.memory_mib,
-                user=c.user,
+    async def launch(self, launches: list[LaunchAttempt], keys: LaunchKeys | None = None) -> None:
+        """One ``launch`` message; a gang's node carries its gang's ``launch_key``."""
+        specs: list[dict[str, Any]] = []
+        for c in launches:
+            spec: dict[str, Any] = dict(
+                protocol.attempt_spec(
+                    c.attempt_id,
+                    list(c.command),
+                    env=dict(c.environment),
+                    timeout_s=c.timeout_s,
+                    gpus=c.gpu_indices,
+                    vcpus=max(1, math.ceil(c.cpu_milli / 1000)),
+                    memory_mib=c.memory_mib,
+                    user=c.user,
+                )
             )
-            for c in launches
-        ]
-        await self._send(protocol.launch(specs))
+            if c.gang_try is not None and keys is not None:
+                spec["launch_key"] = keys.key_for(c.gang_try)
+            specs.append(spec)
+        await self._send(protocol.launch(specs))  # type: ignore[arg-type]
 
     async def kill(self, command: KillAttempt) -> None:
         await self._send(protocol.kill(command.attempt_id, command.reason))

@@ -14,6 +14,9 @@ nodes = 1                          # virtual nodes (one agent each) on this mach
 vcpus = 0                          # per node; 0 = this machine's CPUs
 memory_mib = 0                     # per node; 0 = this machine's memory
 gpus = []                          # GPU indices to offer (per node)
+fabric = "tcp"                     # tcp (default), efa, ucx, verbs: MPI variables for gangs
+network_interface = "lo"           # optional: the interface the nodes reach each other on
+placement_group = "g1"             # optional: every local node's placement group
 
 [scheduler]
 backfill_depth = 200               # blocked jobs examined per queue per pass
@@ -33,7 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from hpcbatch.errors import ValidationError
-from hpcbatch.head.hosts import CeConfig, parse_compute_environments
+from hpcbatch.head.hosts import (
+    CeConfig,
+    check_fabric,
+    check_placement_group,
+    parse_compute_environments,
+)
+from hpcbatch.mpi.fabric import Fabric, fabric_environment
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,16 @@ class LocalConfig:
     vcpus: int = 0
     memory_mib: int = 0
     gpus: tuple[int, ...] = ()
+    fabric: Fabric = Fabric()
+    placement_group: str | None = None
+
+    @property
+    def fabric_environment(self) -> tuple[tuple[str, str], ...]:
+        return tuple(fabric_environment(self.fabric).items())
+
+
+LOCAL_KEYS = {"nodes", "vcpus", "memory_mib", "gpus", "fabric", "network_interface"}
+LOCAL_KEYS |= {"placement_group"}
 
 
 @dataclass(frozen=True)
@@ -108,7 +127,7 @@ def local_node_names(count: int) -> list[str]:
 
 def _local(raw: dict[str, Any]) -> LocalConfig:
     for key in raw:
-        if key not in {f.name for f in fields(LocalConfig)}:
+        if key not in LOCAL_KEYS:
             raise ValidationError(f"config.local.{key}", "is not a known setting")
     gpus = raw.get("gpus", [])
     if not isinstance(gpus, list) or not all(isinstance(g, int) and g >= 0 for g in gpus):
@@ -121,4 +140,8 @@ def _local(raw: dict[str, Any]) -> LocalConfig:
         vcpus=_typed("config.local.vcpus", raw.get("vcpus", 0), int),
         memory_mib=_typed("config.local.memory_mib", raw.get("memory_mib", 0), int),
         gpus=tuple(gpus),
+        fabric=check_fabric("config.local", raw),
+        placement_group=check_placement_group(
+            "config.local.placement_group", raw.get("placement_group")
+        ),
     )

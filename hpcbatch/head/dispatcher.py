@@ -2,6 +2,8 @@
 
 A command for a node with no live session is dropped on purpose: the attempt stays STARTING in
 the state, and when the agent says hello again the core's reconciliation relaunches it.
+The launch of a gang's node carries the gang's launch key (``launch_keys``), added here, at
+the edge, so the key never enters the core, the journal or the store.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from collections import defaultdict
 
 from hpcbatch.core.commands import Command, KillAttempt, LaunchAttempt
 from hpcbatch.head.agents import AgentSession
+from hpcbatch.head.launch_keys import LaunchKeys
 
 log = logging.getLogger("hpcbatch.dispatch")
 
 
 class Dispatcher:
-    def __init__(self) -> None:
+    def __init__(self, launch_keys: LaunchKeys | None = None) -> None:
         self.sessions: dict[str, AgentSession] = {}
+        self.launch_keys = launch_keys or LaunchKeys()  # a gang's nodes get its key at send
 
     async def __call__(self, commands: list[Command]) -> None:
         launches: dict[str, list[LaunchAttempt]] = defaultdict(list)
@@ -34,5 +38,8 @@ class Dispatcher:
         # One message per node, sent to every node at once: over SSH each send is a hop to
         # that link's writer thread, and the loop waits for them before its next batch.
         await asyncio.gather(
-            *(self.sessions[node].launch(batch) for node, batch in launches.items())
+            *(
+                self.sessions[node].launch(batch, self.launch_keys)
+                for node, batch in launches.items()
+            )
         )

@@ -4,6 +4,8 @@
 [[compute_environments]]
 name = "cluster"                 # created on start if it does not exist (kind SSH)
 kind = "SSH"
+fabric = "tcp"                   # tcp (default), efa, ucx or verbs: MPI variables on every node
+network_interface = "eth0"       # optional: the interface nodes reach each other on
 [[compute_environments.hosts]]
 name = "node1"                   # the node's name in hpcbatch (unique)
 address = "10.0.0.11"            # IP address or host name (unique)
@@ -16,7 +18,7 @@ state_dir = "/var/lib/hpcbatch-agent"
 python = "python3"
 vcpus = 8                        # optional capacity overrides
 memory_mib = 32000
-labels = { rack = "a" }
+labels = { rack = "a", placement_group = "g1" }  # placement_group: gangs kept inside one
 agent_durability = "process"     # "power": the agent fsyncs its spool each turn (see docs)
 ```
 
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from hpcbatch.errors import ValidationError
+from hpcbatch.mpi.fabric import Fabric, FabricError, fabric_environment, parse_fabric
 from hpcbatch.transport.ssh import SshHost
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -60,11 +63,44 @@ HOST_KEYS = {
 AGENT_DURABILITIES = ("process", "power")
 
 
+PLACEMENT_GROUP_LABEL = "placement_group"
+CE_KEYS = {"name", "kind", "hosts", "fabric", "network_interface"}
+
+
 @dataclass(frozen=True)
 class CeConfig:
     name: str
     kind: str
     hosts: tuple[SshHost, ...]
+    fabric: Fabric = Fabric()
+
+    @property
+    def fabric_environment(self) -> tuple[tuple[str, str], ...]:
+        return tuple(fabric_environment(self.fabric).items())
+
+
+def check_fabric(where: str, raw: dict[str, Any]) -> Fabric:
+    """``fabric`` and ``network_interface`` of a compute environment's table, checked; the
+    error names the field."""
+    kind = raw.get("fabric", "tcp")
+    try:
+        parse_fabric(kind)
+    except FabricError as exc:
+        raise ValidationError(f"{where}.fabric", str(exc)) from None
+    try:
+        return parse_fabric(kind, raw.get("network_interface"))
+    except FabricError as exc:
+        raise ValidationError(f"{where}.network_interface", str(exc)) from None
+
+
+def check_placement_group(where: str, group: Any) -> str | None:
+    if group is None:
+        return None
+    if not isinstance(group, str) or not NAME_RE.fullmatch(group):
+        raise ValidationError(
+            where, f"must be 1-63 letters, digits, '.', '_' or '-' (got {group!r})"
+        )
+    return group
 
 
 def _check_address(where: str, address: Any) -> str:
@@ -159,6 +195,12 @@ def parse_host(where: str, raw: Any) -> SshHost:
         raise ValidationError(
             f"{where}.agent_durability", f"must be 'process' or 'power' (got {durability!r})"
         )
+    labels = raw.get("labels", {})
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        raise ValidationError(f"{where}.labels", f"must be a table of strings (got {labels!r})")
+    check_placement_group(
+        f"{where}.labels.{PLACEMENT_GROUP_LABEL}", labels.get(PLACEMENT_GROUP_LABEL)
+    )
     return SshHost(
         name=name,
         address=_check_address(where, raw.get("address")),
@@ -172,7 +214,7 @@ def parse_host(where: str, raw: Any) -> SshHost:
         vcpus=_int(where, raw, "vcpus", None, 1),
         memory_mib=_int(where, raw, "memory_mib", None, 4),
         gpus=tuple(gpus) if gpus is not None else None,
-        labels=dict(raw.get("labels", {})),
+        labels=dict(labels),
         agent_durability=durability,
     )
 
@@ -189,6 +231,10 @@ def parse_compute_environments(raw: Any, taken: set[str]) -> tuple[CeConfig, ...
             raise ValidationError(f"{where}.name", "is required: 1-63 letters, digits, '_' or '-'")
         if table.get("kind", "SSH") != "SSH":
             raise ValidationError(f"{where}.kind", f"must be SSH (got {table.get('kind')!r})")
+        unknown = sorted(set(table) - CE_KEYS)
+        if unknown:
+            raise ValidationError(f"{where}.{unknown[0]}", "is not a known setting")
+        fabric = check_fabric(where, table)
         hosts = []
         for j, host_raw in enumerate(table.get("hosts", [])):
             host = parse_host(f"{where}.hosts[{j}]", host_raw)
@@ -203,5 +249,5 @@ def parse_compute_environments(raw: Any, taken: set[str]) -> tuple[CeConfig, ...
             names.add(host.name)
             addresses[endpoint] = host.name
             hosts.append(host)
-        ces.append(CeConfig(table["name"], "SSH", tuple(hosts)))
+        ces.append(CeConfig(table["name"], "SSH", tuple(hosts), fabric))
     return tuple(ces)

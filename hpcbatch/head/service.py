@@ -19,7 +19,9 @@ from hpcbatch.core import events as ev
 from hpcbatch.core.model import JobSpec, MultiNodeSpec, NodeRange, NodeState
 from hpcbatch.head.config import HeadConfig, local_node_names
 from hpcbatch.head.dispatcher import Dispatcher
+from hpcbatch.head.launch_keys import LaunchKeys
 from hpcbatch.head.loop import HeadLoop, now_ms
+from hpcbatch.head.node_profiles import local_profiles, ssh_profile
 from hpcbatch.head.persist import load_state
 from hpcbatch.head.supervisor import NodeSpec, NodeSupervisor
 from hpcbatch.store import SqliteStore, WriteBatch
@@ -49,7 +51,7 @@ class Head:
         self.store = SqliteStore(config.data_dir / "state.db")
         self.state = load_state(self.store, config.region, config.account)
         self.head_id = self.store.get_meta("head_id") or str(uuid.uuid4())
-        self.dispatcher = Dispatcher()
+        self.dispatcher = Dispatcher(LaunchKeys.in_dir(config.data_dir))
         self.loop = HeadLoop(self.state, self.store, self.dispatcher, config.backfill_depth)
         self.nodes = NodeSupervisor(self.loop, self.dispatcher, config.heartbeat_timeout_s)
         self._timers: list[asyncio.Task[None]] = []
@@ -151,15 +153,19 @@ class Head:
                 head_id=self.head_id,
             )
 
-        names = local_node_names(local.nodes)
-        return [NodeSpec(n, LOCAL_CE, connect(n), stop_agent_on_exit=True) for n in names]
+        return [
+            NodeSpec(name, LOCAL_CE, connect(name), stop_agent_on_exit=True, profile=profile)
+            for name, profile in zip(
+                local_node_names(local.nodes), local_profiles(local), strict=True
+            )
+        ]
 
     def _ssh_specs(self) -> list[NodeSpec]:
         def connect(host: SshHost) -> Callable[[], Awaitable[AgentLink]]:
             return lambda: connect_ssh_agent(host, self.head_id)
 
         return [
-            NodeSpec(host.name, ce.name, connect(host))
+            NodeSpec(host.name, ce.name, connect(host), profile=ssh_profile(ce, host))
             for ce in self.config.compute_environments
             for host in ce.hosts
         ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from hpcbatch import protocol
 from hpcbatch.core import events as ev
 from hpcbatch.errors import TransportError
-from hpcbatch.head.agents import AgentSession
+from hpcbatch.head.agents import AgentSession, NodeProfile
 from hpcbatch.head.dispatcher import Dispatcher
 from hpcbatch.head.loop import HeadLoop, now_ms
 from hpcbatch.transport.base import AgentLink
@@ -40,6 +40,7 @@ class NodeSpec:
     ce: str
     connect: Callable[[], Awaitable[AgentLink]]
     stop_agent_on_exit: bool = False  # the head's own local agents; never remote ones
+    profile: NodeProfile = NodeProfile()  # what the config says of it (address, group, fabric)
 
 
 class NodeSupervisor:
@@ -91,7 +92,7 @@ class NodeSupervisor:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             failing_since = None
-            session = AgentSession(spec.name, spec.ce, link, self.loop)
+            session = AgentSession(spec.name, spec.ce, link, self.loop, spec.profile)
             self.dispatcher.sessions[spec.name] = session
             began = time.monotonic()
             try:

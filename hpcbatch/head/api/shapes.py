@@ -7,8 +7,10 @@ boto3 ignores members it does not know, and the CLI shows them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from hpcbatch.core.attempts import declared_environment
 from hpcbatch.core.explain import explain
 from hpcbatch.core.model import (
     TERMINAL,
@@ -179,7 +181,7 @@ def _node_details(state: State, job: Job) -> Doc | None:
 
 def job_detail(state: State, job: Job, reservations: tuple[Reservation, ...] = ()) -> Doc:
     top = state.jobs[job.parent_id] if job.parent_id else job
-    spec = job.spec
+    spec = replace(job.spec, environment=declared_environment(state, job))  # + a gang's fabric
     latest = job.attempts[-1] if job.attempts else None
     container = _drop_none(
         {
