@@ -128,7 +128,11 @@ def _child(request: SpawnRequest, report_fd: int, handled: tuple[int, ...]) -> N
             step = "cwd"
             os.chdir(request.cwd)
         step = "log"
-        _stdio(request.log_path, user.uid if user else -1, user.gid if user else -1)
+        if request.stdio is not None:  # a launched command: its stdio is the relay's
+            for target, fd in enumerate(request.stdio):
+                os.dup2(fd, target)
+        else:
+            _stdio(request.log_path, user.uid if user else -1, user.gid if user else -1)
         step = "signals"
         for signum in handled:
             signal.signal(signum, signal.SIG_DFL)

@@ -10,6 +10,8 @@ Vocabulary:
                how an SSH exec channel reaches the agent.
     stop       ask the daemon to exit and wait until it has: its jobs keep running (their
                keeper records how they end, for the next agent) unless --kill-jobs.
+    launch     the MPI launch client (launchclient.py): ``launch [-x] HOST WORDS...``, what
+               a gang job's HPCBATCH_LAUNCHER runs.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from . import keeper, protocol
+from . import keeper, launchclient, protocol
 from .bootstrap import isolated_command
 from .capacity import detect_node
 from .cgroups import DEFAULT_PIDS_MAX, Cgroups
@@ -79,6 +81,16 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="process (default): the spool survives the agent's or the head's death, without "
         "waiting for the disk; power: it also survives a power loss (an fsync per loop turn)",
     )
+    parser.add_argument(
+        "--launch-port",
+        type=int,
+        default=0,
+        help="TCP port of the MPI launch server (0: any free one, reported in the hello)",
+    )
+    parser.add_argument(
+        "--launch-address", default="0.0.0.0", help="address the launch server binds to"
+    )
+    parser.add_argument("--no-launch", action="store_true", help="run no launch server")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--state-dir", type=Path, required=True)
     stop.add_argument("--kill-jobs", action="store_true", help="kill its jobs first")
     stop.add_argument("--timeout-s", type=float, default=30.0)
+    commands.add_parser("launch", help="MPI launch client: launch [-x] HOST WORDS...")
     return parser
 
 
@@ -117,6 +130,9 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--cgroup-join", args.cgroup_join]
     if args.durability != "process":
         argv += ["--durability", args.durability]
+    if args.no_launch:
+        argv.append("--no-launch")
+    argv += ["--launch-port", str(args.launch_port), "--launch-address", args.launch_address]
     if args.vcpus is not None:
         argv += ["--vcpus", str(args.vcpus)]
     if args.memory_mib is not None:
@@ -235,14 +251,18 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
         cgroups=cgroups.version,
         enforced=cgroups.enforced,
     )
+    listener = None if args.no_launch else bind_launch(args.launch_address, args.launch_port)
+    node["launch_port"] = listener.getsockname()[1] if listener is not None else None
     server = AgentServer(
         state_dir,
         node,
+        launch_listener=listener,
         heartbeat_s=args.heartbeat_s,
         kill_grace_s=args.kill_grace_s,
         cgroups=cgroups,
         durability=args.durability,
     )
+    server.runner.launcher = [*_self_command(), "launch"]
     try:
         server.serve_forever()
     finally:
@@ -251,6 +271,13 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
                 path.unlink()
         os.close(lock_fd)
     return 0
+
+
+def bind_launch(address: str, port: int) -> socket.socket:
+    """The launch server's listening socket (close-on-exec: no job inherits it)."""
+    listener = socket.create_server((address, port), backlog=128)
+    listener.set_inheritable(False)
+    return listener
 
 
 def relay(sock: socket.socket) -> int:
@@ -324,6 +351,9 @@ def stop(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["launch"]:  # its words are the remote command's, never options of ours
+        return launchclient.main(words[1:])
     args = build_parser().parse_args(argv)
     if args.command == "attach":
         return attach(args)

@@ -20,6 +20,7 @@ message in prose.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NotRequired, TypedDict
 
@@ -52,10 +53,12 @@ class NodeInfo(TypedDict):
     cgroups: str  # the hierarchy kind enforcing job limits: "v2", "v1" or "none"
     hostname: str
     enforced: NotRequired[list[str]]  # of "memory", "cpu", "pids"; absent from older agents
+    launch_port: NotRequired[int | None]  # the MPI launch server's TCP port (None: none runs)
 
 
 class _AttemptSpecOptions(TypedDict, total=False):
     user: str  # run the job as this user (only a root agent can switch)
+    launch_key: str | None  # a gang try's launch secret, 64 lowercase hex (docs/mpi.md §5)
 
 
 class AttemptSpec(_AttemptSpecOptions):
@@ -287,6 +290,7 @@ def _attempt_value_problem(spec: dict[str, Any]) -> str | None:
         _env_problem(spec["env"]),
         _no_nul("cwd", spec["cwd"]) if spec["cwd"] is not None else None,
         _user_problem(spec),
+        _launch_key_problem(spec),
         _in_range("timeout_s", spec["timeout_s"], 0, MAX_TIMEOUT_S)
         if spec["timeout_s"] is not None
         else None,
@@ -295,6 +299,18 @@ def _attempt_value_problem(spec: dict[str, Any]) -> str | None:
         next((_in_range("gpus", g, 0, 2**16) for g in spec["gpus"] if not 0 <= g <= 2**16), None),
     )
     return next((problem for problem in checks if problem is not None), None)
+
+
+LAUNCH_KEY_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def _launch_key_problem(spec: dict[str, Any]) -> str | None:
+    key = spec.get("launch_key")
+    if key is None:
+        return None
+    if not isinstance(key, str) or not LAUNCH_KEY_RE.fullmatch(key):
+        return "'launch_key' must be 64 lowercase hex digits (a 256-bit secret) or null"
+    return None
 
 
 def _user_problem(spec: dict[str, Any]) -> str | None:
@@ -363,6 +379,9 @@ def check_agent_message(message: Message) -> None:
     if kind == "hello":
         _check_fields(message["node"], NODE_FIELDS, "hello.node")
         _check_items(message["node"]["gpus"], GPU_FIELDS, "hello.node.gpus")
+        port = message["node"].get("launch_port")
+        if port is not None and not (_is_int(port) and 0 < port < 65536):
+            raise MessageError(f"malformed message: hello.node has a bad 'launch_port': {port!r}")
         _check_items(message["attempts"], UPDATE_FIELDS, "hello.attempts")
     elif kind == "updates":
         _check_items(message["updates"], UPDATE_FIELDS, "updates.updates")
@@ -390,6 +409,7 @@ def attempt_spec(
     vcpus: int = 1,
     memory_mib: int = 0,
     user: str | None = None,
+    launch_key: str | None = None,
 ) -> AttemptSpec:
     spec: AttemptSpec = {
         "attempt_id": attempt_id,
@@ -403,6 +423,8 @@ def attempt_spec(
     }
     if user is not None:
         spec["user"] = user  # optional: older agents ignore it, and this one checks it
+    if launch_key is not None:
+        spec["launch_key"] = launch_key  # only on the nodes of a multi-node gang
     return spec
 
 

@@ -32,6 +32,7 @@ import heapq
 import os
 import selectors
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -40,10 +41,13 @@ from typing import Any
 
 from . import protocol as p
 from .agentlog import log
+from .bootstrap import isolated_command
 from .cgroups import OOM_REASON, Cgroups
 from .forkexec import LOG_FLAGS, LOG_MODE
 from .jobs import ATTEMPT_VAR, DIR_VAR, adoptable, find_jobs, job_alive, scan_claims
 from .keeper import REAPED, read_reaped, reaped_path, start_ticks, wait_status
+from .launchdir import launch_dir, make_launch_dir, remove_launch_dir
+from .mpienv import gang_environment
 from .slots import Slot, SlotPool
 from .spawn import SpawnRequest, resolve_cached, spawn_jobs
 from .spool import Spool, safe_name
@@ -94,6 +98,16 @@ class _Ready:
     request: SpawnRequest
     work_dir: str | None  # the work dir made for it (None: the job names its own)
     timeout_s: int | None
+    launch_key: str | None = None  # a gang node's: its launch server accepts this key
+
+
+@dataclass
+class GangAttempt:
+    """A running gang node's job, as its launch server starts commands for it: the key a
+    client must prove, and the job's own spawn request (user, slot, environment, cwd)."""
+
+    key: bytes
+    request: SpawnRequest
 
 
 class Runner:
@@ -135,6 +149,9 @@ class Runner:
         self._reaped_done: dict[str, int] = {}  # attempt -> pid whose reaped file was used
         self.base_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         self.base_env.setdefault("PATH", os.defpath)
+        self.gangs: dict[str, GangAttempt] = {}  # running gang nodes' jobs, by attempt id
+        self.launcher = [*isolated_command(sys.executable), "launch"]  # the launch client
+        self.on_other_child: Callable[[int, int], None] | None = None  # a launched command
 
     # --- reporting --------------------------------------------------------------------------
 
@@ -208,6 +225,8 @@ class Runner:
             }
             self.spool.record_start(record)
             self._track(Running(job.attempt_id, pid, record["start_ticks"], True, slot), record)
+            if job.launch_key is not None:
+                self.gangs[job.attempt_id] = GangAttempt(bytes.fromhex(job.launch_key), job.request)
             update = p.attempt_update(
                 job.attempt_id,
                 p.RUNNING,
@@ -250,6 +269,8 @@ class Runner:
         program, problem = self._resolve(spec["command"][0], cwd, env["PATH"])
         if who is not None:
             env.update(who.env)
+        if problem is None and spec.get("launch_key"):
+            problem = self._prepare_gang(attempt_id, spec, env, who)
         if problem is not None or program is None:
             if auto_dir:
                 self.workdirs.release(cwd)
@@ -266,7 +287,24 @@ class Runner:
                 return None
         switch = who if who is not None and who.switch else None
         request = SpawnRequest(program, command, env, cwd, log_path, slot, switch, auto_dir)
-        return _Ready(attempt_id, request, cwd if auto_dir else None, spec["timeout_s"])
+        work_dir = cwd if auto_dir else None
+        return _Ready(attempt_id, request, work_dir, spec["timeout_s"], spec.get("launch_key"))
+
+    def _prepare_gang(
+        self, attempt_id: str, spec: p.AttemptSpec, env: dict[str, str], who: RunAs | None
+    ) -> str | None:
+        """A gang node's launch dir, and its variables added to ``env``; or why not."""
+        directory = launch_dir(self._state, attempt_id)
+        root = who.uid == 0 if who is not None else os.geteuid() == 0
+        owner = (who.uid, who.gid) if who is not None else None
+        try:
+            added = gang_environment(env, directory, run_as_root=root)
+            make_launch_dir(directory, str(spec["launch_key"]), env, self.launcher, owner)
+        except (ValueError, OSError) as exc:
+            remove_launch_dir(directory)
+            return f"CannotStartContainerError: cannot prepare the MPI launch files: {exc}"
+        env.update(added)
+        return None
 
     def _resolve(self, program: str, cwd: str, path: str) -> tuple[str | None, str | None]:
         """(the file to execute, or None; why it cannot be, or None)."""
@@ -299,6 +337,7 @@ class Runner:
         self.running.pop(run.attempt_id, None)
         self.by_pid.pop(run.pid, None)
         self.polled.discard(run.attempt_id)
+        self.gangs.pop(run.attempt_id, None)
         self._close_pidfd(run)
 
     def _close_pidfd(self, run: Running) -> None:
@@ -378,6 +417,8 @@ class Runner:
             if run is not None and run.child:  # else: an orphan the agent inherited
                 exit_code, signum = split_wait_status(status)
                 self._finish(run, exit_code, signum, None)
+            elif run is None and self.on_other_child is not None:
+                self.on_other_child(info.si_pid, status)
 
     def on_pidfd(self, run: Running) -> None:
         self._close_pidfd(run)  # readable from now on: stop watching
@@ -473,6 +514,7 @@ class Runner:
                 continue
             if record.get("work_dir"):
                 self.workdirs.release(record["work_dir"])
+            remove_launch_dir(launch_dir(self._state, attempt_id))
             pid = self._reaped_done.pop(attempt_id, None)
             if pid is not None:
                 _unlink_quietly(reaped_path(self._state, pid))

@@ -29,6 +29,7 @@ from . import protocol as p
 from .agentlog import log, log_exception
 from .cgroups import Cgroups
 from .jobs import find_jobs
+from .launchserver import LaunchServer
 from .logs import read_chunk
 from .runner import ADOPTED_POLL_S, Runner, now_ms
 from .spool import Spool, safe_name
@@ -61,6 +62,7 @@ class AgentServer:
         kill_grace_s: float = 3.0,
         cgroups: Cgroups | None = None,
         durability: str = "process",
+        launch_listener: socket.socket | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.node = node
@@ -69,7 +71,13 @@ class AgentServer:
         self.spool = Spool(state_dir / "spool", durability)
         self.pending: list[p.AttemptUpdate] = []
         self.runner = Runner(
-            state_dir, self.spool, self.selector, self.pending.append, kill_grace_s, cgroups
+            state_dir, self.spool, self.selector, self._emit, kill_grace_s, cgroups
+        )
+        # The MPI launch port (launchserver.py), served in this same loop.
+        self.launches = (
+            LaunchServer(launch_listener, self.selector, self.runner)
+            if launch_listener is not None
+            else None
         )
         self.conns: set[Connection] = set()
         self.head: Connection | None = None
@@ -104,12 +112,19 @@ class AgentServer:
                 self._turn()
         finally:
             self._flush_quietly()
+            if self.launches is not None:
+                self.launches.close()
             self.runner.close()
             self.spool.close()
             signal.set_wakeup_fd(-1)
             wake_r.close()
             wake_w.close()
             self.listener.close()
+
+    def _emit(self, update: p.AttemptUpdate) -> None:
+        self.pending.append(update)
+        if self.launches is not None and p.is_final(update):
+            self.launches.attempt_ended(update["attempt_id"])  # no command outlives its job
 
     def _should_exit(self) -> bool:
         if self.stop_requested:
@@ -144,10 +159,16 @@ class AgentServer:
                 self._on_conn_event(obj, mask)
             elif kind == "pidfd":
                 self.runner.on_pidfd(obj)
+            elif kind == "launch" and self.launches is not None:
+                self.launches.on_event(obj, mask)
+            elif kind == "launch-listen" and self.launches is not None:
+                self.launches.accept()
         if self._child_exited:
             self._child_exited = False
             self.runner.reap_children()
         self.runner.run_timers()
+        if self.launches is not None:
+            self.launches.run_timers()
         if self.runner.polled and time.monotonic() >= self._next_poll:
             self._next_poll = time.monotonic() + ADOPTED_POLL_S
             self.runner.poll_adopted()
@@ -167,6 +188,9 @@ class AgentServer:
             deadlines.append(self._next_heartbeat)
         if self.runner.polled:
             deadlines.append(now_ms() + ADOPTED_POLL_S * 1000)
+        launch_due = self.launches.next_deadline() if self.launches is not None else None
+        if launch_due is not None:
+            deadlines.append(now_ms() + (launch_due - time.monotonic()) * 1000)
         if not deadlines:
             return None
         # Bounded: a far deadline (a long job timeout) must not overflow the selector's int.

@@ -52,6 +52,7 @@ class SpawnRequest:
     slot: Slot | None
     user: RunAs | None = None  # another user to switch to (None: the agent's own)
     cwd_made: bool = False  # cwd is the agent's work dir for it: entered before the switch
+    stdio: tuple[int, int, int] | None = None  # 0-2 from these fds, not the log (launches)
 
     @property
     def has_root_stage(self) -> bool:
@@ -112,7 +113,7 @@ def _spawn(request: SpawnRequest) -> int | str:
         return f"cannot enter the working directory {request.cwd}: {exc.strerror}"
     try:
         return _posix_spawn(
-            request.program, request.command, request.env, _file_actions(request.log_path)
+            request.program, request.command, request.env, _file_actions(request)
         )
     except OSError as exc:  # the child's open of the log, or its exec
         if os.path.islink(request.log_path):
@@ -120,10 +121,12 @@ def _spawn(request: SpawnRequest) -> int | str:
         return exec_failure(request.command[0], exc.errno or 0)
 
 
-def _file_actions(log_path: str) -> list[Any]:
+def _file_actions(request: SpawnRequest) -> list[Any]:
+    if request.stdio is not None:
+        return [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(request.stdio)]
     return [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, log_path, LOG_FLAGS & ~os.O_CLOEXEC, LOG_MODE),
+        (os.POSIX_SPAWN_OPEN, 1, request.log_path, LOG_FLAGS & ~os.O_CLOEXEC, LOG_MODE),
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
 

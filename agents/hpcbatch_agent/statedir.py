@@ -25,7 +25,7 @@ import stat
 from pathlib import Path
 
 STATE_DIR_MODE = 0o711
-SUBDIR_MODES = {"logs": 0o700, "spool": 0o700, "reaped": 0o700, "work": 0o711}
+SUBDIR_MODES = {"logs": 0o700, "spool": 0o700, "reaped": 0o700, "work": 0o711, "launch": 0o711}
 PRIVATE_FILE_MODE = 0o600
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hpcbatch.mpi.mpirun import MpirunError, SshLauncher, hydra_argv, openmpi_argv
-from hpcbatch.mpi.prewire import launch_environment
+from hpcbatch.mpi.prewire import LaunchEnvError, launch_environment
 
 SSH = SshLauncher("/c/id_ed25519", "/c/known_hosts")
 SSH_ARGS = (
@@ -84,5 +84,5 @@ def test_the_prewired_launch_environment() -> None:
     }
     root = launch_environment("/l", run_as_root=True)
     assert root["OMPI_ALLOW_RUN_AS_ROOT"] == root["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] == "1"
-    with pytest.raises(MpirunError, match="launcher must be an absolute path"):
+    with pytest.raises(LaunchEnvError, match="launcher must be an absolute path"):
         launch_environment("hpcbatch-launch", run_as_root=False)

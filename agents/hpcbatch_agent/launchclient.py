@@ -1,0 +1,152 @@
+"""The launch client: ``HPCBATCH_LAUNCHER [-x] HOST WORDS...``, what Open MPI (as its rsh
+agent) and MPICH Hydra (as its ssh) call to start a daemon on another node of the gang.
+
+It behaves as ssh does for them: the words joined with spaces run under ``/bin/sh -c`` on
+HOST, inside that node's job (launchserver.py); stdin, stdout and stderr relayed; the exit
+status is the remote one (128 + a signal); 255, with a message on stderr naming the reason,
+when the launch cannot happen (HOST outside the gang's HPCBATCH_LAUNCH_PEERS, no key, the
+agent unreachable or refusing). Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sys
+import threading
+from typing import BinaryIO
+
+from . import launchwire as w
+from .jobs import ATTEMPT_VAR
+from .mpienv import LAUNCH_KEY_FILE, LAUNCH_PEERS
+
+FAILED = 255
+CONNECT_TIMEOUT_S = 10.0
+ANSWER_FIELDS = {"proof": str}
+
+
+class LaunchFailed(Exception):
+    """The launch did not happen; the message says why."""
+
+
+def main(argv: list[str]) -> int:
+    try:
+        return run(argv, os.environ)
+    except LaunchFailed as exc:
+        print(f"hpcbatch launch: {exc}", file=sys.stderr, flush=True)
+        return FAILED
+
+
+def parse_argv(argv: list[str]) -> tuple[str, str]:
+    """(host, the command for ``sh -c``) from ``[-x] HOST WORDS...``."""
+    words = list(argv)
+    while words and words[0] in ("-x", "-T", "-n", "-q"):  # ssh's, as MPIs pass them
+        words.pop(0)
+    if len(words) < 2:
+        raise LaunchFailed("usage: launch [-x] HOST COMMAND...")
+    return words[0], w.shell_command(words[1:])
+
+
+def run(argv: list[str], env: os._Environ[str] | dict[str, str]) -> int:
+    host, command = parse_argv(argv)
+    try:
+        peers = w.parse_peers(env.get(LAUNCH_PEERS, ""))
+    except w.WireError as exc:
+        raise LaunchFailed(f"{exc} (is this a multi-node job's process?)") from None
+    if host not in peers:
+        raise LaunchFailed(
+            f"host {host!r} is not a node of this job's allocation "
+            f"(HPCBATCH_LAUNCH_PEERS: {', '.join(peers)})"
+        )
+    key = _read_key(env.get(LAUNCH_KEY_FILE, ""))
+    attempt_id = env.get(ATTEMPT_VAR, "")
+    if not attempt_id:
+        raise LaunchFailed(f"{ATTEMPT_VAR} is not set: not a process of an hpcbatch job")
+    try:
+        sock = socket.create_connection((host, peers[host]), timeout=CONNECT_TIMEOUT_S)
+    except OSError as exc:
+        raise LaunchFailed(f"cannot reach the agent of {host}:{peers[host]}: {exc}") from None
+    with sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = sock.makefile("rb")
+        _handshake(sock, reader, key, attempt_id, command, host)
+        sock.settimeout(None)
+        return _relay(sock, reader)
+
+
+def _read_key(path: str) -> bytes:
+    if not path:
+        raise LaunchFailed(f"{LAUNCH_KEY_FILE} is not set: not a process of a multi-node job")
+    try:
+        with open(path, encoding="ascii") as file:
+            text = file.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LaunchFailed(f"cannot read the launch key {path}: {exc}") from None
+    if not w.NONCE_RE.fullmatch(text):
+        raise LaunchFailed(f"the launch key in {path} is not 64 lowercase hex digits")
+    return bytes.fromhex(text)
+
+
+def _handshake(
+    sock: socket.socket, reader: BinaryIO, key: bytes, attempt_id: str, command: str, host: str
+) -> None:
+    try:
+        challenge = w.parse_line(reader.readline(w.MAX_LINE), "challenge", {"nonce": str})
+        nonce = secrets.token_hex(32)
+        text = w.client_text(challenge["nonce"], nonce, attempt_id, command)
+        sock.sendall(
+            w.line(
+                "request",
+                attempt_id=attempt_id,
+                command=command,
+                nonce=nonce,
+                proof=w.proof(key, text),
+            )
+        )
+        data = reader.readline(w.MAX_LINE)
+        if b'"refused"' in data:
+            reason = w.parse_line(data, "refused", {"reason": str})["reason"]
+            raise LaunchFailed(f"the agent of {host} refused the launch: {reason}")
+        answer = w.parse_line(data, "accepted", ANSWER_FIELDS)
+    except (OSError, w.WireError) as exc:
+        raise LaunchFailed(f"launch handshake with {host} failed: {exc}") from None
+    if not w.proves(key, w.server_text(challenge["nonce"], nonce), answer["proof"]):
+        raise LaunchFailed(f"the agent of {host} does not hold this job's launch key")
+
+
+def _relay(sock: socket.socket, reader: BinaryIO) -> int:
+    """Stdin to the socket (a thread: stdin may be a file, which selectors refuse); frames
+    from the socket to stdout and stderr until EXIT. 255 if the agent goes away first."""
+    threading.Thread(target=_send_stdin, args=(sock,), daemon=True).start()
+    buffer = bytearray()
+    while True:
+        data = reader.read1(1 << 16)  # type: ignore[attr-defined]
+        if not data:
+            print("hpcbatch launch: the agent closed the connection", file=sys.stderr)
+            return FAILED
+        buffer += data
+        try:
+            frames = w.split_frames(buffer)
+        except w.WireError as exc:
+            raise LaunchFailed(str(exc)) from None
+        for channel, payload in frames:
+            if channel == w.EXIT:
+                return w.exit_status(payload)
+            if payload and channel in (w.STDOUT, w.STDERR):
+                _write_all(channel, payload)
+
+
+def _send_stdin(sock: socket.socket) -> None:
+    try:
+        while data := os.read(0, 1 << 16):
+            sock.sendall(w.frame(w.STDIN, data))
+        sock.sendall(w.frame(w.STDIN))
+    except OSError:
+        pass  # no stdin, or the connection is gone: the main thread sees to the end
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

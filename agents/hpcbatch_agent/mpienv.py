@@ -1,0 +1,88 @@
+"""The environment of a gang node's job: what makes a bare ``mpirun``/``mpiexec`` on the main
+node use the allocation's hostfile and hpcbatch's launcher with no flag (issue 8 item 4).
+
+Vocabulary:
+    launcher   the argv prefix of this agent's launch client (launchclient.py), as one
+               executable path: a tiny script in the attempt's launch dir (launchdir.py),
+               because Hydra's ``HYDRA_LAUNCHER_EXEC`` takes a path, not a command line.
+    pre-wired  the variables below, added to the job's environment only where the job (its
+               definition, its submission, the head) did not set them itself.
+
+Verified with real Open MPI 4.1.4 and MPICH 4.0.2 (tests/mpi/test_real_mpi.py,
+tests/mpi/test_launch_mpi.py). Pure; standard library only. ``hpcbatch.mpi.prewire``
+re-exports :func:`launch_environment`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .hostfiles import HOSTS, HostSlots, hostfile_environment, hostfiles, main_first, parse_hosts
+
+OPENMPI_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+LAUNCHER = "HPCBATCH_LAUNCHER"
+LAUNCH_KEY_FILE = "HPCBATCH_LAUNCH_KEY_FILE"
+LAUNCH_PEERS = "HPCBATCH_LAUNCH_PEERS"
+MAIN_NODE_INDEX = "AWS_BATCH_JOB_MAIN_NODE_INDEX"
+KEY_FILE_NAME = "launch.key"
+LAUNCHER_NAME = "launch"
+
+
+class LaunchEnvError(ValueError):
+    """A gang's environment that cannot be pre-wired; the message names the variable."""
+
+
+def launch_environment(launcher: str, run_as_root: bool) -> dict[str, str]:
+    """``launcher`` (an absolute path) as Open MPI's rsh agent and Hydra's ssh launcher.
+
+    Open MPI's tree spawn is off: only the main node launches (its daemons would otherwise call
+    the launcher from other nodes too). Hydra's launcher stays ``ssh``, so it is called as
+    ``launcher -x <host> <command...>``. Open MPI refuses root without the confirmation pair;
+    it is set only for a job that runs as root."""
+    if not launcher.startswith("/") or any(c.isspace() or c == "\0" for c in launcher):
+        raise LaunchEnvError(
+            f"launcher must be an absolute path without whitespace or NUL, got {launcher!r}"
+        )
+    env = {
+        "OMPI_MCA_plm_rsh_agent": launcher,
+        "OMPI_MCA_plm_rsh_no_tree_spawn": "1",
+        "HYDRA_LAUNCHER": "ssh",
+        "HYDRA_LAUNCHER_EXEC": launcher,
+    }
+    return env | OPENMPI_ROOT if run_as_root else env
+
+
+def main_index(env: Mapping[str, str], nodes: int) -> int:
+    text = env.get(MAIN_NODE_INDEX, "0")
+    if not text.isdigit() or int(text) >= nodes:
+        raise LaunchEnvError(
+            f"{MAIN_NODE_INDEX} must be a node index below {nodes} (HPCBATCH_HOSTS), got {text!r}"
+        )
+    return int(text)
+
+
+def gang_files(env: Mapping[str, str]) -> dict[str, str]:
+    """The hostfiles' texts by file name, from the job's ``HPCBATCH_HOSTS`` (main node first)."""
+    return hostfiles(_ordered(env))
+
+
+def _ordered(env: Mapping[str, str]) -> tuple[HostSlots, ...]:
+    if HOSTS not in env:
+        raise LaunchEnvError(f"{HOSTS} must be set on every node of a gang (addr:slots,...)")
+    nodes = parse_hosts(env[HOSTS])
+    return main_first(nodes, main_index(env, len(nodes)))
+
+
+def gang_environment(env: Mapping[str, str], directory: str, run_as_root: bool) -> dict[str, str]:
+    """What the agent adds to a gang node's environment ``env`` for files written in
+    ``directory``: the hostfile variables, the key file, the launcher and the pre-wired MPI
+    variables; none of them replaces a variable ``env`` sets."""
+    ordered = _ordered(env)
+    launcher = f"{directory}/{LAUNCHER_NAME}"
+    added = {
+        **hostfile_environment(ordered, directory),
+        LAUNCH_KEY_FILE: f"{directory}/{KEY_FILE_NAME}",
+        LAUNCHER: launcher,
+        **launch_environment(launcher, run_as_root),
+    }
+    return {name: value for name, value in added.items() if name not in env}
