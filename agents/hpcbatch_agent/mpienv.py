@@ -9,7 +9,7 @@ Vocabulary:
                definition, its submission, the head) did not set them itself.
 
 Verified with real Open MPI 4.1.4 and MPICH 4.0.2 (tests/mpi/test_real_mpi.py,
-tests/mpi/test_launch_mpi.py). Pure; standard library only. ``hpcbatch.mpi.prewire``
+tests/agent/test_agent_launch_mpi.py). Pure; standard library only. ``hpcbatch.mpi.prewire``
 re-exports :func:`launch_environment`.
 """
 
