@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.model import JobSpec, MultiNodeSpec, NodeRange, NodeState
+from hpcbatch.head.agents import NodeProfile
 from hpcbatch.head.config import HeadConfig, local_node_names
 from hpcbatch.head.dispatcher import Dispatcher
 from hpcbatch.head.launch_keys import LaunchKeys
@@ -143,7 +144,9 @@ class Head:
     def _local_specs(self) -> list[NodeSpec]:
         local = self.config.local
 
-        def connect(name: str) -> Callable[[], Awaitable[AgentLink]]:
+        def connect(name: str, profile: NodeProfile) -> Callable[[], Awaitable[AgentLink]]:
+            # Its launch server listens on the virtual node's own loopback address.
+            options = ["--launch-address", profile.address] if profile.address else []
             return lambda: connect_local_agent(
                 self.config.data_dir / "agents" / name,
                 name,
@@ -151,10 +154,13 @@ class Head:
                 memory_mib=local.memory_mib or None,
                 gpus=list(local.gpus) or None,
                 head_id=self.head_id,
+                agent_options=options,
             )
 
         return [
-            NodeSpec(name, LOCAL_CE, connect(name), stop_agent_on_exit=True, profile=profile)
+            NodeSpec(
+                name, LOCAL_CE, connect(name, profile), stop_agent_on_exit=True, profile=profile
+            )
             for name, profile in zip(
                 local_node_names(local.nodes), local_profiles(local), strict=True
             )
