@@ -10,7 +10,13 @@ from tests.cli.stubhead import StubHead
 SUBMITTED = {"jobArn": "arn:aws:batch:local:0:job/J1", "jobName": "mpirun", "jobId": "J1"}
 
 
-def test_nodes_sends_node_overrides_against_default_multinode(stub: StubHead) -> None:
+SHARED = {
+    "environment": [{"name": "K", "value": "V"}],
+    "resourceRequirements": [{"type": "VCPU", "value": "2"}],
+}
+
+
+def test_nodes_runs_the_command_on_the_main_node_and_the_others_hold(stub: StubHead) -> None:
     stub.on("POST", "/v1/submitjob", SUBMITTED)
     argv = ["submit", "-e", stub.endpoint, "--nodes", "4", "--vcpus", "2", "--env", "K=V"]
     assert main([*argv, "--", "mpirun", "python", "app.py"]) == 0
@@ -23,16 +29,48 @@ def test_nodes_sends_node_overrides_against_default_multinode(stub: StubHead) ->
             "numNodes": 4,
             "nodePropertyOverrides": [
                 {
-                    "targetNodes": "0:",
-                    "containerOverrides": {
-                        "command": ["mpirun", "python", "app.py"],
-                        "environment": [{"name": "K", "value": "V"}],
-                        "resourceRequirements": [{"type": "VCPU", "value": "2"}],
-                    },
-                }
+                    "targetNodes": "0",
+                    "containerOverrides": {"command": ["mpirun", "python", "app.py"], **SHARED},
+                },
+                {
+                    "targetNodes": "1:",
+                    "containerOverrides": {"command": ["sleep", "infinity"], **SHARED},
+                },
             ],
         },
     }
+
+
+def test_every_node_runs_the_command_the_aws_way(stub: StubHead) -> None:
+    stub.on("POST", "/v1/submitjob", SUBMITTED)
+    argv = ["submit", "-e", stub.endpoint, "--nodes", "3", "--every-node", "--env", "K=V"]
+    assert main([*argv, "--", "./node.sh"]) == 0
+    [request] = stub.calls()
+    assert request.body["nodeOverrides"]["nodePropertyOverrides"] == [
+        {
+            "targetNodes": "0:",
+            "containerOverrides": {
+                "command": ["./node.sh"],
+                "environment": [{"name": "K", "value": "V"}],
+            },
+        }
+    ]
+
+
+def test_a_definition_whose_main_node_is_in_the_middle_gets_holds_on_both_sides(
+    stub: StubHead,
+) -> None:
+    stub.on("POST", "/v1/describejobdefinitions", _definition(1))
+    stub.on("POST", "/v1/submitjob", SUBMITTED)
+    argv = ["submit", "-e", stub.endpoint, "--nodes", "3", "--definition", "mpi"]
+    assert main([*argv, "--", "mpirun", "a"]) == 0
+    [request] = stub.calls("/v1/submitjob")
+    ranges = request.body["nodeOverrides"]["nodePropertyOverrides"]
+    assert [(r["targetNodes"], r["containerOverrides"]["command"]) for r in ranges] == [
+        ("0:0", ["sleep", "infinity"]),
+        ("1", ["mpirun", "a"]),
+        ("2:", ["sleep", "infinity"]),
+    ]
 
 
 def test_nodes_without_a_command_only_sets_the_count_on_the_named_definition(
@@ -53,6 +91,7 @@ def test_nodes_without_a_command_only_sets_the_count_on_the_named_definition(
         (["--nodes", "2", "--array-size", "3"], "array jobs cannot be multinode"),
         (["--nodes", "2", "--main-node", "2"], "--main-node 2 must be less than --nodes 2"),
         (["--main-node", "0"], "--main-node needs --nodes"),
+        (["--every-node"], "--every-node needs --nodes"),
     ],
 )
 def test_bad_node_flags_are_usage_errors_before_any_request(

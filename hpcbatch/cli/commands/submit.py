@@ -6,8 +6,12 @@ carries the job id alone, so ``id=$(hpcbatch submit -- ./run.sh)`` works; the na
 queue go to stderr for people.
 
 ``hpcbatch submit --nodes N -- CMD`` submits a multi-node parallel job instead: the definition
-is ``default-multinode`` unless ``--definition``, and the command and resources go to every node
-as ``nodeOverrides`` (``numNodes: N`` and one override over the range ``"0:"``).
+is ``default-multinode`` unless ``--definition``. As with Slurm's batch script, CMD runs on the
+main node (typically ``mpirun ...``), and every other node holds its allocation (``sleep
+infinity``) for the ranks that MPI starts there through hpcbatch's launcher, until the main node
+exits; ``--every-node`` runs CMD on every node instead (AWS's style). Both go as
+``nodeOverrides``: ``numNodes: N`` and overrides per range, resources and environment on every
+node.
 """
 
 from __future__ import annotations
@@ -59,7 +63,13 @@ def register(
         "--nodes",
         type=_args.positive_int,
         metavar="N",
-        help="multi-node parallel job of N nodes, each running COMMAND (nodeOverrides)",
+        help="multi-node parallel job of N nodes: COMMAND runs on the main node, the others "
+        "hold their allocation for MPI ranks (nodeOverrides)",
+    )
+    parser.add_argument(
+        "--every-node",
+        action="store_true",
+        help="with --nodes: run COMMAND on every node (AWS's style) instead of the main node only",
     )
     parser.add_argument(
         "--main-node",
@@ -134,6 +144,8 @@ def definition_of(args: argparse.Namespace) -> str:
 def check_flags(args: argparse.Namespace) -> str | None:
     """A usage problem with the multi-node flags, or None."""
     if args.nodes is None:
+        if args.every_node:
+            return "--every-node needs --nodes"
         return "--main-node needs --nodes" if args.main_node is not None else None
     if args.array_size is not None:
         return "--nodes and --array-size cannot be combined: array jobs cannot be multinode"
@@ -142,8 +154,36 @@ def check_flags(args: argparse.Namespace) -> str | None:
     return None
 
 
-def build_request(args: argparse.Namespace) -> dict[str, Any]:
-    """The SubmitJob body, with only the fields the user asked for."""
+HOLD = ["sleep", "infinity"]  # a node that only lends its allocation to the main node's MPI
+
+
+def node_overrides(
+    args: argparse.Namespace, overrides: dict[str, Any], main: int
+) -> dict[str, Any]:
+    """``nodeOverrides``: the count, and the command for the main node (node ``main``) with the
+    other nodes holding, or for every node (``--every-node``); resources and environment go to
+    every node."""
+    result: dict[str, Any] = {"numNodes": args.nodes}
+    if not overrides:
+        return result
+    if args.every_node or "command" not in overrides:
+        result["nodePropertyOverrides"] = [{"targetNodes": "0:", "containerOverrides": overrides}]
+        return result
+    hold = {**overrides, "command": HOLD}
+    ranges = [(f"{main}", overrides)]
+    if main > 0:
+        ranges.insert(0, (f"0:{main - 1}", hold))
+    if main + 1 < args.nodes:
+        ranges.append((f"{main + 1}:", hold))
+    result["nodePropertyOverrides"] = [
+        {"targetNodes": target, "containerOverrides": given} for target, given in ranges
+    ]
+    return result
+
+
+def build_request(args: argparse.Namespace, main_node: int = 0) -> dict[str, Any]:
+    """The SubmitJob body, with only the fields the user asked for; ``main_node``: the
+    multinode definition's main node."""
     command: list[str] = args.command_argv
     definition = definition_of(args)
     body: dict[str, Any] = {
@@ -164,11 +204,7 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     if requirements:
         overrides["resourceRequirements"] = requirements
     if args.nodes is not None:
-        # Every node runs the command: one override over the open range "0:".
-        ranges = [{"targetNodes": "0:", "containerOverrides": overrides}] if overrides else []
-        body["nodeOverrides"] = {"numNodes": args.nodes}
-        if ranges:
-            body["nodeOverrides"]["nodePropertyOverrides"] = ranges
+        body["nodeOverrides"] = node_overrides(args, overrides, main_node)
     elif overrides:
         body["containerOverrides"] = overrides
     _args.retry_and_timeout(args, body)
@@ -181,14 +217,23 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
-def check_main_node(args: argparse.Namespace, ctx: Context) -> str | None:
-    """SubmitJob cannot move the main node: check that the definition names the one asked for."""
-    if args.main_node is None:
-        return None
+def main_node_of(args: argparse.Namespace, ctx: Context) -> int | None:
+    """The multinode definition's main node (None: no such definition): default-multinode's is
+    0; another definition is asked only where it matters (--main-node, or a command for the main
+    node alone)."""
+    if args.definition is None:
+        return 0
+    if args.main_node is None and (args.every_node or not args.command_argv):
+        return 0  # not needed: every node gets the same overrides
     reply = ctx.client.call("DescribeJobDefinitions", {"jobDefinitions": [definition_of(args)]})
     found = reply.get("jobDefinitions") or []
     main = (found[0].get("nodeProperties") or {}).get("mainNode") if found else None
-    if main == args.main_node:
+    return main if isinstance(main, int) else None
+
+
+def check_main_node(args: argparse.Namespace, main: int | None) -> str | None:
+    """SubmitJob cannot move the main node: check that the definition names the one asked for."""
+    if args.main_node is None or main == args.main_node:
         return None
     return (
         f"--main-node {args.main_node}: job definition {definition_of(args)} names main node "
@@ -204,14 +249,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if problem is not None:
         warn(f"error: {problem}")
         return EXIT_USAGE
-    problem = check_main_node(args, ctx)
+    main = main_node_of(args, ctx) if args.nodes is not None else 0
+    problem = check_main_node(args, main)
     if problem is not None:
         warn(f"error: {problem}")
         return EXIT_CLIENT_ERROR
 
     # The strict flag rides in a header so the body stays exactly what boto3 would send.
     headers = {STRICT_HEADER: "1"} if args.strict else None
-    reply = ctx.client.call("SubmitJob", build_request(args), headers=headers)
+    reply = ctx.client.call("SubmitJob", build_request(args, main or 0), headers=headers)
     if ctx.json_output:
         ctx.emit_json(reply)
     else:
