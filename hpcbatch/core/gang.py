@@ -15,6 +15,9 @@ jobs cannot starve a big gang. Cost: O(nodes of the queue's CEs) per gang tried.
 Nodes may carry a **placement group** (a label from the head's config: a rack, a switch). A
 gang is placed inside one group when one can hold it now (groups tried by most free whole
 nodes, then name), else across the CE; the choice is in its start reason, hence its story.
+A blocked gang's reservation follows the same rule at the soonest time it could start: inside
+the group try_gang would choose then (most nodes wholly free by then, then name) when one can
+hold it by then, else across the CE; a group never makes it wait longer.
 """
 
 from __future__ import annotations
@@ -156,21 +159,58 @@ def _wholly_free_at(entry: FreeNode, now: int) -> int | None:
     return max((end for end in ends if end is not None), default=now)
 
 
+Timed = tuple[int | None, FreeNode]  # when a node will be wholly free, and the node
+
+
+def _latest(chosen: list[Timed]) -> int | None:
+    times = [t for t, _ in chosen]
+    return NEVER if any(t is NEVER for t in times) else max(t for t in times if t is not None)
+
+
+def _by_time(entries: list[Timed]) -> list[Timed]:
+    return sorted(entries, key=lambda t: (t[0] is NEVER, t[0] or 0))
+
+
+def _assign_timed(timed: list[Timed], shape: MultiNodeSpec) -> list[Timed] | None:
+    return assign(timed, shape, lambda t, need: need.fits_in(t[1].node.capacity))
+
+
+def _free_by(time: int | None, at: int | None) -> bool:
+    return at is NEVER or (time is not NEVER and time is not None and time <= at)
+
+
+def _reserve_in(tier: list[FreeNode], shape: MultiNodeSpec, now: int) -> list[Timed] | None:
+    """The nodes of one CE where the gang could start soonest; inside the placement group that
+    try_gang would choose at that time (most nodes wholly free by then, then name), when one
+    can hold it by then, so the reservation never waits longer for the sake of a group."""
+    timed = _by_time([(_wholly_free_at(f, now), f) for f in tier])
+    across = _assign_timed(timed, shape)
+    if across is None:
+        return None
+    at = _latest(across)
+    by_group: dict[str, list[Timed]] = {}
+    for time, entry in timed:
+        group = entry.node.placement_group
+        if group is not None and _free_by(time, at):
+            by_group.setdefault(group, []).append((time, entry))
+    for _, members in sorted(by_group.items(), key=lambda item: (-len(item[1]), item[0])):
+        inside = _assign_timed(members, shape)
+        if inside is not None:
+            return inside
+    return across
+
+
 def reserve_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> None:
-    """Hold the nodes where the gang could start soonest (the latest of their free times)."""
+    """Hold the nodes where the gang could start soonest (the latest of their free times),
+    inside one placement group when one can hold it by then (see ``_reserve_in``)."""
     shape = parent.multinode
     assert shape is not None
-    best: tuple[int | None, list[tuple[int | None, FreeNode]]] | None = None
+    best: tuple[int | None, list[Timed]] | None = None
     for tier in tiers:
-        timed = sorted(
-            ((_wholly_free_at(f, run.now), f) for f in tier),
-            key=lambda t: (t[0] is NEVER, t[0] or 0),
-        )
-        chosen = assign(timed, shape, lambda t, need: need.fits_in(t[1].node.capacity))
+        chosen = _reserve_in(tier, shape, run.now)
         if chosen is None:
             continue
-        times = [t for t, _ in chosen]
-        at = NEVER if any(t is NEVER for t in times) else max(t for t in times if t is not None)
+        at = _latest(chosen)
         if best is None or sooner(at, best[0]):
             best = (at, chosen)
     if best is None:

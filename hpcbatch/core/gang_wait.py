@@ -58,8 +58,19 @@ def gang_reason(
         reason += f", {short - (up - free)} more not ONLINE"
     if not gang_ready(state, job):
         reason += "; its nodes are still stopping from the last attempt"
-    for r in reservations:
-        if r.job_id == job.job_id:
-            when = "when running jobs end" if r.at is None else f"from {r.at} (epoch ms)"
-            return reason + f"; reserved {when}; smaller jobs backfill around it"
-    return reason
+    mine = [r for r in reservations if r.job_id == job.job_id]
+    if not mine:
+        return reason
+    at = mine[0].at
+    when = "when running jobs end" if at is None else f"from {at} (epoch ms)"
+    return reason + f"; reserved {when}{_group_of(state, mine)}; smaller jobs backfill around it"
+
+
+def _group_of(state: State, mine: list[Reservation]) -> str:
+    """" in placement group G" when every reserved node is in G, else ""."""
+    groups = set()
+    for r in mine:
+        node = state.nodes.get(r.node)
+        groups.add(None if node is None else node.placement_group)
+    group = groups.pop() if len(groups) == 1 else None
+    return "" if group is None else f" in placement group {group}"
