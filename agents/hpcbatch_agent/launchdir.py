@@ -9,6 +9,10 @@ Vocabulary:
                 this agent's launch client. Made fresh before the spawn (whatever stood at
                 the path is removed first, never followed), removed when the attempt is
                 acknowledged.
+    reload      a restarted agent reads the key back from ``launch.key`` for an attempt it
+                adopts (read_launch_key): the directory is the job user's, so the file is
+                taken only if it is a regular file (never through a symlink), owned by the
+                job's uid and mode 0400, as it was written.
 Standard library only.
 """
 
@@ -17,13 +21,16 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import stat
 from collections.abc import Mapping
 
 from .mpienv import KEY_FILE_NAME, LAUNCHER_NAME, gang_files
+from .protocol import LAUNCH_KEY_RE
 from .spool import safe_name
 
 LAUNCH = "launch"
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def launch_dir(state_dir: str, attempt_id: str) -> str:
@@ -57,6 +64,32 @@ def make_launch_dir(
             os.close(fd)
     if owner is not None:
         os.chown(directory, *owner, follow_symlinks=False)
+
+
+def read_launch_key(directory: str, uid: int) -> bytes:
+    """The key in ``directory``'s ``launch.key``, which must be a regular file owned by
+    ``uid`` with mode 0400 holding 64 lowercase hex digits; OSError or ValueError (naming
+    what is wrong) otherwise. Neither the directory nor the file is followed if a symlink;
+    O_NONBLOCK: a FIFO in its place cannot hang the agent."""
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(KEY_FILE_NAME, _READ, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{KEY_FILE_NAME} is not a regular file")
+        if info.st_uid != uid:
+            raise ValueError(f"{KEY_FILE_NAME} is owned by uid {info.st_uid}, not {uid}")
+        if stat.S_IMODE(info.st_mode) != 0o400:
+            raise ValueError(f"{KEY_FILE_NAME} has mode {stat.S_IMODE(info.st_mode):o}, not 400")
+        text = os.read(fd, 66).decode("ascii", errors="replace").removesuffix("\n")
+    finally:
+        os.close(fd)
+    if not LAUNCH_KEY_RE.fullmatch(text):
+        raise ValueError(f"{KEY_FILE_NAME} does not hold 64 lowercase hex digits")
+    return bytes.fromhex(text)
 
 
 def remove_launch_dir(directory: str) -> None:

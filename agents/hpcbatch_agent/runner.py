@@ -20,6 +20,9 @@ Vocabulary:
                (watched via a pidfd; its end is read from the keeper's reaped file).
     result     the final update (EXITED / FAILED_TO_START); decided once, journaled in the
                spool before it is reported, never changed afterwards.
+    prepared   what is decided and made before a job's spawn (jobprep.py; a gang node's
+               launch dir and variables: gangprep.py, which also makes an adopted gang
+               node's job reachable by launches again after a restart).
 
 A job killed by signal N is reported as ``signal`` N (exit_code null); one that exits with
 any code, 130 included, is reported with that code.
@@ -44,19 +47,18 @@ from .agentlog import log
 from .bootstrap import isolated_command
 from .cgroups import OOM_REASON, Cgroups
 from .forkexec import LOG_FLAGS, LOG_MODE
-from .jobs import ATTEMPT_VAR, DIR_VAR, adoptable, find_jobs, job_alive, scan_claims
+from .gangprep import GANG, GangAttempt, journal_entry, readopt
+from .jobprep import JobPrep, Ready, Refused
+from .jobs import adoptable, find_jobs, job_alive, scan_claims
 from .keeper import REAPED, read_reaped, reaped_path, start_ticks, wait_status
-from .launchdir import launch_dir, make_launch_dir, remove_launch_dir
-from .mpienv import gang_environment
+from .launchdir import launch_dir, remove_launch_dir
 from .slots import Slot, SlotPool
-from .spawn import SpawnRequest, resolve_cached, spawn_jobs
+from .spawn import spawn_jobs
 from .spool import Spool, safe_name
-from .users import RunAs, run_as_cached
 from .workdirs import WorkDirs
 
 __all__ = ["Runner", "Running", "find_jobs"]
 
-INHERITED_ENV = ("PATH", "HOME", "LANG", "USER", "SHELL")
 LOST_REASON = "lost: the job ended while no agent watched it, and no exit status was kept"
 INTERRUPTED_START_REASON = (
     "lost: the agent stopped while starting the job; whether it ran, and how it ended, is unknown"
@@ -90,26 +92,6 @@ class Running:
     ended_ms: int | None = None  # adopted: when its end was first noticed
 
 
-@dataclass
-class _Ready:
-    """A launched attempt prepared for the spawn."""
-
-    attempt_id: str
-    request: SpawnRequest
-    work_dir: str | None  # the work dir made for it (None: the job names its own)
-    timeout_s: int | None
-    launch_key: str | None = None  # a gang node's: its launch server accepts this key
-
-
-@dataclass
-class GangAttempt:
-    """A running gang node's job, as its launch server starts commands for it: the key a
-    client must prove, and the job's own spawn request (user, slot, environment, cwd)."""
-
-    key: bytes
-    request: SpawnRequest
-
-
 class Runner:
     """Owns the job processes of one agent. Updates go to ``emit``; the caller commits the
     spool before sending them."""
@@ -139,16 +121,14 @@ class Runner:
         self._logs = str(self.logs_dir)
         self._work = str(self.work_dir)
         self.workdirs = WorkDirs(self._work)
+        self.prep = JobPrep(self._state, self._logs, self._work, self.slots, self.workdirs)
         self.running: dict[str, Running] = {}
         self.by_pid: dict[int, Running] = {}
         self.polled: set[str] = set()  # adopted without a pidfd (old kernels)
         self._timers: list[tuple[int, int, str, str]] = []  # (due_ms, seq, kind, attempt_id)
         self._seq = 0
-        self._resolved: dict[tuple[str, str, str], tuple[str | None, str | None]] = {}
         self._slots_due: int | None = None  # when the pending "slots" timer fires
         self._reaped_done: dict[str, int] = {}  # attempt -> pid whose reaped file was used
-        self.base_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
-        self.base_env.setdefault("PATH", os.defpath)
         self.gangs: dict[str, GangAttempt] = {}  # running gang nodes' jobs, by attempt id
         self.launcher = [*isolated_command(sys.executable), "launch"]  # the launch client
         self.on_other_child: Callable[[int, int], None] | None = None  # a launched command
@@ -183,12 +163,11 @@ class Runner:
         """Start a batch in three steps: prepare each job (work dir, slot, environment),
         journal every intent in one write, spawn them back to back (spawn.spawn_jobs), then
         journal every start in one write and track them."""
-        self._resolved.clear()  # PATH lookups are cached for one batch only
-        users: dict[str, RunAs | str] = {}  # and so are users and their groups
-        ready: list[_Ready] = []
+        self.prep.new_batch()  # PATH lookups, users and their groups: once per batch
+        ready: list[Ready] = []
         taken: set[str] = set()
         for spec in specs:
-            prepared = self._prepare(spec, taken, users)
+            prepared = self._prepare(spec, taken)
             if prepared is not None:
                 ready.append(prepared)
                 taken.add(prepared.attempt_id)
@@ -200,7 +179,7 @@ class Runner:
             self.spool.record_intent(job.attempt_id, job.request.log_path, job.work_dir, uid)
         self.spool.flush()
         spawned = spawn_jobs([job.request for job in ready], self.cgroups, self._state)
-        started: list[tuple[_Ready, int, int]] = []
+        started: list[tuple[Ready, int, int]] = []
         for job, outcome in zip(ready, spawned, strict=True):
             if isinstance(outcome, str):
                 slot = job.request.slot
@@ -223,10 +202,11 @@ class Runner:
                 "cgroups": slot.dirs if slot is not None else [],
                 "oom_base": slot.oom_base if slot is not None else 0,
             }
+            if job.launch_key is not None:
+                record[GANG] = journal_entry(job.request)
+                self.gangs[job.attempt_id] = GangAttempt(bytes.fromhex(job.launch_key), job.request)
             self.spool.record_start(record)
             self._track(Running(job.attempt_id, pid, record["start_ticks"], True, slot), record)
-            if job.launch_key is not None:
-                self.gangs[job.attempt_id] = GangAttempt(bytes.fromhex(job.launch_key), job.request)
             update = p.attempt_update(
                 job.attempt_id,
                 p.RUNNING,
@@ -237,11 +217,9 @@ class Runner:
             self.emit(update)
         self.spool.flush()
 
-    def _prepare(
-        self, spec: p.AttemptSpec, taken: set[str], users: dict[str, RunAs | str]
-    ) -> _Ready | None:
+    def _prepare(self, spec: p.AttemptSpec, taken: set[str]) -> Ready | None:
         """A job ready to spawn, or None: already known (reported again), or failed to start
-        (reported). ``users``: this batch's lookups of run_as."""
+        (reported)."""
         attempt_id = spec["attempt_id"]
         known = self.current_update(attempt_id)
         if known is not None:  # a re-sent launch: report, never run twice
@@ -249,68 +227,11 @@ class Runner:
             return None
         if attempt_id in taken:
             return None  # twice in one batch: one start
-        safe = safe_name(attempt_id)
-        log_path = f"{self._logs}/{safe}.log"
-        env = {**self.base_env, **spec["env"], ATTEMPT_VAR: attempt_id, DIR_VAR: self._state}
-        if spec["gpus"]:
-            visible = ",".join(str(index) for index in spec["gpus"])
-            env["CUDA_VISIBLE_DEVICES"] = env["NVIDIA_VISIBLE_DEVICES"] = visible
-        command = list(spec["command"])
-        who = run_as_cached(spec.get("user"), users)
-        if isinstance(who, str):
-            self.fail_to_start(attempt_id, log_path, who)
+        prepared = self.prep.prepare(spec, self.launcher)
+        if isinstance(prepared, Refused):
+            self.fail_to_start(attempt_id, prepared.log_path, prepared.reason)
             return None
-        auto_dir = spec["cwd"] is None
-        cwd = f"{self._work}/{safe}" if auto_dir else str(spec["cwd"])
-        if auto_dir:
-            self.workdirs.make(cwd)
-            if who is not None:
-                os.chown(cwd, who.uid, who.gid)  # the job's own scratch directory
-        program, problem = self._resolve(spec["command"][0], cwd, env["PATH"])
-        if who is not None:
-            env.update(who.env)
-        if problem is None and spec.get("launch_key"):
-            problem = self._prepare_gang(attempt_id, spec, env, who)
-        if problem is not None or program is None:
-            if auto_dir:
-                self.workdirs.release(cwd)
-            self.fail_to_start(attempt_id, log_path, problem or "CannotStartContainerError")
-            return None
-        slot: Slot | None = None
-        if self.slots.active:
-            try:
-                slot = self.slots.acquire(spec["vcpus"], spec["memory_mib"])
-            except OSError as exc:
-                if auto_dir:
-                    self.workdirs.release(cwd)
-                self.fail_to_start(attempt_id, log_path, f"CannotStartContainerError: {exc}")
-                return None
-        switch = who if who is not None and who.switch else None
-        request = SpawnRequest(program, command, env, cwd, log_path, slot, switch, auto_dir)
-        work_dir = cwd if auto_dir else None
-        return _Ready(attempt_id, request, work_dir, spec["timeout_s"], spec.get("launch_key"))
-
-    def _prepare_gang(
-        self, attempt_id: str, spec: p.AttemptSpec, env: dict[str, str], who: RunAs | None
-    ) -> str | None:
-        """A gang node's launch dir, and its variables added to ``env``; or why not."""
-        directory = launch_dir(self._state, attempt_id)
-        root = who.uid == 0 if who is not None else os.geteuid() == 0
-        owner = (who.uid, who.gid) if who is not None else None
-        try:
-            added = gang_environment(env, directory, run_as_root=root)
-            make_launch_dir(directory, str(spec["launch_key"]), env, self.launcher, owner)
-        except (ValueError, OSError) as exc:
-            remove_launch_dir(directory)
-            return f"CannotStartContainerError: cannot prepare the MPI launch files: {exc}"
-        env.update(added)
-        return None
-
-    def _resolve(self, program: str, cwd: str, path: str) -> tuple[str | None, str | None]:
-        """(the file to execute, or None; why it cannot be, or None)."""
-        if not os.path.isdir(cwd):
-            return None, f"CannotStartContainerError: working directory does not exist: {cwd}"
-        return resolve_cached(program, cwd, path, self._resolved)
+        return prepared
 
     def fail_to_start(self, attempt_id: str, log_path: str, reason: str) -> None:
         """Report the attempt FAILED_TO_START; the reason also goes to its log, unless a
@@ -546,6 +467,7 @@ class Runner:
                 self._finish(run, exit_code, signum, None, exited[1])
             else:
                 self._adopt(run)
+                self._readopt_gang(run, record)
         own_uid = os.geteuid()
         expected = {
             aid: rec["uid"] if isinstance(rec.get("uid"), int) else own_uid
@@ -563,6 +485,12 @@ class Runner:
         for attempt_id, record in intents.items():
             if attempt_id not in live:
                 self._settle_interrupted_start(record)
+
+    def _readopt_gang(self, run: Running, record: dict[str, Any]) -> None:
+        if GANG in record and run.attempt_id in self.running:  # alive: serve its launches
+            gang = readopt(self._state, run.attempt_id, record, run.slot)
+            if gang is not None:
+                self.gangs[run.attempt_id] = gang
 
     def _settle_interrupted_start(self, record: dict[str, Any]) -> None:
         """An attempt whose spawn the previous agent began but never journaled, and whose job
