@@ -67,7 +67,7 @@ def gang_reason(
 
 
 def _group_of(state: State, mine: list[Reservation]) -> str:
-    """" in placement group G" when every reserved node is in G, else ""."""
+    """The words " in placement group G" when every reserved node is in G, else nothing."""
     groups = set()
     for r in mine:
         node = state.nodes.get(r.node)
