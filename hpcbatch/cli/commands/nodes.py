@@ -1,7 +1,9 @@
 """``hpcbatch nodes``: list compute nodes, drain one, resume one (hpcbatch's own routes).
 
 A **drained** node takes no new attempts; DRAINING means it still runs some. Drain before
-maintenance, resume after. The table shows use against capacity so a person sees where room is.
+maintenance, resume after. The table shows use against capacity so a person sees where room is,
+and, where nodes have them, each node's placement group (GROUP) and the address:port of its
+agent's MPI launch server (LAUNCH), which a multi-node job's peers connect to.
 """
 
 from __future__ import annotations
@@ -80,7 +82,26 @@ def render_nodes(nodes: list[dict[str, Any]]) -> str:
         "LIMITS",
         "REASON",
     ]
+    for header, cell in _gang_columns(nodes):
+        headers.insert(-1, header)  # before REASON, which may be long
+        for row, value in zip(rows, cell, strict=True):
+            row.insert(-1, value)
     return render.table(headers, rows)
+
+
+def _gang_columns(nodes: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """GROUP (placement group) and LAUNCH (address:port of the agent's MPI launch server),
+    each only when some node has one: a cluster without them keeps its narrow table."""
+    columns: list[tuple[str, list[str]]] = []
+    if any(node.get("placementGroup") for node in nodes):
+        columns.append(("GROUP", [node.get("placementGroup") or "-" for node in nodes]))
+    if any(node.get("launchPort") for node in nodes):
+        launch = [
+            f"{node.get('address') or '?'}:{node['launchPort']}" if node.get("launchPort") else "-"
+            for node in nodes
+        ]
+        columns.append(("LAUNCH", launch))
+    return columns
 
 
 def _num(value: Any) -> str:

@@ -1,6 +1,7 @@
 """hpcbatch's own routes under ``/hpcbatch/v1/``: what the AWS API has no words for.
 
-- ``GET  nodes`` — every node: capacity, allocation, state and why, last heartbeat, enforcement
+- ``GET  nodes`` — every node: capacity, allocation, state and why, last heartbeat, enforcement,
+  and where set its address, MPI launch port and placement group
 - ``POST nodes/<name>/drain`` ``{"reason"}`` and ``nodes/<name>/resume``
 - ``GET  jobs/<jobId>/logs?attempt=N&offset=B`` — a chunk of an attempt's output
 - ``GET  jobs/<jobId>/history`` — the job's story from the journal
@@ -26,7 +27,9 @@ LOG_CHUNK = 256 * 1024
 
 
 def node_doc(node: Node) -> dict[str, Any]:
-    return {
+    """A node as the nodes route shows it; ``address``, ``launchPort`` (its agent's MPI launch
+    server) and ``placementGroup`` only where set."""
+    doc: dict[str, Any] = {
         "name": node.name,
         "computeEnvironment": node.ce,
         "state": node.state.value,
@@ -42,6 +45,13 @@ def node_doc(node: Node) -> dict[str, Any]:
         "lastHeartbeatAt": node.last_heartbeat,
         "enforcement": node.enforcement,
     }
+    optional = {
+        "address": node.address,
+        "launchPort": node.launch_port,
+        "placementGroup": node.placement_group,
+    }
+    doc.update((key, value) for key, value in optional.items() if value is not None)
+    return doc
 
 
 async def route(
