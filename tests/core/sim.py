@@ -43,6 +43,21 @@ class Sim:
                 self.killed.append(command)
         return commands
 
+    def grouped_cluster(self, groups: list[str | None]) -> Sim:
+        """CE "ce" and queue "q" with nodes n0.. (4 vCPUs, 8 GiB each), node i in placement
+        group ``groups[i]`` (None: in none)."""
+        self.do(ev.CreateComputeEnvironment, name="ce", ce_type="MANAGED", kind="LOCAL")
+        for i, group in enumerate(groups):
+            self.do(
+                ev.NodeJoined,
+                node=f"n{i}",
+                ce="ce",
+                capacity=Resources(4000, 8192),
+                placement_group=group,
+            )
+        self.do(ev.CreateJobQueue, name="q", priority=1, ce_order=((1, "ce"),))
+        return self
+
     def cluster(
         self,
         nodes: int = 2,

@@ -5,24 +5,14 @@ from __future__ import annotations
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.explain import explain
-from hpcbatch.core.model import Job, JobSpec, Resources
+from hpcbatch.core.model import Job, JobSpec
 from hpcbatch.core.plan import Reservation
 from tests.core.sim import Sim
 
 
 def _cluster(groups: list[str | None], busy_for_s: list[int]) -> Sim:
     """Nodes n0.. in ``groups``, each busy (3 of 4 vCPUs) with one job ending after ``busy_for_s``."""
-    sim = Sim()
-    sim.do(ev.CreateComputeEnvironment, name="ce", ce_type="MANAGED", kind="LOCAL")
-    for i, group in enumerate(groups):
-        sim.do(
-            ev.NodeJoined,
-            node=f"n{i}",
-            ce="ce",
-            capacity=Resources(4000, 8192),
-            placement_group=group,
-        )
-    sim.do(ev.CreateJobQueue, name="q", priority=1, ce_order=((1, "ce"),))
+    sim = Sim().grouped_cluster(groups)
     sim.do(ev.RegisterJobDefinition, name="d", def_type="container", spec=JobSpec(("true",)))
     for i, seconds in enumerate(busy_for_s):
         sim.submit(vcpus=3, timeout_s=seconds)  # 1 vCPU left: backfill room

@@ -3,24 +3,12 @@ the choice is told in the job's story."""
 
 from __future__ import annotations
 
-from hpcbatch.core import events as ev
-from hpcbatch.core.model import Job, Resources
+from hpcbatch.core.model import Job
 from tests.core.sim import Sim
 
 
 def _cluster(groups: list[str | None]) -> Sim:
-    sim = Sim()
-    sim.do(ev.CreateComputeEnvironment, name="ce", ce_type="MANAGED", kind="LOCAL")
-    for i, group in enumerate(groups):
-        sim.do(
-            ev.NodeJoined,
-            node=f"n{i}",
-            ce="ce",
-            capacity=Resources(4000, 8192),
-            placement_group=group,
-        )
-    sim.do(ev.CreateJobQueue, name="q", priority=1, ce_order=((1, "ce"),))
-    return sim
+    return Sim().grouped_cluster(groups)
 
 
 def _story(sim: Sim, job: Job) -> list[str]:
