@@ -3,6 +3,7 @@ host, state, exit code); a node says which node of which job it is."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -64,3 +65,25 @@ def test_a_node_says_which_node_of_which_job_it_is(
     assert main(["describe", "-e", stub.endpoint, "P#1"]) == 0
     assert "node 1 of P (main node)" in capsys.readouterr().out
     assert len(stub.calls()) == 1  # a node has no nodes of its own to fetch
+
+
+def test_json_of_a_multinode_parent_carries_its_nodes_beside_the_aws_answer(
+    stub: StubHead, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stub.on("POST", "/v1/describejobs", _describe)
+    assert main(["describe", "-e", stub.endpoint, "-o", "json", "P"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["jobs"] == [PARENT]  # AWS's job document unchanged
+    assert document["nodes"] == {"P": [NODES["P#0"], NODES["P#1"], NODES["P#2"]]}
+    assert stub.calls()[1].body == {"jobs": ["P#0", "P#1", "P#2"]}
+
+
+def test_json_of_jobs_without_nodes_has_no_nodes_key(
+    stub: StubHead, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stub.on("POST", "/v1/describejobs", _describe)
+    assert main(["describe", "-e", stub.endpoint, "-o", "json", "P#1"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [found["jobId"] for found in document["jobs"]] == ["P#1"]
+    assert "nodes" not in document
+    assert len(stub.calls()) == 1

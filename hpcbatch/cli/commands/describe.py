@@ -3,7 +3,8 @@
 The view answers what a person asks first: what state is it in and why, what did it run with
 what resources, where did each attempt run and how did it end, and (``--history``) the whole
 story of events the head recorded for it. Unknown ids are omitted by DescribeJobs (AWS's rule);
-this command names them on stderr and exits 3.
+this command names them on stderr and exits 3. A multi-node parent's nodes ``<parent>#<i>``
+are fetched too: a table on its page, and ``"nodes": {parent: [node jobs]}`` with ``-o json``.
 """
 
 from __future__ import annotations
@@ -36,13 +37,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     for start in range(0, len(ids), 100):  # DescribeJobs takes at most 100 ids
         jobs += ctx.client.call("DescribeJobs", {"jobs": ids[start : start + 100]}).get("jobs", [])
     histories = {job["jobId"]: history(ctx, job["jobId"]) for job in jobs} if args.history else {}
+    nodes = {job["jobId"]: node_jobs(ctx, job) for job in jobs}
     if ctx.json_output:
         document: dict[str, Any] = {"jobs": jobs}
         if args.history:
             document["history"] = histories
+        parents = {job_id: found for job_id, found in nodes.items() if found}
+        if parents:
+            document["nodes"] = parents  # beside AWS's answer, which stays as DescribeJobs gave it
         ctx.emit_json(document)
     else:
-        nodes = {job["jobId"]: node_jobs(ctx, job) for job in jobs}
         pages = [render_job(job, histories.get(job["jobId"]), nodes[job["jobId"]]) for job in jobs]
         if pages:
             sys.stdout.write("\n\n".join(pages) + "\n")
