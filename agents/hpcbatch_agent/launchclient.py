@@ -6,28 +6,51 @@ HOST, inside that node's job (launchserver.py); stdin, stdout and stderr relayed
 status is the remote one (128 + a signal); 255, with a message on stderr naming the reason,
 when the launch cannot happen (HOST outside the gang's HPCBATCH_LAUNCH_PEERS, no key, the
 agent unreachable or refusing). Standard library only.
+
+Its start is on the path of every MPI job's start-up: one client per remote daemon, on the main
+node, inside the job's CPU allowance. So it is started by :func:`client_command` (this module
+alone, ``-I -S``: isolated, and without ``site``'s path set-up, which it does not need) rather
+than through main.py's argument parser, and it imports only launchwire and what the wire needs:
+~15 ms a start instead of ~70 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import sys
 import threading
-from typing import BinaryIO
 
 from . import launchwire as w
-from .jobs import ATTEMPT_VAR
-from .mpienv import LAUNCH_KEY_FILE, LAUNCH_PEERS
+from .launchwire import ATTEMPT_VAR, LAUNCH_KEY_FILE, LAUNCH_PEERS
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~4 ms a start)
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 FAILED = 255
 CONNECT_TIMEOUT_S = 10.0
 ANSWER_FIELDS = {"proof": str}
 
 
+# argv[1] (popped): the directory or zipapp holding the hpcbatch_agent package.
+CLIENT_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "from hpcbatch_agent.launchclient import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
 class LaunchFailed(Exception):
     """The launch did not happen; the message says why."""
+
+
+def client_command(python: str, package_path: str) -> list[str]:
+    """argv prefix that runs this client (append ``[-x] HOST WORDS...``): ``python`` isolated
+    (-I: no PYTHONPATH, user site or working directory; the job's user controls all three)
+    and without site (-S), importing only from ``package_path``, the directory or zipapp the
+    agent itself was loaded from."""
+    return [python, "-I", "-S", "-c", CLIENT_BOOT, package_path]
 
 
 def main(argv: list[str]) -> int:
@@ -83,7 +106,7 @@ def _read_key(path: str) -> bytes:
             text = file.read().strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise LaunchFailed(f"cannot read the launch key {path}: {exc}") from None
-    if not w.NONCE_RE.fullmatch(text):
+    if not w.is_hex64(text):
         raise LaunchFailed(f"the launch key in {path} is not 64 lowercase hex digits")
     return bytes.fromhex(text)
 
@@ -93,7 +116,7 @@ def _handshake(
 ) -> None:
     try:
         challenge = w.parse_line(reader.readline(w.MAX_LINE), "challenge", {"nonce": str})
-        nonce = secrets.token_hex(32)
+        nonce = os.urandom(32).hex()  # secrets.token_hex's source, without its imports
         text = w.client_text(challenge["nonce"], nonce, attempt_id, command)
         sock.sendall(
             w.line(

@@ -29,7 +29,7 @@ import zipfile
 from pathlib import Path
 
 from . import keeper, launchclient, protocol
-from .bootstrap import isolated_command
+from .bootstrap import isolated_command, package_root
 from .capacity import detect_node
 from .cgroups import DEFAULT_PIDS_MAX, Cgroups
 from .fds import close_on_exec_inherited
@@ -152,6 +152,14 @@ def _self_command() -> list[str]:
     return isolated_command(sys.executable)
 
 
+def _self_path() -> str:
+    """Where this agent's package is loaded from: the zipapp it was shipped as, or the source
+    directory holding ``hpcbatch_agent``."""
+    if sys.argv and sys.argv[0].endswith(".pyz") and zipfile.is_zipfile(sys.argv[0]):
+        return os.path.abspath(sys.argv[0])
+    return package_root()
+
+
 def start_detached(args: argparse.Namespace) -> int:
     """Start the daemon in its own session; 0 once its socket accepts connections."""
     state_dir: Path = args.state_dir.resolve()
@@ -262,7 +270,7 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
         cgroups=cgroups,
         durability=args.durability,
     )
-    server.runner.launcher = [*_self_command(), "launch"]
+    server.runner.launcher = launchclient.client_command(sys.executable, _self_path())
     try:
         server.serve_forever()
     finally:

@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .hostfiles import HOSTS, HostSlots, hostfile_environment, hostfiles, main_first, parse_hosts
+from .launchwire import LAUNCH_KEY_FILE as LAUNCH_KEY_FILE  # the client's names, defined
+from .launchwire import LAUNCH_PEERS as LAUNCH_PEERS  # where the client imports them
 
 OPENMPI_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 LAUNCHER = "HPCBATCH_LAUNCHER"
-LAUNCH_KEY_FILE = "HPCBATCH_LAUNCH_KEY_FILE"
-LAUNCH_PEERS = "HPCBATCH_LAUNCH_PEERS"
 MAIN_NODE_INDEX = "AWS_BATCH_JOB_MAIN_NODE_INDEX"
 KEY_FILE_NAME = "launch.key"
 LAUNCHER_NAME = "launch"

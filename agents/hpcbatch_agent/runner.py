@@ -44,13 +44,14 @@ from typing import Any
 
 from . import protocol as p
 from .agentlog import log
-from .bootstrap import isolated_command
+from .bootstrap import package_root
 from .cgroups import OOM_REASON, Cgroups
 from .forkexec import LOG_FLAGS, LOG_MODE
 from .gangprep import GANG, GangAttempt, journal_entry, readopt
 from .jobprep import JobPrep, Ready, Refused
 from .jobs import adoptable, find_jobs, job_alive, scan_claims
 from .keeper import REAPED, read_reaped, reaped_path, start_ticks, wait_status
+from .launchclient import client_command
 from .launchdir import launch_dir, remove_launch_dir
 from .slots import Slot, SlotPool
 from .spawn import spawn_jobs
@@ -130,7 +131,7 @@ class Runner:
         self._slots_due: int | None = None  # when the pending "slots" timer fires
         self._reaped_done: dict[str, int] = {}  # attempt -> pid whose reaped file was used
         self.gangs: dict[str, GangAttempt] = {}  # running gang nodes' jobs, by attempt id
-        self.launcher = [*isolated_command(sys.executable), "launch"]  # the launch client
+        self.launcher = client_command(sys.executable, package_root())  # the launch client
         self.on_other_child: Callable[[int, int], None] | None = None  # a launched command
 
     # --- reporting --------------------------------------------------------------------------
