@@ -9,7 +9,7 @@ agent by the loop once it has made the result durable.
 from __future__ import annotations
 
 from hpcbatch.core import events as ev
-from hpcbatch.core import gang_life
+from hpcbatch.core import gang_life, reserved
 from hpcbatch.core.commands import Command, KillAttempt, LaunchAttempt
 from hpcbatch.core.jobs import SUCCESS_REASON, finish_job
 from hpcbatch.core.model import (
@@ -30,6 +30,7 @@ KILL_GRACE_MS = 30_000
 
 
 def apply_plan(state: State, e: ev.PlanApplied) -> list[Command]:
+    reserved.record(state, e.plan, e.now)  # for the start reasons of the next plan
     commands: list[Command] = []
     placements = e.plan.placements
     i = 0

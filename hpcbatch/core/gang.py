@@ -133,7 +133,7 @@ def try_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> bool:
         chosen, where = _choose(tier, whole, shape)
         if chosen is None:
             continue
-        reason = start_reason(run)
+        reason = start_reason(run, parent.job_id)
         for index, entry in enumerate(chosen):
             gpus = take(run, entry, entry.node.capacity, len(entry.gpus), end)
             run.placements.append(

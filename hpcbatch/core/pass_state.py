@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from hpcbatch.core.model import Node, Resources
 from hpcbatch.core.plan import Placement, Reservation
+from hpcbatch.core.reserved import on_reservation
 from hpcbatch.core.state import State
 
 NEVER = None  # an unknown end time
@@ -82,6 +83,10 @@ def take(
     return taken
 
 
-def start_reason(run: Pass) -> str:
+def start_reason(run: Pass, job_id: str) -> str:
+    """Why ``job_id`` starts in this pass: behind a blocked job, by backfill; else on the
+    reservation it held in the last applied plan (see ``reserved``), or immediately."""
     ahead = run.first_blocked
-    return "started immediately" if ahead is None else f"backfilled ahead of {ahead}"
+    if ahead is not None:
+        return f"backfilled ahead of {ahead}"
+    return on_reservation(run.state, job_id) or "started immediately"

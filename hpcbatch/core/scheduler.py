@@ -142,7 +142,9 @@ def _try_place(run: Pass, tiers: list[list[FreeNode]], job: Job) -> bool:
 def _commit(run: Pass, entry: FreeNode, job: Job, need: Resources, end: int | None) -> None:
     gpus = take(run, entry, need, need.gpus, end)
     backfill = run.first_blocked is not None
-    run.placements.append(Placement(job.job_id, entry.node.name, gpus, backfill, start_reason(run)))
+    run.placements.append(
+        Placement(job.job_id, entry.node.name, gpus, backfill, start_reason(run, job.job_id))
+    )
 
 
 def _reserve(run: Pass, flat: list[FreeNode], job: Job) -> None:

@@ -80,6 +80,7 @@ class State:
         self.listing: dict[str, dict[JobStatus, dict[str, None]]] = {}
         self.child_counts: dict[str, Counter[JobStatus]] = {}
         self.dependents: dict[str, set[str]] = {}
+        self.reserved_since: dict[str, int] = {}  # see ``reserved``: not persisted
         self.changes = Changes()
 
     # --- identity ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from hpcbatch.core import events as ev
+from hpcbatch.core import reserved
 from hpcbatch.core.commands import Command
 from hpcbatch.core.plan import Plan
 from hpcbatch.core.scheduler import schedule
@@ -152,6 +153,6 @@ class HeadLoop:
     def _schedule(self) -> list[Command]:
         now = now_ms()
         self.plan = schedule(self.state, now, self.backfill_depth)
-        if not self.plan.placements:
-            return []
+        if not self.plan.placements and not reserved.changes(self.state, self.plan):
+            return []  # nothing to start, and the reserved jobs are those recorded
         return step(self.state, ev.PlanApplied(cause="schedule", now=now, plan=self.plan))

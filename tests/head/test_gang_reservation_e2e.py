@@ -107,5 +107,8 @@ def test_a_gang_behind_small_jobs_starts_by_its_reservation(head: HeadProcess) -
         assert _started(head, job_id) >= gang_start
     story = " | ".join(str(e.get("detail", "")) for e in _history(head, gang))
     assert "on 2 whole nodes of" in story, story
+    held = re.search(r"started on its reservation \(reserved since (\d+), submitted", story)
+    assert held is not None, story  # reserved before the short job came, by a plan of no start
+    assert int(held.group(1)) < int(head.describe(short)["createdAt"]), story
     short_story = " | ".join(str(e.get("detail", "")) for e in _history(head, short))
     assert f"backfilled ahead of {gang}" in short_story, short_story
