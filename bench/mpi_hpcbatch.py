@@ -54,7 +54,7 @@ def plain_run(argv: list[str], env: dict[str, str]) -> float:
     return seconds
 
 
-def hpcbatch_run(client: httpx.Client, mpi: str, env: dict[str, str]) -> float:
+def hpcbatch_run(client: httpx.Client, mpi: str, env: dict[str, str], split: bool = False) -> float:
     environment = [{"name": k, "value": v} for k, v in env.items()]
     command = [LAUNCHERS[mpi], "-n", str(RANKS), sys.executable, str(HELLO), str(RANKS)]
     hold = {"command": ["sleep", "infinity"], "environment": environment}
@@ -79,9 +79,29 @@ def hpcbatch_run(client: httpx.Client, mpi: str, env: dict[str, str]) -> float:
             seconds = time.perf_counter() - start
             if job["status"] != "SUCCEEDED":
                 sys.exit(f"hpcbatch {mpi} job {job_id} failed: {job.get('statusReason')}")
+            if split:
+                print(json.dumps(split_row(client, mpi, job, seconds)), flush=True)
             return seconds
         time.sleep(0.002)  # poll; the head answers DescribeJobs in well under a millisecond
     sys.exit(f"hpcbatch {mpi} job {job_id} did not end in 60 s")
+
+
+def split_row(
+    client: httpx.Client, mpi: str, parent: dict[str, object], seconds: float
+) -> dict[str, object]:
+    """Where one run's time went, from the head's own ms timestamps, relative to createdAt:
+    each node's startedAt and stoppedAt, and the parent's stoppedAt."""
+    created = int(parent["createdAt"])  # type: ignore[call-overload]
+    ids = [f"{parent['jobId']}#{i}" for i in range(RANKS)]
+    nodes = client.post("/v1/describejobs", json={"jobs": ids}).json()["jobs"]
+    row: dict[str, object] = {"bench": "mpi_split_ms", "mpi": mpi, "total_s": round(seconds, 3)}
+    for node in sorted(nodes, key=lambda n: str(n["jobId"])):
+        index = str(node["jobId"]).rsplit("#", 1)[1]
+        row[f"n{index}"] = [
+            int(node.get(k) or created) - created for k in ("startedAt", "stoppedAt")
+        ]
+    row["parent_stopped"] = int(parent["stoppedAt"]) - created  # type: ignore[call-overload]
+    return row
 
 
 def plain_cases(cluster: DevCluster, work: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -112,6 +132,8 @@ def report(route: str, mpi: str, seconds: list[float]) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--split", action="store_true", help="print each run's timestamps")
+    parser.add_argument("--mpi", choices=sorted(LAUNCHERS), action="append")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="hpcbatch-bench-mpi-"))
     cluster = DevCluster.up(base / "cluster", hosts=RANKS)
@@ -127,12 +149,14 @@ def main() -> None:
                         "computeEnvironmentOrder": order}).raise_for_status()  # fmt: skip
             wait_online(client, {h.name for h in cluster.hosts})
             for mpi, (argv, env) in plain.items():
+                if args.mpi and mpi not in args.mpi:
+                    continue
                 batch_env = mpi4py_on_mpich(str(work)) if mpi == "mpich" else {}
                 hpcbatch_run(client, mpi, batch_env)  # warm: first agent launch, page cache
                 times: dict[str, list[float]] = {"plain": [], "hpcbatch": []}
                 for _ in range(args.runs):  # interleaved
                     times["plain"].append(plain_run(argv, env))
-                    times["hpcbatch"].append(hpcbatch_run(client, mpi, batch_env))
+                    times["hpcbatch"].append(hpcbatch_run(client, mpi, batch_env, args.split))
                 rows = {route: report(route, mpi, s) for route, s in times.items()}
                 ratio = float(rows["hpcbatch"]["median_s"]) / float(rows["plain"]["median_s"])  # type: ignore[arg-type]
                 print(json.dumps({"bench": "mpi_ratio", "mpi": mpi, "hpcbatch_over_plain":
