@@ -24,6 +24,8 @@ import threading
 from . import launchwire as w
 from .launchwire import ATTEMPT_VAR, LAUNCH_KEY_FILE, LAUNCH_PEERS
 
+HYDRA_PROXY = "hydra_pmi_proxy"  # the command whose environment Hydra leaves to us (mpienv)
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~4 ms a start)
 
 if TYPE_CHECKING:
@@ -98,6 +100,16 @@ def run(argv: list[str], env: os._Environ[str] | dict[str, str]) -> int:
         return _relay(sock, reader)
 
 
+def forwarded_env(command: str) -> dict[str, str] | None:
+    """This process's environment (mpiexec's) for a Hydra proxy, which the pre-wired
+    ``HYDRA_ENV=none`` keeps Hydra from forwarding itself (mpienv.rank_environment); None for
+    any other command (Open MPI's orted forwards what it forwards)."""
+    first = command.split(" ", 1)[0].strip("'\"")
+    if first.rsplit("/", 1)[-1] != HYDRA_PROXY:
+        return None
+    return dict(os.environ)
+
+
 def _read_key(path: str) -> bytes:
     if not path:
         raise LaunchFailed(f"{LAUNCH_KEY_FILE} is not set: not a process of a multi-node job")
@@ -117,7 +129,9 @@ def _handshake(
     try:
         challenge = w.parse_line(reader.readline(w.MAX_LINE), "challenge", {"nonce": str})
         nonce = os.urandom(32).hex()  # secrets.token_hex's source, without its imports
-        text = w.client_text(challenge["nonce"], nonce, attempt_id, command)
+        env = forwarded_env(command)
+        text = w.client_text(challenge["nonce"], nonce, attempt_id, command, env)
+        fields = {"env": env} if env is not None else {}
         sock.sendall(
             w.line(
                 "request",
@@ -125,6 +139,7 @@ def _handshake(
                 command=command,
                 nonce=nonce,
                 proof=w.proof(key, text),
+                **fields,
             )
         )
         data = reader.readline(w.MAX_LINE)

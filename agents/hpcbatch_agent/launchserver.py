@@ -29,9 +29,11 @@ import signal
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import launchwire as w
 from .agentlog import log, log_exception
+from .mpienv import rank_environment
 from .runner import Runner
 from .spawn import spawn_jobs
 
@@ -187,9 +189,10 @@ class LaunchServer:
             return
         self._authorize(session, request)
 
-    def _authorize(self, session: Session, request: dict[str, str]) -> None:
+    def _authorize(self, session: Session, request: dict[str, Any]) -> None:
+        env = request.get("env")
         text = w.client_text(
-            session.nonce, request["nonce"], request["attempt_id"], request["command"]
+            session.nonce, request["nonce"], request["attempt_id"], request["command"], env
         )
         for attempt_id, gang in self.runner.gangs.items():
             run = self.runner.running.get(attempt_id)
@@ -201,7 +204,7 @@ class LaunchServer:
                 continue
             answer = w.proof(gang.key, w.server_text(session.nonce, request["nonce"]))
             session.attempt_id = attempt_id
-            if self._start(session, request["command"]):
+            if self._start(session, request["command"], env):
                 session.outbuf += w.line("accepted", proof=answer)
                 log(
                     f"launch from {session.peer} (attempt {request['attempt_id']!r}) into "
@@ -223,8 +226,13 @@ class LaunchServer:
 
     # --- the command --------------------------------------------------------------------------
 
-    def _start(self, session: Session, command: str) -> bool:
+    def _start(self, session: Session, command: str, forwarded: dict[str, str] | None) -> bool:
+        """Start ``command`` in the session's attempt's job; ``forwarded``: the caller's
+        environment, where it sent one, over the job's except the node's own variables."""
         gang = self.runner.gangs[str(session.attempt_id)]
+        env = gang.request.env
+        if forwarded is not None:
+            env = rank_environment(env, forwarded)
         stdin_r, stdin_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -232,6 +240,7 @@ class LaunchServer:
             gang.request,
             program="/bin/sh",
             command=["/bin/sh", "-c", command],
+            env=env,
             stdio=(stdin_r, out_w, err_w),
             log_path="",
         )

@@ -4,7 +4,10 @@ Vocabulary:
     handshake  three JSON lines. The server: ``{"v":1,"type":"challenge","nonce":S}``. The
                client: ``{"v":1,"type":"request","attempt_id":A,"command":C,"nonce":N,
                "proof":P}`` with P = HMAC-SHA256(key, client_text(S, N, A, C)): it proves the
-               gang's key and binds its own attempt id and the command. The server answers
+               gang's key and binds its own attempt id and the command. A request may carry
+               ``"env":{name: value}``, the caller's environment, for a command whose
+               environment the caller's MPI does not forward itself (Hydra's proxy under
+               ``HYDRA_ENV=none``, mpienv.py); the proof then binds it too. The server answers
                ``{"v":1,"type":"accepted","proof":Q}`` with Q = HMAC-SHA256(key,
                server_text(S, N)), so the client knows it reached an agent that holds the key,
                or ``{"v":1,"type":"refused","reason":...}`` and closes. Nonces: 32 random
@@ -85,11 +88,26 @@ def request_problem(message: dict[str, Any]) -> str | None:
     for name in ("attempt_id", "command"):
         if not message[name] or "\0" in message[name]:
             return f"'{name}' must be non-empty, without a NUL byte"
+    env = message.get("env")
+    if env is not None and (
+        not isinstance(env, dict)
+        or not all(isinstance(v, str) and "\0" not in v for v in env.values())
+        or not all(k and "=" not in k and "\0" not in k for k in env)
+    ):
+        return "'env' must map names (without '=' or NUL) to strings (without NUL)"
     return None
 
 
-def client_text(server_nonce: str, client_nonce: str, attempt_id: str, command: str) -> bytes:
-    parts = ("hpcbatch-launch v1 client", server_nonce, client_nonce, attempt_id, command)
+def client_text(
+    server_nonce: str,
+    client_nonce: str,
+    attempt_id: str,
+    command: str,
+    env: Mapping[str, str] | None = None,
+) -> bytes:
+    parts = ["hpcbatch-launch v1 client", server_nonce, client_nonce, attempt_id, command]
+    if env is not None:
+        parts.append(json.dumps(env, sort_keys=True, separators=(",", ":")))
     return "\0".join(parts).encode()
 
 

@@ -17,13 +17,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .hostfiles import HOSTS, HostSlots, hostfile_environment, hostfiles, main_first, parse_hosts
+from .hostfiles import (
+    HOSTS,
+    HYDRA_HOST_FILE,
+    OMPI_DEFAULT_HOSTFILE,
+    HostSlots,
+    hostfile_environment,
+    hostfiles,
+    main_first,
+    parse_hosts,
+)
 from .launchwire import LAUNCH_KEY_FILE as LAUNCH_KEY_FILE  # the client's names, defined
 from .launchwire import LAUNCH_PEERS as LAUNCH_PEERS  # where the client imports them
 
 OPENMPI_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 LAUNCHER = "HPCBATCH_LAUNCHER"
 MAIN_NODE_INDEX = "AWS_BATCH_JOB_MAIN_NODE_INDEX"
+HYDRA_ENV = "HYDRA_ENV"
+NODE_PREFIXES = ("HPCBATCH_",)
+NODE_VARIABLES = frozenset(
+    {
+        "AWS_BATCH_JOB_NODE_INDEX",
+        "AWS_BATCH_JOB_ID",
+        "CUDA_VISIBLE_DEVICES",
+        "NVIDIA_VISIBLE_DEVICES",
+        "OMPI_MCA_plm_rsh_agent",
+        "HYDRA_LAUNCHER_EXEC",
+        HYDRA_HOST_FILE,
+        OMPI_DEFAULT_HOSTFILE,
+    }
+)
 KEY_FILE_NAME = "launch.key"
 LAUNCHER_NAME = "launch"
 
@@ -76,7 +99,14 @@ def _ordered(env: Mapping[str, str]) -> tuple[HostSlots, ...]:
 def gang_environment(env: Mapping[str, str], directory: str, run_as_root: bool) -> dict[str, str]:
     """What the agent adds to a gang node's environment ``env`` for files written in
     ``directory``: the hostfile variables, the key file, the launcher and the pre-wired MPI
-    variables; none of them replaces a variable ``env`` sets."""
+    variables; none of them replaces a variable ``env`` sets.
+
+    Hydra forwards nothing itself (``HYDRA_ENV=none``; a ``-genvall`` on mpiexec's command
+    line overrides it): its forwarding would put mpiexec's node-specific variables over those
+    of each rank's node. hpcbatch's launch client carries mpiexec's environment to each
+    Hydra proxy instead, and the launch server applies it over the node's own except the
+    node's variables (:func:`rank_environment`). A stand-in launcher (ssh) carries nothing,
+    so launch_environment leaves Hydra's forwarding as it is."""
     ordered = _ordered(env)
     launcher = f"{directory}/{LAUNCHER_NAME}"
     added = {
@@ -84,5 +114,21 @@ def gang_environment(env: Mapping[str, str], directory: str, run_as_root: bool) 
         LAUNCH_KEY_FILE: f"{directory}/{KEY_FILE_NAME}",
         LAUNCHER: launcher,
         **launch_environment(launcher, run_as_root),
+        HYDRA_ENV: "none",
     }
     return {name: value for name, value in added.items() if name not in env}
+
+
+def is_node_variable(name: str) -> bool:
+    """A variable whose value is the node's own: its index, its node job's id, its GPUs and
+    the paths of its attempt (HPCBATCH_*, the launcher and hostfiles in its launch dir)."""
+    return name in NODE_VARIABLES or name.startswith(NODE_PREFIXES)
+
+
+def rank_environment(node_env: Mapping[str, str], forwarded: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a Hydra proxy (and so of its ranks) started on a node whose job's
+    environment is ``node_env``, for an mpiexec whose environment is ``forwarded``: mpiexec's
+    variables over the node's, as Hydra's ``-genvall`` would, except the node's own
+    (:func:`is_node_variable`), which keep the node's values or stay unset."""
+    kept = {name: value for name, value in forwarded.items() if not is_node_variable(name)}
+    return {**node_env, **kept}

@@ -2,7 +2,10 @@
 two real agents as a LOCAL compute environment's virtual nodes (127.0.0.2 and 127.0.0.3), a
 2-node gang started as the head would, and node 0's job runs a bare ``mpirun -n 2`` /
 ``mpiexec -n 2``: no flag beyond the pre-wired environment. Each rank reports the cgroups it
-runs in: rank 1 must be in node 1's job's, started through node 1's agent."""
+runs in: rank 1 must be in node 1's job's, started through node 1's agent; and its node's own
+variables (AWS_BATCH_JOB_NODE_INDEX, AWS_BATCH_JOB_ID, HPCBATCH_ATTEMPT_ID), never the main
+node's, beside a variable set in mpirun's environment alone (Hydra forwards it; Open MPI
+does not)."""
 
 from __future__ import annotations
 
@@ -24,13 +27,15 @@ MPIRUN = "/usr/bin/mpirun.openmpi"
 MPIEXEC = "/usr/bin/mpiexec.hydra"
 LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
 RANK = """
-import json, sys
+import json, os, sys
 from mpi4py import MPI
 world = MPI.COMM_WORLD
 total = world.allreduce(world.Get_rank(), op=MPI.SUM)
 cgroup = open("/proc/self/cgroup").read().splitlines()
+env = {k: os.environ.get(k) for k in ("AWS_BATCH_JOB_NODE_INDEX", "AWS_BATCH_JOB_ID",
+                                      "HPCBATCH_ATTEMPT_ID", "FROM_MPIEXEC")}
 print(json.dumps({"rank": world.Get_rank(), "size": world.Get_size(), "sum": total,
-                  "cgroup": cgroup}), flush=True)
+                  "cgroup": cgroup, "env": env}), flush=True)
 """
 
 
@@ -74,12 +79,16 @@ def test_a_bare_mpirun_runs_one_rank_in_each_nodes_job(
         (library / MPI4PY_MPICH_NAME).symlink_to(LIBDIR / MPICH_LIBRARY)
         env |= mpi4py_on_mpich(str(library))
     key = secrets.token_hex(32)
-    agents[1].send(p.launch([p.attempt_spec("mpi#1", ["sleep", "60"], env=env, launch_key=key)]))
+    node1_env = env | {"AWS_BATCH_JOB_NODE_INDEX": "1", "AWS_BATCH_JOB_ID": "mpi#1"}
+    spec1 = p.attempt_spec("mpi#1", ["sleep", "60"], env=node1_env, launch_key=key)
+    agents[1].send(p.launch([spec1]))
     waiting = agents[1].wait_state("mpi#1", p.RUNNING, p.EXITED, p.FAILED_TO_START)
     assert waiting["state"] == p.RUNNING, waiting
     launcher = MPIRUN if mpi == "openmpi" else MPIEXEC
     command = [launcher, "-n", "2", sys.executable, str(program)]
-    spec = p.attempt_spec("mpi#0", command, env=env, launch_key=key, timeout_s=30)
+    main_env = env | {"AWS_BATCH_JOB_NODE_INDEX": "0", "AWS_BATCH_JOB_ID": "mpi#0"}
+    main_env["FROM_MPIEXEC"] = "set on the main node alone"
+    spec = p.attempt_spec("mpi#0", command, env=main_env, launch_key=key, timeout_s=30)
     agents[0].send(p.launch([spec]))
     main = agents[0].wait_state("mpi#0", p.RUNNING, p.EXITED, p.FAILED_TO_START)
     node0_cgroup = Path(f"/proc/{main['pid']}/cgroup").read_text().splitlines()
@@ -95,5 +104,15 @@ def test_a_bare_mpirun_runs_one_rank_in_each_nodes_job(
     node1_cgroup = Path(f"/proc/{waiting['pid']}/cgroup").read_text().splitlines()
     assert ranks[1]["cgroup"] == node1_cgroup, log
     assert ranks[0]["cgroup"] in (node0_cgroup, node1_cgroup)
+    forwarded = "set on the main node alone" if mpi == "mpich" else None
+    for rank in ranks:
+        node = 1 if rank["cgroup"] == node1_cgroup else 0
+        want = {
+            "AWS_BATCH_JOB_NODE_INDEX": str(node),
+            "AWS_BATCH_JOB_ID": f"mpi#{node}",
+            "HPCBATCH_ATTEMPT_ID": f"mpi#{node}",
+            "FROM_MPIEXEC": forwarded if node else "set on the main node alone",
+        }
+        assert rank["env"] == want, (rank, log)
     agents[1].send(p.kill("mpi#1", "test over"))
     agents[1].wait_state("mpi#1", p.EXITED)
