@@ -53,6 +53,7 @@ def main() -> int:
         "host": socket.gethostname(),
         "node": int(os.environ.get("AWS_BATCH_JOB_NODE_INDEX", "-1")),
         "job": os.environ.get("AWS_BATCH_JOB_ID"),
+        "from_mpiexec": os.environ.get("FROM_MPIEXEC"),  # set in mpiexec's environment alone
         "sum": total,
         "problems": problems,
     }
