@@ -12,24 +12,12 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.head.headproc import HeadProcess, wait_for
 
 HPCBATCH = str(Path(sys.executable).with_name("hpcbatch"))
-
-
-@pytest.fixture
-def head(tmp_path: Path) -> Iterator[HeadProcess]:
-    process = HeadProcess(tmp_path / "head", nodes=2, vcpus=2, memory=4096)
-    try:
-        yield process.start()
-    finally:
-        process.cleanup()
 
 
 def _small(head: HeadProcess, name: str, seconds: float, timeout_s: int) -> str:
