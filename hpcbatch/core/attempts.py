@@ -134,9 +134,26 @@ def job_environment(state: State, job: Job, attempt: Attempt) -> tuple[tuple[str
     if job.array_index is not None and job.parent_id is not None:
         env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
         env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(state.jobs[job.parent_id].array_size)
-    if attempt.gpu_indices:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, attempt.gpu_indices))
+    env.update(gpu_environment(attempt.gpu_indices, env))
     return tuple(env.items())
+
+
+def gpu_environment(gpus: tuple[int, ...], declared: dict[str, str]) -> dict[str, str]:
+    """What tells CUDA and the NVIDIA container runtime which GPUs the job may use.
+
+    A job with GPUs sees exactly its own (by index, as its node offers them). A job without
+    sees none: CUDA reports no device when ``CUDA_VISIBLE_DEVICES`` is set empty, and
+    ``NVIDIA_VISIBLE_DEVICES=void`` exposes none in a container; unset, both would show every
+    GPU of the host. A job that sets either variable itself keeps its value (no GPU is held
+    for it, so that is its own choice)."""
+    if gpus:
+        visible = ",".join(map(str, gpus))
+        return {"CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES": visible}
+    return {
+        name: value
+        for name, value in (("CUDA_VISIBLE_DEVICES", ""), ("NVIDIA_VISIBLE_DEVICES", "void"))
+        if name not in declared
+    }
 
 
 def held_attempt(state: State, node: str, aid: str) -> tuple[Job, Attempt] | None:

@@ -13,7 +13,10 @@ node_lost_timeout_s = 120          # DOWN this long: its jobs fail as "Host lost
 nodes = 1                          # virtual nodes (one agent each) on this machine
 vcpus = 0                          # per node; 0 = this machine's CPUs
 memory_mib = 0                     # per node; 0 = this machine's memory
-gpus = []                          # GPU indices to offer (per node)
+gpus = []                          # this machine's GPU indices, split between the nodes in
+                                   # order (nodes = 2, gpus = [0, 1, 2, 3]: local-1 offers 0,1,
+                                   # local-2 offers 2,3); [] with nodes = 1: nvidia-smi's, with
+                                   # nodes > 1: none (each node would offer every board)
 fabric = "tcp"                     # tcp (default), efa, ucx, verbs: MPI variables for gangs
 network_interface = "lo"           # optional: the interface the nodes reach each other on
 placement_group = "g1"             # optional: every local node's placement group
@@ -53,6 +56,14 @@ class LocalConfig:
     gpus: tuple[int, ...] = ()
     fabric: Fabric = Fabric()
     placement_group: str | None = None
+
+    def node_gpus(self, index: int) -> tuple[int, ...] | None:
+        """The GPUs virtual node ``index`` (0-based) offers, its own share of ``gpus`` so no
+        board is offered twice; None: the node's agent offers what nvidia-smi finds."""
+        if not self.gpus:
+            return None if self.nodes == 1 else ()
+        share = len(self.gpus) // self.nodes
+        return self.gpus[index * share : (index + 1) * share]
 
     @property
     def fabric_environment(self) -> tuple[tuple[str, str], ...]:
@@ -130,11 +141,14 @@ def _local(raw: dict[str, Any]) -> LocalConfig:
         if key not in LOCAL_KEYS:
             raise ValidationError(f"config.local.{key}", "is not a known setting")
     gpus = raw.get("gpus", [])
-    if not isinstance(gpus, list) or not all(isinstance(g, int) and g >= 0 for g in gpus):
+    if not isinstance(gpus, list) or not all(
+        isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gpus
+    ):
         raise ValidationError("config.local.gpus", f"must be a list of GPU indices (got {gpus!r})")
     nodes = _typed("config.local.nodes", raw.get("nodes", 1), int)
     if not 0 <= nodes <= 64:  # 0: a head that only manages SSH hosts
         raise ValidationError("config.local.nodes", f"must be 0 to 64 (got {nodes})")
+    _check_gpu_split(gpus, nodes)
     return LocalConfig(
         nodes=nodes,
         vcpus=_typed("config.local.vcpus", raw.get("vcpus", 0), int),
@@ -145,3 +159,20 @@ def _local(raw: dict[str, Any]) -> LocalConfig:
             "config.local.placement_group", raw.get("placement_group")
         ),
     )
+
+
+def _check_gpu_split(gpus: list[int], nodes: int) -> None:
+    """Each GPU is offered by exactly one virtual node, and every node gets as many."""
+    seen: set[int] = set()
+    for gpu in gpus:
+        if gpu in seen:
+            raise ValidationError(
+                "config.local.gpus", f"GPU {gpu} appears twice: a GPU is offered by one node only"
+            )
+        seen.add(gpu)
+    if gpus and (nodes == 0 or len(gpus) % nodes):
+        raise ValidationError(
+            "config.local.gpus",
+            f"{len(gpus)} GPUs {gpus} cannot be split evenly between {nodes} nodes "
+            "(each node offers its own share of the list, in order)",
+        )

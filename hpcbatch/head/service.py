@@ -144,7 +144,9 @@ class Head:
     def _local_specs(self) -> list[NodeSpec]:
         local = self.config.local
 
-        def connect(name: str, profile: NodeProfile) -> Callable[[], Awaitable[AgentLink]]:
+        def connect(
+            name: str, profile: NodeProfile, gpus: tuple[int, ...] | None
+        ) -> Callable[[], Awaitable[AgentLink]]:
             # Its launch server listens on the virtual node's own loopback address.
             options = ["--launch-address", profile.address] if profile.address else []
             return lambda: connect_local_agent(
@@ -152,17 +154,21 @@ class Head:
                 name,
                 vcpus=local.vcpus or None,
                 memory_mib=local.memory_mib or None,
-                gpus=list(local.gpus) or None,
+                gpus=None if gpus is None else list(gpus),  # [] offers none
                 head_id=self.head_id,
                 agent_options=options,
             )
 
         return [
             NodeSpec(
-                name, LOCAL_CE, connect(name, profile), stop_agent_on_exit=True, profile=profile
+                name,
+                LOCAL_CE,
+                connect(name, profile, local.node_gpus(i)),
+                stop_agent_on_exit=True,
+                profile=profile,
             )
-            for name, profile in zip(
-                local_node_names(local.nodes), local_profiles(local), strict=True
+            for i, (name, profile) in enumerate(
+                zip(local_node_names(local.nodes), local_profiles(local), strict=True)
             )
         ]
 
