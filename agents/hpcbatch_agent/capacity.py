@@ -5,53 +5,22 @@ Vocabulary:
     override   a value given on the command line (``--vcpus`` ...) that wins over detection,
                so one machine can host several virtual nodes that split it.
 
-Parsing is done by pure functions (``parse_nvidia_smi``, ``parse_meminfo``) so the text
-formats have golden tests; ``detect_node`` does the I/O. Which cgroups are enforced is
+Parsing is done by pure functions (``parse_meminfo`` here, ``parse_nvidia_smi`` in gpus.py)
+so the text formats have golden tests; ``detect_node`` does the I/O. Which cgroups are enforced is
 decided by cgroups.py and passed in.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-import shutil
 import socket
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from .gpus import detect_gpus, parse_nvidia_smi
 from .protocol import GpuInfo, NodeInfo
 
-NVIDIA_SMI_ARGS = [
-    "--query-gpu=index,uuid,name,memory.total",
-    "--format=csv,noheader,nounits",
-]
-
-
-def _nullable(text: str) -> str | None:
-    # nvidia-smi prints "[N/A]" / "[Not Supported]" for fields a board does not report.
-    text = text.strip()
-    return None if not text or text.startswith("[") else text
-
-
-def parse_nvidia_smi(output: str) -> list[GpuInfo]:
-    """Parse ``nvidia-smi --query-gpu=index,uuid,name,memory.total --format=csv,noheader,nounits``."""
-    gpus: list[GpuInfo] = []
-    for row in csv.reader(output.splitlines(), skipinitialspace=True):
-        if not row or not row[0].strip():
-            continue
-        if len(row) < 4:
-            raise ValueError(f"nvidia-smi row has {len(row)} fields, expected 4: {row!r}")
-        memory = _nullable(row[3])
-        gpus.append(
-            {
-                "index": int(row[0]),
-                "uuid": _nullable(row[1]),
-                "name": _nullable(row[2]),
-                "memory_mib": int(float(memory)) if memory is not None else None,
-            }
-        )
-    return gpus
+__all__ = ["detect_node", "parse_meminfo", "parse_nvidia_smi", "select_gpus"]
 
 
 def parse_meminfo(text: str) -> int:
@@ -61,19 +30,6 @@ def parse_meminfo(text: str) -> int:
             kib = int(line.split()[1])
             return kib // 1024
     raise ValueError("no MemTotal line in /proc/meminfo")
-
-
-def _gpus_from_nvidia_smi() -> list[GpuInfo] | None:
-    binary = shutil.which("nvidia-smi")
-    if binary is None:
-        return None
-    try:
-        result = subprocess.run(
-            [binary, *NVIDIA_SMI_ARGS], capture_output=True, text=True, timeout=20, check=True
-        )
-        return parse_nvidia_smi(result.stdout)
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
 
 
 def select_gpus(detected: list[GpuInfo] | None, requested: Sequence[int] | None) -> list[GpuInfo]:
@@ -101,12 +57,16 @@ def detect_node(
         vcpus = len(os.sched_getaffinity(0))
     if memory_mib is None:
         memory_mib = parse_meminfo(Path("/proc/meminfo").read_text())
-    return {
+    detection = detect_gpus()
+    node: NodeInfo = {
         "name": name,
         "vcpus": vcpus,
         "memory_mib": memory_mib,
-        "gpus": select_gpus(_gpus_from_nvidia_smi(), gpus),
+        "gpus": select_gpus(detection.gpus, gpus),
         "cgroups": cgroups,
         "hostname": socket.gethostname(),
         "enforced": list(enforced),
     }
+    if detection.reason is not None:
+        node["gpus_reason"] = detection.reason
+    return node

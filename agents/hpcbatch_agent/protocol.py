@@ -54,6 +54,7 @@ class NodeInfo(TypedDict):
     hostname: str
     enforced: NotRequired[list[str]]  # of "memory", "cpu", "pids"; absent from older agents
     launch_port: NotRequired[int | None]  # the MPI launch server's TCP port (None: none runs)
+    gpus_reason: NotRequired[str]  # why nvidia-smi gave no inventory (missing, hung, garbage)
 
 
 class _AttemptSpecOptions(TypedDict, total=False):
@@ -382,6 +383,9 @@ def check_agent_message(message: Message) -> None:
         port = message["node"].get("launch_port")
         if port is not None and not (_is_int(port) and 0 < port < 65536):
             raise MessageError(f"malformed message: hello.node has a bad 'launch_port': {port!r}")
+        reason = message["node"].get("gpus_reason")
+        if reason is not None and not _is_str(reason):
+            raise MessageError(f"malformed message: hello.node has a bad 'gpus_reason': {reason!r}")
         _check_items(message["attempts"], UPDATE_FIELDS, "hello.attempts")
     elif kind == "updates":
         _check_items(message["updates"], UPDATE_FIELDS, "updates.updates")
