@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-OPENMPI_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+# One copy: the agent pre-wires these on each node of a gang; the plain baseline needs them too.
+from hpcbatch_agent.mpienv import OPENMPI_ROOT as OPENMPI_ROOT
+
 # mpi4py's wheel asks for libmpi.so.12; Debian's MPICH calls it libmpich.so.12.
 MPICH_LIBRARY = "libmpich.so.12"
 MPI4PY_MPICH_NAME = "libmpi.so.12"
