@@ -10,6 +10,8 @@ Vocabulary:
     update    the state of an attempt as the agent last saw it: RUNNING, EXITED or
               FAILED_TO_START, with pid, times (epoch milliseconds) and result.
     node      what the agent offers: vCPUs, memory, GPUs, cgroup support, host name.
+    GPU id    how a GPU is named across the wire (``gpu_id``): its UUID as nvidia-smi prints
+              it (``GPU-...``, ``MIG-...``) where known, else its index as a decimal string.
 
 Nothing here does I/O: both ends import this one module (the head through
 ``hpcbatch.protocol``), so the wire format has a single source of truth. Standard library
@@ -55,6 +57,8 @@ class NodeInfo(TypedDict):
     enforced: NotRequired[list[str]]  # of "memory", "cpu", "pids"; absent from older agents
     launch_port: NotRequired[int | None]  # the MPI launch server's TCP port (None: none runs)
     gpus_reason: NotRequired[str]  # why nvidia-smi gave no inventory (missing, hung, garbage)
+    gpu_isolation: NotRequired[str]  # "devices" | "env"; absent from older agents: read "env"
+    gpu_isolation_reason: NotRequired[str]  # why "env" on a host with GPUs
 
 
 class _AttemptSpecOptions(TypedDict, total=False):
@@ -68,7 +72,7 @@ class AttemptSpec(_AttemptSpecOptions):
     env: dict[str, str]
     cwd: str | None
     timeout_s: int | None
-    gpus: list[int]
+    gpus: list[str]  # GPU ids (gpu_id); the head sets CUDA_VISIBLE_DEVICES in env, not the agent
     vcpus: int
     memory_mib: int
 
@@ -170,13 +174,29 @@ def _is_cgroups(value: Any) -> bool:
     return value in ("none", "v1", "v2")
 
 
+GPU_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+GPU_ID_RULE = "1 to 128 characters of A-Z a-z 0-9 . _ : -"
+GPU_ISOLATIONS = ("devices", "env")
+
+
+def is_gpu_id(value: Any) -> bool:
+    return isinstance(value, str) and GPU_ID_RE.fullmatch(value) is not None
+
+
+def gpu_id(gpu: GpuInfo) -> str:
+    """The GPU's id on the wire: its UUID where known (indices change with
+    ``CUDA_DEVICE_ORDER`` and across reboots), else its index as a decimal string."""
+    uuid = gpu["uuid"]
+    return uuid if uuid else str(gpu["index"])
+
+
 ATTEMPT_FIELDS: dict[str, Checker] = {
     "attempt_id": _is_str,
     "command": _is_command,
     "env": _is_str_map,
     "cwd": _optional(_is_str),
     "timeout_s": _optional(_is_int),
-    "gpus": _list_of(_is_int),
+    "gpus": lambda v: isinstance(v, list),  # each item: _gpus_problem
     "vcpus": _is_int,
     "memory_mib": _is_int,
 }
@@ -195,7 +215,7 @@ UPDATE_FIELDS: dict[str, Checker] = {
 
 GPU_FIELDS: dict[str, Checker] = {
     "index": _is_int,
-    "uuid": _optional(_is_str),
+    "uuid": _optional(is_gpu_id),
     "name": _optional(_is_str),
     "memory_mib": _optional(_is_int),
 }
@@ -234,6 +254,7 @@ AGENT_MESSAGES: dict[str, dict[str, Checker]] = {
         "complete": _is_bool,
     },
     "error": {"reason": _is_str},
+    "gpus": {"gpus": lambda v: isinstance(v, list)},
 }
 
 
@@ -297,9 +318,20 @@ def _attempt_value_problem(spec: dict[str, Any]) -> str | None:
         else None,
         _in_range("vcpus", spec["vcpus"], 0, MAX_VCPUS),
         _in_range("memory_mib", spec["memory_mib"], 0, MAX_MEMORY_MIB),
-        next((_in_range("gpus", g, 0, 2**16) for g in spec["gpus"] if not 0 <= g <= 2**16), None),
+        _gpus_problem(spec["gpus"]),
     )
     return next((problem for problem in checks if problem is not None), None)
+
+
+def _gpus_problem(gpus: list[Any]) -> str | None:
+    seen: set[str] = set()
+    for gpu in gpus:
+        if not is_gpu_id(gpu):
+            return f"'gpus' must list GPU ids ({GPU_ID_RULE}), not {gpu!r}"
+        if gpu in seen:
+            return f"'gpus' must not list GPU {gpu!r} twice"
+        seen.add(gpu)
+    return None
 
 
 LAUNCH_KEY_RE = re.compile(r"[0-9a-f]{64}")
@@ -378,17 +410,30 @@ def check_agent_message(message: Message) -> None:
         raise MessageError(f"malformed message: unknown agent message type {kind!r}")
     _check_fields(message, fields, kind)
     if kind == "hello":
-        _check_fields(message["node"], NODE_FIELDS, "hello.node")
-        _check_items(message["node"]["gpus"], GPU_FIELDS, "hello.node.gpus")
-        port = message["node"].get("launch_port")
+        node = message["node"]
+        _check_fields(node, NODE_FIELDS, "hello.node")
+        _check_gpus(node, "hello.node")
+        port = node.get("launch_port")
         if port is not None and not (_is_int(port) and 0 < port < 65536):
             raise MessageError(f"malformed message: hello.node has a bad 'launch_port': {port!r}")
-        reason = message["node"].get("gpus_reason")
-        if reason is not None and not _is_str(reason):
-            raise MessageError(f"malformed message: hello.node has a bad 'gpus_reason': {reason!r}")
+        _check_optional(node, "gpu_isolation", lambda v: v in GPU_ISOLATIONS, "hello.node")
+        _check_optional(node, "gpu_isolation_reason", _is_str, "hello.node")
         _check_items(message["attempts"], UPDATE_FIELDS, "hello.attempts")
     elif kind == "updates":
         _check_items(message["updates"], UPDATE_FIELDS, "updates.updates")
+    elif kind == "gpus":
+        _check_gpus(message, "gpus")
+
+
+def _check_optional(obj: dict[str, Any], name: str, check: Checker, where: str) -> None:
+    if name in obj and not check(obj[name]):
+        raise MessageError(f"malformed message: {where} has a bad '{name}': {obj[name]!r}")
+
+
+def _check_gpus(obj: dict[str, Any], where: str) -> None:
+    """A node's GPUs and their reason, in a hello's node or a ``gpus`` message."""
+    _check_items(obj["gpus"], GPU_FIELDS, f"{where}.gpus")
+    _check_optional(obj, "gpus_reason", _is_str, where)
 
 
 # --- builders: head -> agent -------------------------------------------------------------
@@ -409,7 +454,7 @@ def attempt_spec(
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
     timeout_s: int | None = None,
-    gpus: Iterable[int] = (),
+    gpus: Iterable[str] = (),
     vcpus: int = 1,
     memory_mib: int = 0,
     user: str | None = None,
@@ -457,6 +502,15 @@ def shutdown(kill_jobs: bool) -> Message:
 
 def agent_hello(node: NodeInfo, attempts: Iterable[AttemptUpdate]) -> Message:
     return _message("hello", agent_version=AGENT_VERSION, node=node, attempts=list(attempts))
+
+
+def gpus_update(gpus: Iterable[GpuInfo], reason: str | None) -> Message:
+    """The node's GPUs after a re-detection changed them or their reason (reason None: the
+    last nvidia-smi run parsed and listed every configured GPU)."""
+    message = _message("gpus", gpus=list(gpus))
+    if reason is not None:
+        message["gpus_reason"] = reason
+    return message
 
 
 def updates(items: Iterable[AttemptUpdate]) -> Message:
@@ -538,6 +592,8 @@ __all__ = [
     "ATTEMPT_STATES",
     "EXITED",
     "FAILED_TO_START",
+    "GPU_ID_RULE",
+    "GPU_ISOLATIONS",
     "HEAD_MESSAGES",
     "PROTOCOL_VERSION",
     "RUNNING",
@@ -563,9 +619,12 @@ __all__ = [
     "decode",
     "encode",
     "error",
+    "gpu_id",
+    "gpus_update",
     "head_hello",
     "heartbeat",
     "is_final",
+    "is_gpu_id",
     "kill",
     "launch",
     "log_data",

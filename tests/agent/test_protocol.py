@@ -25,13 +25,20 @@ def test_golden_launch_message() -> None:
     message = p.launch(
         [
             p.attempt_spec(
-                "j:1#0", ["true"], env={"A": "b"}, gpus=[1], vcpus=2, memory_mib=512, timeout_s=60
+                "j:1#0",
+                ["true"],
+                env={"A": "b"},
+                gpus=["GPU-16794395-2c4e-8a1f-b6d3-5e0f9a7c1b24", "1"],
+                vcpus=2,
+                memory_mib=512,
+                timeout_s=60,
             )
         ]
     )
     assert p.encode(message) == (
         b'{"v":1,"type":"launch","attempts":[{"attempt_id":"j:1#0","command":["true"],'
-        b'"env":{"A":"b"},"cwd":null,"timeout_s":60,"gpus":[1],"vcpus":2,"memory_mib":512}]}\n'
+        b'"env":{"A":"b"},"cwd":null,"timeout_s":60,'
+        b'"gpus":["GPU-16794395-2c4e-8a1f-b6d3-5e0f9a7c1b24","1"],"vcpus":2,"memory_mib":512}]}\n'
     )
     p.check_head_message(message)
 
@@ -126,6 +133,8 @@ def test_every_builder_passes_its_own_validation() -> None:
 
 def test_head_imports_the_same_protocol() -> None:
     assert head_protocol.encode is p.encode
+    assert head_protocol.gpu_id is p.gpu_id
+    assert head_protocol.gpus_update is p.gpus_update
     assert head_protocol.PROTOCOL_VERSION == 1
     assert set(head_protocol.__all__) == set(p.__all__)
 
@@ -138,3 +147,95 @@ def test_coalesce_drops_a_running_that_its_end_follows_and_keeps_the_rest() -> N
     other = p.attempt_update("b", p.RUNNING, "/l/b", pid=8, started_at_ms=1)
     assert p.coalesce([started, other, ended]) == [other, ended]
     assert p.coalesce([started, other]) == [started, other]
+
+
+# --- GPUs: ids, the launch's gpus, the hello's isolation, the gpus message ----------------------
+
+H200 = "GPU-16794395-2c4e-8a1f-b6d3-5e0f9a7c1b24"
+
+
+def gpu(index: int, uuid: str | None) -> p.GpuInfo:
+    return {"index": index, "uuid": uuid, "name": None, "memory_mib": None}
+
+
+def test_a_gpu_is_named_by_its_uuid_else_its_index() -> None:
+    assert p.gpu_id(gpu(3, H200)) == H200
+    assert p.gpu_id(gpu(3, "MIG-5c3d2a8e-1f4b-7a90-3c2e-8d9f0a1b2c3d")).startswith("MIG-")
+    assert p.gpu_id(gpu(3, None)) == "3"
+    assert p.gpu_id(gpu(0, "")) == "0"
+
+
+@pytest.mark.parametrize(
+    ("gpus", "rule"),
+    [
+        ([0], "'gpus' must list GPU ids (1 to 128 characters of A-Z a-z 0-9 . _ : -), not 0"),
+        ([""], "'gpus' must list GPU ids (1 to 128 characters of A-Z a-z 0-9 . _ : -), not ''"),
+        (["GPU 1"], "not 'GPU 1'"),
+        (["GPU-1\x00"], "not 'GPU-1\\x00'"),
+        (["x" * 129], "not 'xxxx"),
+        (["GPU-é"], "not 'GPU-é'"),
+        ([None], "not None"),
+        ([H200, "1", H200], f"'gpus' must not list GPU '{H200}' twice"),
+    ],
+)
+def test_a_launch_with_a_bad_gpu_id_names_the_field_and_the_rule(gpus: list, rule: str) -> None:
+    spec = {**p.attempt_spec("a", ["true"]), "gpus": gpus}
+    problem = p.attempt_problem(spec, "launch.attempts[0]")
+    assert problem is not None and problem.startswith("malformed message: launch.attempts[0]: ")
+    assert rule in problem
+    with pytest.raises(p.MessageError, match="'gpus' must"):
+        p.check_head_message(p.launch([spec]))
+
+
+def test_a_launch_takes_every_kind_of_gpu_id() -> None:
+    ids = [H200, "MIG-1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809", "0", "x" * 128, "a.b_c:d-e"]
+    assert p.attempt_problem(p.attempt_spec("a", ["true"], gpus=ids), "w") is None
+    with pytest.raises(p.MessageError, match=r"launch.attempts\[0\] has a bad 'gpus': 'GPU-1'"):
+        p.check_head_message(p.launch([{**p.attempt_spec("a", ["x"]), "gpus": "GPU-1"}]))
+
+
+def _node(**extra: object) -> dict:
+    node = {"name": "n", "vcpus": 1, "memory_mib": 1, "gpus": [], "cgroups": "v1", "hostname": "h"}
+    return {**node, **extra}
+
+
+def test_the_hello_carries_gpu_isolation_and_its_reason() -> None:
+    p.check_agent_message(p.agent_hello(_node(), []))  # an older agent's: the head reads "env"
+    p.check_agent_message(p.agent_hello(_node(gpu_isolation="devices"), []))
+    reason = "cgroup v2: no eBPF device filter yet"
+    p.check_agent_message(
+        p.agent_hello(_node(gpu_isolation="env", gpu_isolation_reason=reason), [])
+    )
+    with pytest.raises(p.MessageError, match="hello.node has a bad 'gpu_isolation': 'cgroup'"):
+        p.check_agent_message(p.agent_hello(_node(gpu_isolation="cgroup"), []))
+    with pytest.raises(p.MessageError, match="hello.node has a bad 'gpu_isolation_reason': 1"):
+        p.check_agent_message(p.agent_hello(_node(gpu_isolation_reason=1), []))
+
+
+def test_the_hello_refuses_a_gpu_whose_uuid_is_no_gpu_id() -> None:
+    node = _node(gpus=[gpu(0, "GPU 0")])
+    with pytest.raises(p.MessageError, match=r"hello.node.gpus\[0\] has a bad 'uuid': 'GPU 0'"):
+        p.check_agent_message(p.agent_hello(node, []))
+
+
+def test_the_gpus_message_golden_and_checked_like_the_hellos_gpus() -> None:
+    message = p.gpus_update([gpu(0, H200)], None)
+    assert p.encode(message) == (
+        b'{"v":1,"type":"gpus","gpus":[{"index":0,"uuid":"' + H200.encode() + b'",'
+        b'"name":null,"memory_mib":null}]}\n'
+    )
+    p.check_agent_message(message)
+    failed = p.gpus_update([gpu(0, H200)], "nvidia-smi timed out after 5 s (killed)")
+    assert failed["gpus_reason"] == "nvidia-smi timed out after 5 s (killed)"
+    p.check_agent_message(p.decode(p.encode(failed)))
+    p.check_agent_message(p.gpus_update([], "configured GPU 3 is not on this host (...)"))
+    for bad, fragment in [
+        ({**message, "gpus": None}, "gpus has a bad 'gpus': None"),
+        ({**message, "gpus": [{"index": "0"}]}, r"gpus.gpus\[0\] has a bad 'index'"),
+        ({**message, "gpus": [{**gpu(0, None), "memory_mib": 1.5}]}, "bad 'memory_mib'"),
+        ({**message, "gpus": [gpu(0, "GPU 0")]}, r"gpus.gpus\[0\] has a bad 'uuid'"),
+        ({**message, "gpus_reason": 5}, "gpus has a bad 'gpus_reason': 5"),
+        ({"v": 1, "type": "gpus"}, "gpus lacks field 'gpus'"),
+    ]:
+        with pytest.raises(p.MessageError, match=fragment):
+            p.check_agent_message(bad)
