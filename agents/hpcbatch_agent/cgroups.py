@@ -17,6 +17,9 @@ Vocabulary:
     home        the agent's own cgroup in a v1 hierarchy, where its thread steps back to.
     enforced    the controllers actually enforced; ``version`` names the hierarchy kind doing
                 it ("v2", "v1", "none") and is what the hello reports as ``node.cgroups``.
+    devices     a v1 ``devices`` hierarchy the caller may add (gpudevices.py plans it on a
+                host with GPUs): probed and given slots like the others, it holds no limits
+                here; gpudevices.py writes each attempt's rules into the slot's dir.
 
 Detection is a pure function of /proc/self/mountinfo, /proc/self/cgroup and the v2 root's
 cgroup.controllers (``plan_hierarchies``, golden-tested), followed by a probe that creates
@@ -41,6 +44,7 @@ from .procfs import read_head
 from .spool import safe_name
 
 CONTROLLERS = ("memory", "cpu", "pids")
+DEVICES = "devices"  # not a limit: gpudevices.py's GPU rules
 CPU_PERIOD_US = 100_000
 DEFAULT_PIDS_MAX = 4096
 OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
@@ -53,6 +57,7 @@ LIMIT_FILES = {
     (1, "memory"): "memory.limit_in_bytes",
     (1, "cpu"): "cpu.cfs_quota_us",
     (1, "pids"): "pids.max",
+    (1, DEVICES): "devices.deny",
 }
 
 
@@ -98,7 +103,8 @@ def parse_mountinfo(text: str) -> list[Mount]:
         if fstype == "cgroup2":
             mounts.append(Mount(point, 2, frozenset()))
         elif fstype == "cgroup":
-            mounts.append(Mount(point, 1, frozenset(o for o in options if o in CONTROLLERS)))
+            kept = (*CONTROLLERS, DEVICES)
+            mounts.append(Mount(point, 1, frozenset(o for o in options if o in kept)))
     return mounts
 
 
@@ -153,7 +159,7 @@ def plan_hierarchies(
 
 def version_of(plan: Iterable[Hierarchy]) -> str:
     """The hierarchy kind enforcing limits: "v2" if v2 enforces any, else "v1" or "none"."""
-    versions = {h.version for h in plan if h.controllers}
+    versions = {h.version for h in plan if set(h.controllers) & set(CONTROLLERS)}
     return "v2" if 2 in versions else "v1" if 1 in versions else "none"
 
 
@@ -231,6 +237,12 @@ def node_dir_name(node_name: str, state_dir: str) -> str:
 # --- I/O -----------------------------------------------------------------------------------
 
 
+def read_mounts() -> tuple[list[Mount], dict[str, str]]:
+    """This process's cgroup mounts and its /proc/self/cgroup."""
+    mounts = parse_mountinfo(_read("/proc/self/mountinfo") or "")
+    return mounts, parse_proc_cgroup(_read("/proc/self/cgroup") or "")
+
+
 def _read(path: str) -> str | None:
     # os.open + os.read: a buffered text file costs ~3x as much on these tiny kernel files.
     try:
@@ -282,6 +294,7 @@ class Cgroups:
         self._home_fds: list[int] | None = None
         self._v1_pids = any(h.version == 1 and "pids" in h.controllers for h in plan)
         self._files = KeptFiles()  # slot files read or written per attempt, kept open
+        self.devices_index = next((i for i, h in enumerate(plan) if DEVICES in h.controllers), None)
 
     @classmethod
     def disabled(cls) -> Cgroups:
@@ -294,14 +307,17 @@ class Cgroups:
         state_dir: str,
         pids_max: int = DEFAULT_PIDS_MAX,
         thread_join: bool = True,
+        devices: Hierarchy | None = None,
     ) -> Cgroups:
         """Plan from this host's files, then keep what the probe proves usable. Without
-        ``thread_join`` jobs' first processes join v1 hierarchies through cgroup.procs, as on v2."""
-        mounts = parse_mountinfo(_read("/proc/self/mountinfo") or "")
-        proc_cgroup = parse_proc_cgroup(_read("/proc/self/cgroup") or "")
+        ``thread_join`` jobs' first processes join v1 hierarchies through cgroup.procs, as on v2.
+        ``devices``: a v1 devices hierarchy to use too (gpudevices.plan_devices), last."""
+        mounts, proc_cgroup = read_mounts()
         unified = v2_mount(mounts, proc_cgroup)
         controllers = _read(f"{unified.path}/cgroup.controllers") if unified else None
         plan = plan_hierarchies(mounts, proc_cgroup, controllers)
+        if devices is not None:
+            plan.append(devices)
         name = node_dir_name(node_name, state_dir)
         usable = [
             kept
@@ -327,6 +343,10 @@ class Cgroups:
     @property
     def active(self) -> bool:
         return bool(self.plan)
+
+    def write_file(self, directory: str, name: str, data: bytes) -> None:
+        """One write to a slot's file, kept open (a devices rule: one rule a write)."""
+        self._files.write(directory, name, data)
 
     def child_dirs(self, name: str) -> list[str]:
         """``<node dir>/<name>`` in each hierarchy."""

@@ -12,6 +12,10 @@ a clean parse is a reason, never an exception, so the node still offers its CPUs
 
 A MIG-enabled board is listed whole by ``--query-gpu`` (its MIG instances are not), so it is
 one GPU here like any other.
+
+How nvidia-smi is run is a parameter of ``detect_gpus``: ``run_nvidia_smi`` (subprocess,
+which waits for its own child) before the agent's loop starts; the periodic re-detection runs
+it from a thread while the loop reaps every child, so it passes gpupoll.py's runner instead.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .protocol import GpuInfo
+from .protocol import GPU_ID_RULE, GpuInfo, is_gpu_id
 
 NVIDIA_SMI_ARGS = [
     "--query-gpu=index,uuid,name,memory.total",
@@ -32,8 +37,12 @@ NVIDIA_SMI_ARGS = [
 ]
 QUERY_FIELDS = ("index", "uuid", "name", "memory.total")
 NVIDIA_SMI_TIMEOUT_S = 5.0
-_KILL_WAIT_S = 1.0  # a process stuck in the driver may not die; never wait on it for long
+KILL_WAIT_S = 1.0  # a process stuck in the driver may not die; never wait on it for long
 _QUOTE_MAX = 120
+
+# (returncode, stdout, stderr) of a run that finished, or the reason it did not.
+Outcome = tuple[int, str, str] | str
+Runner = Callable[[str, float], Outcome]
 
 
 class NvidiaSmiError(ValueError):
@@ -82,9 +91,12 @@ def _gpu(row: list[str], where: str) -> GpuInfo:
     index = row[0].strip()
     if not index.isdigit() or int(index) >= 2**16:
         raise NvidiaSmiError(f"{where}: index {_quote(row[0])} is not an integer 0..65535")
+    uuid = _nullable(row[1])
+    if uuid is not None and not is_gpu_id(uuid):  # it becomes the GPU's id on the wire
+        raise NvidiaSmiError(f"{where}: uuid {_quote(row[1])} is not {GPU_ID_RULE}")
     return {
         "index": int(index),
-        "uuid": _nullable(row[1]),
+        "uuid": uuid,
         "name": _nullable(row[2]),
         "memory_mib": _memory_mib(row[3], where),
     }
@@ -111,7 +123,7 @@ def parse_nvidia_smi(output: str) -> list[GpuInfo]:
     return gpus
 
 
-def _run(binary: str, timeout_s: float) -> tuple[int, str, str] | str:
+def run_nvidia_smi(binary: str, timeout_s: float) -> Outcome:
     """(returncode, stdout, stderr), or the reason it could not finish."""
     try:
         process = subprocess.Popen(
@@ -124,25 +136,35 @@ def _run(binary: str, timeout_s: float) -> tuple[int, str, str] | str:
             start_new_session=True,  # so a timeout can end whatever it started
         )
     except OSError as error:
-        return f"nvidia-smi could not start: {error}"
+        return could_not_start(error)
     try:
         stdout, stderr = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            process.communicate(timeout=_KILL_WAIT_S)
-        return f"nvidia-smi timed out after {timeout_s:g} s (killed)"
+            process.communicate(timeout=KILL_WAIT_S)
+        return timed_out(timeout_s)
     return process.returncode, stdout, stderr
 
 
-def detect_gpus(timeout_s: float = NVIDIA_SMI_TIMEOUT_S) -> GpuDetection:
+def timed_out(timeout_s: float) -> str:
+    return f"nvidia-smi timed out after {timeout_s:g} s (killed)"
+
+
+def could_not_start(error: OSError) -> str:
+    return f"nvidia-smi could not start: {error}"
+
+
+def detect_gpus(
+    timeout_s: float = NVIDIA_SMI_TIMEOUT_S, run: Runner = run_nvidia_smi
+) -> GpuDetection:
     """This host's GPUs from the nvidia-smi on PATH; never raises, never waits past the deadline
     (plus a second to reap a killed one)."""
     binary = shutil.which("nvidia-smi")
     if binary is None:
         return GpuDetection(reason="nvidia-smi not found on PATH")
-    outcome = _run(binary, timeout_s)
+    outcome = run(binary, timeout_s)
     if isinstance(outcome, str):
         return GpuDetection(reason=outcome)
     returncode, stdout, stderr = outcome

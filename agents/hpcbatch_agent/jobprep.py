@@ -10,18 +10,23 @@ Vocabulary:
     batch      one launch message's attempts: PATH lookups and users are looked up once per
                batch (new_batch clears them), never across batches, so a changed host is seen.
     environment the agent's own PATH, HOME, LANG, USER, SHELL, then the spec's, then the
-               attempt id and state dir (jobs.py), the GPUs, the user's HOME/USER/LOGNAME,
-               and a gang node's variables (gangprep.py).
+               attempt id and state dir (jobs.py), the user's HOME/USER/LOGNAME, and a gang
+               node's variables (gangprep.py). CUDA_VISIBLE_DEVICES and
+               NVIDIA_VISIBLE_DEVICES come in the spec's env: the head sets them, one owner.
+    GPUs       the spec's GPU ids; where the node isolates GPUs by device (gpudevices.py) its
+               slot's devices rules are written for them, after the slot's limits.
 Standard library only.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 from . import protocol as p
 from .gangprep import prepare_gang
+from .gpudevices import GpuDevices
 from .jobs import ATTEMPT_VAR, DIR_VAR
 from .slots import Slot, SlotPool
 from .spawn import SpawnRequest, resolve_cached
@@ -61,6 +66,7 @@ class JobPrep:
         self.base_env.setdefault("PATH", os.defpath)
         self._resolved: dict[tuple[str, str, str], tuple[str | None, str | None]] = {}
         self._users: dict[str, RunAs | str] = {}
+        self.devices: GpuDevices | None = None  # set where the node isolates GPUs by device
 
     def new_batch(self) -> None:
         self._resolved.clear()
@@ -72,9 +78,6 @@ class JobPrep:
         safe = safe_name(attempt_id)
         log_path = f"{self._logs}/{safe}.log"
         env = {**self.base_env, **spec["env"], ATTEMPT_VAR: attempt_id, DIR_VAR: self._state}
-        if spec["gpus"]:
-            visible = ",".join(str(index) for index in spec["gpus"])
-            env["CUDA_VISIBLE_DEVICES"] = env["NVIDIA_VISIBLE_DEVICES"] = visible
         command = list(spec["command"])
         who = run_as_cached(spec.get("user"), self._users)
         if isinstance(who, str):
@@ -97,6 +100,8 @@ class JobPrep:
                 slot = self.slots.acquire(spec["vcpus"], spec["memory_mib"])
             except OSError as exc:
                 problem = f"CannotStartContainerError: {exc}"
+            else:
+                problem = self._restrict_devices(slot, spec["gpus"])
         if problem is not None or program is None:
             if auto_dir:
                 self.workdirs.release(cwd)
@@ -105,6 +110,20 @@ class JobPrep:
         request = SpawnRequest(program, command, env, cwd, log_path, slot, switch, auto_dir)
         work_dir = cwd if auto_dir else None
         return Ready(attempt_id, request, work_dir, spec["timeout_s"], spec.get("launch_key"))
+
+    def _restrict_devices(self, slot: Slot, gpus: list[str]) -> str | None:
+        """Deny the slot every GPU of the host but ``gpus``; on failure the slot goes back
+        and the reason is returned."""
+        if self.devices is None:
+            return None
+        try:
+            self.devices.restrict(slot.dirs, gpus)
+        except OSError as exc:
+            self.slots.finish(slot, None, time.time_ns() // 1_000_000)
+            return (
+                f"CannotStartContainerError: cannot deny the job the GPUs it was not given: {exc}"
+            )
+        return None
 
     def _resolve(self, program: str, cwd: str, path: str) -> tuple[str | None, str | None]:
         """(the file to execute, or None; why it cannot be, or None)."""

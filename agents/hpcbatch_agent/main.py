@@ -30,9 +30,12 @@ from pathlib import Path
 
 from . import keeper, launchclient, protocol
 from .bootstrap import isolated_command, package_root
-from .capacity import detect_node
-from .cgroups import DEFAULT_PIDS_MAX, Cgroups
+from .capacity import detect_node, select_gpus
+from .cgroups import DEFAULT_PIDS_MAX, Cgroups, Hierarchy
 from .fds import close_on_exec_inherited
+from .gpudevices import GpuDevices, isolation_of, known_minors, plan_here, read_driver_minors
+from .gpupoll import DEFAULT_POLL_S, POLL_VAR, GpuPoller, poll_wanted
+from .gpus import detect_gpus
 from .procfs import stat_fields
 from .server import AgentServer
 from .spool import DURABILITIES
@@ -44,8 +47,39 @@ EXIT_BAD_STATE_DIR = 2
 DETACH_TIMEOUT_S = 30.0
 
 
-def _gpu_list(text: str) -> list[int]:
-    return [int(item) for item in text.split(",") if item.strip()]
+def _gpu_list(text: str) -> list[int | str]:
+    """``--gpus``: GPU indices and/or UUIDs as nvidia-smi prints them, comma-separated."""
+    gpus: list[int | str] = []
+    for word in (item.strip() for item in text.split(",")):
+        if not word:
+            continue
+        gpu: int | str = int(word) if word.isdecimal() and word.isascii() else word
+        if isinstance(gpu, int) and gpu >= 2**16:
+            raise argparse.ArgumentTypeError(f"GPU index {word} is out of range (0 to 65535)")
+        if isinstance(gpu, str) and not (
+            gpu.startswith(("GPU-", "MIG-")) and protocol.is_gpu_id(gpu)
+        ):
+            raise argparse.ArgumentTypeError(
+                f"GPU {word!r} is neither an index (0, 1, ...) nor a UUID as nvidia-smi prints "
+                f"it (GPU-... or MIG-..., {protocol.GPU_ID_RULE})"
+            )
+        if gpu in gpus:
+            raise argparse.ArgumentTypeError(f"GPU {word} is listed twice")
+        gpus.append(gpu)
+    return gpus
+
+
+def _poll_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < 2**31:  # NaN too
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds >= 0 (0: never; default from {POLL_VAR}, else "
+            f"{DEFAULT_POLL_S:g})"
+        )
+    return seconds
 
 
 def _add_serve_options(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +87,18 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-name", default=socket.gethostname())
     parser.add_argument("--vcpus", type=int)
     parser.add_argument("--memory-mib", type=int)
-    parser.add_argument("--gpus", type=_gpu_list, help="comma-separated GPU indices")
+    parser.add_argument(
+        "--gpus",
+        type=_gpu_list,
+        help="this node's GPUs: comma-separated indices and/or UUIDs (0,1 or GPU-...,GPU-...)",
+    )
+    parser.add_argument(
+        "--gpu-poll-s",
+        type=_poll_seconds,
+        default=os.environ.get(POLL_VAR, str(DEFAULT_POLL_S)),
+        help=f"re-run nvidia-smi this often and tell the head what changed (0: never; default "
+        f"{POLL_VAR}, else {DEFAULT_POLL_S:g})",
+    )
     parser.add_argument("--heartbeat-s", type=float, default=2.0)
     parser.add_argument("--kill-grace-s", type=float, default=3.0)
     parser.add_argument(
@@ -139,6 +184,7 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--memory-mib", str(args.memory_mib)]
     if args.gpus is not None:
         argv += ["--gpus", ",".join(str(g) for g in args.gpus)]
+    argv += ["--gpu-poll-s", repr(args.gpu_poll_s)]
     return argv
 
 
@@ -242,6 +288,10 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
     os.chdir(state_dir)  # hold no arbitrary directory busy
     pidfile = state_dir / "agent.pid"
     _write_pidfile(pidfile)
+    detection = detect_gpus()
+    known = known_minors(detection.gpus, read_driver_minors(), args.gpus)
+    planned = plan_here(known, not args.no_cgroups)
+    offered = select_gpus(detection, args.gpus)
     if args.no_cgroups:
         cgroups = Cgroups.disabled()
     else:
@@ -250,15 +300,21 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
             str(state_dir),
             pids_max=args.pids_max,
             thread_join=args.cgroup_join == "auto",
+            devices=planned if isinstance(planned, Hierarchy) else None,
         )
     node = detect_node(
         args.node_name,
         vcpus=args.vcpus,
         memory_mib=args.memory_mib,
-        gpus=args.gpus,
+        gpus=offered,
         cgroups=cgroups.version,
         enforced=cgroups.enforced,
+        isolation=isolation_of(bool(known or offered.gpus), known, planned, cgroups),
     )
+    devices = GpuDevices(cgroups, known) if cgroups.devices_index is not None else None
+    poller = None
+    if poll_wanted(args.gpu_poll_s, node, args.gpus):
+        poller = GpuPoller(node, args.gpus, args.gpu_poll_s, devices=devices)
     listener = None if args.no_launch else bind_launch(args.launch_address, args.launch_port)
     node["launch_port"] = listener.getsockname()[1] if listener is not None else None
     server = AgentServer(
@@ -269,8 +325,10 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
         kill_grace_s=args.kill_grace_s,
         cgroups=cgroups,
         durability=args.durability,
+        gpu_poller=poller,
     )
     server.runner.launcher = launchclient.client_command(sys.executable, _self_path())
+    server.runner.prep.devices = devices
     try:
         server.serve_forever()
     finally:

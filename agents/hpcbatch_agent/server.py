@@ -1,4 +1,6 @@
 """The agent daemon's loop: one thread, one selector, one head connection at a time.
+(GPU re-detection runs nvidia-smi in a short-lived thread of its own, gpupoll.py, whose
+result comes back through the selector: the loop itself never waits on it.)
 
 Vocabulary:
     connection  a client of ``DIR/agent.sock``. Any connection may send requests (a
@@ -28,6 +30,7 @@ from typing import Any
 from . import protocol as p
 from .agentlog import log, log_exception
 from .cgroups import Cgroups
+from .gpupoll import GpuPoller
 from .jobs import find_jobs
 from .launchserver import LaunchServer
 from .logs import read_chunk
@@ -63,6 +66,7 @@ class AgentServer:
         cgroups: Cgroups | None = None,
         durability: str = "process",
         launch_listener: socket.socket | None = None,
+        gpu_poller: GpuPoller | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.node = node
@@ -79,6 +83,16 @@ class AgentServer:
             if launch_listener is not None
             else None
         )
+        # GPU re-detection (gpupoll.py): its nvidia-smi is a child this loop reaps.
+        self.gpu_poller = gpu_poller
+        if gpu_poller is not None:
+            other = self.runner.on_other_child
+
+            def child_exited(pid: int, status: int) -> None:
+                if not gpu_poller.exits.exited(pid, status) and other is not None:
+                    other(pid, status)
+
+            self.runner.on_other_child = child_exited
         self.conns: set[Connection] = set()
         self.head: Connection | None = None
         self.listener: socket.socket | None = None
@@ -100,6 +114,8 @@ class AgentServer:
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.selector.register(wake_r, selectors.EVENT_READ, ("wake", None))
+        if self.gpu_poller is not None:
+            self.gpu_poller.register(self.selector)
         self.runner.recover()
         self.runner.sweep_stale_cgroups()
         self.spool.commit()
@@ -114,6 +130,8 @@ class AgentServer:
             self._flush_quietly()
             if self.launches is not None:
                 self.launches.close()
+            if self.gpu_poller is not None:
+                self.gpu_poller.close()
             self.runner.close()
             self.spool.close()
             signal.set_wakeup_fd(-1)
@@ -163,12 +181,16 @@ class AgentServer:
                 self.launches.on_event(obj, mask)
             elif kind == "launch-listen" and self.launches is not None:
                 self.launches.accept()
+            elif kind == "gpus" and self.gpu_poller is not None:
+                self._gpus_changed(self.gpu_poller.collect())
         if self._child_exited:
             self._child_exited = False
             self.runner.reap_children()
         self.runner.run_timers()
         if self.launches is not None:
             self.launches.run_timers()
+        if self.gpu_poller is not None:
+            self.gpu_poller.run_timers()
         if self.runner.polled and time.monotonic() >= self._next_poll:
             self._next_poll = time.monotonic() + ADOPTED_POLL_S
             self.runner.poll_adopted()
@@ -191,6 +213,9 @@ class AgentServer:
         launch_due = self.launches.next_deadline() if self.launches is not None else None
         if launch_due is not None:
             deadlines.append(now_ms() + (launch_due - time.monotonic()) * 1000)
+        poll_due = self.gpu_poller.next_due() if self.gpu_poller is not None else None
+        if poll_due is not None:
+            deadlines.append(now_ms() + (poll_due - time.monotonic()) * 1000)
         if not deadlines:
             return None
         # Bounded: a far deadline (a long job timeout) must not overflow the selector's int.
@@ -206,6 +231,13 @@ class AgentServer:
                 chunk = pending[start : start + UPDATES_PER_MESSAGE]
                 conn.outbuf += p.encode(p.updates(chunk))
         self.pending.clear()
+
+    def _gpus_changed(self, message: p.Message | None) -> None:
+        """A re-detection changed the node's GPUs (the node, which the next hello carries, is
+        updated already): tell the head, after the updates it was sent before."""
+        if message is not None and self.head is not None:
+            self._send_pending()
+            self.head.outbuf += p.encode(message)
 
     def _maybe_heartbeat(self) -> None:
         conn = self.head

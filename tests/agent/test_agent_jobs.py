@@ -53,25 +53,30 @@ def test_env_gpus_and_explicit_cwd(start_agent, tmp_path: Path) -> None:
     client = Client(agent.state_dir)
     client.hello()
     script = (
-        'echo "$FOO|$LANG|${HPCBATCH_AGENT_ONLY-unset}|$CUDA_VISIBLE_DEVICES|'
-        '$NVIDIA_VISIBLE_DEVICES|$(pwd)"; echo oops >&2'
+        'echo "$FOO|$LANG|${HPCBATCH_AGENT_ONLY-unset}|${CUDA_VISIBLE_DEVICES-unset}|'
+        '${NVIDIA_VISIBLE_DEVICES-unset}|$(pwd)"; echo oops >&2'
     )
+    uuid = "GPU-16794395-2c4e-8a1f-b6d3-5e0f9a7c1b24"
+    # The head sets the GPU variables in env (UUIDs); the agent sets none of its own.
+    given = {"CUDA_VISIBLE_DEVICES": uuid, "NVIDIA_VISIBLE_DEVICES": uuid}
     client.send(
         p.launch(
             [
                 p.attempt_spec(
                     "env:1",
                     ["sh", "-c", script],
-                    env={"FOO": "bar"},
+                    env={"FOO": "bar", **given},
                     cwd=str(tmp_path),
-                    gpus=[0, 2],
-                )
+                    gpus=[uuid],
+                ),
+                p.attempt_spec("env:2", ["sh", "-c", script], cwd=str(tmp_path), gpus=["0", "2"]),
             ]
         )
     )
-    update = client.wait_state("env:1", p.EXITED)
-    log = Path(update["log_path"]).read_text()
-    assert log == f"bar|C.UTF-8|unset|0,2|0,2|{tmp_path}\noops\n"
+    first = Path(client.wait_state("env:1", p.EXITED)["log_path"]).read_text()
+    assert first == f"bar|C.UTF-8|unset|{uuid}|{uuid}|{tmp_path}\noops\n"
+    second = Path(client.wait_state("env:2", p.EXITED)["log_path"]).read_text()
+    assert second == f"|C.UTF-8|unset|unset|unset|{tmp_path}\noops\n"
     client.close()
 
 

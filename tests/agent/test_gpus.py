@@ -43,6 +43,13 @@ def test_a_mig_enabled_board_is_one_whole_gpu() -> None:
     ]
 
 
+def test_a_board_gone_from_the_bus_is_missing_and_the_rest_keep_their_uuids() -> None:
+    before = parse_nvidia_smi(golden("nvidia_smi_8x_h100.csv"))
+    after = parse_nvidia_smi(golden("nvidia_smi_8x_h100_one_gone.csv"))
+    assert [g["index"] for g in after] == list(range(7))  # indices close up: ids are UUIDs
+    assert [g["uuid"] for g in after] == [g["uuid"] for g in before if g["index"] != 5]
+
+
 def test_fields_a_board_does_not_report_are_none() -> None:
     assert parse_nvidia_smi(golden("nvidia_smi_not_supported.csv")) == [
         {
@@ -67,6 +74,7 @@ def test_fields_a_board_does_not_report_are_none() -> None:
         ("0, GPU-a, H200, 1\n0, GPU-b, H200, 1\n", "lists index 0 more than once"),
         ("0, GPU-a, H200, 1\n1, GPU-a, H200, 1\n", "lists uuid GPU-a more than once"),
         ("0, GPU-a, H200, 1, extra\n", "expected 4 comma-separated fields"),
+        ("0, GPU a, H200, 1\n", "line 1: uuid 'GPU a' is not 1 to 128 characters of A-Z"),
     ],
 )
 def test_garbage_gets_a_reason_naming_line_field_and_rule(text: str, reason: str) -> None:

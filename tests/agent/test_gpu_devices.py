@@ -1,0 +1,216 @@
+"""GPU isolation by device: the driver's minors, the rules, the plan, and real jobs that open
+GPU device nodes through a root agent whose slots carry cgroup v1 ``devices`` rules.
+
+The device test needs root and the v1 devices controller; it skips without them, saying why,
+unless CI is set: then it fails, so CI (root, hybrid cgroups) always runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from agent_harness import AgentProcess, Client, poll_until
+from gpu_stubs import GOLDEN, path_with, printing
+from hpcbatch_agent import protocol as p
+from hpcbatch_agent.cgroups import Cgroups, Hierarchy, node_dir_name, parse_mountinfo, read_mounts
+from hpcbatch_agent.gpudevices import (
+    DRIVER_DIR_VAR,
+    NO_CGROUPS_REASON,
+    NO_CONTROLLER_REASON,
+    NO_MINORS_REASON,
+    V2_REASON,
+    GpuIsolation,
+    device_rules,
+    isolation_of,
+    known_minors,
+    parse_gpu_information,
+    plan_devices,
+    read_driver_minors,
+)
+from hpcbatch_agent.gpus import parse_nvidia_smi
+
+DRIVER = GOLDEN / "proc_driver_nvidia"
+GPU0 = "GPU-3f1c9a2e-7b4d-4e8a-9c6f-1a2b3c4d5e6f"  # index 0; the golden driver's minor 4
+GPU1 = "GPU-8a7b6c5d-4e3f-2a1b-0c9d-8e7f6a5b4c3d"  # index 1; minor 5
+
+HYBRID = """\
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+"""
+PURE_V2 = "35 24 0:30 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+
+
+def two_gpus() -> list[p.GpuInfo]:
+    return parse_nvidia_smi((GOLDEN / "nvidia_smi_2x_h100.csv").read_text())
+
+
+# --- pure ----------------------------------------------------------------------------------
+
+
+def test_the_drivers_information_file_gives_uuid_and_minor() -> None:
+    text = (DRIVER / "gpus" / "0000:18:00.0" / "information").read_text()
+    assert parse_gpu_information(text) == (GPU0, 4)
+    assert parse_gpu_information("Model: x\n") == (None, None)
+    assert read_driver_minors(str(DRIVER)) == {GPU0: 4, GPU1: 5}
+    assert read_driver_minors("/nonexistent") == {}
+
+
+def test_minors_come_from_the_driver_else_from_nvidia_smis_index() -> None:
+    assert known_minors(two_gpus(), {}, None) == {GPU0: 0, "0": 0, GPU1: 1, "1": 1}
+    from_driver = known_minors(two_gpus(), {GPU0: 4, GPU1: 5}, None)
+    assert from_driver == {GPU0: 4, "0": 4, GPU1: 5, "1": 5}
+    # Without an inventory: the driver's boards, and a configured index taken as its minor.
+    assert known_minors([], {GPU0: 4}, [2, "GPU-x"]) == {"2": 2, GPU0: 4}
+    no_uuid: p.GpuInfo = {"index": 3, "uuid": None, "name": None, "memory_mib": None}
+    assert known_minors([no_uuid], {}, None) == {"3": 3}
+
+
+def test_rules_deny_every_minor_but_the_given_ones_and_allow_those() -> None:
+    assert device_rules({5, 4, 9}, {5}) == [
+        ("devices.deny", b"c 195:4 rwm"),
+        ("devices.allow", b"c 195:5 rwm"),
+        ("devices.deny", b"c 195:9 rwm"),
+    ]
+    assert device_rules(set(), set()) == []
+
+
+def test_plan_the_v1_devices_hierarchy_or_say_why_there_is_none() -> None:
+    hybrid = parse_mountinfo(HYBRID)
+    assert plan_devices(hybrid, {"devices": "/", "": "/"}) == Hierarchy(
+        "/sys/fs/cgroup/devices", 1, ("devices",)
+    )
+    assert plan_devices(parse_mountinfo(PURE_V2), {"": "/"}) == V2_REASON
+    assert plan_devices([], {}) == NO_CONTROLLER_REASON
+
+
+def test_isolation_is_devices_only_where_slots_carry_the_rules() -> None:
+    none = Cgroups.disabled()
+    planned = Hierarchy("/sys/fs/cgroup/devices", 1, ("devices",))
+    known = {GPU0: 0}
+    assert isolation_of(False, {}, None, none) == GpuIsolation("env")  # no GPUs: nothing to say
+    assert isolation_of(True, {}, None, none) == GpuIsolation("env", NO_MINORS_REASON)
+    assert isolation_of(True, known, None, none) == GpuIsolation("env", NO_CGROUPS_REASON)
+    assert isolation_of(True, known, V2_REASON, none).reason == V2_REASON
+    assert V2_REASON == "cgroup v2: no eBPF device filter yet"
+    reason = isolation_of(True, known, planned, none).reason
+    assert reason is not None and "/sys/fs/cgroup/devices is not usable" in reason
+    with_devices = Cgroups([planned], "n.0", 0)
+    assert isolation_of(True, known, planned, with_devices) == GpuIsolation("devices")
+
+
+# --- real jobs on device nodes -----------------------------------------------------------------
+
+OPEN_EACH = """
+import errno, os, sys
+for path in sys.argv[1:]:
+    try:
+        os.close(os.open(path, os.O_RDWR))
+        print("opened")
+    except OSError as error:
+        print(errno.errorcode[error.errno])
+"""
+
+
+@pytest.fixture
+def devices_host() -> None:
+    why = None
+    if os.geteuid() != 0:
+        why = "GPU device isolation needs a root agent"
+    elif not isinstance(plan_devices(*read_mounts()), Hierarchy):
+        why = f"no cgroup v1 devices controller here: {plan_devices(*read_mounts())}"
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+def run_job(client: Client, attempt_id: str, gpus: list[str], nodes: list[Path]) -> list[str]:
+    spec = p.attempt_spec(
+        attempt_id, [sys.executable, "-c", OPEN_EACH, *map(str, nodes)], gpus=gpus
+    )
+    client.send(p.launch([spec]))
+    update = client.wait_state(attempt_id, p.EXITED, p.FAILED_TO_START)
+    assert (update["state"], update["exit_code"]) == (p.EXITED, 0), update
+    return Path(update["log_path"]).read_text().split()
+
+
+def test_a_job_opens_only_its_own_gpus_device(
+    devices_host: None, start_agent, tmp_path: Path
+) -> None:
+    # The stub's two boards have minors 200 and 201 in a fake driver dir: no real GPU's.
+    driver = tmp_path / "driver"
+    for bus, uuid, minor in (("0000:18:00.0", GPU0, 200), ("0000:2a:00.0", GPU1, 201)):
+        (driver / "gpus" / bus).mkdir(parents=True)
+        (driver / "gpus" / bus / "information").write_text(
+            f"GPU UUID: \t {uuid}\nDevice Minor: \t {minor}\n"
+        )
+    nodes = [tmp_path / "nvidia200", tmp_path / "nvidia201", tmp_path / "nvidiactl"]
+    for node, minor in zip(nodes, (200, 201, 255), strict=True):
+        os.mknod(node, 0o666 | 0o020000, os.makedev(195, minor))
+    env = {
+        "PATH": path_with(printing(tmp_path, "nvidia_smi_2x_h100.csv")),
+        DRIVER_DIR_VAR: str(driver),
+    }
+    agent: AgentProcess = start_agent(env_extra=env)
+    client = Client(agent.state_dir)
+    node = client.hello()["node"]
+    assert (node["gpu_isolation"], "gpu_isolation_reason" in node) == ("devices", False)
+    assert [p.gpu_id(g) for g in node["gpus"]] == [GPU0, GPU1]
+
+    opened = {
+        attempt: run_job(client, attempt, gpus, nodes)
+        for attempt, gpus in (
+            ("gpu0", [GPU0]),
+            ("none", []),
+            ("gpu1", ["1"]),
+            ("both", [GPU0, GPU1]),
+        )
+    }  # one after the other: "gpu1" reuses the slot "gpu0" denied minor 201 in
+    assert {attempt: [e == "EPERM" for e in errors] for attempt, errors in opened.items()} == {
+        "gpu0": [False, True, False],
+        "none": [True, True, False],
+        "gpu1": [True, False, False],
+        "both": [False, False, False],
+    }
+    if not os.path.exists("/proc/driver/nvidia"):  # no driver: an allowed node has no device
+        assert {e for errors in opened.values() for e in errors} == {"EPERM", "ENXIO"}
+    client.close()
+
+    node_dir = node_dir_name("n1", str(agent.state_dir.resolve()))
+    devices_dir = Path(plan_devices(*read_mounts()).path) / "hpcbatch" / node_dir  # type: ignore[union-attr]
+    assert devices_dir.is_dir()
+    agent.stop()
+    poll_until(lambda: not devices_dir.exists(), what=f"{devices_dir} to be removed")
+
+
+def test_without_cgroups_the_node_says_why_gpus_are_kept_apart_by_env_only(
+    start_agent, tmp_path: Path
+) -> None:
+    env = {"PATH": path_with(printing(tmp_path, "nvidia_smi_2x_h100.csv"))}
+    agent = start_agent("--no-cgroups", env_extra=env)
+    client = Client(agent.state_dir)
+    node = client.hello()["node"]
+    assert (node["gpu_isolation"], node["gpu_isolation_reason"]) == ("env", NO_CGROUPS_REASON)
+    client.close()
+
+
+def test_a_cpu_only_host_gets_no_devices_cgroup(devices_host: None, start_agent, tmp_path) -> None:
+    agent = start_agent(env_extra={"PATH": str(tmp_path)})  # no nvidia-smi
+    client = Client(agent.state_dir)
+    node = client.hello()["node"]
+    assert (node["gpus"], node["gpu_isolation"], "gpu_isolation_reason" in node) == (
+        [],
+        "env",
+        False,
+    )
+    job = p.attempt_spec("cpu", ["cat", "/proc/self/cgroup"], env={"PATH": os.defpath})
+    client.send(p.launch([job]))
+    update = client.wait_state("cpu", p.EXITED)
+    lines = Path(update["log_path"]).read_text().splitlines()
+    devices_line = next(line for line in lines if ":devices:" in line)
+    assert "/hpcbatch/" not in devices_line
+    client.close()
