@@ -11,6 +11,7 @@ from __future__ import annotations
 from hpcbatch.core import events as ev
 from hpcbatch.core import gang_life, reserved
 from hpcbatch.core.commands import Command, KillAttempt, LaunchAttempt
+from hpcbatch.core.gpus import is_uuid, release
 from hpcbatch.core.jobs import SUCCESS_REASON, finish_job
 from hpcbatch.core.model import (
     ACTIVE,
@@ -63,8 +64,8 @@ def _placeable(state: State, p: Placement, job: Job | None) -> bool:
         node.schedulable
         and node.ce in queue.ce_order
         and need.fits_in(node.free)
-        and len(p.gpu_indices) == need.gpus
-        and set(p.gpu_indices) <= node.free_gpus
+        and len(p.gpus) == need.gpus
+        and set(p.gpus) <= node.free_gpus
     )
 
 
@@ -80,13 +81,11 @@ def _start(state: State, p: Placement, e: ev.PlanApplied) -> LaunchAttempt | Non
 def hold_node(state: State, job: Job, p: Placement, need: Resources, e: ev.PlanApplied) -> Attempt:
     """A new attempt of ``job`` holding ``need`` and ``p``'s GPUs on ``p.node``: STARTING."""
     node = state.nodes[p.node]
-    attempt = Attempt(
-        len(job.attempts) + 1, node.name, need.cpu_milli, need.memory_mib, p.gpu_indices
-    )
+    attempt = Attempt(len(job.attempts) + 1, node.name, need.cpu_milli, need.memory_mib, p.gpus)
     job.attempts.append(attempt)
     aid = attempt_id(job.job_id, attempt.number)
     node.allocated = node.allocated + need
-    node.free_gpus -= set(p.gpu_indices)
+    node.free_gpus -= set(p.gpus)
     node.attempts.add(aid)
     job.start_reason = p.reason
     job.status_reason = None
@@ -105,7 +104,7 @@ def launch_of(state: State, job: Job, attempt: Attempt, cause: str) -> LaunchAtt
         environment=job_environment(state, job, attempt),
         cpu_milli=attempt.cpu_milli,
         memory_mib=attempt.memory_mib,
-        gpu_indices=attempt.gpu_indices,
+        gpus=attempt.gpus,
         timeout_s=job.spec.timeout_s,
         user=job.spec.user,
         gang_try=f"{job.parent_id}/{attempt.number}" if job.node_index is not None else None,
@@ -134,21 +133,29 @@ def job_environment(state: State, job: Job, attempt: Attempt) -> tuple[tuple[str
     if job.array_index is not None and job.parent_id is not None:
         env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_index)
         env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(state.jobs[job.parent_id].array_size)
-    env.update(gpu_environment(attempt.gpu_indices, env))
+    env.update(gpu_environment(attempt.gpus, env))
     return tuple(env.items())
 
 
-def gpu_environment(gpus: tuple[int, ...], declared: dict[str, str]) -> dict[str, str]:
+def gpu_environment(gpus: tuple[str, ...], declared: dict[str, str]) -> dict[str, str]:
     """What tells CUDA and the NVIDIA container runtime which GPUs the job may use.
 
-    A job with GPUs sees exactly its own (by index, as its node offers them). A job without
-    sees none: CUDA reports no device when ``CUDA_VISIBLE_DEVICES`` is set empty, and
-    ``NVIDIA_VISIBLE_DEVICES=void`` exposes none in a container; unset, both would show every
-    GPU of the host. A job that sets either variable itself keeps its value (no GPU is held
-    for it, so that is its own choice)."""
+    A job with GPUs sees exactly its own, named by **UUID** where its node knows them: CUDA and
+    the container runtime both take ``GPU-…`` UUIDs, and a UUID names one board whatever
+    ``CUDA_DEVICE_ORDER`` the job picks and however a reboot renumbers the boards. A GPU known
+    only by its index (a host without nvidia-smi, its GPUs from the config) is named by that
+    index, with ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` so CUDA counts in nvidia-smi's order (CUDA's
+    default, fastest first, could make index 0 another board). The job's own environment
+    cannot widen either. A job without GPUs sees none: CUDA reports no device when
+    ``CUDA_VISIBLE_DEVICES`` is set empty, and ``NVIDIA_VISIBLE_DEVICES=void`` exposes none in a
+    container; unset, both would show every GPU of the host. A job that sets either variable
+    itself keeps its value (no GPU is held for it, so that is its own choice)."""
     if gpus:
-        visible = ",".join(map(str, gpus))
-        return {"CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES": visible}
+        visible = ",".join(gpus)
+        env = {"CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES": visible}
+        if not all(is_uuid(gpu) for gpu in gpus) or "CUDA_DEVICE_ORDER" not in declared:
+            env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        return env
     return {
         name: value
         for name, value in (("CUDA_VISIBLE_DEVICES", ""), ("NVIDIA_VISIBLE_DEVICES", "void"))
@@ -292,7 +299,7 @@ def _release(state: State, job: Job, attempt: Attempt) -> None:
     if aid in node.attempts:
         node.attempts.discard(aid)
         node.allocated = node.allocated - attempt.resources
-        node.free_gpus |= set(attempt.gpu_indices)
+        release(state, node, attempt.gpus)
     if node.state is NodeState.DRAINING and not node.attempts:
         node.state = NodeState.DRAINED
         state.changes.touch("node", node.name)

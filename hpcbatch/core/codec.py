@@ -17,6 +17,7 @@ from hpcbatch.core.model import (
     Attempt,
     ComputeEnvironment,
     Dependency,
+    Gpu,
     Job,
     JobDefinition,
     JobQueue,
@@ -163,7 +164,7 @@ def _attempt_doc(a: Attempt) -> Doc:
         "node": a.node,
         "cpu_milli": a.cpu_milli,
         "memory_mib": a.memory_mib,
-        "gpu_indices": list(a.gpu_indices),
+        "gpus": list(a.gpus),
         "started_at": a.started_at,
         "stopped_at": a.stopped_at,
         "exit_code": a.exit_code,
@@ -174,7 +175,21 @@ def _attempt_doc(a: Attempt) -> Doc:
 
 
 def _attempt(doc: Doc) -> Attempt:
-    return Attempt(**{**doc, "gpu_indices": tuple(doc["gpu_indices"])})
+    doc = dict(doc)
+    old = doc.pop("gpu_indices", None)  # before GPU ids: indices
+    gpus = doc.pop("gpus", None)
+    ids = tuple(gpus) if gpus is not None else tuple(str(i) for i in old or ())
+    return Attempt(**doc, gpus=ids)
+
+
+def _gpu_doc(gpu: Gpu) -> Doc:
+    return {"id": gpu.id, "index": gpu.index, "model": gpu.model, "memory_mib": gpu.memory_mib}
+
+
+def _node_gpus(doc: Doc) -> tuple[Gpu, ...]:
+    if "gpus" in doc:
+        return tuple(Gpu(**g) for g in doc["gpus"])
+    return tuple(Gpu(str(i), i) for i in doc.get("gpu_indices", ()))  # before GPU ids
 
 
 def ce_to_doc(ce: ComputeEnvironment) -> Doc:
@@ -228,7 +243,11 @@ def node_to_doc(node: Node) -> Doc:
         "name": node.name,
         "ce": node.ce,
         "capacity": asdict(node.capacity),
-        "gpu_indices": list(node.gpu_indices),
+        "gpus": [_gpu_doc(gpu) for gpu in node.gpus],
+        "gpus_out": dict(node.gpus_out),
+        "gpus_reason": node.gpus_reason,
+        "gpu_isolation": node.gpu_isolation,
+        "gpu_isolation_reason": node.gpu_isolation_reason,
         "state": node.state.value,
         "state_reason": node.state_reason,
         "state_changed_at": node.state_changed_at,
@@ -251,11 +270,15 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
         definition = definition_from_doc(d)
         state.definitions.setdefault(definition.name, {})[definition.revision] = definition
     for d in docs.get("node", []):
-        state.nodes[d["name"]] = Node(
+        node = state.nodes[d["name"]] = Node(
             name=d["name"],
             ce=d["ce"],
             capacity=Resources(**d["capacity"]),
-            gpu_indices=tuple(d["gpu_indices"]),
+            gpus=_node_gpus(d),
+            gpus_out=dict(d.get("gpus_out", {})),
+            gpus_reason=d.get("gpus_reason"),
+            gpu_isolation=d.get("gpu_isolation", "env"),
+            gpu_isolation_reason=d.get("gpu_isolation_reason"),
             state=NodeState(d["state"]),
             state_reason=d["state_reason"],
             state_changed_at=d["state_changed_at"],
@@ -265,8 +288,8 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
             launch_port=d.get("launch_port"),
             placement_group=d.get("placement_group"),
             fabric_env=tuple((k, v) for k, v in d.get("fabric_env", [])),
-            free_gpus=set(d["gpu_indices"]),
         )
+        node.free_gpus = node.gpus_in_service  # less what live attempts hold: _hold
     _rebuild_jobs(state, docs.get("job", []))
     seqs = [c.seq for c in state.ces.values()] + [q.seq for q in state.queues.values()]
     seqs += [j.seq for j in state.jobs.values()]
@@ -294,4 +317,4 @@ def _hold(state: State, job: Job) -> None:
         return
     node.attempts.add(attempt_id(job.job_id, attempt.number))
     node.allocated = node.allocated + attempt.resources
-    node.free_gpus -= set(attempt.gpu_indices)
+    node.free_gpus -= set(attempt.gpus)

@@ -23,7 +23,7 @@ class LaunchAttempt(Command):
     environment: tuple[tuple[str, str], ...]
     cpu_milli: int
     memory_mib: int
-    gpu_indices: tuple[int, ...]
+    gpus: tuple[str, ...]  # GPU ids: CUDA_VISIBLE_DEVICES in environment names them
     timeout_s: int | None
     user: str | None = None
     # "<parent id>/<try>" for a node of a multi-node job: the head derives the gang's launch

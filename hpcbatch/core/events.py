@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpcbatch.core.model import Dependency, JobSpec, MultiNodeSpec, Resources, RetryStrategy
+from hpcbatch.core.model import Dependency, Gpu, JobSpec, MultiNodeSpec, Resources, RetryStrategy
 from hpcbatch.core.plan import Plan
 
 
@@ -172,8 +172,11 @@ class NodeJoined(Event):
 
     node: str
     ce: str
-    capacity: Resources
-    gpu_indices: tuple[int, ...] = ()
+    capacity: Resources  # its gpus count is the core's: len(node.gpus) after the join
+    gpus: tuple[Gpu, ...] = ()  # what the agent offers now: it replaces the node's inventory
+    gpus_reason: str | None = None  # the agent's word on its inventory (nvidia-smi failed ...)
+    gpu_isolation: str = "env"  # "devices" | "env"
+    gpu_isolation_reason: str | None = None
     enforcement: str = "none"
     address: str | None = None  # the host's address: an SSH host's, 127.0.0.(i+2) for LOCAL
     launch_port: int | None = None  # the agent's launch server port (hello node.launch_port)
@@ -186,6 +189,17 @@ class NodeJoined(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeHeartbeat(Event):
     node: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeGpusChanged(Event):
+    """A running agent's later look at its GPUs (a periodic nvidia-smi) differs from the last:
+    a GPU missing from ``gpus`` goes out of service with a reason, one back in it returns to
+    service, and ``reason`` replaces the node's word on its inventory."""
+
+    node: str
+    gpus: tuple[Gpu, ...]
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -135,7 +135,7 @@ def try_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> bool:
             continue
         reason = start_reason(run, parent.job_id)
         for index, entry in enumerate(chosen):
-            gpus = take(run, entry, entry.node.capacity, len(entry.gpus), end)
+            gpus = take(run, entry, entry.node.free, len(entry.gpus), end)
             run.placements.append(
                 Placement(
                     node_job_id(parent.job_id, index),

@@ -68,10 +68,10 @@ def _placeable(state: State, parent: Job | None, placements: Sequence[Placement]
         job = state.jobs.get(p.job_id)
         if job is None or p.job_id != node_job_id(parent.job_id, index) or node is None:
             return False
-        whole = not node.attempts and node.free_gpus == set(node.gpu_indices)
+        whole = not node.attempts and node.free_gpus == node.gpus_in_service
         if job.status is not JobStatus.PENDING or not node.schedulable or not whole:
             return False
-        if set(p.gpu_indices) != node.free_gpus or not job.spec.resources.fits_in(node.free):
+        if set(p.gpus) != node.free_gpus or not job.spec.resources.fits_in(node.free):
             return False
     return True
 

@@ -30,7 +30,7 @@ def check_invariants(state: State) -> None:
 def _check_nodes(state: State) -> None:
     for node in state.nodes.values():
         total = Resources()
-        gpus: list[int] = []
+        gpus: list[str] = []
         for aid in node.attempts:
             job = state.jobs.get(aid.rpartition("/")[0])
             if job is None or job.status not in ACTIVE:
@@ -40,7 +40,7 @@ def _check_nodes(state: State) -> None:
             if attempt_id(job.job_id, attempt.number) != aid or attempt.node != node.name:
                 _fail(f"{node.name} holds {aid}, not the job's live attempt")
             total = total + attempt.resources
-            gpus.extend(attempt.gpu_indices)
+            gpus.extend(attempt.gpus)
             if job.node_index is not None and len(node.attempts) > 1:
                 _fail(
                     f"{node.name} is held by gang node {aid} but also by {len(node.attempts) - 1}"
@@ -53,6 +53,18 @@ def _check_nodes(state: State) -> None:
             _fail(f"{node.name} has a GPU held twice: {sorted(gpus)}")
         if set(gpus) & node.free_gpus:
             _fail(f"{node.name} lists held GPUs as free")
+        known = [gpu.id for gpu in node.gpus]
+        if len(known) != len(set(known)) or node.capacity.gpus != len(known):
+            _fail(f"{node.name}: GPU inventory {known} does not match capacity {node.capacity}")
+        if not set(gpus) <= set(known) or not node.free_gpus <= node.gpus_in_service:
+            _fail(
+                f"{node.name}: held {sorted(gpus)} / free {sorted(node.free_gpus)} not in service"
+            )
+        lost = node.gpus_in_service - set(gpus) - node.free_gpus
+        if lost:
+            _fail(f"{node.name}: GPUs {sorted(lost)} in service but neither free nor held")
+        if not node.gpus_out.keys() <= set(known):
+            _fail(f"{node.name}: out-of-service GPUs {sorted(node.gpus_out)} not in its inventory")
 
 
 def _check_indexes(state: State) -> None:

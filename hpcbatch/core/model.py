@@ -1,7 +1,9 @@
 """The vocabulary of the scheduling core.
 
 - **compute environment** (CE): a named pool of nodes of one kind (LOCAL now; SSH and SLURM later).
-- **node**: one agent's host (or virtual host) with a capacity: milli-vCPUs, MiB and indexed GPUs.
+- **node**: one agent's host (or virtual host) with a capacity: milli-vCPUs, MiB and GPUs.
+- **GPU id**: what names one GPU everywhere (allocations, ``CUDA_VISIBLE_DEVICES``): its UUID
+  (``GPU-...``) when its node knows it, else its index as a string (``"0"``).
 - **job queue**: a priority-ordered list of RUNNABLE jobs that draws on up to 3 CEs in order.
 - **job definition**: a named, revisioned template for jobs (``name:revision``).
 - **job**: one unit of work; an *array parent* owns ``size`` children ``<parent>:<index>``.
@@ -10,7 +12,7 @@
 - **allocation**: the resources one attempt holds on one node while STARTING or RUNNING.
 
 Resources are integers: vCPUs in thousandths (``cpu_milli``) so fractions never drift, memory in
-MiB, GPUs by index. Times are integer epoch milliseconds, always passed in, never read here.
+MiB, GPUs by id. Times are integer epoch milliseconds, always passed in, never read here.
 """
 
 from __future__ import annotations
@@ -139,12 +141,30 @@ class MultiNodeSpec:
         raise IndexError(f"node {index} is in no range of a {self.num_nodes}-node job")
 
 
+@dataclass(frozen=True, slots=True)
+class Gpu:
+    """One GPU a node offers, as its agent reported it (nvidia-smi, or the host's config)."""
+
+    id: str  # the UUID when known, else str(index): see the module's vocabulary
+    index: int  # nvidia-smi's index on its host (PCI bus order)
+    model: str | None = None
+    memory_mib: int | None = None
+
+
 @dataclass(slots=True)
 class Node:
+    """``gpus`` lists every GPU the node is known to have, in service or not (so
+    ``capacity.gpus == len(gpus)``); ``gpus_out`` says why each out-of-service one is out;
+    ``free_gpus`` are the ids in service that no attempt holds."""
+
     name: str
     ce: str
     capacity: Resources
-    gpu_indices: tuple[int, ...] = ()
+    gpus: tuple[Gpu, ...] = ()
+    gpus_out: dict[str, str] = field(default_factory=dict)  # GPU id -> why it is out of service
+    gpus_reason: str | None = None  # the agent's word on its GPU inventory (nvidia-smi failed...)
+    gpu_isolation: str = "env"  # "devices": the job's cgroup denies other GPUs; "env": variables
+    gpu_isolation_reason: str | None = None
     state: NodeState = NodeState.ONLINE
     state_reason: str = ""
     state_changed_at: int = 0
@@ -155,12 +175,18 @@ class Node:
     placement_group: str | None = None  # from the config: gangs are kept inside one group
     fabric_env: tuple[tuple[str, str], ...] = ()  # its CE's fabric variables, for gangs
     allocated: Resources = Resources()
-    free_gpus: set[int] = field(default_factory=set)
+    free_gpus: set[str] = field(default_factory=set)
     attempts: set[str] = field(default_factory=set)  # attempt ids holding an allocation here
 
     @property
     def free(self) -> Resources:
-        return self.capacity - self.allocated
+        """What is left: a GPU out of service is neither held nor free."""
+        left = self.capacity - self.allocated
+        return Resources(left.cpu_milli, left.memory_mib, len(self.free_gpus))
+
+    @property
+    def gpus_in_service(self) -> set[str]:
+        return {gpu.id for gpu in self.gpus if gpu.id not in self.gpus_out}
 
     @property
     def schedulable(self) -> bool:
@@ -213,7 +239,7 @@ class Attempt:
     node: str
     cpu_milli: int
     memory_mib: int
-    gpu_indices: tuple[int, ...]
+    gpus: tuple[str, ...]  # GPU ids
     started_at: int | None = None
     stopped_at: int | None = None
     exit_code: int | None = None
@@ -223,7 +249,7 @@ class Attempt:
 
     @property
     def resources(self) -> Resources:
-        return Resources(self.cpu_milli, self.memory_mib, len(self.gpu_indices))
+        return Resources(self.cpu_milli, self.memory_mib, len(self.gpus))
 
 
 @dataclass(frozen=True, slots=True)

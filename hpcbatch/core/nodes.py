@@ -14,7 +14,7 @@ started, and counted lost if it had been running.
 from __future__ import annotations
 
 from hpcbatch.core import events as ev
-from hpcbatch.core import gang_life
+from hpcbatch.core import gang_life, gpus
 from hpcbatch.core.attempts import end_attempt, launch_of
 from hpcbatch.core.commands import Command, KillAttempt
 from hpcbatch.core.model import (
@@ -41,16 +41,12 @@ def _set_state(state: State, node: Node, new: NodeState, reason: str, e: ev.Even
 def node_joined(state: State, e: ev.NodeJoined) -> list[Command]:
     node = state.nodes.get(e.node)
     if node is None:
-        node = Node(
-            name=e.node,
-            ce=e.ce,
-            capacity=e.capacity,
-            gpu_indices=e.gpu_indices,
-            free_gpus=set(e.gpu_indices),
-        )
+        node = Node(name=e.node, ce=e.ce, capacity=e.capacity)
         state.nodes[e.node] = node
     node.capacity = e.capacity
-    node.gpu_indices = e.gpu_indices
+    node.gpus_reason = e.gpus_reason
+    node.gpu_isolation = e.gpu_isolation
+    node.gpu_isolation_reason = e.gpu_isolation_reason
     node.enforcement = e.enforcement
     node.address = e.address
     node.launch_port = e.launch_port
@@ -58,8 +54,7 @@ def node_joined(state: State, e: ev.NodeJoined) -> list[Command]:
     node.fabric_env = e.fabric_environment
     node.last_heartbeat = e.now
     state.changes.touch("node", node.name)
-    held = {g for aid in node.attempts for g in _attempt_gpus(state, node, aid)}
-    node.free_gpus = set(e.gpu_indices) - held
+    gpus.join(state, node, e.gpus, e.now, e.cause)
     if node.state in (NodeState.DOWN, NodeState.ONLINE) or node.state_changed_at == 0:
         _set_state(state, node, NodeState.ONLINE, "agent connected", e)
     return _reconcile(state, node, set(e.known_attempts), e) + _kills_on_return(state, node, e)
@@ -73,11 +68,6 @@ def _live(state: State, node: Node, aid: str) -> tuple[Job, Attempt] | None:
     if job is None or not job.attempts or job.attempts[-1].node != node.name:
         return None
     return job, job.attempts[-1]
-
-
-def _attempt_gpus(state: State, node: Node, aid: str) -> tuple[int, ...]:
-    live = _live(state, node, aid)
-    return live[1].gpu_indices if live is not None else ()
 
 
 def _reconcile(state: State, node: Node, known: set[str], e: ev.Event) -> list[Command]:
@@ -145,6 +135,16 @@ def heartbeat(state: State, e: ev.NodeHeartbeat) -> list[Command]:
     node = state.nodes.get(e.node)
     if node is not None:
         node.last_heartbeat = e.now
+    return []
+
+
+def gpus_changed(state: State, e: ev.NodeGpusChanged) -> list[Command]:
+    node = state.nodes.get(e.node)
+    if node is not None:
+        if node.gpus_reason != e.reason:
+            node.gpus_reason = e.reason
+            state.changes.touch("node", node.name)
+        gpus.look(state, node, e.gpus, e.now, e.cause)
     return []
 
 

@@ -19,7 +19,7 @@ NEVER = None  # an unknown end time
 class FreeNode:
     node: Node
     free: Resources
-    gpus: list[int]
+    gpus: list[str]  # free GPU ids, in the node's order
     ends: list[tuple[int | None, Resources]] = field(default_factory=list)
 
 
@@ -70,7 +70,7 @@ def sooner(a: int | None, b: int | None) -> bool:
 
 def take(
     run: Pass, entry: FreeNode, need: Resources, gpus: int, end: int | None
-) -> tuple[int, ...]:
+) -> tuple[str, ...]:
     """Book ``need`` and ``gpus`` GPUs of ``entry`` for an attempt ending at ``end``."""
     taken = tuple(entry.gpus[:gpus])
     del entry.gpus[:gpus]

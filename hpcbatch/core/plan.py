@@ -1,6 +1,6 @@
 """What one scheduling pass proposes: placements, and the reservations that guard backfill.
 
-A **placement** starts one job on one node (``gpu_indices`` picked). ``backfill`` is true when the
+A **placement** starts one job on one node (its GPU ids picked). ``backfill`` is true when the
 job starts ahead of an earlier job in the global order that could not start; ``reason`` records
 why, for the job's story. The placements of one multi-node job (``gang``, all its nodes) come
 together and are started all or none. A **reservation** holds a node for the first blocked job of a queue
@@ -18,7 +18,7 @@ from hpcbatch.core.model import Resources
 class Placement:
     job_id: str
     node: str
-    gpu_indices: tuple[int, ...]
+    gpus: tuple[str, ...]  # GPU ids
     backfill: bool
     reason: str
     gang: str | None = None  # a node job's parent: the loop starts a gang whole or not at all

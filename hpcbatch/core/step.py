@@ -45,6 +45,7 @@ HANDLERS: dict[type[ev.Event], Callable[[State, Any], list[Command]]] = {
     ev.TerminateJob: control.terminate,
     ev.NodeJoined: nodes.node_joined,
     ev.NodeHeartbeat: nodes.heartbeat,
+    ev.NodeGpusChanged: nodes.gpus_changed,
     ev.NodeDown: nodes.node_down,
     ev.NodeLost: nodes.node_lost,
     ev.DrainNode: nodes.drain,

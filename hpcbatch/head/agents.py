@@ -21,7 +21,7 @@ from hpcbatch import protocol
 from hpcbatch.core import events as ev
 from hpcbatch.core.attempts import foreign_report
 from hpcbatch.core.commands import KillAttempt, LaunchAttempt
-from hpcbatch.core.model import Resources
+from hpcbatch.core.model import Gpu, Resources
 from hpcbatch.errors import TransportError, ValidationError
 from hpcbatch.head.launch_keys import LaunchKeys
 from hpcbatch.head.loop import HeadLoop, now_ms
@@ -104,6 +104,13 @@ def _enforcement(cgroups: str, enforced: list[str] | None = None) -> str:
     return f"cgroups {cgroups} ({', '.join(enforced)})"
 
 
+def gpus_of(items: list[protocol.GpuInfo]) -> tuple[Gpu, ...]:
+    """The agent's GPU list (hello, ``gpus``) as the core's: each named by protocol.gpu_id."""
+    return tuple(
+        Gpu(protocol.gpu_id(g), g["index"], g.get("name"), g.get("memory_mib")) for g in items
+    )
+
+
 class AgentSession:
     def __init__(
         self,
@@ -139,7 +146,10 @@ class AgentSession:
             node=self.node,
             ce=self.ce,
             capacity=Resources(node["vcpus"] * 1000, node["memory_mib"], len(node["gpus"])),
-            gpu_indices=tuple(g["index"] for g in node["gpus"]),
+            gpus=gpus_of(node["gpus"]),
+            gpus_reason=node.get("gpus_reason"),
+            gpu_isolation=node.get("gpu_isolation", "env"),
+            gpu_isolation_reason=node.get("gpu_isolation_reason"),
             enforcement=_enforcement(node["cgroups"], node.get("enforced")),
             # A LOCAL virtual node has its own loopback address; an SSH link knows its host's.
             address=self.profile.address or getattr(self.link, "address", None) or LOCAL_ADDRESS,
@@ -175,6 +185,13 @@ class AgentSession:
             self._post_updates(self._admitted(message["updates"]))
         elif kind == "heartbeat":
             self.loop.post(ev.NodeHeartbeat(cause=self._cause(), now=now_ms(), node=self.node))
+        elif kind == "gpus":
+            gpus, reason = gpus_of(message["gpus"]), message.get("gpus_reason")
+            self.loop.post(
+                ev.NodeGpusChanged(
+                    cause=self._cause(), now=now_ms(), node=self.node, gpus=gpus, reason=reason
+                )
+            )
         elif kind == "log_data":
             future = self._pending.pop(message.get("req", -1), None)
             if future is not None and not future.done():
@@ -232,7 +249,7 @@ class AgentSession:
                     list(c.command),
                     env=dict(c.environment),
                     timeout_s=c.timeout_s,
-                    gpus=c.gpu_indices,
+                    gpus=c.gpus,
                     vcpus=max(1, math.ceil(c.cpu_milli / 1000)),
                     memory_mib=c.memory_mib,
                     user=c.user,

@@ -13,7 +13,7 @@ node_lost_timeout_s = 120          # DOWN this long: its jobs fail as "Host lost
 nodes = 1                          # virtual nodes (one agent each) on this machine
 vcpus = 0                          # per node; 0 = this machine's CPUs
 memory_mib = 0                     # per node; 0 = this machine's memory
-gpus = []                          # this machine's GPU indices, split between the nodes in
+gpus = []                          # this machine's GPU indices or UUIDs, split between the nodes in
                                    # order (nodes = 2, gpus = [0, 1, 2, 3]: local-1 offers 0,1,
                                    # local-2 offers 2,3); [] with nodes = 1: nvidia-smi's, with
                                    # nodes > 1: none (each node would offer every board)
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from hpcbatch.errors import ValidationError
+from hpcbatch.head.gpu_config import GpuName, check_gpu_list
 from hpcbatch.head.hosts import (
     CeConfig,
     check_fabric,
@@ -53,11 +54,11 @@ class LocalConfig:
     nodes: int = 1
     vcpus: int = 0
     memory_mib: int = 0
-    gpus: tuple[int, ...] = ()
+    gpus: tuple[GpuName, ...] = ()
     fabric: Fabric = Fabric()
     placement_group: str | None = None
 
-    def node_gpus(self, index: int) -> tuple[int, ...] | None:
+    def node_gpus(self, index: int) -> tuple[GpuName, ...] | None:
         """The GPUs virtual node ``index`` (0-based) offers, its own share of ``gpus`` so no
         board is offered twice; None: the node's agent offers what nvidia-smi finds."""
         if not self.gpus:
@@ -140,11 +141,7 @@ def _local(raw: dict[str, Any]) -> LocalConfig:
     for key in raw:
         if key not in LOCAL_KEYS:
             raise ValidationError(f"config.local.{key}", "is not a known setting")
-    gpus = raw.get("gpus", [])
-    if not isinstance(gpus, list) or not all(
-        isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gpus
-    ):
-        raise ValidationError("config.local.gpus", f"must be a list of GPU indices (got {gpus!r})")
+    gpus = check_gpu_list(raw.get("gpus", []), "config.local.gpus")
     nodes = _typed("config.local.nodes", raw.get("nodes", 1), int)
     if not 0 <= nodes <= 64:  # 0: a head that only manages SSH hosts
         raise ValidationError("config.local.nodes", f"must be 0 to 64 (got {nodes})")
@@ -153,7 +150,7 @@ def _local(raw: dict[str, Any]) -> LocalConfig:
         nodes=nodes,
         vcpus=_typed("config.local.vcpus", raw.get("vcpus", 0), int),
         memory_mib=_typed("config.local.memory_mib", raw.get("memory_mib", 0), int),
-        gpus=tuple(gpus),
+        gpus=gpus,
         fabric=check_fabric("config.local", raw),
         placement_group=check_placement_group(
             "config.local.placement_group", raw.get("placement_group")
@@ -161,18 +158,11 @@ def _local(raw: dict[str, Any]) -> LocalConfig:
     )
 
 
-def _check_gpu_split(gpus: list[int], nodes: int) -> None:
-    """Each GPU is offered by exactly one virtual node, and every node gets as many."""
-    seen: set[int] = set()
-    for gpu in gpus:
-        if gpu in seen:
-            raise ValidationError(
-                "config.local.gpus", f"GPU {gpu} appears twice: a GPU is offered by one node only"
-            )
-        seen.add(gpu)
+def _check_gpu_split(gpus: tuple[GpuName, ...], nodes: int) -> None:
+    """Every node gets as many (check_gpu_list has refused a GPU named twice)."""
     if gpus and (nodes == 0 or len(gpus) % nodes):
         raise ValidationError(
             "config.local.gpus",
-            f"{len(gpus)} GPUs {gpus} cannot be split evenly between {nodes} nodes "
+            f"{len(gpus)} GPUs {list(gpus)} cannot be split evenly between {nodes} nodes "
             "(each node offers its own share of the list, in order)",
         )

@@ -18,6 +18,9 @@ state_dir = "/var/lib/hpcbatch-agent"
 python = "python3"
 vcpus = 8                        # optional capacity overrides
 memory_mib = 32000
+gpus = [0, 1]                    # optional: the GPUs it offers (indices or "GPU-…" UUIDs);
+                                 # default: every GPU nvidia-smi lists
+nvidia_smi = "/usr/bin/nvidia-smi"  # optional: where nvidia-smi is when not on sshd's PATH
 labels = { rack = "a", placement_group = "g1" }  # placement_group: gangs kept inside one
 agent_durability = "process"     # "power": the agent fsyncs its spool each turn (see docs)
 ```
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from hpcbatch.errors import ValidationError
+from hpcbatch.head.gpu_config import check_gpu_list
 from hpcbatch.mpi.fabric import Fabric, FabricError, fabric_environment, parse_fabric
 from hpcbatch.transport.ssh import SshHost
 
@@ -57,6 +61,7 @@ HOST_KEYS = {
     "vcpus",
     "memory_mib",
     "gpus",
+    "nvidia_smi",
     "labels",
     "agent_durability",
 }
@@ -186,10 +191,15 @@ def parse_host(where: str, raw: Any) -> SshHost:
     where = f"{where} ({name})"
     known, tofu = _check_trust(where, raw)
     gpus = raw.get("gpus")
-    if gpus is not None and not (
-        isinstance(gpus, list) and all(isinstance(g, int) and g >= 0 for g in gpus)
+    if gpus is not None:
+        gpus = check_gpu_list(gpus, f"{where}.gpus")
+    nvidia_smi = raw.get("nvidia_smi")
+    if nvidia_smi is not None and not (
+        isinstance(nvidia_smi, str) and nvidia_smi.startswith("/") and "\0" not in nvidia_smi
     ):
-        raise ValidationError(f"{where}.gpus", f"must be a list of GPU indices (got {gpus!r})")
+        raise ValidationError(
+            f"{where}.nvidia_smi", f"must be an absolute path on the host (got {nvidia_smi!r})"
+        )
     durability = raw.get("agent_durability", "process")
     if durability not in AGENT_DURABILITIES:
         raise ValidationError(
@@ -214,6 +224,7 @@ def parse_host(where: str, raw: Any) -> SshHost:
         vcpus=_int(where, raw, "vcpus", None, 1),
         memory_mib=_int(where, raw, "memory_mib", None, 4),
         gpus=tuple(gpus) if gpus is not None else None,
+        nvidia_smi=nvidia_smi,
         labels=dict(labels),
         agent_durability=durability,
     )

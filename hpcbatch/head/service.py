@@ -145,7 +145,7 @@ class Head:
         local = self.config.local
 
         def connect(
-            name: str, profile: NodeProfile, gpus: tuple[int, ...] | None
+            name: str, profile: NodeProfile, gpus: tuple[int | str, ...] | None
         ) -> Callable[[], Awaitable[AgentLink]]:
             # Its launch server listens on the virtual node's own loopback address.
             options = ["--launch-address", profile.address] if profile.address else []

@@ -141,7 +141,7 @@ async def _start_agent(state_dir: Path, node_name: str, python: str, options: li
 
 
 def _serve_options(
-    vcpus: int | None, memory_mib: int | None, gpus: list[int] | None, extra: list[str]
+    vcpus: int | None, memory_mib: int | None, gpus: list[int | str] | None, extra: list[str]
 ) -> list[str]:
     options: list[str] = []
     if vcpus is not None:
@@ -149,7 +149,7 @@ def _serve_options(
     if memory_mib is not None:
         options += ["--memory-mib", str(memory_mib)]
     if gpus is not None:
-        options += ["--gpus", ",".join(str(index) for index in gpus)]
+        options += ["--gpus", ",".join(str(gpu) for gpu in gpus)]
     return options + extra
 
 
@@ -159,7 +159,7 @@ async def connect_local_agent(
     *,
     vcpus: int | None = None,
     memory_mib: int | None = None,
-    gpus: list[int] | None = None,
+    gpus: list[int | str] | None = None,
     head_id: str,
     python: str = sys.executable,
     hello_timeout_s: float = HELLO_TIMEOUT_S,

@@ -66,7 +66,8 @@ class SshHost:
     python: str = "python3"
     vcpus: int | None = None
     memory_mib: int | None = None
-    gpus: tuple[int, ...] | None = None
+    gpus: tuple[int | str, ...] | None = None  # indices or UUIDs (head/gpu_config.py)
+    nvidia_smi: str | None = None  # where nvidia-smi is on the host, when not on sshd's PATH
     labels: dict[str, str] = field(default_factory=dict)
     agent_durability: str = "process"  # or "power": the agent's spool fsyncs each turn
 
@@ -197,6 +198,8 @@ def attach_command(host: SshHost, pyz: str) -> str:
         argv += ["--memory-mib", str(host.memory_mib)]
     if host.gpus is not None:
         argv += ["--gpus", ",".join(map(str, host.gpus))]
+    if host.nvidia_smi is not None:
+        argv += ["--nvidia-smi", host.nvidia_smi]
     if host.agent_durability != "process":
         argv += ["--durability", host.agent_durability]
     return shlex.join(argv)

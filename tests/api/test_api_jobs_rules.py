@@ -225,6 +225,16 @@ OVERRIDES_BAD: list[tuple[dict[str, Any], str, str]] = [
         "whole number of GPUs",
     ),
     (
+        {"resourceRequirements": [{"type": "GPU", "value": "0.5"}]},
+        "resourceRequirements[0].value",
+        "whole number of GPUs",
+    ),
+    (
+        {"resourceRequirements": [{"type": "GPU", "value": "-1"}]},
+        "resourceRequirements[0].value",
+        "whole number of GPUs, at least 1",
+    ),
+    (
         {"resourceRequirements": [{"type": "GPU", "value": 1}]},
         "resourceRequirements[0].value",
         "must be a string (got 1)",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpcbatch.core import codec
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command, KillAttempt, LaunchAttempt
 from hpcbatch.core.invariants import check_invariants
 from hpcbatch.core.model import (
+    Gpu,
     Job,
     JobSpec,
     MultiNodeSpec,
@@ -24,6 +27,26 @@ from hpcbatch.core.state import State
 from hpcbatch.core.step import step
 
 
+def node_gpus(node: str, count: int) -> tuple[Gpu, ...]:
+    """``count`` GPUs with UUID-style ids unique to ``node``: ``GPU-<node>-<index>``."""
+    return tuple(Gpu(f"GPU-{node}-{k}", k, "Test GPU", 16384) for k in range(count))
+
+
+def dump(state: State) -> dict[str, list[dict[str, Any]]]:
+    """``state`` as the store keeps it (JSON documents per kind)."""
+    docs: dict[str, list[dict[str, Any]]] = {
+        "compute_environment": [codec.ce_to_doc(c) for c in state.ces.values()],
+        "queue": [codec.queue_to_doc(q) for q in state.queues.values()],
+        "job_definition": [
+            codec.definition_to_doc(d) for r in state.definitions.values() for d in r.values()
+        ],
+        "node": [codec.node_to_doc(n) for n in state.nodes.values()],
+        "job": [codec.job_to_doc(j) for j in state.jobs.values()],
+    }
+    loaded: dict[str, list[dict[str, Any]]] = json.loads(json.dumps(docs))
+    return loaded
+
+
 @dataclass
 class Sim:
     state: State = field(default_factory=State)
@@ -32,6 +55,7 @@ class Sim:
     launched: list[LaunchAttempt] = field(default_factory=list)
     killed: list[KillAttempt] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)
+    gpus_gone: dict[str, set[str]] = field(default_factory=dict)  # node -> GPUs off the bus
 
     def do(self, event_type: type[ev.Event], **fields: Any) -> list[Command]:
         commands = step(self.state, event_type(cause=f"c{next(self.ids)}", now=self.now, **fields))
@@ -42,6 +66,13 @@ class Sim:
             elif isinstance(command, KillAttempt):
                 self.killed.append(command)
         return commands
+
+    def restart(self) -> None:
+        """The head restarts: its state is rebuilt from what the store keeps."""
+        restored = State()
+        codec.rebuild(restored, dump(self.state))
+        check_invariants(restored)
+        self.state = restored
 
     def grouped_cluster(self, groups: list[str | None]) -> Sim:
         """CE "ce" and queue "q" with nodes n0.. (4 vCPUs, 8 GiB each), node i in placement
@@ -76,7 +107,7 @@ class Sim:
                 node=f"{ce}-n{i}",
                 ce=ce,
                 capacity=Resources(vcpus * 1000, memory, gpus),
-                gpu_indices=tuple(range(gpus)),
+                gpus=node_gpus(f"{ce}-n{i}", gpus),
             )
         self.do(ev.CreateJobQueue, name=queue, priority=priority, ce_order=((1, ce),))
         if "d" not in self.state.definitions:

@@ -15,10 +15,19 @@ from hypothesis import strategies as st
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import LaunchAttempt
-from hpcbatch.core.model import TERMINAL, Dependency, Job, JobSpec, JobStatus, NodeRange, Resources
+from hpcbatch.core.model import (
+    TERMINAL,
+    Dependency,
+    Gpu,
+    Job,
+    JobSpec,
+    JobStatus,
+    NodeRange,
+    Resources,
+)
 from hpcbatch.core.scheduler import schedule
 from hpcbatch.core.state import runnable_key
-from tests.core.sim import Sim, retry
+from tests.core.sim import Sim, node_gpus, retry
 
 submit = st.tuples(
     st.just("submit"),
@@ -46,6 +55,9 @@ op = st.one_of(
     st.tuples(st.just("drain"), st.integers(0, 2)),
     st.tuples(st.just("down"), st.integers(0, 2)),
     st.tuples(st.just("forge"), st.integers(0, 50), st.integers(1, 2)),
+    st.tuples(st.just("gpu_gone"), st.integers(0, 2), st.integers(0, 1)),
+    st.tuples(st.just("gpu_back"), st.integers(0, 2)),
+    st.tuples(st.just("restart")),
 )
 
 
@@ -116,6 +128,16 @@ def _apply(sim: Sim, step: tuple[Any, ...], jobs: list[Job]) -> None:
         target = jobs[step[1] % len(jobs)]
         event = ev.CancelJob if kind == "cancel" else ev.TerminateJob
         sim.do(event, job_id=target.job_id, reason=kind)
+    elif kind == "restart":
+        sim.restart()
+    elif kind in ("gpu_gone", "gpu_back"):
+        name = f"local-n{step[1]}"
+        gone = sim.gpus_gone.setdefault(name, set())
+        if kind == "gpu_gone":
+            gone.add(f"GPU-{name}-{step[2]}")
+        else:
+            gone.clear()
+        sim.do(ev.NodeGpusChanged, node=name, gpus=_present(sim, name))
     elif kind in ("lose", "rejoin", "drain", "down"):
         name = f"local-n{step[1]}"
         node = sim.state.nodes[name]
@@ -129,11 +151,30 @@ def _apply(sim: Sim, step: tuple[Any, ...], jobs: list[Job]) -> None:
                 node=name,
                 ce="local",
                 capacity=node.capacity,
-                gpu_indices=node.gpu_indices,
+                gpus=_present(sim, name),
                 known_attempts=tuple(node.attempts),
             )
         elif node.state.value == "ONLINE":
             sim.do(ev.DrainNode, node=name, reason="admin")
+
+
+def _present(sim: Sim, name: str) -> tuple[Gpu, ...]:
+    """What the node's agent would list: its two boards less those fallen off the bus."""
+    gone = sim.gpus_gone.get(name, set())
+    return tuple(gpu for gpu in node_gpus(name, 2) if gpu.id not in gone)
+
+
+def _check_gpus_held_once(sim: Sim) -> None:
+    """No GPU is held by two live attempts, on any node, and none is held out of thin air."""
+    held: dict[str, str] = {}
+    for job in sim.state.jobs.values():
+        if job.status in (JobStatus.STARTING, JobStatus.RUNNING) and job.attempts:
+            attempt = job.attempts[-1]
+            known = {gpu.id for gpu in sim.state.nodes[attempt.node].gpus}
+            for gpu in attempt.gpus:
+                assert gpu not in held, f"{gpu} held by {held.get(gpu)} and {job.job_id}"
+                assert gpu in known, f"{job.job_id} holds {gpu}, unknown to {attempt.node}"
+                held[gpu] = job.job_id
 
 
 def _forge(sim: Sim, launch: LaunchAttempt, shift: int) -> None:
@@ -157,6 +198,7 @@ def test_safety_properties_hold_over_random_histories(steps: list[tuple[Any, ...
     for step_ in steps:
         seen = len(sim.launched)
         _apply(sim, step_, jobs)
+        _check_gpus_held_once(sim)
         for launch in sim.launched[seen:]:
             assert _deps_succeeded(sim, sim.state.jobs[launch.job_id])
         for job in sim.state.jobs.values():

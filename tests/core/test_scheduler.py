@@ -50,14 +50,15 @@ def test_compute_environment_order_is_tried_in_order() -> None:
     assert launches == {a.job_id: "first-n", b.job_id: "second-n"}
 
 
-def test_gpus_are_allocated_by_index_and_never_twice() -> None:
+def test_gpus_are_allocated_whole_in_the_nodes_order_and_never_twice() -> None:
     sim = Sim().cluster(nodes=1, vcpus=8, gpus=4)
     sim.submit(gpus=2)
     sim.submit(gpus=2)
     sim.submit(gpus=1)
     launches = sim.schedule()
-    assert sorted(launch.gpu_indices for launch in launches) == [(0, 1), (2, 3)]
-    assert dict(launches[0].environment)["CUDA_VISIBLE_DEVICES"] == "0,1"
+    ids = [f"GPU-local-n0-{k}" for k in range(4)]
+    assert sorted(launch.gpus for launch in launches) == [tuple(ids[:2]), tuple(ids[2:])]
+    assert dict(launches[0].environment)["CUDA_VISIBLE_DEVICES"] == ",".join(ids[:2])
 
 
 def test_small_job_backfills_only_when_it_cannot_delay_the_big_one() -> None:

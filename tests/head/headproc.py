@@ -71,7 +71,9 @@ class HeadProcess:
         heartbeat: float = 30.0,
         extra_config: str = "",
         lost: float = 120.0,
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.env = env  # the head's environment (its LOCAL agents inherit it); None: ours
         self.data_dir = data_dir
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -100,7 +102,9 @@ class HeadProcess:
             "warning",
         ]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env
+            )
         wait_for(self._healthy, 30, f"head to answer (log: {self.log})")
         return self
 

@@ -4,6 +4,11 @@ A **drained** node takes no new attempts; DRAINING means it still runs some. Dra
 maintenance, resume after. The table shows use against capacity so a person sees where room is,
 and, where nodes have them, each node's placement group (GROUP) and the address:port of its
 agent's MPI launch server (LAUNCH), which a multi-node job's peers connect to.
+
+Where nodes have GPUs, a second table lists each GPU: its node, index, id (the UUID jobs see in
+``CUDA_VISIBLE_DEVICES``), model, memory, and whether it is free, in use (by which job) or out
+of service (and why); the node table then says how each node keeps jobs to their own GPUs
+(GPU ISOLATION: ``devices``, the job's cgroup denies the others; ``env``, only the variables).
 """
 
 from __future__ import annotations
@@ -47,7 +52,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json_output:
         ctx.emit_json(reply)
     else:
-        sys.stdout.write(render_nodes(reply.get("nodes", [])) + "\n")
+        nodes = reply.get("nodes", [])
+        sys.stdout.write(render_nodes(nodes) + "\n")
+        gpus = render_gpus(nodes)
+        if gpus:
+            sys.stdout.write("\n" + gpus + "\n")
     return EXIT_OK
 
 
@@ -82,7 +91,7 @@ def render_nodes(nodes: list[dict[str, Any]]) -> str:
         "LIMITS",
         "REASON",
     ]
-    for header, cell in _gang_columns(nodes):
+    for header, cell in _gang_columns(nodes) + _gpu_columns(nodes):
         headers.insert(-1, header)  # before REASON, which may be long
         for row, value in zip(rows, cell, strict=True):
             row.insert(-1, value)
@@ -102,6 +111,48 @@ def _gang_columns(nodes: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
         ]
         columns.append(("LAUNCH", launch))
     return columns
+
+
+def _gpu_columns(nodes: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    if not any(node.get("gpuDevices") for node in nodes):
+        return []
+    cells = [node.get("gpuIsolation", "-") if node.get("gpuDevices") else "-" for node in nodes]
+    return [("GPU ISOLATION", cells)]
+
+
+def render_gpus(nodes: list[dict[str, Any]]) -> str:
+    """Every GPU of every node, and each node's word on its GPUs; "" when no node has any."""
+    rows = []
+    notes = []
+    for node in nodes:
+        name = node.get("name", "")
+        for gpu in node.get("gpuDevices") or []:
+            status = gpu.get("status", "")
+            detail = gpu.get("jobId") or ""
+            if status == "OUT_OF_SERVICE":
+                detail = gpu.get("reason", "") + (f" (still held by {detail})" if detail else "")
+            memory = gpu.get("memoryMiB")
+            rows.append(
+                [
+                    name,
+                    str(gpu.get("index", "")),
+                    gpu.get("id", ""),
+                    gpu.get("model") or "",
+                    "" if memory is None else str(memory),
+                    status,
+                    detail,
+                ]
+            )
+        for key in ("gpusReason", "gpuIsolationReason"):
+            if node.get(key):
+                notes.append(f"{name}: {node[key]}")
+    if not rows and not notes:
+        return ""
+    from hpcbatch.cli import render
+
+    headers = ["NODE", "GPU", "ID", "MODEL", "MEM MiB", "STATUS", "JOB / REASON"]
+    text = render.table(headers, rows) if rows else "no GPUs"
+    return "\n".join([text, *notes])
 
 
 def _num(value: Any) -> str:

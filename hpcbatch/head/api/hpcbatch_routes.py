@@ -1,7 +1,9 @@
 """hpcbatch's own routes under ``/hpcbatch/v1/``: what the AWS API has no words for.
 
 - ``GET  nodes`` — every node: capacity, allocation, state and why, last heartbeat, enforcement,
-  and where set its address, MPI launch port and placement group
+  and where set its address, MPI launch port and placement group; a node with GPUs lists each
+  (``gpuDevices``: index, id, model, memory, FREE / IN_USE by which job / OUT_OF_SERVICE and
+  why) and how jobs are kept to theirs (``gpuIsolation``: ``devices`` or ``env``)
 - ``POST nodes/<name>/drain`` ``{"reason"}`` and ``nodes/<name>/resume``
 - ``GET  jobs/<jobId>/logs?attempt=N&offset=B`` — a chunk of an attempt's output
 - ``GET  jobs/<jobId>/history`` — the job's story from the journal
@@ -16,7 +18,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from hpcbatch.core import events as ev
+from hpcbatch.core.gpus import holders
 from hpcbatch.core.model import ACTIVE, Job, Node, attempt_id, format_vcpus
+from hpcbatch.core.state import State
 from hpcbatch.errors import ClientError, NotFoundError, TransportError, ValidationError
 from hpcbatch.head.agents import MAX_LOG_OFFSET
 from hpcbatch.head.api.operations import Call
@@ -26,9 +30,9 @@ VERSION = "0.1.0"
 LOG_CHUNK = 256 * 1024
 
 
-def node_doc(node: Node) -> dict[str, Any]:
+def node_doc(state: State, node: Node) -> dict[str, Any]:
     """A node as the nodes route shows it; ``address``, ``launchPort`` (its agent's MPI launch
-    server) and ``placementGroup`` only where set."""
+    server), ``placementGroup`` and the GPU fields only where set."""
     doc: dict[str, Any] = {
         "name": node.name,
         "computeEnvironment": node.ce,
@@ -49,9 +53,34 @@ def node_doc(node: Node) -> dict[str, Any]:
         "address": node.address,
         "launchPort": node.launch_port,
         "placementGroup": node.placement_group,
+        "gpusReason": node.gpus_reason,
+        **(_gpu_fields(state, node) if node.gpus or node.gpus_reason else {}),
     }
     doc.update((key, value) for key, value in optional.items() if value is not None)
     return doc
+
+
+def _gpu_fields(state: State, node: Node) -> dict[str, Any]:
+    held = holders(state, node)
+    devices = []
+    for gpu in node.gpus:
+        device: dict[str, Any] = {
+            "index": gpu.index,
+            "id": gpu.id,
+            "model": gpu.model,
+            "memoryMiB": gpu.memory_mib,
+        }
+        if gpu.id in node.gpus_out:
+            device.update(status="OUT_OF_SERVICE", reason=node.gpus_out[gpu.id])
+        if gpu.id in held:
+            device.update(jobId=held[gpu.id].rpartition("/")[0], attemptId=held[gpu.id])
+            device.setdefault("status", "IN_USE")
+        device.setdefault("status", "FREE")
+        devices.append(device)
+    fields: dict[str, Any] = {"gpuDevices": devices, "gpuIsolation": node.gpu_isolation}
+    if node.gpu_isolation_reason:
+        fields["gpuIsolationReason"] = node.gpu_isolation_reason
+    return fields
 
 
 async def route(
@@ -62,7 +91,7 @@ async def route(
         return 200, {"status": "ok", "version": VERSION}
     if parts == ["nodes"] and method == "GET":
         nodes = sorted(call.head.state.nodes.values(), key=lambda n: n.name)
-        return 200, {"nodes": [node_doc(n) for n in nodes]}
+        return 200, {"nodes": [node_doc(call.head.state, n) for n in nodes]}
     if len(parts) == 3 and parts[0] == "nodes" and method == "POST":
         return 200, await _node_action(call, parts[1], parts[2], body)
     if len(parts) == 3 and parts[0] == "jobs" and method == "GET":
@@ -90,7 +119,7 @@ async def _node_action(call: Call, name: str, action: str, body: bytes) -> dict[
     else:
         raise NotFoundError(f"no node action {action!r}; use drain or resume")
     await call.head.loop.call(event)
-    return {"node": node_doc(call.head.state.nodes[name])}
+    return {"node": node_doc(call.head.state, call.head.state.nodes[name])}
 
 
 def _int(query: dict[str, list[str]], name: str) -> int | None:
