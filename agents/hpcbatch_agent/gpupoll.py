@@ -166,6 +166,7 @@ class GpuPoller:
         *,
         devices: GpuDevices | None = None,
         detect: Callable[[], GpuDetection] | None = None,
+        nvidia_smi: str | None = None,
     ) -> None:
         self.node = node
         self.configured = configured
@@ -173,7 +174,7 @@ class GpuPoller:
         self.devices = devices
         self.exits = ChildExits()
         run = reaped_run(self.exits)
-        self._detect = detect or (lambda: detect_gpus(run=run))
+        self._detect = detect or (lambda: detect_gpus(run=run, binary=nvidia_smi))
         self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._result: GpuDetection | None = None
         self._lock = threading.Lock()
@@ -247,9 +248,14 @@ class GpuPoller:
             os.close(self._write_fd)
 
 
-def poll_wanted(period_s: float, node: p.NodeInfo, configured: Sequence[int | str] | None) -> bool:
+def poll_wanted(
+    period_s: float,
+    node: p.NodeInfo,
+    configured: Sequence[int | str] | None,
+    nvidia_smi: str | None = None,
+) -> bool:
     """Poll only where GPUs may be: the node offers or was configured with some, or
-    nvidia-smi is on PATH. A CPU-only host without nvidia-smi pays nothing."""
+    nvidia-smi is on PATH (or named). A CPU-only host without nvidia-smi pays nothing."""
     if period_s <= 0:
         return False
-    return bool(node["gpus"] or configured or shutil.which("nvidia-smi"))
+    return bool(node["gpus"] or configured or nvidia_smi or shutil.which("nvidia-smi"))

@@ -157,11 +157,13 @@ def could_not_start(error: OSError) -> str:
 
 
 def detect_gpus(
-    timeout_s: float = NVIDIA_SMI_TIMEOUT_S, run: Runner = run_nvidia_smi
+    timeout_s: float = NVIDIA_SMI_TIMEOUT_S,
+    run: Runner = run_nvidia_smi,
+    binary: str | None = None,
 ) -> GpuDetection:
-    """This host's GPUs from the nvidia-smi on PATH; never raises, never waits past the deadline
-    (plus a second to reap a killed one)."""
-    binary = shutil.which("nvidia-smi")
+    """This host's GPUs from ``binary`` (``serve --nvidia-smi``), else the nvidia-smi on PATH;
+    never raises, never waits past the deadline (plus a second to reap a killed one)."""
+    binary = binary or shutil.which("nvidia-smi")
     if binary is None:
         return GpuDetection(reason="nvidia-smi not found on PATH")
     outcome = run(binary, timeout_s)

@@ -93,6 +93,10 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="this node's GPUs: comma-separated indices and/or UUIDs (0,1 or GPU-...,GPU-...)",
     )
     parser.add_argument(
+        "--nvidia-smi",
+        help="nvidia-smi's path, where it is not on PATH (an SSH host's config `nvidia_smi`)",
+    )
+    parser.add_argument(
         "--gpu-poll-s",
         type=_poll_seconds,
         default=os.environ.get(POLL_VAR, str(DEFAULT_POLL_S)),
@@ -184,6 +188,8 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--memory-mib", str(args.memory_mib)]
     if args.gpus is not None:
         argv += ["--gpus", ",".join(str(g) for g in args.gpus)]
+    if args.nvidia_smi is not None:
+        argv += ["--nvidia-smi", args.nvidia_smi]
     argv += ["--gpu-poll-s", repr(args.gpu_poll_s)]
     return argv
 
@@ -288,7 +294,7 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
     os.chdir(state_dir)  # hold no arbitrary directory busy
     pidfile = state_dir / "agent.pid"
     _write_pidfile(pidfile)
-    detection = detect_gpus()
+    detection = detect_gpus(binary=args.nvidia_smi)
     known = known_minors(detection.gpus, read_driver_minors(), args.gpus)
     planned = plan_here(known, not args.no_cgroups)
     offered = select_gpus(detection, args.gpus)
@@ -313,8 +319,10 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
     )
     devices = GpuDevices(cgroups, known) if cgroups.devices_index is not None else None
     poller = None
-    if poll_wanted(args.gpu_poll_s, node, args.gpus):
-        poller = GpuPoller(node, args.gpus, args.gpu_poll_s, devices=devices)
+    if poll_wanted(args.gpu_poll_s, node, args.gpus, args.nvidia_smi):
+        poller = GpuPoller(
+            node, args.gpus, args.gpu_poll_s, devices=devices, nvidia_smi=args.nvidia_smi
+        )
     listener = None if args.no_launch else bind_launch(args.launch_address, args.launch_port)
     node["launch_port"] = listener.getsockname()[1] if listener is not None else None
     server = AgentServer(

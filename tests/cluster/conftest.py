@@ -6,12 +6,12 @@ Multi-host tests need root for network namespaces: under CI=true they must run, 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from hpcbatch.devcluster import DevCluster
+from hpcbatch.devcluster import DevCluster, DevHost
 from tests.head.headproc import HeadProcess, stop_agent_and_jobs, wait_for
 
 HOST_VCPUS = 2
@@ -24,7 +24,13 @@ def _require_root() -> None:
         pytest.skip("multi-host tests need root for network namespaces")
 
 
-def ssh_config(cluster: DevCluster, vcpus: int = HOST_VCPUS) -> str:
+HostLines = Callable[[DevHost], list[str]]
+
+
+def ssh_config(
+    cluster: DevCluster, vcpus: int = HOST_VCPUS, host_lines: HostLines | None = None
+) -> str:
+    """The head's SSH CE for ``cluster``; ``host_lines`` adds settings to each host's table."""
     lines = ["[[compute_environments]]", 'name = "cluster"', 'kind = "SSH"']
     for host in cluster.hosts:
         lines += [
@@ -38,6 +44,7 @@ def ssh_config(cluster: DevCluster, vcpus: int = HOST_VCPUS) -> str:
             'python = "/usr/bin/python3"',
             f"vcpus = {vcpus}",
             "memory_mib = 4096",
+            *(host_lines(host) if host_lines else []),
         ]
     return "\n".join(lines) + "\n"
 
@@ -55,10 +62,15 @@ def cluster(tmp_path: Path) -> Iterator[DevCluster]:
 
 
 def start_head(
-    tmp_path: Path, cluster: DevCluster, heartbeat: float = 30.0, lost: float = 120.0
+    tmp_path: Path,
+    cluster: DevCluster,
+    heartbeat: float = 30.0,
+    lost: float = 120.0,
+    host_lines: HostLines | None = None,
 ) -> HeadProcess:
+    config = ssh_config(cluster, host_lines=host_lines)
     head = HeadProcess(
-        tmp_path / "head", nodes=0, heartbeat=heartbeat, lost=lost, extra_config=ssh_config(cluster)
+        tmp_path / "head", nodes=0, heartbeat=heartbeat, lost=lost, extra_config=config
     )
     head.start()
     batch = head.batch()
