@@ -160,3 +160,32 @@ def test_who_holds_which_gpu_survives_a_kill_9_of_the_head(
     go.touch()
     for job_id in (first, second):
         assert head.wait_status(job_id, "SUCCEEDED", "FAILED")["status"] == "SUCCEEDED"
+
+
+def test_who_holds_which_gpu_survives_a_kill_9_of_the_agent(
+    head: HeadProcess, tmp_path: Path
+) -> None:
+    from hpcbatch.transport.local import read_pid
+
+    wait_for(lambda: len(_devices(head)) == 2, 30, "the node's GPUs")
+    go = tmp_path / "go"
+    first = _blocked_gpu_job(head, go)
+    head.wait_status(first, "RUNNING")
+    wait_for(lambda: logs(head, first), what="the job's output")
+    held = logs(head, first).split("|")[0]
+    state_dir = head.data_dir / "agents" / "local-1"
+    old, joined = read_pid(state_dir), _node(head)["stateChangedAt"]
+    assert old is not None
+    os.kill(old, 9)  # its keeper starts a new agent, which adopts the running job
+    wait_for(lambda: read_pid(state_dir) not in (None, old), 30, "a new agent")
+    wait_for(lambda: _node(head)["stateChangedAt"] != joined, 30, "the new agent's hello")
+    assert _node(head)["state"] == "ONLINE"
+    devices = _devices(head)
+    assert devices[held]["jobId"] == first and devices[held]["status"] == "IN_USE"
+    second = _blocked_gpu_job(head, go)
+    head.wait_status(second, "RUNNING")
+    wait_for(lambda: logs(head, second), what="the second job's output")
+    assert logs(head, second).split("|")[0] not in ("", held)
+    go.touch()
+    for job_id in (first, second):
+        assert head.wait_status(job_id, "SUCCEEDED", "FAILED")["status"] == "SUCCEEDED"
