@@ -140,18 +140,19 @@ def test_a_board_gone_from_nvidia_smi_is_out_of_service_and_the_other_keeps_work
     wait_for(lambda: _devices(head)[UUIDS[0]]["status"] == "FREE", 30, "GPU 0 back in service")
 
 
-def test_who_holds_which_gpu_survives_a_kill_9_of_the_head(
-    head: HeadProcess, tmp_path: Path
-) -> None:
+def _running_gpu_job(head: HeadProcess, go: Path) -> tuple[str, str]:
+    """A 1-GPU job, RUNNING and blocked on ``go``, and the UUID it was given."""
     wait_for(lambda: len(_devices(head)) == 2, 30, "the node's GPUs")
-    go = tmp_path / "go"
-    first = _blocked_gpu_job(head, go)
-    head.wait_status(first, "RUNNING")
-    wait_for(lambda: logs(head, first), what="the job's output")
-    held = logs(head, first).split("|")[0]
-    head.kill9()
-    head.start()
-    devices = wait_for(lambda: _devices(head), 30, "the node's GPUs after the restart")
+    job_id = _blocked_gpu_job(head, go)
+    head.wait_status(job_id, "RUNNING")
+    wait_for(lambda: logs(head, job_id), what="the job's output")
+    return job_id, logs(head, job_id).split("|")[0]
+
+
+def _still_held_and_the_other_board_serves(
+    head: HeadProcess, go: Path, first: str, held: str
+) -> None:
+    devices = wait_for(lambda: _devices(head), 30, "the node's GPUs")
     assert devices[held]["jobId"] == first and devices[held]["status"] == "IN_USE"
     second = _blocked_gpu_job(head, go)
     head.wait_status(second, "RUNNING")
@@ -160,6 +161,16 @@ def test_who_holds_which_gpu_survives_a_kill_9_of_the_head(
     go.touch()
     for job_id in (first, second):
         assert head.wait_status(job_id, "SUCCEEDED", "FAILED")["status"] == "SUCCEEDED"
+
+
+def test_who_holds_which_gpu_survives_a_kill_9_of_the_head(
+    head: HeadProcess, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    first, held = _running_gpu_job(head, go)
+    head.kill9()
+    head.start()
+    _still_held_and_the_other_board_serves(head, go, first, held)
 
 
 def test_who_holds_which_gpu_survives_a_kill_9_of_the_agent(
@@ -167,12 +178,8 @@ def test_who_holds_which_gpu_survives_a_kill_9_of_the_agent(
 ) -> None:
     from hpcbatch.transport.local import read_pid
 
-    wait_for(lambda: len(_devices(head)) == 2, 30, "the node's GPUs")
     go = tmp_path / "go"
-    first = _blocked_gpu_job(head, go)
-    head.wait_status(first, "RUNNING")
-    wait_for(lambda: logs(head, first), what="the job's output")
-    held = logs(head, first).split("|")[0]
+    first, held = _running_gpu_job(head, go)
     state_dir = head.data_dir / "agents" / "local-1"
     old, joined = read_pid(state_dir), _node(head)["stateChangedAt"]
     assert old is not None
@@ -180,12 +187,4 @@ def test_who_holds_which_gpu_survives_a_kill_9_of_the_agent(
     wait_for(lambda: read_pid(state_dir) not in (None, old), 30, "a new agent")
     wait_for(lambda: _node(head)["stateChangedAt"] != joined, 30, "the new agent's hello")
     assert _node(head)["state"] == "ONLINE"
-    devices = _devices(head)
-    assert devices[held]["jobId"] == first and devices[held]["status"] == "IN_USE"
-    second = _blocked_gpu_job(head, go)
-    head.wait_status(second, "RUNNING")
-    wait_for(lambda: logs(head, second), what="the second job's output")
-    assert logs(head, second).split("|")[0] not in ("", held)
-    go.touch()
-    for job_id in (first, second):
-        assert head.wait_status(job_id, "SUCCEEDED", "FAILED")["status"] == "SUCCEEDED"
+    _still_held_and_the_other_board_serves(head, go, first, held)
