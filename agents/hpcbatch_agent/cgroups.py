@@ -19,7 +19,10 @@ Vocabulary:
                 it ("v2", "v1", "none") and is what the hello reports as ``node.cgroups``.
     devices     a v1 ``devices`` hierarchy the caller may add (gpudevices.py plans it on a
                 host with GPUs): probed and given slots like the others, it holds no limits
-                here; gpudevices.py writes each attempt's rules into the slot's dir.
+                here; gpudevices.py writes each attempt's rules into the slot's dir. Where
+                GPUs are kept apart by an eBPF device program instead (gpubpf.py), the caller
+                asks to keep the v2 tree (``keep_unified``) and the program is attached to the
+                slot's dir in it (``v2_index``).
 
 Detection is a pure function of /proc/self/mountinfo, /proc/self/cgroup and the v2 root's
 cgroup.controllers (``plan_hierarchies``, golden-tested), followed by a probe that creates
@@ -129,7 +132,10 @@ def v2_mount(mounts: Iterable[Mount], proc_cgroup: dict[str, str]) -> Mount | No
 
 
 def plan_hierarchies(
-    mounts: list[Mount], proc_cgroup: dict[str, str], v2_controllers: str | None
+    mounts: list[Mount],
+    proc_cgroup: dict[str, str],
+    v2_controllers: str | None,
+    keep_unified: bool = False,
 ) -> list[Hierarchy]:
     """Which hierarchy enforces which controller: v2 for every controller its root offers
     (``v2_controllers`` is the text of its cgroup.controllers), v1 for the rest.
@@ -137,7 +143,8 @@ def plan_hierarchies(
     A v2 tree with none of them still ends whole trees with cgroup.kill, but on a hybrid
     host, where v1 trees enforce the limits, it is left out: one more group per job costs
     a mkdir, a rmdir, a migration and PSI accounting on every context switch of the job
-    (~8% of launch throughput), and v1's cgroup.procs already names every process to kill."""
+    (~8% of launch throughput), and v1's cgroup.procs already names every process to kill.
+    ``keep_unified`` keeps it anyway: an eBPF device program needs a v2 group per job."""
     plan: list[Hierarchy] = []
     unified = v2_mount(mounts, proc_cgroup)
     offered = set((v2_controllers or "").split())
@@ -151,7 +158,7 @@ def plan_hierarchies(
         mount = next((m for m in mounts if m.version == 1 and controller in m.controllers), None)
         if mount is not None:
             v1_plan.setdefault(mount.path, []).append(controller)
-    if v1_plan and plan and not plan[0].controllers:
+    if v1_plan and plan and not plan[0].controllers and not keep_unified:
         plan.clear()
     plan += [Hierarchy(path, 1, tuple(names)) for path, names in v1_plan.items()]
     return plan
@@ -284,7 +291,8 @@ class Cgroups:
         self.version = version_of(plan)
         self.enforced = enforced_of(plan)
         self.optional: frozenset[str] = frozenset()
-        self._kill_index = next((i for i, h in enumerate(plan) if h.version == 2), None)
+        self.v2_index = next((i for i, h in enumerate(plan) if h.version == 2), None)
+        self._kill_index = self.v2_index
         self._memory = next(
             ((i, h.version) for i, h in enumerate(plan) if "memory" in h.controllers), None
         )
@@ -308,14 +316,16 @@ class Cgroups:
         pids_max: int = DEFAULT_PIDS_MAX,
         thread_join: bool = True,
         devices: Hierarchy | None = None,
+        keep_unified: bool = False,
     ) -> Cgroups:
         """Plan from this host's files, then keep what the probe proves usable. Without
         ``thread_join`` jobs' first processes join v1 hierarchies through cgroup.procs, as on v2.
-        ``devices``: a v1 devices hierarchy to use too (gpudevices.plan_devices), last."""
+        ``devices``: a v1 devices hierarchy to use too (gpudevices.plan_devices), last.
+        ``keep_unified``: keep the v2 tree even on a hybrid host (see plan_hierarchies)."""
         mounts, proc_cgroup = read_mounts()
         unified = v2_mount(mounts, proc_cgroup)
         controllers = _read(f"{unified.path}/cgroup.controllers") if unified else None
-        plan = plan_hierarchies(mounts, proc_cgroup, controllers)
+        plan = plan_hierarchies(mounts, proc_cgroup, controllers, keep_unified)
         if devices is not None:
             plan.append(devices)
         name = node_dir_name(node_name, state_dir)

@@ -14,7 +14,8 @@ Vocabulary:
                node's variables (gangprep.py). CUDA_VISIBLE_DEVICES and
                NVIDIA_VISIBLE_DEVICES come in the spec's env: the head sets them, one owner.
     GPUs       the spec's GPU ids; where the node isolates GPUs by device (gpudevices.py) its
-               slot's devices rules are written for them, after the slot's limits.
+               slot is given them, after the slot's limits: v1 devices rules written, or on
+               cgroup v2 an eBPF device program attached (gpubpf.py).
 Standard library only.
 """
 

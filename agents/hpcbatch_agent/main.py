@@ -33,7 +33,7 @@ from .bootstrap import isolated_command, package_root
 from .capacity import detect_node, select_gpus
 from .cgroups import DEFAULT_PIDS_MAX, Cgroups, Hierarchy
 from .fds import close_on_exec_inherited
-from .gpudevices import GpuDevices, isolation_of, known_minors, plan_here, read_driver_minors
+from .gpudevices import V2Filter, known_minors, plan_here, read_driver_minors, start_devices
 from .gpupoll import DEFAULT_POLL_S, POLL_VAR, GpuPoller, poll_wanted
 from .gpus import detect_gpus
 from .procfs import stat_fields
@@ -307,7 +307,9 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
             pids_max=args.pids_max,
             thread_join=args.cgroup_join == "auto",
             devices=planned if isinstance(planned, Hierarchy) else None,
+            keep_unified=isinstance(planned, V2Filter),
         )
+    devices, isolation = start_devices(cgroups, known, planned, bool(known or offered.gpus))
     node = detect_node(
         args.node_name,
         vcpus=args.vcpus,
@@ -315,9 +317,8 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
         gpus=offered,
         cgroups=cgroups.version,
         enforced=cgroups.enforced,
-        isolation=isolation_of(bool(known or offered.gpus), known, planned, cgroups),
+        isolation=isolation,
     )
-    devices = GpuDevices(cgroups, known) if cgroups.devices_index is not None else None
     poller = None
     if poll_wanted(args.gpu_poll_s, node, args.gpus, args.nvidia_smi):
         poller = GpuPoller(

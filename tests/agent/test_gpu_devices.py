@@ -1,5 +1,6 @@
-"""GPU isolation by device: the driver's minors, the rules, the plan, and real jobs that open
-GPU device nodes through a root agent whose slots carry cgroup v1 ``devices`` rules.
+"""GPU isolation by device: the driver's minors, the rules, the plan (v1 devices, else eBPF on
+v2, else why neither), and real jobs that open GPU device nodes through a root agent whose
+slots carry cgroup v1 ``devices`` rules (the eBPF path's real jobs: test_gpu_bpf.py).
 
 The device test needs root and the v1 devices controller; it skips without them, saying why,
 unless CI is set: then it fails, so CI (root, hybrid cgroups) always runs it.
@@ -21,8 +22,9 @@ from hpcbatch_agent.gpudevices import (
     NO_CGROUPS_REASON,
     NO_CONTROLLER_REASON,
     NO_MINORS_REASON,
-    V2_REASON,
+    NO_V2_REASON,
     GpuIsolation,
+    V2Filter,
     device_rules,
     isolation_of,
     known_minors,
@@ -78,13 +80,19 @@ def test_rules_deny_every_minor_but_the_given_ones_and_allow_those() -> None:
     assert device_rules(set(), set()) == []
 
 
-def test_plan_the_v1_devices_hierarchy_or_say_why_there_is_none() -> None:
+def test_plan_v1_devices_else_ebpf_on_the_v2_tree_or_say_why_neither() -> None:
     hybrid = parse_mountinfo(HYBRID)
-    assert plan_devices(hybrid, {"devices": "/", "": "/"}) == Hierarchy(
-        "/sys/fs/cgroup/devices", 1, ("devices",)
-    )
-    assert plan_devices(parse_mountinfo(PURE_V2), {"": "/"}) == V2_REASON
+    v1 = Hierarchy("/sys/fs/cgroup/devices", 1, ("devices",))
+    assert plan_devices(hybrid, {"devices": "/", "": "/"}) == v1
+    pure_v2 = parse_mountinfo(PURE_V2)
+    assert plan_devices(pure_v2, {"": "/"}) == V2Filter("/sys/fs/cgroup")
+    assert plan_devices(hybrid, {"": "/"}) == V2Filter("/sys/fs/cgroup/unified")  # v1 unjoined
+    assert plan_devices(hybrid[:2], {"devices": "/"}, prefer_filter=True) == NO_V2_REASON
+    # The test switch: eBPF in the hybrid host's unified tree though v1 devices exist.
+    preferred = plan_devices(hybrid, {"devices": "/", "": "/"}, prefer_filter=True)
+    assert preferred == V2Filter("/sys/fs/cgroup/unified")
     assert plan_devices([], {}) == NO_CONTROLLER_REASON
+    assert plan_devices(hybrid[:2], {"devices": "/"}) == v1
 
 
 def test_isolation_is_devices_only_where_slots_carry_the_rules() -> None:
@@ -94,12 +102,24 @@ def test_isolation_is_devices_only_where_slots_carry_the_rules() -> None:
     assert isolation_of(False, {}, None, none) == GpuIsolation("env")  # no GPUs: nothing to say
     assert isolation_of(True, {}, None, none) == GpuIsolation("env", NO_MINORS_REASON)
     assert isolation_of(True, known, None, none) == GpuIsolation("env", NO_CGROUPS_REASON)
-    assert isolation_of(True, known, V2_REASON, none).reason == V2_REASON
-    assert V2_REASON == "cgroup v2: no eBPF device filter yet"
+    assert isolation_of(True, known, NO_CONTROLLER_REASON, none).reason == NO_CONTROLLER_REASON
     reason = isolation_of(True, known, planned, none).reason
     assert reason is not None and "/sys/fs/cgroup/devices is not usable" in reason
     with_devices = Cgroups([planned], "n.0", 0)
     assert isolation_of(True, known, planned, with_devices) == GpuIsolation("devices")
+
+
+def test_isolation_on_v2_is_devices_once_the_ebpf_probe_passed() -> None:
+    v2 = V2Filter("/sys/fs/cgroup")
+    known = {GPU0: 0}
+    slots_in_v2 = Cgroups([Hierarchy("/sys/fs/cgroup", 2, ("memory",))], "n.0", 0)
+    assert isolation_of(True, known, v2, slots_in_v2) == GpuIsolation("devices")
+    refused = "cgroup v2: cannot load an eBPF device program: Operation not permitted [EPERM]"
+    assert isolation_of(True, known, v2, slots_in_v2, refused) == GpuIsolation("env", refused)
+    reason = isolation_of(True, known, v2, Cgroups.disabled()).reason  # no v2 slots (not root)
+    assert reason is not None and "cgroup v2 tree at /sys/fs/cgroup is not usable" in reason
+    v1_only = Cgroups([Hierarchy("/sys/fs/cgroup/memory", 1, ("memory",))], "n.0", 0)
+    assert isolation_of(True, known, v2, v1_only).mode == "env"
 
 
 # --- real jobs on device nodes -----------------------------------------------------------------
