@@ -153,6 +153,7 @@ def check_jobs(libcuda: str | None, cgroups: bool = True) -> dict[str, list[str]
     """Each check job's ``hpcbatch submit`` options and command: the GPU part's first (None:
     no GPU part), then the cgroup part's."""
     gpu = [PY, str(HERE / "gpu_probe.py"), "--lib", libcuda or "libcuda.so.1"]
+    gpu += ["--dev", os.environ.get("GPU_CHECK_DEV", "/dev")]  # tests: a dir of made-up nodes
     cg = [PY, str(HERE / "cgroup_probe.py")]
     jobs: dict[str, list[str]] = {}
     if libcuda is not None:
@@ -224,6 +225,7 @@ GPU_ROWS = (
     "gpu: job b",
     "gpu: one after the other",
     "gpu: no-GPU job",
+    "gpu: device isolation",
 )
 CGROUP_ROWS = {
     "cgroups: memory (OOM)": "oom",
@@ -375,6 +377,9 @@ def gpu_verdicts(
             [(jobs.get(name) or {}).get("createdAt") for name in ("gpu-a", "gpu-b")],
         ),
         v.no_gpu_verdict(GPU_ROWS[4], jobs.get("no-gpu"), results["no-gpu"]),
+        v.isolation_verdict(
+            GPU_ROWS[5], node, [results["gpu-a"], results["gpu-b"]], results["no-gpu"]
+        ),
     ]
 
 

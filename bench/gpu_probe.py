@@ -1,7 +1,7 @@
 """A real CUDA program with no CUDA package: the CUDA driver API (``libcuda.so.1``) through
 ctypes, run as a job by bench/gpu_check.sh to show which GPU a job sees and that it can use it.
 
-    python3 bench/gpu_probe.py [--hold SECONDS] [--alloc-mib MIB] [--lib libcuda.so.1]
+    python3 bench/gpu_probe.py [--hold SECONDS] [--alloc-mib MIB] [--lib libcuda.so.1] [--dev /dev]
 
 Vocabulary:
     driver      the loaded ``libcuda.so.1`` (or, in tests, any object with the same function
@@ -12,7 +12,10 @@ Vocabulary:
                 nvidia-smi writes it (``GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx``), ``name``,
                 ``alloc_ok`` (a cuMemAlloc of ``alloc_mib`` in a context of its own),
                 ``error`` (the first failing call and its CUresult name, or null),
-                ``start_ms``/``end_ms`` (epoch ms around everything, the hold included).
+                ``start_ms``/``end_ms`` (epoch ms around everything, the hold included),
+                ``boards``: each ``/dev/nvidia<N>`` and what opening it gave ("ok" or the
+                errno's name: EPERM where the job's cgroup denies that board, ENXIO for a
+                device node no driver serves).
     hold        seconds the probe keeps its context and allocation before freeing them, so
                 that two jobs given the same GPU at once would overlap in time.
 
@@ -26,8 +29,10 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import errno
 import json
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -36,6 +41,7 @@ CUDA_SUCCESS = 0
 CUDA_ERROR_NO_DEVICE = 100
 UUID_BYTES = 16
 UUID_GROUPS = (4, 2, 2, 2, 6)  # bytes per dash-separated group: 8-4-4-4-12 hex digits
+BOARD_FILE = re.compile(r"nvidia\d+")  # not nvidiactl, nvidia-uvm, nvidia-modeset, nvidia-caps
 
 
 def format_uuid(raw: bytes) -> str:
@@ -48,6 +54,24 @@ def format_uuid(raw: bytes) -> str:
         groups.append(raw[offset : offset + size].hex())
         offset += size
     return "GPU-" + "-".join(groups)
+
+
+def open_boards(dev: str = "/dev") -> dict[str, str]:
+    """Each GPU board's device file and what opening it for reading and writing gave."""
+    found: dict[str, str] = {}
+    try:
+        names = sorted(n for n in os.listdir(dev) if BOARD_FILE.fullmatch(n))
+    except OSError:
+        return found
+    for name in names:
+        path = os.path.join(dev, name)
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CLOEXEC))
+        except OSError as exc:
+            found[path] = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        else:
+            found[path] = "ok"
+    return found
 
 
 def _now_ms() -> int:
@@ -98,6 +122,7 @@ def new_result(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
         "error": None,
         "start_ms": _now_ms(),
         "end_ms": None,
+        "boards": {},
     }
 
 
@@ -173,8 +198,9 @@ def _declare(driver: Any) -> None:
             function.restype = ctypes.c_int
 
 
-def probe(library: str, hold_s: float, alloc_mib: int) -> dict[str, Any]:
+def probe(library: str, hold_s: float, alloc_mib: int, dev: str = "/dev") -> dict[str, Any]:
     result = new_result(os.environ)
+    result["boards"] = open_boards(dev)
     try:
         driver = ctypes.CDLL(library)
     except OSError as exc:
@@ -191,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold", type=float, default=0.0, help="seconds to hold the GPU")
     parser.add_argument("--alloc-mib", type=int, default=256)
     parser.add_argument("--lib", default="libcuda.so.1")
+    parser.add_argument("--dev", default="/dev", help="where the /dev/nvidia<N> files are")
     args = parser.parse_args(argv)
-    result = probe(args.lib, args.hold, args.alloc_mib)
+    result = probe(args.lib, args.hold, args.alloc_mib, args.dev)
     print(json.dumps(result, sort_keys=True), flush=True)
     # Exit 0 whenever the probe ran: whether what it saw is right is the check's to judge.
     return 0 if result["error"] is None or result["error"].startswith("cannot load") else 1

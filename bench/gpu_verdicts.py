@@ -160,7 +160,8 @@ def one_after_other(
 
 
 def no_gpu_verdict(name: str, job: dict[str, Any] | None, result: dict[str, Any] | None) -> Verdict:
-    """A job that asked for no GPU sees none: CUDA_VISIBLE_DEVICES set empty, no device."""
+    """A job that asked for no GPU sees none: CUDA_VISIBLE_DEVICES set empty, and CUDA finds
+    no device (cuInit fails, or counts 0)."""
     failed = _ended(name, job)
     if failed is not None:
         return failed
@@ -171,11 +172,44 @@ def no_gpu_verdict(name: str, job: dict[str, Any] | None, result: dict[str, Any]
     seen += repr(result.get("nvidia_visible_devices"))
     if visible != "":
         return Verdict(name, FAIL, f"{seen}: must be set and empty")
-    if result.get("init") != CUDA_ERROR_NO_DEVICE and result.get("count") != 0:
-        return Verdict(
-            name, FAIL, f"{seen}: cuInit={result.get('init')}, {result.get('count')} devices"
-        )
-    return Verdict(name, PASS, f"{seen}, cuInit={result.get('init')}, no device")
+    init, count, error = result.get("init"), result.get("count"), result.get("error")
+    if init is None:
+        return Verdict(name, FAIL, f"{seen}: CUDA did not run: {error}")
+    if init == 0 and count != 0:
+        return Verdict(name, FAIL, f"{seen}: cuInit={init}, {count} devices")
+    # 100 (CUDA_ERROR_NO_DEVICE) is what CUDA_VISIBLE_DEVICES="" gives; where the job's cgroup
+    # also denies the boards, cuInit may fail otherwise: either way the job has no GPU.
+    how = f"cuInit={init}" + (f" ({error})" if error else "")
+    return Verdict(name, PASS, f"{seen}, {how}, no device")
+
+
+def isolation_verdict(
+    name: str,
+    node: dict[str, Any] | None,
+    gpu_results: Sequence[dict[str, Any] | None],
+    no_gpu: dict[str, Any] | None,
+) -> Verdict:
+    """Where the node says its jobs' cgroups deny the boards they were not given
+    (``gpuIsolation: devices``), a no-GPU job's open of every /dev/nvidia<N> is refused with
+    EPERM, and a 1-GPU job's of all but one; elsewhere (``env``) only the variables keep jobs
+    apart. Any other outcome of an open (ok, or the driver's own ENXIO) got past the cgroup."""
+    isolation = (node or {}).get("gpuIsolation")
+    if isolation != "devices":
+        why = (node or {}).get("gpuIsolationReason") or "-"
+        return Verdict(name, SKIP, f"the node reports gpuIsolation {isolation!r} ({why})")
+    boards = (no_gpu or {}).get("boards") or {}
+    if not boards:
+        return Verdict(name, SKIP, "no /dev/nvidia<N> files the no-GPU job could try")
+    reached = sorted(path for path, how in boards.items() if how != "EPERM")
+    if reached:
+        return Verdict(name, FAIL, f"the no-GPU job got past the cgroup to {', '.join(reached)}")
+    for result in gpu_results:
+        tried = (result or {}).get("boards") or {}
+        own = sorted(path for path, how in tried.items() if how != "EPERM")
+        if len(own) != 1:
+            return Verdict(name, FAIL, f"a 1-GPU job reached {own or 'no board'}, not one board")
+    denied = ", ".join(sorted(boards))
+    return Verdict(name, PASS, f"EPERM for the no-GPU job on {denied}; one board per 1-GPU job")
 
 
 def inventory_verdict(name: str, node: dict[str, Any] | None, gpus: list[SmiGpu]) -> Verdict:

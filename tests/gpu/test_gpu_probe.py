@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -192,3 +193,13 @@ def test_the_real_librarys_functions_get_64_bit_device_pointers() -> None:
     gpu_probe._declare(lib)
     assert lib.cuMemAlloc_v2.argtypes[0] == ctypes.POINTER(ctypes.c_uint64)
     assert lib.cuMemAlloc_v2.restype is ctypes.c_int
+
+
+def test_only_the_boards_device_files_are_opened(tmp_path: Path) -> None:
+    for name in ("nvidia0", "nvidia12", "nvidiactl", "nvidia-uvm", "nvidia-caps", "nvidia0x"):
+        (tmp_path / name).write_text("")
+    found = gpu_probe.open_boards(str(tmp_path))
+    assert found == {f"{tmp_path}/nvidia0": "ok", f"{tmp_path}/nvidia12": "ok"}
+    (tmp_path / "nvidia3").mkdir()  # opening a directory read-write fails: EISDIR
+    assert gpu_probe.open_boards(str(tmp_path))[f"{tmp_path}/nvidia3"] == "EISDIR"
+    assert gpu_probe.open_boards(str(tmp_path / "missing")) == {}

@@ -207,3 +207,46 @@ def test_the_table_lists_every_row_and_only_a_fail_fails_the_run() -> None:
     assert table[2].split()[-3:] == ["SKIP", "no", "GPU"] and "PASS" in table[3]
     assert not v.any_failed(rows)
     assert v.any_failed([*rows, v.Verdict("x", v.FAIL, "")])
+
+
+def test_a_no_gpu_job_whose_cuinit_fails_otherwise_still_sees_none_but_one_without_cuda_fails() -> (
+    None
+):
+    denied = cuda("", init=304, count=None, uuid=None, alloc_ok=False,
+                  error="cuInit: CUDA_ERROR_OPERATING_SYSTEM (304)")  # fmt: skip
+    passed = v.no_gpu_verdict("n", OK, denied)
+    assert passed.status == v.PASS and "CUDA_ERROR_OPERATING_SYSTEM" in passed.detail
+    no_cuda = cuda("", init=None, count=None, error="cannot load libcuda.so.1: not found")
+    assert "did not run" in v.no_gpu_verdict("n", OK, no_cuda).detail
+
+
+DEVICES_NODE = {"gpus": 1, "gpuIsolation": "devices"}
+
+
+def boards(**files: str) -> dict[str, str]:
+    return {f"/dev/{name}": how for name, how in files.items()}
+
+
+def test_device_isolation_where_the_node_denies_boards() -> None:
+    own = cuda(boards=boards(nvidia0="ok", nvidia1="EPERM"))
+    other = cuda(boards=boards(nvidia0="EPERM", nvidia1="ENXIO"))  # the cgroup let it through
+    none = cuda("", boards=boards(nvidia0="EPERM", nvidia1="EPERM"))
+    passed = v.isolation_verdict("d", DEVICES_NODE, [own, other], none)
+    assert passed.status == v.PASS and "/dev/nvidia0, /dev/nvidia1" in passed.detail
+    for leak in ("ok", "ENXIO"):
+        leaked = cuda("", boards=boards(nvidia0="EPERM", nvidia1=leak))
+        failed = v.isolation_verdict("d", DEVICES_NODE, [own, other], leaked)
+        assert failed.status == v.FAIL and "past the cgroup to /dev/nvidia1" in failed.detail
+    both = cuda(boards=boards(nvidia0="ok", nvidia1="ok"))
+    assert v.isolation_verdict("d", DEVICES_NODE, [own, both], none).status == v.FAIL
+    nothing = cuda(boards=boards(nvidia0="EPERM", nvidia1="EPERM"))
+    assert v.isolation_verdict("d", DEVICES_NODE, [nothing, own], none).status == v.FAIL
+
+
+def test_device_isolation_is_skipped_where_only_the_variables_keep_jobs_apart() -> None:
+    env = {"gpus": 1, "gpuIsolation": "env", "gpuIsolationReason": "no BPF"}
+    none = cuda("", boards=boards(nvidia0="ok"))
+    skipped = v.isolation_verdict("d", env, [cuda()], none)
+    assert skipped.status == v.SKIP and "'env' (no BPF)" in skipped.detail
+    assert v.isolation_verdict("d", {"gpus": 1}, [cuda()], none).status == v.SKIP
+    assert v.isolation_verdict("d", DEVICES_NODE, [cuda()], cuda("", boards={})).status == v.SKIP
