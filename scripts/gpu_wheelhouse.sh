@@ -41,7 +41,9 @@ for tag in manylinux_2_34 manylinux_2_28 manylinux_2_17 manylinux2014 manylinux_
 done
 "$PYTHON" -m pip download -q --dest "$DIR" --only-binary=:all: --implementation cp \
   --python-version "$PYVER" "${PLATFORMS[@]}" -r "$REQS"
+had_build=0; [ -e "$REPO/build" ] && had_build=1
 "$PYTHON" -m pip wheel -q --no-deps --wheel-dir "$DIR" "$REPO"
+[ "$had_build" = 1 ] || rm -rf "$REPO/build"  # setuptools' in-tree build dir, made just now
 
 ls -1 "$DIR"
 SIZE_KIB="$(du -sk "$DIR" | cut -f1)"
