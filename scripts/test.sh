@@ -11,7 +11,9 @@ setup_env '.[test]' \
   'command -v ip:iproute2' \
   'command -v ssh:openssh-client' \
   'test -x /usr/bin/mpirun.openmpi:openmpi-bin' \
-  'test -x /usr/bin/mpiexec.hydra:mpich'
+  'test -x /usr/bin/mpiexec.hydra:mpich' \
+  'command -v cc:gcc' \
+  'test -e /usr/include/stdio.h:libc6-dev'
 
 .venv/bin/ruff check hpcbatch agents tests bench
 .venv/bin/mypy --strict hpcbatch/core
