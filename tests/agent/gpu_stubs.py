@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from pathlib import Path
+from typing import Any
+
+from hpcbatch_agent import protocol as p
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -64,3 +68,51 @@ class SwitchableStub:
             return len(self.runs_file.read_text().splitlines())
         except FileNotFoundError:
             return 0
+
+
+# --- a host's GPU device files, for the isolation tests -----------------------------------------
+
+# A job that prints its v2 and v1-devices cgroups ("cgroup2=...", "cgroupdevices=...") and then,
+# for each path given, "opened" or the errno name its open got.
+OPEN_EACH_JOB = """
+import errno, os, sys
+for line in open("/proc/self/cgroup"):
+    number, names, path = line.rstrip("\\n").split(":", 2)
+    if names in ("", "devices"):
+        print(f"cgroup{names or '2'}={path}")
+for path in sys.argv[1:]:
+    try:
+        os.close(os.open(path, os.O_RDWR))
+        print("opened")
+    except OSError as error:
+        print(errno.errorcode[error.errno])
+"""
+
+
+def fake_driver(directory: Path, boards: list[tuple[str, str, int]]) -> Path:
+    """A /proc/driver/nvidia look-alike: (PCI bus id, UUID, device minor) per board."""
+    driver = directory / "driver"
+    for bus, uuid, minor in boards:
+        (driver / "gpus" / bus).mkdir(parents=True)
+        (driver / "gpus" / bus / "information").write_text(
+            f"GPU UUID: \t {uuid}\nDevice Minor: \t {minor}\n"
+        )
+    return driver
+
+
+def device_nodes(directory: Path, minors: tuple[int, ...]) -> list[Path]:
+    """Character devices 195:<minor> (an NVIDIA board's, with no driver behind: an allowed open
+    gets ENXIO, a denied one EPERM)."""
+    nodes = [directory / f"nvidia{minor}" for minor in minors]
+    for node, minor in zip(nodes, minors, strict=True):
+        os.mknod(node, 0o666 | 0o020000, os.makedev(195, minor))
+    return nodes
+
+
+def run_open_job(client: Any, attempt_id: str, gpus: list[str], nodes: list[Path]) -> list[str]:
+    """Launch OPEN_EACH_JOB on ``nodes`` through the agent of ``client``; its printed words."""
+    command = [sys.executable, "-c", OPEN_EACH_JOB, *map(str, nodes)]
+    client.send(p.launch([p.attempt_spec(attempt_id, command, gpus=gpus)]))
+    update = client.wait_state(attempt_id, p.EXITED, p.FAILED_TO_START)
+    assert (update["state"], update["exit_code"]) == (p.EXITED, 0), update
+    return Path(update["log_path"]).read_text().split()

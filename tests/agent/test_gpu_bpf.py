@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from agent_harness import DEADLINE_S, AgentProcess, Client, poll_until
-from gpu_stubs import path_with, printing
+from gpu_stubs import device_nodes, fake_driver, path_with, printing, run_open_job
 from hpcbatch_agent import gpubpf
 from hpcbatch_agent import protocol as p
 from hpcbatch_agent.cgroups import (
@@ -227,13 +227,6 @@ def _removed(directory: str) -> bool:
     return not os.path.exists(directory)
 
 
-def device_nodes(directory: Path, minors: tuple[int, ...]) -> list[Path]:
-    nodes = [directory / f"nvidia{minor}" for minor in minors]
-    for node, minor in zip(nodes, minors, strict=True):
-        os.mknod(node, 0o666 | 0o020000, os.makedev(195, minor))
-    return nodes
-
-
 def opened_in(cgroup: str, nodes: list[Path]) -> list[str]:
     """Each node's errno name (or "opened") for a process of ``cgroup``."""
     run = subprocess.run(
@@ -324,40 +317,13 @@ def test_attaching_costs_microseconds(cgroup: str, capsys: pytest.CaptureFixture
 
 # --- real jobs through a root agent ---------------------------------------------------------------
 
-JOB = """
-import errno, os, sys
-for line in open("/proc/self/cgroup"):
-    number, names, path = line.rstrip("\\n").split(":", 2)
-    if names in ("", "devices"):
-        print(f"cgroup{names or '2'}={path}")
-for path in sys.argv[1:]:
-    try:
-        os.close(os.open(path, os.O_RDWR))
-        print("opened")
-    except OSError as error:
-        print(errno.errorcode[error.errno])
-"""
-
-
-def run_job(client: Client, attempt_id: str, gpus: list[str], nodes: list[Path]) -> list[str]:
-    spec = p.attempt_spec(attempt_id, [sys.executable, "-c", JOB, *map(str, nodes)], gpus=gpus)
-    client.send(p.launch([spec]))
-    update = client.wait_state(attempt_id, p.EXITED, p.FAILED_TO_START)
-    assert (update["state"], update["exit_code"]) == (p.EXITED, 0), update
-    return Path(update["log_path"]).read_text().split()
-
 
 def test_jobs_open_only_their_own_gpus_through_the_ebpf_program(
     v2_root: str, start_agent, tmp_path: Path
 ) -> None:
     # Two boards with minors 200 and 201 in a fake driver dir: no real GPU's.
-    driver = tmp_path / "driver"
-    for bus, uuid, minor in (("0000:18:00.0", GPU0, 200), ("0000:2a:00.0", GPU1, 201)):
-        (driver / "gpus" / bus).mkdir(parents=True)
-        (driver / "gpus" / bus / "information").write_text(
-            f"GPU UUID: \t {uuid}\nDevice Minor: \t {minor}\n"
-        )
-    nodes = device_nodes(tmp_path, (200, 201, 255))
+    driver = fake_driver(tmp_path, [("0000:18:00.0", GPU0, 200), ("0000:2a:00.0", GPU1, 201)])
+    nodes = device_nodes(tmp_path, (200, 201, 255))  # 255: nvidiactl
     env = {
         "PATH": path_with(printing(tmp_path, "nvidia_smi_2x_h100.csv")),
         DRIVER_DIR_VAR: str(driver),
@@ -371,7 +337,7 @@ def test_jobs_open_only_their_own_gpus_through_the_ebpf_program(
     seen: dict[str, dict[str, str]] = {}
     opened: dict[str, list[str]] = {}
     for attempt, gpus in (("gpu0", [GPU0]), ("none", []), ("gpu1", ["1"]), ("both", [GPU0, GPU1])):
-        words = run_job(client, attempt, gpus, nodes)  # one after the other: one slot for all
+        words = run_open_job(client, attempt, gpus, nodes)  # one after the other: one slot for all
         seen[attempt] = dict(w.split("=", 1) for w in words if "=" in w)
         opened[attempt] = [w for w in words if "=" not in w]
     assert {attempt: [e == "EPERM" for e in errors] for attempt, errors in opened.items()} == {

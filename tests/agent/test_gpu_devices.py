@@ -9,12 +9,11 @@ unless CI is set: then it fails, so CI (root, hybrid cgroups) always runs it.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 from agent_harness import AgentProcess, Client, poll_until
-from gpu_stubs import GOLDEN, path_with, printing
+from gpu_stubs import GOLDEN, device_nodes, fake_driver, path_with, printing, run_open_job
 from hpcbatch_agent import protocol as p
 from hpcbatch_agent.cgroups import Cgroups, Hierarchy, node_dir_name, parse_mountinfo, read_mounts
 from hpcbatch_agent.gpudevices import (
@@ -124,16 +123,6 @@ def test_isolation_on_v2_is_devices_once_the_ebpf_probe_passed() -> None:
 
 # --- real jobs on device nodes -----------------------------------------------------------------
 
-OPEN_EACH = """
-import errno, os, sys
-for path in sys.argv[1:]:
-    try:
-        os.close(os.open(path, os.O_RDWR))
-        print("opened")
-    except OSError as error:
-        print(errno.errorcode[error.errno])
-"""
-
 
 @pytest.fixture
 def devices_host() -> None:
@@ -148,29 +137,12 @@ def devices_host() -> None:
         pytest.skip(why)
 
 
-def run_job(client: Client, attempt_id: str, gpus: list[str], nodes: list[Path]) -> list[str]:
-    spec = p.attempt_spec(
-        attempt_id, [sys.executable, "-c", OPEN_EACH, *map(str, nodes)], gpus=gpus
-    )
-    client.send(p.launch([spec]))
-    update = client.wait_state(attempt_id, p.EXITED, p.FAILED_TO_START)
-    assert (update["state"], update["exit_code"]) == (p.EXITED, 0), update
-    return Path(update["log_path"]).read_text().split()
-
-
 def test_a_job_opens_only_its_own_gpus_device(
     devices_host: None, start_agent, tmp_path: Path
 ) -> None:
     # The stub's two boards have minors 200 and 201 in a fake driver dir: no real GPU's.
-    driver = tmp_path / "driver"
-    for bus, uuid, minor in (("0000:18:00.0", GPU0, 200), ("0000:2a:00.0", GPU1, 201)):
-        (driver / "gpus" / bus).mkdir(parents=True)
-        (driver / "gpus" / bus / "information").write_text(
-            f"GPU UUID: \t {uuid}\nDevice Minor: \t {minor}\n"
-        )
-    nodes = [tmp_path / "nvidia200", tmp_path / "nvidia201", tmp_path / "nvidiactl"]
-    for node, minor in zip(nodes, (200, 201, 255), strict=True):
-        os.mknod(node, 0o666 | 0o020000, os.makedev(195, minor))
+    driver = fake_driver(tmp_path, [("0000:18:00.0", GPU0, 200), ("0000:2a:00.0", GPU1, 201)])
+    nodes = device_nodes(tmp_path, (200, 201, 255))  # 255: nvidiactl
     env = {
         "PATH": path_with(printing(tmp_path, "nvidia_smi_2x_h100.csv")),
         DRIVER_DIR_VAR: str(driver),
@@ -182,7 +154,7 @@ def test_a_job_opens_only_its_own_gpus_device(
     assert [p.gpu_id(g) for g in node["gpus"]] == [GPU0, GPU1]
 
     opened = {
-        attempt: run_job(client, attempt, gpus, nodes)
+        attempt: [w for w in run_open_job(client, attempt, gpus, nodes) if "=" not in w]
         for attempt, gpus in (
             ("gpu0", [GPU0]),
             ("none", []),
