@@ -200,8 +200,10 @@ def test_a_failing_rank_fails_the_job_and_leaves_no_process(
     head: HeadProcess, cluster: DevCluster, mpich_env: list[str], mpi: str, tmp_path: Path
 ) -> None:
     """Open MPI's mpirun ends when a rank exits 7, and the main node's failure fails the gang.
-    Hydra across hosts waits for ever on the ranks that wait on the dead one (plain mpiexec over
-    ssh on these hosts does too: not hpcbatch's), so the job's timeout ends it on every node."""
+    Hydra across hosts mostly waits for ever on the ranks that wait on the dead one (plain
+    mpiexec over ssh on these hosts does too: not hpcbatch's), so the job's timeout ends it on
+    every node; now and then it sees the failure itself and exits 255 first. Either way the
+    gang FAILED and nothing of it is left."""
     marker = str(tmp_path / "marker")
     program = [sys.executable, str(RANKS), "4", "4", cluster.hosts[0].address, "--fail-rank", "2"]
     command = [LAUNCHERS[mpi], "-n", "4", *ONE_PER_HOST[mpi], *program, marker]
@@ -212,7 +214,9 @@ def test_a_failing_rank_fails_the_job_and_leaves_no_process(
         assert job["statusReason"].startswith("node 0"), job["statusReason"]
         assert head.describe(f"{parent}#0")["attempts"][-1]["container"]["exitCode"] != 0
     else:
-        assert job["statusReason"].endswith("Job attempt duration exceeded timeout"), job
+        reason = job["statusReason"]
+        timed_out = reason.endswith("Job attempt duration exceeded timeout")
+        assert timed_out or reason.startswith("node 0 ("), reason
     assert_no_process_left(parent, marker)
 
 
