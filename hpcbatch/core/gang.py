@@ -87,7 +87,15 @@ def gang_ready(state: State, parent: Job) -> bool:
 
 
 def _whole(entry: FreeNode) -> bool:
-    return not entry.ends and entry.free == entry.node.capacity and not entry.node.attempts
+    """Nothing runs there, nor is booked in this pass; a GPU out of service does not make a
+    node less whole (the gang gets the GPUs in service)."""
+    free, capacity = entry.free, entry.node.capacity
+    return (
+        not entry.ends
+        and not entry.node.attempts
+        and free.cpu_milli == capacity.cpu_milli
+        and free.memory_mib == capacity.memory_mib
+    )
 
 
 def _fits_capacity(entry: FreeNode, need: Resources) -> bool:

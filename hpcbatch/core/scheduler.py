@@ -43,7 +43,8 @@ def _build_pool(state: State, now: int) -> dict[str, FreeNode]:
         ce = state.ces.get(node.ce)
         if not node.schedulable or ce is None or ce.state != "ENABLED":
             continue
-        entry = FreeNode(node, node.free, [g.id for g in node.gpus if g.id in node.free_gpus])
+        free_gpus = [g.id for g in node.gpus if g.id in node.free_gpus] if node.free_gpus else []
+        entry = FreeNode(node, node.free, free_gpus)
         for aid in node.attempts:
             job = state.jobs[aid.rpartition("/")[0]]
             attempt = job.attempts[-1]

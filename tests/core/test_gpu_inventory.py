@@ -136,3 +136,14 @@ def test_every_node_of_a_gang_gets_its_ranges_gpus_and_too_many_is_a_misconfigur
     assert "needs 3 GPUs; the largest node in compute environments [local] has 2" in (
         explain(sim.state, single) or ""
     )
+
+
+def test_a_gang_still_takes_a_node_with_a_gpu_out_of_service_and_gets_the_others() -> None:
+    sim = Sim().cluster(nodes=2, vcpus=4, gpus=2)
+    _look(sim, (B,))  # local-n0 lost GPU 0
+    sim.gang_definition(nodes=2)
+    parent = sim.submit_gang()
+    sim.schedule()
+    assert parent.status is JobStatus.STARTING
+    held = {a.node: a.gpus for a in (sim.node(parent, i).attempts[-1] for i in range(2))}
+    assert held == {NODE: (B,), "local-n1": ("GPU-local-n1-0", "GPU-local-n1-1")}
