@@ -105,6 +105,7 @@ class Runner:
         emit: Callable[[p.AttemptUpdate], None],
         kill_grace_s: float = 3.0,
         cgroups: Cgroups | None = None,
+        host: str | None = None,
     ) -> None:
         self.spool = spool
         self.cgroups = cgroups or Cgroups.disabled()
@@ -122,7 +123,7 @@ class Runner:
         self._logs = str(self.logs_dir)
         self._work = str(self.work_dir)
         self.workdirs = WorkDirs(self._work)
-        self.prep = JobPrep(self._state, self._logs, self._work, self.slots, self.workdirs)
+        self.prep = JobPrep(self._state, self._logs, self._work, self.slots, self.workdirs, host)
         self.running: dict[str, Running] = {}
         self.by_pid: dict[int, Running] = {}
         self.polled: set[str] = set()  # adopted without a pidfd (old kernels)

@@ -75,7 +75,7 @@ class AgentServer:
         self.spool = Spool(state_dir / "spool", durability)
         self.pending: list[p.AttemptUpdate] = []
         self.runner = Runner(
-            state_dir, self.spool, self.selector, self._emit, kill_grace_s, cgroups
+            state_dir, self.spool, self.selector, self._emit, kill_grace_s, cgroups, node["name"]
         )
         # The MPI launch port (launchserver.py), served in this same loop.
         self.launches = (

@@ -1,14 +1,15 @@
 """Per-attempt scratch directories, reused rather than made and removed each time.
 
 Vocabulary:
-    work dir   ``<state dir>/work/<safe attempt id>``: the working directory of an attempt
-               whose job names none, empty when the job starts. Once the attempt is acked it
-               is recycled if the job left it empty, else left for the user to read.
+    work dir   ``<state dir>/work/<safe attempt id>``: every attempt's private directory
+               (mode 0700, its job's user's; ``HPCBATCH_ATTEMPT_DIR``), the working directory
+               of a job that names none, empty when the job starts. Once the attempt is acked
+               it is recycled if the job left it empty, else left for the user to read.
     free dir   ``work/.free/<n>``: an empty work dir of an acked attempt, waiting to be
                renamed into place for a later one. On ext4 two renames cost ~35 us where a
                mkdir and an rmdir cost ~140 us, a tenth of the agent's work per job. Only
-               dirs the agent owns, with the mode it made them with, are kept; at most
-               FREE_MAX of them, the rest removed.
+               dirs the agent owns, with MODE, are kept; at most FREE_MAX of them, the rest
+               removed.
 Standard library only.
 """
 
@@ -20,6 +21,7 @@ import stat
 
 FREE = ".free"
 FREE_MAX = 1024
+MODE = 0o700  # private: the job's user alone (and root) may look inside
 
 
 class WorkDirs:
@@ -28,11 +30,12 @@ class WorkDirs:
         os.makedirs(self.free_root, exist_ok=True)
         names = [n for n in os.listdir(self.free_root) if n.isdigit()]
         self.free = [f"{self.free_root}/{n}" for n in names]
+        for path in self.free:  # kept by an older agent with the umask's mode: private now
+            with contextlib.suppress(OSError):
+                os.chmod(path, MODE)
         self._next = max((int(n) for n in names), default=-1) + 1
         self._uid = os.geteuid()
-        umask = os.umask(0o022)
-        os.umask(umask)
-        self._mode = 0o777 & ~umask
+        self._mode = MODE
 
     def make(self, path: str) -> None:
         """An empty directory at ``path`` (an existing one is kept)."""
@@ -47,7 +50,7 @@ class WorkDirs:
                 self.free.append(source)
                 break
         with contextlib.suppress(FileExistsError):
-            os.mkdir(path)
+            os.mkdir(path, MODE)
 
     def release(self, path: str) -> None:
         """The attempt is over: recycle its dir if it is empty and as made, else remove it

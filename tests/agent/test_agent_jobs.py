@@ -144,8 +144,8 @@ def test_failed_to_start(client: Client, tmp_path: Path) -> None:
     assert results["nx"]["reason"] == (
         f"CannotStartContainerError: command not executable: {not_executable}"
     )
-    assert results["nocwd"]["reason"].startswith(
-        "CannotStartContainerError: working directory does not exist"
+    assert results["nocwd"]["reason"] == (
+        f"CannotStartContainerError: working directory {tmp_path / 'missing'} does not exist on n1"
     )
     assert all(r["pid"] is None and r["exit_code"] is None for r in results.values())
     assert "command not found" in Path(results["nf"]["log_path"]).read_text()
