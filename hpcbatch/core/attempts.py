@@ -107,6 +107,7 @@ def launch_of(state: State, job: Job, attempt: Attempt, cause: str) -> LaunchAtt
         gpus=attempt.gpus,
         timeout_s=job.spec.timeout_s,
         user=job.spec.user,
+        workdir=job.spec.workdir,
         gang_try=f"{job.parent_id}/{attempt.number}" if job.node_index is not None else None,
     )
 

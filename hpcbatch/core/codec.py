@@ -59,6 +59,7 @@ def spec_to_doc(spec: JobSpec) -> Doc:
         "timeout_s": spec.timeout_s,
         "priority": spec.priority,
         "user": spec.user,
+        "workdir": spec.workdir,
     }
 
 
@@ -72,6 +73,7 @@ def spec_from_doc(doc: Doc) -> JobSpec:
         timeout_s=doc["timeout_s"],
         priority=doc["priority"],
         user=doc.get("user"),
+        workdir=doc.get("workdir"),
     )
 
 

@@ -26,6 +26,7 @@ class LaunchAttempt(Command):
     gpus: tuple[str, ...]  # GPU ids: CUDA_VISIBLE_DEVICES in environment names them
     timeout_s: int | None
     user: str | None = None
+    workdir: str | None = None  # None: the agent's private per-attempt directory
     # "<parent id>/<try>" for a node of a multi-node job: the head derives the gang's launch
     # key from it (the same for every node of one try); the key itself never enters the core.
     gang_try: str | None = None

@@ -147,6 +147,7 @@ class SubmitJob(Event):
     echo: dict[str, Any] = field(default_factory=dict)
     strict: bool = False
     node_overrides: NodeOverrides | None = None  # only for a multinode definition
+    workdir: str | None = None  # where it runs (core/workdir.py); None: a per-attempt dir
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -111,6 +111,9 @@ class JobSpec:
     timeout_s: int | None = None
     priority: int = 0
     user: str | None = None  # run as this user on the node (AWS containerProperties.user)
+    # where the job starts on its node (an absolute path: core/workdir.py); None: a private
+    # per-attempt directory. Set by the submission only, never by a definition.
+    workdir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,7 +117,7 @@ def gang_shape(
     definition: JobDefinition, e: ev.SubmitJob, job_level: JobSpec, parameters: dict[str, str]
 ) -> MultiNodeSpec:
     """The parent's ``MultiNodeSpec``: overrides applied, parameters substituted, the job-level
-    fields (retry, timeout, priority) and environment of the submit on every node."""
+    fields (retry, timeout, priority, workdir) and environment of the submit on every node."""
     base = definition.multinode
     assert base is not None
     overrides = e.node_overrides or ev.NodeOverrides()
@@ -141,6 +141,7 @@ def gang_shape(
             retry=job_level.retry,
             timeout_s=job_level.timeout_s,
             priority=job_level.priority,
+            workdir=job_level.workdir,
         )
         for o in overrides.ranges:
             first = 0 if o.first is None else o.first

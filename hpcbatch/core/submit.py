@@ -25,6 +25,7 @@ from hpcbatch.core.multinode import add_node_jobs, check_submit_shape, gang_shap
 from hpcbatch.core.process_text import check_process_text, substitute
 from hpcbatch.core.resolve import resolve_definition, resolve_queue
 from hpcbatch.core.state import State
+from hpcbatch.core.workdir import check_workdir
 from hpcbatch.errors import ConflictError, NotFoundError, ValidationError
 
 
@@ -47,6 +48,7 @@ def merge_spec(definition: JobDefinition, e: ev.SubmitJob) -> tuple[JobSpec, dic
         retry=e.retry if e.retry is not None else base.retry,
         timeout_s=e.timeout_s if e.timeout_s is not None else base.timeout_s,
         priority=e.priority if e.priority is not None else base.priority,
+        workdir=None if e.workdir is None else check_workdir(e.workdir),
     )
     return spec, parameters
 
