@@ -30,6 +30,7 @@ from pathlib import Path
 
 from . import keeper, launchclient, protocol
 from .bootstrap import isolated_command, package_root
+from .build import build_id
 from .capacity import detect_node, select_gpus
 from .cgroups import DEFAULT_PIDS_MAX, Cgroups, Hierarchy
 from .fds import close_on_exec_inherited
@@ -291,6 +292,7 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
     except BlockingIOError:
         print(f"an agent already runs on {state_dir}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
+    build = build_id()  # the files it was started from, before anything can replace them
     os.chdir(state_dir)  # hold no arbitrary directory busy
     pidfile = state_dir / "agent.pid"
     _write_pidfile(pidfile)
@@ -335,6 +337,7 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
         cgroups=cgroups,
         durability=args.durability,
         gpu_poller=poller,
+        build=build,
     )
     server.runner.launcher = launchclient.client_command(sys.executable, _self_path())
     server.runner.prep.devices = devices

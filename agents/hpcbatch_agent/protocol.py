@@ -410,6 +410,7 @@ def check_agent_message(message: Message) -> None:
         raise MessageError(f"malformed message: unknown agent message type {kind!r}")
     _check_fields(message, fields, kind)
     if kind == "hello":
+        _check_optional(message, "agent_build", _is_str, "hello")
         node = message["node"]
         _check_fields(node, NODE_FIELDS, "hello.node")
         _check_gpus(node, "hello.node")
@@ -500,8 +501,15 @@ def shutdown(kill_jobs: bool) -> Message:
 # --- builders: agent -> head -------------------------------------------------------------
 
 
-def agent_hello(node: NodeInfo, attempts: Iterable[AttemptUpdate]) -> Message:
-    return _message("hello", agent_version=AGENT_VERSION, node=node, attempts=list(attempts))
+def agent_hello(
+    node: NodeInfo, attempts: Iterable[AttemptUpdate], build: str | None = None
+) -> Message:
+    """The agent's hello; ``build`` is its build id (build.py), which the head compares with
+    its own to replace an agent of another build (absent: an agent older than the field)."""
+    message = _message("hello", agent_version=AGENT_VERSION, node=node, attempts=list(attempts))
+    if build is not None:
+        message["agent_build"] = build
+    return message
 
 
 def gpus_update(gpus: Iterable[GpuInfo], reason: str | None) -> Message:

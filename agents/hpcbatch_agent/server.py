@@ -67,9 +67,11 @@ class AgentServer:
         durability: str = "process",
         launch_listener: socket.socket | None = None,
         gpu_poller: GpuPoller | None = None,
+        build: str | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.node = node
+        self.build = build  # this agent's build id (build.py), reported in every hello
         self.heartbeat_ms = int(heartbeat_s * 1000)
         self.selector = selectors.DefaultSelector()
         self.spool = Spool(state_dir / "spool", durability)
@@ -441,7 +443,7 @@ class AgentServer:
         if self.head is not None and self.head is not conn:
             self._drop(self.head)
         self.head = conn
-        conn.outbuf += p.encode(p.agent_hello(self.node, self.runner.all_updates()))
+        conn.outbuf += p.encode(p.agent_hello(self.node, self.runner.all_updates(), self.build))
         self._next_heartbeat = now_ms() + self.heartbeat_ms
 
     def _read_log(self, message: p.Message) -> p.Message:

@@ -6,6 +6,10 @@ Vocabulary:
                  so the head dying (even by SIGKILL) leaves it and its jobs running; the next
                  head reconnects and reconciles from the hello.
     pidfile      ``<state dir>/agent.pid``, written by the daemon once it holds its lock.
+    build        a local agent runs from the ``hpcbatch_agent`` package beside the head, so
+                 its build (hello ``agent_build``) is that package's; one that reports
+                 another (an agent left running from before an upgrade) is stopped, its
+                 jobs kept, and started again from this package (``upgrade.py``).
 """
 
 from __future__ import annotations
@@ -20,14 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from hpcbatch_agent.bootstrap import isolated_command
+from hpcbatch_agent.build import build_id
 from hpcbatch_agent.statedir import StateDirError, prepare_state_dir
 from hpcbatch_agent.unixsock import connect, is_listening
 
 from hpcbatch import protocol
 from hpcbatch.errors import ProtocolError, TransportError
+from hpcbatch.transport.upgrade import connect_current
 
 HELLO_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 40.0
+STOP_TIMEOUT_S = 20.0  # a stale agent's exit, when it is replaced (then SIGKILL, jobs kept)
 STREAM_LIMIT = 256 * 1024 * 1024  # one `updates` line may carry a thousand updates
 
 
@@ -165,17 +172,35 @@ async def connect_local_agent(
     hello_timeout_s: float = HELLO_TIMEOUT_S,
     agent_options: list[str] | None = None,
 ) -> LocalAgentLink:
-    """Start the node's agent if it is not running, connect, and exchange hellos.
+    """Start the node's agent if it is not running, connect, and exchange hellos; an agent
+    of another build than this package's is replaced once (``upgrade.connect_current``).
 
     ``agent_options`` are extra ``serve`` flags (e.g. ``["--heartbeat-s", "0.5"]``), used
     only when the agent has to be started. Capacity overrides also apply only then."""
     state_dir = Path(state_dir).resolve()
+    options = _serve_options(vcpus, memory_mib, gpus, agent_options or [])
+
+    async def connect_once(replacing: bool) -> LocalAgentLink:
+        if replacing:  # its jobs keep running: the new agent adopts them
+            await asyncio.to_thread(stop_local_agent, state_dir, False, STOP_TIMEOUT_S)
+        return await _connect_local(state_dir, node_name, head_id, python, hello_timeout_s, options)
+
+    return await connect_current(node_name, str(state_dir), build_id(), connect_once)
+
+
+async def _connect_local(
+    state_dir: Path,
+    node_name: str,
+    head_id: str,
+    python: str,
+    hello_timeout_s: float,
+    options: list[str],
+) -> LocalAgentLink:
     try:
         prepare_state_dir(state_dir)  # as the agent will: the head runs as the agent's uid
     except (StateDirError, OSError) as exc:
         raise TransportError(f"agent for node {node_name} not started: {exc}") from None
     if not agent_running(state_dir):
-        options = _serve_options(vcpus, memory_mib, gpus, agent_options or [])
         await _start_agent(state_dir, node_name, python, options)
     try:
         sock = connect(state_dir / "agent.sock", timeout_s=5.0)

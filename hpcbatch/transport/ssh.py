@@ -13,6 +13,10 @@ Vocabulary:
     channel   one SSH exec channel running ``<pyz> attach``: it relays the protocol to the
               host's agent daemon, starting the daemon if needed. The daemon and its jobs
               outlive the channel; a new channel gets a fresh hello to reconcile from.
+    replace   a daemon still running another build than this head's (its hello's
+              ``agent_build``: one started before the head was upgraded) is stopped with
+              ``<pyz> stop`` (its jobs keep running) before a new ``attach`` starts this
+              build, which adopts them; once per stale build (``upgrade.py``).
     line      one protocol message; a host that sends more than ``MAX_LINE`` bytes without
               a newline is disconnected, with the reason logged (the head's memory is not
               the host's to fill).
@@ -38,14 +42,17 @@ from pathlib import Path
 from typing import Any
 
 import paramiko
+from hpcbatch_agent.build import build_id
 
 from hpcbatch import protocol
 from hpcbatch.errors import TransportError
 from hpcbatch.transport.local import parse_agent_line
+from hpcbatch.transport.upgrade import connect_current
 from hpcbatch.transport.zipapp import agent_file_name, build_agent_zipapp
 
 CONNECT_TIMEOUT_S = 10.0
 HELLO_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 20  # a stale agent's exit, when it is replaced (its jobs keep running)
 # The longest line a host may send; its largest messages (a hello listing every attempt, a
 # log chunk of at most 4 MiB) are far below it.
 MAX_LINE = 64 * 1024 * 1024
@@ -172,13 +179,22 @@ def installed_digest(sha256sum_output: str) -> str | None:
     return words[0].lower() if words else None
 
 
-def _run(client: paramiko.SSHClient, command: str, host: SshHost) -> str:
+def _run(
+    client: paramiko.SSHClient, command: str, host: SshHost, timeout_s: float = CONNECT_TIMEOUT_S
+) -> str:
     """``command``'s standard output; TransportError when it fails."""
-    _, stdout, stderr = client.exec_command(command, timeout=CONNECT_TIMEOUT_S)
+    _, stdout, stderr = client.exec_command(command, timeout=timeout_s)
     output: str = stdout.read().decode(errors="replace")
     if stdout.channel.recv_exit_status() != 0:
-        raise TransportError(f"node {host.name}: `{command}` failed: {stderr.read().decode()}")
+        detail = (stderr.read().decode(errors="replace") or output).strip()
+        raise TransportError(f"node {host.name}: `{command}` failed: {detail}")
     return output
+
+
+def stop_command(host: SshHost, pyz: str) -> str:
+    """Stop the host's agent daemon, whatever its build, leaving its jobs running."""
+    argv = [host.python, "-I", pyz, "stop", "--state-dir", str(host.state_dir)]
+    return shlex.join([*argv, "--timeout-s", str(STOP_TIMEOUT_S)])
 
 
 def attach_command(host: SshHost, pyz: str) -> str:
@@ -298,10 +314,14 @@ class SshAgentLink:
         self._writer.shutdown(wait=False)
 
 
-def _open(host: SshHost) -> tuple[paramiko.SSHClient, paramiko.Channel]:
+def _open(host: SshHost, stop_first: bool = False) -> tuple[paramiko.SSHClient, paramiko.Channel]:
+    """Connect, install, and start ``attach`` (after stopping the running daemon, when
+    ``stop_first``: a stale agent being replaced)."""
     client = _connect_client(host)
     try:
         pyz = _install_agent(client, host)
+        if stop_first:
+            _run(client, stop_command(host, pyz), host, STOP_TIMEOUT_S + CONNECT_TIMEOUT_S)
         transport = client.get_transport()
         assert transport is not None
         channel = transport.open_session()
@@ -316,8 +336,18 @@ def _open(host: SshHost) -> tuple[paramiko.SSHClient, paramiko.Channel]:
 
 
 async def connect_ssh_agent(host: SshHost, head_id: str) -> SshAgentLink:
-    """Connect, install the agent if needed, attach, and exchange hellos."""
-    client, channel = await asyncio.to_thread(_open, host)
+    """Connect, install the agent if needed, attach, and exchange hellos; a daemon of
+    another build than this head's is replaced once (``upgrade.connect_current``)."""
+
+    async def connect_once(replacing: bool) -> SshAgentLink:
+        return await _attach(host, head_id, replacing)
+
+    where = f"{host.user}@{host.address}:{host.port}:{host.state_dir}"
+    return await connect_current(host.name, where, build_id(), connect_once)
+
+
+async def _attach(host: SshHost, head_id: str, stop_first: bool) -> SshAgentLink:
+    client, channel = await asyncio.to_thread(_open, host, stop_first)
     link = SshAgentLink(host, client, channel)
     try:
         await link.send(protocol.head_hello(head_id))
