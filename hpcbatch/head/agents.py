@@ -248,6 +248,7 @@ class AgentSession:
                     c.attempt_id,
                     list(c.command),
                     env=dict(c.environment),
+                    cwd=c.workdir,
                     timeout_s=c.timeout_s,
                     gpus=c.gpus,
                     vcpus=max(1, math.ceil(c.cpu_milli / 1000)),

@@ -12,6 +12,12 @@ infinity``) for the ranks that MPI starts there through hpcbatch's launcher, unt
 exits; ``--every-node`` runs CMD on every node instead (AWS's style). Both go as
 ``nodeOverrides``: ``numNodes: N`` and overrides per range, resources and environment on every
 node.
+
+The job runs in the directory ``hpcbatch submit`` was called from, as with ``sbatch``:
+``--workdir DIR`` names another (a relative DIR is taken from the current directory), and
+``--workdir attempt`` asks for the agent's private per-attempt directory instead (AWS's
+behaviour; it is ``HPCBATCH_ATTEMPT_DIR`` either way). The directory rides in the
+``x-hpcbatch-workdir`` header, percent-encoded, so the body stays what boto3 would send.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from hpcbatch.cli.context import EXIT_CLIENT_ERROR, EXIT_OK, EXIT_USAGE, Context
 
 DEPENDENCY_TYPES = ("N_TO_N", "SEQUENTIAL")
 DEFAULT_MULTINODE = "default-multinode"
+WORKDIR_HEADER = "x-hpcbatch-workdir"
+ATTEMPT_WORKDIR = "attempt"  # --workdir attempt: the agent's private per-attempt directory
 
 
 def register(
@@ -77,6 +85,12 @@ def register(
         metavar="I",
         help="with --nodes: the main node the definition must name (AWS takes the main node "
         "from the job definition; default-multinode's is 0)",
+    )
+    parser.add_argument(
+        "--workdir",
+        metavar="DIR|attempt",
+        help="where the job runs on its node (default: the current directory; it must exist "
+        "there); 'attempt': a fresh private directory per attempt",
     )
     _args.add_resource_flags(parser)
     add_scheduling_flags(parser)
@@ -242,9 +256,29 @@ def check_main_node(args: argparse.Namespace, main: int | None) -> str | None:
     )
 
 
-def run(args: argparse.Namespace, ctx: Context) -> int:
+def workdir_of(args: argparse.Namespace) -> str | None:
+    """The absolute directory to run in (None: the per-attempt one); OSError when the current
+    directory is needed and is gone."""
+    if args.workdir == ATTEMPT_WORKDIR:
+        return None
+    if args.workdir is None:
+        return os.getcwd()
+    return os.path.abspath(args.workdir)  # abspath calls getcwd only for a relative DIR
+
+
+def submit_headers(args: argparse.Namespace, workdir: str | None) -> dict[str, str]:
+    """hpcbatch's extensions ride in headers so the body stays exactly what boto3 would send."""
+    from urllib.parse import quote
+
     from hpcbatch.cli.client import STRICT_HEADER
 
+    headers = {STRICT_HEADER: "1"} if args.strict else {}
+    if workdir is not None:
+        headers[WORKDIR_HEADER] = quote(workdir, safe="/")
+    return headers
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
     problem = check_flags(args)
     if problem is not None:
         warn(f"error: {problem}")
@@ -254,9 +288,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if problem is not None:
         warn(f"error: {problem}")
         return EXIT_CLIENT_ERROR
-
-    # The strict flag rides in a header so the body stays exactly what boto3 would send.
-    headers = {STRICT_HEADER: "1"} if args.strict else None
+    try:
+        workdir = workdir_of(args)
+    except OSError as error:
+        warn(
+            f"error: the current directory cannot be read ({error.strerror}); "
+            "give --workdir DIR or --workdir attempt"
+        )
+        return EXIT_USAGE
+    headers = submit_headers(args, workdir) or None
     reply = ctx.client.call("SubmitJob", build_request(args, main or 0), headers=headers)
     if ctx.json_output:
         ctx.emit_json(reply)

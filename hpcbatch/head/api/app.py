@@ -79,7 +79,12 @@ class ApiApp:
         method = scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         query = parse_qs(scope.get("query_string", b"").decode())
-        call = Call(self.head, request_id, strict=headers.get("x-hpcbatch-strict") == "1")
+        call = Call(
+            self.head,
+            request_id,
+            strict=headers.get("x-hpcbatch-strict") == "1",
+            workdir=headers.get("x-hpcbatch-workdir"),
+        )
         if path.startswith("/v1/tags/"):
             return 200, await self._tags(
                 call, method, unquote(path[len("/v1/tags/") :]), body, query

@@ -32,6 +32,7 @@ class Call:
     head: Head
     request_id: str
     strict: bool = False
+    workdir: str | None = None  # the x-hpcbatch-workdir header as sent (translate.workdir_of)
 
     @property
     def cause(self) -> str:
@@ -141,7 +142,8 @@ async def describe_definitions(c: Call, r: m.DescribeJobDefinitionsRequest) -> D
 
 async def submit_job(c: Call, r: m.SubmitJobRequest) -> Doc:
     job_id = str(uuid.uuid4())
-    await c.head.loop.call(translate.submit_job(r, job_id, c.cause, now_ms(), c.strict))
+    workdir = translate.workdir_of(c.workdir)
+    await c.head.loop.call(translate.submit_job(r, job_id, c.cause, now_ms(), c.strict, workdir))
     return {"jobArn": c.head.state.arn("job", job_id), "jobName": r.jobName, "jobId": job_id}
 
 

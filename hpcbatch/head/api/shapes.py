@@ -244,6 +244,7 @@ def _extras(job: Job) -> Doc:
             "attemptId": attempt_id(job.job_id, latest.number) if latest else None,
             "startReason": job.start_reason,
             "waitingOn": sorted(job.waiting_on) or None,
+            "workdir": job.spec.workdir,
         }
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.model import (
@@ -22,6 +23,7 @@ from hpcbatch.core.model import (
     RetryRule,
     RetryStrategy,
 )
+from hpcbatch.core.workdir import check_workdir
 from hpcbatch.errors import ValidationError
 from hpcbatch.head.api import models as m
 
@@ -244,8 +246,29 @@ def node_overrides(req: m.SubmitJobRequest) -> ev.NodeOverrides | None:
     return ev.NodeOverrides(overrides.numNodes, ranges)
 
 
+WORKDIR_HEADER = "x-hpcbatch-workdir"
+
+
+def workdir_of(header: str | None) -> str | None:
+    """The job's working directory from the ``x-hpcbatch-workdir`` header (None: absent):
+    percent-encoded UTF-8 (raw UTF-8 is taken too; a ``%`` in a path is sent as ``%25``),
+    an absolute path (core/workdir.py)."""
+    if header is None:
+        return None
+    try:  # the ASGI server hands header bytes over as latin-1 text: these are its bytes
+        path = unquote_to_bytes(header.encode("latin-1")).decode("utf-8")
+    except UnicodeError:
+        raise ValidationError(WORKDIR_HEADER, "must be percent-encoded UTF-8") from None
+    return check_workdir(path, WORKDIR_HEADER)
+
+
 def submit_job(
-    req: m.SubmitJobRequest, job_id: str, cause: str, now: int, strict: bool
+    req: m.SubmitJobRequest,
+    job_id: str,
+    cause: str,
+    now: int,
+    strict: bool,
+    workdir: str | None = None,
 ) -> ev.SubmitJob:
     multinode = node_overrides(req)
     o = req.containerOverrides
@@ -285,4 +308,5 @@ def submit_job(
         ),
         strict=strict,
         node_overrides=multinode,
+        workdir=workdir,
     )
