@@ -1,45 +1,96 @@
 """``serve()``: run the head daemon in the foreground until SIGINT/SIGTERM.
 
-Listens on ``HOST:PORT`` or ``unix:/path``. The Head starts inside uvicorn's lifespan, so the
-API answers only once the state is loaded and the local agents are connected.
+Listens on ``HOST:PORT`` or ``unix:/path``. The order of start-up is the head's own safety:
+
+1. lock the data directory (``datalock``): a second head on it refuses at once, naming the PID
+   of the first, before it reads anything;
+2. bind the listen address (``listener``): an address in use stops the head here, before it
+   opens its state or connects to a single agent (it would otherwise replace the running
+   head's agents and only then fail);
+3. open the state and serve: the Head starts inside uvicorn's lifespan, on the socket bound in
+   2, so the API answers only once the state is loaded and the local agents are connected.
+
+Exit codes: 0 after a clean stop; 3 for a bad configuration; 4 when the data directory is held
+by another head, the address cannot be bound, or the head failed to start.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 
 from hpcbatch.errors import HpcbatchError
+from hpcbatch.head import datalock, logsetup
 from hpcbatch.head.config import load_config
+from hpcbatch.head.listener import bind_listener
+
+log = logging.getLogger("hpcbatch.head")
+
+EXIT_CONFIG = 3
+EXIT_NOT_STARTED = 4
 
 
 def serve(data_dir: Path, listen: str | None, config_path: Path | None, log_level: str) -> int:
     """``listen`` None keeps the config file's (or the default) address."""
+    logsetup.configure(log_level)
+    try:
+        lock = datalock.acquire(data_dir)
+    except HpcbatchError as error:
+        _say_error(error)
+        return EXIT_NOT_STARTED
+    try:
+        return _serve_locked(data_dir, listen, config_path, log_level)
+    finally:
+        lock.release()
+
+
+def _serve_locked(
+    data_dir: Path, listen: str | None, config_path: Path | None, log_level: str
+) -> int:
     import uvicorn
 
     from hpcbatch.head.api.app import ApiApp
+    from hpcbatch.head.api.hpcbatch_routes import VERSION
     from hpcbatch.head.service import Head
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
     try:
         config = load_config(config_path, data_dir=data_dir, listen=listen)
-        head = Head(config)
     except HpcbatchError as error:
-        print(f"error: {error.message}")
-        return 3
-    options: dict[str, object] = {
-        "log_level": log_level.lower(),
-        "access_log": False,
-        "lifespan": "on",
-        "timeout_graceful_shutdown": 5,
-    }
-    if config.listen.startswith("unix:"):
-        options["uds"] = config.listen[len("unix:") :]
-    else:
-        host, _, port = config.listen.rpartition(":")
-        options.update(host=host or "127.0.0.1", port=int(port))
-    server = uvicorn.Server(uvicorn.Config(ApiApp(head), **options))  # type: ignore[arg-type]
-    server.run()
-    return 0 if server.started else 4
+        _say_error(error)
+        return EXIT_CONFIG
+    try:
+        listener = bind_listener(config.listen)
+    except HpcbatchError as error:
+        _say_error(error)
+        return EXIT_NOT_STARTED
+    try:
+        log.info(
+            "hpcbatch head %s (pid %d): data directory %s, serving %s",
+            VERSION,
+            os.getpid(),
+            config.data_dir,
+            listener.url,
+        )
+        try:
+            head = Head(config)
+        except HpcbatchError as error:
+            _say_error(error)
+            return EXIT_CONFIG
+        options: dict[str, object] = {
+            "log_config": None,  # logsetup has set every logger; uvicorn must not redo it
+            "log_level": None,
+            "access_log": logsetup.access_log_wanted(log_level),
+            "lifespan": "on",
+            "timeout_graceful_shutdown": 5,
+        }
+        server = uvicorn.Server(uvicorn.Config(ApiApp(head), **options))  # type: ignore[arg-type]
+        server.run(sockets=[listener.sock])
+        return 0 if server.started else EXIT_NOT_STARTED
+    finally:
+        listener.close()
+
+
+def _say_error(error: HpcbatchError) -> None:
+    print(f"error: {error.message}", file=sys.stderr, flush=True)
