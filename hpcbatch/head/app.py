@@ -10,7 +10,8 @@ Listens on ``HOST:PORT`` or ``unix:/path``. The order of start-up is the head's 
 3. open the state and serve: the Head starts inside uvicorn's lifespan, on the socket bound in
    2, so the API answers only once the state is loaded and the local agents are connected.
 
-Exit codes: 0 after a clean stop; 3 for a bad configuration; 4 when the data directory is held
+Exit codes: 0 after a clean stop (uvicorn re-raises the SIGTERM or SIGINT it stopped on, so a
+signalled head ends by that signal once it has stopped; the kernel drops the lock); 3 for a bad configuration; 4 when the data directory is held
 by another head, the address cannot be bound, or the head failed to start.
 """
 

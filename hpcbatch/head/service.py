@@ -25,7 +25,7 @@ from hpcbatch.head.loop import HeadLoop, now_ms
 from hpcbatch.head.node_profiles import local_profiles, ssh_profile
 from hpcbatch.head.persist import load_state
 from hpcbatch.head.supervisor import NodeSpec, NodeSupervisor
-from hpcbatch.store import SqliteStore, WriteBatch
+from hpcbatch.store import JournalEntry, SqliteStore, WriteBatch
 from hpcbatch.transport.base import AgentLink
 from hpcbatch.transport.local import connect_local_agent
 from hpcbatch.transport.ssh import SshHost, connect_ssh_agent
@@ -66,8 +66,23 @@ class Head:
         await self.nodes.wait_connected([spec.name for spec in local])
         running = asyncio.get_running_loop()
         self._timers = [running.create_task(self._tick()), running.create_task(self._watchdog())]
+        log.info("ready: %s", self._summary())
+
+    def _summary(self) -> str:
+        local = self.config.local.nodes
+        parts = [f"{local} local node{'s' * (local != 1)}"]
+        for ce in self.config.compute_environments:
+            count = len(ce.hosts)
+            parts.append(f"{count} {ce.kind} host{'s' * (count != 1)} in {ce.name} (connecting)")
+        return ", ".join(parts)
+
+    async def history(self, subject: str) -> list[JournalEntry]:
+        """A job's journal, read in a worker thread: the store's one connection may be held by
+        a big write the loop has sent to a thread, and the event loop must not wait for it."""
+        return await asyncio.to_thread(self.store.history, subject)
 
     async def stop(self) -> None:
+        log.info("stopping; running jobs keep running and the next head re-adopts them")
         for task in self._timers:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -72,11 +72,14 @@ class NodeSupervisor:
     async def _supervise(self, spec: NodeSpec) -> None:
         backoff = 0.1
         failing_since: float | None = None
+        last_error = ""
         while True:
             try:
                 link = await spec.connect()
             except TransportError as error:
-                log.warning("node %s: %s", spec.name, error)
+                if error.message != last_error:  # a host that stays down: one line, not one a try
+                    log.warning("node %s: %s (retrying)", spec.name, error)
+                    last_error = error.message
                 failing_since = failing_since or time.monotonic()
                 waited = time.monotonic() - failing_since
                 cause, now = f"{spec.name}#connect", now_ms()
@@ -91,7 +94,8 @@ class NodeSupervisor:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
-            failing_since = None
+            failing_since, last_error = None, ""
+            log.info("node %s: connected", spec.name)
             session = AgentSession(spec.name, spec.ce, link, self.loop, spec.profile)
             self.dispatcher.sessions[spec.name] = session
             began = time.monotonic()
@@ -101,6 +105,7 @@ class NodeSupervisor:
                 self.dispatcher.sessions.pop(spec.name, None)
                 with contextlib.suppress(TransportError, OSError):
                     await link.close()
+            log.warning("node %s: connection lost; reconnecting", spec.name)
             failing_since = time.monotonic()
             if failing_since - began < STABLE_S:  # an agent that drops us at once: back off
                 await asyncio.sleep(backoff)
