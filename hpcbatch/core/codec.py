@@ -30,6 +30,7 @@ from hpcbatch.core.model import (
     Resources,
     RetryRule,
     RetryStrategy,
+    TimeLimitAction,
     attempt_id,
 )
 from hpcbatch.core.state import State
@@ -267,7 +268,10 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
     for d in docs.get("compute_environment", []):
         state.ces[d["name"]] = ComputeEnvironment(**d)
     for d in docs.get("queue", []):
-        state.queues[d["name"]] = JobQueue(**{**d, "ce_order": tuple(d["ce_order"])})
+        actions = tuple(TimeLimitAction(**a) for a in d.get("time_limit_actions", ()))
+        state.queues[d["name"]] = JobQueue(
+            **{**d, "ce_order": tuple(d["ce_order"]), "time_limit_actions": actions}
+        )
     for d in docs.get("job_definition", []):
         definition = definition_from_doc(d)
         state.definitions.setdefault(definition.name, {})[definition.revision] = definition

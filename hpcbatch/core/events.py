@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpcbatch.core.model import Dependency, Gpu, JobSpec, MultiNodeSpec, Resources, RetryStrategy
+from hpcbatch.core.model import (
+    Dependency,
+    Gpu,
+    JobSpec,
+    MultiNodeSpec,
+    Resources,
+    RetryStrategy,
+    TimeLimitAction,
+)
 from hpcbatch.core.plan import Plan
 
 
@@ -54,6 +62,7 @@ class CreateJobQueue(Event):
     state: str = "ENABLED"
     echo: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    time_limit_actions: tuple[TimeLimitAction, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +71,7 @@ class UpdateJobQueue(Event):
     priority: int | None = None
     state: str | None = None
     ce_order: tuple[tuple[int, str], ...] | None = None
+    time_limit_actions: tuple[TimeLimitAction, ...] | None = None  # None: keep; (): clear
     echo: dict[str, Any] = field(default_factory=dict)
 
 

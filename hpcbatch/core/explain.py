@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from hpcbatch.core.capacity import largest_fit_problem, queue_nodes
 from hpcbatch.core.gang_wait import gang_reason
-from hpcbatch.core.model import Job, JobStatus
+from hpcbatch.core.model import (
+    Job,
+    JobStatus,
+    Node,
+    Resources,
+    format_vcpus,
+    plural,
+    vcpus_text,
+)
 from hpcbatch.core.plan import Reservation
 from hpcbatch.core.state import State, runnable_key
 
@@ -76,7 +84,52 @@ def _runnable(state: State, job: Job, reservations: tuple[Reservation, ...]) -> 
         for q in state.queues.values()
         if q.priority > queue.priority and q.state == "ENABLED" and set(q.ce_order) & set(enabled)
     )
-    reason = f"waiting for capacity: {ahead} jobs ahead in queue {queue.name}"
+    reason = "waiting for capacity: "
+    full = _what_is_full([n for n in fitting if n.schedulable], need)
+    if full:
+        reason += f"every node in [{', '.join(enabled)}] is full: {full}; "
+    reason += f"{plural(ahead, 'job')} ahead in queue {queue.name}"
     if higher:
         reason += f" and {higher} in higher-priority queues"
     return reason + f"; needs {need.describe()}"
+
+
+def _what_is_full(nodes: list[Node], need: Resources) -> str | None:
+    """``2/2 vCPUs in use`` for each resource no node has enough of left, summed over
+    ``nodes``; where each node lacks another one, what each lacks (None: one has room)."""
+    if not nodes or any(need.fits_in(n.free) for n in nodes):
+        return None
+    parts = [_in_use(nodes, kind) for kind in _KINDS if all(_short(n, need, kind) for n in nodes)]
+    if parts:
+        return ", ".join(parts)
+    shown = [
+        f"{n.name} {_in_use([n], next(k for k in _KINDS if _short(n, need, k)))}" for n in nodes[:3]
+    ]
+    more = f" and {len(nodes) - 3} more" if len(nodes) > 3 else ""
+    return ", ".join(shown) + more
+
+
+_KINDS = ("cpu", "memory", "gpu")
+
+
+def _short(node: Node, need: Resources, kind: str) -> bool:
+    free = node.free
+    if kind == "cpu":
+        return free.cpu_milli < need.cpu_milli
+    if kind == "memory":
+        return free.memory_mib < need.memory_mib
+    return free.gpus < need.gpus
+
+
+def _in_use(nodes: list[Node], kind: str) -> str:
+    if kind == "cpu":
+        used = sum(n.allocated.cpu_milli for n in nodes)
+        total = sum(n.capacity.cpu_milli for n in nodes)
+        return f"{format_vcpus(used)}/{vcpus_text(total)} in use"
+    if kind == "memory":
+        used = sum(n.allocated.memory_mib for n in nodes)
+        total = sum(n.capacity.memory_mib for n in nodes)
+        return f"{used}/{total} MiB in use"
+    held = sum(len(n.gpus_in_service) - len(n.free_gpus) for n in nodes)
+    total = sum(len(n.gpus_in_service) for n in nodes)
+    return f"{held}/{plural(total, 'GPU')} in use"

@@ -53,6 +53,12 @@ def _children_active(state: State, parent: Job) -> bool:
     return counts is not None and any(counts[s] for s in JobStatus if s not in TERMINAL)
 
 
+def dependency_failed(failed: Job) -> str:
+    """A dependent's statusReason, the same whether ``failed`` failed before or after it was
+    submitted: ``Dependent Job failed: <id> <its reason>``."""
+    return f"Dependent Job failed: {failed.job_id} {failed.status_reason or ''}".strip()[:255]
+
+
 def _after_finish(state: State, job: Job, cause: str, now: int) -> list[tuple[Job, JobStatus, str]]:
     follow: list[tuple[Job, JobStatus, str]] = []
     for dep_id in state.dependents.pop(job.job_id, set()):
@@ -64,8 +70,7 @@ def _after_finish(state: State, job: Job, cause: str, now: int) -> list[tuple[Jo
             if not dependent.waiting_on and dependent.status is JobStatus.PENDING:
                 release(state, dependent, cause, now)
         else:
-            why = f"Dependent Job failed: {job.job_id} {job.status_reason or ''}".strip()
-            follow.append((dependent, JobStatus.FAILED, why[:255]))
+            follow.append((dependent, JobStatus.FAILED, dependency_failed(job)))
     if job.parent_id is not None:
         follow.extend(_parent_after_child(state, job.parent_id))
     if job.multinode is not None:

@@ -72,10 +72,20 @@ class Resources:
         )
 
     def describe(self) -> str:
-        parts = [f"{format_vcpus(self.cpu_milli)} vCPUs", f"{self.memory_mib} MiB"]
+        parts = [vcpus_text(self.cpu_milli), f"{self.memory_mib} MiB"]
         if self.gpus:
-            parts.append(f"{self.gpus} GPUs")
+            parts.append(plural(self.gpus, "GPU"))
         return ", ".join(parts)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 GPU``, ``2 GPUs``, ``0 GPUs``."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def vcpus_text(cpu_milli: int) -> str:
+    """``1 vCPU``, ``0.5 vCPUs``, ``2 vCPUs``."""
+    return f"{format_vcpus(cpu_milli)} vCPU" + ("" if cpu_milli == 1000 else "s")
 
 
 def format_vcpus(cpu_milli: int) -> str:
@@ -210,6 +220,17 @@ class ComputeEnvironment:
     status: str = "VALID"
 
 
+@dataclass(frozen=True, slots=True)
+class TimeLimitAction:
+    """AWS's ``jobStateTimeLimitAction``: CANCEL a job RUNNABLE for longer than
+    ``max_time_s`` whose explained reason starts with ``reason`` (see ``core/time_limits.py``)."""
+
+    reason: str
+    max_time_s: int
+    state: str = "RUNNABLE"
+    action: str = "CANCEL"
+
+
 @dataclass(slots=True)
 class JobQueue:
     name: str
@@ -221,6 +242,7 @@ class JobQueue:
     echo: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     status: str = "VALID"
+    time_limit_actions: tuple[TimeLimitAction, ...] = ()
 
 
 @dataclass(slots=True)

@@ -24,7 +24,8 @@ def resolve_queue(state: State, ref: str, field: str = "jobQueue") -> JobQueue:
     name = _name_from_arn(ref, "job-queue")
     queue = state.queues.get(name)
     if queue is None:
-        raise NotFoundError(f"{field}: no job queue named {name!r}")
+        known = ", ".join(sorted(state.queues)) or "none yet"
+        raise NotFoundError(f"{field}: no job queue named {name!r} (queues: {known})")
     return queue
 
 

@@ -102,6 +102,7 @@ def create_queue(state: State, e: ev.CreateJobQueue) -> None:
         seq=state.next_seq(),
         echo=dict(e.echo),
         tags=dict(e.tags),
+        time_limit_actions=e.time_limit_actions,
     )
     state.changes.touch("queue", e.name)
     state.journal(e.now, e.cause, e.name, "CREATED", f"priority {e.priority} CEs {list(ce_order)}")
@@ -116,6 +117,8 @@ def update_queue(state: State, e: ev.UpdateJobQueue) -> None:
         queue.state = e.state
     if ce_order is not None:
         queue.ce_order = ce_order
+    if e.time_limit_actions is not None:
+        queue.time_limit_actions = e.time_limit_actions
     queue.echo.update(e.echo)
     state.changes.touch("queue", queue.name)
     state.journal(

@@ -81,6 +81,10 @@ class State:
         self.child_counts: dict[str, Counter[JobStatus]] = {}
         self.dependents: dict[str, set[str]] = {}
         self.reserved_since: dict[str, int] = {}  # see ``reserved``: not persisted
+        # job id -> when it became RUNNABLE, for ``time_limits``; not persisted: after a restart
+        # (or for a job submitted RUNNABLE) the first time-limit check starts the clock.
+        self.runnable_since: dict[str, int] = {}
+        self.time_limits_checked_at: int | None = None
         self.changes = Changes()
 
     # --- identity ---------------------------------------------------------------------------
@@ -110,12 +114,17 @@ class State:
         self._unindex(job, old)
         job.status = status
         self._index(job, status)
+        if status is JobStatus.RUNNABLE:
+            self.runnable_since[job.job_id] = now
+        elif old is JobStatus.RUNNABLE:
+            self.runnable_since.pop(job.job_id, None)
         self.changes.touch("job", job.job_id)
         self.journal(now, cause, job.job_id, status.value, detail)
 
     def remove_job(self, job: Job) -> None:
         self._unindex(job, job.status)
         del self.jobs[job.job_id]
+        self.runnable_since.pop(job.job_id, None)
         self.dependents.pop(job.job_id, None)
         self.child_counts.pop(job.job_id, None)
         self.listing.pop(job.job_id, None)

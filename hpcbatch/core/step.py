@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hpcbatch.core import attempts, control, nodes, resources, submit
+from hpcbatch.core import attempts, control, nodes, resources, submit, time_limits
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command
 from hpcbatch.core.state import State
@@ -26,6 +26,7 @@ def _quiet(handler: Callable[[State, Any], object]) -> Callable[[State, Any], li
 def _tick(state: State, e: ev.Tick) -> list[Command]:
     commands = attempts.kill_overdue(state, e)
     control.purge_finished(state, e)
+    time_limits.enforce(state, e.cause, e.now)
     return commands
 
 

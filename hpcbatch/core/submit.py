@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.capacity import gang_fit_problem, largest_fit_problem
-from hpcbatch.core.jobs import finish_job
+from hpcbatch.core.jobs import dependency_failed, finish_job
 from hpcbatch.core.model import (
     Job,
     JobDefinition,
@@ -109,9 +109,8 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
         doomed += _add_children(state, parent, plain, e)
     # Fail only once every job exists, so an array parent sees all of its children.
     for job, failed_dep in doomed:
-        finish_job(
-            state, job, JobStatus.FAILED, e.cause, e.now, f"Dependent Job failed: {failed_dep}"
-        )
+        why = dependency_failed(state.jobs[failed_dep])
+        finish_job(state, job, JobStatus.FAILED, e.cause, e.now, why)
     return parent
 
 

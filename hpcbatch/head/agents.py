@@ -132,6 +132,12 @@ class AgentSession:
         self.log_timeout_s = LOG_TIMEOUT_S
         self.closed = asyncio.Event()
 
+    @property
+    def agent_version(self) -> str:
+        """The agent's build id as its hello reports it (upgrade.py), else its version."""
+        hello = self.link.hello
+        return str(hello.get("agent_build") or hello.get("agent_version") or "?")
+
     def _cause(self) -> str:
         return f"{self.node}#{next(self._causes)}"
 

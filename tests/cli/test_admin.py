@@ -197,6 +197,7 @@ def test_nodes_table(stub: StubHead, capsys: pytest.CaptureFixture[str]) -> None
         "runningJobs": 3,
         "lastHeartbeatAt": None,
         "enforcement": "cgroups v2",
+        "agentVersion": "0.1.0-0123456789ab",
     }
     stub.on("GET", "/hpcbatch/v1/nodes", {"nodes": [node]})
     assert main(["nodes", "-e", stub.endpoint]) == 0
@@ -212,6 +213,7 @@ def test_nodes_table(stub: StubHead, capsys: pytest.CaptureFixture[str]) -> None
         "never",
         "cgroups",
         "v2",
+        "0.1.0-0123456789ab",
         "disk",
         "swap",
     ]

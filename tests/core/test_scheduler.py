@@ -110,12 +110,13 @@ def test_waiting_reasons() -> None:
     third = sim.submit()
     dependent = sim.submit(depends_on=(Dependency(first.job_id),))
     assert explain(sim.state, third) == (
-        "waiting for capacity: 2 jobs ahead in queue q; needs 1 vCPUs, 512 MiB"
+        "waiting for capacity: 2 jobs ahead in queue q; needs 1 vCPU, 512 MiB"
     )
     assert explain(sim.state, dependent) == f"waiting for dependency {first.job_id} (RUNNABLE)"
     sim.schedule()
     assert explain(sim.state, third) == (
-        "waiting for capacity: 1 jobs ahead in queue q; needs 1 vCPUs, 512 MiB"
+        "waiting for capacity: every node in [local] is full: 1/1 vCPU in use; "
+        "1 job ahead in queue q; needs 1 vCPU, 512 MiB"
     )
     node = next(iter(sim.state.nodes))
     sim.do(ev.NodeLost, node=node, reason="gone")

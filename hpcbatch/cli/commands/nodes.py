@@ -9,6 +9,10 @@ Where nodes have GPUs, a second table lists each GPU: its node, index, id (the U
 ``CUDA_VISIBLE_DEVICES``), model, memory, and whether it is free, in use (by which job) or out
 of service (and why); the node table then says how each node keeps jobs to their own GPUs
 (GPU ISOLATION: ``devices``, the job's cgroup denies the others; ``env``, only the variables).
+
+AGENT is the build of each connected node's agent (``-`` while none is connected): the head
+replaces an agent of another build than its own as it connects (transport/upgrade.py), so a
+node whose agent could not be replaced says why in REASON.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ def render_nodes(nodes: list[dict[str, Any]]) -> str:
             str(node.get("runningJobs", 0)),
             render.age(node.get("lastHeartbeatAt"), now),
             node.get("enforcement", ""),
+            node.get("agentVersion") or "-",
             render.truncate(node.get("stateReason"), REASON_WIDTH),
         ]
         for node in nodes
@@ -89,6 +94,7 @@ def render_nodes(nodes: list[dict[str, Any]]) -> str:
         "JOBS",
         "HEARTBEAT",
         "LIMITS",
+        "AGENT",
         "REASON",
     ]
     for header, cell in _gang_columns(nodes) + _gpu_columns(nodes):

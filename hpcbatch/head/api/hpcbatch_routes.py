@@ -30,9 +30,10 @@ VERSION = "0.1.0"
 LOG_CHUNK = 256 * 1024
 
 
-def node_doc(state: State, node: Node) -> dict[str, Any]:
+def node_doc(state: State, node: Node, agent_version: str | None = None) -> dict[str, Any]:
     """A node as the nodes route shows it; ``address``, ``launchPort`` (its agent's MPI launch
-    server), ``placementGroup`` and the GPU fields only where set."""
+    server), ``placementGroup``, ``agentVersion`` (the connected agent's build) and the GPU
+    fields only where set."""
     doc: dict[str, Any] = {
         "name": node.name,
         "computeEnvironment": node.ce,
@@ -53,6 +54,7 @@ def node_doc(state: State, node: Node) -> dict[str, Any]:
         "address": node.address,
         "launchPort": node.launch_port,
         "placementGroup": node.placement_group,
+        "agentVersion": agent_version,
         "gpusReason": node.gpus_reason,
         **(_gpu_fields(state, node) if node.gpus or node.gpus_reason else {}),
     }
@@ -91,7 +93,7 @@ async def route(
         return 200, {"status": "ok", "version": VERSION}
     if parts == ["nodes"] and method == "GET":
         nodes = sorted(call.head.state.nodes.values(), key=lambda n: n.name)
-        return 200, {"nodes": [node_doc(call.head.state, n) for n in nodes]}
+        return 200, {"nodes": [_node_doc(call, n) for n in nodes]}
     if len(parts) == 3 and parts[0] == "nodes" and method == "POST":
         return 200, await _node_action(call, parts[1], parts[2], body)
     if len(parts) == 3 and parts[0] == "jobs" and method == "GET":
@@ -119,7 +121,12 @@ async def _node_action(call: Call, name: str, action: str, body: bytes) -> dict[
     else:
         raise NotFoundError(f"no node action {action!r}; use drain or resume")
     await call.head.loop.call(event)
-    return {"node": node_doc(call.head.state, call.head.state.nodes[name])}
+    return {"node": _node_doc(call, call.head.state.nodes[name])}
+
+
+def _node_doc(call: Call, node: Node) -> dict[str, Any]:
+    session = call.head.dispatcher.sessions.get(node.name)  # connected: its agent's build
+    return node_doc(call.head.state, node, None if session is None else session.agent_version)
 
 
 def _int(query: dict[str, list[str]], name: str) -> int | None:

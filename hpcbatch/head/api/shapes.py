@@ -66,6 +66,15 @@ def job_queue(state: State, queue: JobQueue) -> Doc:
         "statusReason": "JobQueue Healthy",
         "priority": queue.priority,
         "computeEnvironmentOrder": order,
+        "jobStateTimeLimitActions": [
+            {
+                "reason": a.reason,
+                "state": a.state,
+                "maxTimeSeconds": a.max_time_s,
+                "action": a.action,
+            }
+            for a in queue.time_limit_actions
+        ],
         "tags": queue.tags,
     }
 

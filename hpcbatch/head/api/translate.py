@@ -22,6 +22,7 @@ from hpcbatch.core.model import (
     Resources,
     RetryRule,
     RetryStrategy,
+    TimeLimitAction,
 )
 from hpcbatch.core.workdir import check_workdir
 from hpcbatch.errors import ValidationError
@@ -88,6 +89,21 @@ def _ce_order(orders: list[m.ComputeEnvironmentOrder] | None) -> tuple[tuple[int
     return tuple((o.order, m.ref_name(o.computeEnvironment)) for o in orders or [])
 
 
+def _time_limits(
+    actions: list[m.JobStateTimeLimitAction] | None,
+) -> tuple[TimeLimitAction, ...] | None:
+    if actions is None:
+        return None
+    for index, a in enumerate(actions):
+        if a.action != "CANCEL":
+            raise ValidationError(
+                f"jobStateTimeLimitActions[{index}].action",
+                f"must be CANCEL on a queue of compute environments ({a.action} is for "
+                "SAGEMAKER_TRAINING service environments, which hpcbatch does not have)",
+            )
+    return tuple(TimeLimitAction(a.reason, a.maxTimeSeconds, a.state, a.action) for a in actions)
+
+
 def create_queue(req: m.CreateJobQueueRequest, cause: str, now: int) -> ev.Event:
     if req.computeEnvironmentOrder is None:
         raise ValidationError(
@@ -100,8 +116,16 @@ def create_queue(req: m.CreateJobQueueRequest, cause: str, now: int) -> ev.Event
         priority=req.priority,
         ce_order=_ce_order(req.computeEnvironmentOrder),
         state=req.state or "ENABLED",
-        echo=echo_of(req, "jobQueueName", "priority", "state", "computeEnvironmentOrder"),
+        echo=echo_of(
+            req,
+            "jobQueueName",
+            "priority",
+            "state",
+            "computeEnvironmentOrder",
+            "jobStateTimeLimitActions",
+        ),
         tags=req.tags or {},
+        time_limit_actions=_time_limits(req.jobStateTimeLimitActions) or (),
     )
 
 
@@ -114,7 +138,15 @@ def update_queue(req: m.UpdateJobQueueRequest, cause: str, now: int) -> ev.Event
         priority=req.priority,
         state=req.state,
         ce_order=order,
-        echo=echo_of(req, "jobQueue", "priority", "state", "computeEnvironmentOrder"),
+        echo=echo_of(
+            req,
+            "jobQueue",
+            "priority",
+            "state",
+            "computeEnvironmentOrder",
+            "jobStateTimeLimitActions",
+        ),
+        time_limit_actions=_time_limits(req.jobStateTimeLimitActions),
     )
 
 
