@@ -19,6 +19,7 @@ EXIT_USAGE = 2  # argparse's own code for a bad command line
 EXIT_CLIENT_ERROR = 3  # the head refused the request (ClientException)
 EXIT_UNREACHABLE = 4  # no connection to the head
 EXIT_SERVER_ERROR = 5  # the head failed (ServerException)
+EXIT_CANNOT_RUN = 6  # --wait: a job waited for can never run (a MISCONFIGURATION reason)
 
 EXIT_CODES_HELP = """\
 exit codes:
@@ -27,7 +28,8 @@ exit codes:
   2  usage error
   3  the head refused the request (ClientException); the message is on stderr
   4  cannot reach the head (the endpoint and the OS error are on stderr)
-  5  the head failed (ServerException)"""
+  5  the head failed (ServerException)
+  6  a job waited for (--wait) can never run (MISCONFIGURATION: its reason is on stderr)"""
 
 
 class Context:

@@ -64,6 +64,11 @@ def age(then_ms: int | None, now_ms: int) -> str:
     return fmt_duration(now_ms - then_ms) + " ago"
 
 
+def plural(count: object, noun: str) -> str:
+    """``1 vCPU``, ``2 vCPUs``, ``0.5 vCPUs``; ``count`` as the API gave it (int or text)."""
+    return f"{count} {noun}" + ("" if str(count) in ("1", "1.0") else "s")
+
+
 def truncate(text: str | None, width: int) -> str:
     if not text:
         return ""

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from hpcbatch.cli.main import main
-from tests.cli.stubhead import StubHead
+from tests.cli.stubhead import StubHead, job
 
 
 def test_queue_create_orders_compute_environments(stub: StubHead) -> None:
@@ -235,9 +235,11 @@ def test_cancel_and_terminate_send_who_did_it(
 ) -> None:
     stub.on("POST", "/v1/canceljob", {})
     stub.on("POST", "/v1/terminatejob", {})
+    known = {"jobs": [job(i, "RUNNING") for i in "abc"]}
+    stub.on("POST", "/v1/describejobs", known)
     assert main(["cancel", "a", "b", "-e", stub.endpoint]) == 0
     assert main(["terminate", "c", "--reason", "wrong input", "-e", stub.endpoint]) == 0
-    bodies = [(c.route, c.body) for c in stub.calls()]
+    bodies = [(c.route, c.body) for c in stub.calls() if c.route != "/v1/describejobs"]
     reason = f"Cancelled by {getpass.getuser()} with hpcbatch CLI"
     assert bodies == [
         ("/v1/canceljob", {"jobId": "a", "reason": reason}),

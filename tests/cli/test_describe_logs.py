@@ -69,7 +69,7 @@ def test_describe_shows_what_a_person_asks_first(
         "queue:        default",
         "definition:   default:1",
         "command:      python train.py --lr '0.1 0.2'",
-        "resources:    2 vCPU, 512 MiB",
+        "resources:    2 vCPUs, 512 MiB",
         "depends on:   J0 (N_TO_N)",
         "#1  node n1  exit 137  2026-11-23 18:59:02 -> 2026-11-23 18:59:03 (1.00s)",
         "reason: OutOfMemory",

@@ -1,7 +1,12 @@
 """Waiting for jobs to end (``submit --wait``): poll DescribeJobs, report progress on stderr.
 
 A job has **ended** when its status is SUCCEEDED or FAILED; for an array that is the parent's
-status, which the head derives from its children. Progress for an array is drawn from
+status, which the head derives from its children. A single job gets one line per change of its
+status or of its statusReason (``job ID: RUNNABLE - waiting for capacity: ...``), so a wait
+never hangs silently. A job that **can never run** (RUNNABLE with a ``MISCONFIGURATION:``
+reason: no node of its queue could ever hold it) ends the wait at once with that reason and
+``EXIT_CANNOT_RUN``; the job itself stays queued (cancel it, or give its queue
+``jobStateTimeLimitActions``). Progress for an array is drawn from
 ``arrayProperties.statusSummary``: a one-line bar redrawn in place on a terminal, plain lines
 (on change, at most every few seconds) when stderr is a file or a pipe, so CI logs stay short.
 """
@@ -14,10 +19,11 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from hpcbatch.cli.client import Client
-from hpcbatch.cli.context import EXIT_JOB_FAILED, EXIT_OK
+from hpcbatch.cli.context import EXIT_CANNOT_RUN, EXIT_JOB_FAILED, EXIT_OK
 from hpcbatch.errors import ClientError
 
 ENDED = ("SUCCEEDED", "FAILED")
+NEVER_RUNS = "MISCONFIGURATION:"
 ORDER = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 FIRST_POLL_S = 0.05
 MAX_POLL_S = 1.0
@@ -75,7 +81,8 @@ def describe_progress(job: dict[str, Any]) -> str:
     array = job.get("arrayProperties") or {}
     status = job.get("status", "?")
     if "size" not in array:
-        return f"job {job['jobId']}: {status}"
+        reason = job.get("statusReason")
+        return f"job {job['jobId']}: {status}" + (f" - {reason}" if reason else "")
     size = int(array["size"])
     summary: dict[str, int] = array.get("statusSummary") or {}
     done = summary.get("SUCCEEDED", 0) + summary.get("FAILED", 0)
@@ -90,18 +97,42 @@ def wait_for_jobs(
     sleep: Callable[[float], None] = time.sleep,
     stream: TextIO | None = None,
 ) -> int:
-    """Poll until every job has ended; 0 if all SUCCEEDED, 1 if any FAILED."""
+    """Poll until every job has ended; 0 if all SUCCEEDED, 1 if any FAILED, ``EXIT_CANNOT_RUN``
+    as soon as one can never run."""
     progress = Progress(stream or sys.stderr)
     interval = FIRST_POLL_S
     while True:
         jobs = describe(client, job_ids)
         for job in jobs:
             progress.update(job)
+        stuck = [job for job in jobs if cannot_run(job)]
+        if stuck:
+            progress.finish()
+            for job in stuck:
+                progress.stream.write(
+                    f"job {job['jobId']} ({job.get('jobName', '')}) can never run: "
+                    f"{job['statusReason']}\n"
+                )
+            progress.stream.flush()
+            return EXIT_CANNOT_RUN
         if all(job.get("status") in ENDED for job in jobs):
             progress.finish()
             return report_end(jobs, progress.stream)
         sleep(interval)
         interval = next_interval(interval)
+
+
+def cannot_run(job: dict[str, Any]) -> bool:
+    reason = job.get("statusReason") or ""
+    return job.get("status") == "RUNNABLE" and reason.startswith(NEVER_RUNS)
+
+
+def exit_code_of(job: dict[str, Any]) -> int | None:
+    """The exit code of the job's last attempt (None: it never ran, or was killed)."""
+    code = (job.get("container") or {}).get("exitCode")
+    if code is None and job.get("attempts"):
+        code = (job["attempts"][-1].get("container") or {}).get("exitCode")
+    return code if isinstance(code, int) else None
 
 
 def describe(client: Client, job_ids: list[str]) -> list[dict[str, Any]]:
@@ -119,6 +150,8 @@ def report_end(jobs: list[dict[str, Any]], stream: TextIO) -> int:
     failed = [job for job in jobs if job.get("status") == "FAILED"]
     for job in failed:
         reason = job.get("statusReason") or "no reason given"
-        stream.write(f"job {job['jobId']} ({job.get('jobName', '')}) FAILED: {reason}\n")
+        code = exit_code_of(job)
+        how = "FAILED" if code is None else f"FAILED (exit {code})"
+        stream.write(f"job {job['jobId']} ({job.get('jobName', '')}) {how}: {reason}\n")
     stream.flush()
     return EXIT_JOB_FAILED if failed else EXIT_OK

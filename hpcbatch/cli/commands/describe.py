@@ -116,7 +116,7 @@ def container_fields(job: Job) -> list[tuple[str, str]]:
         ("resources", resources_text(container)),
         ("environment", " ".join(f"{e.get('name')}={e.get('value', '')}" for e in env)),
         ("parameters", " ".join(f"{k}={v}" for k, v in params.items())),
-        ("retry", f"{retry} attempts" if retry else ""),
+        ("retry", render.plural(retry, "attempt") if retry else ""),
         ("timeout", f"{timeout}s per attempt" if timeout else ""),
     ]
 
@@ -125,8 +125,8 @@ def resources_text(container: dict[str, Any]) -> str:
     found = {r.get("type"): r.get("value") for r in container.get("resourceRequirements") or []}
     vcpus = found.get("VCPU") or container.get("vcpus")
     memory = found.get("MEMORY") or container.get("memory")
-    parts = [f"{vcpus} vCPU" if vcpus else "", f"{memory} MiB" if memory else ""]
-    parts.append(f"{found['GPU']} GPU" if found.get("GPU") else "")
+    parts = [render.plural(vcpus, "vCPU") if vcpus else "", f"{memory} MiB" if memory else ""]
+    parts.append(render.plural(found["GPU"], "GPU") if found.get("GPU") else "")
     return ", ".join(part for part in parts if part)
 
 
@@ -137,7 +137,10 @@ def structure_fields(job: Job) -> list[tuple[str, str]]:
     if "size" in array:
         summary = array.get("statusSummary") or {}
         counts = ", ".join(f"{state} {count}" for state, count in summary.items() if count)
-        array_text = f"{array['size']} children" + (f": {counts}" if counts else "")
+        size = array["size"]
+        array_text = f"{size} {'child' if size == 1 else 'children'}" + (
+            f": {counts}" if counts else ""
+        )
     elif "index" in array:
         array_text = f"child {array['index']} of {job['jobId'].rsplit(':', 1)[0]}"
     nodes = job.get("nodeProperties") or {}

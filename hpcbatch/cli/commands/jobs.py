@@ -3,7 +3,8 @@
 AWS's ListJobs takes one ``jobStatus`` per call and, given neither a status nor a filter,
 returns only RUNNING jobs; so ``--state`` may repeat (one call each) and ``--all`` asks for every
 status. With ``--name`` the JOB_NAME filter applies and AWS ignores ``jobStatus``: the head
-returns every status and ``--state`` is then applied here.
+returns every status and ``--state`` is then applied here. REASON is shortened only on a
+terminal (``--wide``: never), so ``hpcbatch jobs | grep`` sees whole reasons.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def register(
         "--name", metavar="GLOB", help="job name, case-insensitive, trailing * allowed"
     )
     parser.add_argument("--all", "-a", action="store_true", help="jobs in every state")
+    parser.add_argument(
+        "--wide", action="store_true", help="never shorten REASON (it is whole unless a terminal)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -71,8 +75,14 @@ def collect(ctx: Context, args: argparse.Namespace) -> list[dict[str, Any]]:
     jobs = list(seen.values())
     if args.name and args.state and not args.all:
         jobs = [job for job in jobs if job.get("status") in args.state]
-    jobs.sort(key=lambda job: (job.get("createdAt") or 0, job["jobId"]))
+    jobs.sort(key=_order)
     return jobs
+
+
+def _order(job: dict[str, Any]) -> tuple[int, int, str]:
+    """By creation; an array's children (created together) by index: 2 before 10."""
+    index = (job.get("arrayProperties") or {}).get("index")
+    return (job.get("createdAt") or 0, index if isinstance(index, int) else -1, job["jobId"])
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -80,11 +90,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json_output:
         ctx.emit_json({"jobSummaryList": jobs, "nextToken": None})
     else:
-        sys.stdout.write(render_jobs(jobs) + "\n")
+        cut = sys.stdout.isatty() and not args.wide
+        sys.stdout.write(render_jobs(jobs, REASON_WIDTH if cut else None) + "\n")
     return EXIT_OK
 
 
-def render_jobs(jobs: list[dict[str, Any]]) -> str:
+def render_jobs(jobs: list[dict[str, Any]], reason_width: int | None = REASON_WIDTH) -> str:
+    """The table; REASON shortened to ``reason_width`` (None: whole, as for a pipe or a file)."""
     from hpcbatch.cli import render
 
     now = render.now_ms()
@@ -97,7 +109,7 @@ def render_jobs(jobs: list[dict[str, Any]]) -> str:
             render.fmt_time(job.get("startedAt")),
             render.fmt_time(job.get("stoppedAt")),
             render.elapsed(job.get("startedAt"), job.get("stoppedAt"), now),
-            render.truncate(job.get("statusReason"), REASON_WIDTH),
+            render.truncate(job.get("statusReason"), reason_width or sys.maxsize),
         ]
         for job in jobs
     ]

@@ -126,8 +126,14 @@ def add_scheduling_flags(parser: argparse.ArgumentParser) -> None:
         help="let the head refuse a job that no node could ever fit",
     )
     parser.add_argument(
-        "--wait", "-w", action="store_true", help="wait until the job ends; exit 1 if it FAILED"
+        "--wait",
+        "-w",
+        action="store_true",
+        help="wait until the job ends; exit 1 if it FAILED, 6 if it can never run",
     )
+    # Words before '--' (``hpcbatch submit echo hi``): caught to point at '--', not argparse's
+    # "unrecognized arguments".
+    parser.add_argument("stray", nargs="*", help=argparse.SUPPRESS)
 
 
 def dependency(text: str) -> dict[str, str]:
@@ -156,7 +162,14 @@ def definition_of(args: argparse.Namespace) -> str:
 
 
 def check_flags(args: argparse.Namespace) -> str | None:
-    """A usage problem with the multi-node flags, or None."""
+    """A usage problem (a command without '--', the multi-node flags), or None."""
+    if getattr(args, "stray", None):
+        import shlex
+
+        return (
+            f"the job's command goes after '--': hpcbatch submit [options] -- "
+            f"{shlex.join(args.stray)}"
+        )
     if args.nodes is None:
         if args.every_node:
             return "--every-node needs --nodes"
