@@ -276,7 +276,7 @@ def workdir_of(args: argparse.Namespace) -> str | None:
         return None
     if args.workdir is None:
         return os.getcwd()
-    return os.path.abspath(args.workdir)  # abspath calls getcwd only for a relative DIR
+    return os.path.abspath(str(args.workdir))  # getcwd only for a relative DIR
 
 
 def submit_headers(args: argparse.Namespace, workdir: str | None) -> dict[str, str]:
