@@ -8,6 +8,11 @@
 - ``GET  jobs/<jobId>/logs?attempt=N&offset=B`` — a chunk of an attempt's output
 - ``GET  jobs/<jobId>/history`` — the job's story from the journal
 - ``GET  health``
+
+Every malformed parameter is a 400 naming it (ASCII digits only: ``str.isdigit`` also takes
+``²``, which ``int()`` refuses); an agent that does not answer a log read in time is a 504 naming
+the node. The history is read in a worker thread (``Head.history``), so a big write that holds
+the store never stalls the event loop, and with it every other request.
 """
 
 from __future__ import annotations
@@ -103,15 +108,38 @@ async def route(
         if parts[2] == "logs":
             return 200, await _logs(call, job, query)
         if parts[2] == "history":
-            return 200, _history(call, job)
+            return 200, await _history(call, job)
     raise NotFoundError(f"no route for {method} {path}")
 
 
-async def _node_action(call: Call, name: str, action: str, body: bytes) -> dict[str, Any]:
+class AgentTimeoutError(TransportError):
+    """An agent did not answer in time: the head is a gateway that timed out (HTTP 504)."""
+
+    http_status = 504
+
+
+MAX_REASON = 1024
+
+
+def _reason(body: bytes) -> str:
     try:
-        reason = str((json.loads(body or b"{}") or {}).get("reason") or "")
-    except (ValueError, AttributeError):
-        raise ValidationError("", "request body is not a JSON object") from None
+        document = json.loads(body or b"{}")
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise ValidationError("", "request body is not a JSON object")
+    reason = document.get("reason")
+    if reason is None:
+        return ""
+    if not isinstance(reason, str) or len(reason) > MAX_REASON or "\x00" in reason:
+        raise ValidationError(
+            "reason", f"must be a string of 0-{MAX_REASON:,} characters without a NUL"
+        )
+    return reason
+
+
+async def _node_action(call: Call, name: str, action: str, body: bytes) -> dict[str, Any]:
+    reason = _reason(body)
     if action == "drain":
         event: ev.Event = ev.DrainNode(
             cause=call.cause, now=now_ms(), node=name, reason=reason or "drained by admin"
@@ -129,32 +157,41 @@ def _node_doc(call: Call, node: Node) -> dict[str, Any]:
     return node_doc(call.head.state, node, None if session is None else session.agent_version)
 
 
-def _int(query: dict[str, list[str]], name: str) -> int | None:
+def _int(query: dict[str, list[str]], name: str, low: int, high: int, shown: str) -> int | None:
+    """The parameter ``name`` as an integer from ``low`` to ``high`` (``shown`` in the
+    message), None when absent; anything else is a 400 naming it."""
     values = query.get(name)
-    if not values:
+    if values is None:
         return None
+    rule = f"must be an integer from {low} to {shown}"
+    if len(values) > 1:
+        raise ValidationError(name, f"{rule}, given once (got {len(values)} values)")
     # ASCII digits only (str.isdigit also takes "²", which int() refuses), and at most 19 of
-    # them: a log offset is bounded by 2**62 before it reaches an agent.
-    if not re.fullmatch(r"[0-9]{1,19}", values[0]) or int(values[0]) > MAX_LOG_OFFSET:
-        raise ValidationError(name, f"must be an integer from 0 to 2**62 (got {values[0][:40]!r})")
-    return int(values[0])
+    # them before int() is asked: a log offset is bounded by 2**62 before it reaches an agent.
+    text = values[0]
+    if not re.fullmatch(r"[0-9]{1,19}", text) or not low <= int(text) <= high:
+        raise ValidationError(name, f"{rule} (got {text[:40]!r})")
+    return int(text)
 
 
 async def _logs(call: Call, job: Job, query: dict[str, list[str]]) -> dict[str, Any]:
     if not job.attempts:
         raise ClientError(f"job {job.job_id} has not started yet; it has no logs")
-    number = _int(query, "attempt") or len(job.attempts)
-    if not 1 <= number <= len(job.attempts):
-        raise ValidationError("attempt", f"must be 1 to {len(job.attempts)} (got {number})")
+    count = len(job.attempts)
+    number = _int(query, "attempt", 1, count, str(count)) or count
+    offset = _int(query, "offset", 0, MAX_LOG_OFFSET, "2**62") or 0
     attempt = job.attempts[number - 1]
     session = call.head.dispatcher.sessions.get(attempt.node)
     if session is None:
         raise TransportError(f"node {attempt.node} is not connected; its logs are unreachable")
     aid = attempt_id(job.job_id, number)
     try:
-        reply = await session.read_log(aid, _int(query, "offset") or 0, LOG_CHUNK)
+        reply = await session.read_log(aid, offset, LOG_CHUNK)
     except TimeoutError:
-        raise TransportError(f"node {attempt.node} did not answer for the logs of {aid}") from None
+        raise AgentTimeoutError(
+            f"node {attempt.node} did not answer for the logs of {aid} within "
+            f"{session.log_timeout_s:g} s; try again"
+        ) from None
     if reply.get("error"):
         raise NotFoundError(f"attempt {aid}: {reply['error']}")
     live = job.status in ACTIVE and number == len(job.attempts)
@@ -168,8 +205,8 @@ async def _logs(call: Call, job: Job, query: dict[str, list[str]]) -> dict[str, 
     }
 
 
-def _history(call: Call, job: Job) -> dict[str, Any]:
-    entries = call.head.store.history(job.job_id)
+async def _history(call: Call, job: Job) -> dict[str, Any]:
+    entries = await call.head.history(job.job_id)
     events = [
         {"time": e.time_ms, "cause": e.cause, "event": e.event, "detail": e.detail} for e in entries
     ]
