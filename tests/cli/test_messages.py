@@ -138,3 +138,19 @@ def test_submit_without_double_dash_points_at_it(
         "error: the job's command goes after '--': hpcbatch submit [options] -- echo hi\n"
     )
     assert stub.calls() == []
+
+
+def test_wait_for_an_array_whose_children_can_never_run_exits_6(
+    stub: StubHead, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stub.on("POST", "/v1/submitjob", SUBMITTED)
+    queued = {"size": 3, "statusSummary": {"RUNNABLE": 3}}
+    parent = job("J1", "PENDING", jobName="big", arrayProperties=queued)
+    child = job("J1:0", "RUNNABLE", statusReason=NEVER, arrayProperties={"index": 0})
+    stub.on(
+        "POST",
+        "/v1/describejobs",
+        lambda r: (200, {"jobs": [child] if r.body["jobs"] == ["J1:0"] else [parent]}),
+    )
+    assert main(["submit", "-e", stub.endpoint, "--array-size", "3", "--wait", "--", "x"]) == 6
+    assert capsys.readouterr().err.splitlines()[-1] == f"job J1 (big) can never run: {NEVER}"

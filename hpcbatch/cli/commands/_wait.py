@@ -4,8 +4,8 @@ A job has **ended** when its status is SUCCEEDED or FAILED; for an array that is
 status, which the head derives from its children. A single job gets one line per change of its
 status or of its statusReason (``job ID: RUNNABLE - waiting for capacity: ...``), so a wait
 never hangs silently. A job that **can never run** (RUNNABLE with a ``MISCONFIGURATION:``
-reason: no node of its queue could ever hold it) ends the wait at once with that reason and
-``EXIT_CANNOT_RUN``; the job itself stays queued (cancel it, or give its queue
+reason: no node of its queue could ever hold it; for an array, its child 0 while no child has got
+further than RUNNABLE) ends the wait at once with that reason and ``EXIT_CANNOT_RUN``; the job itself stays queued (cancel it, or give its queue
 ``jobStateTimeLimitActions``). Progress for an array is drawn from
 ``arrayProperties.statusSummary``: a one-line bar redrawn in place on a terminal, plain lines
 (on change, at most every few seconds) when stderr is a file or a pipe, so CI logs stay short.
@@ -105,13 +105,12 @@ def wait_for_jobs(
         jobs = describe(client, job_ids)
         for job in jobs:
             progress.update(job)
-        stuck = [job for job in jobs if cannot_run(job)]
+        stuck = [(job, why) for job in jobs if (why := never_runs(client, job))]
         if stuck:
             progress.finish()
-            for job in stuck:
+            for job, why in stuck:
                 progress.stream.write(
-                    f"job {job['jobId']} ({job.get('jobName', '')}) can never run: "
-                    f"{job['statusReason']}\n"
+                    f"job {job['jobId']} ({job.get('jobName', '')}) can never run: {why}\n"
                 )
             progress.stream.flush()
             return EXIT_CANNOT_RUN
@@ -125,6 +124,20 @@ def wait_for_jobs(
 def cannot_run(job: dict[str, Any]) -> bool:
     reason = job.get("statusReason") or ""
     return job.get("status") == "RUNNABLE" and reason.startswith(NEVER_RUNS)
+
+
+def never_runs(client: Client, job: dict[str, Any]) -> str | None:
+    """The MISCONFIGURATION reason when ``job`` can never run, else None. An array's children
+    share one queue and one need, so while none has got further than RUNNABLE, child 0 speaks
+    for all (one more DescribeJobs per poll, only then)."""
+    if cannot_run(job):
+        return str(job["statusReason"])
+    summary = (job.get("arrayProperties") or {}).get("statusSummary") or {}
+    if not summary.get("RUNNABLE") or any(summary.get(s) for s in ORDER[3:]):
+        return None
+    reply = client.call("DescribeJobs", {"jobs": [f"{job['jobId']}:0"]})
+    child = (reply.get("jobs") or [{}])[0]
+    return str(child["statusReason"]) if cannot_run(child) else None
 
 
 def exit_code_of(job: dict[str, Any]) -> int | None:
