@@ -28,7 +28,9 @@ def register(
     parser = sub.add_parser(
         "head",
         help="run the head daemon in the foreground",
-        description="Run the head daemon (API, scheduler, store) in the foreground.",
+        description="Run the head daemon (API, scheduler, store) in the foreground. One head "
+        "per data directory: a second one refuses at once, naming the first's pid; an address "
+        "in use stops the head before it opens its state or reaches any host (exit 4).",
     )
     parser.add_argument(
         "--data-dir",
@@ -44,7 +46,13 @@ def register(
         help=f"where to serve the API (default: the config's listen, else {DEFAULT_LISTEN})",
     )
     parser.add_argument("--config", type=Path, metavar="FILE.toml", help="configuration file")
-    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="default: info")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=LOG_LEVELS,
+        help="info (default): one line per notable event of the head; libraries (paramiko, "
+        "uvicorn) only say warnings; debug: everything, and a line per request",
+    )
     parser.set_defaults(func=run)
 
 
