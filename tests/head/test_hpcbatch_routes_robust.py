@@ -160,6 +160,21 @@ def test_a_log_read_the_agent_never_answers_is_a_504_naming_the_node(tmp_path: P
     run(tmp_path, scenario, SilentLogs("n1"))
 
 
+def test_logs_of_a_node_not_connected_are_a_503_naming_it(tmp_path: Path) -> None:
+    async def scenario(head: Head, client: httpx.AsyncClient, job_id: str) -> None:
+        head.dispatcher.sessions.pop("n1")  # as the supervisor does when the link drops
+        response = await client.get(f"/hpcbatch/v1/jobs/{job_id}/logs")
+        assert (response.status_code, response.json()) == (
+            503,
+            {
+                "__type": "ServerException",
+                "message": "node n1 is not connected; its logs are unreachable until it is",
+            },
+        )
+
+    run(tmp_path, scenario)
+
+
 def test_health_answers_while_a_history_read_waits_behind_a_big_write(tmp_path: Path) -> None:
     """The loop sends a big write (a 1,000-child array) to a thread, held here inside the
     store's lock as a slow disk would hold it; a history read asked for meanwhile waits for the

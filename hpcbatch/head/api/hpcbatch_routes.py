@@ -11,8 +11,9 @@
 
 Every malformed parameter is a 400 naming it (ASCII digits only: ``str.isdigit`` also takes
 ``²``, which ``int()`` refuses); an agent that does not answer a log read in time is a 504 naming
-the node. The history is read in a worker thread (``Head.history``), so a big write that holds
-the store never stalls the event loop, and with it every other request.
+the node, and one not connected a 503. The history is read in a worker thread
+(``Head.history``), so a big write that holds the store never stalls the event loop, and with it
+every other request.
 """
 
 from __future__ import annotations
@@ -118,6 +119,12 @@ class AgentTimeoutError(TransportError):
     http_status = 504
 
 
+class NodeUnreachableError(TransportError):
+    """The node's agent is not connected now: try again later (HTTP 503), not a head bug."""
+
+    http_status = 503
+
+
 MAX_REASON = 1024
 
 
@@ -183,7 +190,9 @@ async def _logs(call: Call, job: Job, query: dict[str, list[str]]) -> dict[str, 
     attempt = job.attempts[number - 1]
     session = call.head.dispatcher.sessions.get(attempt.node)
     if session is None:
-        raise TransportError(f"node {attempt.node} is not connected; its logs are unreachable")
+        raise NodeUnreachableError(
+            f"node {attempt.node} is not connected; its logs are unreachable until it is"
+        )
     aid = attempt_id(job.job_id, number)
     try:
         reply = await session.read_log(aid, offset, LOG_CHUNK)
