@@ -11,8 +11,10 @@ Listens on ``HOST:PORT`` or ``unix:/path``. The order of start-up is the head's 
    2, so the API answers only once the state is loaded and the local agents are connected.
 
 Exit codes: 0 after a clean stop (uvicorn re-raises the SIGTERM or SIGINT it stopped on, so a
-signalled head ends by that signal once it has stopped; the kernel drops the lock); 3 for a bad configuration; 4 when the data directory is held
-by another head, the address cannot be bound, or the head failed to start.
+signalled head ends by that signal once it has stopped; the kernel drops the lock); 3 for a bad
+configuration, a store that cannot be opened, or a start that failed inside the server (its
+local agents did not connect: uvicorn's own exit 3); 4 when the data directory is held by
+another head or the address cannot be bound.
 """
 
 from __future__ import annotations
