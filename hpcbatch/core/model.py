@@ -1,6 +1,6 @@
 """The vocabulary of the scheduling core.
 
-- **compute environment** (CE): a named pool of nodes of one kind (LOCAL now; SSH and SLURM later).
+- **compute environment** (CE): a named pool of nodes of one kind (LOCAL or SSH; SLURM later).
 - **node**: one agent's host (or virtual host) with a capacity: milli-vCPUs, MiB and GPUs.
 - **GPU id**: what names one GPU everywhere (allocations, ``CUDA_VISIBLE_DEVICES``): its UUID
   (``GPU-...``) when its node knows it, else its index as a string (``"0"``).
