@@ -17,13 +17,32 @@ printf '[local]\nnodes = 2\nvcpus = 1\n' >"$data/head.toml"
 hpcbatch head --data-dir "$data" --config "$data/head.toml" --listen "127.0.0.1:$port" \
   --log-level warning &
 head_pid=$!
+# Alive and not a zombie (a container's init may be slow to reap what it inherits).
+alive() { [ -e "/proc/$1" ] && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 2>/dev/null; }
 stop_head() {
+  local status=$? pidfile pid left=()
   kill -TERM "$head_pid" 2>/dev/null || true
   wait "$head_pid" 2>/dev/null || true   # the head ends on SIGTERM, letting its idle agents go
+  # Each agent leaves on its own once its head is gone and it runs no job: wait for it by the
+  # PID in its pidfile, and stop (and report) one that stays, so the demo never leaves a process.
+  for pidfile in $(find "$data" -name agent.pid 2>/dev/null); do
+    pid=$(cat "$pidfile" 2>/dev/null) || continue
+    for _ in $(seq 200); do alive "$pid" || break; sleep 0.05; done
+    if alive "$pid"; then left+=("$pid"); kill -TERM "$pid" 2>/dev/null || true; fi
+  done
   rm -rf "$data"
+  if [ ${#left[@]} -gt 0 ]; then
+    echo "demo: agents ${left[*]} were still running after the head stopped: stopped them" >&2
+    status=1
+  fi
+  exit "$status"
 }
 trap stop_head EXIT
 for _ in $(seq 200); do hpcbatch health >/dev/null 2>&1 && break; sleep 0.05; done
+if ! alive "$head_pid" || ! hpcbatch health >/dev/null 2>&1; then
+  echo "demo: the head did not start on 127.0.0.1:$port (set HPCBATCH_DEMO_PORT to use another port)" >&2
+  exit 1
+fi
 
 step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$2"; }
 
