@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from hpcbatch.head.api.models import RegisterJobDefinitionRequest, node_range, parse_target_nodes
-from tests.api.helpers import accept, merged, reject
+from tests.api.accepted import accept_keeps
+from tests.api.helpers import merged, reject
 
 ARN = "arn:aws:batch:us-east-1:123456789012"
 CONTAINER = {"jobDefinitionName": "d", "type": "container", "containerProperties": {}}
@@ -175,7 +176,7 @@ def test_multinode_rejects(data: dict[str, Any], field: str, phrase: str) -> Non
     ],
 )
 def test_multinode_accepts(data: dict[str, Any]) -> None:
-    assert isinstance(accept("registerjobdefinition", data), RegisterJobDefinitionRequest)
+    assert isinstance(accept_keeps("registerjobdefinition", data), RegisterJobDefinitionRequest)
 
 
 @pytest.mark.parametrize(
@@ -192,12 +193,12 @@ def test_multinode_accepts(data: dict[str, Any]) -> None:
     ],
 )
 def test_register_accepts(patch: dict[str, Any]) -> None:
-    accept("registerjobdefinition", merged(CONTAINER, patch))
+    accept_keeps("registerjobdefinition", merged(CONTAINER, patch))
 
 
 def test_register_timeout_minimum_is_a_parameter() -> None:
     data = merged(CONTAINER, {"timeout": {"attemptDurationSeconds": 1}})
-    accept("registerjobdefinition", data, min_timeout_seconds=1)
+    accept_keeps("registerjobdefinition", data, min_timeout_seconds=1)
 
 
 @pytest.mark.parametrize(
@@ -263,7 +264,7 @@ def test_describe_definitions_rejects(data: dict[str, Any], field: str, phrase: 
     ],
 )
 def test_describe_definitions_accepts(data: dict[str, Any]) -> None:
-    accept("describejobdefinitions", data)
+    accept_keeps("describejobdefinitions", data)
 
 
 @pytest.mark.parametrize("ref", ["d", f"{ARN}:job-definition/d", "d:0", "", "d:-1"])
@@ -273,4 +274,4 @@ def test_deregister_needs_a_revision(ref: str) -> None:
 
 @pytest.mark.parametrize("ref", ["d:1", f"{ARN}:job-definition/d:42"])
 def test_deregister_accepts(ref: str) -> None:
-    accept("deregisterjobdefinition", {"jobDefinition": ref})
+    accept_keeps("deregisterjobdefinition", {"jobDefinition": ref})

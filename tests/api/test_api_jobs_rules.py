@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from hpcbatch.head.api.models import SubmitJobRequest
-from tests.api.helpers import accept, merged, reject
+from tests.api.accepted import accept_keeps
+from tests.api.helpers import merged, reject
 
 BASE = {"jobName": "j", "jobQueue": "q", "jobDefinition": "d"}
 ARRAY = {"arrayProperties": {"size": 10}}
@@ -387,14 +388,27 @@ SUBMIT_GOOD: list[dict[str, Any]] = [
 ]
 
 
+def _actions_upper_cased(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as parsed: a retry rule's action is upper-cased (AWS accepts any case)."""
+    rules = (data.get("retryStrategy") or {}).get("evaluateOnExit") or []
+    upper = [{**rule, "action": rule["action"].upper()} for rule in rules]
+    return (
+        merged(data, {"retryStrategy": {**data["retryStrategy"], "evaluateOnExit": upper}})
+        if rules
+        else data
+    )
+
+
 @pytest.mark.parametrize("patch", SUBMIT_GOOD)
 def test_submit_accepts(patch: dict[str, Any]) -> None:
-    parsed = accept("submitjob", merged(BASE, patch))
+    data = merged(BASE, patch)
+    parsed = accept_keeps("submitjob", data, _actions_upper_cased(data))
     assert isinstance(parsed, SubmitJobRequest)
 
 
 def test_retry_actions_are_upper_cased() -> None:
-    parsed = accept("submitjob", {**BASE, **_rule(onExitCode="1", action="rEtRy")})
+    data = {**BASE, **_rule(onExitCode="1", action="rEtRy")}
+    parsed = accept_keeps("submitjob", data, _actions_upper_cased(data))
     assert isinstance(parsed, SubmitJobRequest)
     assert parsed.retryStrategy and parsed.retryStrategy.evaluateOnExit
     assert parsed.retryStrategy.evaluateOnExit[0].action == "RETRY"
@@ -402,7 +416,7 @@ def test_retry_actions_are_upper_cased() -> None:
 
 def test_timeout_minimum_is_a_parameter() -> None:
     data = {**BASE, "timeout": {"attemptDurationSeconds": 2}}
-    accept("submitjob", data, min_timeout_seconds=1)
+    accept_keeps("submitjob", data, min_timeout_seconds=1)
     reject(
         "submitjob",
         data,
@@ -530,7 +544,7 @@ def test_list_jobs_rejects(data: dict[str, Any], field: str, phrase: str) -> Non
     ],
 )
 def test_list_jobs_accepts(data: dict[str, Any]) -> None:
-    accept("listjobs", data)
+    accept_keeps("listjobs", data)
 
 
 @pytest.mark.parametrize("operation", ["canceljob", "terminatejob"])
@@ -552,4 +566,4 @@ def test_cancel_and_terminate_reject(
 
 @pytest.mark.parametrize("operation", ["canceljob", "terminatejob"])
 def test_cancel_and_terminate_accept(operation: str) -> None:
-    accept(operation, {"jobId": f"{UUID}:4", "reason": "x" * 1024})
+    accept_keeps(operation, {"jobId": f"{UUID}:4", "reason": "x" * 1024})

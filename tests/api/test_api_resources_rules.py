@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.helpers import accept, merged, reject
+from tests.api.accepted import accept_keeps
+from tests.api.helpers import merged, reject
 
 ARN = "arn:aws:batch:us-east-1:123456789012"
 MANAGED = {
@@ -95,7 +96,7 @@ def test_create_compute_environment_rejects(patch: dict[str, Any], field: str, p
     ],
 )
 def test_create_compute_environment_accepts(data: dict[str, Any]) -> None:
-    accept("createcomputeenvironment", data)
+    accept_keeps("createcomputeenvironment", data)
 
 
 @pytest.mark.parametrize(
@@ -132,7 +133,7 @@ def test_update_compute_environment_rejects(data: dict[str, Any], field: str, ph
 
 
 def test_update_compute_environment_accepts() -> None:
-    accept(
+    accept_keeps(
         "updatecomputeenvironment",
         {
             "computeEnvironment": f"{ARN}:compute-environment/ce",
@@ -297,7 +298,7 @@ def test_create_job_queue_rejects(patch: dict[str, Any], field: str, phrase: str
     ],
 )
 def test_create_job_queue_accepts(patch: dict[str, Any]) -> None:
-    accept("createjobqueue", merged(QUEUE, patch))
+    accept_keeps("createjobqueue", merged(QUEUE, patch))
 
 
 @pytest.mark.parametrize(
@@ -328,7 +329,7 @@ def test_update_job_queue_rejects(data: dict[str, Any], field: str, phrase: str)
     [{"jobQueue": "q"}, {"jobQueue": f"{ARN}:job-queue/q", "state": "ENABLED", "priority": 7}],
 )
 def test_update_job_queue_accepts(data: dict[str, Any]) -> None:
-    accept("updatejobqueue", data)
+    accept_keeps("updatejobqueue", data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,6 +401,6 @@ def test_tag_operations_reject(
     ],
 )
 def test_tag_operations_accept(arn: str) -> None:
-    accept("tagresource", {"tags": {"a": "b"}}, path_params={"resourceArn": arn})
-    accept("untagresource", {}, path_params={"resourceArn": arn, "tagKeys": ["a"]})
-    accept("listtagsforresource", {}, path_params={"resourceArn": arn})
+    accept_keeps("tagresource", {"tags": {"a": "b"}}, path_params={"resourceArn": arn})
+    accept_keeps("untagresource", {}, path_params={"resourceArn": arn, "tagKeys": ["a"]})
+    accept_keeps("listtagsforresource", {}, path_params={"resourceArn": arn})

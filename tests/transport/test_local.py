@@ -79,6 +79,13 @@ def test_connect_launch_receive_reconnect_stop(state_dir: Path) -> None:
     assert not is_listening(state_dir / "agent.sock")
 
 
+def _until_gone(pid: int, timeout_s: float = 15) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return _gone(pid)
+
+
 def test_receive_returns_none_when_the_agent_goes(state_dir: Path) -> None:
     async def scenario() -> None:
         link = await connect_local_agent(
@@ -92,6 +99,9 @@ def test_receive_returns_none_when_the_agent_goes(state_dir: Path) -> None:
         await link.close()
 
     asyncio.run(scenario())
+    pid = read_pid(state_dir)
+    assert pid is not None and _until_gone(pid), f"agent {pid} still runs after its shutdown"
+    assert not is_listening(state_dir / "agent.sock")
 
 
 def test_agent_survives_the_head_being_killed(state_dir: Path, tmp_path: Path) -> None:
@@ -198,7 +208,23 @@ def test_bad_agents_raise_errors_naming_the_node(
 
 
 def test_stop_local_agent_without_an_agent_is_a_no_op(tmp_path: Path) -> None:
-    stop_local_agent(tmp_path / "never-started")
+    never = tmp_path / "never-started"
+    stop_local_agent(never)
+    assert not never.exists()  # nothing created
+    # A stale pidfile whose PID now names another process: that process is not the agent's to
+    # stop, and the directory is left as it was.
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        (stale / "agent.pid").write_text(f"{other.pid}\n")
+        stop_local_agent(stale, kill_jobs=True, timeout_s=1)
+        assert other.poll() is None, "stop_local_agent killed a process that is no agent"
+        assert [p.name for p in stale.iterdir()] == ["agent.pid"]
+        assert read_pid(stale) == other.pid
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_send_on_a_closed_link_is_a_transport_error_under_uvloop(tmp_path: Path) -> None:
