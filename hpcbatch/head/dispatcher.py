@@ -29,7 +29,8 @@ class Dispatcher:
         for command in commands:
             session = self.sessions.get(command.node)
             if session is None:
-                log.info("node %s not connected; %s waits for it", command.node, command)
+                # debug: one line per command would flood the terminal, and show job contents
+                log.debug("node %s not connected; %s waits for it", command.node, command)
                 continue
             if isinstance(command, LaunchAttempt):
                 launches[command.node].append(command)

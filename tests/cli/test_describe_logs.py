@@ -69,6 +69,7 @@ def test_describe_shows_what_a_person_asks_first(
         "queue:        default",
         "definition:   default:1",
         "command:      python train.py --lr '0.1 0.2'",
+        "workdir:      its attempt's own directory",
         "resources:    2 vCPUs, 512 MiB",
         "depends on:   J0 (N_TO_N)",
         "#1  node n1  exit 137  2026-11-23 18:59:02 -> 2026-11-23 18:59:03 (1.00s)",
@@ -165,3 +166,12 @@ def test_logs_json_is_one_line_per_chunk(
     stub.on("GET", "/hpcbatch/v1/jobs/J1/logs", chunk)
     assert main(["logs", "-e", stub.endpoint, "J1", "-o", "json"]) == 0
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [chunk]
+
+
+def test_describe_shows_where_the_job_runs(
+    stub: StubHead, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = {**FAILED_JOB, "hpcbatch": {"workdir": "/home/ana/run 1"}}
+    stub.on("POST", "/v1/describejobs", {"jobs": [job]})
+    assert main(["describe", "-e", stub.endpoint, "J1"]) == 0
+    assert "workdir:      /home/ana/run 1" in capsys.readouterr().out

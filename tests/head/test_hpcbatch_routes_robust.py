@@ -97,6 +97,8 @@ ATTEMPT_RULE = "attempt: must be an integer from 1 to 1"
         ("attempt=0", f"{ATTEMPT_RULE} (got '0')"),
         ("attempt=2", f"{ATTEMPT_RULE} (got '2')"),
         ("attempt=%20", f"{ATTEMPT_RULE} (got ' ')"),
+        ("attempt=", f"{ATTEMPT_RULE} (got '')"),  # blank is given, not absent
+        ("offset=", f"{OFFSET_RULE} (got '')"),
     ],
 )
 def test_a_malformed_log_parameter_is_a_400_naming_it(

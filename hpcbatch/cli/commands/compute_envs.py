@@ -1,7 +1,7 @@
 """``hpcbatch compute-environments`` (alias ``ces``): list, create, update, delete.
 
-A **compute environment** is a pool of nodes of one hpcbatch *kind* (LOCAL now; SSH and SLURM
-later). AWS's CreateComputeEnvironment only carries ``computeResources`` for MANAGED
+A **compute environment** is a pool of nodes of one hpcbatch *kind*: LOCAL (this machine) or
+SSH (hosts listed in the head's config); SLURM is not there yet, and the head refuses it. AWS's CreateComputeEnvironment only carries ``computeResources`` for MANAGED
 environments, so hpcbatch's kinds travel as ``type: MANAGED`` with
 ``computeResources.type: <KIND>``. AWS refuses to delete an ENABLED environment, so
 ``delete --force`` disables it first.
@@ -36,7 +36,7 @@ def register(
     create = actions.add_parser("create", parents=[common], help="create a compute environment")
     create.add_argument("name", metavar="NAME")
     create.add_argument(
-        "--kind", type=str.upper, default="LOCAL", help="LOCAL (default), SSH, SLURM"
+        "--kind", type=str.upper, default="LOCAL", help="LOCAL (default) or SSH"
     )
     update = actions.add_parser("update", parents=[common], help="change a compute environment")
     update.add_argument("name", metavar="NAME")

@@ -111,8 +111,10 @@ def container_fields(job: Job) -> list[tuple[str, str]]:
     retry = (job.get("retryStrategy") or {}).get("attempts")
     timeout = (job.get("timeout") or {}).get("attemptDurationSeconds")
     params = job.get("parameters") or {}
+    workdir = (job.get("hpcbatch") or {}).get("workdir")
     return [
         ("command", shlex.join(command) if command else ""),
+        ("workdir", workdir or ("its attempt's own directory" if command else "")),
         ("resources", resources_text(container)),
         ("environment", " ".join(f"{e.get('name')}={e.get('value', '')}" for e in env)),
         ("parameters", " ".join(f"{k}={v}" for k, v in params.items())),

@@ -78,7 +78,8 @@ class ApiApp:
         path = raw.decode("latin-1").split("?", 1)[0]
         method = scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        query = parse_qs(scope.get("query_string", b"").decode())
+        # blank values kept: "?attempt=" is a malformed attempt (400), not an absent one
+        query = parse_qs(scope.get("query_string", b"").decode(), keep_blank_values=True)
         call = Call(
             self.head,
             request_id,
