@@ -87,11 +87,14 @@ def _until_gone(pid: int, timeout_s: float = 15) -> bool:
 
 
 def test_receive_returns_none_when_the_agent_goes(state_dir: Path) -> None:
+    pids: list[int | None] = []
+
     async def scenario() -> None:
         link = await connect_local_agent(
             state_dir, "node-a", head_id="h", agent_options=["--heartbeat-s", "0.1"]
         )
         assert (await link.receive())["type"] == "heartbeat"
+        pids.append(read_pid(state_dir))  # now: a clean shutdown removes the pid file
         await link.send(protocol.shutdown(kill_jobs=False))
         async with asyncio.timeout(15):
             while (message := await link.receive()) is not None:
@@ -99,7 +102,7 @@ def test_receive_returns_none_when_the_agent_goes(state_dir: Path) -> None:
         await link.close()
 
     asyncio.run(scenario())
-    pid = read_pid(state_dir)
+    (pid,) = pids
     assert pid is not None and _until_gone(pid), f"agent {pid} still runs after its shutdown"
     assert not is_listening(state_dir / "agent.sock")
 
