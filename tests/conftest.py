@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+# Every head a test starts serves /metrics on a port of its own (0: the kernel's choice), not
+# on the default 9650 that concurrent test heads would fight over; tests/metrics/
+# give theirs explicitly.
+os.environ.setdefault("HPCBATCH_METRICS_LISTEN", "127.0.0.1:0")
+
 MARKERS = (b"hpcbatch_agent", b"/hpcbatch-agent-", b"sshd")
 LINGER_S = 10.0
 

@@ -4,9 +4,10 @@ Listens on ``HOST:PORT`` or ``unix:/path``. The order of start-up is the head's 
 
 1. lock the data directory (``datalock``): a second head on it refuses at once, naming the PID
    of the first, before it reads anything;
-2. bind the listen address (``listener``): an address in use stops the head here, before it
-   opens its state or connects to a single agent (it would otherwise replace the running
-   head's agents and only then fail);
+2. bind the listen address (``listener``), then the metrics address (``[metrics] listen``,
+   unless it is ""): an address in use stops the head here, before it opens its state or
+   connects to a single agent (it would otherwise replace the running head's agents and only
+   then fail); ``/metrics`` answers from its own thread from then on (``hpcbatch.metrics``);
 3. open the state and serve: the Head starts inside uvicorn's lifespan, on the socket bound in
    2, so the API answers only once the state is loaded and the local agents are connected.
 
@@ -35,8 +36,20 @@ EXIT_CONFIG = 3
 EXIT_NOT_STARTED = 4
 
 
-def serve(data_dir: Path, listen: str | None, config_path: Path | None, log_level: str) -> int:
-    """``listen`` None keeps the config file's (or the default) address."""
+METRICS_LISTEN_ENV = "HPCBATCH_METRICS_LISTEN"
+
+
+def serve(
+    data_dir: Path,
+    listen: str | None,
+    config_path: Path | None,
+    log_level: str,
+    metrics_listen: str | None = None,
+) -> int:
+    """``listen`` None keeps the config file's (or the default) address; ``metrics_listen``
+    None: ``$HPCBATCH_METRICS_LISTEN`` if set, else the config's ``[metrics] listen``."""
+    if metrics_listen is None:
+        metrics_listen = os.environ.get(METRICS_LISTEN_ENV)
     logsetup.configure(log_level)
     try:
         lock = datalock.acquire(data_dir)
@@ -44,22 +57,30 @@ def serve(data_dir: Path, listen: str | None, config_path: Path | None, log_leve
         _say_error(error)
         return EXIT_NOT_STARTED
     try:
-        return _serve_locked(data_dir, listen, config_path, log_level)
+        return _serve_locked(data_dir, listen, config_path, log_level, metrics_listen)
     finally:
         lock.release()
 
 
 def _serve_locked(
-    data_dir: Path, listen: str | None, config_path: Path | None, log_level: str
+    data_dir: Path,
+    listen: str | None,
+    config_path: Path | None,
+    log_level: str,
+    metrics_listen: str | None,
 ) -> int:
     import uvicorn
 
     from hpcbatch.head.api.app import ApiApp
     from hpcbatch.head.api.hpcbatch_routes import VERSION
     from hpcbatch.head.service import Head
+    from hpcbatch.metrics.exporter import HeadMetrics
+    from hpcbatch.metrics.server import MetricsServer
 
     try:
-        config = load_config(config_path, data_dir=data_dir, listen=listen)
+        config = load_config(
+            config_path, data_dir=data_dir, listen=listen, metrics_listen=metrics_listen
+        )
     except HpcbatchError as error:
         _say_error(error)
         return EXIT_CONFIG
@@ -69,15 +90,31 @@ def _serve_locked(
         _say_error(error)
         return EXIT_NOT_STARTED
     try:
+        metrics_listener = (
+            bind_listener(config.metrics_listen, "[metrics] listen (or --metrics-listen)")
+            if config.metrics_listen
+            else None
+        )
+    except HpcbatchError as error:
+        listener.close()
+        _say_error(error)
+        return EXIT_NOT_STARTED
+    metrics = HeadMetrics()
+    exporter = None
+    if metrics_listener is not None:
+        exporter = MetricsServer(metrics_listener.sock, metrics.registry)
+        exporter.start()
+    try:
         log.info(
-            "hpcbatch head %s (pid %d): data directory %s, serving %s",
+            "hpcbatch head %s (pid %d): data directory %s, serving %s%s",
             VERSION,
             os.getpid(),
             config.data_dir,
             listener.url,
+            f", metrics on {metrics_listener.url}/metrics" if metrics_listener else "",
         )
         try:
-            head = Head(config)
+            head = Head(config, metrics)
         except HpcbatchError as error:
             _say_error(error)
             return EXIT_CONFIG
@@ -92,6 +129,10 @@ def _serve_locked(
         server.run(sockets=[listener.sock])
         return 0 if server.started else EXIT_NOT_STARTED
     finally:
+        if exporter is not None:
+            exporter.stop()
+        if metrics_listener is not None:
+            metrics_listener.close()
         listener.close()
 
 

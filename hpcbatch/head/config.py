@@ -24,6 +24,9 @@ placement_group = "g1"             # optional: every local node's placement grou
 [scheduler]
 backfill_depth = 200               # blocked jobs examined per queue per pass
 
+[metrics]
+listen = "127.0.0.1:9650"          # Prometheus' /metrics (HOST:PORT); "" turns it off
+
 [[compute_environments]]           # SSH-managed hosts: see hpcbatch/head/hosts.py
 name = "cluster"
 kind = "SSH"
@@ -86,6 +89,7 @@ class HeadConfig:
     heartbeat_timeout_s: float = 30.0
     node_lost_timeout_s: float = 120.0
     backfill_depth: int = 200
+    metrics_listen: str = "127.0.0.1:9650"  # [metrics] listen; "": no /metrics
     local: LocalConfig = field(default_factory=LocalConfig)
     compute_environments: tuple[CeConfig, ...] = ()  # SSH hosts: see hpcbatch/head/hosts.py
 
@@ -114,6 +118,7 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
     scheduler = raw.pop("scheduler", {})
     if "backfill_depth" in scheduler:
         raw["backfill_depth"] = scheduler.pop("backfill_depth")
+    raw.update(_metrics(raw.pop("metrics", {})))
     known = {f.name: f for f in fields(HeadConfig)}
     values: dict[str, Any] = {}
     for key, value in {**raw, **{k: v for k, v in overrides.items() if v is not None}}.items():
@@ -130,7 +135,18 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
     config = replace(HeadConfig(), **values)
     if config.min_timeout_seconds < 1:
         raise ValidationError("config.min_timeout_seconds", "must be at least 1")
+    if config.metrics_listen.startswith("unix:"):
+        raise ValidationError("config.metrics.listen", "must be HOST:PORT (Prometheus scrapes TCP)")
     return config
+
+
+def _metrics(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ValidationError("config.metrics", "must be a table")
+    for key in raw:
+        if key != "listen":
+            raise ValidationError(f"config.metrics.{key}", "is not a known setting")
+    return {"metrics_listen": raw["listen"]} if "listen" in raw else {}
 
 
 def local_node_names(count: int) -> list[str]:

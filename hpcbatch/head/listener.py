@@ -45,7 +45,8 @@ class Listener:
                     self.unix_path.unlink()
 
 
-def bind_listener(listen: str) -> Listener:
+def bind_listener(listen: str, setting: str = "--listen") -> Listener:
+    """``setting``: what a person changes to choose another address (named when it is in use)."""
     if listen.startswith("unix:"):
         return _bind_unix(Path(listen[len("unix:") :]))
     host, port = parse_host_port(listen)
@@ -61,7 +62,7 @@ def bind_listener(listen: str) -> Listener:
         sock.listen(BACKLOG)
     except OSError as error:
         sock.close()
-        raise ListenError(_bind_failure(listen, error)) from None
+        raise ListenError(_bind_failure(listen, error, setting)) from None
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
     return Listener(sock, f"http://{shown}:{bound_port}")
@@ -78,11 +79,11 @@ def parse_host_port(listen: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def _bind_failure(listen: str, error: OSError) -> str:
+def _bind_failure(listen: str, error: OSError, setting: str = "--listen") -> str:
     if error.errno == errno.EADDRINUSE:
         return (
             f"cannot listen on {listen}: the address is already in use (another head, or "
-            "another program, listens there); stop it or choose another --listen"
+            f"another program, listens there); stop it or choose another {setting}"
         )
     return f"cannot listen on {listen}: {error.strerror or error}"
 

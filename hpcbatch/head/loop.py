@@ -10,6 +10,10 @@ and a 10,000-child array costs one write, not 10,000. The order inside a batch i
 3. write everything the batch changed in one transaction;
 4. only then answer the callers and send the commands — a launch is never sent for a job the
    head could forget, and a caller never hears "submitted" for a job that is not stored.
+
+An ``observer`` (the head's metrics) hears of each committed batch (its journal lines, the
+pass and commit durations) and of the time its commands took to send, on this task, so it may
+read the State; it must be quick and must not raise.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from hpcbatch.core import events as ev
 from hpcbatch.core import reserved
@@ -32,7 +37,7 @@ from hpcbatch.core.state import State
 from hpcbatch.core.step import step
 from hpcbatch.errors import ClientError, HpcbatchError, ServerError, StoreError
 from hpcbatch.head.persist import drain_changes
-from hpcbatch.store import Store
+from hpcbatch.store import JournalEntry, Store
 
 log = logging.getLogger("hpcbatch.loop")
 
@@ -42,6 +47,14 @@ QUIET_EVENTS = (ev.NodeHeartbeat,)
 
 Dispatch = Callable[[list[Command]], Awaitable[None]]
 AfterCommit = Callable[[], None]
+
+
+class BatchObserver(Protocol):
+    def batch_committed(
+        self, journal: list[JournalEntry], pass_s: float | None, commit_s: float | None
+    ) -> None: ...
+
+    def commands_sent(self, seconds: float) -> None: ...
 
 
 def now_ms() -> int:
@@ -63,12 +76,14 @@ class HeadLoop:
         dispatch: Dispatch,
         backfill_depth: int = 200,
         on_fatal: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGTERM),
+        observer: BatchObserver | None = None,
     ):
         self.state = state
         self.store = store
         self.dispatch = dispatch
         self.backfill_depth = backfill_depth
         self.on_fatal = on_fatal  # default: SIGTERM ourselves, for a graceful stop
+        self.observer = observer
         self.plan = Plan()
         self.batches = 0
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
@@ -130,15 +145,23 @@ class HeadLoop:
                 busy = busy or not isinstance(item.event, QUIET_EVENTS)
             except ClientError as error:
                 outcomes.append(error)
+        pass_s = commit_s = None
         if busy:
+            started = time.perf_counter()
             commands.extend(self._schedule())
+            pass_s = time.perf_counter() - started
         batch = drain_changes(self.state)
+        started = time.perf_counter()
         if len(batch.upserts) + len(batch.journal) > INLINE_WRITE_ROWS:
             # A big write goes to a thread so API reads go on; this task stays the only writer.
             await asyncio.to_thread(self.store.write, batch)
+            commit_s = time.perf_counter() - started
         elif batch:
             self.store.write(batch)  # small: cheaper than a hop to a thread
+            commit_s = time.perf_counter() - started
         self.batches += 1
+        if self.observer is not None:
+            self.observer.batch_committed(batch.journal, pass_s, commit_s)
         for item, outcome in zip(items, outcomes, strict=True):
             if item.future is not None and not item.future.done():
                 if outcome is None:
@@ -148,7 +171,10 @@ class HeadLoop:
             if item.after_commit is not None and outcome is None:
                 item.after_commit()
         if commands:
+            started = time.perf_counter()
             await self.dispatch(commands)
+            if self.observer is not None:
+                self.observer.commands_sent(time.perf_counter() - started)
 
     def _schedule(self) -> list[Command]:
         now = now_ms()

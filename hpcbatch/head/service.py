@@ -5,6 +5,10 @@ embedded defaults on a first start (compute environment ``local``, queue ``defau
 definitions ``default`` and ``default-multinode``), start the loop, connect the local agents
 (which reconciles what ran while the head was away), then start the timers: a Tick each second
 (timeouts, retention) and a heartbeat watchdog that reports silent nodes lost.
+
+``metrics`` (``hpcbatch.metrics``) watches the loop: the loop tells it of each committed batch
+and it publishes a snapshot of the gauges from the State there, on the loop; a scrape reads
+only that snapshot.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from hpcbatch.head.loop import HeadLoop, now_ms
 from hpcbatch.head.node_profiles import local_profiles, ssh_profile
 from hpcbatch.head.persist import load_state
 from hpcbatch.head.supervisor import NodeSpec, NodeSupervisor
+from hpcbatch.metrics.exporter import HeadMetrics
 from hpcbatch.store import JournalEntry, SqliteStore, WriteBatch
 from hpcbatch.transport.base import AgentLink
 from hpcbatch.transport.local import connect_local_agent
@@ -46,14 +51,18 @@ PURGE_EVERY_S = 600
 
 
 class Head:
-    def __init__(self, config: HeadConfig) -> None:
+    def __init__(self, config: HeadConfig, metrics: HeadMetrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics or HeadMetrics()
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = SqliteStore(config.data_dir / "state.db")
         self.state = load_state(self.store, config.region, config.account)
         self.head_id = self.store.get_meta("head_id") or str(uuid.uuid4())
         self.dispatcher = Dispatcher(LaunchKeys.in_dir(config.data_dir))
-        self.loop = HeadLoop(self.state, self.store, self.dispatcher, config.backfill_depth)
+        self.loop = HeadLoop(
+            self.state, self.store, self.dispatcher, config.backfill_depth, observer=self.metrics
+        )
+        self.metrics.attach(self.state, self.dispatcher.sessions)
         self.nodes = NodeSupervisor(self.loop, self.dispatcher, config.heartbeat_timeout_s)
         self._timers: list[asyncio.Task[None]] = []
 
@@ -66,6 +75,7 @@ class Head:
         await self.nodes.wait_connected([spec.name for spec in local])
         running = asyncio.get_running_loop()
         self._timers = [running.create_task(self._tick()), running.create_task(self._watchdog())]
+        self.metrics.refresh()
         log.info("ready: %s", self._summary())
 
     def _summary(self) -> str:

@@ -112,10 +112,11 @@ def _healthy(endpoint: str, head: subprocess.Popen[bytes]) -> bool:
 
 
 def test_a_real_head_says_four_lines_from_start_to_stop(tmp_path: Path) -> None:
-    text, pid, endpoint = run_head(tmp_path)
+    metrics = f"127.0.0.1:{free_port()}"
+    text, pid, endpoint = run_head(tmp_path, "--metrics-listen", metrics)
     assert text.splitlines() == [
         f"INFO hpcbatch.head: hpcbatch head 0.1.0 (pid {pid}): data directory "
-        f"{tmp_path / 'data'}, serving {endpoint}",
+        f"{tmp_path / 'data'}, serving {endpoint}, metrics on http://{metrics}/metrics",
         "INFO hpcbatch.nodes: node local-1: connected",
         "INFO hpcbatch.head: ready: 1 local node",
         "INFO hpcbatch.head: stopping; running jobs keep running and the next head re-adopts them",

@@ -4,9 +4,11 @@ The daemon lives in :mod:`hpcbatch.head.app`; it is imported only here, only whe
 runs, so every other command stays fast. The contract is one function::
 
     serve(data_dir: pathlib.Path, listen: str | None, config_path: pathlib.Path | None,
-          log_level: str) -> int
+          log_level: str, metrics_listen: str | None = None) -> int
 
-``listen`` is ``HOST:PORT`` or ``unix:/path/to/socket``, passed through as given.
+``listen`` is ``HOST:PORT`` or ``unix:/path/to/socket``, passed through as given;
+``metrics_listen`` (``--metrics-listen``) is ``HOST:PORT`` or "" (no /metrics), passed only
+when given.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ def register(
         metavar="HOST:PORT|unix:/PATH",
         help=f"where to serve the API (default: the config's listen, else {DEFAULT_LISTEN})",
     )
+    parser.add_argument(
+        "--metrics-listen",
+        default=None,  # None: $HPCBATCH_METRICS_LISTEN, else the config's [metrics] listen
+        metavar="HOST:PORT",
+        help="where to serve Prometheus' /metrics; '' turns it off (default: "
+        "$HPCBATCH_METRICS_LISTEN, else the config's [metrics] listen, else 127.0.0.1:9650)",
+    )
     parser.add_argument("--config", type=Path, metavar="FILE.toml", help="configuration file")
     parser.add_argument(
         "--log-level",
@@ -78,4 +87,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
         return EXIT_SERVER_ERROR
     data_dir = args.data_dir or default_data_dir()
-    return int(serve(data_dir, args.listen, args.config, args.log_level))
+    if args.metrics_listen is None:  # the contract's four arguments, as before
+        return int(serve(data_dir, args.listen, args.config, args.log_level))
+    return int(serve(data_dir, args.listen, args.config, args.log_level, args.metrics_listen))

@@ -10,12 +10,16 @@ Routes (see docs/api.md):
 Errors take AWS's shape: HTTP 400 + ``x-amzn-ErrorType: ClientException`` and
 ``{"__type": ..., "message": ...}``; 500 for ServerException. Every response carries
 ``x-amzn-RequestId``. A deterministic failure is always a 4xx, never a 500.
+
+Each request is counted and timed in the head's metrics by operation (``operation_of``: the
+AWS operation's name, ``hpcbatch/<route>``, or ``unknown``: a bounded set) and outcome.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -43,6 +47,7 @@ class ApiApp:
         if scope["type"] != "http":
             return
         request_id = str(uuid.uuid4())
+        started = time.perf_counter()
         try:
             body = await _read_body(receive)
             status, payload = await self._route(scope, body, request_id)
@@ -56,6 +61,7 @@ class ApiApp:
             error = ServerError(f"internal error (request {request_id}); see the head's log")
             status, payload = 500, {"__type": error.aws_type, "message": error.message}
         await _respond(send, status, payload, request_id)
+        self.head.metrics.request_done(operation_of(scope), status, time.perf_counter() - started)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -117,6 +123,28 @@ class ApiApp:
             model = parse_request("listtagsforresource", b"", path_params={"resourceArn": arn})
             return await HANDLERS["ListTagsForResource"](call, model)
         raise ClientError(f"method {method} is not allowed on /v1/tags/")
+
+
+_HPCBATCH_ROUTES = {"health", "nodes", "jobs", "top"}
+_HPCBATCH_ACTIONS = {"logs", "history", "drain", "resume"}
+_TAG_OPERATIONS = {"POST": "TagResource", "GET": "ListTagsForResource", "DELETE": "UntagResource"}
+
+
+def operation_of(scope: Scope) -> str:
+    """The metrics label of a request: never a job id or anything else a caller may vary."""
+    path = scope.get("path", "")
+    if path.startswith("/v1/tags/"):
+        return _TAG_OPERATIONS.get(scope.get("method", ""), "unknown")
+    if path.startswith("/v1/"):
+        known = OPERATIONS.get(path[len("/v1/") :].strip("/").lower())
+        return known[0] if known else "unknown"
+    if path.startswith("/hpcbatch/v1/"):
+        parts = path[len("/hpcbatch/v1/") :].strip("/").split("/")
+        if parts[0] not in _HPCBATCH_ROUTES:
+            return "unknown"
+        action = parts[2] if len(parts) == 3 and parts[2] in _HPCBATCH_ACTIONS else None
+        return f"hpcbatch/{parts[0]}" + (f"/{action}" if action else "")
+    return "unknown"
 
 
 async def _read_body(receive: Any) -> bytes:
