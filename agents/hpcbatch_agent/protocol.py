@@ -22,6 +22,7 @@ message in prose.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NotRequired, TypedDict
@@ -168,6 +169,15 @@ def _is_command(value: Any) -> bool:
 
 def _is_state(value: Any) -> bool:
     return value in ATTEMPT_STATES
+
+
+def is_cpu_seconds(value: Any) -> bool:
+    """A count of CPU seconds: a finite number, not negative (JSON may spell it as an int)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):
+        return 0 <= value <= MAX_LOG_OFFSET  # a float() of it stays exact enough
+    return math.isfinite(value) and value >= 0
 
 
 def _is_cgroups(value: Any) -> bool:
@@ -424,6 +434,8 @@ def check_agent_message(message: Message) -> None:
         _check_items(message["updates"], UPDATE_FIELDS, "updates.updates")
     elif kind == "gpus":
         _check_gpus(message, "gpus")
+    elif kind == "heartbeat":
+        _check_optional(message, "cpu_s", is_cpu_seconds, "heartbeat")
 
 
 def _check_optional(obj: dict[str, Any], name: str, check: Checker, where: str) -> None:
@@ -525,8 +537,13 @@ def updates(items: Iterable[AttemptUpdate]) -> Message:
     return _message("updates", updates=list(items))
 
 
-def heartbeat(time_ms: int, running: int) -> Message:
-    return _message("heartbeat", time_ms=time_ms, running=running)
+def heartbeat(time_ms: int, running: int, cpu_s: float | None = None) -> Message:
+    """``cpu_s``: the CPU seconds this agent's jobs have used since it started (cpumeter.py);
+    absent from older agents' heartbeats."""
+    message = _message("heartbeat", time_ms=time_ms, running=running)
+    if cpu_s is not None:
+        message["cpu_s"] = cpu_s
+    return message
 
 
 def log_data(

@@ -46,6 +46,7 @@ from . import protocol as p
 from .agentlog import log
 from .bootstrap import package_root
 from .cgroups import OOM_REASON, Cgroups
+from .cpumeter import CpuMeter
 from .forkexec import LOG_FLAGS, LOG_MODE
 from .gangprep import GANG, GangAttempt, journal_entry, readopt
 from .jobprep import JobPrep, Ready, Refused
@@ -110,6 +111,7 @@ class Runner:
         self.spool = spool
         self.cgroups = cgroups or Cgroups.disabled()
         self.slots = SlotPool(self.cgroups)
+        self.cpu = CpuMeter(self.slots)  # the CPU time of this agent's jobs (heartbeats)
         self.selector = selector
         self.emit = emit
         self.kill_grace_ms = int(kill_grace_s * 1000)
@@ -252,6 +254,8 @@ class Runner:
     def _track(self, run: Running, record: dict[str, Any]) -> None:
         self.running[run.attempt_id] = run
         self.by_pid[run.pid] = run
+        if not self.cpu.cgroup_counted(run.slot):
+            self.cpu.watch(run.attempt_id, run.pid, run.ticks, run.child)
         if record.get("timeout_s") is not None and record.get("started_at_ms") is not None:
             due = record["started_at_ms"] + int(record["timeout_s"]) * 1000
             self._schedule(due, "timeout", run.attempt_id)
@@ -261,6 +265,7 @@ class Runner:
         self.by_pid.pop(run.pid, None)
         self.polled.discard(run.attempt_id)
         self.gangs.pop(run.attempt_id, None)
+        self.cpu.ended(run.attempt_id)  # a job reaped by the agent was counted already
         self._close_pidfd(run)
 
     def _close_pidfd(self, run: Running) -> None:
@@ -336,12 +341,15 @@ class Runner:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(info.si_pid, signal.SIGKILL)
                 self.spool.record_exited(run.attempt_id, wait_status(info), now_ms())
-            _, status = os.waitpid(info.si_pid, 0)
+            _, status, usage = os.wait4(info.si_pid, 0)
             if run is not None and run.child:  # else: an orphan the agent inherited
+                self.cpu.reaped(run.attempt_id, usage)
                 exit_code, signum = split_wait_status(status)
                 self._finish(run, exit_code, signum, None)
-            elif run is None and self.on_other_child is not None:
-                self.on_other_child(info.si_pid, status)
+            elif run is None:
+                self.cpu.orphan_reaped(usage)
+                if self.on_other_child is not None:
+                    self.on_other_child(info.si_pid, status)
 
     def on_pidfd(self, run: Running) -> None:
         self._close_pidfd(run)  # readable from now on: stop watching

@@ -246,7 +246,8 @@ class AgentServer:
         now = now_ms()
         if conn is not None and now >= self._next_heartbeat:
             self._next_heartbeat = now + self.heartbeat_ms
-            conn.outbuf += p.encode(p.heartbeat(now, len(self.runner.running)))
+            running = len(self.runner.running)
+            conn.outbuf += p.encode(p.heartbeat(now, running, self.runner.cpu.seconds()))
 
     # --- the connection ---------------------------------------------------------------------
 

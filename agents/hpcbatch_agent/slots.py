@@ -18,6 +18,11 @@ Vocabulary:
                 the next attempt's are written.
     oom base    the slot's cumulative ``oom_kill`` count when handed out: the attempt was
                 OOM-killed only if the count grew, whatever earlier attempts suffered.
+    cpu base    likewise the slot's CPU counter (cgroups.cpu_usage_ns) when handed out, read
+                when the slot was last found empty (0 for a new one; a re-adopted slot's at
+                adoption): what the counter gained since is the attempt's CPU time.
+    cpu done    the CPU time (ns) of attempts whose slots were taken back, stragglers
+                included: with the busy slots' gains (``cpu_busy_ns``), cpumeter.py's total.
 Standard library only.
 """
 
@@ -45,6 +50,8 @@ class Slot:
     held: list[dict[str, str]] | None  # per hierarchy; None: unknown (re-adopted)
     shape: tuple[int, int] | None = None  # (vcpus, memory_mib) whose limits it holds
     oom_base: int = 0
+    cpu_base: int = 0
+    cpu_seen: int = 0  # the counter's last value read (kept if a read fails)
     idle_since_ms: int = 0
     give_up_ms: int = 0
 
@@ -58,6 +65,7 @@ class SlotPool:
         self.busy: dict[str, Slot] = {}
         self.draining: dict[str, Slot] = {}
         self.doomed: dict[str, int] = {}  # dir -> give-up time (ms)
+        self.cpu_done_ns = 0
         self._next_index = 0
 
     @property
@@ -97,6 +105,7 @@ class SlotPool:
         agent): busy until its job ends, then removed, as its limits are not known."""
         name = os.path.basename(dirs[0]) if dirs else ""
         slot = Slot(name, dirs, [], [], None, None, oom_base)
+        slot.cpu_base = slot.cpu_seen = self.cgroups.cpu_usage_ns(dirs) or 0
         if dirs:
             self.busy[name] = slot
         return slot
@@ -114,6 +123,7 @@ class SlotPool:
             self._doom(slot.dirs, now_ms)
             return False
         empty = self.cgroups.is_empty(slot.dirs)
+        self._account(slot)
         count = self.cgroups.oom_count(slot.dirs)
         oom = self.cgroups.oom_killed(count, slot.oom_base, signum)
         if empty:
@@ -123,6 +133,24 @@ class SlotPool:
             slot.give_up_ms = now_ms + CGROUP_RETRY_FOR_MS
             self.draining[slot.name] = slot
         return oom
+
+    def cpu_busy_ns(self) -> int:
+        """The CPU time the busy slots' attempts have used so far: one kept-file read each."""
+        total = 0
+        for slot in self.busy.values():
+            now = self.cgroups.cpu_usage_ns(slot.dirs)
+            if now is not None and now > slot.cpu_seen:
+                slot.cpu_seen = now
+            total += slot.cpu_seen - slot.cpu_base
+        return total
+
+    def _account(self, slot: Slot) -> None:
+        """Move what the slot's counter gained since its base into ``cpu_done_ns``, and make
+        the counter's value its base."""
+        now = self.cgroups.cpu_usage_ns(slot.dirs)
+        now = slot.cpu_seen if now is None else max(now, slot.cpu_seen)
+        self.cpu_done_ns += max(0, now - slot.cpu_base)
+        slot.cpu_base = slot.cpu_seen = now
 
     def _release(self, slot: Slot, count: int | None, now_ms: int) -> None:
         if slot.held is None or len(self.free) >= FREE_MAX:
@@ -152,6 +180,7 @@ class SlotPool:
 
     def tick(self, now_ms: int) -> None:
         for slot in list(self.draining.values()):
+            self._account(slot)  # what its stragglers used
             if self.cgroups.is_empty(slot.dirs):
                 del self.draining[slot.name]
                 self._release(slot, self.cgroups.oom_count(slot.dirs), now_ms)

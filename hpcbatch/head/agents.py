@@ -3,7 +3,8 @@
 Vocabulary: a **session** wraps one ``AgentLink`` (a local Unix socket now, an SSH channel
 later — the protocol is the same) for one node. It turns the agent's hello into ``NodeJoined``
 (plus the attempts it knows, for reconciliation), ``updates`` into ``AttemptStarted`` /
-``AttemptEnded``, heartbeats into ``NodeHeartbeat``; and it acknowledges final results only after
+``AttemptEnded``, heartbeats into ``NodeHeartbeat`` (keeping their ``cpu_s``, the CPU seconds
+the agent's jobs used, as ``cpu_seconds``); and it acknowledges final results only after
 the loop has made them durable, so an agent never forgets a result the head could still lose.
 """
 
@@ -131,6 +132,9 @@ class AgentSession:
         self._to_ack: list[str] = []
         self.log_timeout_s = LOG_TIMEOUT_S
         self.closed = asyncio.Event()
+        # CPU seconds the agent's jobs used since it started, from its latest heartbeat
+        # (None until one carries it: an older agent never does). /metrics exports it.
+        self.cpu_seconds: float | None = None
 
     @property
     def agent_version(self) -> str:
@@ -190,6 +194,8 @@ class AgentSession:
         if kind == "updates":
             self._post_updates(self._admitted(message["updates"]))
         elif kind == "heartbeat":
+            if message.get("cpu_s") is not None:  # checked by the link: finite, >= 0
+                self.cpu_seconds = float(message["cpu_s"])
             self.loop.post(ev.NodeHeartbeat(cause=self._cause(), now=now_ms(), node=self.node))
         elif kind == "gpus":
             gpus, reason = gpus_of(message["gpus"]), message.get("gpus_reason")

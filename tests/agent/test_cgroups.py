@@ -25,9 +25,11 @@ from hpcbatch_agent.cgroups import (
     limit_writes,
     node_dir_name,
     order_writes,
+    parse_cpu_usage_ns,
     parse_mountinfo,
     parse_oom_kills,
     parse_proc_cgroup,
+    plan_cpuacct,
     plan_hierarchies,
     version_of,
 )
@@ -123,7 +125,7 @@ def test_golden_v2_without_some_controllers_falls_back_per_controller() -> None:
 
 def test_golden_v1_only_host_with_comounted_cpu() -> None:
     mounts = parse_mountinfo(CENTOS7_MOUNTINFO)
-    assert Mount("/sys/fs/cgroup/cpu,cpuacct", 1, frozenset({"cpu"})) in mounts
+    assert Mount("/sys/fs/cgroup/cpu,cpuacct", 1, frozenset({"cpu", "cpuacct"})) in mounts
     plan = _plan(CENTOS7_MOUNTINFO, CENTOS7_CGROUP, None)
     assert [(h.path, h.controllers) for h in plan] == [
         ("/sys/fs/cgroup/memory", ("memory",)),
@@ -131,6 +133,35 @@ def test_golden_v1_only_host_with_comounted_cpu() -> None:
         ("/sys/fs/cgroup/pids", ("pids",)),
     ]
     assert version_of(plan) == "v1"
+    # The cpu tree counts CPU time (cpuacct.usage) too: no tree of its own for it.
+    proc_cgroup = parse_proc_cgroup(CENTOS7_CGROUP)
+    assert plan_cpuacct(mounts, proc_cgroup, plan) is None
+
+
+def test_golden_cpu_counting_tree() -> None:
+    mounts, proc_cgroup = parse_mountinfo(HYBRID_MOUNTINFO), parse_proc_cgroup(HYBRID_CGROUP)
+    hybrid = plan_hierarchies(mounts, proc_cgroup, "")
+    # Hybrid with cpu and cpuacct mounted apart: a cpuacct tree only to count.
+    assert plan_cpuacct(mounts, proc_cgroup, hybrid) == Hierarchy(
+        "/sys/fs/cgroup/cpuacct", 1, ("cpuacct",)
+    )
+    assert version_of([*hybrid, Hierarchy("/x", 1, ("cpuacct",))]) == "v1"
+    assert enforced_of([Hierarchy("/x", 1, ("cpuacct",))]) == []
+    # A v2 tree in the plan counts in every group (cpu.stat), controllers or not.
+    kept = plan_hierarchies(mounts, proc_cgroup, "", keep_unified=True)
+    assert plan_cpuacct(mounts, proc_cgroup, kept) is None
+    without = {k: v for k, v in proc_cgroup.items() if k != "cpuacct"}
+    assert plan_cpuacct(mounts, without, hybrid) is None  # not in this process's cgroups
+    assert plan_cpuacct(parse_mountinfo(NETNS_MOUNTINFO), proc_cgroup, []) is None
+
+
+def test_parse_cpu_usage_golden() -> None:
+    v2_stat = b"usage_usec 1500123\nuser_usec 1400000\nsystem_usec 100123\nnr_periods 0\n"
+    assert parse_cpu_usage_ns("cpu.stat", v2_stat) == 1_500_123_000
+    assert parse_cpu_usage_ns("cpuacct.usage", b"1500123456\n") == 1_500_123_456
+    assert parse_cpu_usage_ns("cpuacct.usage", b"") is None
+    assert parse_cpu_usage_ns("cpu.stat", b"nr_periods 0\n") is None
+    assert parse_cpu_usage_ns("cpu.stat", None) is None
 
 
 def test_golden_v2_without_controllers_and_without_v1_serves_kill_only() -> None:

@@ -1,0 +1,142 @@
+"""The CPU time used by an agent's jobs, as its heartbeats' ``cpu_s`` reports it: counted by
+the slots' cgroup counters (on this hybrid host: a v1 cpuacct tree of its own) or, under
+``--no-cgroups``, from /proc and the rusage of reaped jobs. Real agents, real jobs."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from agent_harness import DEADLINE_S, AgentProcess, Client, poll_until
+from hpcbatch_agent import protocol as p
+from hpcbatch_agent.cgroups import Cgroups, parse_mountinfo
+from hpcbatch_agent.cpumeter import stat_cpu_ticks
+
+SPIN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
+BUSY_S = 1.5
+
+
+def spin(seconds: float = BUSY_S) -> list[str]:
+    """A job that uses ``seconds`` of CPU (time it spends waiting for a CPU does not count)."""
+    return [sys.executable, "-c", SPIN.format(s=seconds)]
+
+
+class Beats:
+    """Reads heartbeats and checks that ``cpu_s`` never decreases."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.values: list[float] = []
+
+    def next(self) -> dict:
+        beat = self.client.wait_message("heartbeat")
+        assert "cpu_s" in beat, beat
+        assert not self.values or beat["cpu_s"] >= self.values[-1], (self.values, beat)
+        self.values.append(beat["cpu_s"])
+        return beat
+
+    def cpu_s(self) -> float:
+        return float(self.next()["cpu_s"])
+
+    def run(self, attempt_id: str, command: list[str]) -> float:
+        """Run a job to its end; the CPU seconds the total gained meanwhile (read from a
+        heartbeat sent after the end)."""
+        before = self.cpu_s()
+        self.client.send(p.launch([p.attempt_spec(attempt_id, command)]))
+        end = self.client.wait_state(attempt_id, p.EXITED)
+        assert end["exit_code"] == 0, end
+        return self.cpu_s() - before
+
+
+def _connected(start_agent: Callable[..., AgentProcess], *args: str) -> Beats:
+    agent = start_agent("--heartbeat-s", "0.05", *args)
+    client = Client(agent.state_dir)
+    client.hello()
+    return Beats(client)
+
+
+MODES = ["cgroups", "proc"]
+
+
+@pytest.fixture(params=MODES)
+def beats(request: pytest.FixtureRequest, start_agent: Callable[..., AgentProcess]) -> Beats:
+    """A connected agent counting through cgroups (skipped where none are writable) or,
+    with --no-cgroups, through /proc."""
+    if request.param == "cgroups":
+        request.getfixturevalue("host")
+        return _connected(start_agent)
+    return _connected(start_agent, "--no-cgroups")
+
+
+def test_a_busy_job_counts_and_a_sleeping_one_does_not(beats: Beats) -> None:
+    assert beats.cpu_s() >= 0
+    busy = beats.run("busy", spin())
+    assert 1.0 <= busy < BUSY_S + 1.0, beats.values
+    asleep = beats.run("asleep", ["sleep", "1.5"])
+    assert asleep < 0.2, beats.values
+    beats.client.close()
+
+
+def test_the_total_only_grows_across_reused_slots(beats: Beats) -> None:
+    """Attempts one after another reuse one slot (its counter is cumulative): each counts
+    from the counter's value at its start, and the total never goes back."""
+    gained = [beats.run(f"a{index}", spin(0.5)) for index in range(3)]
+    assert all(0.3 <= each < 1.3 for each in gained), (gained, beats.values)
+    assert beats.values[-1] - beats.values[0] >= 1.0
+    beats.client.close()
+
+
+def test_a_running_job_counts_as_it_runs_in_its_cgroup(
+    host: Cgroups, start_agent: Callable[..., AgentProcess]
+) -> None:
+    """The busy process is the job's child, which the job has not waited for yet: only the
+    slot's counter sees its time while it runs."""
+    assert host.cpu_counter is not None
+    if "/sys/fs/cgroup/unified" in [m.path for m in parse_mountinfo(_mountinfo())]:
+        assert host.cpu_counter[1] == "cpuacct.usage"  # hybrid: counted through v1 cpuacct
+    beats = _connected(start_agent)
+    before = beats.cpu_s()
+    job = ["sh", "-c", f"{' '.join(map(_quote, spin(3.0)))}; true"]
+    beats.client.send(p.launch([p.attempt_spec("child", job)]))
+
+    def counted_while_running() -> bool:
+        beat = beats.next()
+        return beat["running"] == 1 and beat["cpu_s"] - before >= 0.5
+
+    poll_until(counted_while_running, timeout_s=DEADLINE_S, what="cpu_s to grow during the job")
+    beats.client.send(p.kill("child", "done"))
+    beats.client.wait_state("child", p.EXITED)
+    beats.client.close()
+
+
+def _mountinfo() -> str:
+    return Path("/proc/self/mountinfo").read_text()
+
+
+def _quote(word: str) -> str:
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
+def test_stat_cpu_ticks_golden() -> None:
+    # /proc/<pid>/stat after "pid (comm) ": utime 11, stime 12, cutime 13, cstime 14, start 19.
+    fields = b"S 1 2 3 0 -1 0 0 0 0 0 150 20 7 3 20 0 1 0 4242 0".split()
+    assert stat_cpu_ticks(fields, 4242) == 180
+    assert stat_cpu_ticks(fields, None) == 180
+    assert stat_cpu_ticks(fields, 4243) is None  # another process under a reused pid
+    assert stat_cpu_ticks(fields[:10], None) is None
+
+
+def test_heartbeat_cpu_s_is_optional_and_checked() -> None:
+    p.check_agent_message(p.heartbeat(1, 0))  # an older agent's
+    p.check_agent_message(p.heartbeat(1, 0, 0.0))
+    p.check_agent_message(p.heartbeat(1, 0, 12.5))
+    p.check_agent_message({**p.heartbeat(1, 0), "cpu_s": 3})  # JSON may spell it as an int
+    for bad in (-0.5, math.nan, math.inf, "1.0", True, None, 2**70):
+        message = {**p.heartbeat(1, 0), "cpu_s": bad}
+        with pytest.raises(p.MessageError, match="heartbeat has a bad 'cpu_s'"):
+            p.check_agent_message(message)
+    beat = p.decode(p.encode(p.heartbeat(1, 2, 1.25)))
+    assert beat["cpu_s"] == 1.25
