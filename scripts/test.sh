@@ -13,7 +13,8 @@ setup_env '.[test]' \
   'test -x /usr/bin/mpirun.openmpi:openmpi-bin' \
   'test -x /usr/bin/mpiexec.hydra:mpich' \
   'command -v cc:gcc' \
-  'test -e /usr/include/stdio.h:libc6-dev'
+  'test -e /usr/include/stdio.h:libc6-dev' \
+  'command -v promtool:prometheus'
 
 .venv/bin/ruff check hpcbatch agents tests bench
 .venv/bin/mypy --strict hpcbatch/core

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "health",
     "head",
     "hosts",
+    "grafana",
     "devcluster",
 )
 
@@ -41,5 +42,6 @@ MODULE_OF = {
     "health": "health",
     "head": "head",
     "hosts": "hosts",
+    "grafana": "grafana",
     "dev-cluster": "devcluster",
 }
