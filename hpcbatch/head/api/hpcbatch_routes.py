@@ -8,6 +8,9 @@
 - ``GET  jobs/<jobId>/logs?attempt=N&offset=B`` — a chunk of an attempt's output
 - ``GET  jobs/<jobId>/history`` — the job's story from the journal
 - ``GET  health``
+- ``GET  top?jobs=N`` — what ``hpcbatch top`` draws, in one answer: queues with depth by status,
+  every node (as ``nodes``), the newest N (default 10, at most 100) running and failed jobs
+  (``head/api/top.py``)
 
 Every malformed parameter is a 400 naming it (ASCII digits only: ``str.isdigit`` also takes
 ``²``, which ``int()`` refuses); an agent that does not answer a log read in time is a 504 naming
@@ -29,6 +32,7 @@ from hpcbatch.core.model import ACTIVE, Job, Node, attempt_id, format_vcpus
 from hpcbatch.core.state import State
 from hpcbatch.errors import ClientError, NotFoundError, TransportError, ValidationError
 from hpcbatch.head.agents import MAX_LOG_OFFSET
+from hpcbatch.head.api import top
 from hpcbatch.head.api.operations import Call
 from hpcbatch.head.loop import now_ms
 
@@ -100,6 +104,8 @@ async def route(
     if parts == ["nodes"] and method == "GET":
         nodes = sorted(call.head.state.nodes.values(), key=lambda n: n.name)
         return 200, {"nodes": [_node_doc(call, n) for n in nodes]}
+    if parts == ["top"] and method == "GET":
+        return 200, _top(call, query)
     if len(parts) == 3 and parts[0] == "nodes" and method == "POST":
         return 200, await _node_action(call, parts[1], parts[2], body)
     if len(parts) == 3 and parts[0] == "jobs" and method == "GET":
@@ -162,6 +168,12 @@ async def _node_action(call: Call, name: str, action: str, body: bytes) -> dict[
 def _node_doc(call: Call, node: Node) -> dict[str, Any]:
     session = call.head.dispatcher.sessions.get(node.name)  # connected: its agent's build
     return node_doc(call.head.state, node, None if session is None else session.agent_version)
+
+
+def _top(call: Call, query: dict[str, list[str]]) -> dict[str, Any]:
+    limit = _int(query, "jobs", 1, top.MAX_JOBS, str(top.MAX_JOBS)) or top.DEFAULT_JOBS
+    nodes = sorted(call.head.state.nodes.values(), key=lambda n: n.name)
+    return top.top_doc(call.head.state, [_node_doc(call, n) for n in nodes], limit, now_ms())
 
 
 def _int(query: dict[str, list[str]], name: str, low: int, high: int, shown: str) -> int | None:
