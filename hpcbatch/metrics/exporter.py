@@ -43,22 +43,27 @@ OUTCOMES = ("ok", "client_error", "server_error")
 
 
 class _Guarded:
-    """A collector whose failure is logged and counted instead of failing the scrape."""
+    """The head's collectors, each guarded: one that raises is logged and counted instead of
+    failing the scrape; the error counter comes last, so a scrape counts its own failures."""
 
-    def __init__(self, name: str, inner: Any, errors: Counter) -> None:
-        self.name = name
-        self.inner = inner
+    def __init__(self, errors: Counter) -> None:
         self.errors = errors
-        errors.labels(name)
+        self.collectors: list[tuple[str, Any]] = []
+
+    def add(self, name: str, collector: Any) -> None:
+        self.errors.labels(name)
+        self.collectors.append((name, collector))
 
     def collect(self) -> Iterator[Metric]:
-        try:
-            metrics = list(self.inner.collect())
-        except Exception:
-            log.exception("metrics collector %s failed; the scrape goes on without it", self.name)
-            self.errors.labels(self.name).inc()
-            return iter(())
-        return iter(metrics)
+        for name, collector in list(self.collectors):
+            try:
+                metrics = list(collector.collect())
+            except Exception:
+                log.exception("metrics collector %s failed; the scrape goes on without it", name)
+                self.errors.labels(name).inc()
+                continue
+            yield from metrics
+        yield from self.errors.collect()
 
 
 class HeadMetrics:
@@ -69,8 +74,10 @@ class HeadMetrics:
             "hpcbatch_collector_errors",
             "Collectors that raised during a scrape",
             ["collector"],
-            registry=r,
+            registry=None,  # collected by _Guarded, after the collectors it counts
         )
+        self._guarded = _Guarded(self.collector_errors)
+        r.register(self._guarded)
         self.submitted = Counter("hpcbatch_jobs_submitted", "Jobs submitted", ["queue"], registry=r)
         self.finished = Counter(
             "hpcbatch_jobs_finished", "Jobs finished", ["queue", "status"], registry=r
@@ -136,7 +143,7 @@ class HeadMetrics:
         self.add_collector("gc", GCCollector(registry=CollectorRegistry()))
 
     def add_collector(self, name: str, collector: Any) -> None:
-        self.registry.register(_Guarded(name, collector, self.collector_errors))  # type: ignore[arg-type]
+        self._guarded.add(name, collector)
 
     @property
     def snapshot(self) -> Snapshot:
