@@ -56,6 +56,7 @@ def poll(url: str, ready: Any, deadline_s: float = 20.0) -> Any:
     raise AssertionError(f"{url} not ready in {deadline_s} s: {last}")
 
 
+@pytest.mark.slow  # Prometheus lists its targets ~5 s after it starts
 def test_the_readme_command_runs_prometheus_with_the_rules(tmp_path: Path) -> None:
     if shutil.which("prometheus") is None:
         if os.environ.get("CI") == "true":
