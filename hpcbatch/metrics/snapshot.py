@@ -8,7 +8,9 @@ parent only follows them). **Wait reasons** classify RUNNABLE jobs by the class 
 ``CLASSIFIED_PER_QUEUE`` RUNNABLE jobs of each queue (in queue order) are explained one by one;
 the jobs behind them count as ``capacity`` (they wait at least for the jobs ahead of them), and
 a reason that holds for the whole queue (queue or every compute environment disabled) counts
-them all. Resources are in base units: vCPUs, bytes, GPUs, seconds.
+them all. A single-node job's class follows from its queue and its resource need alone (the
+reservation and the jobs ahead only change the words of a ``capacity`` reason), so one
+``explain`` per distinct need of a queue classifies them. Resources are in base units: vCPUs, bytes, GPUs, seconds.
 
 Cost: O(queues x statuses + owners + nodes + CLASSIFIED_PER_QUEUE x queues x nodes): no term
 grows with the number of jobs except the PENDING jobs of a queue scanned for dependencies.
@@ -22,7 +24,7 @@ from typing import Any
 
 from hpcbatch.core.capacity import MISCONFIGURATION
 from hpcbatch.core.explain import explain
-from hpcbatch.core.model import Job, JobStatus, NodeState
+from hpcbatch.core.model import Job, JobStatus, NodeState, Resources
 from hpcbatch.core.state import State
 
 QUEUE_STATUSES = (
@@ -109,9 +111,18 @@ def wait_reasons(state: State) -> dict[tuple[str, str], int]:
             counts[(name, whole)] += total
         elif runnable:
             head = list(runnable.islice(0, CLASSIFIED_PER_QUEUE))
+            by_need: dict[Resources, str] = {}  # a single job's class follows from its need
             for key in head:
                 job = state.jobs.get(key[3])
-                reason = classify(explain(state, job)) if job is not None else "other"
+                if job is None:
+                    reason = "other"
+                elif job.multinode is not None:
+                    reason = classify(explain(state, job))
+                else:
+                    need = job.spec.resources
+                    reason = by_need.get(need) or by_need.setdefault(
+                        need, classify(explain(state, job))
+                    )
                 counts[(name, reason)] += 1
             counts[(name, "capacity")] += total - len(head)
     for queue, waiting in _waiting_on_dependencies(state).items():
