@@ -184,6 +184,15 @@ def test_ctrl_c_quits_and_gives_the_terminal_back(terminal: Terminal) -> None:
     assert b"Traceback" not in terminal.output
 
 
+def test_sigterm_ends_top_and_gives_the_terminal_back(terminal: Terminal) -> None:
+    terminal.read_until(rb"Failed \(newest\)")
+    children = Path(f"/proc/{terminal.pid}/task/{terminal.pid}/children").read_text().split()
+    [top_pid] = [int(pid) for pid in children]  # the shell's one child: top
+    os.kill(top_pid, signal.SIGTERM)
+    assert terminal.exit_status() == 128 + signal.SIGTERM
+    assert b"Traceback" not in terminal.output
+
+
 def test_the_head_going_away_ends_top_with_a_message(head: HeadProcess, terminal: Terminal) -> None:
     terminal.read_until(rb"Failed \(newest\)")
     head.stop()

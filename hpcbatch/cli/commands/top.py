@@ -7,7 +7,7 @@ sized to the terminal each time (an 80x24 SSH session included), and reads keys 
 without blocking: ``q`` quits. The terminal is put back as it was on every way out — ``q``,
 Ctrl-C, the head going away, an error.
 
-Exit codes: 0 after ``q`` (or ``--once``), 130 after Ctrl-C, 4 when the head cannot be reached or
+Exit codes: 0 after ``q`` (or ``--once``), 130 after Ctrl-C, 143 after SIGTERM, 4 when the head cannot be reached or
 stops answering (refused, timed out: the message names the endpoint), 3 and 5 as every command.
 ``--once`` prints one frame, as wide as the terminal (80 columns when there is none), and exits:
 for scripts; so does ``top`` when its output is not a terminal.
@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import os
 import select
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -90,6 +91,7 @@ def _live(client: Any, endpoint: str, jobs: int) -> int:
     unicode = console.encoding.lower().startswith("utf")
     doc = fetch(client, jobs)  # before the screen changes: a head not there is one plain line
     with (
+        exit_on_signals(),
         keys(sys.stdin) as read_keys,
         Live(console=console, screen=True, auto_refresh=False, redirect_stdout=False) as live,
     ):
@@ -101,6 +103,23 @@ def _live(client: Any, endpoint: str, jobs: int) -> int:
                 if any(key in QUIT_KEYS for key in read_keys(left)):
                     return EXIT_OK
             doc = fetch(client, jobs)
+
+
+@contextlib.contextmanager
+def exit_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP (the SSH session closed) end top through the ``with`` blocks that put
+    the terminal back, as Ctrl-C does, rather than killing it in cbreak mode on the alternate
+    screen; the exit status is the shell's 128 + the signal's number."""
+
+    def leave(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    saved = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

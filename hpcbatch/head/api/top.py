@@ -51,9 +51,9 @@ def top_doc(state: State, node_docs: list[dict[str, Any]], limit: int, now: int)
                 if job.is_array_parent:
                     arrays.append(job)
                     depth[status.value] -= 1
-                    counts = state.child_counts.get(job_id, {})
+                    counts = state.child_counts.get(job_id)
                     for live in LIVE:
-                        depth[live.value] += counts.get(live, 0)
+                        depth[live.value] += counts[live] if counts else 0
         queues.append(
             {"name": name, "state": queue.state, "priority": queue.priority, "depth": depth}
         )
