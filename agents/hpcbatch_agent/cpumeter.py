@@ -18,6 +18,9 @@ Vocabulary:
                     agent, reaps it). Time before the agent started never counts.
     total           cgroup-counted + proc-counted, in seconds; never decreases (a counter
                     that cannot be read keeps its last value).
+    attempt's own   what one attempt used, for its final update's ``cpu_s``: its slot's gain
+                    at its end (runner.py reads the pool's ``cpu_done_ns`` around
+                    ``SlotPool.finish``), or its proc count (``ended``).
 
 Reading the total costs one kept-file read per cgroup-counted running attempt and one
 /proc/<pid>/stat read per proc-counted one: it is read once per heartbeat. Standard library
@@ -63,6 +66,7 @@ class ProcCount:
     start_ticks: int | None
     base_ns: int  # what the job had used before this agent counted it
     seen_ns: int  # its last value read
+    final: bool = False  # reaped: seen_ns is its rusage, and its pid may be reused
 
 
 class CpuMeter:
@@ -91,9 +95,10 @@ class CpuMeter:
 
     def reaped(self, attempt_id: str, usage: resource.struct_rusage) -> None:
         """The agent reaped a job's first process: its rusage is its final count."""
-        count = self.watched.pop(attempt_id, None)
+        count = self.watched.get(attempt_id)
         if count is not None:
-            self.done_ns += max(rusage_ns(usage), count.seen_ns) - count.base_ns
+            count.seen_ns = max(rusage_ns(usage), count.seen_ns)
+            count.final = True
 
     def orphan_reaped(self, usage: resource.struct_rusage) -> None:
         """The agent reaped a process of no attempt: a job's orphan. Counted only where no
@@ -101,17 +106,21 @@ class CpuMeter:
         if self.slots.cgroups.cpu_counter is None:
             self.done_ns += rusage_ns(usage)
 
-    def ended(self, attempt_id: str) -> None:
-        """A job ended that the agent did not reap (adopted): its last count stands."""
+    def ended(self, attempt_id: str) -> int | None:
+        """A proc-counted job ended: what it used (ns), now part of ``done_ns``; None if it
+        was cgroup-counted. A job the agent did not reap (adopted) keeps its last count."""
         count = self.watched.pop(attempt_id, None)
-        if count is not None:
-            self.done_ns += count.seen_ns - count.base_ns
+        if count is None:
+            return None
+        used = count.seen_ns - count.base_ns
+        self.done_ns += used
+        return used
 
     def seconds(self) -> float:
         """The total, in CPU seconds; reads every running attempt's counter once."""
         total = self.slots.cpu_done_ns + self.slots.cpu_busy_ns() + self.done_ns
         for count in self.watched.values():
-            now = self._read(count)
+            now = None if count.final else self._read(count)
             if now is not None and now > count.seen_ns:
                 count.seen_ns = now
             total += count.seen_ns - count.base_ns

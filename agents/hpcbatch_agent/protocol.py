@@ -88,6 +88,7 @@ class AttemptUpdate(TypedDict):
     signal: int | None
     reason: str | None
     log_path: str
+    cpu_s: NotRequired[float]  # final updates: the CPU seconds the attempt used (cpumeter.py)
 
 
 class MessageError(ValueError):
@@ -429,13 +430,19 @@ def check_agent_message(message: Message) -> None:
             raise MessageError(f"malformed message: hello.node has a bad 'launch_port': {port!r}")
         _check_optional(node, "gpu_isolation", lambda v: v in GPU_ISOLATIONS, "hello.node")
         _check_optional(node, "gpu_isolation_reason", _is_str, "hello.node")
-        _check_items(message["attempts"], UPDATE_FIELDS, "hello.attempts")
+        _check_updates(message["attempts"], "hello.attempts")
     elif kind == "updates":
-        _check_items(message["updates"], UPDATE_FIELDS, "updates.updates")
+        _check_updates(message["updates"], "updates.updates")
     elif kind == "gpus":
         _check_gpus(message, "gpus")
     elif kind == "heartbeat":
         _check_optional(message, "cpu_s", is_cpu_seconds, "heartbeat")
+
+
+def _check_updates(items: list[Any], where: str) -> None:
+    _check_items(items, UPDATE_FIELDS, where)
+    for index, item in enumerate(items):
+        _check_optional(item, "cpu_s", is_cpu_seconds, f"{where}[{index}]")
 
 
 def _check_optional(obj: dict[str, Any], name: str, check: Checker, where: str) -> None:
@@ -582,8 +589,9 @@ def attempt_update(
     exit_code: int | None = None,
     signal: int | None = None,
     reason: str | None = None,
+    cpu_s: float | None = None,
 ) -> AttemptUpdate:
-    return {
+    update: AttemptUpdate = {
         "attempt_id": attempt_id,
         "state": state,
         "pid": pid,
@@ -594,6 +602,9 @@ def attempt_update(
         "reason": reason,
         "log_path": log_path,
     }
+    if cpu_s is not None:
+        update["cpu_s"] = cpu_s
+    return update
 
 
 def is_final(update: Mapping[str, Any]) -> bool:

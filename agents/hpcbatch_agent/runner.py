@@ -265,7 +265,6 @@ class Runner:
         self.by_pid.pop(run.pid, None)
         self.polled.discard(run.attempt_id)
         self.gangs.pop(run.attempt_id, None)
-        self.cpu.ended(run.attempt_id)  # a job reaped by the agent was counted already
         self._close_pidfd(run)
 
     def _close_pidfd(self, run: Running) -> None:
@@ -393,9 +392,13 @@ class Runner:
         record = self.spool.records[run.attempt_id]
         kill_reason = run.kill_reason or record.get("kill_reason")
         oom = False
+        counted_ns = self.slots.cpu_done_ns
         if run.slot is not None:  # back to the pool, or drained first
             oom = self.slots.finish(run.slot, signum, now_ms())
             self._arm_slots_timer()
+        cpu_ns = self.cpu.ended(run.attempt_id)  # a job without a cgroup counter
+        if cpu_ns is None:
+            cpu_ns = self.slots.cpu_done_ns - counted_ns  # what its slot counted
         if reason is None:
             if kill_reason is not None:
                 reason = kill_reason
@@ -411,6 +414,8 @@ class Runner:
             exit_code=exit_code,
             signal=signum,
             reason=reason,
+            # Only for jobs the agent saw whole: an adopted one counts from its adoption.
+            cpu_s=round(cpu_ns / 1e9, 6) if run.child else None,
         )
         self._untrack(run)
         self.spool.record_end(result)

@@ -30,6 +30,7 @@ class Beats:
     def __init__(self, client: Client) -> None:
         self.client = client
         self.values: list[float] = []
+        self.ends: dict[str, dict] = {}  # final updates, by attempt id
 
     def next(self) -> dict:
         beat = self.client.wait_message("heartbeat")
@@ -48,6 +49,7 @@ class Beats:
         self.client.send(p.launch([p.attempt_spec(attempt_id, command)]))
         end = self.client.wait_state(attempt_id, p.EXITED)
         assert end["exit_code"] == 0, end
+        self.ends[attempt_id] = end
         return self.cpu_s() - before
 
 
@@ -77,6 +79,9 @@ def test_a_busy_job_counts_and_a_sleeping_one_does_not(beats: Beats) -> None:
     assert 1.0 <= busy < BUSY_S + 1.0, beats.values
     asleep = beats.run("asleep", ["sleep", "1.5"])
     assert asleep < 0.2, beats.values
+    # Each final update carries what its attempt used.
+    assert 1.0 <= beats.ends["busy"]["cpu_s"] <= busy + 0.01, beats.ends
+    assert 0 <= beats.ends["asleep"]["cpu_s"] < 0.2, beats.ends
     beats.client.close()
 
 
@@ -85,6 +90,7 @@ def test_the_total_only_grows_across_reused_slots(beats: Beats) -> None:
     from the counter's value at its start, and the total never goes back."""
     gained = [beats.run(f"a{index}", spin(0.5)) for index in range(3)]
     assert all(0.3 <= each < 1.3 for each in gained), (gained, beats.values)
+    assert all(0.3 <= end["cpu_s"] < 1.3 for end in beats.ends.values()), beats.ends
     assert beats.values[-1] - beats.values[0] >= 1.0
     beats.client.close()
 
@@ -140,3 +146,18 @@ def test_heartbeat_cpu_s_is_optional_and_checked() -> None:
             p.check_agent_message(message)
     beat = p.decode(p.encode(p.heartbeat(1, 2, 1.25)))
     assert beat["cpu_s"] == 1.25
+
+
+def test_update_cpu_s_is_optional_and_checked() -> None:
+    end = p.attempt_update("a", p.EXITED, "/l", exit_code=0, cpu_s=0.5)
+    assert "cpu_s" not in p.attempt_update("a", p.EXITED, "/l", exit_code=0)
+    p.check_agent_message(p.updates([end, p.attempt_update("b", p.RUNNING, "/l", pid=1)]))
+    for bad in (-1, math.nan, "0.5"):
+        with pytest.raises(p.MessageError, match=r"updates.updates\[1\] has a bad 'cpu_s'"):
+            p.check_agent_message(p.updates([end, {**end, "cpu_s": bad}]))
+    hello = p.agent_hello(
+        {"name": "n", "vcpus": 1, "memory_mib": 1, "gpus": [], "cgroups": "none", "hostname": "n"},
+        [{**end, "cpu_s": math.inf}],
+    )
+    with pytest.raises(p.MessageError, match=r"hello.attempts\[0\] has a bad 'cpu_s'"):
+        p.check_agent_message(hello)
