@@ -118,6 +118,36 @@ def test_a_running_job_counts_as_it_runs_in_its_cgroup(
     beats.client.close()
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_an_adopted_job_counts_from_its_adoption_only(
+    mode: str, request: pytest.FixtureRequest, start_agent: Callable[..., AgentProcess]
+) -> None:
+    """The agent is killed while a busy job runs; its successor adopts the job and counts
+    what the job uses from then on, not what it used before (that was the first agent's)."""
+    args = ["--no-cgroups"] if mode == "proc" else []
+    if mode == "cgroups":
+        request.getfixturevalue("host")
+    first = start_agent("--heartbeat-s", "0.05", *args)
+    beats = Beats(Client(first.state_dir))
+    beats.client.hello()
+    start = beats.cpu_s()
+    beats.client.send(p.launch([p.attempt_spec("long", spin(3.0))]))
+    poll_until(lambda: beats.cpu_s() - start >= 1.0, what="the first agent to count 1 s")
+    beats.client.close()
+    first.kill9()
+    second = start_agent("--heartbeat-s", "0.05", *args, state_dir=first.state_dir)
+    beats = Beats(Client(second.state_dir))
+    assert {a["attempt_id"]: a["state"] for a in beats.client.hello()["attempts"]} == {
+        "long": p.RUNNING
+    }
+    poll_until(lambda: beats.next()["running"] == 1 and beats.values[-1] > 0.2, what="growth")
+    end = beats.client.wait_state("long", p.EXITED)
+    assert end["exit_code"] == 0 and "cpu_s" not in end  # not seen whole: no count of its own
+    total = beats.cpu_s()
+    assert 0.2 < total <= 3.0 - 1.0 + 0.3, beats.values
+    beats.client.close()
+
+
 def _mountinfo() -> str:
     return Path("/proc/self/mountinfo").read_text()
 
