@@ -23,11 +23,8 @@ Vocabulary:
                 GPUs are kept apart by an eBPF device program instead (gpubpf.py), the caller
                 asks to keep the v2 tree (``keep_unified``) and the program is attached to the
                 slot's dir in it (``v2_index``).
-    cpu counter the slot file that counts the CPU time its processes use, dead ones included:
-                v2 ``cpu.stat`` (``usage_usec``, in every v2 group, controller or not), else
-                v1 ``cpuacct.usage`` (ns) of the hierarchy mounted with cpuacct: the cpu
-                tree where they are mounted together, else a cpuacct tree of its own, added
-                to the plan for counting alone (``plan_cpuacct``). cpumeter.py sums them.
+    cpu counter the slot file counting its processes' CPU time (cpucounters.py); a v1
+                cpuacct tree may join the plan for counting alone (``plan_cpuacct``).
 
 Detection is a pure function of /proc/self/mountinfo, /proc/self/cgroup and the v2 root's
 cgroup.controllers (``plan_hierarchies``, golden-tested), followed by a probe that creates
@@ -48,12 +45,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .cgroupfiles import KeptFiles
+from .cpucounters import CPUACCT, cpuacct_mount_path, find_cpu_counter, parse_cpu_usage_ns
 from .procfs import read_head
 from .spool import safe_name
 
 CONTROLLERS = ("memory", "cpu", "pids")
 DEVICES = "devices"  # not a limit: gpudevices.py's GPU rules
-CPUACCT = "cpuacct"  # not a limit: a v1 tree that only counts CPU time (cpumeter.py)
 CPU_PERIOD_US = 100_000
 DEFAULT_PIDS_MAX = 4096
 OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
@@ -69,8 +66,6 @@ LIMIT_FILES = {
     (1, DEVICES): "devices.deny",
     (1, CPUACCT): "cpuacct.usage",
 }
-V1_CPU_COUNTER = "cpuacct.usage"
-V2_CPU_COUNTER = "cpu.stat"
 
 
 # --- pure detection ------------------------------------------------------------------------
@@ -176,30 +171,9 @@ def plan_hierarchies(
 def plan_cpuacct(
     mounts: list[Mount], proc_cgroup: dict[str, str], plan: list[Hierarchy]
 ) -> Hierarchy | None:
-    """A v1 cpuacct tree to add to ``plan`` only to count the CPU time of jobs, or None:
-    a v2 tree of the plan counts it already (``cpu.stat``), as does a planned v1 tree the
-    cpuacct controller is mounted with; or this process has no cpuacct hierarchy."""
-    if any(h.version == 2 for h in plan) or CPUACCT not in proc_cgroup:
-        return None
-    mount = next((m for m in mounts if m.version == 1 and CPUACCT in m.controllers), None)
-    if mount is None or mount.path in {h.path for h in plan}:
-        return None
-    return Hierarchy(mount.path, 1, (CPUACCT,))
-
-
-def parse_cpu_usage_ns(name: str, data: bytes | None) -> int | None:
-    """Nanoseconds of CPU from a v1 ``cpuacct.usage`` or a v2 ``cpu.stat``; None if the
-    text holds no count."""
-    if data is None:
-        return None
-    if name == V1_CPU_COUNTER:
-        text = data.strip()
-        return int(text) if text.isdigit() else None
-    for line in data.splitlines():
-        words = line.split()
-        if len(words) == 2 and words[0] == b"usage_usec" and words[1].isdigit():
-            return int(words[1]) * 1000
-    return None
+    """A v1 cpuacct tree to add to ``plan`` only to count CPU time (cpucounters.py)."""
+    path = cpuacct_mount_path(mounts, proc_cgroup, plan)
+    return None if path is None else Hierarchy(path, 1, (CPUACCT,))
 
 
 def version_of(plan: Iterable[Hierarchy]) -> str:
@@ -383,7 +357,7 @@ class Cgroups:
             for f in ("memory.swap.max", "memory.memsw.limit_in_bytes", "cgroup.kill")
             if os.path.exists(f"{d}/{f}")
         )
-        cgroups.cpu_counter = _find_cpu_counter(cgroups.plan, cgroups.node_dirs)
+        cgroups.cpu_counter = find_cpu_counter(cgroups.plan, cgroups.node_dirs)
         if "cgroup.kill" not in cgroups.optional:
             cgroups._kill_index = None
         if cgroups._memory is not None:
@@ -577,18 +551,6 @@ class Cgroups:
                     if entry.is_dir(follow_symlinks=False) and entry.path not in live:
                         found.append(entry.path)
         return sorted(found)
-
-
-def _find_cpu_counter(plan: list[Hierarchy], node_dirs: list[str]) -> tuple[int, str] | None:
-    """The hierarchy whose groups count CPU time, and its file: v2 first, as it counts in
-    every group; a v1 tree counts if cpuacct is mounted with it (its node dir has the file)."""
-    found = [
-        (index, name)
-        for index, (hierarchy, node_dir) in enumerate(zip(plan, node_dirs, strict=True))
-        for name in (V2_CPU_COUNTER if hierarchy.version == 2 else V1_CPU_COUNTER,)
-        if os.path.exists(f"{node_dir}/{name}")
-    ]
-    return min(found, key=lambda item: plan[item[0]].version != 2, default=None)
 
 
 def _pids_in(directory: str) -> list[int]:

@@ -25,7 +25,6 @@ from hpcbatch_agent.cgroups import (
     limit_writes,
     node_dir_name,
     order_writes,
-    parse_cpu_usage_ns,
     parse_mountinfo,
     parse_oom_kills,
     parse_proc_cgroup,
@@ -33,6 +32,7 @@ from hpcbatch_agent.cgroups import (
     plan_hierarchies,
     version_of,
 )
+from hpcbatch_agent.cpucounters import parse_cpu_usage_ns
 
 from hpcbatch.head.agents import _enforcement
 
