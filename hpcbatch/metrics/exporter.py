@@ -161,8 +161,12 @@ class HeadMetrics:
         if self._state is None:
             return
         now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-        self._snapshot = build_snapshot(self._state, self._sessions, now)
         self._built_at = time.monotonic()
+        try:
+            self._snapshot = build_snapshot(self._state, self._sessions, now)
+        except Exception:  # the last snapshot stays; the loop goes on
+            log.exception("metrics: building the snapshot failed")
+            self.collector_errors.labels("loop").inc()
 
     def batch_committed(
         self, journal: Iterable[JournalEntry], pass_s: float | None, commit_s: float | None

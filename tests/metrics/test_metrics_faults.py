@@ -161,3 +161,12 @@ def test_scrapes_across_a_head_restart_are_whole_or_refused(tmp_path: Path) -> N
         assert head.describe(job)["status"] == "RUNNING"
     finally:
         head.cleanup()
+
+
+def test_a_snapshot_that_cannot_be_built_never_stops_the_loop() -> None:
+    metrics = HeadMetrics()
+    metrics.attach(object(), {})  # type: ignore[arg-type]  # no State: building it raises
+    metrics.batch_committed([], 0.001, 0.002)  # does not raise
+    metrics.refresh()
+    assert metrics.collector_errors.labels("loop")._value.get() == 2
+    assert metrics.pass_time._sum.get() == 0.001  # what came before the failure is counted
