@@ -5,6 +5,7 @@ the slots' cgroup counters (on this hybrid host: a v1 cpuacct tree of its own) o
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from agent_harness import DEADLINE_S, AgentProcess, Client, poll_until
 from hpcbatch_agent import protocol as p
 from hpcbatch_agent.cgroups import Cgroups, parse_mountinfo
 from hpcbatch_agent.cpumeter import stat_cpu_ticks
+from hpcbatch_agent.slots import SlotPool
 
 SPIN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
 BUSY_S = 1.5
@@ -146,6 +148,41 @@ def test_an_adopted_job_counts_from_its_adoption_only(
     total = beats.cpu_s()
     assert 0.2 < total <= 3.0 - 1.0 + 0.3, beats.values
     beats.client.close()
+
+
+def test_slots_count_through_v2_cpu_stat_across_reuse(host: Cgroups, tmp_path: Path) -> None:
+    """With the v2 tree kept (as for GPU eBPF filters), v2's cpu.stat counts, even on a
+    hybrid host whose v2 tree has no controllers: a busy process in a slot adds its time,
+    and a sleeping one in the same slot, reused, adds nearly nothing."""
+    cgroups = Cgroups.detect("cpu-v2", str(tmp_path), keep_unified=True)
+    if cgroups.v2_index is None:
+        pytest.skip("no usable cgroup v2 tree here")
+    assert cgroups.cpu_counter == (cgroups.v2_index, "cpu.stat")
+    pool = SlotPool(cgroups)
+    try:
+        busy = _run_in_slot(pool, spin(0.5))
+        assert 0.3 <= busy / 1e9 < 1.3
+        asleep = _run_in_slot(pool, ["sleep", "0.5"])
+        assert 0 <= asleep / 1e9 < 0.2
+        assert pool._next_index == 1  # one slot, reused
+    finally:
+        pool.close(2.0)
+
+
+def _run_in_slot(pool: SlotPool, command: list[str]) -> int:
+    """Run ``command`` in a slot of the pool (joining every hierarchy through
+    cgroup.procs) to its end; what ``cpu_done_ns`` gained when the slot came back."""
+    slot = pool.acquire(1, 0)
+    before = pool.cpu_done_ns
+
+    def join() -> None:
+        for directory in slot.dirs:
+            Path(directory, "cgroup.procs").write_text("0")
+
+    subprocess.run(command, preexec_fn=join, check=True, timeout=DEADLINE_S)
+    poll_until(lambda: pool.cgroups.is_empty(slot.dirs), what="the slot to empty")
+    pool.finish(slot, None, 0)
+    return pool.cpu_done_ns - before
 
 
 def _mountinfo() -> str:
