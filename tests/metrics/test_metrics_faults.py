@@ -15,6 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hpcbatch.core.state import State
 from hpcbatch.head.listener import bind_listener
 from hpcbatch.metrics.exporter import HeadMetrics
 from hpcbatch.metrics.server import MetricsServer
@@ -170,3 +171,53 @@ def test_a_snapshot_that_cannot_be_built_never_stops_the_loop() -> None:
     metrics.refresh()
     assert metrics.collector_errors.labels("loop")._value.get() == 2
     assert metrics.pass_time._sum.get() == 0.001  # what came before the failure is counted
+
+
+class Blocking:
+    """A collector that holds its scrape until released."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def collect(self) -> list[object]:
+        self.entered.set()
+        assert self.release.wait(30)
+        return []
+
+
+def test_a_slow_scrape_never_holds_up_the_loop_side(tmp_path: Path) -> None:
+    """While a scrape is stuck in a collector, what the loop calls (counting a batch, a new
+    snapshot) and what the API calls (a request) finish at once: they share no lock with it."""
+    metrics = HeadMetrics()
+    blocking = Blocking()
+    metrics.add_collector("slow", blocking)
+    metrics.attach(State(), {})
+    listener = bind_listener("127.0.0.1:0")
+    server = MetricsServer(listener.sock, metrics.registry)
+    server.start()
+    answers: list[int] = []
+    scraper = threading.Thread(
+        target=lambda: answers.append(httpx.get(f"{listener.url}/metrics", timeout=30).status_code)
+    )
+    try:
+        scraper.start()
+        assert blocking.entered.wait(10)
+        done = threading.Event()
+
+        def loop_side() -> None:
+            metrics.batch_committed([], 0.001, 0.001)
+            metrics.refresh()
+            metrics.commands_sent(0.001)
+            metrics.request_done("SubmitJob", 200, 0.001)
+            done.set()
+
+        threading.Thread(target=loop_side).start()
+        assert done.wait(5), "the loop's side waited for a scrape"
+        assert not answers  # the scrape is still held
+    finally:
+        blocking.release.set()
+        scraper.join()
+        server.stop()
+        listener.close()
+    assert answers == [200]
