@@ -1,0 +1,66 @@
+"""Scrapes while a 10,000-child array bursts through a real head answer whole, and the counters
+end exact."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.head.headproc import wait_for
+from tests.metrics.scrape import metrics_head, scrape, value
+
+CHILDREN = 10_000
+
+
+@pytest.mark.slow
+def test_scrapes_during_a_10000_child_burst_answer_whole(tmp_path: Path) -> None:
+    head, url = metrics_head(tmp_path / "head", nodes=1, vcpus=32, memory=65536)
+    statuses: list[int] = []
+    depths: list[float] = []
+    stop = threading.Event()
+
+    def scraper() -> None:
+        with httpx.Client(timeout=10) as client:
+            while not stop.wait(0.2):
+                response = client.get(url)
+                statuses.append(response.status_code)
+                families = {f.name: f for f in text_string_to_metric_families(response.text)}
+                depths.append(sum(s.value for s in families["hpcbatch_queue_jobs"].samples))
+
+    try:
+        head.start()
+        thread = threading.Thread(target=scraper)
+        thread.start()
+        try:
+            job = head.batch().submit_job(
+                jobName="burst",
+                jobQueue="default",
+                jobDefinition="default",
+                arrayProperties={"size": CHILDREN},
+                containerOverrides={"command": ["true"]},
+            )["jobId"]
+            head.wait_status(job, "SUCCEEDED", timeout=300)
+
+            def counted() -> bool:
+                f = scrape(url)
+                return (
+                    value(f, "hpcbatch_jobs_finished", queue="default", status="SUCCEEDED")
+                    == CHILDREN
+                )
+
+            wait_for(counted, 10, "10,000 children counted")
+        finally:
+            stop.set()
+            thread.join()
+        assert set(statuses) == {200}
+        assert max(depths) > 0  # scrapes saw the children queued
+        assert all(0 <= d <= CHILDREN for d in depths)
+        families = scrape(url)
+        assert value(families, "hpcbatch_jobs_submitted", queue="default") == CHILDREN
+        assert value(families, "hpcbatch_attempts", queue="default") == CHILDREN
+    finally:
+        head.cleanup()
