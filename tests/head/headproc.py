@@ -102,9 +102,7 @@ class HeadProcess:
             "warning",
         ]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env
-            )
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         wait_for(self._healthy, 30, f"head to answer (log: {self.log})")
         return self
 
@@ -165,6 +163,21 @@ class HeadProcess:
         response = httpx.post(f"{self.endpoint}/v1/describejobs", json={"jobs": [job_id]})
         response.raise_for_status()
         return dict(response.json()["jobs"][0])
+
+    def story(self, parent: str, nodes: int = 0) -> str:
+        """What a failed test needs to say where a job stood: the job (and its ``nodes`` node
+        jobs), the head's log tail and each LOCAL agent's log tail."""
+        ids = [parent] + [f"{parent}#{index}" for index in range(nodes)]
+        lines = []
+        for job_id in ids:
+            job = self.raw_describe(job_id)
+            lines.append(
+                f"{job_id}: {job['status']} {job.get('statusReason')} {job.get('hpcbatch')}"
+            )
+        lines.append("head.log:\n" + "\n".join(self.log.read_text().splitlines()[-30:]))
+        for log in sorted((self.data_dir / "agents").glob("*/agent.log")):
+            lines.append(f"{log}:\n" + "\n".join(log.read_text().splitlines()[-20:]))
+        return "\n".join(lines)
 
     def wait_status(self, job_id: str, *statuses: str, timeout: float = 30.0) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:

@@ -166,20 +166,6 @@ def _unread_bytes(pid: int) -> int:
     return sum(int(fields[2]) for fields in lines if len(fields) > 2 and fields[2].isdigit())
 
 
-def _story(head: HeadProcess, parent: str) -> str:
-    """The gang's nodes, the head's log and each agent's log tail: what a failure needs."""
-    lines = []
-    for index in range(2):
-        job = head.raw_describe(f"{parent}#{index}")
-        lines.append(
-            f"node {index}: {job['status']} {job.get('statusReason')} {job.get('hpcbatch')}"
-        )
-    lines.append("head.log:\n" + "\n".join(head.log.read_text().splitlines()[-30:]))
-    for log in sorted((head.data_dir / "agents").glob("*/agent.log")):
-        lines.append(f"{log}:\n" + "\n".join(log.read_text().splitlines()[-20:]))
-    return "\n".join(lines)
-
-
 def test_a_main_node_held_at_the_barrier_across_a_restart_gets_the_gang_s_key(
     head: HeadProcess, tmp_path: Path
 ) -> None:
@@ -215,7 +201,7 @@ def test_a_main_node_held_at_the_barrier_across_a_restart_gets_the_gang_s_key(
     try:  # once in a CI-like run this did not end within 30 s: say where it stood
         done = head.wait_status(parent, "SUCCEEDED", "FAILED", timeout=60)
     except AssertionError as error:
-        raise AssertionError(f"{error}\n{_story(head, parent)}") from None
+        raise AssertionError(f"{error}\n{head.story(parent, nodes=2)}") from None
     assert done["status"] == "SUCCEEDED", done.get("statusReason")
     noted = sorted(p.read_text().strip() for p in after.iterdir())
     assert noted == [f"{parent}#0", f"{parent}#1"]

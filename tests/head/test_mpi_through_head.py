@@ -59,7 +59,7 @@ def test_submit_nodes_mpirun_runs_one_rank_per_node_with_no_flag(
                           "--", *command)  # fmt: skip
     parent = submitted.stdout.strip()
     log = _hpcbatch(head, "logs", f"{parent}#0").stdout
-    assert submitted.returncode == 0, (submitted.stderr, log)
+    assert submitted.returncode == 0, (submitted.stderr, log, head.story(parent, nodes=2))
     text = log.replace("}{", "}\n{")  # Hydra may glue two ranks' lines
     ranks = sorted(
         (json.loads(line) for line in text.splitlines() if line.startswith('{"rank"')),
