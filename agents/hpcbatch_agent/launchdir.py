@@ -25,8 +25,8 @@ import stat
 from collections.abc import Mapping
 
 from .mpienv import KEY_FILE_NAME, LAUNCHER_NAME, gang_files
-from .protocol import LAUNCH_KEY_RE
 from .spool import safe_name
+from .wirevalues import LAUNCH_KEY_RE
 
 LAUNCH = "launch"
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

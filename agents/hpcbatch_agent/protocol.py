@@ -23,9 +23,17 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NotRequired, TypedDict
+
+from .wirevalues import (
+    GPU_ID_RULE,
+    MAX_LOG_OFFSET,
+    MAX_TIMEOUT_S,
+    attempt_value_problem,
+    in_range,
+    is_gpu_id,
+)
 
 PROTOCOL_VERSION = 1
 AGENT_VERSION = "0.1.0"
@@ -185,13 +193,7 @@ def _is_cgroups(value: Any) -> bool:
     return value in ("none", "v1", "v2")
 
 
-GPU_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-GPU_ID_RULE = "1 to 128 characters of A-Z a-z 0-9 . _ : -"
 GPU_ISOLATIONS = ("devices", "env")
-
-
-def is_gpu_id(value: Any) -> bool:
-    return isinstance(value, str) and GPU_ID_RE.fullmatch(value) is not None
 
 
 def gpu_id(gpu: GpuInfo) -> str:
@@ -284,90 +286,6 @@ def _check_items(items: list[Any], fields: Mapping[str, Checker], where: str) ->
         _check_fields(item, fields, f"{where}[{index}]")
 
 
-# --- the rules on values, beyond their types -----------------------------------------------
-# Each is a reason or None. A NUL byte cannot cross into argv, the environment, a path or a
-# user name (the OS refuses it), so it is refused here, where it can be named.
-
-MAX_LOG_OFFSET = 2**62
-MAX_TIMEOUT_S = 2**31  # about 68 years: far beyond any job, far below any overflow
-MAX_VCPUS = 2**20
-MAX_MEMORY_MIB = 2**40
-
-
-def _no_nul(name: str, value: str) -> str | None:
-    return f"'{name}' must not contain a NUL byte" if "\0" in value else None
-
-
-def _in_range(name: str, value: int, low: int, high: int) -> str | None:
-    if low <= value <= high:
-        return None
-    return f"'{name}' must be from {low} to {high}, not {value}"
-
-
-def _env_problem(env: dict[str, str]) -> str | None:
-    for key, value in env.items():
-        if not key or "=" in key or "\0" in key:
-            return f"'env' names must be non-empty, without '=' or a NUL byte: {key!r}"
-        if "\0" in value:
-            return f"'env' value of {key!r} must not contain a NUL byte"
-    return None
-
-
-def _attempt_value_problem(spec: dict[str, Any]) -> str | None:
-    """Why a well-typed attempt cannot run, naming the field and the rule; or None."""
-    if not spec["attempt_id"]:
-        return "'attempt_id' must not be empty"
-    checks = (
-        _no_nul("attempt_id", spec["attempt_id"]),
-        next((_no_nul("command", arg) for arg in spec["command"] if "\0" in arg), None),
-        _env_problem(spec["env"]),
-        _no_nul("cwd", spec["cwd"]) if spec["cwd"] is not None else None,
-        _user_problem(spec),
-        _launch_key_problem(spec),
-        _in_range("timeout_s", spec["timeout_s"], 0, MAX_TIMEOUT_S)
-        if spec["timeout_s"] is not None
-        else None,
-        _in_range("vcpus", spec["vcpus"], 0, MAX_VCPUS),
-        _in_range("memory_mib", spec["memory_mib"], 0, MAX_MEMORY_MIB),
-        _gpus_problem(spec["gpus"]),
-    )
-    return next((problem for problem in checks if problem is not None), None)
-
-
-def _gpus_problem(gpus: list[Any]) -> str | None:
-    seen: set[str] = set()
-    for gpu in gpus:
-        if not is_gpu_id(gpu):
-            return f"'gpus' must list GPU ids ({GPU_ID_RULE}), not {gpu!r}"
-        if gpu in seen:
-            return f"'gpus' must not list GPU {gpu!r} twice"
-        seen.add(gpu)
-    return None
-
-
-LAUNCH_KEY_RE = re.compile(r"[0-9a-f]{64}")
-
-
-def _launch_key_problem(spec: dict[str, Any]) -> str | None:
-    key = spec.get("launch_key")
-    if key is None:
-        return None
-    if not isinstance(key, str) or not LAUNCH_KEY_RE.fullmatch(key):
-        return "'launch_key' must be 64 lowercase hex digits (a 256-bit secret) or null"
-    return None
-
-
-def _user_problem(spec: dict[str, Any]) -> str | None:
-    if "user" not in spec:
-        return None
-    user = spec["user"]
-    if not isinstance(user, str):
-        return f"'user' must be a string, not {type(user).__name__}"
-    if not user:
-        return "'user' must not be empty (omit it to run as the agent's own user)"
-    return _no_nul("user", user)
-
-
 def attempt_problem(item: Any, where: str) -> str | None:
     """Why one attempt of a launch cannot run (its types, then its values), or None.
 
@@ -376,13 +294,13 @@ def attempt_problem(item: Any, where: str) -> str | None:
         _check_fields(item, ATTEMPT_FIELDS, where)
     except MessageError as exc:
         return exc.reason
-    problem = _attempt_value_problem(item)
+    problem = attempt_value_problem(item)
     return None if problem is None else f"malformed message: {where}: {problem}"
 
 
 def read_log_problem(message: Message) -> str | None:
     """Why a well-typed read_log cannot be served (its offset or size), or None."""
-    return _in_range("offset", message["offset"], 0, MAX_LOG_OFFSET) or _in_range(
+    return in_range("offset", message["offset"], 0, MAX_LOG_OFFSET) or in_range(
         "max_bytes", message["max_bytes"], 0, MAX_LOG_OFFSET
     )
 
@@ -646,6 +564,7 @@ __all__ = [
     "attempt_spec",
     "attempt_update",
     "MAX_LOG_OFFSET",
+    "MAX_TIMEOUT_S",
     "attempt_problem",
     "check_agent_message",
     "check_head_envelope",

@@ -31,7 +31,7 @@ from hpcbatch.transport.base import AgentLink
 log = logging.getLogger("hpcbatch.agents")
 
 LOG_TIMEOUT_S = 10.0
-MAX_LOG_OFFSET = 2**62
+MAX_LOG_OFFSET = protocol.MAX_LOG_OFFSET  # the agent's bound, one definition
 MAX_LOG_CHUNK = 16 * 1024 * 1024
 LOCAL_ADDRESS = "127.0.0.1"  # where a LOCAL agent is reached when its profile names none
 MAX_PORT = 65535
