@@ -42,15 +42,20 @@ import hashlib
 import os
 import signal
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from .cgroupfiles import KeptFiles
+from .cgroupmounts import CONTROLLERS as CONTROLLERS
+from .cgroupmounts import DEVICES as DEVICES
+from .cgroupmounts import Hierarchy as Hierarchy
+from .cgroupmounts import Mount as Mount
+from .cgroupmounts import parse_mountinfo as parse_mountinfo
+from .cgroupmounts import parse_proc_cgroup as parse_proc_cgroup
+from .cgroupmounts import unescape_mount_path as unescape_mount_path
+from .cgroupmounts import v2_mount as v2_mount
 from .cpucounters import CPUACCT, cpuacct_mount_path, find_cpu_counter, parse_cpu_usage_ns
 from .procfs import read_head
 from .spool import safe_name
 
-CONTROLLERS = ("memory", "cpu", "pids")
-DEVICES = "devices"  # not a limit: gpudevices.py's GPU rules
 CPU_PERIOD_US = 100_000
 DEFAULT_PIDS_MAX = 4096
 OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
@@ -69,70 +74,6 @@ LIMIT_FILES = {
 
 
 # --- pure detection ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Mount:
-    """One cgroup mount from mountinfo: v2 (``cgroup2``) or v1 with its controllers."""
-
-    path: str
-    version: int
-    controllers: frozenset[str]  # v1: the controllers named in the super options
-
-
-@dataclass(frozen=True)
-class Hierarchy:
-    path: str  # the mount point; the node dir goes under it
-    version: int
-    controllers: tuple[str, ...]  # of CONTROLLERS, enforced through this hierarchy
-    home: str = ""  # v1: the agent's own cgroup dir, once the probe moved its thread and back
-
-
-def unescape_mount_path(text: str) -> str:
-    # mountinfo writes space, tab, newline and backslash as \040, \011, \012, \134.
-    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-        text = text.replace(code, char)
-    return text
-
-
-def parse_mountinfo(text: str) -> list[Mount]:
-    """The cgroup mounts listed in /proc/self/mountinfo, in order."""
-    mounts: list[Mount] = []
-    for line in text.splitlines():
-        fields = line.split()
-        if " - " not in line or len(fields) < 5:
-            continue
-        after = line.split(" - ", 1)[1].split()
-        if len(after) < 3:
-            continue
-        fstype, options = after[0], after[2].split(",")
-        point = unescape_mount_path(fields[4])
-        if fstype == "cgroup2":
-            mounts.append(Mount(point, 2, frozenset()))
-        elif fstype == "cgroup":
-            kept = (*CONTROLLERS, DEVICES, CPUACCT)
-            mounts.append(Mount(point, 1, frozenset(o for o in options if o in kept)))
-    return mounts
-
-
-def parse_proc_cgroup(text: str) -> dict[str, str]:
-    """/proc/self/cgroup as {controller: path}; the v2 hierarchy's key is ""."""
-    found: dict[str, str] = {}
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, names, path = parts
-        for name in names.split(",") if names else [""]:
-            found.setdefault(name, path)
-    return found
-
-
-def v2_mount(mounts: Iterable[Mount], proc_cgroup: dict[str, str]) -> Mount | None:
-    """The unified hierarchy this process belongs to, if it is mounted."""
-    if "" not in proc_cgroup:
-        return None
-    return next((m for m in mounts if m.version == 2), None)
 
 
 def plan_hierarchies(
