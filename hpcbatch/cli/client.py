@@ -5,6 +5,10 @@ Vocabulary:
   ``unix:///path/to/socket`` (``unix:/path`` too, the form ``hpcbatch head --listen`` takes).
 - **operation**: an AWS Batch action (``SubmitJob``), always ``POST /v1/<name lower-cased>``.
 - **route**: one of hpcbatch's own paths under ``/hpcbatch/v1`` (nodes, logs, history, health).
+- **settings**: credentials, region and CA bundle (:mod:`hpcbatch.cli.credentials`). A request
+  to an http(s) endpoint is signed with SigV4 (:mod:`hpcbatch.cli.signing`) when there are
+  credentials, and sent unsigned otherwise (a loopback head knows the caller from the kernel);
+  a unix-socket endpoint never signs: the head reads the caller's uid from the socket.
 
 Failures map onto the one error hierarchy of :mod:`hpcbatch.errors`, which main() turns into
 exit codes: ``ClientError`` (HTTP 4xx, AWS ``ClientException``), ``ServerError`` (HTTP 5xx or an
@@ -19,19 +23,27 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpcbatch.cli.wire import Connection, Response, WireProtocolError
 from hpcbatch.errors import ClientError, HpcbatchError, ServerError, TransportError
 
+if TYPE_CHECKING:
+    from hpcbatch.cli.credentials import Settings
+
 Json = dict[str, Any]
 Query = Mapping[str, str | int | Sequence[str]]
 
-DEFAULT_ENDPOINT = "http://127.0.0.1:7650"
+DEFAULT_ENDPOINT = "unix:///run/hpcbatch/head.sock"
 ENDPOINT_ENV = "HPCBATCH_ENDPOINT"
 STRICT_HEADER = "x-hpcbatch-strict"
 DEFAULT_TIMEOUT_S = 60.0
 USER_AGENT = "hpcbatch-cli/0.1"
+MISSING_AUTH_HINT = (
+    "hint: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile (--profile, "
+    "AWS_PROFILE, ~/.aws/credentials); an admin issues keys with "
+    "'hpcbatch users add NAME --unix-user USER'"
+)
 
 
 class HeadUnreachableError(TransportError):
@@ -67,10 +79,13 @@ def parse_endpoint(endpoint: str) -> tuple[str, str, str]:
 class Client:
     """One keep-alive connection to the head, reopened when the head drops it."""
 
-    def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S, settings: Settings | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.scheme, self.address, self.prefix = parse_endpoint(endpoint)
         self.timeout = timeout
+        self.settings = None if self.scheme == "unix" else settings
         self._conn: Connection | None = None
         self._used = False  # a reused connection may have been closed by the head meanwhile
 
@@ -112,14 +127,33 @@ class Client:
     ) -> Json:
         target = self.prefix + path
         if query:
-            target += "?" + urllib.parse.urlencode(query, doseq=True)
+            # %20, not '+': SigV4's canonical query string is exactly this encoding.
+            target += "?" + urllib.parse.urlencode(query, doseq=True, quote_via=urllib.parse.quote)
         data = None if body is None else json.dumps(body).encode()
         all_headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if data is not None:
             all_headers["Content-Type"] = "application/json"
         all_headers.update(headers or {})
+        all_headers = self._signed(method, target, data, all_headers)
         response = self._exchange(method, target, data, all_headers)
-        return decode_reply(response.status, response.headers, response.body)
+        try:
+            return decode_reply(response.status, response.headers, response.body)
+        except ClientError as exc:
+            if exc.aws_type == "MissingAuthenticationTokenException":
+                exc.message += "\n" + MISSING_AUTH_HINT
+            raise
+
+    def _signed(
+        self, method: str, target: str, data: bytes | None, headers: dict[str, str]
+    ) -> dict[str, str]:
+        credentials = self.settings.credentials if self.settings else None
+        if self.settings is None or credentials is None:
+            return headers
+        from hpcbatch.cli.signing import sign
+
+        host = self._connection().host_header  # the Host the wire sends is the one signed
+        url = f"{self.scheme}://{host}{target}"
+        return sign(credentials, self.settings.region, method, url, {"Host": host, **headers}, data)
 
     def _exchange(
         self, method: str, target: str, data: bytes | None, headers: dict[str, str]
@@ -152,7 +186,8 @@ class Client:
     def _connection(self) -> Connection:
         if self._conn is None:
             self._used = False
-            self._conn = Connection(self.scheme, self.address, self.timeout)
+            ca_bundle = self.settings.ca_bundle if self.settings else None
+            self._conn = Connection(self.scheme, self.address, self.timeout, ca_bundle)
         return self._conn
 
 
@@ -160,6 +195,9 @@ def describe_os_error(exc: BaseException) -> str:
     """A short, human reason: 'Connection refused' rather than a repr with errno noise."""
     if isinstance(exc, TimeoutError):
         return "timed out"
+    verify_message = getattr(exc, "verify_message", None)  # ssl.SSLCertVerificationError
+    if verify_message:
+        return f"certificate verify failed: {verify_message}"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__

@@ -1,8 +1,9 @@
-"""What every command receives besides its own arguments: the endpoint, the output mode and a
-lazily opened client, plus the exit codes scripts can rely on.
+"""What every command receives besides its own arguments: the endpoint, the output mode, the
+signing options (``--profile``, ``--region``, ``--ca-bundle``) and a lazily opened client, plus
+the exit codes scripts can rely on.
 
-The client is created on first use so that ``--help`` and the ``head`` command never import
-``http.client`` at all.
+The client is created on first use so that ``--help`` and the ``head`` command never import the
+client at all, and credentials are looked up only then, only for an http(s) endpoint.
 """
 
 from __future__ import annotations
@@ -34,18 +35,40 @@ exit codes:
 
 class Context:
     # A plain class, not a dataclass: importing dataclasses alone costs ~10 ms at startup.
-    def __init__(self, endpoint: str, json_output: bool = False) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        json_output: bool = False,
+        profile: str | None = None,
+        region: str | None = None,
+        ca_bundle: str | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.json_output = json_output
+        self.profile = profile
+        self.region = region
+        self.ca_bundle = ca_bundle
         self._client: Client | None = None
 
     @property
     def client(self) -> Client:
         if self._client is None:
-            from hpcbatch.cli.client import Client
-
-            self._client = Client(self.endpoint)
+            self._client = self.make_client()
         return self._client
+
+    def make_client(self, timeout: float | None = None) -> Client:
+        """A new client for this endpoint, signing when it is http(s) and credentials exist.
+        Raises ``CredentialsError`` when a profile named cannot be found or read."""
+        from hpcbatch.cli.client import DEFAULT_TIMEOUT_S, Client, parse_endpoint
+
+        settings = None
+        if parse_endpoint(self.endpoint)[0] != "unix":
+            import os
+
+            from hpcbatch.cli.credentials import resolve
+
+            settings = resolve(os.environ, self.profile, self.region, self.ca_bundle)
+        return Client(self.endpoint, timeout or DEFAULT_TIMEOUT_S, settings)
 
     def close(self) -> None:
         if self._client is not None:

@@ -2,8 +2,9 @@
 
 Everything after the first ``--`` is a job's command line (``submit``, ``job-definitions
 register``) and is split off before argparse sees it, so a command's own flags (``-n``, ``-v``)
-are never mistaken for ours. ``--endpoint`` and ``--output`` are accepted before or after the
-command name; their defaults are resolved here, once.
+are never mistaken for ours. The global options (``--endpoint``, ``--output``, ``--profile``,
+``--region``, ``--ca-bundle``) are accepted before or after the command name; the endpoint's
+default is resolved here, once (credentials only when a request is about to be sent).
 """
 
 from __future__ import annotations
@@ -73,8 +74,29 @@ def common_options() -> argparse.ArgumentParser:
         "-e",
         default=argparse.SUPPRESS,
         metavar="URL",
-        help="head endpoint: http://HOST:PORT or unix:///PATH "
-        "(default: $HPCBATCH_ENDPOINT, else http://127.0.0.1:7650)",
+        help="head endpoint: unix:///PATH, http://HOST:PORT or https://HOST:PORT "
+        "(default: $HPCBATCH_ENDPOINT, else unix:///run/hpcbatch/head.sock)",
+    )
+    group.add_argument(
+        "--profile",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help="sign http(s) requests with this profile's keys from ~/.aws/credentials "
+        "(default: $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY, else $AWS_PROFILE, else default)",
+    )
+    group.add_argument(
+        "--region",
+        default=argparse.SUPPRESS,
+        metavar="REGION",
+        help="the head's signing region (default: $HPCBATCH_REGION, $AWS_REGION, "
+        "$AWS_DEFAULT_REGION, the profile's region, else local)",
+    )
+    group.add_argument(
+        "--ca-bundle",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="CA certificates to verify an https head with (default: $AWS_CA_BUNDLE, "
+        "the profile's ca_bundle, else the system's)",
     )
     group.add_argument(
         "--output",
@@ -83,14 +105,33 @@ def common_options() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="table for people (default) or json: the raw API response",
     )
+    group.add_argument(
+        "--json",
+        dest="output",
+        action="store_const",
+        const="json",
+        default=argparse.SUPPRESS,
+        help="the same as --output json",
+    )
     return common
+
+
+GLOBAL_OPTIONS_WITH_VALUE = (
+    "--endpoint",
+    "-e",
+    "--output",
+    "-o",
+    "--profile",
+    "--region",
+    "--ca-bundle",
+)
 
 
 def command_name(argv: list[str]) -> str | None:
     """The command word, skipping the global options (and their values) that may precede it."""
     tokens = iter(argv)
     for token in tokens:
-        if token in ("--endpoint", "-e", "--output", "-o"):
+        if token in GLOBAL_OPTIONS_WITH_VALUE:
             next(tokens, None)
         elif not token.startswith("-"):
             return token
@@ -150,7 +191,13 @@ def make_context(args: argparse.Namespace) -> Context | int:
         except EndpointError as exc:
             warn(f"hpcbatch: error: {exc}")
             return EXIT_USAGE
-    return Context(endpoint=endpoint, json_output=getattr(args, "output", "table") == "json")
+    return Context(
+        endpoint=endpoint,
+        json_output=getattr(args, "output", "table") == "json",
+        profile=getattr(args, "profile", None),
+        region=getattr(args, "region", None),
+        ca_bundle=getattr(args, "ca_bundle", None),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,10 +216,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def dispatch(handler: Handler, args: argparse.Namespace, ctx: Context) -> int:
     from hpcbatch.cli.client import HeadUnreachableError
+    from hpcbatch.cli.credentials import CredentialsError
     from hpcbatch.errors import ClientError, HpcbatchError
 
     try:
         return handler(args, ctx)
+    except CredentialsError as exc:
+        warn(f"hpcbatch: error: {exc.message}")
+        return EXIT_USAGE
     except HeadUnreachableError as exc:
         warn(f"error: {exc.message}")
         return EXIT_UNREACHABLE

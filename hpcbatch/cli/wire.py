@@ -8,13 +8,22 @@ encoding or connection close. That is all this module does.
 Vocabulary: a **connection** is one socket to the head, reused across requests until either
 side closes it; a **response** is status, headers (names lower-cased) and the whole body.
 Failures: ``OSError`` (socket level; ``ConnectionResetError`` when the head closed the
-connection before answering) or ``WireProtocolError`` (the bytes are not HTTP).
+connection before answering; ``ssl.SSLCertVerificationError`` when an https head's certificate
+fails verification; :class:`CABundleError` when the CA bundle cannot be loaded) or
+``WireProtocolError`` (the bytes are not HTTP).
+
+TLS (https): the certificate is always verified, against the CA bundle given (that file alone,
+as the aws CLI does with ``AWS_CA_BUNDLE``), else the system's CAs; ``ssl`` is imported only
+then (~9 ms).
 """
 
 from __future__ import annotations
 
 import socket
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+
+if TYPE_CHECKING:
+    import ssl
 
 MAX_LINE = 65536
 MAX_HEADERS = 200
@@ -22,6 +31,10 @@ MAX_HEADERS = 200
 
 class WireProtocolError(Exception):
     """The peer answered something that is not a well-formed HTTP/1.x response."""
+
+
+class CABundleError(OSError):
+    """The CA bundle named for an https endpoint cannot be loaded."""
 
 
 class Response(NamedTuple):
@@ -34,10 +47,13 @@ class Response(NamedTuple):
 class Connection:
     """``scheme`` is http, https or unix; ``address`` is HOST:PORT or the socket path."""
 
-    def __init__(self, scheme: str, address: str, timeout: float) -> None:
+    def __init__(
+        self, scheme: str, address: str, timeout: float, ca_bundle: str | None = None
+    ) -> None:
         self.scheme = scheme
         self.address = address
         self.timeout = timeout
+        self.ca_bundle = ca_bundle
         self.host_header = "localhost" if scheme == "unix" else address
         self._sock: socket.socket | None = None
         self._file: BinaryIO | None = None
@@ -60,7 +76,9 @@ class Connection:
         if self._sock is None:
             self._connect()
         assert self._sock is not None and self._file is not None
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host_header}"]
+        lines = [f"{method} {target} HTTP/1.1"]
+        if not any(name.lower() == "host" for name in headers):  # a signed request brings its own
+            lines.append(f"Host: {self.host_header}")
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if body is not None or method in ("POST", "PUT"):
             lines.append(f"Content-Length: {len(body or b'')}")
@@ -79,13 +97,25 @@ class Connection:
                 raise
         else:
             host, port = split_host_port(self.address, 443 if self.scheme == "https" else 80)
+            context = self._tls_context() if self.scheme == "https" else None
             sock = socket.create_connection((host, port), timeout=self.timeout)
-            if self.scheme == "https":
-                import ssl  # only https pays for it
-
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+            if context is not None:
+                try:
+                    sock = context.wrap_socket(sock, server_hostname=host)
+                except OSError:
+                    sock.close()
+                    raise
         self._sock = sock
         self._file = sock.makefile("rb")
+
+    def _tls_context(self) -> ssl.SSLContext:
+        import ssl  # only https pays for it
+
+        try:
+            return ssl.create_default_context(cafile=self.ca_bundle)
+        except OSError as exc:  # ssl.SSLError is one too: a file that holds no certificate
+            reason = exc.strerror or str(exc)
+            raise CABundleError(f"cannot load the CA bundle {self.ca_bundle}: {reason}") from exc
 
 
 def split_host_port(netloc: str, default_port: int) -> tuple[str, int]:

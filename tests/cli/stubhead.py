@@ -4,6 +4,12 @@ It records every request (method, path, headers, JSON body) and answers from a s
 sets up: ``stub.on("POST", "/v1/submitjob", {...})`` queues one answer (the last one repeats),
 ``stub.fail(...)`` answers an AWS-shaped error. Anything unscripted gets a 404 ClientException,
 so a test never passes because of a default it did not mean.
+
+With ``stub.keys`` set ({access key id: secret}) it checks every signed request as a head would
+(:mod:`tests.cli.sigcheck`, from the raw bytes received), records who signed it in
+``Recorded.signer`` and refuses a bad signature with AWS's 403; ``stub.require_signature``
+refuses unsigned requests too (``MissingAuthenticationTokenException``).
+``tls_server`` serves https with a given certificate.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import http.server
 import json
 import socketserver
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +34,9 @@ class Recorded:
     path: str  # the raw path, query string included
     headers: dict[str, str]
     body: Any
+    raw_body: bytes = b""
+    signer: str | None = None  # the access key id of a verified signature
+    header_lines: tuple[tuple[str, str], ...] = ()  # as received, repeats included
 
     @property
     def route(self) -> str:
@@ -39,6 +49,9 @@ class StubHead:
         self._script: dict[tuple[str, str], list[Answer | Callable[[Recorded], Answer]]] = {}
         self._lock = threading.Lock()
         self.endpoint = ""
+        self.keys: dict[str, str] = {}
+        self.region = "local"
+        self.require_signature = False
 
     def on(
         self, method: str, route: str, *answers: dict[str, Any] | Callable[[Recorded], Answer]
@@ -56,9 +69,37 @@ class StubHead:
         with self._lock:
             return [r for r in self.requests if route is None or r.route == route]
 
+    def authenticate(self, recorded: Recorded) -> Answer | None:
+        """None when the request may proceed (``recorded.signer`` set if it was signed)."""
+        from tests.cli.sigcheck import SignatureRefused, verify
+
+        if "authorization" not in recorded.headers:
+            if not self.require_signature:
+                return None
+            return 403, {
+                "__type": "MissingAuthenticationTokenException",
+                "message": "Missing Authentication Token",
+            }
+        try:
+            verified = verify(
+                recorded.method,
+                recorded.path,
+                recorded.headers,
+                recorded.raw_body,
+                self.keys,
+                self.region,
+            )
+        except SignatureRefused as exc:
+            return 403, {"__type": exc.aws_type, "message": str(exc)}
+        recorded.signer = verified.access_key
+        return None
+
     def answer(self, recorded: Recorded) -> Answer:
+        refusal = self.authenticate(recorded) if self.keys or self.require_signature else None
         with self._lock:
             self.requests.append(recorded)
+            if refusal is not None:
+                return refusal
             queue = self._script.get((recorded.method, recorded.route))
             if not queue:
                 return 404, {
@@ -78,7 +119,9 @@ def make_handler(stub: StubHead) -> type[http.server.BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, document = stub.answer(Recorded(self.command, self.path, headers, body))
+            lines = tuple(self.headers.items())
+            recorded = Recorded(self.command, self.path, headers, body, raw, header_lines=lines)
+            status, document = stub.answer(recorded)
             payload = json.dumps(document).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -118,6 +161,18 @@ def tcp_server(head: StubHead) -> http.server.ThreadingHTTPServer:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(head))
     server.daemon_threads = True
     head.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    return server
+
+
+def tls_server(head: StubHead, cert: Path, key: Path) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(head))
+    server.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    # A client that refuses the certificate fails the handshake inside accept(), which
+    # socketserver swallows (OSError): the stub keeps serving.
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    head.endpoint = f"https://127.0.0.1:{server.server_address[1]}"
     return server
 
 

@@ -85,7 +85,7 @@ def test_default_endpoint_is_the_local_head(
         client.Client, "get", lambda self, path, query=None: seen.append(self.endpoint) or {}
     )
     assert main(["health"]) == 0
-    assert seen == ["http://127.0.0.1:7650"]
+    assert seen == ["unix:///run/hpcbatch/head.sock"]
 
 
 @pytest.mark.parametrize(

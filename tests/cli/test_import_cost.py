@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 # dataclasses is here on purpose: it drags in inspect (~10 ms), a tenth of the start-up budget.
 HEAVY = (
     "pydantic",
@@ -55,3 +57,34 @@ def test_building_the_parser_and_submit_path_stay_light() -> None:
     assert heavy_in(names) == []
     assert "hpcbatch.cli.wire" in names  # sanity: the scan sees real imports
     assert "http.client" not in names  # its email + ssl imports cost ~25 ms a call
+
+
+def run_main(argv: list[str]) -> str:
+    return f"from hpcbatch.cli.main import main; main({argv!r})"
+
+
+def test_help_imports_no_signing_code() -> None:
+    names = imported_modules(run_main(["--help"]))
+    assert heavy_in(names) == []
+    assert not {"hpcbatch.cli.credentials", "configparser", "ssl"} & names
+
+
+def test_a_unix_endpoint_never_loads_credentials_or_botocore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    names = imported_modules(run_main(["-e", "unix:///nonexistent/head.sock", "health"]))
+    assert "hpcbatch.cli.wire" in names
+    assert heavy_in(names) == []
+    assert not {"configparser", "ssl", "hpcbatch.cli.signing"} & names
+
+
+def test_botocore_is_imported_only_to_sign(monkeypatch: pytest.MonkeyPatch) -> None:
+    unsigned = imported_modules(run_main(["-e", "http://127.0.0.1:1", "health"]))
+    assert heavy_in(unsigned) == []
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    signed = imported_modules(run_main(["-e", "http://127.0.0.1:1", "health"]))
+    assert "botocore.auth" in signed  # sanity: the same scan does see it when it signs
+    assert "botocore.session" not in signed  # a Session would cost ~40 ms more

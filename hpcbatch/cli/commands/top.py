@@ -50,9 +50,9 @@ def register(
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from hpcbatch.cli.client import Client, HeadUnreachableError
+    from hpcbatch.cli.client import HeadUnreachableError
 
-    client = Client(ctx.endpoint, timeout=REQUEST_TIMEOUT_S)
+    client = ctx.make_client(timeout=REQUEST_TIMEOUT_S)
     try:
         if args.once or ctx.json_output or not sys.stdout.isatty():
             return _once(client, ctx, args.jobs)
