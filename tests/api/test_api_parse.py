@@ -193,3 +193,34 @@ def test_no_other_exception_escapes(operation: str) -> None:
             assert isinstance(error.field, str) and error.rule
 
     check()
+
+
+SURROGATE = "is not valid Unicode: it holds a lone surrogate (a \\ud800-\\udfff escape)"
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "rule"),
+    [
+        # refused by a rule: the rule's message, which shows the value, could not be built
+        (b'{"jobName": "\\ud800"}', "jobName", SURROGATE),
+        # accepted by every rule: the launch message to the agent could not be encoded, and
+        # the head's loop stopped
+        (
+            b'{"containerOverrides": {"command": ["x\\udfffy"]}}',
+            "containerOverrides.command[0]",
+            SURROGATE,
+        ),
+        (b'{"tags": {"k": "\\uDBFF"}}', "tags.k", SURROGATE),
+        (b'{"tags": {"\\ud800": "v"}}', "tags", f"a member's name {SURROGATE}"),
+    ],
+)
+def test_a_lone_surrogate_is_refused_naming_its_field(raw: bytes, field: str, rule: str) -> None:
+    error = _error("submitjob", raw[:1] + b'"jobQueue": "q", "jobDefinition": "d", ' + raw[1:])
+    assert (error.field, error.rule) == (field, rule)
+
+
+def test_a_surrogate_pair_is_one_character_and_accepted() -> None:
+    raw = (
+        b'{"jobName": "j", "jobQueue": "q", "jobDefinition": "d", "tags": {"k": "\\ud83d\\ude00"}}'
+    )
+    assert parse_request("submitjob", raw).tags == {"k": "\U0001f600"}  # type: ignore[attr-defined]

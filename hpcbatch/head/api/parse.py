@@ -10,6 +10,7 @@ problem - malformed JSON, a missing or unknown field, a wrong type, a broken rul
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -127,7 +128,30 @@ def _load_object(body: bytes) -> dict[str, Any]:
             "",
             f"request body is not valid JSON for this API: it must be a JSON object {shown(data)}",
         )
+    if b"\\u" in body:  # only a \u escape can make a lone surrogate: UTF-8 bytes cannot
+        _check_unicode(data, "")
     return data
+
+
+SURROGATES = re.compile("[\ud800-\udfff]")
+SURROGATE_RULE = "is not valid Unicode: it holds a lone surrogate (a \\ud800-\\udfff escape)"
+
+
+def _check_unicode(value: Any, path: str) -> None:
+    """Refuse a lone surrogate (``"\\ud800"``, half of a UTF-16 pair): JSON's grammar lets it
+    through, but it is no character, and neither pydantic's messages, nor SQLite, nor a UTF-8
+    log line can encode it; named here, it is a 400 instead of a failure further in."""
+    if isinstance(value, str):
+        if SURROGATES.search(value):
+            raise ValidationError(path, SURROGATE_RULE)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_unicode(item, f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if SURROGATES.search(key):
+                raise ValidationError(path, f"a member's name {SURROGATE_RULE}")
+            _check_unicode(item, join_path(path, key))
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
