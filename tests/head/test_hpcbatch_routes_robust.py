@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from hpcbatch.head.api.app import ApiApp
+from hpcbatch.head.api.parse import SURROGATE_RULE
 from hpcbatch.head.config import load_config
 from hpcbatch.head.loop import INLINE_WRITE_ROWS
 from hpcbatch.head.service import Head
@@ -124,6 +125,8 @@ REASON_RULE = "reason: must be a string of 0-1,024 characters without a NUL"
         (b'{"reason": ["x"]}', REASON_RULE),
         (b'{"reason": "a\\u0000b"}', REASON_RULE),
         (b'{"reason": "' + b"x" * 1025 + b'"}', REASON_RULE),
+        # legal JSON, but no character: the store could not write it and the head stopped
+        (b'{"reason": "a\\ud800"}', f"reason: {SURROGATE_RULE}"),
     ],
 )
 def test_a_malformed_drain_body_is_a_400(tmp_path: Path, body: bytes, message: str) -> None:

@@ -34,6 +34,7 @@ from hpcbatch.errors import ClientError, NotFoundError, TransportError, Validati
 from hpcbatch.head.agents import MAX_LOG_OFFSET
 from hpcbatch.head.api import top
 from hpcbatch.head.api.operations import Call
+from hpcbatch.head.api.parse import SURROGATE_RULE, SURROGATES
 from hpcbatch.head.loop import now_ms
 
 VERSION = "0.1.0"
@@ -148,6 +149,8 @@ def _reason(body: bytes) -> str:
         raise ValidationError(
             "reason", f"must be a string of 0-{MAX_REASON:,} characters without a NUL"
         )
+    if SURROGATES.search(reason):  # a "\\ud800" escape: no character, and no store can write it
+        raise ValidationError("reason", SURROGATE_RULE)
     return reason
 
 
