@@ -139,8 +139,9 @@ class Client:
         try:
             return decode_reply(response.status, response.headers, response.body)
         except ClientError as exc:
-            if exc.aws_type == "MissingAuthenticationTokenException":
-                exc.message += "\n" + MISSING_AUTH_HINT
+            hint = auth_hint(exc.aws_type, self.settings)
+            if hint:
+                exc.message += "\n" + hint
             raise
 
     def _signed(
@@ -189,6 +190,24 @@ class Client:
             ca_bundle = self.settings.ca_bundle if self.settings else None
             self._conn = Connection(self.scheme, self.address, self.timeout, ca_bundle)
         return self._conn
+
+
+def auth_hint(error_type: str, settings: Settings | None) -> str:
+    """One line on what to check when the head refuses who we said we are ('' otherwise)."""
+    if error_type == "MissingAuthenticationTokenException":
+        return MISSING_AUTH_HINT
+    credentials = settings.credentials if settings else None
+    if settings is None or credentials is None:
+        return ""
+    key = f"access key {credentials.access_key} (from {credentials.source or 'the options'})"
+    if error_type == "UnrecognizedClientException":
+        return f"hint: the head has no active {key}; 'hpcbatch users list' shows the keys"
+    if error_type == "InvalidSignatureException":
+        return (
+            f"hint: signed with {key} for region {settings.region!r}: check the secret, "
+            "the region (--region) and this machine's clock"
+        )
+    return ""
 
 
 def describe_os_error(exc: BaseException) -> str:

@@ -101,7 +101,23 @@ def test_a_wrong_secret_is_refused_by_the_head_with_exit_3(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     signed_stub.on("GET", "/hpcbatch/v1/health", {"status": "ok", "version": "x"})
     assert main(["health", "-e", signed_stub.endpoint]) == 3
-    assert "signature does not match" in capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()
+    assert "signature does not match" in err[0]
+    assert err[1] == (
+        f"hint: signed with access key {KEY} (from environment) for region 'local': "
+        "check the secret, the region (--region) and this machine's clock"
+    )
+
+
+def test_an_unknown_key_is_named_in_the_hint(
+    signed_stub: StubHead, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDGONE")
+    assert main(["health", "-e", signed_stub.endpoint]) == 3
+    assert capsys.readouterr().err.splitlines()[1] == (
+        "hint: the head has no active access key AKIDGONE (from environment); "
+        "'hpcbatch users list' shows the keys"
+    )
 
 
 def test_session_credentials_send_their_token(
