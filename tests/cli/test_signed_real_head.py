@@ -49,7 +49,10 @@ def test_a_key_issued_by_the_head_signs_the_clis_requests(
     queues = run_json(capsys, "queues", *endpoint)
     assert [q["jobQueueName"] for q in queues["jobQueues"]] == ["default"]
     submitted = run_json(capsys, "submit", "--wait", *endpoint, "--", "true")  # polls signed too
-    assert submitted["jobId"]
+    job_id = str(submitted["jobId"])
+    assert main(["logs", job_id, "-e", real_head.endpoint]) == 0  # GET with a query, signed
+    assert main(["describe", job_id, "--history", "-e", real_head.endpoint]) == 0
+    capsys.readouterr()
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret[:-1] + ("A" if secret[-1] != "A" else "B"))
     assert main(["jobs", "-e", real_head.endpoint]) == 3
@@ -65,3 +68,8 @@ def test_a_key_issued_by_the_head_signs_the_clis_requests(
     assert err[-1] == f"hint: the head has no active access key {key_id} (from environment); " + (
         "'hpcbatch users list' shows the keys"
     )
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")  # unsigned again: root by the kernel's word
+    assert main(["users", "list", "-e", real_head.endpoint]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert rows[0] == ["NAME", "UNIX-USER", "KEY", "STATUS", "CREATED"]
+    assert rows[1][:4] == ["cli-e2e", "root", key_id, "Inactive"] and len(rows[1]) == 6
