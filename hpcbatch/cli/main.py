@@ -29,6 +29,11 @@ from hpcbatch.cli.context import (
 
 Handler = Callable[[argparse.Namespace, Context], int]
 
+DEFAULT_UNREACHABLE_HINT = (
+    "hint: that is the head's socket on the head node; for a head elsewhere, or one that "
+    "serves no socket here, give --endpoint http(s)://HOST:PORT or set HPCBATCH_ENDPOINT"
+)
+
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """argparse's own, given a width up front: left to itself it imports shutil (which pulls
@@ -215,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def dispatch(handler: Handler, args: argparse.Namespace, ctx: Context) -> int:
-    from hpcbatch.cli.client import HeadUnreachableError
+    from hpcbatch.cli.client import DEFAULT_ENDPOINT, HeadUnreachableError
     from hpcbatch.cli.credentials import CredentialsError
     from hpcbatch.errors import ClientError, HpcbatchError
 
@@ -226,6 +231,8 @@ def dispatch(handler: Handler, args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_USAGE
     except HeadUnreachableError as exc:
         warn(f"error: {exc.message}")
+        if exc.endpoint == DEFAULT_ENDPOINT:
+            warn(DEFAULT_UNREACHABLE_HINT)
         return EXIT_UNREACHABLE
     except ClientError as exc:
         warn(f"error: {exc.message}")

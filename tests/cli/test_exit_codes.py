@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -86,6 +87,22 @@ def test_default_endpoint_is_the_local_head(
     )
     assert main(["health"]) == 0
     assert seen == ["unix:///run/hpcbatch/head.sock"]
+
+
+def test_no_head_at_the_default_socket_says_how_to_name_another(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import hpcbatch.cli.client as client
+
+    monkeypatch.setattr(client, "DEFAULT_ENDPOINT", f"unix://{tmp_path}/head.sock")
+    assert main(["health"]) == 4
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"error: cannot reach the head at unix://{tmp_path}/head.sock: " + (
+        "No such file or directory"
+    )
+    assert err[1].startswith("hint: that is the head's socket on the head node")
+    assert main(["health", "-e", f"unix://{tmp_path}/other.sock"]) == 4
+    assert len(capsys.readouterr().err.splitlines()) == 1  # an endpoint given: no hint
 
 
 @pytest.mark.parametrize(
