@@ -1,0 +1,123 @@
+"""An in-process head for the fuzzer: the real Head, ApiApp and SqliteStore on an event loop
+of its own, one mock agent (node ``n1``, jobs start at once), and requests handed to the ASGI
+app as uvicorn would hand them (raw path and query as the wire's ASCII bytes, the body in
+chunks), so nothing between the fuzzer and the app can tidy up a request.
+
+The loop is kept across hypothesis examples and runs only inside ``send``: the head's tasks
+(the loop, the mock agent, the timers) make progress while a request is served, and the state
+is quiet, and checkable, between examples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from hpcbatch.head.api.app import ApiApp
+from hpcbatch.head.auth.identify import Principal
+from hpcbatch.head.config import load_config
+from hpcbatch.head.service import Head
+from hpcbatch.head.supervisor import NodeSpec
+from hpcbatch.transport.base import AgentLink
+from hpcbatch.transport.mock import MockAgentLink
+from tests.fuzz.wire import Request
+
+CHUNK = 64 * 1024
+SETTLE_S = 10.0
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+# Who an unsigned in-process request acts as: root (an admin: every route is open) or nobody
+# (a plain user: the owner and admin rules are fuzzed too).
+ADMIN = Principal("root", True, "peer", uid=0)
+PLAIN = Principal("nobody", False, "peer", uid=65534)
+
+
+class InProcessHead:
+    def __init__(self, data_dir: Path) -> None:
+        config = load_config(None, data_dir=data_dir, listen="127.0.0.1:0")
+        config = type(config)(**{**config.__dict__, "local": type(config.local)(nodes=0)})
+        self.loop = asyncio.new_event_loop()
+        self.head = Head(config)
+        self.apps = {True: ApiApp(self.head, ADMIN), False: ApiApp(self.head, PLAIN)}
+        self.loop.run_until_complete(self._start())
+
+    async def _start(self) -> None:
+        await self.head.start()
+        agent = MockAgentLink("n1")
+
+        async def connect() -> AgentLink:
+            return agent
+
+        self.head.nodes.start([NodeSpec("n1", "local", connect)])
+        deadline = asyncio.get_running_loop().time() + SETTLE_S
+        while "n1" not in self.head.dispatcher.sessions:
+            assert asyncio.get_running_loop().time() < deadline, "n1 did not connect"
+            await asyncio.sleep(0.01)
+
+    def send(self, request: Request, admin: bool = True) -> Response:
+        return self.loop.run_until_complete(self._send(request, admin))
+
+    async def _send(self, request: Request, admin: bool) -> Response:
+        chunks = [request.body[i : i + CHUNK] for i in range(0, len(request.body), CHUNK)]
+        messages = [
+            {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+            for i, c in enumerate(chunks or [b""])
+        ]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop(0)
+            await asyncio.sleep(3600)  # as uvicorn: nothing more until the client goes
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await self.apps[admin](_scope(request), receive, send)
+        start = next(m for m in sent if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in start["headers"]}
+        return Response(start["status"], headers, body)
+
+    def settle(self) -> None:
+        """Let the head's tasks run what the last request set going (launches, updates)."""
+        self.loop.run_until_complete(asyncio.sleep(0.01))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.head.stop())
+        self.loop.close()
+
+
+def _scope(request: Request) -> dict[str, Any]:
+    raw = request.path.encode("ascii")
+    headers = [(b"host", b"head"), (b"content-length", str(len(request.body)).encode())]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": request.method,
+        "scheme": "http",
+        "path": unquote(raw.decode("ascii")),  # as uvicorn does
+        "raw_path": raw,
+        "query_string": request.query.encode("ascii"),
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 7650),
+    }
