@@ -121,6 +121,7 @@ REASON_RULE = "reason: must be a string of 0-1,024 characters without a NUL"
         (b'"drain"', "request body is not a JSON object"),
         (b"{", "request body is not a JSON object"),
         (b"\xff", "request body is not a JSON object"),
+        (b"[" * 100_000, "request body is not a JSON object"),  # json.loads: RecursionError
         (b'{"reason": 5}', REASON_RULE),
         (b'{"reason": ["x"]}', REASON_RULE),
         (b'{"reason": "a\\u0000b"}', REASON_RULE),

@@ -138,7 +138,7 @@ MAX_REASON = 1024
 def _reason(body: bytes) -> str:
     try:
         document = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." 100,000 deep
         document = None
     if not isinstance(document, dict):
         raise ValidationError("", "request body is not a JSON object")
