@@ -135,6 +135,11 @@ def _integer(shape: Shape) -> st.SearchStrategy[int]:
     return st.one_of(small, st.integers(low, high), st.sampled_from([low, high]))
 
 
+def document() -> st.SearchStrategy[Any]:
+    """Any JSON value, small."""
+    return _document(0)
+
+
 def _document(depth: int) -> st.SearchStrategy[Any]:
     leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), _TEXT)
     return st.recursive(

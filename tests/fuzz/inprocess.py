@@ -3,6 +3,10 @@ of its own, one mock agent (node ``n1``, jobs start at once), and requests hande
 app as uvicorn would hand them (raw path and query as the wire's ASCII bytes, the body in
 chunks), so nothing between the fuzzer and the app can tidy up a request.
 
+Two mock nodes: ``n1`` (4 vCPUs) and ``n2`` (2 vCPUs, 2 GPUs); ``end_attempt`` ends a running
+attempt as a real agent would report it, so jobs also finish, fail, retry and release what
+they held.
+
 The loop is kept across hypothesis examples and runs only inside ``send``: the head's tasks
 (the loop, the mock agent, the timers) make progress while a request is served, and the state
 is quiet, and checkable, between examples.
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,16 +62,29 @@ class InProcessHead:
 
     async def _start(self) -> None:
         await self.head.start()
-        agent = MockAgentLink("n1")
-
-        async def connect() -> AgentLink:
-            return agent
-
-        self.head.nodes.start([NodeSpec("n1", "local", connect)])
+        self.agents = [MockAgentLink("n1"), MockAgentLink("n2", vcpus=2, gpus=(0, 1))]
+        self.head.nodes.start(
+            [NodeSpec(a.hello["node"]["name"], "local", _connect(a)) for a in self.agents]
+        )
         deadline = asyncio.get_running_loop().time() + SETTLE_S
-        while "n1" not in self.head.dispatcher.sessions:
-            assert asyncio.get_running_loop().time() < deadline, "n1 did not connect"
+        while len(self.head.dispatcher.sessions) < len(self.agents):
+            assert asyncio.get_running_loop().time() < deadline, "the mock nodes did not connect"
             await asyncio.sleep(0.01)
+
+    def end_attempt(self, index: int, outcome: str) -> None:
+        """End the ``index``-th running attempt (modulo how many run) as ``outcome`` says:
+        ``exit0``, ``exit1``, ``signal`` or ``failed-to-start``; nothing when none runs."""
+        running = [(a, aid) for a in self.agents for aid in sorted(a.running)]
+        if not running:
+            return
+        agent, attempt = running[index % len(running)]
+        if outcome == "failed-to-start":
+            agent.fail_to_start(attempt, "fuzzed: the command was not found")
+        elif outcome == "signal":
+            agent.finish(attempt, signal=9)
+        else:
+            agent.finish(attempt, 0 if outcome == "exit0" else 1)
+        self.settle()
 
     def send(self, request: Request, admin: bool = True) -> Response:
         return self.loop.run_until_complete(self._send(request, admin))
@@ -95,12 +113,22 @@ class InProcessHead:
         return Response(start["status"], headers, body)
 
     def settle(self) -> None:
-        """Let the head's tasks run what the last request set going (launches, updates)."""
+        """Let the head's tasks run what the last request set going (launches, updates); the
+        nodes beat, so that a long run never sees them lost."""
+        for agent in self.agents:
+            agent.heartbeat()
         self.loop.run_until_complete(asyncio.sleep(0.01))
 
     def close(self) -> None:
         self.loop.run_until_complete(self.head.stop())
         self.loop.close()
+
+
+def _connect(agent: MockAgentLink) -> Callable[[], Awaitable[AgentLink]]:
+    async def connect() -> AgentLink:
+        return agent
+
+    return connect
 
 
 def _scope(request: Request) -> dict[str, Any]:

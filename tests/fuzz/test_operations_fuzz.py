@@ -25,7 +25,6 @@ cores). A longer hunt, with a random seed each run (a failure prints the input t
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,6 +35,7 @@ from hypothesis import strategies as st
 from hpcbatch.core.invariants import check_invariants
 from hpcbatch.head.api.parse import OPERATIONS
 from tests.fuzz.botoshapes import invalid, operations, valid
+from tests.fuzz.checks import check_answer, listed
 from tests.fuzz.inprocess import InProcessHead, Response
 from tests.fuzz.wire import ODD_REQUESTS, Request, broken_body, known_names, to_request
 
@@ -53,43 +53,6 @@ ALL = operations()
 SERVED = [op for op in ALL if op.name.lower() in OPERATIONS]
 WEIGHTED = ALL + SERVED * 3
 ADMIN_MOSTLY = st.sampled_from([True, True, True, False])  # False: a plain user calls
-
-
-@pytest.fixture(scope="module")
-def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessHead]:
-    process = InProcessHead(tmp_path_factory.mktemp("fuzz-head"))
-    try:
-        yield process
-    finally:
-        process.close()
-
-
-def listed(head: InProcessHead) -> tuple[Any, ...]:
-    """What the head lists: a refused request must leave every one of these as it was."""
-    state = head.head.state
-    return (
-        frozenset(state.jobs),
-        frozenset((q.name, q.state, q.priority) for q in state.queues.values()),
-        frozenset((c.name, c.state) for c in state.ces.values()),
-        frozenset(d.arn for revs in state.definitions.values() for d in revs.values()),
-    )
-
-
-def check_answer(
-    head: InProcessHead, request: Request, before: tuple[Any, ...], admin: bool = True
-) -> Response:
-    response = head.send(request, admin)
-    shown = f"{request.method} {request.path}?{request.query} {request.body[:300]!r}"
-    assert response.status < 500, f"{response.status} {response.body[:500]!r} for {shown}"
-    if response.status >= 400:
-        error = response.json()
-        assert set(error) == {"__type", "message"}, f"{error} for {shown}"
-        assert isinstance(error["message"], str) and error["message"]
-        assert response.headers["x-amzn-errortype"] == error["__type"]
-        assert listed(head) == before, f"a refused request changed the head: {shown}"
-    head.settle()
-    check_invariants(head.head.state)
-    return response
 
 
 def send_params(
@@ -120,16 +83,35 @@ def invalid_call(draw: st.DrawFn) -> tuple[OperationModel, Any, bool]:
     return operation, draw(invalid(operation.input_shape)), draw(ADMIN_MOSTLY)
 
 
-@FUZZ
-@given(call=valid_call())
-def test_valid_shapes_never_fail_the_head(head: InProcessHead, call: Any) -> None:
-    send_params(head, *call)
+# After a request, one running attempt (if any) ends, one time in two: jobs finish, fail,
+# retry and release what they held while the fuzzer goes on.
+ENDINGS = st.none() | st.tuples(
+    st.integers(0, 100), st.sampled_from(["exit0", "exit1", "signal", "failed-to-start"])
+)
+
+
+def end_one(head: InProcessHead, ending: tuple[int, str] | None) -> None:
+    if ending is not None:
+        head.end_attempt(*ending)
+        check_invariants(head.head.state)
 
 
 @FUZZ
-@given(call=invalid_call())
-def test_invalid_shapes_are_refused_in_aws_shape(head: InProcessHead, call: Any) -> None:
+@given(call=valid_call(), ending=ENDINGS)
+def test_valid_shapes_never_fail_the_head(
+    head: InProcessHead, call: Any, ending: tuple[int, str] | None
+) -> None:
     send_params(head, *call)
+    end_one(head, ending)
+
+
+@FUZZ
+@given(call=invalid_call(), ending=ENDINGS)
+def test_invalid_shapes_are_refused_in_aws_shape(
+    head: InProcessHead, call: Any, ending: tuple[int, str] | None
+) -> None:
+    send_params(head, *call)
+    end_one(head, ending)
 
 
 @FUZZ

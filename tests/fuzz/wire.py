@@ -48,6 +48,9 @@ def known_names(state: State) -> dict[str, list[str]]:
         + [d.name for d in definitions]
         + [d.arn for d in definitions],
         "ce": [c.name for c in ces] + [c.arn for c in ces],
+        "node": sorted(state.nodes),
+        "user": sorted(state.users),
+        "key": sorted(state.user_keys),
         "arn": [q.arn for q in queues]
         + [c.arn for c in ces]
         + [d.arn for d in definitions]
