@@ -4,7 +4,10 @@
     ├── ClientError        the caller asked for something wrong; AWS ``ClientException`` (HTTP 400)
     │   ├── ValidationError    a request field breaks a rule (names the field and the rule)
     │   ├── NotFoundError      a named queue / definition / compute environment / job is unknown
-    │   └── ConflictError      the request clashes with current state (e.g. delete an ENABLED queue)
+    │   ├── ConflictError      the request clashes with current state (e.g. delete an ENABLED queue)
+    │   └── AccessDeniedError  the caller may not do this (AWS ``AccessDeniedException``, 403)
+    ├── AuthError          the request's identity could not be established (403/400: AWS's
+    │                      ``UnrecognizedClientException``, ``InvalidSignatureException``, ...)
     ├── ServerError        hpcbatch failed; AWS ``ServerException`` (HTTP 500)
     ├── DevClusterError    (hpcbatch.devcluster) a dev cluster could not be built or removed
     ├── TransportError     talking to an agent or the head failed (lost, unreachable)
@@ -50,6 +53,23 @@ class NotFoundError(ClientError):
 
 class ConflictError(ClientError):
     pass
+
+
+class AccessDeniedError(ClientError):
+    """An authenticated caller asked for what the rules keep from them: the message names the
+    operation and the rule."""
+
+    aws_type = "AccessDeniedException"
+    http_status = 403
+
+
+class AuthError(HpcbatchError):
+    """Who sent the request is unknown or unproven; ``aws_type`` is AWS's name for why."""
+
+    def __init__(self, aws_type: str, message: str, http_status: int = 403) -> None:
+        super().__init__(message)
+        self.aws_type = aws_type
+        self.http_status = http_status
 
 
 class ServerError(HpcbatchError):

@@ -13,6 +13,9 @@ import pytest
 # on the default 9650 that concurrent test heads would fight over; tests/metrics/
 # give theirs explicitly.
 os.environ.setdefault("HPCBATCH_METRICS_LISTEN", "127.0.0.1:0")
+# Nor on the default Unix socket /run/hpcbatch/head.sock: tests that call a head on a Unix socket
+# give it one of their own (--socket); the others call it on loopback TCP.
+os.environ.setdefault("HPCBATCH_SOCKET", "")
 
 MARKERS = (b"hpcbatch_agent", b"/hpcbatch-agent-", b"sshd")
 LINGER_S = 10.0

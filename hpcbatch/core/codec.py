@@ -14,6 +14,7 @@ from typing import Any
 
 from hpcbatch.core.model import (
     ACTIVE,
+    AccessKey,
     Attempt,
     ComputeEnvironment,
     Dependency,
@@ -31,6 +32,7 @@ from hpcbatch.core.model import (
     RetryRule,
     RetryStrategy,
     TimeLimitAction,
+    User,
     attempt_id,
 )
 from hpcbatch.core.state import State
@@ -111,6 +113,7 @@ def job_to_doc(job: Job) -> Doc:
         tags=job.tags,
         echo=job.echo,
         array_size=job.array_size,
+        owner=job.owner,
     )
     return doc
 
@@ -126,6 +129,7 @@ def job_from_doc(doc: Doc, parents: dict[str, Job]) -> Job:
             "spec": parent.spec,
             "parent_id": parent.job_id,
             "array_index": doc["array_index"],
+            "owner": parent.owner,
         }
     else:
         base = {
@@ -142,6 +146,7 @@ def job_from_doc(doc: Doc, parents: dict[str, Job]) -> Job:
             "parent_id": doc.get("parent_id"),
             "node_index": doc.get("node_index"),
             "multinode": multinode_from_doc(doc["multinode"]) if doc.get("multinode") else None,
+            "owner": doc.get("owner"),  # None in documents stored before identities
         }
     return Job(
         job_id=doc["job_id"],
@@ -241,6 +246,25 @@ def definition_from_doc(doc: Doc) -> JobDefinition:
     )
 
 
+def user_to_doc(user: User) -> Doc:
+    """An API user with its keys, secrets included: the store is the head's alone (0600)."""
+    return {
+        "name": user.name,
+        "unix_user": user.unix_user,
+        "created_at": user.created_at,
+        "created_by": user.created_by,
+        "keys": [asdict(key) for key in user.keys.values()],
+    }
+
+
+def _rebuild_users(state: State, docs: list[Doc]) -> None:
+    for d in docs:
+        keys = {k["key_id"]: AccessKey(**k) for k in d["keys"]}
+        user = User(d["name"], d["unix_user"], d["created_at"], d["created_by"], keys)
+        state.users[user.name] = user
+        state.user_keys.update((key_id, user.name) for key_id in keys)
+
+
 def node_to_doc(node: Node) -> Doc:
     return {
         "name": node.name,
@@ -297,6 +321,7 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
         )
         node.free_gpus = node.gpus_in_service  # less what live attempts hold: _hold
     _rebuild_jobs(state, docs.get("job", []))
+    _rebuild_users(state, docs.get("user", []))
     seqs = [c.seq for c in state.ces.values()] + [q.seq for q in state.queues.values()]
     seqs += [j.seq for j in state.jobs.values()]
     state.seq = max(seqs, default=0)

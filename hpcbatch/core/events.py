@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpcbatch.core.model import (
+    Caller,
     Dependency,
     Gpu,
     JobSpec,
@@ -89,11 +90,13 @@ class RegisterJobDefinition(Event):
     echo: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     multinode: MultiNodeSpec | None = None  # required when def_type is multinode
+    caller: Caller | None = None  # None: no identity (the core's own tests); see core/owners.py
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeregisterJobDefinition(Event):
     ref: str
+    caller: Caller | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,6 +161,7 @@ class SubmitJob(Event):
     strict: bool = False
     node_overrides: NodeOverrides | None = None  # only for a multinode definition
     workdir: str | None = None  # where it runs (core/workdir.py); None: a per-attempt dir
+    caller: Caller | None = None  # who submits: the job's owner and the user it runs as
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -291,3 +295,36 @@ class PlanApplied(Event):
     """The loop applies a scheduling pass; each placement is checked again before it starts."""
 
     plan: Plan
+
+
+# --- API users and their access keys (core/users.py) -------------------------------------------
+# Key ids and secrets are made by the head (random); the core only records them.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddUser(Event):
+    name: str
+    unix_user: str
+    key_id: str
+    secret: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddAccessKey(Event):
+    user: str
+    key_id: str
+    secret: str
+    disable_others: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetAccessKeyActive(Event):
+    user: str
+    key_id: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveUser(Event):
+    name: str

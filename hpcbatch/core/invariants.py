@@ -25,6 +25,14 @@ def _fail(message: str) -> None:
 def check_invariants(state: State) -> None:
     _check_nodes(state)
     _check_indexes(state)
+    _check_users(state)
+
+
+def _check_users(state: State) -> None:
+    """Every access key is indexed to its one user, and nothing else is indexed."""
+    indexed = {k: u.name for u in state.users.values() for k in u.keys}
+    if indexed != state.user_keys:
+        _fail(f"access key index {state.user_keys} is not the users' keys {indexed}")
 
 
 def _check_nodes(state: State) -> None:
@@ -70,7 +78,7 @@ def _check_nodes(state: State) -> None:
 def _check_indexes(state: State) -> None:
     counts: dict[str, Counter[JobStatus]] = {}
     for job in state.jobs.values():
-        listed = state.listing.get(state.owner(job), {}).get(job.status, {})
+        listed = state.listing.get(state.listing_key(job), {}).get(job.status, {})
         if job.job_id not in listed:
             _fail(f"{job.job_id} ({job.status}) missing from its listing")
         if job.status is JobStatus.RUNNABLE and runnable_key(job) not in state.runnable[job.queue]:

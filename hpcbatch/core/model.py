@@ -245,6 +245,35 @@ class JobQueue:
     time_limit_actions: tuple[TimeLimitAction, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who made an API request, as the head established it (docs/security.md): ``user`` is a
+    Unix user name; ``admin`` is root or a member of the head's admin group."""
+
+    user: str
+    admin: bool
+
+
+@dataclass(slots=True)
+class AccessKey:
+    key_id: str
+    secret: str  # SigV4 needs the secret itself; it never leaves the store and the head
+    active: bool
+    created_at: int
+
+
+@dataclass(slots=True)
+class User:
+    """An API user the head issued access keys to; requests signed with a key act as
+    ``unix_user``. ``keys`` in the order they were made."""
+
+    name: str
+    unix_user: str
+    created_at: int
+    created_by: str
+    keys: dict[str, AccessKey] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class JobDefinition:
     name: str
@@ -257,6 +286,7 @@ class JobDefinition:
     echo: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     multinode: MultiNodeSpec | None = None  # set when def_type is multinode
+    owner: str | None = None  # the Unix user who registered it (None: before identities)
 
 
 @dataclass(slots=True)
@@ -312,6 +342,9 @@ class Job:
     is_terminated: bool = False
     start_reason: str | None = None
     kill_reason: str | None = None  # set while a kill is in flight
+    # the Unix user who submitted it (children and nodes: their parent's); None: a job stored
+    # before the head knew its callers. Only the owner and admins cancel it or read its logs.
+    owner: str | None = None
 
     @property
     def is_array_parent(self) -> bool:

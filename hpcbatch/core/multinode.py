@@ -189,6 +189,7 @@ def add_node_jobs(state: State, parent: Job) -> None:
                 status=JobStatus.PENDING,
                 parent_id=parent.job_id,
                 node_index=index,
+                owner=parent.owner,
             )
         )
 

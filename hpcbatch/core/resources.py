@@ -9,9 +9,10 @@ from __future__ import annotations
 from hpcbatch.core import events as ev
 from hpcbatch.core.jobs import fail_job
 from hpcbatch.core.model import ACTIVE, TERMINAL, ComputeEnvironment, JobDefinition, JobQueue
+from hpcbatch.core.owners import check_definition_users
 from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
 from hpcbatch.core.state import State
-from hpcbatch.errors import ConflictError, NotFoundError, ValidationError
+from hpcbatch.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
 
 MAX_CES_PER_QUEUE = 3
 
@@ -153,6 +154,7 @@ def register_definition(state: State, e: ev.RegisterJobDefinition) -> JobDefinit
         raise ValidationError(
             "nodeProperties", "is required when type is multinode, and only allowed then"
         )
+    check_definition_users(e.spec, e.multinode, e.caller)
     revisions = state.definitions.setdefault(e.name, {})
     revision = max(revisions, default=0) + 1
     definition = JobDefinition(
@@ -165,6 +167,7 @@ def register_definition(state: State, e: ev.RegisterJobDefinition) -> JobDefinit
         echo=dict(e.echo),
         tags=dict(e.tags),
         multinode=e.multinode,
+        owner=e.caller.user if e.caller is not None else None,
     )
     revisions[revision] = definition
     state.changes.touch("job_definition", f"{e.name}:{revision}")
@@ -174,6 +177,13 @@ def register_definition(state: State, e: ev.RegisterJobDefinition) -> JobDefinit
 
 def deregister_definition(state: State, e: ev.DeregisterJobDefinition) -> None:
     definition = resolve_definition(state, e.ref)
+    caller = e.caller
+    if caller is not None and not caller.admin and definition.owner != caller.user:
+        raise AccessDeniedError(
+            f"DeregisterJobDefinition: {definition.name}:{definition.revision} was registered "
+            f"by {definition.owner or 'the head'}; only its registrant or an admin may "
+            f"deregister it (you are {caller.user!r})"
+        )
     definition.status = "INACTIVE"
     key = f"{definition.name}:{definition.revision}"
     state.changes.touch("job_definition", key)

@@ -1,7 +1,7 @@
 """The head's whole state in memory, with the indexes the scheduler and the API read.
 
-Vocabulary: a job's **owner** is its queue for a top-level job and its parent's id for an array
-child; ``listing[owner][status]`` keeps ids in the order they entered that status (ListJobs).
+Vocabulary: a job's **listing key** is its queue for a top-level job and its parent's id for an array
+child; ``listing[key][status]`` keeps ids in the order they entered that status (ListJobs).
 ``runnable[queue]`` holds ``(-priority, seq, index, job_id)`` of RUNNABLE jobs, sorted: the
 queue's order. All status changes go through ``set_status`` so every index stays consistent —
 ``check_invariants`` proves it after every step in tests.
@@ -24,6 +24,7 @@ from hpcbatch.core.model import (
     JobQueue,
     JobStatus,
     Node,
+    User,
 )
 
 RunnableKey = tuple[int, int, int, str]
@@ -75,6 +76,8 @@ class State:
         self.definitions: dict[str, dict[int, JobDefinition]] = {}
         self.jobs: dict[str, Job] = {}
         self.nodes: dict[str, Node] = {}
+        self.users: dict[str, User] = {}  # API users by name (core/users.py)
+        self.user_keys: dict[str, str] = {}  # access key id -> user name
         self.seq = 0
         self.runnable: dict[str, SortedList] = {}
         self.listing: dict[str, dict[JobStatus, dict[str, None]]] = {}
@@ -98,7 +101,7 @@ class State:
 
     # --- jobs -------------------------------------------------------------------------------
 
-    def owner(self, job: Job) -> str:
+    def listing_key(self, job: Job) -> str:
         return job.parent_id if job.parent_id is not None else job.queue
 
     def add_job(self, job: Job) -> None:
@@ -136,7 +139,7 @@ class State:
     def _index(self, job: Job, status: JobStatus) -> None:
         # Plain gets first: setdefault would build a new dict, list or Counter per call, and
         # this runs for every status change of every job.
-        owner = self.owner(job)
+        owner = self.listing_key(job)
         by_status = self.listing.get(owner)
         if by_status is None:
             by_status = self.listing[owner] = {}
@@ -156,7 +159,7 @@ class State:
             counts[status] += 1
 
     def _unindex(self, job: Job, status: JobStatus) -> None:
-        bucket = self.listing.get(self.owner(job), {}).get(status)
+        bucket = self.listing.get(self.listing_key(job), {}).get(status)
         if bucket is not None:
             bucket.pop(job.job_id, None)
         if status is JobStatus.RUNNABLE:

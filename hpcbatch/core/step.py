@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hpcbatch.core import attempts, control, nodes, resources, submit, time_limits
+from hpcbatch.core import attempts, control, nodes, resources, submit, time_limits, users
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command
 from hpcbatch.core.state import State
@@ -55,6 +55,10 @@ HANDLERS: dict[type[ev.Event], Callable[[State, Any], list[Command]]] = {
     ev.AttemptEnded: attempts.attempt_ended,
     ev.PlanApplied: attempts.apply_plan,
     ev.Tick: _tick,
+    ev.AddUser: _quiet(users.add_user),
+    ev.AddAccessKey: _quiet(users.add_key),
+    ev.SetAccessKeyActive: _quiet(users.set_key_active),
+    ev.RemoveUser: _quiet(users.remove_user),
 }
 
 

@@ -22,6 +22,7 @@ from hpcbatch.core.model import (
     Resources,
 )
 from hpcbatch.core.multinode import add_node_jobs, check_submit_shape, gang_shape
+from hpcbatch.core.owners import gang_run_as_owner, run_as_owner
 from hpcbatch.core.process_text import check_process_text, substitute
 from hpcbatch.core.resolve import resolve_definition, resolve_queue
 from hpcbatch.core.state import State
@@ -99,6 +100,7 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
         echo=dict(e.echo),
         array_size=e.array_size,
         multinode=shape,
+        owner=e.caller.user if e.caller is not None else None,
     )
     plain = [d.job_id for d in e.depends_on if d.dep_type is None and d.job_id is not None]
     state.journal(e.now, e.cause, e.job_id, "SUBMITTED", _submit_detail(e, queue.name, shape))
@@ -122,7 +124,9 @@ def _checked_spec(
     spec, parameters = merge_spec(definition, e)
     shape = None
     if definition.multinode is not None:
-        shape = gang_shape(definition, e, spec, parameters)
+        shape = gang_run_as_owner(
+            gang_shape(definition, e, spec, parameters), e.caller, "SubmitJob"
+        )
         problem = gang_fit_problem(state, queue, shape)
         field = "nodeProperties"
     else:
@@ -132,6 +136,9 @@ def _checked_spec(
                 f"job definition {definition.name}:{definition.revision} has no command; give one",
             )
         check_process_text(spec)
+        spec = run_as_owner(
+            spec, e.caller, "SubmitJob", "the job definition's containerProperties.user"
+        )
         problem = largest_fit_problem(state, queue, spec.resources)
         field = "resourceRequirements"
     if e.strict and problem is not None:
@@ -191,6 +198,7 @@ def _add_children(state: State, parent: Job, plain: list[str], e: ev.SubmitJob) 
             spec=parent.spec,
             parent_id=parent.job_id,
             array_index=index,
+            owner=parent.owner,
         )
         doomed += _add(state, child, _unfinished(state, ids))
     return doomed

@@ -1,6 +1,9 @@
 """``serve()``: run the head daemon in the foreground until SIGINT/SIGTERM.
 
-Listens on ``HOST:PORT`` or ``unix:/path``. The order of start-up is the head's own safety:
+Listens on ``listen`` (``HOST:PORT``, HTTPS with ``[tls]``; or ``unix:/path``) and on the Unix
+socket ``socket`` (``$HPCBATCH_SOCKET``, ``--socket``; default ``/run/hpcbatch/head.sock`` as
+root), where the local CLI calls it and the kernel names the caller. A non-loopback ``listen``
+without TLS is refused unless ``insecure`` (a warning at every start). The order of start-up is the head's own safety:
 
 1. lock the data directory (``datalock``): a second head on it refuses at once, naming the PID
    of the first, before it reads anything;
@@ -20,15 +23,17 @@ another head or the address cannot be bound.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from hpcbatch.errors import HpcbatchError
+from hpcbatch.errors import HpcbatchError, ValidationError
 from hpcbatch.head import datalock, logsetup
-from hpcbatch.head.config import load_config
-from hpcbatch.head.listener import bind_listener
+from hpcbatch.head.config import HeadConfig, is_loopback_listen, load_config
+from hpcbatch.head.listener import Listener, ListenError, bind_listener
 
 log = logging.getLogger("hpcbatch.head")
 
@@ -37,6 +42,7 @@ EXIT_NOT_STARTED = 4
 
 
 METRICS_LISTEN_ENV = "HPCBATCH_METRICS_LISTEN"
+SOCKET_ENV = "HPCBATCH_SOCKET"
 
 
 def serve(
@@ -45,11 +51,19 @@ def serve(
     config_path: Path | None,
     log_level: str,
     metrics_listen: str | None = None,
+    socket_path: str | None = None,
+    insecure: bool = False,
 ) -> int:
     """``listen`` None keeps the config file's (or the default) address; ``metrics_listen``
-    None: ``$HPCBATCH_METRICS_LISTEN`` if set, else the config's ``[metrics] listen``."""
+    None: ``$HPCBATCH_METRICS_LISTEN`` if set, else the config's ``[metrics] listen``;
+    ``socket_path`` None: ``$HPCBATCH_SOCKET`` if set, else the config's ``socket``."""
     if metrics_listen is None:
         metrics_listen = os.environ.get(METRICS_LISTEN_ENV)
+    if socket_path is None:
+        socket_path = os.environ.get(SOCKET_ENV)
+    overrides = {"listen": listen, "metrics_listen": metrics_listen, "socket": socket_path}
+    if insecure:
+        overrides["insecure"] = True
     logsetup.configure(log_level)
     try:
         lock = datalock.acquire(data_dir)
@@ -57,38 +71,57 @@ def serve(
         _say_error(error)
         return EXIT_NOT_STARTED
     try:
-        return _serve_locked(data_dir, listen, config_path, log_level, metrics_listen)
+        return _serve_locked(data_dir, config_path, log_level, overrides)
     finally:
         lock.release()
 
 
 def _serve_locked(
-    data_dir: Path,
-    listen: str | None,
-    config_path: Path | None,
-    log_level: str,
-    metrics_listen: str | None,
+    data_dir: Path, config_path: Path | None, log_level: str, overrides: dict[str, Any]
 ) -> int:
-    import uvicorn
 
+    try:
+        config = load_config(config_path, data_dir=data_dir, **overrides)
+        tls = _check_tls(config.tls_cert, config.tls_key)
+    except HpcbatchError as error:
+        _say_error(error)
+        return EXIT_CONFIG
+    raise_open_file_limit()
+    try:
+        listener = bind_listener(config.listen) if config.listen else None
+    except HpcbatchError as error:
+        _say_error(error)
+        return EXIT_NOT_STARTED
+    try:
+        unix = _bind_socket(config.socket) if config.socket else None
+    except HpcbatchError as error:
+        if listener is not None:
+            listener.close()
+        _say_error(error)
+        return EXIT_NOT_STARTED
+    try:
+        return _serve_bound(config, log_level, listener, unix, tls)
+    finally:
+        if unix is not None:
+            unix.close()
+        if listener is not None:
+            listener.close()
+
+
+def _serve_bound(
+    config: HeadConfig,
+    log_level: str,
+    listener: Listener | None,
+    unix: Listener | None,
+    tls: tuple[str, str] | None,
+) -> int:
     from hpcbatch.head.api.app import ApiApp
     from hpcbatch.head.api.hpcbatch_routes import VERSION
+    from hpcbatch.head.httpserver import serve_api
     from hpcbatch.head.service import Head
     from hpcbatch.metrics.exporter import HeadMetrics
     from hpcbatch.metrics.server import MetricsServer
 
-    try:
-        config = load_config(
-            config_path, data_dir=data_dir, listen=listen, metrics_listen=metrics_listen
-        )
-    except HpcbatchError as error:
-        _say_error(error)
-        return EXIT_CONFIG
-    try:
-        listener = bind_listener(config.listen)
-    except HpcbatchError as error:
-        _say_error(error)
-        return EXIT_NOT_STARTED
     try:
         metrics_listener = (
             bind_listener(config.metrics_listen, "[metrics] listen (or --metrics-listen)")
@@ -96,7 +129,6 @@ def _serve_locked(
             else None
         )
     except HpcbatchError as error:
-        listener.close()
         _say_error(error)
         return EXIT_NOT_STARTED
     metrics = HeadMetrics()
@@ -105,14 +137,24 @@ def _serve_locked(
         exporter = MetricsServer(metrics_listener.sock, metrics.registry)
         exporter.start()
     try:
+        served = [x.url for x in (listener, unix) if x is not None]
+        if tls is not None and listener is not None:
+            served[0] = served[0].replace("http://", "https://", 1)
         log.info(
             "hpcbatch head %s (pid %d): data directory %s, serving %s%s",
             VERSION,
             os.getpid(),
             config.data_dir,
-            listener.url,
+            " and ".join(served),
             f", metrics on {metrics_listener.url}/metrics" if metrics_listener else "",
         )
+        if config.insecure and tls is None and not is_loopback_listen(config.listen or "unix:"):
+            log.warning(
+                "insecure: serving plain HTTP on %s, a non-loopback address: signed requests "
+                "can be read and replayed within 5 minutes on this network; set [tls] cert and "
+                "key for anything but a lab",
+                config.listen,
+            )
         try:
             head = Head(config, metrics)
         except HpcbatchError as error:
@@ -125,15 +167,59 @@ def _serve_locked(
             "lifespan": "on",
             "timeout_graceful_shutdown": 5,
         }
-        server = uvicorn.Server(uvicorn.Config(ApiApp(head), **options))  # type: ignore[arg-type]
-        server.run(sockets=[listener.sock])
-        return 0 if server.started else EXIT_NOT_STARTED
+        started = serve_api(
+            ApiApp(head),
+            options,
+            listener.sock if listener is not None else None,
+            unix.sock if unix is not None else None,
+            tls,
+        )
+        return 0 if started else EXIT_NOT_STARTED
     finally:
         if exporter is not None:
             exporter.stop()
         if metrics_listener is not None:
             metrics_listener.close()
-        listener.close()
+
+
+def _check_tls(cert: str, key: str) -> tuple[str, str] | None:
+    """The [tls] pair, proven loadable now: a bad file is a config error at start (exit 3)."""
+    if not cert:
+        return None
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as error:
+        raise ValidationError("config.tls", f"cannot load {cert} with {key}: {error}") from None
+    return cert, key
+
+
+def _bind_socket(path: str) -> Listener:
+    """The local CLI's socket; its directory made (0755: any local user may reach it)."""
+    directory = Path(path).parent
+    try:
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+    except OSError as error:
+        raise ListenError(
+            f"cannot make {directory} for the socket {path}: {error.strerror}; set socket "
+            '(or --socket, $HPCBATCH_SOCKET) to a path this user may create, or ""'
+        ) from None
+    return bind_listener(f"unix:{path}", "socket (or --socket, $HPCBATCH_SOCKET)")
+
+
+def raise_open_file_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit: each API connection and agent link is a file,
+    and 1,024 (a common soft default) is too few for a busy head."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE,
+                (hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20), hard),
+            )
 
 
 def _say_error(error: HpcbatchError) -> None:

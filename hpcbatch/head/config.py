@@ -1,7 +1,13 @@
 """The head's settings: defaults, overridden by a TOML file, overridden by the command line.
 
 ```toml
-listen = "127.0.0.1:7650"          # or "unix:/run/hpcbatch.sock"
+listen = "127.0.0.1:7650"          # TCP for boto3 and remote CLIs (""): none; a non-loopback
+                                   # address needs [tls] and signed requests (docs/security.md)
+socket = "/run/hpcbatch/head.sock" # the local CLI's Unix socket (SO_PEERCRED); default as root,
+                                   # "" otherwise; $HPCBATCH_SOCKET or --socket override
+admin_group = "hpcadmin"           # Unix group whose members are admins (root always is)
+insecure = false                   # true: allow plain HTTP on a non-loopback listen (labs only;
+                                   # requests must still be signed)
 region = "local"                   # goes into every ARN
 account = "000000000000"
 min_timeout_seconds = 60           # AWS's minimum; lower it for test clusters
@@ -27,6 +33,10 @@ backfill_depth = 200               # blocked jobs examined per queue per pass
 [metrics]
 listen = "127.0.0.1:9650"          # Prometheus' /metrics (HOST:PORT); "" turns it off
 
+[tls]                              # HTTPS on `listen` (uvicorn serves it)
+cert = "/etc/hpcbatch/tls/head.crt"
+key = "/etc/hpcbatch/tls/head.key"
+
 [[compute_environments]]           # SSH-managed hosts: see hpcbatch/head/hosts.py
 name = "cluster"
 kind = "SSH"
@@ -36,6 +46,8 @@ hosts = [...]
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -90,6 +102,11 @@ class HeadConfig:
     node_lost_timeout_s: float = 120.0
     backfill_depth: int = 200
     metrics_listen: str = "127.0.0.1:9650"  # [metrics] listen; "": no /metrics
+    socket: str = ""  # the Unix socket; load_config's default: ROOT_SOCKET as root, else ""
+    admin_group: str = ""  # "": root alone is an admin
+    insecure: bool = False
+    tls_cert: str = ""  # [tls] cert
+    tls_key: str = ""  # [tls] key
     local: LocalConfig = field(default_factory=LocalConfig)
     compute_environments: tuple[CeConfig, ...] = ()  # SSH hosts: see hpcbatch/head/hosts.py
 
@@ -119,6 +136,9 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
     if "backfill_depth" in scheduler:
         raw["backfill_depth"] = scheduler.pop("backfill_depth")
     raw.update(_metrics(raw.pop("metrics", {})))
+    raw.update(_tls(raw.pop("tls", {})))
+    if "socket" not in raw and overrides.get("socket") is None:
+        raw["socket"] = ROOT_SOCKET if os.geteuid() == 0 else ""
     known = {f.name: f for f in fields(HeadConfig)}
     values: dict[str, Any] = {}
     for key, value in {**raw, **{k: v for k, v in overrides.items() if v is not None}}.items():
@@ -137,7 +157,56 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
         raise ValidationError("config.min_timeout_seconds", "must be at least 1")
     if config.metrics_listen.startswith("unix:"):
         raise ValidationError("config.metrics.listen", "must be HOST:PORT (Prometheus scrapes TCP)")
+    _check_listeners(config)
     return config
+
+
+ROOT_SOCKET = "/run/hpcbatch/head.sock"
+
+
+def _tls(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ValidationError("config.tls", "must be a table")
+    for key in raw:
+        if key not in ("cert", "key"):
+            raise ValidationError(f"config.tls.{key}", "is not a known setting")
+    return {f"tls_{key}": value for key, value in raw.items()}
+
+
+def is_loopback_listen(listen: str) -> bool:
+    """``listen`` is a Unix socket or a loopback TCP address (no one else can connect)."""
+    if listen.startswith("unix:"):
+        return True
+    host = listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def _check_listeners(config: HeadConfig) -> None:
+    if not config.listen and not config.socket:
+        raise ValidationError(
+            "config.listen", 'and socket are both "": the head would be unreachable'
+        )
+    if config.socket and not config.socket.startswith("/"):
+        raise ValidationError("config.socket", f"must be an absolute path (got {config.socket!r})")
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise ValidationError("config.tls", "needs both cert and key (a PEM file each)")
+    for name, path in (("cert", config.tls_cert), ("key", config.tls_key)):
+        if path and not os.access(path, os.R_OK):
+            raise ValidationError(f"config.tls.{name}", f"{path} does not exist or is not readable")
+    if config.tls_cert and config.listen.startswith("unix:"):
+        raise ValidationError("config.tls", "is for a TCP listen address, not a Unix socket")
+    remote = config.listen and not is_loopback_listen(config.listen)
+    if remote and not config.tls_cert and not config.insecure:
+        raise ValidationError(
+            "config.listen",
+            f"{config.listen} is not a loopback address, so it needs TLS: set [tls] cert "
+            "and key in the config (or, for a lab network only, insecure = true / --insecure)",
+        )
 
 
 def _metrics(raw: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Turn what the core changed (``state.changes``) into one store batch, and load state back.
 
-Keys: jobs by id, queues and CEs by name, definitions by ``name:revision``, nodes by name.
+Keys: jobs by id, queues, CEs and API users by name, definitions by ``name:revision``, nodes by name.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hpcbatch.core import codec
 from hpcbatch.core.state import State
 from hpcbatch.store import JournalEntry, Store, WriteBatch
 
-KINDS = ("compute_environment", "queue", "job_definition", "node", "job")
+KINDS = ("compute_environment", "queue", "job_definition", "node", "job", "user")
 
 
 def _lookup(state: State, kind: str, key: str) -> dict[str, Any] | None:
@@ -26,6 +26,9 @@ def _lookup(state: State, kind: str, key: str) -> dict[str, Any] | None:
     if kind == "compute_environment":
         ce = state.ces.get(key)
         return None if ce is None else codec.ce_to_doc(ce)
+    if kind == "user":
+        user = state.users.get(key)
+        return None if user is None else codec.user_to_doc(user)
     if kind == "node":
         node = state.nodes.get(key)
         return None if node is None else codec.node_to_doc(node)

@@ -15,7 +15,7 @@ from hpcbatch.cli.main import main
 def test_passes_options_to_serve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[tuple[object, ...]] = []
     fake = types.ModuleType("hpcbatch.head.app")
-    fake.serve = lambda *args: calls.append(args) or 0  # type: ignore[attr-defined]
+    fake.serve = lambda *args, **kw: calls.append((*args, kw)) or 0  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "hpcbatch.head.app", fake)
     argv = [
         "head",
@@ -27,19 +27,25 @@ def test_passes_options_to_serve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         "h.toml",
         "--log-level",
         "debug",
+        "--socket",
+        "/run/x/h.sock",
+        "--insecure",
     ]
     assert main(argv) == 0
-    assert calls == [(tmp_path, "unix:/run/h.sock", Path("h.toml"), "debug")]
+    options = {"socket_path": "/run/x/h.sock", "insecure": True}
+    assert calls == [(tmp_path, "unix:/run/h.sock", Path("h.toml"), "debug", None, options)]
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[tuple[object, ...]] = []
     fake = types.ModuleType("hpcbatch.head.app")
-    fake.serve = lambda *args: calls.append(args) or 3  # type: ignore[attr-defined]
+    fake.serve = lambda *args, **kw: calls.append((*args, kw)) or 3  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "hpcbatch.head.app", fake)
     monkeypatch.setenv("HPCBATCH_DATA_DIR", str(tmp_path))
     assert main(["head"]) == 3  # serve's own exit code is the command's
-    assert calls == [(tmp_path, None, None, "info")]  # None: the config file decides
+    # None: the config file (or the environment) decides
+    options = {"socket_path": None, "insecure": False}
+    assert calls == [(tmp_path, None, None, "info", None, options)]
 
 
 def test_missing_head_is_a_clear_error(

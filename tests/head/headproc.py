@@ -85,6 +85,7 @@ class HeadProcess:
         )
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "head.log"
+        self._key: tuple[str, str] | None = None
 
     def start(self) -> HeadProcess:
         cmd = [
@@ -138,13 +139,29 @@ class HeadProcess:
             for state_dir in agents.iterdir():
                 stop_agent_and_jobs(state_dir)
 
+    def credentials(self) -> tuple[str, str]:
+        """An access key for root (an admin), issued once per data directory over loopback,
+        where the kernel names this test (root) as the caller; kept across restarts, as the
+        head keeps it."""
+        if self._key is None:
+            response = httpx.post(
+                f"{self.endpoint}/hpcbatch/v1/users",
+                json={"name": f"test-{os.getpid()}", "unixUser": "root"},
+                timeout=10,
+            )
+            response.raise_for_status()
+            self._key = (response.json()["accessKeyId"], response.json()["secretAccessKey"])
+        return self._key
+
     def batch(self) -> Any:
+        """boto3 as a remote user calls the head: every request signed with an issued key."""
+        key_id, secret = self.credentials()
         return boto3.client(
             "batch",
             endpoint_url=self.endpoint,
             region_name="local",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
             config=Config(retries={"max_attempts": 1}),
         )
 

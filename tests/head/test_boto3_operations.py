@@ -188,9 +188,10 @@ def test_strict_header_refuses_what_no_node_can_hold(head: HeadProcess) -> None:
 
 def test_aws_cli_works_unchanged(head: HeadProcess, tmp_path: Path) -> None:
     aws = Path(sys.executable).with_name("aws")
+    key_id, secret = head.credentials()
     env = {
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_ACCESS_KEY_ID": key_id,
+        "AWS_SECRET_ACCESS_KEY": secret,
         "AWS_DEFAULT_REGION": "local",
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),

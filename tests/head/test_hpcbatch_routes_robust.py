@@ -17,6 +17,7 @@ import pytest
 
 from hpcbatch.head.api.app import ApiApp
 from hpcbatch.head.api.parse import SURROGATE_RULE
+from hpcbatch.head.auth.identify import head_principal
 from hpcbatch.head.config import load_config
 from hpcbatch.head.loop import INLINE_WRITE_ROWS
 from hpcbatch.head.service import Head
@@ -58,7 +59,7 @@ def run(tmp_path: Path, scenario: Scenario, link: MockAgentLink | None = None) -
 
         head.nodes.start([NodeSpec("n1", "local", connect)])
         try:
-            transport = httpx.ASGITransport(app=ApiApp(head))
+            transport = httpx.ASGITransport(app=ApiApp(head, anonymous=head_principal()))
             async with httpx.AsyncClient(transport=transport, base_url="http://head") as client:
                 await until(lambda: "n1" in head.dispatcher.sessions, "n1 to connect")
                 body = {"jobName": "j", "jobQueue": "default", "jobDefinition": "default"}

@@ -4,11 +4,12 @@ The daemon lives in :mod:`hpcbatch.head.app`; it is imported only here, only whe
 runs, so every other command stays fast. The contract is one function::
 
     serve(data_dir: pathlib.Path, listen: str | None, config_path: pathlib.Path | None,
-          log_level: str, metrics_listen: str | None = None) -> int
+          log_level: str, metrics_listen: str | None = None, socket_path: str | None = None,
+          insecure: bool = False) -> int
 
 ``listen`` is ``HOST:PORT`` or ``unix:/path/to/socket``, passed through as given;
-``metrics_listen`` (``--metrics-listen``) is ``HOST:PORT`` or "" (no /metrics), passed only
-when given.
+``metrics_listen`` (``--metrics-listen``) is ``HOST:PORT`` or "" (no /metrics); ``socket_path``
+(``--socket``) the local CLI's Unix socket or "" (none); None keeps the config's.
 """
 
 from __future__ import annotations
@@ -54,6 +55,20 @@ def register(
         help="where to serve Prometheus' /metrics; '' turns it off (default: "
         "$HPCBATCH_METRICS_LISTEN, else the config's [metrics] listen, else 127.0.0.1:9650)",
     )
+    parser.add_argument(
+        "--socket",
+        default=None,  # None: $HPCBATCH_SOCKET, else the config's socket
+        metavar="/PATH",
+        help="the Unix socket local users' CLIs call (the kernel names each caller); '' for "
+        "none (default: $HPCBATCH_SOCKET, else the config's socket, else "
+        "/run/hpcbatch/head.sock as root)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow plain HTTP on a non-loopback --listen (a lab network only: a warning at "
+        "every start; requests must still be signed)",
+    )
     parser.add_argument("--config", type=Path, metavar="FILE.toml", help="configuration file")
     parser.add_argument(
         "--log-level",
@@ -87,6 +102,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
         return EXIT_SERVER_ERROR
     data_dir = args.data_dir or default_data_dir()
-    if args.metrics_listen is None:  # the contract's four arguments, as before
-        return int(serve(data_dir, args.listen, args.config, args.log_level))
-    return int(serve(data_dir, args.listen, args.config, args.log_level, args.metrics_listen))
+    return int(
+        serve(
+            data_dir,
+            args.listen,
+            args.config,
+            args.log_level,
+            args.metrics_listen,
+            socket_path=args.socket,
+            insecure=args.insecure,
+        )
+    )

@@ -7,6 +7,12 @@ Routes (see docs/api.md):
   UntagResource (DELETE ``?tagKeys=``), routed on the raw path so an encoded ``/`` survives;
 - ``/hpcbatch/v1/...``: what boto3 cannot express (nodes, logs, history, health).
 
+Every request but ``GET /hpcbatch/v1/health`` has a caller (``head/auth``): a valid SigV4
+signature, else the kernel's word on a Unix-socket or loopback peer; a request with neither is
+refused (403, AWS's error types) and logged without any secret. What the caller may do is
+``head/auth/policy.py``; the journal records who made every change (the cause ``api:<id> by
+<user>``).
+
 Errors take AWS's shape: HTTP 400 + ``x-amzn-ErrorType: ClientException`` and
 ``{"__type": ..., "message": ...}``; 500 for ServerException. Every response carries
 ``x-amzn-RequestId``. A deterministic failure is always a 4xx, never a 500.
@@ -24,10 +30,14 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from hpcbatch.errors import ClientError, HpcbatchError, NotFoundError, ServerError
+from hpcbatch.errors import AuthError, ClientError, HpcbatchError, NotFoundError, ServerError
 from hpcbatch.head.api import hpcbatch_routes
 from hpcbatch.head.api.operations import HANDLERS, Call
 from hpcbatch.head.api.parse import OPERATIONS, parse_request
+from hpcbatch.head.auth import policy
+from hpcbatch.head.auth.connection import PEER_KEY
+from hpcbatch.head.auth.identify import Admins, Principal, identify
+from hpcbatch.head.auth.sigv4 import SignedRequest
 from hpcbatch.head.service import Head
 
 log = logging.getLogger("hpcbatch.api")
@@ -36,9 +46,18 @@ MAX_BODY = 2 * 1024 * 1024
 Scope = dict[str, Any]
 
 
+HEALTH_PATH = "/hpcbatch/v1/health"
+NOBODY = Principal("", False, "none")  # the health route's caller: it needs none
+
+
 class ApiApp:
-    def __init__(self, head: Head) -> None:
+    """``anonymous``: who a request with no signature and no kernel-known peer acts as. None
+    (the daemon) refuses such requests; an in-process test app passes a Principal."""
+
+    def __init__(self, head: Head, anonymous: Principal | None = None) -> None:
         self.head = head
+        self.anonymous = anonymous
+        self.admins = Admins(head.config.admin_group)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -50,7 +69,14 @@ class ApiApp:
         started = time.perf_counter()
         try:
             body = await _read_body(receive)
-            status, payload = await self._route(scope, body, request_id)
+            principal = self._identify(scope, body)
+            status, payload = await self._route(scope, body, request_id, principal)
+        except AuthError as error:
+            status, payload = (
+                error.http_status,
+                {"__type": error.aws_type, "message": error.message},
+            )
+            _log_refusal(scope, error)
         except HpcbatchError as error:
             status, payload = (
                 error.http_status,
@@ -79,7 +105,28 @@ class ApiApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _route(self, scope: Scope, body: bytes, request_id: str) -> tuple[int, Any]:
+    def _identify(self, scope: Scope, body: bytes) -> Principal:
+        headers: dict[str, list[str]] = {}
+        for key, value in scope["headers"]:
+            headers.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        if scope["path"] == HEALTH_PATH and "authorization" not in headers:
+            return NOBODY
+        raw = scope.get("raw_path") or scope["path"].encode()
+        request = SignedRequest(
+            method=scope["method"],
+            raw_path=raw.decode("latin-1").split("?", 1)[0],
+            raw_query=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+            body=body,
+            scheme=scope.get("scheme", "http"),
+        )
+        peer = (scope.get("extensions") or {}).get(PEER_KEY)
+        config = self.head.config
+        return identify(request, peer, self.head.state, config.region, self.admins, self.anonymous)
+
+    async def _route(
+        self, scope: Scope, body: bytes, request_id: str, principal: Principal
+    ) -> tuple[int, Any]:
         raw = scope.get("raw_path") or scope["path"].encode()
         path = raw.decode("latin-1").split("?", 1)[0]
         method = scope["method"]
@@ -89,6 +136,7 @@ class ApiApp:
         call = Call(
             self.head,
             request_id,
+            principal,
             strict=headers.get("x-hpcbatch-strict") == "1",
             workdir=headers.get("x-hpcbatch-workdir"),
         )
@@ -104,6 +152,7 @@ class ApiApp:
             model = parse_request(
                 operation, body, min_timeout_seconds=self.head.config.min_timeout_seconds
             )
+            policy.authorize(principal, name, model, self.head.state)
             return 200, await HANDLERS[name](call, model)
         if path.startswith("/hpcbatch/v1/"):
             return await hpcbatch_routes.route(call, method, path, body, query)
@@ -114,10 +163,12 @@ class ApiApp:
     ) -> Any:
         if method == "POST":
             model = parse_request("tagresource", body, path_params={"resourceArn": arn})
+            policy.authorize(call.principal, "TagResource", model, self.head.state)
             return await HANDLERS["TagResource"](call, model)
         if method == "DELETE":
             params = {"resourceArn": arn, "tagKeys": query.get("tagKeys", [])}
             model = parse_request("untagresource", b"", path_params=params)
+            policy.authorize(call.principal, "UntagResource", model, self.head.state)
             return await HANDLERS["UntagResource"](call, model)
         if method == "GET":
             model = parse_request("listtagsforresource", b"", path_params={"resourceArn": arn})
@@ -125,7 +176,26 @@ class ApiApp:
         raise ClientError(f"method {method} is not allowed on /v1/tags/")
 
 
-_HPCBATCH_ROUTES = {"health", "nodes", "jobs", "top"}
+def _log_refusal(scope: Scope, error: AuthError) -> None:
+    """One warning per refused request: where from, what, why, and the key id if one was
+    named (an id is no secret; the signature and the secret never reach a log)."""
+    peer = (scope.get("extensions") or {}).get(PEER_KEY)
+    key_id = ""
+    for name, value in scope["headers"]:
+        if name.lower() == b"authorization" and b"Credential=" in value:
+            key_id = value.split(b"Credential=", 1)[1].split(b"/", 1)[0][:32].decode("latin-1")
+    log.warning(
+        "refused %s %s from %s%s: %s: %s",
+        scope.get("method"),
+        scope.get("path", "")[:200],
+        peer.address if peer is not None else "?",
+        f" (access key {key_id!r})" if key_id else "",
+        error.aws_type,
+        error.message,
+    )
+
+
+_HPCBATCH_ROUTES = {"health", "nodes", "jobs", "top", "whoami", "users"}
 _HPCBATCH_ACTIONS = {"logs", "history", "drain", "resume"}
 _TAG_OPERATIONS = {"POST": "TagResource", "GET": "ListTagsForResource", "DELETE": "UntagResource"}
 

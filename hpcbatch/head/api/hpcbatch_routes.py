@@ -4,10 +4,13 @@
   and where set its address, MPI launch port and placement group; a node with GPUs lists each
   (``gpuDevices``: index, id, model, memory, FREE / IN_USE by which job / OUT_OF_SERVICE and
   why) and how jobs are kept to theirs (``gpuIsolation``: ``devices`` or ``env``)
-- ``POST nodes/<name>/drain`` ``{"reason"}`` and ``nodes/<name>/resume``
-- ``GET  jobs/<jobId>/logs?attempt=N&offset=B`` — a chunk of an attempt's output
+- ``POST nodes/<name>/drain`` ``{"reason"}`` and ``nodes/<name>/resume`` (admins)
+- ``GET  jobs/<jobId>/logs?attempt=N&offset=B`` — a chunk of an attempt's output (the job's
+  owner and admins)
 - ``GET  jobs/<jobId>/history`` — the job's story from the journal
-- ``GET  health``
+- ``GET  health`` (the one route that needs no identity)
+- ``GET  whoami`` — who the head takes the caller for: user, uid, admin, via (peer or key)
+- ``users...`` — API users and access keys, admins only (``users_routes.py``)
 - ``GET  top?jobs=N`` — what ``hpcbatch top`` draws, in one answer: queues with depth by status,
   every node (as ``nodes``), the newest N (default 10, at most 100) running and failed jobs
   (``head/api/top.py``)
@@ -32,9 +35,10 @@ from hpcbatch.core.model import ACTIVE, Job, Node, attempt_id, format_vcpus
 from hpcbatch.core.state import State
 from hpcbatch.errors import ClientError, NotFoundError, TransportError, ValidationError
 from hpcbatch.head.agents import MAX_LOG_OFFSET
-from hpcbatch.head.api import top
+from hpcbatch.head.api import top, users_routes
 from hpcbatch.head.api.operations import Call
 from hpcbatch.head.api.parse import SURROGATE_RULE, SURROGATES
+from hpcbatch.head.auth.policy import require_admin, require_job_owner
 from hpcbatch.head.loop import now_ms
 
 VERSION = "0.1.0"
@@ -102,6 +106,10 @@ async def route(
     parts = [unquote(p) for p in path[len("/hpcbatch/v1/") :].strip("/").split("/")]
     if parts == ["health"]:
         return 200, {"status": "ok", "version": VERSION}
+    if parts == ["whoami"] and method == "GET":
+        return 200, _whoami(call)
+    if parts[0] == "users":
+        return 200, await users_routes.route(call, method, parts[1:], body)
     if parts == ["nodes"] and method == "GET":
         nodes = sorted(call.head.state.nodes.values(), key=lambda n: n.name)
         return 200, {"nodes": [_node_doc(call, n) for n in nodes]}
@@ -114,6 +122,7 @@ async def route(
         if job is None:
             raise NotFoundError(f"jobId: no job {parts[1]!r}")
         if parts[2] == "logs":
+            require_job_owner(call.principal, job, "logs", "read the logs of")
             return 200, await _logs(call, job, query)
         if parts[2] == "history":
             return 200, await _history(call, job)
@@ -154,7 +163,21 @@ def _reason(body: bytes) -> str:
     return reason
 
 
+def _whoami(call: Call) -> dict[str, Any]:
+    principal = call.principal
+    doc: dict[str, Any] = {
+        "user": principal.user,
+        "uid": principal.uid,
+        "admin": principal.admin,
+        "via": principal.via,
+    }
+    if principal.key_id is not None:
+        doc.update(accessKeyId=principal.key_id, apiUser=principal.api_user)
+    return doc
+
+
 async def _node_action(call: Call, name: str, action: str, body: bytes) -> dict[str, Any]:
+    require_admin(call.principal, f"nodes/{action}", "drain or resume nodes")
     reason = _reason(body)
     if action == "drain":
         event: ev.Event = ev.DrainNode(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hpcbatch.core import events as ev
@@ -21,6 +21,7 @@ from hpcbatch.errors import NotFoundError
 from hpcbatch.head.api import models as m
 from hpcbatch.head.api import shapes, translate
 from hpcbatch.head.api.paging import page
+from hpcbatch.head.auth.identify import Principal
 from hpcbatch.head.loop import now_ms
 from hpcbatch.head.service import Head
 
@@ -31,12 +32,14 @@ Doc = dict[str, Any]
 class Call:
     head: Head
     request_id: str
+    principal: Principal  # who is calling (head/auth/identify.py)
     strict: bool = False
     workdir: str | None = None  # the x-hpcbatch-workdir header as sent (translate.workdir_of)
 
     @property
     def cause(self) -> str:
-        return f"api:{self.request_id}"
+        """The journal's cause of what this request changes: the request and who made it."""
+        return f"api:{self.request_id} by {self.principal.label}"
 
 
 async def create_ce(c: Call, r: m.CreateComputeEnvironmentRequest) -> Doc:
@@ -104,7 +107,8 @@ async def describe_queues(c: Call, r: m.DescribeJobQueuesRequest) -> Doc:
 
 
 async def register_definition(c: Call, r: m.RegisterJobDefinitionRequest) -> Doc:
-    await c.head.loop.call(translate.register_definition(r, c.cause, now_ms()))
+    event = translate.register_definition(r, c.cause, now_ms())
+    await c.head.loop.call(replace(event, caller=c.principal.caller))
     latest = max(c.head.state.definitions[r.jobDefinitionName].values(), key=lambda d: d.revision)
     return {
         "jobDefinitionName": latest.name,
@@ -115,7 +119,9 @@ async def register_definition(c: Call, r: m.RegisterJobDefinitionRequest) -> Doc
 
 async def deregister_definition(c: Call, r: m.DeregisterJobDefinitionRequest) -> Doc:
     await c.head.loop.call(
-        ev.DeregisterJobDefinition(cause=c.cause, now=now_ms(), ref=r.jobDefinition)
+        ev.DeregisterJobDefinition(
+            cause=c.cause, now=now_ms(), ref=r.jobDefinition, caller=c.principal.caller
+        )
     )
     return {}
 
@@ -143,7 +149,8 @@ async def describe_definitions(c: Call, r: m.DescribeJobDefinitionsRequest) -> D
 async def submit_job(c: Call, r: m.SubmitJobRequest) -> Doc:
     job_id = str(uuid.uuid4())
     workdir = translate.workdir_of(c.workdir)
-    await c.head.loop.call(translate.submit_job(r, job_id, c.cause, now_ms(), c.strict, workdir))
+    event = translate.submit_job(r, job_id, c.cause, now_ms(), c.strict, workdir)
+    await c.head.loop.call(replace(event, caller=c.principal.caller))
     return {"jobArn": c.head.state.arn("job", job_id), "jobName": r.jobName, "jobId": job_id}
 
 

@@ -1,0 +1,98 @@
+"""What a caller may do (docs/security.md, "Who may do what").
+
+- Everyone authenticated: read anything but logs (Describe*, List*, nodes, history, top), submit
+  jobs, register job definitions (core/owners.py keeps their ``user`` honest), ask whoami.
+- A job's owner, or an admin: cancel, terminate, tag or untag it, read its logs.
+- A definition's registrant, or an admin: deregister it, tag or untag it.
+- Admins only (root and the config's ``admin_group``): compute environments, job queues,
+  scheduling policies, nodes (drain, resume), users and their keys, and anything of a job or
+  definition made before the head knew its callers (no owner).
+
+Every refusal is ``AccessDeniedException`` naming the operation, the rule and the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpcbatch.core.model import Job
+from hpcbatch.core.state import State
+from hpcbatch.errors import AccessDeniedError
+from hpcbatch.head.auth.identify import Principal
+
+ADMIN_OPERATIONS = {
+    "CreateComputeEnvironment": "create compute environments",
+    "UpdateComputeEnvironment": "change compute environments",
+    "DeleteComputeEnvironment": "delete compute environments",
+    "CreateJobQueue": "create job queues",
+    "UpdateJobQueue": "change job queues",
+    "DeleteJobQueue": "delete job queues",
+    "CreateSchedulingPolicy": "create scheduling policies",
+    "UpdateSchedulingPolicy": "change scheduling policies",
+    "DeleteSchedulingPolicy": "delete scheduling policies",
+}
+JOB_OPERATIONS = {"CancelJob": "cancel", "TerminateJob": "terminate"}
+TAG_OPERATIONS = {"TagResource": "tag", "UntagResource": "untag"}
+
+
+def _who(principal: Principal) -> str:
+    return f"you are {principal.user!r}"
+
+
+def require_admin(principal: Principal, operation: str, what: str) -> None:
+    if not principal.admin:
+        raise AccessDeniedError(
+            f"{operation}: only an admin may {what} (root and the head's admin_group); "
+            f"{_who(principal)}"
+        )
+
+
+def require_job_owner(principal: Principal, job: Job, operation: str, verb: str) -> None:
+    if principal.admin or (job.owner is not None and job.owner == principal.user):
+        return
+    owner = f"belongs to {job.owner!r}" if job.owner else "was submitted before the head knew users"
+    raise AccessDeniedError(
+        f"{operation}: job {job.job_id} {owner}; only its owner or an admin may {verb} it; "
+        f"{_who(principal)}"
+    )
+
+
+def authorize(principal: Principal, operation: str, request: Any, state: State) -> None:
+    """Raise AccessDeniedError unless ``principal`` may run ``operation`` with ``request``
+    (a parsed model). An unknown job or ARN passes here: the handler says it is not found."""
+    if operation in ADMIN_OPERATIONS:
+        require_admin(principal, operation, ADMIN_OPERATIONS[operation])
+    elif operation in JOB_OPERATIONS:
+        job = state.jobs.get(request.jobId)
+        if job is not None:
+            require_job_owner(principal, job, operation, JOB_OPERATIONS[operation])
+    elif operation in TAG_OPERATIONS:
+        _authorize_tags(principal, operation, request.resourceArn, state)
+
+
+def _authorize_tags(principal: Principal, operation: str, arn: str, state: State) -> None:
+    if principal.admin:
+        return
+    kind, _, name = arn.split(":", 5)[-1].partition("/") if arn.startswith("arn:") else ("", "", "")
+    verb = TAG_OPERATIONS[operation]
+    if kind == "job":
+        job = state.jobs.get(name)
+        if job is not None:
+            require_job_owner(principal, job, operation, verb)
+        return
+    if kind == "job-definition":
+        def_name, _, revision = name.partition(":")
+        definition = state.definitions.get(def_name, {}).get(
+            int(revision or 0) if revision.isdigit() else 0
+        )
+        if definition is not None and definition.owner == principal.user:
+            return
+        if definition is None:
+            return
+        raise AccessDeniedError(
+            f"{operation}: job definition {name} belongs to "
+            f"{definition.owner or 'the head'}; only its registrant or an admin may {verb} it; "
+            f"{_who(principal)}"
+        )
+    if kind in ("job-queue", "compute-environment", "scheduling-policy"):
+        require_admin(principal, operation, f"{verb} {kind.replace('-', ' ')}s")
