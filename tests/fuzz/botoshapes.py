@@ -103,6 +103,14 @@ HINTS: dict[str, st.SearchStrategy[Any]] = {
     "order": st.integers(0, 3),
     "maxResults": st.integers(0, 101),
     "command": st.lists(st.sampled_from(["true", "sleep", "1", "echo", "$X"]), max_size=3),
+    # ListJobs' filters (and, harmlessly, every other member called name/values)
+    "name": st.sampled_from(
+        ["JOB_NAME", "JOB_DEFINITION", "BEFORE_CREATED_AT", "AFTER_CREATED_AT", "SHARE_IDENTIFIER"]
+    ),
+    "values": st.lists(
+        st.sampled_from(["1", "9" * 20, "a*", "*", "", "default", "default:1", "-1", "A1*"]),
+        max_size=2,
+    ),
 }
 
 
@@ -117,8 +125,6 @@ def _string(shape: Shape, name: str) -> st.SearchStrategy[Any]:
         return st.one_of(ref, ref, _bounded_text(low, high))
     if name in NAMED:
         return st.one_of(st.sampled_from(NAME_POOL), _NAME, _bounded_text(max(low, 1), high))
-    if name in HINTS:
-        return st.one_of(HINTS[name], _bounded_text(low, high))
     if low or high is not None:
         return _bounded_text(low, high)
     return _TEXT
@@ -150,16 +156,22 @@ def _document(depth: int) -> st.SearchStrategy[Any]:
 
 
 def valid(shape: Shape, name: str = "", depth: int = 0) -> st.SearchStrategy[Any]:
-    """A value that fits ``shape``'s type and traits; ``name`` is the member it fills."""
+    """A value that fits ``shape``'s type and traits; ``name`` is the member it fills (a hint
+    in ``HINTS`` for that name is drawn half the time)."""
+    generic = _valid(shape, name, depth)
+    hint = HINTS.get(name)
+    return generic if hint is None or shape.metadata.get("enum") else st.one_of(hint, generic)
+
+
+def _valid(shape: Shape, name: str, depth: int) -> st.SearchStrategy[Any]:
     kind = shape.type_name
     if kind == "structure":
         return _structure(shape, depth)
     if kind == "list":
-        if name == "command":
-            return st.one_of(HINTS[name], st.lists(valid(shape.member, "", depth + 1)))
         low = shape.metadata.get("min", 0)
         high = min(shape.metadata.get("max", low + SMALL_LIST), low + SMALL_LIST)
-        return st.lists(valid(shape.member, name, depth + 1), min_size=low, max_size=high)
+        inner = name if name in REF_KINDS else ""  # "jobs": each a job id; "command": any
+        return st.lists(valid(shape.member, inner, depth + 1), min_size=low, max_size=high)
     if kind == "map":
         high = min(shape.metadata.get("max", SMALL_LIST), SMALL_LIST)
         keys = valid(shape.key, "", depth + 1)
@@ -167,7 +179,7 @@ def valid(shape: Shape, name: str = "", depth: int = 0) -> st.SearchStrategy[Any
     if kind == "string":
         return _string(shape, name)
     if kind in _NUMBER_RANGES:
-        return st.one_of(HINTS[name], _integer(shape)) if name in HINTS else _integer(shape)
+        return _integer(shape)
     if kind in ("float", "double"):
         return st.floats(allow_nan=False, allow_infinity=False)
     if kind == "boolean":

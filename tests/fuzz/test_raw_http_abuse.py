@@ -93,6 +93,45 @@ def test_malformed_json_is_a_4xx_in_aws_shape(head: HeadProcess, path: str) -> N
     still_well(head)
 
 
+# Framing no client library sends: each must be a 4xx or a closed connection, never a 5xx.
+BAD_FRAMING = [
+    b"POST /v1/describejobs HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"POST /v1/describejobs HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST /v1/describejobs HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
+    b"POST /v1/describejobs HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n{}",
+    b"POST /v1/describejobs HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n",
+    b"POST /v1/describejobs HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+    b"\r\n{}",
+    b"POST /v1/describejobs HTTP/9.9\r\nHost: h\r\nContent-Length: 2\r\n\r\n{}",
+    b"POST /v1/describejobs\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,  # a TLS hello to plain HTTP
+    b"GET /hpcbatch/v1/health HTTP/1.1\r\nHost: h\r\n\r\n" * 50,  # pipelined
+    b"POST /v1/describejobs HTTP/1.1\r\nHost: h\r\nX: \xff\x00\r\nContent-Length: 2\r\n\r\n{}",
+    b"POST /v1/describejobs HTTP/1.1\r\nHost: h\r\nAuthorization: AWS4-HMAC-SHA256 \xff\r\n"
+    b"Content-Length: 2\r\n\r\n{}",
+    b"POST /v1/describejobs HTTP/1.1\r\nHost: h\r\nAuthorization: AWS4-HMAC-SHA256 "
+    b"Credential=\xff/\x00, SignedHeaders=host;;, Signature=zz\r\nContent-Length: 2\r\n\r\n{}",
+]
+
+
+@pytest.mark.parametrize("raw", BAD_FRAMING, ids=range(len(BAD_FRAMING)))
+def test_bad_framing_is_a_4xx_or_a_close(head: HeadProcess, raw: bytes) -> None:
+    with connect(head.port) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(raw)
+            sock.shutdown(socket.SHUT_WR)
+        while True:  # every answer on the connection (pipelined ones too) until it closes
+            try:
+                answer = read_response(sock)
+            except OSError:
+                break
+            if answer is None:
+                break
+            assert answer.status < 500, f"{answer.status} {answer.body[:300]!r}"
+    still_well(head)
+
+
 def _send_all(sock: socket.socket, chunks: Iterator[bytes]) -> None:
     """Send until the head stops reading: it answers and closes once it has refused."""
     with contextlib.suppress(OSError):
