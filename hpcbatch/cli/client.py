@@ -21,6 +21,7 @@ Stdlib only, and nothing imported that a command does not need: every CLI call p
 from __future__ import annotations
 
 import json
+import os
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,17 @@ if TYPE_CHECKING:
 Json = dict[str, Any]
 Query = Mapping[str, str | int | Sequence[str]]
 
-DEFAULT_ENDPOINT = "unix:///run/hpcbatch/head.sock"
+DEFAULT_SOCKET = "/run/hpcbatch/head.sock"  # a root head's (hpcbatch.head.config.ROOT_SOCKET)
+DEFAULT_ENDPOINT = f"unix://{DEFAULT_SOCKET}"
+# Where no head socket exists (a head run by a plain user serves none): its loopback TCP
+# address, where the head learns the caller from the kernel's socket table instead.
+FALLBACK_ENDPOINT = "http://127.0.0.1:7650"
+
+
+def default_endpoint() -> str:
+    return DEFAULT_ENDPOINT if os.path.exists(DEFAULT_SOCKET) else FALLBACK_ENDPOINT
+
+
 ENDPOINT_ENV = "HPCBATCH_ENDPOINT"
 STRICT_HEADER = "x-hpcbatch-strict"
 DEFAULT_TIMEOUT_S = 60.0

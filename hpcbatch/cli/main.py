@@ -30,8 +30,9 @@ from hpcbatch.cli.context import (
 Handler = Callable[[argparse.Namespace, Context], int]
 
 DEFAULT_UNREACHABLE_HINT = (
-    "hint: that is the head's socket on the head node; for a head elsewhere, or one that "
-    "serves no socket here, give --endpoint http(s)://HOST:PORT or set HPCBATCH_ENDPOINT"
+    "hint: by default the CLI calls the head's socket /run/hpcbatch/head.sock, or where there "
+    "is none 127.0.0.1:7650; for a head elsewhere give --endpoint http(s)://HOST:PORT or set "
+    "HPCBATCH_ENDPOINT"
 )
 
 
@@ -185,9 +186,9 @@ def parse(argv: list[str]) -> argparse.Namespace | int:
 
 
 def make_context(args: argparse.Namespace) -> Context | int:
-    from hpcbatch.cli.client import DEFAULT_ENDPOINT, ENDPOINT_ENV
+    from hpcbatch.cli.client import ENDPOINT_ENV, default_endpoint
 
-    endpoint = getattr(args, "endpoint", None) or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
+    endpoint = getattr(args, "endpoint", None) or os.environ.get(ENDPOINT_ENV) or default_endpoint()
     if args.command != "head":
         from hpcbatch.cli.client import EndpointError, parse_endpoint
 
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def dispatch(handler: Handler, args: argparse.Namespace, ctx: Context) -> int:
-    from hpcbatch.cli.client import DEFAULT_ENDPOINT, HeadUnreachableError
+    from hpcbatch.cli.client import DEFAULT_ENDPOINT, FALLBACK_ENDPOINT, HeadUnreachableError
     from hpcbatch.cli.credentials import CredentialsError
     from hpcbatch.errors import ClientError, HpcbatchError
 
@@ -231,7 +232,7 @@ def dispatch(handler: Handler, args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_USAGE
     except HeadUnreachableError as exc:
         warn(f"error: {exc.message}")
-        if exc.endpoint == DEFAULT_ENDPOINT:
+        if exc.endpoint in (DEFAULT_ENDPOINT, FALLBACK_ENDPOINT):
             warn(DEFAULT_UNREACHABLE_HINT)
         return EXIT_UNREACHABLE
     except ClientError as exc:

@@ -77,7 +77,7 @@ def test_flag_before_the_command_counts_too(stub: StubHead) -> None:
 
 
 def test_default_endpoint_is_the_local_head(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     import hpcbatch.cli.client as client
 
@@ -85,8 +85,14 @@ def test_default_endpoint_is_the_local_head(
     monkeypatch.setattr(
         client.Client, "get", lambda self, path, query=None: seen.append(self.endpoint) or {}
     )
+    socket = tmp_path / "head.sock"
+    monkeypatch.setattr(client, "DEFAULT_SOCKET", str(socket))
+    monkeypatch.setattr(client, "DEFAULT_ENDPOINT", f"unix://{socket}")
+    socket.touch()  # a head's socket is there: the CLI calls it
     assert main(["health"]) == 0
-    assert seen == ["unix:///run/hpcbatch/head.sock"]
+    socket.unlink()  # none (a head run by a plain user serves none): its loopback port
+    assert main(["health"]) == 0
+    assert seen == [f"unix://{socket}", "http://127.0.0.1:7650"]
 
 
 def test_no_head_at_the_default_socket_says_how_to_name_another(
@@ -94,13 +100,14 @@ def test_no_head_at_the_default_socket_says_how_to_name_another(
 ) -> None:
     import hpcbatch.cli.client as client
 
-    monkeypatch.setattr(client, "DEFAULT_ENDPOINT", f"unix://{tmp_path}/head.sock")
+    monkeypatch.setattr(client, "DEFAULT_SOCKET", f"{tmp_path}/head.sock")
+    monkeypatch.setattr(client, "FALLBACK_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     assert main(["health"]) == 4
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == f"error: cannot reach the head at unix://{tmp_path}/head.sock: " + (
-        "No such file or directory"
+    assert err[0] == f"error: cannot reach the head at {client.FALLBACK_ENDPOINT}: " + (
+        "Connection refused"
     )
-    assert err[1].startswith("hint: that is the head's socket on the head node")
+    assert err[1].startswith("hint: by default the CLI calls the head's socket")
     assert main(["health", "-e", f"unix://{tmp_path}/other.sock"]) == 4
     assert len(capsys.readouterr().err.splitlines()) == 1  # an endpoint given: no hint
 

@@ -254,6 +254,7 @@ def _extras(job: Job) -> Doc:
             "startReason": job.start_reason,
             "waitingOn": sorted(job.waiting_on) or None,
             "workdir": job.spec.workdir,
+            "owner": job.owner,
         }
     )
 
@@ -281,6 +282,7 @@ def job_summary(state: State, job: Job, reservations: tuple[Reservation, ...] = 
             else None,
             "nodeProperties": _node_summary(state, job),
             "jobDefinition": job.definition_arn,
+            "hpcbatch": {"owner": job.owner} if job.owner else None,
         }
     )
 
