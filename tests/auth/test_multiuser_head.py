@@ -240,3 +240,26 @@ def test_a_user_unknown_to_the_head_is_refused(head: UsersHead) -> None:
     os.waitpid(pid, 0)
     assert text.decode() == "ClientError: AccessDeniedException"
     wait_for(lambda: "uid 64999 has no user name" in head.log.read_text(), 10, "the refusal's log")
+
+
+def test_a_user_unknown_on_the_host_fails_the_attempt_saying_so(head: UsersHead) -> None:
+    """The agent never creates users: an admin's job as a user the host lacks cannot start."""
+    definition = {
+        "jobDefinitionName": "as-ghost",
+        "type": "container",
+        "containerProperties": {
+            "command": ["true"],
+            "user": "hpcbnosuchuser",
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "1"},
+                {"type": "MEMORY", "value": "64"},
+            ],
+        },
+    }
+    assert "revision" in as_user(ADMIN, call(head.unix, "RegisterJobDefinition", definition))
+    job = submit_as(head, ADMIN, ["true"], jobDefinition="as-ghost")
+    done = head.wait_status(job, "SUCCEEDED", "FAILED", timeout=30)
+    assert done["status"] == "FAILED"
+    assert done["statusReason"] == "CannotStartContainerError: no user 'hpcbnosuchuser' on this host"
+    with pytest.raises(KeyError):
+        pwd.getpwnam("hpcbnosuchuser")

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -76,7 +77,9 @@ class HeadProcess:
         self.env = env  # the head's environment (its LOCAL agents inherit it); None: ours
         self.data_dir = data_dir
         self.port = free_port()
+        self.listen = f"127.0.0.1:{self.port}"  # a subclass may serve elsewhere (and HTTPS)
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.verify: Any = True  # httpx's and boto3's: a CA bundle for a test certificate
         self.config = data_dir / "head.toml"
         data_dir.mkdir(parents=True, exist_ok=True)
         self.config.write_text(
@@ -96,7 +99,7 @@ class HeadProcess:
             "--data-dir",
             str(self.data_dir),
             "--listen",
-            f"127.0.0.1:{self.port}",
+            self.listen,
             "--config",
             str(self.config),
             "--log-level",
@@ -112,7 +115,11 @@ class HeadProcess:
         if self.proc.poll() is not None:
             raise AssertionError(f"head exited {self.proc.returncode}:\n{self.log.read_text()}")
         try:
-            return httpx.get(f"{self.endpoint}/hpcbatch/v1/health", timeout=1).status_code == 200
+            health = f"{self.endpoint}/hpcbatch/v1/health"
+            verify = self.verify
+            if isinstance(verify, str):  # httpx wants a context, boto3 the path
+                verify = ssl.create_default_context(cafile=verify)
+            return httpx.get(health, timeout=1, verify=verify).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -163,6 +170,7 @@ class HeadProcess:
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
             config=Config(retries={"max_attempts": 1}),
+            verify=self.verify,
         )
 
     def get(self, path: str, **params: Any) -> Any:

@@ -1,0 +1,113 @@
+"""Issue 12 across a dev cluster: the head's HTTPS listener on a non-loopback address, boto3 and
+the aws CLI in a host's namespace with keys the head issued; each bad request refused with AWS's
+code; alice's array job runs as alice on every SSH host, her logs there hers alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpcbatch.devcluster import DevCluster
+from tests.auth.conftest import users  # noqa: F401  (the fixture)
+from tests.auth.unixusers import ALICE
+from tests.cluster.conftest import ssh_config
+from tests.cluster.tls_head import TlsHead
+from tests.head.headproc import wait_for
+
+CLIENT = Path(__file__).with_name("tls_client.py")
+
+
+@pytest.fixture
+def head(users: None, cluster: DevCluster, tmp_path: Path) -> Iterator[TlsHead]:  # noqa: F811
+    process = TlsHead(
+        tmp_path / "head",
+        cluster.descriptor.bridge_address,
+        nodes=0,
+        extra_config=ssh_config(cluster),
+    )
+    try:
+        process.start()
+        process.batch().create_job_queue(
+            jobQueueName="cluster",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "cluster"}],
+        )
+        names = {h.name for h in cluster.hosts}
+        wait_for(
+            lambda: (
+                names
+                <= {
+                    n["name"]
+                    for n in process.get("/hpcbatch/v1/nodes")["nodes"]
+                    if n["state"] == "ONLINE"
+                }
+            ),
+            30,
+            "every host ONLINE",
+        )
+        yield process
+    finally:
+        process.cleanup()
+
+
+def in_namespace(cluster: DevCluster, argv: list[str], env: dict[str, str] | None = None) -> str:
+    host = cluster.hosts[-1].name
+    command = ["env", *(f"{k}={v}" for k, v in (env or {}).items()), *argv]
+    done = cluster.run(host, command, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def client(cluster: DevCluster, head: TlsHead, mode: str, key: tuple[str, str]) -> dict[str, Any]:
+    argv = [sys.executable, str(CLIENT), mode, head.endpoint, str(head.cert), *key]
+    return dict(json.loads(in_namespace(cluster, argv, {"PYTHONPATH": os.getcwd()})))
+
+
+def test_remote_clients_sign_over_tls_and_alices_jobs_run_as_her_everywhere(
+    cluster: DevCluster, head: TlsHead
+) -> None:
+    key = head.issue("alice", ALICE)
+    got = client(cluster, head, "submit", key)
+    array = got.pop("array")
+    assert got == {
+        "wrong secret": "InvalidSignatureException",
+        "body changed after signing": "InvalidSignatureException",
+        "6 minutes off": "InvalidSignatureException",
+        "no signature": "403 MissingAuthenticationTokenException",
+    }
+    parent = head.wait_status(array, "SUCCEEDED", "FAILED", timeout=90)
+    assert parent["status"] == "SUCCEEDED", head.story(array)
+    alice = pwd.getpwnam(ALICE).pw_uid
+    nodes = set()
+    for index in range(4):
+        child = head.raw_describe(f"{array}:{index}")
+        assert child["hpcbatch"]["owner"] == ALICE
+        nodes.add(child["hpcbatch"]["node"])
+        assert head.get(f"/hpcbatch/v1/jobs/{array}:{index}/logs")["data"] == f"{ALICE}\n"
+    assert nodes == {h.name for h in cluster.hosts}
+    for host in cluster.hosts:
+        (log,) = Path(host.agent_state_dir, "logs").glob(f"{array}*")
+        info = log.stat()
+        assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (alice, 0o600), (host.name, log)
+
+    aws = str(Path(sys.executable).with_name("aws"))
+    env = {
+        "AWS_ACCESS_KEY_ID": key[0],
+        "AWS_SECRET_ACCESS_KEY": key[1],
+        "AWS_DEFAULT_REGION": "local",
+    }
+    argv = [aws, "batch", "describe-jobs", "--jobs", array, "--endpoint-url", head.endpoint]
+    described = json.loads(in_namespace(cluster, [*argv, "--ca-bundle", str(head.cert)], env))
+    assert described["jobs"][0]["status"] == "SUCCEEDED"
+
+    head.admin().post(f"/hpcbatch/v1/users/alice/keys/{key[0]}/disable", {})
+    assert client(cluster, head, "disabled", key) == {"disabled key": "UnrecognizedClientException"}
+    assert key[1] not in head.log.read_text()
