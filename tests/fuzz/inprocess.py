@@ -33,6 +33,7 @@ from tests.fuzz.wire import Request
 
 CHUNK = 64 * 1024
 SETTLE_S = 10.0
+ANSWER_S = 30.0  # generous: a request the loop never answers fails, it does not hang
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class InProcessHead:
         config = type(config)(**{**config.__dict__, "local": type(config.local)(nodes=0)})
         self.loop = asyncio.new_event_loop()
         self.head = Head(config)
+        # the loop's fail-stop: the daemon SIGTERMs itself; here it is recorded and asserted on
+        self.fatal: list[str] = []
+        self.head.loop.on_fatal = lambda: self.fatal.append("the head's loop stopped")
         self.apps = {True: ApiApp(self.head, ADMIN), False: ApiApp(self.head, PLAIN)}
         self.loop.run_until_complete(self._start())
 
@@ -106,7 +110,11 @@ class InProcessHead:
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        await self.apps[admin](_scope(request), receive, send)
+        try:
+            await asyncio.wait_for(self.apps[admin](_scope(request), receive, send), ANSWER_S)
+        except TimeoutError:
+            raise AssertionError(f"no answer within {ANSWER_S} s; {self.fatal}") from None
+        assert not self.fatal, f"{self.fatal} (see the log above)"
         start = next(m for m in sent if m["type"] == "http.response.start")
         body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in start["headers"]}
@@ -118,6 +126,7 @@ class InProcessHead:
         for agent in self.agents:
             agent.heartbeat()
         self.loop.run_until_complete(asyncio.sleep(0.01))
+        assert not self.fatal, f"{self.fatal} (see the log above)"
 
     def close(self) -> None:
         self.loop.run_until_complete(self.head.stop())
