@@ -139,6 +139,19 @@ def test_a_malformed_drain_body_is_a_400(tmp_path: Path, body: bytes, message: s
     run(tmp_path, scenario)
 
 
+@pytest.mark.parametrize(
+    "path", ["/hpcbatch/v1/users", "/hpcbatch/v1/users/u/keys", "/hpcbatch/v1/nodes/n1/drain"]
+)
+def test_a_body_nested_100_000_deep_is_a_400(tmp_path: Path, path: str) -> None:
+    """json.loads raises RecursionError, which is no ValueError: it was a 500."""
+
+    async def scenario(head: Head, client: httpx.AsyncClient, job_id: str) -> None:
+        response = await client.post(path, content=b'{"name": ' + b"[" * 100_000)
+        expect_400(response, "request body is not a JSON object")
+
+    run(tmp_path, scenario)
+
+
 def test_drain_names_an_unknown_node_and_keeps_a_good_reason(tmp_path: Path) -> None:
     async def scenario(head: Head, client: httpx.AsyncClient, job_id: str) -> None:
         response = await client.post("/hpcbatch/v1/nodes/n9/drain", json={})

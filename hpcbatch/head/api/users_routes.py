@@ -57,7 +57,7 @@ def user_doc(user: User) -> dict[str, Any]:
 def _document(body: bytes) -> dict[str, Any]:
     try:
         document = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." 100,000 deep
         document = None
     if not isinstance(document, dict):
         raise ValidationError("", "request body is not a JSON object")
