@@ -15,7 +15,7 @@ nothing the head lists; an accepted SubmitJob's job exists; and the core's invar
 (``check_invariants`` on the head's state).
 
 Budget: ``HPCBATCH_FUZZ_EXAMPLES`` (default 300) examples per flavour, derandomized, no
-example database: CI runs the same bounded inputs each time (all of tests/fuzz: ~25 s on 2
+example database: CI runs the same bounded inputs each time (all of tests/fuzz: ~30 s on 2
 cores). A longer hunt, with a random seed each run (a failure prints the input that broke it;
 ``--hypothesis-show-statistics`` shows which operation answered what how often):
 
