@@ -70,7 +70,9 @@ def tampered(request: Request, headers: dict[str, str], how: str) -> tuple[Reque
     elif how == "path":
         request = Request(request.method, request.path + "x", request.query, request.body)
     elif how == "header":
-        headers["x-amz-date"] = headers["x-amz-date"][:-3] + "00Z"
+        signed_at = headers["x-amz-date"]  # a second later (or earlier): still in the skew
+        second = "01" if signed_at[-3:-1] != "01" else "02"
+        headers["x-amz-date"] = signed_at[:-3] + second + "Z"
     elif how == "signature":
         auth = headers["authorization"]
         headers["authorization"] = auth[:-1] + ("0" if auth[-1] != "0" else "1")
