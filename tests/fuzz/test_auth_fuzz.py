@@ -96,9 +96,8 @@ def _part(plausible: list[str]) -> st.SearchStrategy[str]:
 
 @st.composite
 def assembled(draw: st.DrawFn, key_ids: list[str]) -> dict[str, str]:
-    """An Authorization header (and maybe X-Amz-Date) put together from parts. (Year 0000 is
-    left out: ``test_a_signature_dated_in_year_0_is_refused`` holds it until it is fixed.)"""
-    day = draw(_part(["20260101", "99991231", "20261399", "20260231", "19700101"]))
+    """An Authorization header (and maybe X-Amz-Date) put together from parts."""
+    day = draw(_part(["20260101", "00000101", "99991231", "20261399", "20260231", "19700101"]))
     key = draw(_part(key_ids + ["HPCB0000000000000000"]))
     region = draw(_part(["local", "us-east-1"]))
     service = draw(_part(["batch", "s3"]))
@@ -152,15 +151,11 @@ def test_signatures_verify_or_are_refused_in_aws_shape(
         assert response.status in (400, 403) and kind in AUTH_TYPES, (how, response.body[:300])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sigv4._midnight hands year 0000 to calendar.timegm, whose ValueError is a 500; "
-    "head/auth/sigv4.py must refuse it as IncompleteSignatureException (strict: once it "
-    "does, this passes and the mark must go)",
-)
 def test_a_signature_dated_in_year_0_is_refused(
     head: InProcessHead, keys: list[tuple[str, str]]
 ) -> None:
+    """Year 0000 is no date calendar.timegm takes (ValueError): a 400, not a 500, even past
+    the parse, with a key id the head knows (key ids are no secret)."""
     auth = (
         f"AWS4-HMAC-SHA256 Credential={keys[0][0]}/00000101/local/batch/aws4_request, "
         f"SignedHeaders=host;x-amz-date, Signature={'0' * 64}"
