@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -17,8 +18,15 @@ from hpcbatch.transport.local import stop_local_agent
 
 class BenchHead:
     def __init__(
-        self, nodes: int = 1, vcpus: int = 32, memory_mib: int = 65536, extra_config: str = ""
+        self,
+        nodes: int = 1,
+        vcpus: int = 32,
+        memory_mib: int = 65536,
+        extra_config: str = "",
+        src: str | None = None,
     ) -> None:
+        """``src``: run the head from that source tree instead (another build, to compare)."""
+        self.src = src
         self.dir = Path(tempfile.mkdtemp(prefix="hpcbatch-bench-"))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -45,7 +53,11 @@ class BenchHead:
             "--log-level",
             "warning",
         ]
-        self.proc = subprocess.Popen(cmd)
+        # no Unix socket: a benchmark's head must not take /run/hpcbatch/head.sock from a real one
+        env = {**os.environ, "HPCBATCH_SOCKET": ""}
+        if self.src is not None:
+            env["PYTHONPATH"] = self.src
+        self.proc = subprocess.Popen(cmd, env=env, cwd=self.src)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

@@ -22,7 +22,7 @@ from hpcbatch.core.model import (
     Resources,
 )
 from hpcbatch.core.multinode import add_node_jobs, check_submit_shape, gang_shape
-from hpcbatch.core.owners import gang_run_as_owner, run_as_owner
+from hpcbatch.core.owners import check_user, gang_run_as_owner
 from hpcbatch.core.process_text import check_process_text, substitute
 from hpcbatch.core.resolve import resolve_definition, resolve_queue
 from hpcbatch.core.state import State
@@ -50,6 +50,7 @@ def merge_spec(definition: JobDefinition, e: ev.SubmitJob) -> tuple[JobSpec, dic
         timeout_s=e.timeout_s if e.timeout_s is not None else base.timeout_s,
         priority=e.priority if e.priority is not None else base.priority,
         workdir=None if e.workdir is None else check_workdir(e.workdir),
+        user=base.user if base.user is not None or e.caller is None else e.caller.user,
     )
     return spec, parameters
 
@@ -121,6 +122,8 @@ def _checked_spec(
 ) -> tuple[JobSpec, dict[str, str], MultiNodeSpec | None]:
     """The job's spec and parameters, and a multi-node job's shape, every rule checked."""
     check_submit_shape(definition, e)
+    if definition.multinode is None:
+        check_user(definition.spec, e.caller, "SubmitJob", "containerProperties.user")
     spec, parameters = merge_spec(definition, e)
     shape = None
     if definition.multinode is not None:
@@ -136,9 +139,6 @@ def _checked_spec(
                 f"job definition {definition.name}:{definition.revision} has no command; give one",
             )
         check_process_text(spec)
-        spec = run_as_owner(
-            spec, e.caller, "SubmitJob", "the job definition's containerProperties.user"
-        )
         problem = largest_fit_problem(state, queue, spec.resources)
         field = "resourceRequirements"
     if e.strict and problem is not None:

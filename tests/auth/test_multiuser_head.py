@@ -260,6 +260,8 @@ def test_a_user_unknown_on_the_host_fails_the_attempt_saying_so(head: UsersHead)
     job = submit_as(head, ADMIN, ["true"], jobDefinition="as-ghost")
     done = head.wait_status(job, "SUCCEEDED", "FAILED", timeout=30)
     assert done["status"] == "FAILED"
-    assert done["statusReason"] == "CannotStartContainerError: no user 'hpcbnosuchuser' on this host"
+    assert (
+        done["statusReason"] == "CannotStartContainerError: no user 'hpcbnosuchuser' on this host"
+    )
     with pytest.raises(KeyError):
         pwd.getpwnam("hpcbnosuchuser")

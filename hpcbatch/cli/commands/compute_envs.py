@@ -35,9 +35,7 @@ def register(
     listing.add_argument("names", nargs="*", metavar="NAME")
     create = actions.add_parser("create", parents=[common], help="create a compute environment")
     create.add_argument("name", metavar="NAME")
-    create.add_argument(
-        "--kind", type=str.upper, default="LOCAL", help="LOCAL (default) or SSH"
-    )
+    create.add_argument("--kind", type=str.upper, default="LOCAL", help="LOCAL (default) or SSH")
     update = actions.add_parser("update", parents=[common], help="change a compute environment")
     update.add_argument("name", metavar="NAME")
     for target in (create, update):

@@ -34,9 +34,9 @@ from hpcbatch.errors import AuthError, ClientError, HpcbatchError, NotFoundError
 from hpcbatch.head.api import hpcbatch_routes
 from hpcbatch.head.api.operations import HANDLERS, Call
 from hpcbatch.head.api.parse import OPERATIONS, parse_request
-from hpcbatch.head.auth import policy
+from hpcbatch.head.auth import policy, sigv4
 from hpcbatch.head.auth.connection import PEER_KEY
-from hpcbatch.head.auth.identify import Admins, Principal, identify
+from hpcbatch.head.auth.identify import Admins, Principal, identify_signed, identify_unsigned
 from hpcbatch.head.auth.sigv4 import SignedRequest
 from hpcbatch.head.service import Head
 
@@ -58,6 +58,7 @@ class ApiApp:
         self.head = head
         self.anonymous = anonymous
         self.admins = Admins(head.config.admin_group)
+        sigv4.warm_up()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -106,11 +107,18 @@ class ApiApp:
                 return
 
     def _identify(self, scope: Scope, body: bytes) -> Principal:
+        peer = (scope.get("extensions") or {}).get(PEER_KEY)
+        if not any(key.lower() == b"authorization" for key, _ in scope["headers"]):
+            if scope["path"] == HEALTH_PATH:
+                return NOBODY
+            return identify_unsigned(peer, self.admins, self.anonymous)
         headers: dict[str, list[str]] = {}
-        for key, value in scope["headers"]:
-            headers.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
-        if scope["path"] == HEALTH_PATH and "authorization" not in headers:
-            return NOBODY
+        for key, value in scope["headers"]:  # ASGI's names are lower-case already
+            name = key.decode("latin-1")
+            if name in headers:
+                headers[name].append(value.decode("latin-1"))
+            else:
+                headers[name] = [value.decode("latin-1")]
         raw = scope.get("raw_path") or scope["path"].encode()
         request = SignedRequest(
             method=scope["method"],
@@ -120,9 +128,7 @@ class ApiApp:
             body=body,
             scheme=scope.get("scheme", "http"),
         )
-        peer = (scope.get("extensions") or {}).get(PEER_KEY)
-        config = self.head.config
-        return identify(request, peer, self.head.state, config.region, self.admins, self.anonymous)
+        return identify_signed(request, self.head.state, self.head.config.region, self.admins)
 
     async def _route(
         self, scope: Scope, body: bytes, request_id: str, principal: Principal

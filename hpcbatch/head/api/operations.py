@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from hpcbatch.core import events as ev
@@ -107,8 +107,8 @@ async def describe_queues(c: Call, r: m.DescribeJobQueuesRequest) -> Doc:
 
 
 async def register_definition(c: Call, r: m.RegisterJobDefinitionRequest) -> Doc:
-    event = translate.register_definition(r, c.cause, now_ms())
-    await c.head.loop.call(replace(event, caller=c.principal.caller))
+    event = translate.register_definition(r, c.cause, now_ms(), c.principal.caller)
+    await c.head.loop.call(event)
     latest = max(c.head.state.definitions[r.jobDefinitionName].values(), key=lambda d: d.revision)
     return {
         "jobDefinitionName": latest.name,
@@ -149,8 +149,10 @@ async def describe_definitions(c: Call, r: m.DescribeJobDefinitionsRequest) -> D
 async def submit_job(c: Call, r: m.SubmitJobRequest) -> Doc:
     job_id = str(uuid.uuid4())
     workdir = translate.workdir_of(c.workdir)
-    event = translate.submit_job(r, job_id, c.cause, now_ms(), c.strict, workdir)
-    await c.head.loop.call(replace(event, caller=c.principal.caller))
+    event = translate.submit_job(
+        r, job_id, c.cause, now_ms(), c.strict, workdir, c.principal.caller
+    )
+    await c.head.loop.call(event)
     return {"jobArn": c.head.state.arn("job", job_id), "jobName": r.jobName, "jobId": job_id}
 
 

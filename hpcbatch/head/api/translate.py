@@ -15,6 +15,7 @@ from urllib.parse import unquote_to_bytes
 from hpcbatch.core import events as ev
 from hpcbatch.core.model import (
     DEFAULT_RESOURCES,
+    Caller,
     Dependency,
     JobSpec,
     MultiNodeSpec,
@@ -187,7 +188,9 @@ def _multinode(props: m.NodeProperties, job_level: JobSpec) -> MultiNodeSpec:
     return MultiNodeSpec(props.numNodes, props.mainNode, tuple(ranges))
 
 
-def register_definition(req: m.RegisterJobDefinitionRequest, cause: str, now: int) -> ev.Event:
+def register_definition(
+    req: m.RegisterJobDefinitionRequest, cause: str, now: int, caller: Caller | None = None
+) -> ev.Event:
     job_level = JobSpec(
         command=(),
         retry=_retry(req.retryStrategy) or RetryStrategy(),
@@ -211,6 +214,7 @@ def register_definition(req: m.RegisterJobDefinitionRequest, cause: str, now: in
         echo=echo_of(req, "jobDefinitionName", "type", "parameters"),
         tags=req.tags or {},
         multinode=multinode,
+        caller=caller,
     )
 
 
@@ -301,6 +305,7 @@ def submit_job(
     now: int,
     strict: bool,
     workdir: str | None = None,
+    caller: Caller | None = None,
 ) -> ev.SubmitJob:
     multinode = node_overrides(req)
     o = req.containerOverrides
@@ -341,4 +346,5 @@ def submit_job(
         strict=strict,
         node_overrides=multinode,
         workdir=workdir,
+        caller=caller,
     )

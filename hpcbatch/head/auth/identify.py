@@ -16,6 +16,7 @@ import os
 import pwd
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from hpcbatch.core.model import Caller
 from hpcbatch.core.state import State
@@ -83,23 +84,42 @@ class Admins:
             return False
 
 
-def _user_name(uid: int) -> str:
+_names: dict[int, tuple[float, str | None]] = {}
+_uids: dict[str, tuple[float, int | None]] = {}
+
+
+def _cached(cache: dict[Any, tuple[float, Any]], key: Any, look: Any) -> Any:
+    """The user database answer for ``key``, looked up at most every CACHE_S seconds (each
+    lookup reads /etc/passwd, or asks NSS: too dear for every request)."""
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     try:
-        return pwd.getpwuid(uid).pw_name
+        answer = look(key)
     except KeyError:
-        raise AuthError(
-            "AccessDeniedException", f"uid {uid} has no user name on the head's host"
-        ) from None
+        answer = None
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[key] = (now + CACHE_S, answer)
+    return answer
+
+
+def _user_name(uid: int) -> str:
+    name: str | None = _cached(_names, uid, lambda u: pwd.getpwuid(u).pw_name)
+    if name is None:
+        raise AuthError("AccessDeniedException", f"uid {uid} has no user name on the head's host")
+    return name
 
 
 def _uid(user: str) -> int:
-    try:
-        return pwd.getpwnam(user).pw_uid
-    except KeyError:
+    uid: int | None = _cached(_uids, user, lambda u: pwd.getpwnam(u).pw_uid)
+    if uid is None:
         raise AuthError(
             "UnrecognizedClientException",
             f"the access key acts as Unix user {user!r}, who does not exist on the head's host",
-        ) from None
+        )
+    return uid
 
 
 MISSING = (
@@ -109,26 +129,25 @@ MISSING = (
 UNRECOGNIZED = "The security token included in the request is invalid."
 
 
-def identify(
-    request: SignedRequest,
-    peer: Peer | None,
-    state: State,
-    region: str,
-    admins: Admins,
-    anonymous: Principal | None = None,
+def identify_signed(request: SignedRequest, state: State, region: str, admins: Admins) -> Principal:
+    """The caller of a request with an ``Authorization`` header: the user of the active key
+    that signed it, or AuthError."""
+    auth = parse_authorization(request.headers["authorization"][0])
+    found = active_key(state, auth.key_id)
+    if found is None:
+        raise AuthError("UnrecognizedClientException", UNRECOGNIZED)
+    verify(request, auth, found[1].secret, region, time.time())
+    user = found[0]
+    uid = _uid(user.unix_user)
+    return Principal(
+        user.unix_user, admins(user.unix_user, uid), "key", uid, auth.key_id, user.name
+    )
+
+
+def identify_unsigned(
+    peer: Peer | None, admins: Admins, anonymous: Principal | None = None
 ) -> Principal:
-    authorization = request.headers.get("authorization")
-    if authorization:
-        auth = parse_authorization(authorization[0])
-        found = active_key(state, auth.key_id)
-        if found is None:
-            raise AuthError("UnrecognizedClientException", UNRECOGNIZED)
-        verify(request, auth, found[1].secret, region, time.time())
-        user = found[0]
-        uid = _uid(user.unix_user)
-        return Principal(
-            user.unix_user, admins(user.unix_user, uid), "key", uid, auth.key_id, user.name
-        )
+    """The caller of an unsigned request: the kernel's word on a local peer, or AuthError."""
     if peer is not None and peer.local and peer.uid is not None:
         name = _user_name(peer.uid)
         return Principal(name, admins(name, peer.uid), "peer", peer.uid)
