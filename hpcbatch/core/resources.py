@@ -219,6 +219,7 @@ def tag_resource(state: State, e: ev.TagResource) -> None:
         raise ValidationError("tags", "a resource can carry at most 50 tags")
     tags.update(e.tags)
     state.changes.touch(kind, key)
+    state.journal(e.now, e.cause, key, "TAGGED", ", ".join(sorted(e.tags)))
 
 
 def untag_resource(state: State, e: ev.UntagResource) -> None:
@@ -226,6 +227,7 @@ def untag_resource(state: State, e: ev.UntagResource) -> None:
     for k in e.keys:
         tags.pop(k, None)
     state.changes.touch(kind, key)
+    state.journal(e.now, e.cause, key, "UNTAGGED", ", ".join(sorted(e.keys)))
 
 
 def list_tags(state: State, arn: str) -> dict[str, str]:

@@ -203,12 +203,16 @@ def test_queues_compute_environments_nodes_and_users_are_for_admins(head: UsersH
 
 def test_the_history_says_who_made_each_change(head: UsersHead) -> None:
     job = submit_as(head, ALICE, ["sleep", "300"])
+    arn = head.raw_describe(job)["jobArn"].replace("/", "%2F")
+    assert as_user(ADMIN, route(head.unix, "POST", f"/v1/tags/{arn}", {"tags": {"k": "v"}})) == {}
     as_user(ALICE, call(head.unix, "TerminateJob", {"jobId": job, "reason": "changed my mind"}))
     head.wait_status(job, "FAILED", timeout=30)
     events = head.get(f"/hpcbatch/v1/jobs/{job}/history")["events"]
     submitted = next(e for e in events if e["event"] == "SUBMITTED")
     assert submitted["cause"].endswith(f" by {ALICE}")
     assert any(e["cause"].endswith(f" by {ALICE}") and e["event"] == "TERMINATING" for e in events)
+    tagged = next(e for e in events if e["event"] == "TAGGED")
+    assert tagged["cause"].endswith(f" by {ADMIN}") and tagged["detail"] == "k"
 
 
 def test_a_user_unknown_to_the_head_is_refused(head: UsersHead) -> None:
