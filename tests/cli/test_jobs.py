@@ -101,6 +101,7 @@ def test_table_shows_local_times_durations_and_short_reasons(
                     startedAt=T0 + 2000,
                     stoppedAt=T0 + 125_000,
                     statusReason=reason,
+                    hpcbatch={"owner": "alice"},
                 ),
                 job("22", "RUNNABLE", jobName="x", createdAt=T0 + 1000),
             ]
@@ -112,6 +113,7 @@ def test_table_shows_local_times_durations_and_short_reasons(
         "JOB",
         "ID",
         "NAME",
+        "OWNER",
         "STATE",
         "CREATED",
         "STARTED",
@@ -120,11 +122,11 @@ def test_table_shows_local_times_durations_and_short_reasons(
         "REASON",
     ]
     assert lines[1].startswith(
-        "11111111-aaaa  train  FAILED    2026-11-23 18:59:01  2026-11-23 18:59:03  "
+        "11111111-aaaa  train  alice  FAILED    2026-11-23 18:59:01  2026-11-23 18:59:03  "
         "2026-11-23 19:01:06  2m03s  Essential container"
     )
     assert lines[1].endswith("exited " + "x" * 80)  # not a terminal: the whole reason
-    assert lines[2].split()[:3] == ["22", "x", "RUNNABLE"]
+    assert lines[2].split()[:4] == ["22", "x", "-", "RUNNABLE"]  # a job from before owners
     # columns line up: every row's STATE starts where the header's does
     column = lines[0].index("STATE")
     assert lines[1][column:].startswith("FAILED") and lines[2][column:].startswith("RUNNABLE")

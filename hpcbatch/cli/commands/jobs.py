@@ -104,6 +104,7 @@ def render_jobs(jobs: list[dict[str, Any]], reason_width: int | None = REASON_WI
         [
             job["jobId"],
             job.get("jobName", ""),
+            (job.get("hpcbatch") or {}).get("owner") or "-",  # whom it runs as, as squeue's USER
             job.get("status", ""),
             render.fmt_time(job.get("createdAt")),
             render.fmt_time(job.get("startedAt")),
@@ -113,5 +114,5 @@ def render_jobs(jobs: list[dict[str, Any]], reason_width: int | None = REASON_WI
         ]
         for job in jobs
     ]
-    headers = ["JOB ID", "NAME", "STATE", "CREATED", "STARTED", "STOPPED", "RAN", "REASON"]
+    headers = ["JOB ID", "NAME", "OWNER", "STATE", "CREATED", "STARTED", "STOPPED", "RAN", "REASON"]
     return render.table(headers, rows)
