@@ -9,7 +9,7 @@ connections would exhaust it unless the head raises its own soft limit to the ha
 start, as it does.
 
 A request head that never ends (a header or URL of 32 MB) must be cut off: uvicorn's
-httptools protocol keeps all of it, so this is a strict xfail until the head caps it.
+httptools protocol would keep all of it; the head answers 431 past 64 KiB and closes.
 """
 
 from __future__ import annotations
@@ -227,13 +227,6 @@ HEAD_LIMIT_MB = 12  # refused well before this (socket buffers take a few MB bef
 ENDLESS_MB = 32
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uvicorn's httptools protocol buffers a request's head without limit (a 100 MB "
-    "header: +100 MB RSS, the loop stalled 2 s per probe): HeadHttpProtocol "
-    "(head/auth/connection.py) needs a cap on a request's head; strict: once it has one, "
-    "this passes and the mark must go",
-)
 @pytest.mark.parametrize(
     "start", [b"POST /v1/describejobs HTTP/1.1\r\nX-A: ", b"GET /?a="], ids=["header", "url"]
 )

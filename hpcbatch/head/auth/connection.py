@@ -17,16 +17,48 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from hpcbatch.head.auth.peer import REMOTE_UNKNOWN, Peer, peer_of
 
 PEER_KEY = "hpcbatch.peer"
+MAX_REQUEST_HEAD = 64 * 1024  # request line and headers; a SigV4 request's are ~1 KiB
+_TOO_LARGE_BODY = (
+    b'{"__type":"ClientException","message":"the request line and headers are larger than '
+    + str(MAX_REQUEST_HEAD).encode()
+    + b' bytes"}'
+)
+TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+    b"x-amzn-errortype: ClientException\r\nconnection: close\r\ncontent-length: "
+    + str(len(_TOO_LARGE_BODY)).encode()
+    + b"\r\n\r\n"
+    + _TOO_LARGE_BODY
+)
 
 
 class HeadHttpProtocol(HttpToolsProtocol):
+    """Also: a request whose line and headers pass MAX_REQUEST_HEAD bytes is answered 431 and
+    its connection closed (uvicorn's parser would keep all of it: one client could fill the
+    head's memory and stall every other request)."""
+
     peer: Peer = REMOTE_UNKNOWN
+    in_head = False  # between a request's first byte and the end of its headers
+    head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.peer = peer_of(transport.get_extra_info("socket"))
         super().connection_made(transport)
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.in_head and not self.transport.is_closing():
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_REQUEST_HEAD:
+                self.transport.write(TOO_LARGE)
+                self.transport.close()
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.in_head, self.head_bytes = True, 0
         scope: Any = self.scope
         scope["extensions"] = {**scope.get("extensions", {}), PEER_KEY: self.peer}
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        super().on_headers_complete()

@@ -17,6 +17,7 @@ key). No message carries the secret.
 from __future__ import annotations
 
 import calendar
+import datetime
 import functools
 import hashlib
 import hmac
@@ -118,10 +119,11 @@ def _epoch(amz_date: str) -> int:
 
 @functools.lru_cache(maxsize=8)
 def _midnight(day: str) -> int:
-    year, month, date = int(day[0:4]), int(day[4:6]), int(day[6:8])
-    if not (1 <= month <= 12 and 1 <= date <= 31):
-        raise incomplete("X-Amz-Date must be YYYYMMDDTHHMMSSZ")
-    return calendar.timegm((year, month, date, 0, 0, 0, 0, 0, 0))
+    try:  # a real date (year 0000 or February 30th is not)
+        datetime.date(int(day[0:4]), int(day[4:6]), int(day[6:8]))
+    except ValueError:
+        raise incomplete("X-Amz-Date must be YYYYMMDDTHHMMSSZ") from None
+    return calendar.timegm((int(day[0:4]), int(day[4:6]), int(day[6:8]), 0, 0, 0, 0, 0, 0))
 
 
 def check_scope(auth: Authorization, amz_date: str, region: str, now_s: float) -> None:
