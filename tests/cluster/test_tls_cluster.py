@@ -8,6 +8,7 @@ import json
 import os
 import pwd
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,3 +112,51 @@ def test_remote_clients_sign_over_tls_and_alices_jobs_run_as_her_everywhere(
     head.admin().post(f"/hpcbatch/v1/users/alice/keys/{key[0]}/disable", {})
     assert client(cluster, head, "disabled", key) == {"disabled key": "UnrecognizedClientException"}
     assert key[1] not in head.log.read_text()
+
+
+def test_insecure_serves_plain_http_off_loopback_but_still_wants_signatures(
+    users: None,  # noqa: F811
+    cluster: DevCluster,
+    tmp_path: Path,
+) -> None:
+    address = cluster.descriptor.bridge_address
+    refused = TlsHead(tmp_path / "refused", address, nodes=0)
+    refused.config.write_text(refused.config.read_text().split("\n[tls]")[0])  # no [tls]
+    cmd = [sys.executable, "-m", "hpcbatch.cli.main", "head", "--data-dir", str(refused.data_dir)]
+    cmd += ["--listen", f"{address}:{refused.port}", "--config", str(refused.config)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=refused.env)
+    assert done.returncode == 3
+    assert "is not a loopback address, so it needs TLS" in done.stderr
+    refused.cleanup()
+
+    head = TlsHead(tmp_path / "insecure", address, nodes=0)
+    head.config.write_text(head.config.read_text().split("\n[tls]")[0])
+    head.endpoint = f"http://{address}:{head.port}"
+    head.verify = True
+    head.config.write_text("insecure = true\n" + head.config.read_text())  # as --insecure
+    try:
+        head.start()
+        assert "insecure: serving plain HTTP" in head.log.read_text()
+        key = head.issue("alice", ALICE)
+        argv = [sys.executable, "-c", UNSIGNED_AND_SIGNED, head.endpoint, *key]
+        got = json.loads(in_namespace(cluster, argv, {"PYTHONPATH": os.getcwd()}))
+        assert got == {"unsigned": "403 MissingAuthenticationTokenException", "signed": "ok"}
+    finally:
+        head.cleanup()
+
+
+UNSIGNED_AND_SIGNED = """
+import json, sys, boto3, httpx
+from botocore.exceptions import ClientError
+endpoint, key, secret = sys.argv[1:4]
+plain = httpx.post(endpoint + "/v1/describejobqueues", json={})
+batch = boto3.client("batch", endpoint_url=endpoint, region_name="local",
+                     aws_access_key_id=key, aws_secret_access_key=secret)
+try:
+    batch.describe_job_queues()
+    signed = "ok"
+except ClientError as error:
+    signed = error.response["Error"]["Code"]
+print(json.dumps({"unsigned": f"{plain.status_code} {plain.headers.get('x-amzn-errortype')}",
+                  "signed": signed}))
+"""

@@ -39,3 +39,27 @@ def test_bad_settings_name_the_setting(tmp_path: Path, text: str, field: str) ->
     with pytest.raises(ValidationError) as raised:
         load_config(path)
     assert raised.value.field.startswith(field)
+
+
+def test_a_non_loopback_listen_needs_tls_unless_insecure(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="is not a loopback address, so it needs TLS"):
+        load_config(None, data_dir=tmp_path, listen="10.1.2.3:7650")
+    assert load_config(None, data_dir=tmp_path, listen="10.1.2.3:7650", insecure=True).insecure
+    for loopback in ("127.0.0.1:1", "[::1]:1", "localhost:1", "unix:/run/x.sock"):
+        load_config(None, data_dir=tmp_path, listen=loopback)
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    config = tmp_path / "head.toml"
+    config.write_text(f'[tls]\ncert = "{cert}"\n')
+    with pytest.raises(ValidationError, match="needs both cert and key"):
+        load_config(config, data_dir=tmp_path)
+    config.write_text(f'[tls]\ncert = "{cert}"\nkey = "{tmp_path}/missing.pem"\n')
+    with pytest.raises(ValidationError, match="missing.pem does not exist or is not readable"):
+        load_config(config, data_dir=tmp_path)
+
+
+def test_the_socket_must_be_absolute_and_one_listener_must_remain(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="config.socket: must be an absolute path"):
+        load_config(None, data_dir=tmp_path, socket="head.sock")
+    with pytest.raises(ValidationError, match="the head would be unreachable"):
+        load_config(None, data_dir=tmp_path, socket="", listen="")
