@@ -269,3 +269,11 @@ def test_a_user_unknown_on_the_host_fails_the_attempt_saying_so(head: UsersHead)
     )
     with pytest.raises(KeyError):
         pwd.getpwnam("hpcbnosuchuser")
+
+
+def test_a_job_runs_with_its_owners_groups(head: UsersHead) -> None:
+    job = submit_as(head, ADMIN, ["id", "-Gn"])
+    done = head.wait_status(job, "SUCCEEDED", "FAILED", timeout=30)
+    assert done["status"] == "SUCCEEDED", head.story(job)
+    logs = as_user(ADMIN, route(head.unix, "GET", f"/hpcbatch/v1/jobs/{job}/logs"))
+    assert ADMIN_GROUP in logs["data"].split()

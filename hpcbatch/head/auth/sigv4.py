@@ -1,14 +1,17 @@
-"""Verify an AWS Signature Version 4 request with botocore's own signing code.
+"""Verify an AWS Signature Version 4 request exactly as botocore signs one.
 
 Vocabulary: the **Authorization header** of a signed request reads
 ``AWS4-HMAC-SHA256 Credential=<key id>/<yyyymmdd>/<region>/<service>/aws4_request,
 SignedHeaders=<a;b;c>, Signature=<hex>``; the **scope** is the date/region/service part;
 ``X-Amz-Date`` (``yyyymmddThhmmssZ``) is when the client signed.
 
-The head recomputes the signature the way botocore computes it when it signs (canonical request,
-string to sign, derived key: ``botocore.auth.SigV4Auth``), over exactly the headers the client
-says it signed, the body as received and the path and query as sent, and compares in constant
-time. Refusals carry AWS's error types: ``IncompleteSignatureException`` (a malformed header),
+The head recomputes the signature the way ``botocore.auth.SigV4Auth`` computes it when it signs
+(canonical request, string to sign, derived key), over exactly the headers the client says it
+signed, the body as received and the path and query as sent, and compares in constant time.
+botocore normalizes each route's path and derives each day's key (both cached); the canonical
+request and the final HMAC are written out here, because botocore's request objects cost ~70 us a
+request inside the head, and tests/auth/test_sigv4_botocore.py proves them equal to botocore's on
+random requests (docs/security.md, "Speed"). Refusals carry AWS's error types: ``IncompleteSignatureException`` (a malformed header),
 ``InvalidSignatureException`` (wrong scope, a date more than 5 minutes off, a signature that
 does not match), ``UnrecognizedClientException`` (raised by the caller: an unknown or disabled
 key). No message carries the secret.
@@ -43,7 +46,7 @@ class SignedRequest:
     raw_query: str  # as sent, without the "?"
     headers: dict[str, list[str]]  # lower-cased names, every value in arrival order
     body: bytes
-    scheme: str  # "http" or "https"
+    scheme: str  # "http" or "https": for the logs; both are signed alike
 
 
 @dataclass(frozen=True)
