@@ -73,8 +73,13 @@ def start_head(
         tmp_path / "head", nodes=0, heartbeat=heartbeat, lost=lost, extra_config=config
     )
     head.start()
-    batch = head.batch()
-    batch.create_job_queue(
+    cluster_queue(head, cluster)
+    return head
+
+
+def cluster_queue(head: HeadProcess, cluster: DevCluster) -> None:
+    """Queue "cluster" on the SSH CE, once every host is ONLINE."""
+    head.batch().create_job_queue(
         jobQueueName="cluster",
         priority=1,
         computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "cluster"}],
@@ -90,7 +95,6 @@ def start_head(
         30,
         "every host ONLINE",
     )
-    return head
 
 
 @pytest.fixture

@@ -19,9 +19,8 @@ import pytest
 from hpcbatch.devcluster import DevCluster
 from tests.auth.conftest import users  # noqa: F401  (the fixture)
 from tests.auth.unixusers import ALICE
-from tests.cluster.conftest import ssh_config
+from tests.cluster.conftest import cluster_queue, ssh_config
 from tests.cluster.tls_head import TlsHead
-from tests.head.headproc import wait_for
 
 CLIENT = Path(__file__).with_name("tls_client.py")
 
@@ -36,24 +35,7 @@ def head(users: None, cluster: DevCluster, tmp_path: Path) -> Iterator[TlsHead]:
     )
     try:
         process.start()
-        process.batch().create_job_queue(
-            jobQueueName="cluster",
-            priority=1,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "cluster"}],
-        )
-        names = {h.name for h in cluster.hosts}
-        wait_for(
-            lambda: (
-                names
-                <= {
-                    n["name"]
-                    for n in process.get("/hpcbatch/v1/nodes")["nodes"]
-                    if n["state"] == "ONLINE"
-                }
-            ),
-            30,
-            "every host ONLINE",
-        )
+        cluster_queue(process, cluster)
         yield process
     finally:
         process.cleanup()

@@ -24,7 +24,6 @@ every other request.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 from urllib.parse import unquote
@@ -36,6 +35,7 @@ from hpcbatch.core.state import State
 from hpcbatch.errors import ClientError, NotFoundError, TransportError, ValidationError
 from hpcbatch.head.agents import MAX_LOG_OFFSET
 from hpcbatch.head.api import top, users_routes
+from hpcbatch.head.api.bodies import json_object
 from hpcbatch.head.api.operations import Call
 from hpcbatch.head.api.parse import SURROGATE_RULE, SURROGATES
 from hpcbatch.head.auth.policy import require_admin, require_job_owner
@@ -145,13 +145,7 @@ MAX_REASON = 1024
 
 
 def _reason(body: bytes) -> str:
-    try:
-        document = json.loads(body or b"{}")
-    except (ValueError, RecursionError):  # RecursionError: "[[[[..." 100,000 deep
-        document = None
-    if not isinstance(document, dict):
-        raise ValidationError("", "request body is not a JSON object")
-    reason = document.get("reason")
+    reason = json_object(body).get("reason")
     if reason is None:
         return ""
     if not isinstance(reason, str) or len(reason) > MAX_REASON or "\x00" in reason:

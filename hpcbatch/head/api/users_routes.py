@@ -14,7 +14,6 @@ on the head's host when it is issued.
 
 from __future__ import annotations
 
-import json
 import pwd
 import secrets
 import string
@@ -23,6 +22,7 @@ from typing import Any
 from hpcbatch.core import events as ev
 from hpcbatch.core.model import User
 from hpcbatch.errors import NotFoundError, ValidationError
+from hpcbatch.head.api.bodies import json_object
 from hpcbatch.head.api.operations import Call
 from hpcbatch.head.auth.policy import require_admin
 from hpcbatch.head.loop import now_ms
@@ -54,16 +54,6 @@ def user_doc(user: User) -> dict[str, Any]:
     }
 
 
-def _document(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body or b"{}")
-    except (ValueError, RecursionError):  # RecursionError: "[[[[..." 100,000 deep
-        document = None
-    if not isinstance(document, dict):
-        raise ValidationError("", "request body is not a JSON object")
-    return document
-
-
 def _string(document: dict[str, Any], name: str) -> str:
     value = document.get(name)
     if not isinstance(value, str) or not value:
@@ -78,12 +68,12 @@ async def route(call: Call, method: str, parts: list[str], body: bytes) -> Any:
     if not parts and method == "GET":
         return {"users": [user_doc(u) for u in sorted(state.users.values(), key=lambda u: u.name)]}
     if not parts and method == "POST":
-        return await _add(call, _document(body))
+        return await _add(call, json_object(body))
     if len(parts) == 1 and method == "DELETE":
         await call.head.loop.call(ev.RemoveUser(cause=call.cause, now=now_ms(), name=parts[0]))
         return {}
     if len(parts) == 2 and parts[1] == "keys" and method == "POST":
-        disable = _document(body).get("disableOthers", False)
+        disable = json_object(body).get("disableOthers", False)
         if not isinstance(disable, bool):
             raise ValidationError("disableOthers", "must be true or false")
         key_id, secret = new_key()
