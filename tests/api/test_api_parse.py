@@ -55,7 +55,7 @@ def test_empty_body_is_an_empty_object(raw: bytes) -> None:
     [
         ("submitjob", 30 * 1024, "a SubmitJob request may be at most 30 KiB (30,720 bytes)"),
         ("registerjobdefinition", 24 * 1024, "at most 24 KiB (24,576 bytes)"),
-        ("listjobs", 1024 * 1024, "a ListJobs request may be at most 1 MiB (1,048,576 bytes)"),
+        ("listjobs", 256 * 1024, "a ListJobs request may be at most 256 KiB (262,144 bytes)"),
     ],
 )
 def test_body_size_limits(operation: str, limit: int, words: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import shutil
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcbatch.head.auth.peer import peer_of
+from hpcbatch.head.auth.peer import _diag_uid, _table_uid, peer_of
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="connecting as another uid needs root")
 
@@ -49,6 +50,12 @@ def test_a_loopback_caller_is_the_uid_that_made_its_socket(host: str) -> None:
         try:
             peer = peer_of(accepted)
             assert (peer.uid, peer.local) == (nobody, True)
+            # both ways of asking the kernel agree: netlink's one socket, and the whole table
+            ends = [
+                (ipaddress.ip_address(e[0]), e[1])
+                for e in (client.getsockname(), server.getsockname())
+            ]
+            assert _diag_uid(*ends) == _table_uid(*ends) == nobody  # type: ignore[arg-type]
         finally:
             accepted.close()
             client.close()

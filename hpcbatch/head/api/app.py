@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, unquote
 from hpcbatch.errors import AuthError, ClientError, HpcbatchError, NotFoundError, ServerError
 from hpcbatch.head.api import hpcbatch_routes
 from hpcbatch.head.api.operations import HANDLERS, Call
-from hpcbatch.head.api.parse import OPERATIONS, parse_request
+from hpcbatch.head.api.parse import DEFAULT_BODY_LIMIT, OPERATIONS, parse_request
 from hpcbatch.head.auth import policy, sigv4
 from hpcbatch.head.auth.connection import PEER_KEY
 from hpcbatch.head.auth.identify import Admins, Principal, identify_signed, identify_unsigned
@@ -42,7 +42,7 @@ from hpcbatch.head.service import Head
 
 log = logging.getLogger("hpcbatch.api")
 
-MAX_BODY = 2 * 1024 * 1024
+MAX_BODY = DEFAULT_BODY_LIMIT  # AWS caps SubmitJob at 30 KiB; 1,000 slow clients hold 256 MB at most
 Scope = dict[str, Any]
 
 

@@ -52,7 +52,7 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel]]] = {
 KIB = 1024
 # AWS's documented payload limits; everything else gets a generous bound against abuse.
 BODY_LIMITS: dict[str, int] = {"submitjob": 30 * KIB, "registerjobdefinition": 24 * KIB}
-DEFAULT_BODY_LIMIT = 1024 * KIB
+DEFAULT_BODY_LIMIT = 256 * KIB  # what the head reads of any request at most (app.MAX_BODY)
 
 _TYPE_RULES = {
     "int_type": "must be an integer",
