@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -59,7 +60,7 @@ def test_an_encoded_path_and_a_repeated_query_verify() -> None:
 
 def test_a_body_changed_after_signing_is_refused() -> None:
     request = signed()
-    tampered = SignedRequest(**{**request.__dict__, "body": BODY.replace(b"x", b"y")})
+    tampered = replace(request, body=BODY.replace(b"x", b"y"))
     error = refused(tampered)
     assert (error.aws_type, error.http_status) == ("InvalidSignatureException", 403)
     assert "does not match" in error.message
@@ -91,9 +92,7 @@ def test_a_header_another_client_signed_counts() -> None:
     request = signed(extra={"X-Custom": "1"})
     changed = dict(request.headers)
     changed["x-custom"] = ["2"]
-    assert refused(SignedRequest(**{**request.__dict__, "headers": changed})).aws_type == (
-        "InvalidSignatureException"
-    )
+    assert refused(replace(request, headers=changed)).aws_type == ("InvalidSignatureException")
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,7 @@ class ApiApp:
 
     def _identify(self, scope: Scope, body: bytes) -> Principal:
         peer = (scope.get("extensions") or {}).get(PEER_KEY)
-        if not any(key.lower() == b"authorization" for key, _ in scope["headers"]):
+        if not any(key == b"authorization" for key, _ in scope["headers"]):  # ASGI: lower-case
             if scope["path"] == HEALTH_PATH:
                 return NOBODY
             return identify_unsigned(peer, self.admins, self.anonymous)

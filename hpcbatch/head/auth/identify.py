@@ -138,10 +138,21 @@ def identify_signed(request: SignedRequest, state: State, region: str, admins: A
         raise AuthError("UnrecognizedClientException", UNRECOGNIZED)
     verify(request, auth, found[1].secret, region, time.time())
     user = found[0]
+    now = time.monotonic()
+    hit = _key_principals.get(auth.key_id)
+    if hit is not None and hit[0] > now and hit[1].user == user.unix_user:
+        return hit[1]
     uid = _uid(user.unix_user)
-    return Principal(
+    made = Principal(
         user.unix_user, admins(user.unix_user, uid), "key", uid, auth.key_id, user.name
     )
+    if len(_key_principals) > 10_000:
+        _key_principals.clear()
+    _key_principals[auth.key_id] = (now + CACHE_S, made)  # admin status may change: re-made
+    return made
+
+
+_key_principals: dict[str, tuple[float, Principal]] = {}
 
 
 def identify_unsigned(

@@ -37,7 +37,7 @@ MAX_SKEW_S = 300
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made for every signed request, and frozen costs ~1 us more
 class SignedRequest:
     """The parts of an incoming request a signature covers."""
 
@@ -49,7 +49,7 @@ class SignedRequest:
     scheme: str  # "http" or "https": for the logs; both are signed alike
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Authorization:
     key_id: str
     date: str  # yyyymmdd of the scope
@@ -198,23 +198,33 @@ def canonical_request(request: SignedRequest, signed: tuple[str, ...]) -> str:
     if request.raw_query:
         pairs = sorted(p.partition("=")[::2] for p in request.raw_query.split("&"))
         query = "&".join(f"{key}={value}" for key, value in pairs)
-    names = sorted(set(signed))
-    headers = "\n".join(
-        f"{name}:{','.join(' '.join(v.split()) for v in request.headers.get(name, []))}"
-        for name in names
-    )
-    content = request.headers.get("x-amz-content-sha256")
+    names, listed = _signed_names(signed)
+    values = request.headers
+    lines = []
+    for name in names:
+        found = values.get(name)
+        if found is None:
+            lines.append(name + ":")
+        elif len(found) == 1:
+            lines.append(f"{name}:{' '.join(found[0].split())}")
+        else:
+            lines.append(f"{name}:{','.join(' '.join(v.split()) for v in found)}")
+    content = values.get("x-amz-content-sha256")
     payload = content[0] if content else hashlib.sha256(request.body).hexdigest()
-    return "\n".join(
-        (
-            request.method.upper(),
-            canonical_path(request.raw_path),
-            query,
-            headers + "\n",
-            ";".join(names),
-            payload,
-        )
+    path = canonical_path(request.raw_path)
+    return (
+        f"{request.method.upper()}\n{path}\n{query}\n"
+        + "\n".join(lines)
+        + (f"\n\n{listed}\n{payload}")
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _signed_names(signed: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    """The signed header names sorted, and as the canonical request lists them: a client
+    signs the same ones every time."""
+    names = tuple(sorted(set(signed)))
+    return names, ";".join(names)
 
 
 def expected_signature(
