@@ -37,12 +37,14 @@ from hpcbatch.head.api.parse import DEFAULT_BODY_LIMIT, OPERATIONS, parse_reques
 from hpcbatch.head.auth import policy, sigv4
 from hpcbatch.head.auth.connection import PEER_KEY
 from hpcbatch.head.auth.identify import Admins, Principal, identify_signed, identify_unsigned
-from hpcbatch.head.auth.sigv4 import SignedRequest
+from hpcbatch.head.auth.sigv4 import RawHeaders, SignedRequest
 from hpcbatch.head.service import Head
 
 log = logging.getLogger("hpcbatch.api")
 
-MAX_BODY = DEFAULT_BODY_LIMIT  # AWS caps SubmitJob at 30 KiB; 1,000 slow clients hold 256 MB at most
+MAX_BODY = (
+    DEFAULT_BODY_LIMIT  # AWS caps SubmitJob at 30 KiB; 1,000 slow clients hold 256 MB at most
+)
 Scope = dict[str, Any]
 
 
@@ -107,18 +109,15 @@ class ApiApp:
                 return
 
     def _identify(self, scope: Scope, body: bytes) -> Principal:
-        peer = (scope.get("extensions") or {}).get(PEER_KEY)
-        if not any(key == b"authorization" for key, _ in scope["headers"]):  # ASGI: lower-case
+        for key, _ in scope["headers"]:  # ASGI's names are lower-case (a loop: any() is dearer)
+            if key == b"authorization":
+                break
+        else:
             if scope["path"] == HEALTH_PATH:
                 return NOBODY
+            peer = (scope.get("extensions") or {}).get(PEER_KEY)
             return identify_unsigned(peer, self.admins, self.anonymous)
-        headers: dict[str, list[str]] = {}
-        for key, value in scope["headers"]:  # ASGI's names are lower-case already
-            name = key.decode("latin-1")
-            if name in headers:
-                headers[name].append(value.decode("latin-1"))
-            else:
-                headers[name] = [value.decode("latin-1")]
+        headers = RawHeaders.from_asgi(scope["headers"])
         raw = scope.get("raw_path") or scope["path"].encode()
         request = SignedRequest(
             method=scope["method"],
