@@ -43,11 +43,12 @@ class HeadHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.peer = peer_of(transport.get_extra_info("socket"))
+        self.extensions = {PEER_KEY: self.peer}  # one for all the connection's requests
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.in_head and not self.transport.is_closing():
+        if self.in_head and not self.transport.is_closing():  # the headers are not all here
             self.head_bytes += len(data)
             if self.head_bytes > MAX_REQUEST_HEAD:
                 self.transport.write(TOO_LARGE)
@@ -57,7 +58,8 @@ class HeadHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self.in_head, self.head_bytes = True, 0
         scope: Any = self.scope
-        scope["extensions"] = {**scope.get("extensions", {}), PEER_KEY: self.peer}
+        own = scope.get("extensions")  # uvicorn 0.54's httptools scope has none of its own
+        scope["extensions"] = {**own, PEER_KEY: self.peer} if own else self.extensions
 
     def on_headers_complete(self) -> None:
         self.in_head = False
