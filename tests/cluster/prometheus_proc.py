@@ -86,6 +86,8 @@ class Prometheus:
     def query(self, expression: str) -> list[dict[str, Any]]:
         """The vector of an instant query; the query must succeed."""
         reply = self.query_reply(expression)
+        if reply.status_code == 503:  # not ready yet, though /-/ready said so a moment ago
+            raise httpx.TransportError(f"{expression}: Prometheus answered 503: not ready")
         assert reply.status_code == 200, f"{expression}: {reply.status_code} {reply.text}"
         body = reply.json()
         assert body["status"] == "success", f"{expression}: {body}"
