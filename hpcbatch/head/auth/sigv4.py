@@ -112,7 +112,8 @@ def parse_authorization(value: str) -> Authorization:
     # Everything before the signature is the same in all of a client's requests of a day:
     # parsed once (the regex costs ~10 us inside the busy head), the signature checked alone.
     scope, _, signature = value.rpartition(", Signature=")
-    parsed = _parse_scope(scope)
+    # long ones are not cached: a client must not fill the cache with 64 KiB keys
+    parsed = _parse_scope(scope) if len(scope) <= 512 else _parse_scope.__wrapped__(scope)
     if parsed is not None and _SIGNATURE_RE.fullmatch(signature):
         return Authorization(*parsed, signature)
     return _parse_authorization(value)
@@ -219,11 +220,17 @@ def warm_up() -> None:
     _botocore()
 
 
-@functools.lru_cache(maxsize=256)
 def canonical_path(raw_path: str) -> str:
     """botocore's canonical URI of a path as sent (dot segments and repeated slashes removed,
     then percent-encoded again, as every service but S3 wants): a route's is the same every
-    time, so it is computed once."""
+    time, so it is computed once (a long one, such as a job's tags path, every time)."""
+    if len(raw_path) <= 256:
+        return _canonical_path(raw_path)
+    return _canonical_path.__wrapped__(raw_path)
+
+
+@functools.lru_cache(maxsize=256)
+def _canonical_path(raw_path: str) -> str:
     return str(_botocore()._normalize_url_path(None, raw_path))
 
 
