@@ -49,6 +49,23 @@ class Principal:
         return self.user if self.key_id is None else f"{self.user} (key {self.key_id})"
 
 
+def _cached(cache: dict[Any, tuple[float, Any]], key: Any, look: Any) -> Any:
+    """``look(key)`` (None for a KeyError), asked at most every CACHE_S seconds: a user
+    database lookup reads /etc/passwd or asks NSS, too dear for every request."""
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    try:
+        answer = look(key)
+    except KeyError:
+        answer = None
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[key] = (now + CACHE_S, answer)
+    return answer
+
+
 class Admins:
     """Is a Unix user an admin: root, or in ``group`` (as a member or by primary group)."""
 
@@ -59,17 +76,7 @@ class Admins:
     def __call__(self, user: str, uid: int | None) -> bool:
         if uid == 0 or user == "root":
             return True
-        if not self.group:
-            return False
-        now = time.monotonic()
-        hit = self._cache.get(user)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        answer = self._lookup(user)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[user] = (now + CACHE_S, answer)
-        return answer
+        return bool(self.group) and bool(_cached(self._cache, user, self._lookup))
 
     def _lookup(self, user: str) -> bool:
         try:
@@ -86,23 +93,6 @@ class Admins:
 
 _names: dict[int, tuple[float, str | None]] = {}
 _uids: dict[str, tuple[float, int | None]] = {}
-
-
-def _cached(cache: dict[Any, tuple[float, Any]], key: Any, look: Any) -> Any:
-    """The user database answer for ``key``, looked up at most every CACHE_S seconds (each
-    lookup reads /etc/passwd, or asks NSS: too dear for every request)."""
-    now = time.monotonic()
-    hit = cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    try:
-        answer = look(key)
-    except KeyError:
-        answer = None
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[key] = (now + CACHE_S, answer)
-    return answer
 
 
 def _user_name(uid: int) -> str:
@@ -138,21 +128,20 @@ def identify_signed(request: SignedRequest, state: State, region: str, admins: A
         raise AuthError("UnrecognizedClientException", UNRECOGNIZED)
     verify(request, auth, found[1].secret, region, time.time())
     user = found[0]
-    now = time.monotonic()
-    hit = _key_principals.get(auth.key_id)
-    if hit is not None and hit[0] > now and hit[1].user == user.unix_user:
-        return hit[1]
-    uid = _uid(user.unix_user)
-    made = Principal(
-        user.unix_user, admins(user.unix_user, uid), "key", uid, auth.key_id, user.name
+
+    def make(_: object) -> Principal:
+        uid = _uid(user.unix_user)
+        admin = admins(user.unix_user, uid)
+        return Principal(user.unix_user, admin, "key", uid, auth.key_id, user.name)
+
+    # the same for all of a key's requests, remade every CACHE_S (admin status may change)
+    made: Principal = _cached(
+        _key_principals, (auth.key_id, user.unix_user, user.name, admins.group), make
     )
-    if len(_key_principals) > 10_000:
-        _key_principals.clear()
-    _key_principals[auth.key_id] = (now + CACHE_S, made)  # admin status may change: re-made
     return made
 
 
-_key_principals: dict[str, tuple[float, Principal]] = {}
+_key_principals: dict[tuple[str, str, str, str], tuple[float, Any]] = {}
 
 
 def identify_unsigned(
