@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.auth
 import httpx
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.auth.unixusers import ALICE
@@ -50,14 +48,7 @@ def signed_post(head: HeadProcess, key: tuple[str, str], path: str, body: Any) -
 
 
 def client(head: HeadProcess, key_id: str, secret: str) -> Any:
-    return boto3.client(
-        "batch",
-        endpoint_url=head.endpoint,
-        region_name="local",
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        config=Config(retries={"max_attempts": 1}),
-    )
+    return head.batch((key_id, secret))
 
 
 def error_code(call: Any) -> str:

@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.model import OperationModel
 from hypothesis import event, given, settings
@@ -39,15 +37,7 @@ def real_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeadProcess]
 
 @pytest.fixture(scope="module")
 def client(real_head: HeadProcess) -> Any:
-    key_id, secret = real_head.credentials()
-    return boto3.client(
-        "batch",
-        endpoint_url=real_head.endpoint,
-        region_name="local",
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        config=Config(retries={"max_attempts": 1}, parameter_validation=False),
-    )
+    return real_head.batch(parameter_validation=False)
 
 
 @pytest.fixture(scope="module")
