@@ -34,13 +34,18 @@ scrape_configs:
 """
 
 
-def require_prometheus() -> str:
-    path = shutil.which("prometheus")
+def require_program(name: str) -> str:
+    """The path of one of Debian's prometheus package's programs; under CI its absence fails."""
+    path = shutil.which(name)
     if path is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("prometheus is missing: scripts/test.sh installs it")
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+            pytest.fail(f"{name} is missing: scripts/test.sh installs the prometheus package")
+        pytest.skip(f"{name} is not installed (apt-get install prometheus)")
     return path
+
+
+def require_prometheus() -> str:
+    return require_program("prometheus")
 
 
 class Prometheus:
