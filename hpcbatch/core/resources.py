@@ -190,7 +190,7 @@ def deregister_definition(state: State, e: ev.DeregisterJobDefinition) -> None:
     state.journal(e.now, e.cause, key, "DEREGISTERED", "")
 
 
-def _tag_target(state: State, arn: str) -> tuple[str, str, dict[str, str]]:
+def tag_target(state: State, arn: str) -> tuple[str, str, dict[str, str]]:
     """(kind, key, tags dict) of the resource an ARN names."""
     kind_name = arn.split(":", 5)[-1] if arn.startswith("arn:") else ""
     kind, _, name = kind_name.partition("/")
@@ -214,7 +214,7 @@ def _tag_target(state: State, arn: str) -> tuple[str, str, dict[str, str]]:
 
 
 def tag_resource(state: State, e: ev.TagResource) -> None:
-    kind, key, tags = _tag_target(state, e.arn)
+    kind, key, tags = tag_target(state, e.arn)
     if len(set(tags) | set(e.tags)) > 50:
         raise ValidationError("tags", "a resource can carry at most 50 tags")
     tags.update(e.tags)
@@ -223,7 +223,7 @@ def tag_resource(state: State, e: ev.TagResource) -> None:
 
 
 def untag_resource(state: State, e: ev.UntagResource) -> None:
-    kind, key, tags = _tag_target(state, e.arn)
+    kind, key, tags = tag_target(state, e.arn)
     for k in e.keys:
         tags.pop(k, None)
     state.changes.touch(kind, key)
@@ -231,4 +231,4 @@ def untag_resource(state: State, e: ev.UntagResource) -> None:
 
 
 def list_tags(state: State, arn: str) -> dict[str, str]:
-    return dict(_tag_target(state, arn)[2])
+    return dict(tag_target(state, arn)[2])

@@ -62,8 +62,7 @@ def _string(document: dict[str, Any], name: str) -> str:
 
 
 async def route(call: Call, method: str, parts: list[str], body: bytes) -> Any:
-    operation = "users" if not parts else f"users/{parts[-1] if len(parts) != 1 else 'user'}"
-    require_admin(call.principal, operation, "manage users and their access keys")
+    require_admin(call.principal, f"{method} users", "manage users and their access keys")
     state = call.head.state
     if not parts and method == "GET":
         return {"users": [user_doc(u) for u in sorted(state.users.values(), key=lambda u: u.name)]}

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpcbatch.core.model import Job
+from hpcbatch.core.resources import tag_target
 from hpcbatch.core.state import State
 from hpcbatch.errors import AccessDeniedError
 from hpcbatch.head.auth.identify import Principal
@@ -73,26 +74,17 @@ def authorize(principal: Principal, operation: str, request: Any, state: State) 
 def _authorize_tags(principal: Principal, operation: str, arn: str, state: State) -> None:
     if principal.admin:
         return
-    kind, _, name = arn.split(":", 5)[-1].partition("/") if arn.startswith("arn:") else ("", "", "")
+    kind, key, _ = tag_target(state, arn)  # an unknown ARN: the handler's own NotFound
     verb = TAG_OPERATIONS[operation]
     if kind == "job":
-        job = state.jobs.get(name)
-        if job is not None:
-            require_job_owner(principal, job, operation, verb)
-        return
-    if kind == "job-definition":
-        def_name, _, revision = name.partition(":")
-        definition = state.definitions.get(def_name, {}).get(
-            int(revision or 0) if revision.isdigit() else 0
-        )
-        if definition is not None and definition.owner == principal.user:
-            return
-        if definition is None:
-            return
-        raise AccessDeniedError(
-            f"{operation}: job definition {name} belongs to "
-            f"{definition.owner or 'the head'}; only its registrant or an admin may {verb} it; "
-            f"{_who(principal)}"
-        )
-    if kind in ("job-queue", "compute-environment", "scheduling-policy"):
-        require_admin(principal, operation, f"{verb} {kind.replace('-', ' ')}s")
+        require_job_owner(principal, state.jobs[key], operation, verb)
+    elif kind == "job_definition":
+        name, _, revision = key.partition(":")
+        owner = state.definitions[name][int(revision)].owner
+        if owner != principal.user:
+            raise AccessDeniedError(
+                f"{operation}: job definition {key} belongs to {owner or 'the head'}; only its "
+                f"registrant or an admin may {verb} it; {_who(principal)}"
+            )
+    else:
+        require_admin(principal, operation, f"{verb} {kind.replace('_', ' ')}s")
