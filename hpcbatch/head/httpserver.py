@@ -54,14 +54,11 @@ def serve_api(
     tls: tuple[str, str] | None,
 ) -> bool:
     """Serve until stopped; True if the server had started (the head's lifespan succeeded)."""
-    config = uvicorn.Config(app, http=HeadHttpProtocol, **options)
-    if tls is not None and tcp is not None:
-        config = uvicorn.Config(
-            app, http=HeadHttpProtocol, ssl_certfile=tls[0], ssl_keyfile=tls[1], **options
-        )
-        server = HeadServer(config, [unix] if unix is not None else [])
-        server.run(sockets=[tcp])
+    if tls is not None and tcp is not None:  # HTTPS on TCP; the Unix socket beside it, plain
+        options = {**options, "ssl_certfile": tls[0], "ssl_keyfile": tls[1]}
+        served, plain = [tcp], [unix] if unix is not None else []
     else:
-        server = HeadServer(config, [])
-        server.run(sockets=[s for s in (tcp, unix) if s is not None])
+        served, plain = [s for s in (tcp, unix) if s is not None], []
+    server = HeadServer(uvicorn.Config(app, http=HeadHttpProtocol, **options), plain)
+    server.run(sockets=served)
     return bool(server.started)
