@@ -5,6 +5,7 @@ refuse it once anything it covers changes."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from urllib.parse import quote
 
 from botocore.auth import SigV4Auth
@@ -14,7 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hpcbatch.errors import AuthError
-from hpcbatch.head.auth.sigv4 import SignedRequest, canonical_request, parse_authorization, verify
+from hpcbatch.head.auth.sigv4 import (
+    SignedRequest,
+    canonical_request,
+    check_fast,
+    parse_authorization,
+    plan,
+    verify,
+)
 
 SECRET = "k" * 40
 segment = st.text(st.characters(codec="utf-8", exclude_characters="/?#"), max_size=12)
@@ -28,16 +36,17 @@ header_value = st.text(
 
 
 @st.composite
-def requests(draw: st.DrawFn) -> tuple[AWSRequest, str, str]:
+def requests(draw: st.DrawFn, query: bool = True) -> tuple[AWSRequest, str, str]:
     path = "/" + "/".join(quote(p, safe="") for p in draw(paths))
-    items = draw(st.lists(query_item, max_size=4))
+    items = draw(st.lists(query_item, max_size=4 if query else 0))
     query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in items)
     url = f"http://head.example:7650{path}" + (f"?{query}" if query else "")
     body = draw(st.binary(max_size=200))
     request = AWSRequest(
         method=draw(st.sampled_from(["GET", "POST", "DELETE"])), url=url, data=body
     )
-    for name in draw(st.lists(st.sampled_from(["x-one", "x-two", "content-type"]), max_size=3)):
+    names = st.sampled_from(["x-one", "x-two", "content-type"])
+    for name in draw(st.lists(names, max_size=3, unique=not query)):
         request.headers[name] = draw(header_value)
     SigV4Auth(Credentials("HPCB" + "A" * 16, SECRET), "batch", "local").add_auth(request)
     return request, path, query
@@ -87,3 +96,64 @@ def test_anything_changed_after_signing_is_refused(
             assert error.aws_type == "InvalidSignatureException"
         else:
             raise AssertionError(f"a changed request verified: {request_changed}")
+
+
+def fast(request: SignedRequest, secret: str = SECRET, now: float | None = None) -> bool:
+    """The head's fast path (``check_fast``) on ``request``, as the API app calls it."""
+    raw = {name.encode(): values[0].encode("latin-1") for name, values in request.headers.items()}
+    prefix, _, signature = raw[b"authorization"].rpartition(b", Signature=")
+    found = plan(prefix, "local")
+    if found is None:
+        return False
+    now = time.time() if now is None else now
+    return check_fast(
+        raw, request.method, request.raw_path, request.body, now, found, signature, secret
+    )
+
+
+def general(request: SignedRequest, secret: str = SECRET, now: float | None = None) -> bool:
+    auth = parse_authorization(request.headers["authorization"][0])
+    try:
+        verify(request, auth, secret, "local", time.time() if now is None else now)
+    except AuthError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(requests(query=False), st.binary(min_size=1, max_size=5), st.sampled_from(range(7)))
+def test_the_fast_path_accepts_what_botocore_signed_and_nothing_verify_refuses(
+    drawn: tuple[AWSRequest, str, str], extra: bytes, change: int
+) -> None:
+    ours = incoming(*drawn)  # what the fast path serves: no query string, no repeated header
+    assert fast(ours) and general(ours)
+    headers = dict(ours.headers)
+    if change == 0:
+        ours = replace(ours, body=ours.body + extra)
+    elif change == 1:
+        ours = replace(ours, raw_path=ours.raw_path + "x")
+    elif change == 2:
+        ours = replace(ours, method="PUT" if ours.method != "PUT" else "GET")
+    elif change == 3:
+        headers["x-amz-date"] = ["20260101T000000Z"]
+        ours = replace(ours, headers=headers)
+    elif change == 4:
+        headers["host"] = [headers["host"][0] + extra.hex()]
+        ours = replace(ours, headers=headers)
+    elif change == 5:
+        assert not fast(ours, secret="x" + SECRET[1:])
+        assert not fast(ours, now=time.time() + 301)
+        return
+    else:
+        signed = [h for h in auth_names(ours) if h not in ("host", "x-amz-date")]
+        if not signed:
+            return
+        headers.pop(signed[0])
+        ours = replace(ours, headers=headers)
+        assert not fast(ours)
+        return
+    assert not fast(ours) and not general(ours)
+
+
+def auth_names(request: SignedRequest) -> list[str]:
+    return list(parse_authorization(request.headers["authorization"][0]).signed_headers)

@@ -228,12 +228,24 @@ ENDLESS_MB = 32
 
 
 @pytest.mark.parametrize(
-    "start", [b"POST /v1/describejobs HTTP/1.1\r\nX-A: ", b"GET /?a="], ids=["header", "url"]
+    ("first", "start"),
+    [
+        (False, b"POST /v1/describejobs HTTP/1.1\r\nX-A: "),
+        (False, b"GET /?a="),
+        (True, b"POST /v1/describejobs HTTP/1.1\r\nX-A: "),
+    ],
+    ids=["header", "url", "header-after-a-request"],
 )
-def test_a_request_head_that_never_ends_is_cut_off(head: HeadProcess, start: bytes) -> None:
+def test_a_request_head_that_never_ends_is_cut_off(
+    head: HeadProcess, first: bool, start: bytes
+) -> None:
     block = b"a" * MB
     sent = 0
     with Probe(head.endpoint) as probe, connect(head.port) as sock:
+        if first:  # the connection's second request: the limit holds for every request
+            sock.sendall(b"GET /hpcbatch/v1/health HTTP/1.1\r\nHost: head\r\n\r\n")
+            answer = read_response(sock)
+            assert answer is not None and answer.status == 200, answer
         sock.sendall(start)
         with contextlib.suppress(OSError):  # the head closed on us: what it should do
             while sent < ENDLESS_MB:

@@ -36,7 +36,13 @@ from hpcbatch.head.api.operations import HANDLERS, Call
 from hpcbatch.head.api.parse import DEFAULT_BODY_LIMIT, OPERATIONS, parse_request
 from hpcbatch.head.auth import policy, sigv4
 from hpcbatch.head.auth.connection import PEER_KEY
-from hpcbatch.head.auth.identify import Admins, Principal, identify_signed, identify_unsigned
+from hpcbatch.head.auth.identify import (
+    Admins,
+    Principal,
+    identify_fast,
+    identify_signed,
+    identify_unsigned,
+)
 from hpcbatch.head.auth.sigv4 import RawHeaders, SignedRequest
 from hpcbatch.head.service import Head
 
@@ -117,13 +123,22 @@ class ApiApp:
                 return NOBODY
             peer = (scope.get("extensions") or {}).get(PEER_KEY)
             return identify_unsigned(peer, self.admins, self.anonymous)
-        headers = RawHeaders.from_asgi(scope["headers"])
-        raw = scope.get("raw_path") or scope["path"].encode()
+        pairs = scope["headers"]
+        raw_headers = dict(pairs)
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+        query = scope.get("query_string", b"")
+        if not query and len(raw_headers) == len(pairs):
+            region = self.head.config.region
+            fast = identify_fast(
+                raw_headers, scope["method"], path, body, self.head.state, region, self.admins
+            )
+            if fast is not None:
+                return fast
         request = SignedRequest(
             method=scope["method"],
-            raw_path=raw.decode("latin-1").split("?", 1)[0],
-            raw_query=scope.get("query_string", b"").decode("latin-1"),
-            headers=headers,
+            raw_path=path,
+            raw_query=query.decode("latin-1"),
+            headers=RawHeaders.from_asgi(pairs),
             body=body,
             scheme=scope.get("scheme", "http"),
         )
@@ -135,15 +150,21 @@ class ApiApp:
         raw = scope.get("raw_path") or scope["path"].encode()
         path = raw.decode("latin-1").split("?", 1)[0]
         method = scope["method"]
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        strict = workdir = None
+        for key, value in scope["headers"]:  # ASGI's names are lower-case
+            if key.startswith(b"x-hpcbatch-"):
+                if key == b"x-hpcbatch-strict":
+                    strict = value
+                elif key == b"x-hpcbatch-workdir":
+                    workdir = value.decode("latin-1")
         # blank values kept: "?attempt=" is a malformed attempt (400), not an absent one
         query = parse_qs(scope.get("query_string", b"").decode(), keep_blank_values=True)
         call = Call(
             self.head,
             request_id,
             principal,
-            strict=headers.get("x-hpcbatch-strict") == "1",
-            workdir=headers.get("x-hpcbatch-workdir"),
+            strict=strict == b"1",
+            workdir=workdir,
         )
         if path.startswith("/v1/tags/"):
             return 200, await self._tags(

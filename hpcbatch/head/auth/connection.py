@@ -17,6 +17,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from hpcbatch.head.auth.peer import REMOTE_UNKNOWN, Peer, peer_of
 
 PEER_KEY = "hpcbatch.peer"
+_NO_REQUEST = object()
 MAX_REQUEST_HEAD = 64 * 1024  # request line and headers; a SigV4 request's are ~1 KiB
 _TOO_LARGE_BODY = (
     b'{"__type":"ClientException","message":"the request line and headers are larger than '
@@ -38,7 +39,10 @@ class HeadHttpProtocol(HttpToolsProtocol):
     head's memory and stall every other request)."""
 
     peer: Peer = REMOTE_UNKNOWN
-    in_head = False  # between a request's first byte and the end of its headers
+    # uvicorn makes a new ``cycle`` when a request's headers are complete: while ``cycle`` is
+    # still the one it had when the request began, its headers are not all here (this costs a
+    # request nothing more; an on_headers_complete hook cost ~1 us)
+    begun: object = _NO_REQUEST
     head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -47,20 +51,20 @@ class HeadHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.in_head and not self.transport.is_closing():  # the headers are not all here
+        _data_received(self, data)
+        if self.cycle is self.begun and not self.transport.is_closing():
             self.head_bytes += len(data)
             if self.head_bytes > MAX_REQUEST_HEAD:
                 self.transport.write(TOO_LARGE)
                 self.transport.close()
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.in_head, self.head_bytes = True, 0
+        _on_message_begin(self)
+        self.begun, self.head_bytes = self.cycle, 0
         scope: Any = self.scope
         own = scope.get("extensions")  # uvicorn 0.54's httptools scope has none of its own
         scope["extensions"] = {**own, PEER_KEY: self.peer} if own else self.extensions
 
-    def on_headers_complete(self) -> None:
-        self.in_head = False
-        super().on_headers_complete()
+
+_data_received = HttpToolsProtocol.data_received
+_on_message_begin = HttpToolsProtocol.on_message_begin

@@ -10,6 +10,7 @@ change of group takes effect within a minute without costing a lookup per reques
 
 from __future__ import annotations
 
+import functools
 import grp
 import logging
 import os
@@ -18,12 +19,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from hpcbatch.core.model import Caller
+from hpcbatch.core.model import Caller, User
 from hpcbatch.core.state import State
 from hpcbatch.core.users import active_key
 from hpcbatch.errors import AuthError
 from hpcbatch.head.auth.peer import Peer
-from hpcbatch.head.auth.sigv4 import SignedRequest, parse_authorization, verify
+from hpcbatch.head.auth.sigv4 import SignedRequest, check_fast, parse_authorization, plan, verify
 
 log = logging.getLogger("hpcbatch.auth")
 
@@ -39,11 +40,13 @@ class Principal:
     key_id: str | None = None
     api_user: str | None = None  # the name the key was issued to
 
-    @property
+    # one Principal serves all of a caller's requests for CACHE_S (``_key_principal``,
+    # ``identify_unsigned``): what it says is worked out once
+    @functools.cached_property
     def caller(self) -> Caller:
         return Caller(self.user, self.admin)
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
         """Who, for the journal's cause and the logs."""
         return self.user if self.key_id is None else f"{self.user} (key {self.key_id})"
@@ -127,21 +130,50 @@ def identify_signed(request: SignedRequest, state: State, region: str, admins: A
     if found is None:
         raise AuthError("UnrecognizedClientException", UNRECOGNIZED)
     verify(request, auth, found[1].secret, region, time.time())
-    user = found[0]
+    return _key_principal(found[0], auth.key_id, admins)
 
-    def make(_: object) -> Principal:
-        uid = _uid(user.unix_user)
-        admin = admins(user.unix_user, uid)
-        return Principal(user.unix_user, admin, "key", uid, auth.key_id, user.name)
 
-    # the same for all of a key's requests, remade every CACHE_S (admin status may change)
-    made: Principal = _cached(
-        _key_principals, (auth.key_id, user.unix_user, user.name, admins.group), make
-    )
+def identify_fast(
+    raw: dict[bytes, bytes],
+    method: str,
+    raw_path: str,
+    body: bytes,
+    state: State,
+    region: str,
+    admins: Admins,
+) -> Principal | None:
+    """``identify_signed``'s answer for a request in the common form (``sigv4.check_fast``:
+    no query string, no repeated header), from its raw headers; None: ask
+    ``identify_signed``, which also says why a request is refused."""
+    prefix, _, signature = raw[b"authorization"].rpartition(b", Signature=")
+    found_plan = plan(prefix, region) if len(prefix) <= 512 else None
+    if found_plan is None:
+        return None
+    found = active_key(state, found_plan.key_id)
+    if found is None or not check_fast(
+        raw, method, raw_path, body, time.time(), found_plan, signature, found[1].secret
+    ):
+        return None
+    return _key_principal(found[0], found_plan.key_id, admins)
+
+
+def _key_principal(user: User, key_id: str, admins: Admins) -> Principal:
+    """The Principal of a key's requests: made once per CACHE_S (admin status may change),
+    and anew at once when the key's user changes."""
+    hit = _key_principals.get(key_id)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now and hit[1] == (user.unix_user, user.name, admins.group):
+        return hit[2]
+    uid = _uid(user.unix_user)
+    made = Principal(user.unix_user, admins(user.unix_user, uid), "key", uid, key_id, user.name)
+    if len(_key_principals) > 10_000:
+        _key_principals.clear()
+    _key_principals[key_id] = (now + CACHE_S, (user.unix_user, user.name, admins.group), made)
     return made
 
 
-_key_principals: dict[tuple[str, str, str, str], tuple[float, Any]] = {}
+_key_principals: dict[str, tuple[float, tuple[str, str, str], Principal]] = {}
+_peer_principals: dict[tuple[int, str], tuple[float, Principal]] = {}
 
 
 def identify_unsigned(
@@ -149,8 +181,16 @@ def identify_unsigned(
 ) -> Principal:
     """The caller of an unsigned request: the kernel's word on a local peer, or AuthError."""
     if peer is not None and peer.local and peer.uid is not None:
+        hit = _peer_principals.get((peer.uid, admins.group))
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
         name = _user_name(peer.uid)
-        return Principal(name, admins(name, peer.uid), "peer", peer.uid)
+        made = Principal(name, admins(name, peer.uid), "peer", peer.uid)
+        if len(_peer_principals) > 10_000:
+            _peer_principals.clear()
+        _peer_principals[(peer.uid, admins.group)] = (now + CACHE_S, made)
+        return made
     if anonymous is not None:
         return anonymous
     raise AuthError("MissingAuthenticationTokenException", MISSING)
