@@ -187,6 +187,8 @@ class DevCluster:
             address = IPv4Address(host.address)
             text = sshd.sshd_config(host.name, address, host.port, files, client_key)
             files.config.write_text(text)
+            fd = os.open(files.authorized_keys, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
 
     def _start_sshds(self) -> dict[str, subprocess.Popen[bytes]]:
         os.makedirs(sshd.PRIVSEP_DIR, mode=0o755, exist_ok=True)

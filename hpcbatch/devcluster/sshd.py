@@ -10,12 +10,16 @@ file is untouched and the mount never propagates (the mount namespace is private
 ``nsenter`` (network only) and ``unshare`` (no ``--fork``) exec in place and ``sh`` execs sshd,
 so the pid of the started process is the pid of sshd itself.
 
-The one authorised client key is written into the sshd_config itself and handed to sshd by
-``AuthorizedKeysCommand /bin/echo <key>`` (run as ``nobody``): there is no authorized_keys file
-for anyone to swap, and ``StrictModes`` stays ``yes``. (With StrictModes, sshd reads an
-authorized_keys file only if every directory above it is root-owned and not group- or
-world-writable, which no directory below a sticky /tmp is.) Everything sshd reads lives in
-the cluster's root-only directory (``ownership.py``).
+The cluster's client key is written into the sshd_config itself and handed to sshd by
+``AuthorizedKeysCommand /bin/echo <key>`` (run as ``nobody``): no file can take it away, and
+``StrictModes`` stays ``yes``. Each host also has its own ``authorized_keys`` file
+(``SshdFiles.authorized_keys``, empty at first, root's, 0600), as a real host has its own
+``~/.ssh``: a provisioner (Ansible's agent role, issue 13) authorizes the head's own key there.
+The hosts share /root, so root's ``~/.ssh/authorized_keys`` cannot be per host. With
+StrictModes, sshd reads that file only if every directory above it is root-owned and not group-
+or world-writable, which no directory below a sticky /tmp is: a cluster under /tmp still works,
+by the client key alone. Everything sshd reads lives in the cluster's root-only directory
+(``ownership.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class SshdFiles:
     host_key: Path
     pid_file: Path
     log: Path
+    authorized_keys: Path  # the host's own, for keys other than the cluster's client key
 
     @classmethod
     def in_dir(cls, host_dir: Path) -> SshdFiles:
@@ -49,6 +54,7 @@ class SshdFiles:
             host_key=host_dir / "ssh_host_ed25519_key",
             pid_file=host_dir / "sshd.pid",
             log=host_dir / "sshd.log",
+            authorized_keys=host_dir / "authorized_keys",
         )
 
 
@@ -80,7 +86,7 @@ def sshd_config(
 ListenAddress {address}:{port}
 HostKey {files.host_key}
 PidFile {files.pid_file}
-AuthorizedKeysFile none
+AuthorizedKeysFile {files.authorized_keys}
 AuthorizedKeysCommand {KEYS_COMMAND} {client_key}
 AuthorizedKeysCommandUser {KEYS_COMMAND_USER}
 PermitRootLogin prohibit-password

@@ -21,10 +21,10 @@ def test_sshd_config_matches_the_golden_file() -> None:
     assert text == (GOLDEN / "sshd_config").read_text()
 
 
-def test_sshd_keeps_strict_modes_and_reads_no_authorized_keys_file() -> None:
+def test_sshd_keeps_strict_modes_and_reads_only_the_hosts_own_authorized_keys() -> None:
     lines = sshd.sshd_config("h", IPv4Address("10.0.0.11"), 22, FILES, CLIENT_KEY).splitlines()
     assert "StrictModes yes" in lines
-    assert "AuthorizedKeysFile none" in lines
+    assert f"AuthorizedKeysFile {BASE}/hosts/hb3f2a-h1/authorized_keys" in lines
     assert f"AuthorizedKeysCommand /bin/echo {CLIENT_KEY}" in lines
     assert "AuthorizedKeysCommandUser nobody" in lines
 
