@@ -284,6 +284,7 @@ def node_to_doc(node: Node) -> Doc:
         "launch_port": node.launch_port,
         "placement_group": node.placement_group,
         "fabric_env": [list(pair) for pair in node.fabric_env],
+        "retiring": node.retiring,
     }
 
 
@@ -318,6 +319,7 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
             launch_port=d.get("launch_port"),
             placement_group=d.get("placement_group"),
             fabric_env=tuple((k, v) for k, v in d.get("fabric_env", [])),
+            retiring=d.get("retiring"),
         )
         node.free_gpus = node.gpus_in_service  # less what live attempts hold: _hold
     _rebuild_jobs(state, docs.get("job", []))

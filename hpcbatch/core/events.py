@@ -248,6 +248,32 @@ class ResumeNode(Event):
     node: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetireNode(Event):
+    """A node leaves for good once its running attempts end (core/retire.py): drained now,
+    removed when empty. ``reason`` says why (e.g. its host left the head's config)."""
+
+    node: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeepNode(Event):
+    """A retiring node stays after all (its host is back in the head's config): ONLINE again."""
+
+    node: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveNode(Event):
+    """A node leaves the state and so its compute environment; refused while it holds
+    attempts, so no job is ever lost to a removal."""
+
+    node: str
+    reason: str
+
+
 # --- attempts (agents) -----------------------------------------------------------------------
 
 

@@ -3,14 +3,23 @@
 No node over-committed; no GPU held twice; every node's allocation equals the sum of its live
 attempts; every index (listing, runnable, child counts) agrees with the jobs; no live attempt on a
 job that is not STARTING/RUNNING; a node held by a gang's node job holds nothing else; a
-multi-node parent is STARTING/RUNNING only while its main node is; node jobs are never queued.
+multi-node parent is STARTING/RUNNING only while its main node is; node jobs are never queued;
+a retiring node is never ONLINE.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from hpcbatch.core.model import ACTIVE, Job, JobStatus, Resources, attempt_id, node_job_id
+from hpcbatch.core.model import (
+    ACTIVE,
+    Job,
+    JobStatus,
+    NodeState,
+    Resources,
+    attempt_id,
+    node_job_id,
+)
 from hpcbatch.core.state import State, runnable_key
 
 
@@ -53,6 +62,8 @@ def _check_nodes(state: State) -> None:
                 _fail(
                     f"{node.name} is held by gang node {aid} but also by {len(node.attempts) - 1}"
                 )
+        if node.retiring is not None and node.state is NodeState.ONLINE:
+            _fail(f"{node.name} is retiring ({node.retiring}) yet ONLINE: jobs could land there")
         if total != node.allocated:
             _fail(f"{node.name} allocated {node.allocated} but its attempts hold {total}")
         if not node.allocated.fits_in(node.capacity):

@@ -187,6 +187,7 @@ class Node:
     launch_port: int | None = None  # its agent's MPI launch server (None: it runs none)
     placement_group: str | None = None  # from the config: gangs are kept inside one group
     fabric_env: tuple[tuple[str, str], ...] = ()  # its CE's fabric variables, for gangs
+    retiring: str | None = None  # why it is leaving for good (core/retire.py); None: it stays
     allocated: Resources = Resources()
     free_gpus: set[str] = field(default_factory=set)
     attempts: set[str] = field(default_factory=set)  # attempt ids holding an allocation here

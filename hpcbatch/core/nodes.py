@@ -6,7 +6,8 @@ collected. Only when it is declared lost (``NodeLost``, after a longer timeout, 
 cannot be reached at all) do its attempts end as ``Host lost`` and get retried.
 
 A node comes ONLINE when its agent says hello (NodeJoined). An admin drain lets running jobs
-finish and places nothing new (DRAINING, then DRAINED when empty). On hello the head
+finish and places nothing new (DRAINING, then DRAINED when empty); a retiring node
+(``retire.py``) drains the same way and then leaves. On hello the head
 reconciles: an attempt it placed there that the agent never heard of is relaunched if it never
 started, and counted lost if it had been running.
 """
@@ -30,7 +31,7 @@ from hpcbatch.core.state import State
 from hpcbatch.errors import ConflictError, NotFoundError
 
 
-def _set_state(state: State, node: Node, new: NodeState, reason: str, e: ev.Event) -> None:
+def set_state(state: State, node: Node, new: NodeState, reason: str, e: ev.Event) -> None:
     node.state = new
     node.state_reason = reason
     node.state_changed_at = e.now
@@ -55,8 +56,12 @@ def node_joined(state: State, e: ev.NodeJoined) -> list[Command]:
     node.last_heartbeat = e.now
     state.changes.touch("node", node.name)
     gpus.join(state, node, e.gpus, e.now, e.cause)
-    if node.state in (NodeState.DOWN, NodeState.ONLINE) or node.state_changed_at == 0:
-        _set_state(state, node, NodeState.ONLINE, "agent connected", e)
+    if node.retiring is not None:  # back from DOWN, it goes on draining (core/retire.py)
+        if node.state is NodeState.DOWN or node.state_changed_at == 0:
+            drained = NodeState.DRAINING if node.attempts else NodeState.DRAINED
+            set_state(state, node, drained, node.retiring, e)
+    elif node.state in (NodeState.DOWN, NodeState.ONLINE) or node.state_changed_at == 0:
+        set_state(state, node, NodeState.ONLINE, "agent connected", e)
     return _reconcile(state, node, set(e.known_attempts), e) + _kills_on_return(state, node, e)
 
 
@@ -108,7 +113,7 @@ def _kills_on_return(state: State, node: Node, e: ev.NodeJoined) -> list[Command
 def node_down(state: State, e: ev.NodeDown) -> list[Command]:
     node = state.nodes.get(e.node)
     if node is not None and node.state is not NodeState.DOWN:
-        _set_state(state, node, NodeState.DOWN, e.reason, e)
+        set_state(state, node, NodeState.DOWN, e.reason, e)
     return []
 
 
@@ -119,9 +124,9 @@ def node_lost(state: State, e: ev.NodeLost) -> list[Command]:
             return []
         node = Node(name=e.node, ce=e.ce, capacity=Resources(), state=NodeState.DOWN)
         state.nodes[e.node] = node
-        _set_state(state, node, NodeState.DOWN, e.reason, e)
+        set_state(state, node, NodeState.DOWN, e.reason, e)
     elif node.state is not NodeState.DOWN or node.state_reason != e.reason:
-        _set_state(state, node, NodeState.DOWN, e.reason, e)
+        set_state(state, node, NodeState.DOWN, e.reason, e)
     commands: list[Command] = []
     for aid in sorted(node.attempts):
         live = _live(state, node, aid) if aid in node.attempts else None
@@ -160,7 +165,7 @@ def drain(state: State, e: ev.DrainNode) -> list[Command]:
     if node.state is NodeState.DOWN:
         raise ConflictError(f"node: {node.name} is DOWN; only an ONLINE node can be drained")
     new = NodeState.DRAINING if node.attempts else NodeState.DRAINED
-    _set_state(state, node, new, e.reason or "drained by admin", e)
+    set_state(state, node, new, e.reason or "drained by admin", e)
     return []
 
 
@@ -168,5 +173,10 @@ def resume(state: State, e: ev.ResumeNode) -> list[Command]:
     node = _node(state, e.node)
     if node.state is NodeState.DOWN:
         raise ConflictError(f"node: {node.name} is DOWN; it comes back when its agent reconnects")
-    _set_state(state, node, NodeState.ONLINE, "resumed by admin", e)
+    if node.retiring is not None:
+        raise ConflictError(
+            f"node: {node.name} is retiring ({node.retiring}); it stays only if its host is "
+            "listed in the head's config again"
+        )
+    set_state(state, node, NodeState.ONLINE, "resumed by admin", e)
     return []

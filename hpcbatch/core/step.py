@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hpcbatch.core import attempts, control, nodes, resources, submit, time_limits, users
+from hpcbatch.core import attempts, control, nodes, resources, retire, submit, time_limits, users
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command
 from hpcbatch.core.state import State
@@ -51,6 +51,9 @@ HANDLERS: dict[type[ev.Event], Callable[[State, Any], list[Command]]] = {
     ev.NodeLost: nodes.node_lost,
     ev.DrainNode: nodes.drain,
     ev.ResumeNode: nodes.resume,
+    ev.RetireNode: retire.retire,
+    ev.KeepNode: retire.keep,
+    ev.RemoveNode: retire.remove,
     ev.AttemptStarted: attempts.attempt_started,
     ev.AttemptEnded: attempts.attempt_ended,
     ev.PlanApplied: attempts.apply_plan,
