@@ -10,6 +10,7 @@
     │                      ``UnrecognizedClientException``, ``InvalidSignatureException``, ...)
     ├── ServerError        hpcbatch failed; AWS ``ServerException`` (HTTP 500)
     ├── DevClusterError    (hpcbatch.devcluster) a dev cluster could not be built or removed
+    ├── VagrantError       (hpcbatch.provision.vagrant_config) vagrant failed, or its VMs are not up
     ├── TransportError     talking to an agent or the head failed (lost, unreachable)
     │   ├── ProtocolError      an agent spoke a malformed message or another protocol version
     │   └── HeadUnreachableError   (hpcbatch.cli.client) the CLI got no answer from the head

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "hosts",
     "grafana",
     "devcluster",
+    "vagrant",
 )
 
 # Command name (and alias) -> the module that registers it, so that a call builds only its
@@ -49,4 +50,5 @@ MODULE_OF = {
     "hosts": "hosts",
     "grafana": "grafana",
     "dev-cluster": "devcluster",
+    "vagrant": "vagrant",
 }
