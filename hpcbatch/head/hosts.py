@@ -27,6 +27,12 @@ agent_durability = "process"     # "power": the agent fsyncs its spool each turn
 
 Every problem is a ValidationError naming the host and the rule; one bad host refuses the whole
 file (a head must not start half-configured).
+
+Removing a host from this file (and restarting the head) retires it rather than abandoning it:
+the head remembers every host it was configured with (``host_memory.py``), drains a host it no
+longer finds here with the reason "removed from the head's config", lets its running jobs finish
+over the remembered connection, then removes the node and stops its agent (``retire.py``,
+docs/states.md). Listing it again before it is gone keeps it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@
 embedded defaults on a first start (compute environment ``local``, queue ``default``, job
 definitions ``default`` and ``default-multinode``), start the loop, connect the local agents
 (which reconciles what ran while the head was away), then start the timers: a Tick each second
-(timeouts, retention) and a heartbeat watchdog that reports silent nodes lost.
+(timeouts, retention), a heartbeat watchdog that reports silent nodes lost, and the watch that
+removes SSH hosts gone from the config once their jobs have ended (``retire.py``); the SSH hosts
+retire before any node connects.
 
 ``metrics`` (``hpcbatch.metrics``) watches the loop: the loop tells it of each committed batch
 and it publishes a snapshot of the gauges from the State there, on the loop; a scrape reads
@@ -28,6 +30,7 @@ from hpcbatch.head.launch_keys import LaunchKeys
 from hpcbatch.head.loop import HeadLoop, now_ms
 from hpcbatch.head.node_profiles import local_profiles, ssh_profile
 from hpcbatch.head.persist import load_state
+from hpcbatch.head.retire import Retirer
 from hpcbatch.head.supervisor import NodeSpec, NodeSupervisor
 from hpcbatch.metrics.exporter import HeadMetrics
 from hpcbatch.store import JournalEntry, SqliteStore, WriteBatch
@@ -64,26 +67,38 @@ class Head:
         )
         self.metrics.attach(self.state, self.dispatcher.sessions)
         self.nodes = NodeSupervisor(self.loop, self.dispatcher, config.heartbeat_timeout_s)
+        self.retirer = Retirer(self.loop, self.nodes, self.store, self._ssh_connect)
         self._timers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self.loop.start()
         await self._bootstrap()
         await self._ensure_configured_ces()
+        retiring = await self.retirer.begin(self.config.compute_environments)
+        summary = self._summary(sorted(self.retirer.retiring))
         local = self._local_specs()
-        self.nodes.start(local + self._ssh_specs())
+        self.nodes.start(local + self._ssh_specs() + retiring)
         await self.nodes.wait_connected([spec.name for spec in local])
         running = asyncio.get_running_loop()
-        self._timers = [running.create_task(self._tick()), running.create_task(self._watchdog())]
+        self._timers = [
+            running.create_task(self._tick()),
+            running.create_task(self._watchdog()),
+            running.create_task(self.retirer.watch()),
+        ]
         self.metrics.refresh()
-        log.info("ready: %s", self._summary())
+        log.info("ready: %s", summary)
 
-    def _summary(self) -> str:
+    def _summary(self, retiring: list[str]) -> str:
         local = self.config.local.nodes
         parts = [f"{local} local node{'s' * (local != 1)}"]
         for ce in self.config.compute_environments:
             count = len(ce.hosts)
             parts.append(f"{count} {ce.kind} host{'s' * (count != 1)} in {ce.name} (connecting)")
+        count = len(retiring)
+        parts.append(
+            f"{count} host{'s' * (count != 1)} retiring (removed from the config"
+            + (f": {', '.join(retiring)})" if retiring else ")")
+        )
         return ", ".join(parts)
 
     async def history(self, subject: str) -> list[JournalEntry]:
@@ -197,12 +212,12 @@ class Head:
             )
         ]
 
-    def _ssh_specs(self) -> list[NodeSpec]:
-        def connect(host: SshHost) -> Callable[[], Awaitable[AgentLink]]:
-            return lambda: connect_ssh_agent(host, self.head_id)
+    def _ssh_connect(self, host: SshHost) -> Callable[[], Awaitable[AgentLink]]:
+        return lambda: connect_ssh_agent(host, self.head_id)
 
+    def _ssh_specs(self) -> list[NodeSpec]:
         return [
-            NodeSpec(host.name, ce.name, connect(host), profile=ssh_profile(ce, host))
+            NodeSpec(host.name, ce.name, self._ssh_connect(host), profile=ssh_profile(ce, host))
             for ce in self.config.compute_environments
             for host in ce.hosts
         ]

@@ -49,13 +49,23 @@ class NodeSupervisor:
         self.dispatcher = dispatcher
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.specs: dict[str, NodeSpec] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def start(self, specs: list[NodeSpec]) -> None:
         running = asyncio.get_running_loop()
         for spec in specs:
             self.specs[spec.name] = spec
-            self._tasks.append(running.create_task(self._supervise(spec), name=spec.name))
+            self._tasks[spec.name] = running.create_task(self._supervise(spec), name=spec.name)
+
+    async def forget(self, name: str) -> None:
+        """Stop supervising ``name`` for good (a retired host): its link is closed and never
+        made again, so no hello of its can bring the node back."""
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.specs.pop(name, None)
 
     async def wait_connected(self, names: list[str], timeout_s: float = 20.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -118,11 +128,13 @@ class NodeSupervisor:
         running, and the agent's keeper records each exit status; the next head re-adopts
         them); remote agents are left running and their links closed."""
         for session in list(self.dispatcher.sessions.values()):
-            if self.specs[session.node].stop_agent_on_exit:
+            spec = self.specs.get(session.node)
+            if spec is not None and spec.stop_agent_on_exit:
                 with contextlib.suppress(TransportError, OSError):
                     await session.link.send(protocol.shutdown(kill_jobs=False))
-        for task in self._tasks:  # each closes its link as it ends
+        for task in self._tasks.values():  # each closes its link as it ends
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._tasks.clear()
         self.dispatcher.sessions.clear()

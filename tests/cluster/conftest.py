@@ -28,11 +28,15 @@ HostLines = Callable[[DevHost], list[str]]
 
 
 def ssh_config(
-    cluster: DevCluster, vcpus: int = HOST_VCPUS, host_lines: HostLines | None = None
+    cluster: DevCluster,
+    vcpus: int = HOST_VCPUS,
+    host_lines: HostLines | None = None,
+    hosts: list[DevHost] | None = None,
 ) -> str:
-    """The head's SSH CE for ``cluster``; ``host_lines`` adds settings to each host's table."""
+    """The head's SSH CE for ``cluster`` (only ``hosts`` of it, when given); ``host_lines``
+    adds settings to each host's table."""
     lines = ["[[compute_environments]]", 'name = "cluster"', 'kind = "SSH"']
-    for host in cluster.hosts:
+    for host in cluster.hosts if hosts is None else hosts:
         lines += [
             "[[compute_environments.hosts]]",
             f'name = "{host.name}"',

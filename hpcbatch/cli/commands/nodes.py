@@ -13,6 +13,10 @@ of service (and why); the node table then says how each node keeps jobs to their
 AGENT is the build of each connected node's agent (``-`` while none is connected): the head
 replaces an agent of another build than its own as it connects (transport/upgrade.py), so a
 node whose agent could not be replaced says why in REASON.
+
+A node whose host was removed from the head's config is **retiring** (STATE ``DRAINING
+(retiring)``, REASON ``removed from the head's config``): its running jobs finish, then it leaves
+the list and its compute environment (head/retire.py).
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ def render_nodes(nodes: list[dict[str, Any]]) -> str:
         [
             node.get("name", ""),
             node.get("computeEnvironment", ""),
-            node.get("state", ""),
+            node.get("state", "") + (" (retiring)" if node.get("retiring") else ""),
             f"{_num(node.get('allocatedVcpus'))}/{_num(node.get('vcpus'))}",
             f"{_num(node.get('allocatedMemoryMiB'))}/{_num(node.get('memoryMiB'))}",
             f"{_num(node.get('allocatedGpus'))}/{_num(node.get('gpus'))}",

@@ -47,8 +47,8 @@ LOG_CHUNK = 256 * 1024
 
 def node_doc(state: State, node: Node, agent_version: str | None = None) -> dict[str, Any]:
     """A node as the nodes route shows it; ``address``, ``launchPort`` (its agent's MPI launch
-    server), ``placementGroup``, ``agentVersion`` (the connected agent's build) and the GPU
-    fields only where set."""
+    server), ``placementGroup``, ``agentVersion`` (the connected agent's build), ``retiring``
+    (why it is leaving for good, core/retire.py) and the GPU fields only where set."""
     doc: dict[str, Any] = {
         "name": node.name,
         "computeEnvironment": node.ce,
@@ -70,6 +70,7 @@ def node_doc(state: State, node: Node, agent_version: str | None = None) -> dict
         "launchPort": node.launch_port,
         "placementGroup": node.placement_group,
         "agentVersion": agent_version,
+        "retiring": node.retiring,
         "gpusReason": node.gpus_reason,
         **(_gpu_fields(state, node) if node.gpus or node.gpus_reason else {}),
     }
