@@ -95,10 +95,11 @@ class Head:
             count = len(ce.hosts)
             parts.append(f"{count} {ce.kind} host{'s' * (count != 1)} in {ce.name} (connecting)")
         count = len(retiring)
-        parts.append(
-            f"{count} host{'s' * (count != 1)} retiring (removed from the config"
-            + (f": {', '.join(retiring)})" if retiring else ")")
-        )
+        if count:
+            names = ", ".join(retiring)
+            parts.append(f"{count} host{'s' * (count != 1)} retiring (not in the config: {names})")
+        else:
+            parts.append("no host retiring")
         return ", ".join(parts)
 
     async def history(self, subject: str) -> list[JournalEntry]:
