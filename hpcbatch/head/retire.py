@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from hpcbatch.core import events as ev
 from hpcbatch.errors import ClientError
@@ -50,8 +51,16 @@ Connect = Callable[[SshHost], Callable[[], Awaitable[AgentLink]]]
 
 class Retirer:
     def __init__(
-        self, loop: HeadLoop, supervisor: NodeSupervisor, store: Store, connect: Connect
+        self,
+        loop: HeadLoop,
+        supervisor: NodeSupervisor,
+        store: Store,
+        connect: Connect,
+        keys_dir: Path,
     ) -> None:
+        """``keys_dir``: where a retiring host's remembered keys are written for its
+        connections (``host_memory.reachable``)."""
+        self.keys_dir = keys_dir
         self.loop = loop
         self.supervisor = supervisor
         self.store = store
@@ -83,7 +92,7 @@ class Retirer:
         ]
 
     def spec(self, remembered: RememberedHost) -> NodeSpec:
-        host = remembered.host
+        host = host_memory.reachable(remembered, self.keys_dir)
         return NodeSpec(host.name, remembered.ce, self.connect(host), profile=remembered.profile)
 
     def _busy(self, name: str) -> bool:
@@ -115,7 +124,8 @@ class Retirer:
             self.retiring[name] = remembered
             self.supervisor.start([self.spec(remembered)])
             return
-        stopped = await asyncio.to_thread(stop_agent, remembered.host)
+        host = host_memory.reachable(remembered, self.keys_dir)
+        stopped = await asyncio.to_thread(stop_agent, host)
         log.info(
             "node %s: removed from %s (%s); its agent %s",
             name,

@@ -67,7 +67,9 @@ class Head:
         )
         self.metrics.attach(self.state, self.dispatcher.sessions)
         self.nodes = NodeSupervisor(self.loop, self.dispatcher, config.heartbeat_timeout_s)
-        self.retirer = Retirer(self.loop, self.nodes, self.store, self._ssh_connect)
+        self.retirer = Retirer(
+            self.loop, self.nodes, self.store, self._ssh_connect, config.data_dir / "retiring"
+        )
         self._timers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
