@@ -14,7 +14,11 @@ setup_env '.[test]' \
   'test -x /usr/bin/mpiexec.hydra:mpich' \
   'command -v cc:gcc' \
   'test -e /usr/include/stdio.h:libc6-dev' \
-  'command -v promtool:prometheus'
+  'command -v promtool:prometheus' \
+  'command -v vagrant:vagrant' \
+  'dpkg -s vagrant-libvirt:vagrant-libvirt' \
+  'command -v systemd-analyze:systemd' \
+  'command -v openssl:openssl'
 
 .venv/bin/ruff check hpcbatch agents tests bench
 .venv/bin/mypy --strict hpcbatch/core
