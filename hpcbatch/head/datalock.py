@@ -39,9 +39,13 @@ class HeadLock:
             os.close(fd)  # closing the only descriptor drops the flock
 
 
-def acquire(data_dir: Path) -> HeadLock:
+HEAD_HINT = "stop it first, or give this one another --data-dir"
+
+
+def acquire(data_dir: Path, hint: str = HEAD_HINT) -> HeadLock:
     """Create the data directory (0700) if needed and lock it for this process, or raise
-    ``DataDirInUseError`` naming the PID of the head that holds it."""
+    ``DataDirInUseError`` naming the PID of the head that holds it, then ``hint``: what to
+    do about it (``hpcbatch restore`` takes the lock too, and says its own)."""
     path = Path(data_dir).absolute() / LOCK_NAME
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -55,8 +59,7 @@ def acquire(data_dir: Path) -> HeadLock:
         os.close(fd)
         who = f"pid {holder}" if holder else "a process that has not written its pid yet"
         raise DataDirInUseError(
-            f"another head is running on data directory {path.parent} ({who} holds {path}); "
-            "stop it first, or give this one another --data-dir"
+            f"another head is running on data directory {path.parent} ({who} holds {path}); " + hint
         ) from None
     except OSError as error:
         os.close(fd)
