@@ -28,10 +28,11 @@ VENV_BIN = Path(sys.executable).parent
 HOST_VCPUS = 2
 
 
-def build_wheels(into: Path) -> tuple[Path, Path]:
-    """(the hpcbatch wheel, the dependency wheelhouse), made by ansible/build-wheels.sh."""
+def build_wheels(into: Path, tree: Path = REPO) -> tuple[Path, Path]:
+    """(the hpcbatch wheel, the dependency wheelhouse) of the source ``tree``, made by its
+    ansible/build-wheels.sh."""
     subprocess.run(
-        ["bash", str(ANSIBLE_DIR / "build-wheels.sh"), str(into), sys.executable],
+        ["bash", str(tree / "ansible" / "build-wheels.sh"), str(into), sys.executable],
         check=True,
         capture_output=True,
         timeout=600,

@@ -2,8 +2,8 @@
 
 One cluster for the module (installing the head's venv is the slow part, ~30 s), taken
 through what an admin does: a first run with four broken hosts among three good ones, jobs on
-the cluster it made, a second run and a --check run that change nothing, and a host removed
-from the inventory while a job runs on it. The tests of a module build on each other
+the cluster it made, a second run and a --check run that change nothing, a host removed from
+the inventory while a job runs on it, and an upgrade to a new build while another one runs. The tests of a module build on each other
 in file order (each phase is a module fixture the next one asks for).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from hpcbatch.devcluster import DevHost
-from tests.ansible.provision import ANSIBLE_DIR, Site, recap
+from tests.ansible.provision import ANSIBLE_DIR, REPO, Site, build_wheels, recap
 from tests.head.headproc import wait_for
 
 pytestmark = pytest.mark.slow
@@ -177,7 +178,7 @@ def test_a_host_removed_from_the_inventory_drains_and_leaves_without_losing_its_
     wait_for(lambda: _status(site, on_leaving) == "SUCCEEDED", 60, "its job SUCCEEDED")
     (job,) = json.loads(cli(site, "-o", "json", "describe", on_leaving).stdout)["jobs"]
     assert len(job["attempts"]) == 1, job["attempts"]  # finished where it ran, not retried
-    assert cli(site, "logs", on_leaving).stdout.strip() == leaving.name
+    assert job["hpcbatch"]["node"] == leaving.name
     wait_for(lambda: _node(site, leaving.name) is None, 60, "the node gone")
     assert online(site) == names(settled[:-1])
 
@@ -210,3 +211,52 @@ def test_ansible_lint_passes_the_production_profile(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Profile 'production' was required, and it passed" in done.stdout + done.stderr
+
+
+def agent_versions(site: Site) -> dict[str, str]:
+    nodes = json.loads(cli(site, "-o", "json", "nodes").stdout)["nodes"]
+    return {node["name"]: node["agentVersion"] for node in nodes}
+
+
+def test_a_new_wheel_upgrades_the_head_and_every_agent_while_a_job_runs(
+    site: Site, settled: list[DevHost], tmp_path: Path
+) -> None:
+    """The admin's upgrade: build wheels of the new tree, point the inventory at them, re-run.
+    The head is reinstalled and restarted; it replaces each agent whose build differs, and a
+    job running through all of it finishes where it ran, once."""
+    tree = tmp_path / "tree"
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, (f.decode() for f in files)):
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, tree / name)
+    build = tree / "agents" / "hpcbatch_agent" / "build.py"
+    build.write_text(build.read_text() + "# a new agent build, for the upgrade test\n")
+    new_wheel, _ = build_wheels(tmp_path / "wheels", tree)
+    hosts = settled[:-1]  # the removal test took the last one out
+    before = agent_versions(site)
+    head_pid = site.head_pid()
+    gate = site.base / "upgrade-gate"
+    gated = "while [ ! -e " + str(gate) + " ]; do sleep 0.05; done; hostname"
+    job = cli(site, "submit", "-q", "cluster", "--", "sh", "-c", gated).stdout.split()[-1]
+    wait_for(lambda: _status(site, job) == "RUNNING", 60, "the job RUNNING")
+
+    site.wheel = new_wheel
+    done = site.run_playbook(site.inventory(hosts))
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert site.head_pid() not in (None, head_pid)  # reinstalled, restarted
+    after = wait_for(
+        lambda: (
+            (v := agent_versions(site))
+            and all(v[h.name] not in (None, before[h.name]) for h in hosts)
+            and v
+        ),
+        90,
+        "every agent on the new build",
+    )
+    assert len({after[h.name] for h in hosts}) == 1
+    gate.touch()
+    wait_for(lambda: _status(site, job) == "SUCCEEDED", 60, "the job SUCCEEDED")
+    (described,) = json.loads(cli(site, "-o", "json", "describe", job).stdout)["jobs"]
+    assert len(described["attempts"]) == 1, described["attempts"]
