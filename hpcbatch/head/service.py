@@ -100,7 +100,7 @@ class Head:
         if count:
             names = ", ".join(retiring)
             parts.append(f"{count} host{'s' * (count != 1)} retiring (not in the config: {names})")
-        else:
+        elif self.config.compute_environments:  # a head with SSH hosts says so
             parts.append("no host retiring")
         return ", ".join(parts)
 

@@ -17,7 +17,7 @@ from hpcbatch.devcluster import DevCluster
 from tests.ansible.provision import Site, build_wheels
 from tests.head.headproc import stop_agent_and_jobs
 
-HOSTS = 8  # h1 the head; h2-h4 good compute hosts; h5-h8 each wrong in one way
+HOSTS = 10  # h1 the head; h2-h4 good compute hosts; h5-h10 each wrong in one way
 
 
 def require_root() -> None:

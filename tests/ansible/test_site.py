@@ -63,13 +63,17 @@ def good(site: Site) -> list[DevHost]:
 
 def broken_inventory(site: Site) -> dict[str, Any]:
     """h2-h4 good; h5 without its host key, h6 without python3 (the inventory names a Python
-    that is not there), h7 unreachable (its cable pulled), h8 with another host's key."""
-    h2, h5, h6, h7, h8 = (site.cluster.hosts[i] for i in (1, 4, 5, 6, 7))
+    that is not there), h7 unreachable (its cable pulled), h8 with another host's key, h9
+    with the head's key put where its sshd does not look, h10 with its state dir's filesystem
+    (ext4 here) in the list of shared ones, as NFS is by default."""
+    h2, h5, h6, h7, h8, h9, h10 = (site.cluster.hosts[i] for i in (1, 4, 5, 6, 7, 8, 9))
     return site.inventory(
-        [*good(site), h5, h6, h7, h8],
+        [*good(site), h5, h6, h7, h8, h9, h10],
         changed={
             h6.name: {"agent_python": "/nonexistent/python3"},
             h8.name: {"agent_host_key": site.host_vars(h2)["agent_host_key"]},
+            h9.name: {"agent_authorized_keys": str(h9.host_dir / "authorized_keys.unread")},
+            h10.name: {"agent_shared_filesystems": ["nfs", "ext2/ext3"]},
         },
         dropped={h5.name: ["agent_host_key"]},
     )
@@ -91,24 +95,26 @@ def test_broken_hosts_fail_each_with_its_reason_and_the_others_join(
 ) -> None:
     out = first_run.stdout
     assert first_run.returncode != 0, out[-3000:]
-    h5, h6, h7, h8 = (site.cluster.hosts[i].name for i in (4, 5, 6, 7))
+    h5, h6, h7, h8, h9, h10 = (site.cluster.hosts[i].name for i in (4, 5, 6, 7, 8, 9))
     counts = recap(out)
     for host in good(site):
         assert counts[host.name]["failed"] == 0 and counts[host.name]["unreachable"] == 0, out
-    assert counts[h5]["failed"] == 1 and counts[h6]["failed"] == 1 and counts[h8]["failed"] == 1
+    for host in (h5, h6, h8, h9, h10):
+        assert counts[host]["failed"] == 1, (host, out[-3000:])
     assert counts[h7]["unreachable"] == 1, out[-3000:]
     assert f"{h5}: agent_host_key is missing" in out
     assert f"{h6}: /nonexistent/python3 is not there" in out
     assert f"{h8}: its SSH host key is not the inventory's agent_host_key" in out
     assert f"fatal: [{h7}]: UNREACHABLE!" in out
-    assert (
-        f"left out of the head's configuration (failed or unreachable above; fix and re-run): {h5}, {h6}, {h7}, {h8}"
-        in out
-    )
+    assert f"{h9}: the head cannot log in as root with its key: " in out
+    assert "Permission denied (publickey)" in out
+    assert f"{h10}: agent_state_dir" in out and "is on a ext2/ext3 filesystem" in out
+    left_out = ", ".join(sorted((h5, h6, h7, h8, h9, h10)))
+    assert f"(failed or unreachable above; fix and re-run): {left_out}" in out
     # the head the playbook started manages exactly the good hosts
     wait_for(lambda: online(site) == names(good(site)), 60, "the good hosts ONLINE")
     config = (site.etc / "head.toml").read_text()
-    assert all(f'name = "{h}"' not in config for h in (h5, h6, h7, h8))
+    assert all(f'name = "{h}"' not in config for h in (h5, h6, h7, h8, h9, h10))
 
 
 def test_an_array_and_a_multi_node_job_run_across_every_host_it_installed(
@@ -215,7 +221,7 @@ def test_ansible_lint_passes_the_production_profile(tmp_path: Path) -> None:
 
 def agent_versions(site: Site) -> dict[str, str]:
     nodes = json.loads(cli(site, "-o", "json", "nodes").stdout)["nodes"]
-    return {node["name"]: node["agentVersion"] for node in nodes}
+    return {node["name"]: node.get("agentVersion") for node in nodes}  # absent: not connected
 
 
 def test_a_new_wheel_upgrades_the_head_and_every_agent_while_a_job_runs(
@@ -235,7 +241,11 @@ def test_a_new_wheel_upgrades_the_head_and_every_agent_while_a_job_runs(
     build.write_text(build.read_text() + "# a new agent build, for the upgrade test\n")
     new_wheel, _ = build_wheels(tmp_path / "wheels", tree)
     hosts = settled[:-1]  # the removal test took the last one out
-    before = agent_versions(site)
+    before = wait_for(
+        lambda: (v := agent_versions(site)) and all(v.get(h.name) for h in hosts) and v,
+        60,
+        "every agent connected (the last run restarted the head)",
+    )
     head_pid = site.head_pid()
     gate = site.base / "upgrade-gate"
     gated = "while [ ! -e " + str(gate) + " ]; do sleep 0.05; done; hostname"
@@ -249,7 +259,7 @@ def test_a_new_wheel_upgrades_the_head_and_every_agent_while_a_job_runs(
     after = wait_for(
         lambda: (
             (v := agent_versions(site))
-            and all(v[h.name] not in (None, before[h.name]) for h in hosts)
+            and all(v.get(h.name) not in (None, before.get(h.name)) for h in hosts)
             and v
         ),
         90,
