@@ -79,6 +79,16 @@ def broken_inventory(site: Site) -> dict[str, Any]:
     )
 
 
+def test_a_check_run_on_fresh_hosts_says_what_it_would_do_and_does_nothing(site: Site) -> None:
+    """--check before anything was installed: it runs through, reports changes, makes nothing."""
+    done = site.run_playbook(site.inventory(good(site)), "--check")
+    assert done.returncode == 0, done.stdout[-3000:]
+    counts = recap(done.stdout)
+    assert counts[site.head_host.name]["changed"] > 0 and counts[site.head_host.name]["failed"] == 0
+    assert not site.head_dir.exists()  # no venv, no key, no config, no head
+    assert all(not (h.host_dir / "authorized_keys").read_text() for h in good(site))
+
+
 @pytest.fixture(scope="module")
 def first_run(site: Site) -> subprocess.CompletedProcess[str]:
     site.cluster.link_down(site.cluster.hosts[6].name)
