@@ -17,6 +17,7 @@ from botocore.serialize import create_serializer
 from pydantic import BaseModel
 
 from hpcbatch.head.api.models import aws_fields
+from hpcbatch.head.api.models.integers import field_width
 from hpcbatch.head.api.parse import OPERATIONS, parse_request
 
 ARN = "arn:aws:batch:us-east-1:123456789012"
@@ -323,6 +324,8 @@ def _element_shape(shape: Shape) -> Shape:
     return shape
 
 
+WIDTHS = {"integer": "32-bit Integer", "long": "64-bit Long"}
+
 # Required by AWS, optional for hpcbatch's own kinds (checked by the model's validator instead).
 RELAXED = {"ComputeResource.maxvCpus"}
 
@@ -335,8 +338,11 @@ def _check_model(model: type[BaseModel], shape: Shape, where: str) -> None:
             continue
         assert model.model_fields[name].is_required(), f"{where}.{name} should be required"
     for name, field in model.model_fields.items():
+        element = _element_shape(members[name])
+        if element.type_name in WIDTHS:  # the one generic bound on integers matches botocore's
+            assert field_width(model, name)[0] == WIDTHS[element.type_name], f"{where}.{name}"
         for inner in _models_in(field.annotation):
-            _check_model(inner, _element_shape(members[name]), f"{where}.{name}")
+            _check_model(inner, element, f"{where}.{name}")
 
 
 @pytest.mark.parametrize("key", sorted(OPERATIONS))

@@ -238,3 +238,30 @@ def test_nodes_drain_and_resume(head: HeadProcess) -> None:
     assert (drained["state"], drained["stateReason"]) == ("DRAINED", "maintenance")
     resumed = httpx.post(f"{head.endpoint}/hpcbatch/v1/nodes/local-1/resume").json()["node"]
     assert resumed["state"] == "ONLINE"
+
+
+def test_integers_beyond_aws_widths_are_client_errors(head: HeadProcess) -> None:
+    b = head.batch()
+    assert "containerOverrides.vcpus: must be an integer from -2,147,483,648 to 2,147,483,647" in (
+        _error(
+            b.submit_job,
+            jobName="huge",
+            jobQueue="default",
+            jobDefinition="default",
+            containerOverrides={"vcpus": 2**70},
+        )
+    )
+    assert "containerProperties.memory: must be an integer from" in _error(
+        b.register_job_definition,
+        jobDefinitionName="huge",
+        type="container",
+        containerProperties={"command": ["true"], "memory": 2**31},
+    )
+    assert "computeEnvironmentOrder[0].order: must be an integer from" in _error(
+        b.create_job_queue,
+        jobQueueName="huge",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 2**31, "computeEnvironment": "local"}],
+    )
+    assert b.describe_job_definitions(jobDefinitionName="huge")["jobDefinitions"] == []
+    assert b.describe_job_queues(jobQueues=["huge"])["jobQueues"] == []

@@ -20,10 +20,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, NoReturn
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-RULE_ERROR = "hpcbatch_rule"
+from hpcbatch.head.api.models.integers import RULE_ERROR, check_width
 
 # Exotic AWS-only structures (EKS pods, ECS tasks, launch templates, ...) have no on-premises
 # meaning: they are accepted as plain JSON objects so the head can store and echo them back.
@@ -35,9 +35,18 @@ class AwsModel(BaseModel):
 
     ``strict`` because AWS's JSON protocol never turns ``"5"`` into ``5``; a client that sends the
     wrong type deserves to hear so rather than have the value silently reinterpreted.
+    Every number is held to AWS's width for its field (``integers.py``): 32 bits unless the
+    field is a ``Long``.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _integers_fit_aws(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name is not None:
+            check_width(cls, info.field_name, value)
+        return value
 
 
 def fail(rule: str, at: str = "") -> NoReturn:

@@ -25,6 +25,7 @@ from hpcbatch.head.api.models.common import (
     list_size,
     one_of,
 )
+from hpcbatch.head.api.models.integers import Long
 
 CE_TYPES = ("MANAGED", "UNMANAGED")
 CE_STATES = ("ENABLED", "DISABLED")
@@ -115,7 +116,7 @@ class ComputeResourceUpdate(AwsModel):
 
 class UpdatePolicy(AwsModel):
     terminateJobsOnUpdate: bool | None = None
-    jobExecutionTimeoutMinutes: Annotated[int, int_range(1, 7200)] | None = None
+    jobExecutionTimeoutMinutes: Annotated[Long, int_range(1, 7200)] | None = None  # a Long
 
 
 class CreateComputeEnvironmentRequest(AwsModel):
