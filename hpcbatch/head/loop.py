@@ -24,7 +24,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -96,6 +96,26 @@ class HeadLoop:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inbox.put_nowait(_Item(event, future, None))
         await future
+
+    async def call_all(self, events: Sequence[ev.Event]) -> list[ClientError | None]:
+        """Apply several events as one: queued together, they share one batch (a step each,
+        one scheduling pass, one commit) and return once durable, each with its own outcome
+        (None, or the ClientError that refused it alone), in order."""
+        running = asyncio.get_running_loop()
+        futures: list[asyncio.Future[None]] = []
+        for event in events:
+            future: asyncio.Future[None] = running.create_future()
+            self._inbox.put_nowait(_Item(event, future, None))
+            futures.append(future)
+        outcomes: list[ClientError | None] = []
+        for result in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(result, ClientError):
+                outcomes.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                outcomes.append(None)
+        return outcomes
 
     def post(self, event: ev.Event, after_commit: AfterCommit | None = None) -> None:
         """Queue an event from an agent or a timer; ``after_commit`` runs once it is durable."""

@@ -1,4 +1,4 @@
-"""Field rules of SubmitJob, DescribeJobs, ListJobs, CancelJob and TerminateJob."""
+"""Field rules of SubmitJob, DescribeJobs, ListJobs, CancelJob(s) and TerminateJob(s)."""
 
 from __future__ import annotations
 
@@ -567,3 +567,27 @@ def test_cancel_and_terminate_reject(
 @pytest.mark.parametrize("operation", ["canceljob", "terminatejob"])
 def test_cancel_and_terminate_accept(operation: str) -> None:
     accept_keeps(operation, {"jobId": f"{UUID}:4", "reason": "x" * 1024})
+
+
+@pytest.mark.parametrize("operation", ["canceljobs", "terminatejobs"])
+@pytest.mark.parametrize(
+    ("data", "field", "phrase"),
+    [
+        ({"jobs": [UUID]}, "reason", "is required"),
+        ({"jobs": [UUID], "reason": "x" * 1025}, "reason", "1-1,024 characters"),
+        ({"reason": "r"}, "jobs", "is required"),
+        ({"jobs": [], "reason": "r"}, "jobs", "must have 1-50 entries (got 0)"),
+        ({"jobs": [UUID] * 51, "reason": "r"}, "jobs", "must have 1-50 entries (got 51)"),
+        ({"jobs": [UUID, 7], "reason": "r"}, "jobs[1]", "must be a string"),
+    ],
+)
+def test_bulk_cancel_and_terminate_reject_as_a_whole(
+    operation: str, data: dict[str, Any], field: str, phrase: str
+) -> None:
+    reject(operation, data, field, phrase)
+
+
+@pytest.mark.parametrize("operation", ["canceljobs", "terminatejobs"])
+def test_bulk_cancel_and_terminate_leave_each_id_to_its_own_answer(operation: str) -> None:
+    # A malformed id is that job's own ValidationException in the answer, as AWS reports it.
+    accept_keeps(operation, {"jobs": [UUID, f"{UUID}:4", "", "a b"] + [UUID] * 46, "reason": "r"})

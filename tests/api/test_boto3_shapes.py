@@ -249,6 +249,11 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
     ),
     ("CancelJob", {"jobId": "5a2c9a5e-0f1e-4c4b-9a59-0d8a4b0c8f11", "reason": "not needed"}),
     ("TerminateJob", {"jobId": "5a2c9a5e-0f1e-4c4b-9a59-0d8a4b0c8f11", "reason": "x" * 1024}),
+    (
+        "CancelJobs",
+        {"jobs": ["5a2c9a5e-0f1e-4c4b-9a59-0d8a4b0c8f11", "5a2c9a5e:3"], "reason": "not needed"},
+    ),
+    ("TerminateJobs", {"jobs": ["5a2c9a5e-0f1e-4c4b-9a59-0d8a4b0c8f11#1"], "reason": "x" * 1024}),
     ("TagResource", {"resourceArn": f"{ARN}:job-queue/high", "tags": TAGS}),
     ("UntagResource", {"resourceArn": f"{ARN}:job/5a2c9a5e", "tagKeys": ["team", "x"]}),
     ("ListTagsForResource", {"resourceArn": f"{ARN}:job-definition/train:3"}),

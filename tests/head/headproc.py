@@ -174,6 +174,21 @@ class HeadProcess:
             verify=self.verify,
         )
 
+    def aws(self, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """``aws batch ARGS --endpoint-url`` this head, signed with root's key; ``home`` keeps
+        the CLI away from the developer's own ~/.aws."""
+        key_id, secret = self.credentials()
+        env = {
+            "AWS_ACCESS_KEY_ID": key_id,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_DEFAULT_REGION": "local",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(home),
+        }
+        aws = Path(sys.executable).with_name("aws")
+        command = [str(aws), "batch", *args, "--endpoint-url", self.endpoint]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+
     def get(self, path: str, **params: Any) -> Any:
         response = httpx.get(f"{self.endpoint}{path}", params=params, timeout=10)
         response.raise_for_status()

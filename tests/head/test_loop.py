@@ -66,3 +66,24 @@ def test_a_store_failure_fails_the_callers_and_stops_the_head() -> None:
 
     asyncio.run(scenario())
     assert stopped == [True]
+
+
+def test_call_all_applies_events_in_one_batch_each_with_its_own_outcome() -> None:
+    """What CancelJobs and TerminateJobs rely on: their events share one step pass and one
+    commit, and a refused one fails alone, in its place."""
+
+    async def scenario() -> tuple[list[object], int, MemoryStore]:
+        store = MemoryStore()
+        loop = HeadLoop(State(), store, _nothing)
+        loop.start()
+        ce = ev.CreateComputeEnvironment(
+            cause="c", now=1, name="ce", ce_type="MANAGED", kind="LOCAL"
+        )
+        outcomes = await loop.call_all([ce, _define("a"), ce, _define("b")])
+        await loop.stop()
+        return [type(o) for o in outcomes], loop.batches, store
+
+    outcomes, batches, store = asyncio.run(scenario())
+    assert outcomes == [type(None), type(None), ConflictError, type(None)]
+    assert batches == 1
+    assert len(store.load("job_definition")) == 2

@@ -21,6 +21,7 @@ from hpcbatch.errors import NotFoundError
 from hpcbatch.head.api import models as m
 from hpcbatch.head.api import shapes, translate
 from hpcbatch.head.api.paging import page
+from hpcbatch.head.auth import policy
 from hpcbatch.head.auth.identify import Principal
 from hpcbatch.head.loop import now_ms
 from hpcbatch.head.service import Head
@@ -177,6 +178,55 @@ async def terminate_job(c: Call, r: m.TerminateJobRequest) -> Doc:
     return {}
 
 
+async def cancel_jobs(c: Call, r: m.CancelJobsRequest) -> Doc:
+    return await _bulk(c, r, "CancelJobs", ev.CancelJob)
+
+
+async def terminate_jobs(c: Call, r: m.TerminateJobsRequest) -> Doc:
+    return await _bulk(c, r, "TerminateJobs", ev.TerminateJob)
+
+
+async def _bulk(
+    c: Call,
+    r: m.CancelJobsRequest,
+    operation: str,
+    event_type: type[ev.CancelJob] | type[ev.TerminateJob],
+) -> Doc:
+    """Each id as its single operation would act on it (the same event, the same owner check),
+    all in one batch of the loop, with AWS's per-job answer: ``successful`` (an unknown id
+    too, as AWS counts it) and ``errors`` [{job, code, message}] for a malformed id
+    (``ValidationException``), a job the caller may not touch (``AccessDenied``) or one the
+    core refused. An id given twice is acted on and reported once."""
+    state = c.head.state
+    verb = policy.BULK_JOB_OPERATIONS[operation]
+    errors: list[Doc] = []
+    accepted: list[str] = []
+    for job_id in dict.fromkeys(r.jobs):
+        problem = m.job_id_problem(job_id)
+        job = state.jobs.get(job_id)
+        refusal = None if job is None else policy.job_refusal(c.principal, job, operation, verb)
+        if problem is not None:
+            at = f"jobs[{r.jobs.index(job_id)}]"
+            errors.append(_job_error(job_id, "ValidationException", f"{at}: {problem}"))
+        elif refusal is not None:
+            errors.append(_job_error(job_id, "AccessDenied", refusal))
+        else:
+            accepted.append(job_id)
+    now = now_ms()
+    events = [event_type(cause=c.cause, now=now, job_id=i, reason=r.reason) for i in accepted]
+    successful: list[str] = []
+    for job_id, outcome in zip(accepted, await c.head.loop.call_all(events), strict=True):
+        if outcome is None:
+            successful.append(job_id)
+        else:
+            errors.append(_job_error(job_id, outcome.aws_type, outcome.message))
+    return {"successful": successful, "errors": errors}
+
+
+def _job_error(job_id: str, code: str, message: str) -> Doc:
+    return {"job": job_id, "code": code, "message": message}
+
+
 async def tag_resource(c: Call, r: m.TagResourceRequest) -> Doc:
     await c.head.loop.call(
         ev.TagResource(cause=c.cause, now=now_ms(), arn=r.resourceArn, tags=dict(r.tags))
@@ -267,6 +317,8 @@ HANDLERS: dict[str, Handler] = {
     "ListJobs": list_jobs,
     "CancelJob": cancel_job,
     "TerminateJob": terminate_job,
+    "CancelJobs": cancel_jobs,
+    "TerminateJobs": terminate_jobs,
     "TagResource": tag_resource,
     "UntagResource": untag_resource,
     "ListTagsForResource": list_tags_for_resource,

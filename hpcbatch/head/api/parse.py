@@ -43,6 +43,8 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel]]] = {
         ("ListJobs", m.ListJobsRequest),
         ("CancelJob", m.CancelJobRequest),
         ("TerminateJob", m.TerminateJobRequest),
+        ("CancelJobs", m.CancelJobsRequest),
+        ("TerminateJobs", m.TerminateJobsRequest),
         ("TagResource", m.TagResourceRequest),
         ("UntagResource", m.UntagResourceRequest),
         ("ListTagsForResource", m.ListTagsForResourceRequest),

@@ -2,7 +2,8 @@
 
 - Everyone authenticated: read anything but logs (Describe*, List*, nodes, history, top), submit
   jobs, register job definitions (core/owners.py keeps their ``user`` honest), ask whoami.
-- A job's owner, or an admin: cancel, terminate, tag or untag it, read its logs.
+- A job's owner, or an admin: cancel, terminate, tag or untag it, read its logs (in
+  CancelJobs and TerminateJobs, a job the caller may not touch is that job's own error).
 - A definition's registrant, or an admin: deregister it, tag or untag it.
 - Admins only (root and the config's ``admin_group``): compute environments, job queues,
   scheduling policies, nodes (drain, resume), users and their keys, and anything of a job or
@@ -33,6 +34,9 @@ ADMIN_OPERATIONS = {
     "DeleteSchedulingPolicy": "delete scheduling policies",
 }
 JOB_OPERATIONS = {"CancelJob": "cancel", "TerminateJob": "terminate"}
+# Each job of a bulk request is judged alone (job_refusal), as AWS asks batch:CancelJob or
+# batch:TerminateJob for each: the request as a whole is anyone's.
+BULK_JOB_OPERATIONS = {"CancelJobs": "cancel", "TerminateJobs": "terminate"}
 TAG_OPERATIONS = {"TagResource": "tag", "UntagResource": "untag"}
 
 
@@ -48,14 +52,22 @@ def require_admin(principal: Principal, operation: str, what: str) -> None:
         )
 
 
-def require_job_owner(principal: Principal, job: Job, operation: str, verb: str) -> None:
+def job_refusal(principal: Principal, job: Job, operation: str, verb: str) -> str | None:
+    """Why ``principal`` may not ``verb`` ``job``, or None when they may. The bulk operations
+    (CancelJobs, TerminateJobs) report it as that job's own error; the others raise it."""
     if principal.admin or (job.owner is not None and job.owner == principal.user):
-        return
+        return None
     owner = f"belongs to {job.owner!r}" if job.owner else "was submitted before the head knew users"
-    raise AccessDeniedError(
+    return (
         f"{operation}: job {job.job_id} {owner}; only its owner or an admin may {verb} it; "
         f"{_who(principal)}"
     )
+
+
+def require_job_owner(principal: Principal, job: Job, operation: str, verb: str) -> None:
+    refusal = job_refusal(principal, job, operation, verb)
+    if refusal is not None:
+        raise AccessDeniedError(refusal)
 
 
 def authorize(principal: Principal, operation: str, request: Any, state: State) -> None:

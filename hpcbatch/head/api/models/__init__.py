@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from hpcbatch.head.api.models.common import (
     AwsModel,
+    job_id_problem,
     ref_name,
     split_arn,
     split_definition_ref,
@@ -58,6 +59,7 @@ from hpcbatch.head.api.models.job_queues import (
 from hpcbatch.head.api.models.jobs import (
     ArrayProperties,
     CancelJobRequest,
+    CancelJobsRequest,
     DescribeJobsRequest,
     JobDependency,
     KeyValuesPair,
@@ -66,6 +68,7 @@ from hpcbatch.head.api.models.jobs import (
     NodePropertyOverride,
     SubmitJobRequest,
     TerminateJobRequest,
+    TerminateJobsRequest,
 )
 from hpcbatch.head.api.models.tags import (
     ListTagsForResourceRequest,
@@ -86,6 +89,7 @@ __all__ = [
     "ArrayProperties",
     "AwsModel",
     "CancelJobRequest",
+    "CancelJobsRequest",
     "ComputeEnvironmentOrder",
     "ComputeResource",
     "ComputeResourceUpdate",
@@ -119,11 +123,13 @@ __all__ = [
     "SubmitJobRequest",
     "TagResourceRequest",
     "TerminateJobRequest",
+    "TerminateJobsRequest",
     "UntagResourceRequest",
     "UpdateComputeEnvironmentRequest",
     "UpdateJobQueueRequest",
     "UpdatePolicy",
     "aws_fields",
+    "job_id_problem",
     "node_range",
     "parse_target_nodes",
     "ref_name",

@@ -236,11 +236,22 @@ def check_definition_ref(require_revision: bool) -> Callable[[str], str]:
     return check
 
 
+_JOB_ID_RE = re.compile(r"\S{1,256}")
+
+
+def job_id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a job ID, or None. Job ids are UUIDs (``id:index`` for array
+    children, ``id#node`` for nodes); an unknown id is the head's business, but an empty or
+    blank one is malformed."""
+    if _JOB_ID_RE.fullmatch(value):
+        return None
+    return f"must be a job ID: 1-256 characters without spaces {shown(value)}"
+
+
 def _check_job_id(value: str) -> str:
-    # Job ids are UUIDs (``id:index`` for array children, ``id#node`` for nodes); an unknown id is
-    # the head's business, but an empty or blank one is a malformed request.
-    if not re.fullmatch(r"\S{1,256}", value):
-        fail(f"must be a job ID: 1-256 characters without spaces {shown(value)}")
+    problem = job_id_problem(value)
+    if problem is not None:
+        fail(problem)
     return value
 
 

@@ -1,4 +1,4 @@
-"""Requests about jobs: SubmitJob, DescribeJobs, ListJobs, CancelJob, TerminateJob.
+"""Requests about jobs: SubmitJob, DescribeJobs, ListJobs, CancelJob(s), TerminateJob(s).
 
 Vocabulary: an *array job* has ``arrayProperties.size`` children; a *dependency* is a
 ``{jobId, type}`` entry of ``dependsOn`` (plain: wait for that job; ``N_TO_N``: child i waits for
@@ -249,3 +249,22 @@ class CancelJobRequest(AwsModel):
 class TerminateJobRequest(AwsModel):
     jobId: JobId
     reason: Reason
+
+
+# ---------------------------------------------------------------------------------------------
+# CancelJobs, TerminateJobs (bulk)
+
+MAX_BULK_JOBS = 50  # AWS: "An array of up to 50 Batch job IDs"
+
+
+class CancelJobsRequest(AwsModel):
+    """Up to 50 job ids, each judged alone: a malformed id is that id's own
+    ``ValidationException`` in the answer's ``errors``, as AWS reports it, so the ids are plain
+    strings here (``job_id_problem`` judges them); the list and the reason are the request's."""
+
+    jobs: Annotated[list[str], list_size(1, MAX_BULK_JOBS)]
+    reason: Reason
+
+
+class TerminateJobsRequest(CancelJobsRequest):
+    pass
