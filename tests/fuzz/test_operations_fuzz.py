@@ -1,7 +1,8 @@
 """Every AWS Batch operation of botocore's model, fuzzed through the real Head and ApiApp.
 
 Three flavours, each a hypothesis test over all 48 operations of botocore's ``batch`` model
-(the 19 hpcbatch serves drawn four times as often as the others, which must answer 400):
+(the 21 hpcbatch serves drawn four times as often as the others, which must answer 400 saying
+why: SageMaker-only, or not implemented yet; hpcbatch/head/api/catalog.py):
 - valid shapes with random values (names the head knows mixed in: ``botoshapes.Ref``);
 - invalid ones: one place broken (wrong type, missing required member, unknown member, huge
   string or list, out-of-range number or enum, a NUL or a lone surrogate);
@@ -9,7 +10,8 @@ Three flavours, each a hypothesis test over all 48 operations of botocore's ``ba
   list of odd paths, methods and headers.
 Each request acts as root (an admin) or, one time in four, as ``nobody`` (a plain user).
 
-After every example: the answer is below 500; every error answer has AWS's shape (``__type``
+After every example: the answer is below 500; a bulk CancelJobs or TerminateJobs reports every
+distinct id it was given once, in ``successful`` or ``errors``; every error answer has AWS's shape (``__type``
 and ``message`` in the body, the same type in ``x-amzn-ErrorType``); a refused request changed
 nothing the head lists; an accepted SubmitJob's job exists; and the core's invariants hold
 (``check_invariants`` on the head's state).
@@ -24,6 +26,7 @@ cores). A longer hunt, with a random seed each run (a failure prints the input t
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -52,6 +55,8 @@ FUZZ = settings(
 ALL = operations()
 SERVED = [op for op in ALL if op.name.lower() in OPERATIONS]
 WEIGHTED = ALL + SERVED * 3
+SERVED_NAMES = {name for name, _ in OPERATIONS.values()}
+BULK = {"CancelJobs", "TerminateJobs"}
 ADMIN_MOSTLY = st.sampled_from([True, True, True, False])  # False: a plain user calls
 
 
@@ -64,8 +69,18 @@ def send_params(
     event(
         f"{operation.name} -> {response.status}{'' if admin else ' (not admin)'}"
     )  # --hypothesis-show-statistics
-    if operation.name not in {name for name, _ in OPERATIONS.values()}:
+    if operation.name not in SERVED_NAMES:
         assert response.status == 400, f"{operation.name} is not served but answered 200"
+        message = response.json()["message"]
+        assert (
+            f"{operation.name} is SageMaker-only" in message
+            or f"{operation.name} is not implemented yet in hpcbatch (issue 14" in message
+            or message.startswith("request body is larger than")  # read before it is routed
+        ), message
+    if operation.name in BULK and response.status == 200:
+        answer = response.json()
+        reported = answer["successful"] + [error["job"] for error in answer["errors"]]
+        assert sorted(reported) == sorted(set(json.loads(request.body)["jobs"])), answer
     if operation.name == "SubmitJob" and response.status == 200:
         assert response.json()["jobId"] in head.head.state.jobs
     return response

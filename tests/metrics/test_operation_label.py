@@ -1,4 +1,5 @@
-"""The API's metrics label is bounded: an operation's name, a route's, or ``unknown``."""
+"""The API's metrics label is bounded: an operation's name (any of botocore's 48, served or not),
+a route's, or ``unknown``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from hpcbatch.head.api.app import operation_of
         ("POST", "/v1/submitjob", "SubmitJob"),
         ("POST", "/v1/describejobs/", "DescribeJobs"),
         ("POST", "/v1/no-such-operation", "unknown"),
+        ("POST", "/v1/canceljobs", "CancelJobs"),
+        ("POST", "/v1/createschedulingpolicy", "CreateSchedulingPolicy"),  # not yet: named
+        ("POST", "/v1/submitservicejob", "SubmitServiceJob"),  # refused: named
         ("GET", "/v1/tags/arn%3Aaws%3Abatch%3Alocal%3A0%3Ajob%2Fabc", "ListTagsForResource"),
         ("DELETE", "/v1/tags/arn", "UntagResource"),
         ("GET", "/hpcbatch/v1/nodes", "hpcbatch/nodes"),

@@ -2,7 +2,8 @@
 
 Routes (see docs/api.md):
 - ``POST /v1/<operation lower-cased>``: AWS Batch REST-JSON, exactly as boto3 and the aws CLI
-  send it;
+  send it; an operation of botocore's model the head does not serve is a ClientException that
+  says why (``catalog.py``), any other name an unknown operation;
 - ``/v1/tags/<percent-encoded ARN>``: TagResource (POST), ListTagsForResource (GET),
   UntagResource (DELETE ``?tagKeys=``), routed on the raw path so an encoded ``/`` survives;
 - ``/hpcbatch/v1/...``: what boto3 cannot express (nodes, logs, history, health).
@@ -31,7 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from hpcbatch.errors import AuthError, ClientError, HpcbatchError, NotFoundError, ServerError
-from hpcbatch.head.api import hpcbatch_routes
+from hpcbatch.head.api import catalog, hpcbatch_routes
 from hpcbatch.head.api.operations import HANDLERS, Call
 from hpcbatch.head.api.parse import DEFAULT_BODY_LIMIT, OPERATIONS, parse_request
 from hpcbatch.head.auth import policy, sigv4
@@ -173,6 +174,9 @@ class ApiApp:
         if path.startswith("/v1/") and method == "POST":
             operation = path[len("/v1/") :].strip("/").lower()
             if operation not in OPERATIONS:
+                unserved = catalog.unserved(operation)
+                if unserved is not None:
+                    raise ClientError(unserved[1])
                 raise NotFoundError(f"unknown operation {operation!r}")
             name, _ = OPERATIONS[operation]
             model = parse_request(
@@ -232,8 +236,12 @@ def operation_of(scope: Scope) -> str:
     if path.startswith("/v1/tags/"):
         return _TAG_OPERATIONS.get(scope.get("method", ""), "unknown")
     if path.startswith("/v1/"):
-        known = OPERATIONS.get(path[len("/v1/") :].strip("/").lower())
-        return known[0] if known else "unknown"
+        operation = path[len("/v1/") :].strip("/").lower()
+        known = OPERATIONS.get(operation)
+        if known:
+            return known[0]
+        unserved = catalog.unserved(operation)
+        return unserved[0] if unserved else "unknown"
     if path.startswith("/hpcbatch/v1/"):
         parts = path[len("/hpcbatch/v1/") :].strip("/").split("/")
         if parts[0] not in _HPCBATCH_ROUTES:
