@@ -115,7 +115,7 @@ def test_aws_only_structures_hold_numbers_to_long() -> None:
 
 
 def test_a_long_field_takes_64_bits_then_its_own_range() -> None:
-    assert field_width(UpdatePolicy, "jobExecutionTimeoutMinutes")[0] == "64-bit Long"
-    assert field_width(SubmitJobRequest, "schedulingPriorityOverride")[0] == "32-bit Integer"
+    assert field_width(UpdatePolicy, "jobExecutionTimeoutMinutes") == "64-bit Long"
+    assert field_width(SubmitJobRequest, "schedulingPriorityOverride") == "32-bit Integer"
     update = {"computeEnvironment": "c", "updatePolicy": {"jobExecutionTimeoutMinutes": 2**40}}
     reject("updatecomputeenvironment", update, "updatePolicy.jobExecutionTimeoutMinutes", "7,200")

@@ -345,7 +345,7 @@ def _check_model(model: type[BaseModel], shape: Shape, where: str) -> None:
     for name, field in model.model_fields.items():
         element = _element_shape(members[name])
         if element.type_name in WIDTHS:  # the one generic bound on integers matches botocore's
-            assert field_width(model, name)[0] == WIDTHS[element.type_name], f"{where}.{name}"
+            assert field_width(model, name) == WIDTHS[element.type_name], f"{where}.{name}"
         for inner in _models_in(field.annotation):
             _check_model(inner, element, f"{where}.{name}")
 

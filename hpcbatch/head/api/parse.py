@@ -22,6 +22,7 @@ from hpcbatch.errors import ValidationError
 from hpcbatch.head.api import models as m
 from hpcbatch.head.api.models.common import RULE_ERROR, join_path, shown
 from hpcbatch.head.api.models.containers import DEFAULT_MIN_TIMEOUT_SECONDS
+from hpcbatch.head.api.models.integers import width_rule
 
 # Lower-cased path name (``/v1/submitjob``) -> (AWS operation name, request model).
 OPERATIONS: dict[str, tuple[str, type[BaseModel]]] = {
@@ -181,6 +182,9 @@ def to_validation_error(error: ErrorDetails, aws_name: str) -> ValidationError:
         return ValidationError(path, "is required")
     if kind == "extra_forbidden":
         return ValidationError(path, f"is not a known parameter of {aws_name}")
+    width = width_rule(kind, context, error.get("input"))
+    if width is not None:
+        return ValidationError(path, width)
     if kind in _TYPE_RULES:
         return ValidationError(path, f"{_TYPE_RULES[kind]} {shown(error.get('input'))}")
     return ValidationError(path, f"{error['msg'].rstrip('.').lower()} {shown(error.get('input'))}")

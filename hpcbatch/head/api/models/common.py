@@ -20,14 +20,15 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, NoReturn
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BaseModel, ConfigDict, GetCoreSchemaHandler
+from pydantic_core import CoreSchema, PydanticCustomError
 
-from hpcbatch.head.api.models.integers import RULE_ERROR, check_width
+from hpcbatch.head.api.models.integers import RULE_ERROR, bound_integers, check_loose
 
 # Exotic AWS-only structures (EKS pods, ECS tasks, launch templates, ...) have no on-premises
 # meaning: they are accepted as plain JSON objects so the head can store and echo them back.
-Loose = dict[str, Any]
+# Their numbers are held to AWS's widest, Long (integers.py).
+Loose = Annotated[dict[str, Any], AfterValidator(check_loose)]
 
 
 class AwsModel(BaseModel):
@@ -35,18 +36,19 @@ class AwsModel(BaseModel):
 
     ``strict`` because AWS's JSON protocol never turns ``"5"`` into ``5``; a client that sends the
     wrong type deserves to hear so rather than have the value silently reinterpreted.
-    Every number is held to AWS's width for its field (``integers.py``): 32 bits unless the
+    Every integer is held to AWS's width for its field (``integers.py``): 32 bits unless the
     field is a ``Long``.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    @field_validator("*", mode="after")
     @classmethod
-    def _integers_fit_aws(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.field_name is not None:
-            check_width(cls, info.field_name, value)
-        return value
+    def __get_pydantic_core_schema__(
+        cls, source: type[BaseModel], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        schema = handler(source)
+        bound_integers(schema)
+        return schema
 
 
 def fail(rule: str, at: str = "") -> NoReturn:
