@@ -5,6 +5,7 @@ Multi-host tests need root for network namespaces: under CI=true they must run, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,16 +54,23 @@ def ssh_config(
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[DevCluster]:
+@contextlib.contextmanager
+def dev_cluster(tmp_path: Path, hosts: int) -> Iterator[DevCluster]:
+    """``hosts`` dev hosts, and after: their agents and jobs stopped, everything removed."""
     _require_root()
-    built = DevCluster.up(tmp_path / "cluster", hosts=4)
+    built = DevCluster.up(tmp_path / "cluster", hosts=hosts)
     try:
         yield built
     finally:
         for host in built.hosts:
             stop_agent_and_jobs(Path(host.agent_state_dir))
         built.down()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[DevCluster]:
+    with dev_cluster(tmp_path, 4) as built:
+        yield built
 
 
 def start_head(

@@ -13,23 +13,17 @@ import pytest
 
 from hpcbatch.devcluster import DevCluster
 from hpcbatch.transport.local import read_pid
-from tests.cluster.conftest import _require_root, cluster_queue, ssh_config
+from tests.cluster.conftest import cluster_queue, dev_cluster, ssh_config
 from tests.cluster.test_ssh_cluster import _alive, submit
-from tests.head.headproc import HeadProcess, stop_agent_and_jobs, wait_for
+from tests.head.headproc import HeadProcess, wait_for
 
 WHY = "removed from the head's config"
 
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[DevCluster]:
-    _require_root()
-    built = DevCluster.up(tmp_path / "cluster", hosts=2)
-    try:
+    with dev_cluster(tmp_path, 2) as built:
         yield built
-    finally:
-        for host in built.hosts:
-            stop_agent_and_jobs(Path(host.agent_state_dir))
-        built.down()
 
 
 def _nodes(head: HeadProcess) -> dict[str, dict[str, Any]]:
