@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -187,42 +185,18 @@ def test_strict_header_refuses_what_no_node_can_hold(head: HeadProcess) -> None:
 
 
 def test_aws_cli_works_unchanged(head: HeadProcess, tmp_path: Path) -> None:
-    aws = Path(sys.executable).with_name("aws")
-    key_id, secret = head.credentials()
-    env = {
-        "AWS_ACCESS_KEY_ID": key_id,
-        "AWS_SECRET_ACCESS_KEY": secret,
-        "AWS_DEFAULT_REGION": "local",
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-    }
-    out = subprocess.run(
-        [str(aws), "batch", "describe-job-queues", "--endpoint-url", head.endpoint],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=True,
-    )
+    out = head.aws(tmp_path, "describe-job-queues")
+    assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["jobQueues"][0]["jobQueueName"] == "default"
-    bad = subprocess.run(
-        [
-            str(aws),
-            "batch",
-            "submit-job",
-            "--endpoint-url",
-            head.endpoint,
-            "--job-name",
-            "x",
-            "--job-queue",
-            "nope",
-            "--job-definition",
-            "default",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
+    bad = head.aws(
+        tmp_path,
+        "submit-job",
+        "--job-name",
+        "x",
+        "--job-queue",
+        "nope",
+        "--job-definition",
+        "default",
     )
     assert bad.returncode == 255
     assert "An error occurred (ClientException) when calling the SubmitJob operation" in bad.stderr
