@@ -183,6 +183,18 @@ class Sim:
             pid=1,
         )
 
+    def rejoin(self, launch: LaunchAttempt, ce: str = "local") -> list[Command]:
+        """``launch``'s node says hello again (back from DOWN, or its agent restarted), its
+        attempt still running there."""
+        return self.do(
+            ev.NodeJoined,
+            node=launch.node,
+            ce=ce,
+            capacity=self.state.nodes[launch.node].capacity,
+            known_attempts=(launch.attempt_id,),
+            running_attempts=(launch.attempt_id,),
+        )
+
     def end(
         self, launch: LaunchAttempt, exit_code: int | None = 0, reason: str | None = None
     ) -> None:

@@ -347,14 +347,7 @@ def test_a_silent_node_is_down_but_its_attempts_are_held_until_it_returns() -> N
     other = sim.submit()
     (placed,) = sim.schedule()
     assert placed.job_id == other.job_id and placed.node != launch.node
-    commands = sim.do(
-        ev.NodeJoined,
-        node=launch.node,
-        ce="local",
-        capacity=node.capacity,
-        known_attempts=(launch.attempt_id,),
-        running_attempts=(launch.attempt_id,),
-    )
+    commands = sim.rejoin(launch)
     assert commands == [] and node.state.value == "ONLINE"
     sim.end(launch, 0)  # the result it kept while cut off
     assert job.status is JobStatus.SUCCEEDED and len(job.attempts) == 1
@@ -370,15 +363,7 @@ def test_a_lost_node_that_returns_has_its_superseded_attempts_killed() -> None:
     assert job.status is JobStatus.RUNNABLE
     (retried,) = sim.schedule()
     assert retried.node != launch.node
-    node = sim.state.nodes[launch.node]
-    (kill,) = sim.do(
-        ev.NodeJoined,
-        node=launch.node,
-        ce="local",
-        capacity=node.capacity,
-        known_attempts=(launch.attempt_id,),
-        running_attempts=(launch.attempt_id,),
-    )
+    (kill,) = sim.rejoin(launch)
     assert kill.attempt_id == launch.attempt_id and kill.reason.startswith("superseded")
     sim.end(launch, 0)  # the late result of the superseded attempt changes nothing
     assert job.status is JobStatus.STARTING and len(job.attempts) == 2
@@ -391,15 +376,7 @@ def test_a_kill_sent_while_the_node_was_away_is_sent_again_on_return() -> None:
     sim.start(launch)
     sim.do(ev.NodeDown, node=launch.node, reason="silent")
     sim.do(ev.TerminateJob, job_id=job.job_id, reason="stop")
-    node = sim.state.nodes[launch.node]
-    (kill,) = sim.do(
-        ev.NodeJoined,
-        node=launch.node,
-        ce="local",
-        capacity=node.capacity,
-        known_attempts=(launch.attempt_id,),
-        running_attempts=(launch.attempt_id,),
-    )
+    (kill,) = sim.rejoin(launch)
     assert (kill.attempt_id, kill.reason) == (launch.attempt_id, "stop")
 
 

@@ -59,14 +59,7 @@ def test_a_down_retiring_node_keeps_the_usual_rules_and_drains_when_it_returns()
     sim.do(ev.RetireNode, node=launch.node, reason=WHY)
     node = sim.state.nodes[launch.node]
     assert node.state is NodeState.DOWN and job.status is JobStatus.RUNNING
-    sim.do(
-        ev.NodeJoined,
-        node=launch.node,
-        ce="local",
-        capacity=node.capacity,
-        known_attempts=(launch.attempt_id,),
-        running_attempts=(launch.attempt_id,),
-    )
+    sim.rejoin(launch)
     assert (node.state, node.state_reason) == (NodeState.DRAINING, WHY)
     sim.end(launch, 0)
     assert job.status is JobStatus.SUCCEEDED and node.state is NodeState.DRAINED
