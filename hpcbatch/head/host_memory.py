@@ -39,9 +39,11 @@ class RememberedHost:
 
 
 def configured(ces: tuple[CeConfig, ...]) -> dict[str, RememberedHost]:
-    """Every host the config lists, by node name, with its keys from its known_hosts."""
+    """Every host the config lists, by node name, with its keys from its known_hosts (each
+    file read once: a thousand hosts usually share one)."""
+    files: dict[Path, paramiko.HostKeys | None] = {}
     return {
-        host.name: RememberedHost(host, ce.name, ssh_profile(ce, host), known_keys(host))
+        host.name: RememberedHost(host, ce.name, ssh_profile(ce, host), known_keys(host, files))
         for ce in ces
         for host in ce.hosts
     }
@@ -52,16 +54,30 @@ def host_pattern(host: SshHost) -> str:
     return host.address if host.port == 22 else f"[{host.address}]:{host.port}"
 
 
-def known_keys(host: SshHost) -> tuple[str, ...]:
-    """The keys ``host``'s known_hosts file holds for it (hashed names included)."""
-    if host.known_hosts is None or not host.known_hosts.is_file():
+def known_keys(
+    host: SshHost, files: dict[Path, paramiko.HostKeys | None] | None = None
+) -> tuple[str, ...]:
+    """The keys ``host``'s known_hosts file holds for it (hashed names included); ``files``:
+    the files read so far, by path."""
+    if host.known_hosts is None:
         return ()
-    try:
-        keys = paramiko.HostKeys(str(host.known_hosts))
-    except (OSError, paramiko.SSHException):
+    files = {} if files is None else files
+    if host.known_hosts not in files:
+        files[host.known_hosts] = _read_known_hosts(host.known_hosts)
+    keys = files[host.known_hosts]
+    if keys is None:
         return ()
     found = keys.lookup(host_pattern(host)) or {}
     return tuple(sorted(f"{key.get_name()} {key.get_base64()}" for key in found.values()))
+
+
+def _read_known_hosts(path: Path) -> paramiko.HostKeys | None:
+    if not path.is_file():
+        return None
+    try:
+        return paramiko.HostKeys(str(path))
+    except (OSError, paramiko.SSHException):
+        return None
 
 
 def reachable(remembered: RememberedHost, keys_dir: Path) -> SshHost:
