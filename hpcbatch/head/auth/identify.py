@@ -160,20 +160,26 @@ def identify_fast(
 def _key_principal(user: User, key_id: str, admins: Admins) -> Principal:
     """The Principal of a key's requests: made once per CACHE_S (admin status may change),
     and anew at once when the key's user changes."""
-    hit = _key_principals.get(key_id)
-    now = time.monotonic()
-    if hit is not None and hit[0] > now and hit[1] == (user.unix_user, user.name, admins.group):
-        return hit[2]
-    uid = _uid(user.unix_user)
-    made = Principal(user.unix_user, admins(user.unix_user, uid), "key", uid, key_id, user.name)
-    if len(_key_principals) > 10_000:
-        _key_principals.clear()
-    _key_principals[key_id] = (now + CACHE_S, (user.unix_user, user.name, admins.group), made)
+    made: Principal = _cached(
+        _key_principals, (key_id, user.unix_user, user.name, admins), _new_key_principal
+    )
     return made
 
 
-_key_principals: dict[str, tuple[float, tuple[str, str, str], Principal]] = {}
-_peer_principals: dict[tuple[int, str], tuple[float, Principal]] = {}
+def _new_key_principal(key: tuple[str, str, str, Admins]) -> Principal:
+    key_id, unix_user, name, admins = key
+    uid = _uid(unix_user)
+    return Principal(unix_user, admins(unix_user, uid), "key", uid, key_id, name)
+
+
+def _new_peer_principal(key: tuple[int, Admins]) -> Principal:
+    uid, admins = key
+    name = _user_name(uid)
+    return Principal(name, admins(name, uid), "peer", uid)
+
+
+_key_principals: dict[tuple[str, str, str, Admins], tuple[float, Any]] = {}
+_peer_principals: dict[tuple[int, Admins], tuple[float, Any]] = {}
 
 
 def identify_unsigned(
@@ -181,15 +187,8 @@ def identify_unsigned(
 ) -> Principal:
     """The caller of an unsigned request: the kernel's word on a local peer, or AuthError."""
     if peer is not None and peer.local and peer.uid is not None:
-        hit = _peer_principals.get((peer.uid, admins.group))
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        name = _user_name(peer.uid)
-        made = Principal(name, admins(name, peer.uid), "peer", peer.uid)
-        if len(_peer_principals) > 10_000:
-            _peer_principals.clear()
-        _peer_principals[(peer.uid, admins.group)] = (now + CACHE_S, made)
+        # one Principal per uid for CACHE_S (name and admin status are looked up to make it)
+        made: Principal = _cached(_peer_principals, (peer.uid, admins), _new_peer_principal)
         return made
     if anonymous is not None:
         return anonymous
