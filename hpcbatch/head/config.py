@@ -8,7 +8,9 @@ socket = "/run/hpcbatch/head.sock" # the local CLI's Unix socket (SO_PEERCRED); 
 admin_group = "hpcadmin"           # Unix group whose members are admins (root always is)
 insecure = false                   # true: allow plain HTTP on a non-loopback listen (labs only;
                                    # requests must still be signed)
-region = "local"                   # goes into every ARN
+region = "us-east-1"               # optional: the one region signatures must name, and
+                                   # every ARN's; unset: any region a signature names, each
+                                   # caller seeing ARNs in its own (unsigned callers: "local")
 account = "000000000000"
 min_timeout_seconds = 60           # AWS's minimum; lower it for test clusters
 retention_days = 7                 # finished jobs are forgotten after this
@@ -54,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from hpcbatch.errors import ValidationError
+from hpcbatch.head.auth.sigv4 import REGION_RE
 from hpcbatch.head.gpu_config import GpuName, check_gpu_list
 from hpcbatch.head.hosts import (
     CeConfig,
@@ -94,7 +97,7 @@ LOCAL_KEYS |= {"placement_group"}
 class HeadConfig:
     data_dir: Path = Path("/var/lib/hpcbatch")
     listen: str = "127.0.0.1:7650"
-    region: str = "local"
+    region: str | None = None  # None: the caller's, from its signature's scope (module doc)
     account: str = "000000000000"
     min_timeout_seconds: int = 60
     retention_days: float = 7.0
@@ -109,6 +112,12 @@ class HeadConfig:
     tls_key: str = ""  # [tls] key
     local: LocalConfig = field(default_factory=LocalConfig)
     compute_environments: tuple[CeConfig, ...] = ()  # SSH hosts: see hpcbatch/head/hosts.py
+
+    @property
+    def stored_region(self) -> str:
+        """The region the head's stored ARNs carry: the configured one, else ``local``, which
+        each signed caller sees replaced by its own signature's region (api/app.py)."""
+        return self.region or "local"
 
     @property
     def retention_ms(self) -> int:
@@ -147,6 +156,9 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
         if key == "data_dir":
             values[key] = Path(value)
             continue
+        if key == "region":
+            values[key] = _region(value)
+            continue
         expected = type(getattr(HeadConfig(), key))
         values[key] = _typed(f"config.{key}", value, expected)
     values["local"] = _local(local_raw)
@@ -162,6 +174,15 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
 
 
 ROOT_SOCKET = "/run/hpcbatch/head.sock"
+
+
+def _region(value: Any) -> str:
+    if not isinstance(value, str) or not REGION_RE.fullmatch(value):
+        raise ValidationError(
+            "config.region",
+            f"must be a region name: letters, digits and hyphens, 1-63 (got {value!r})",
+        )
+    return value
 
 
 def _tls(raw: Any) -> dict[str, Any]:

@@ -59,7 +59,7 @@ class Head:
         self.metrics = metrics or HeadMetrics()
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = SqliteStore(config.data_dir / "state.db")
-        self.state = load_state(self.store, config.region, config.account)
+        self.state = load_state(self.store, config.stored_region, config.account)
         self.head_id = self.store.get_meta("head_id") or str(uuid.uuid4())
         self.dispatcher = Dispatcher(LaunchKeys.in_dir(config.data_dir))
         self.loop = HeadLoop(

@@ -14,7 +14,13 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from hpcbatch.errors import AuthError
-from hpcbatch.head.auth.sigv4 import SignedRequest, parse_authorization, verify
+from hpcbatch.head.auth.sigv4 import (
+    SignedRequest,
+    parse_authorization,
+    plan,
+    scope_region,
+    verify,
+)
 
 KEY, SECRET = "HPCBAAAAAAAAAAAAAAAA", "s" * 40
 BODY = b'{"jobName":"x","jobQueue":"default","jobDefinition":"default"}'
@@ -38,7 +44,7 @@ def signed(
     return SignedRequest("POST", path, query, headers, body, "http")
 
 
-def check(request: SignedRequest, now: float | None = None, region: str = "local") -> None:
+def check(request: SignedRequest, now: float | None = None, region: str | None = "local") -> None:
     auth = parse_authorization(request.headers["authorization"][0])
     verify(request, auth, SECRET, region, time.time() if now is None else now)
 
@@ -74,6 +80,26 @@ def test_a_wrong_region_is_refused_naming_the_heads() -> None:
     error = refused(signed(region="us-east-1"))
     assert error.aws_type == "InvalidSignatureException"
     assert "this head's region is 'local'" in error.message
+
+
+def test_with_no_region_configured_any_region_name_verifies_and_its_key_is_that_regions() -> None:
+    for region in ("us-east-1", "eu-west-1", "local", "x"):
+        check(signed(region=region), region=None)
+    request = signed(region="us-east-1")
+    auth = parse_authorization(request.headers["authorization"][0])
+    with pytest.raises(AuthError):  # the key derived for another region signs nothing here
+        verify(request, replace(auth, region="us-east-2"), SECRET, None, time.time())
+    assert scope_region(request.headers["authorization"][0].encode()) == "us-east-1"
+    assert plan(request.headers["authorization"][0].encode().split(b", Signature=")[0], None)
+
+
+def test_with_no_region_configured_a_scope_naming_no_region_is_refused() -> None:
+    request = signed()
+    header = request.headers["authorization"][0].replace("/local/", "/no_such region!/")
+    tampered = replace(request, headers={**request.headers, "authorization": [header]})
+    error = refused(tampered, region=None)
+    assert error.aws_type == "InvalidSignatureException"
+    assert "is not a region name" in error.message
 
 
 @pytest.mark.parametrize("minutes", [6, -6])

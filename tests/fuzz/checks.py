@@ -33,7 +33,7 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessHead]:
     config = process.head.config
     store = SqliteStore(config.data_dir / "state.db")
     try:
-        reloaded = load_state(store, config.region, config.account)
+        reloaded = load_state(store, config.stored_region, config.account)
     finally:
         store.close()
     assert durable(reloaded) == kept, "what the store holds is not what the head had"

@@ -160,14 +160,17 @@ class HeadProcess:
             self._key = (response.json()["accessKeyId"], response.json()["secretAccessKey"])
         return self._key
 
-    def batch(self, key: tuple[str, str] | None = None, **config: Any) -> Any:
+    def batch(
+        self, key: tuple[str, str] | None = None, region: str = "local", **config: Any
+    ) -> Any:
         """boto3 as a remote user calls the head: every request signed with an issued key
-        (root's unless ``key`` is given); ``config``: more botocore Config settings."""
+        (root's unless ``key`` is given) for ``region``; ``config``: more botocore Config
+        settings."""
         key_id, secret = key or self.credentials()
         return boto3.client(
             "batch",
             endpoint_url=self.endpoint,
-            region_name="local",
+            region_name=region,
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
             config=Config(retries={"max_attempts": 1}, **config),

@@ -44,7 +44,7 @@ from hpcbatch.head.auth.identify import (
     identify_signed,
     identify_unsigned,
 )
-from hpcbatch.head.auth.sigv4 import RawHeaders, SignedRequest
+from hpcbatch.head.auth.sigv4 import RawHeaders, SignedRequest, scope_region
 from hpcbatch.head.service import Head
 
 log = logging.getLogger("hpcbatch.api")
@@ -77,9 +77,12 @@ class ApiApp:
             return
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
+        rename: tuple[bytes, bytes] | None = None
         try:
             body = await _read_body(receive)
             principal = self._identify(scope, body)
+            if principal.via == "key" and self.head.config.region is None:
+                rename = self._arn_rename(scope)
             status, payload = await self._route(scope, body, request_id, principal)
         except AuthError as error:
             status, payload = (
@@ -96,7 +99,7 @@ class ApiApp:
             log.exception("request %s failed", request_id)
             error = ServerError(f"internal error (request {request_id}); see the head's log")
             status, payload = 500, {"__type": error.aws_type, "message": error.message}
-        await _respond(send, status, payload, request_id)
+        await _respond(send, status, payload, request_id, rename)
         self.head.metrics.request_done(operation_of(scope), status, time.perf_counter() - started)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
@@ -114,6 +117,20 @@ class ApiApp:
                 await self.head.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _arn_rename(self, scope: Scope) -> tuple[bytes, bytes] | None:
+        """With no region configured, a signed caller sees every ARN in the region its
+        signature names (AWS's ARNs carry the region a client talks to): ``(stored prefix, the
+        caller's)`` for ``_respond``, or None where they are the same. ARNs sent back in either
+        form resolve alike (core/resolve.py reads only the resource's name)."""
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                region = scope_region(value)
+                stored = self.head.state.region
+                if region is None or region == stored:
+                    return None
+                return (f"arn:aws:batch:{stored}:".encode(), f"arn:aws:batch:{region}:".encode())
+        return None
 
     def _identify(self, scope: Scope, body: bytes) -> Principal:
         for key, _ in scope["headers"]:  # ASGI's names are lower-case (a loop: any() is dearer)
@@ -265,8 +282,12 @@ async def _read_body(receive: Any) -> bytes:
             return b"".join(chunks)
 
 
-async def _respond(send: Any, status: int, payload: Any, request_id: str) -> None:
+async def _respond(
+    send: Any, status: int, payload: Any, request_id: str, rename: tuple[bytes, bytes] | None
+) -> None:
     body = json.dumps(payload, separators=(",", ":")).encode()
+    if rename is not None:
+        body = body.replace(*rename)
     headers = [
         (b"content-type", b"application/json"),
         (b"x-amzn-requestid", request_id.encode()),

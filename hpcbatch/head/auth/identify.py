@@ -122,7 +122,9 @@ MISSING = (
 UNRECOGNIZED = "The security token included in the request is invalid."
 
 
-def identify_signed(request: SignedRequest, state: State, region: str, admins: Admins) -> Principal:
+def identify_signed(
+    request: SignedRequest, state: State, region: str | None, admins: Admins
+) -> Principal:
     """The caller of a request with an ``Authorization`` header: the user of the active key
     that signed it, or AuthError."""
     auth = parse_authorization(request.headers["authorization"][0])
@@ -139,7 +141,7 @@ def identify_fast(
     raw_path: str,
     body: bytes,
     state: State,
-    region: str,
+    region: str | None,
     admins: Admins,
 ) -> Principal | None:
     """``identify_signed``'s answer for a request in the common form (``sigv4.check_fast``:

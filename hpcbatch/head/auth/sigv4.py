@@ -35,6 +35,8 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "batch"
 MAX_SKEW_S = 300
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+# botocore's own rule for a region name (its endpoint resolver refuses any other)
+REGION_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 
 
 @dataclass(slots=True)  # not frozen: made for every signed request, and frozen costs ~1 us more
@@ -179,15 +181,23 @@ def _midnight(day: str) -> int:
     return calendar.timegm((int(day[0:4]), int(day[4:6]), int(day[6:8]), 0, 0, 0, 0, 0, 0))
 
 
-def check_scope(auth: Authorization, amz_date: str, region: str, now_s: float) -> None:
-    """The scope names this head's region and service and the request's own date, and that
-    date is within 5 minutes of the head's clock."""
+def check_scope(auth: Authorization, amz_date: str, region: str | None, now_s: float) -> None:
+    """The scope names this head's region (any region name where ``region`` is None: the head
+    has none configured) and service and the request's own date, and that date is within 5
+    minutes of the head's clock."""
     if auth.service != SERVICE:
         raise AuthError(
             "InvalidSignatureException",
             f"Credential should be scoped to correct service: '{SERVICE}'.",
         )
-    if auth.region != region:
+    if region is None:
+        if not REGION_RE.fullmatch(auth.region):
+            raise AuthError(
+                "InvalidSignatureException",
+                f"Credential should be scoped to a valid region: {auth.region[:70]!r} is not a "
+                "region name.",
+            )
+    elif auth.region != region:
         raise AuthError(
             "InvalidSignatureException",
             f"Credential should be scoped to a valid region: this head's region is '{region}'.",
@@ -337,9 +347,10 @@ class Plan:
 
 
 @functools.lru_cache(maxsize=1024)
-def plan(prefix: bytes, region: str) -> Plan | None:
+def plan(prefix: bytes, region: str | None) -> Plan | None:
     """The plan of an Authorization header's ``prefix`` (up to ", Signature="). None where the
-    general path must decide: an unusual form, or a scope it refuses (it says why)."""
+    general path must decide: an unusual form, or a scope it refuses (it says why).
+    ``region`` None: the head has none configured, and any region name will do."""
     try:
         parsed = _parse_scope(prefix.decode("ascii"))
     except UnicodeDecodeError:
@@ -347,6 +358,10 @@ def plan(prefix: bytes, region: str) -> Plan | None:
     if parsed is None:
         return None
     key_id, day, scope_region, service, signed = parsed
+    if region is None:
+        if not REGION_RE.fullmatch(scope_region):
+            return None
+        region = scope_region
     if scope_region != region or service != SERVICE or "x-amz-date" not in signed:
         return None
     names, listed = _signed_names(signed)
@@ -358,6 +373,16 @@ def plan(prefix: bytes, region: str) -> Plan | None:
         f"\n\n{listed}\n",
         f"\n{day}/{region}/{SERVICE}/aws4_request\n",
     )
+
+
+def scope_region(authorization: bytes) -> str | None:
+    """The region an Authorization header's scope names (``Credential=<key>/<day>/<region>/``),
+    or None where it names none; for a request already verified, so it trusts the form."""
+    _, found, rest = authorization.partition(b"Credential=")
+    parts = rest.split(b"/", 3)
+    if not found or len(parts) < 4:
+        return None
+    return parts[2].decode("latin-1")
 
 
 @functools.lru_cache(maxsize=64)
@@ -408,7 +433,7 @@ def check_fast(
 
 
 def verify(
-    request: SignedRequest, auth: Authorization, secret: str, region: str, now_s: float
+    request: SignedRequest, auth: Authorization, secret: str, region: str | None, now_s: float
 ) -> None:
     """Raise AuthError unless ``request`` carries a valid signature made with ``secret``."""
     dates = request.headers.get("x-amz-date")
