@@ -67,6 +67,7 @@ class ApiApp:
         self.head = head
         self.anonymous = anonymous
         self.admins = Admins(head.config.admin_group)
+        self._stored_scope = f"/{head.state.region}/batch/".encode()  # see _arn_rename
         sigv4.warm_up()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -80,9 +81,7 @@ class ApiApp:
         rename: tuple[bytes, bytes] | None = None
         try:
             body = await _read_body(receive)
-            principal = self._identify(scope, body)
-            if principal.via == "key" and self.head.config.region is None:
-                rename = self._arn_rename(scope)
+            principal, rename = self._identify(scope, body)
             status, payload = await self._route(scope, body, request_id, principal)
         except AuthError as error:
             status, payload = (
@@ -118,29 +117,35 @@ class ApiApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _arn_rename(self, scope: Scope) -> tuple[bytes, bytes] | None:
+    def _arn_rename(self, authorization: bytes) -> tuple[bytes, bytes] | None:
         """With no region configured, a signed caller sees every ARN in the region its
         signature names (AWS's ARNs carry the region a client talks to): ``(stored prefix, the
-        caller's)`` for ``_respond``, or None where they are the same. ARNs sent back in either
-        form resolve alike (core/resolve.py reads only the resource's name)."""
-        for key, value in scope["headers"]:
-            if key == b"authorization":
-                region = scope_region(value)
-                stored = self.head.state.region
-                if region is None or region == stored:
-                    return None
-                return (f"arn:aws:batch:{stored}:".encode(), f"arn:aws:batch:{region}:".encode())
-        return None
+        caller's)`` for ``_respond``, or None where they are the same (one ``in`` here, as
+        this runs for every signed request). ARNs sent back in either form resolve alike
+        (core/resolve.py reads only the resource's name)."""
+        if self.head.config.region is not None or self._stored_scope in authorization:
+            return None
+        region = scope_region(authorization)
+        if region is None:
+            return None
+        return (
+            f"arn:aws:batch:{self.head.state.region}:".encode(),
+            f"arn:aws:batch:{region}:".encode(),
+        )
 
-    def _identify(self, scope: Scope, body: bytes) -> Principal:
-        for key, _ in scope["headers"]:  # ASGI's names are lower-case (a loop: any() is dearer)
+    def _identify(self, scope: Scope, body: bytes) -> tuple[Principal, tuple[bytes, bytes] | None]:
+        """The caller, and for a signed one the ARN rename its answer needs (``_arn_rename``)."""
+        authorization = None
+        for key, value in scope["headers"]:  # lower-case names (a loop: any() is dearer)
             if key == b"authorization":
+                authorization = value
                 break
-        else:
+        if authorization is None:
             if scope["path"] == HEALTH_PATH:
-                return NOBODY
+                return NOBODY, None
             peer = (scope.get("extensions") or {}).get(PEER_KEY)
-            return identify_unsigned(peer, self.admins, self.anonymous)
+            return identify_unsigned(peer, self.admins, self.anonymous), None
+        rename = self._arn_rename(authorization)
         pairs = scope["headers"]
         raw_headers = dict(pairs)
         path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
@@ -151,7 +156,7 @@ class ApiApp:
                 raw_headers, scope["method"], path, body, self.head.state, region, self.admins
             )
             if fast is not None:
-                return fast
+                return fast, rename
         request = SignedRequest(
             method=scope["method"],
             raw_path=path,
@@ -160,7 +165,8 @@ class ApiApp:
             body=body,
             scheme=scope.get("scheme", "http"),
         )
-        return identify_signed(request, self.head.state, self.head.config.region, self.admins)
+        principal = identify_signed(request, self.head.state, self.head.config.region, self.admins)
+        return principal, rename
 
     async def _route(
         self, scope: Scope, body: bytes, request_id: str, principal: Principal
