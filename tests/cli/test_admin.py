@@ -233,8 +233,8 @@ def test_nodes_drain_and_resume(stub: StubHead, capsys: pytest.CaptureFixture[st
 def test_cancel_and_terminate_send_who_did_it(
     stub: StubHead, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stub.on("POST", "/v1/canceljob", {})
-    stub.on("POST", "/v1/terminatejob", {})
+    stub.on("POST", "/v1/canceljobs", {"successful": ["a", "b"], "errors": []})
+    stub.on("POST", "/v1/terminatejobs", {"successful": ["c"], "errors": []})
     known = {"jobs": [job(i, "RUNNING") for i in "abc"]}
     stub.on("POST", "/v1/describejobs", known)
     assert main(["cancel", "a", "b", "-e", stub.endpoint]) == 0
@@ -242,8 +242,23 @@ def test_cancel_and_terminate_send_who_did_it(
     bodies = [(c.route, c.body) for c in stub.calls() if c.route != "/v1/describejobs"]
     reason = f"Cancelled by {getpass.getuser()} with hpcbatch CLI"
     assert bodies == [
-        ("/v1/canceljob", {"jobId": "a", "reason": reason}),
-        ("/v1/canceljob", {"jobId": "b", "reason": reason}),
-        ("/v1/terminatejob", {"jobId": "c", "reason": "wrong input"}),
+        ("/v1/canceljobs", {"jobs": ["a", "b"], "reason": reason}),
+        ("/v1/terminatejobs", {"jobs": ["c"], "reason": "wrong input"}),
     ]
     assert capsys.readouterr().out == "cancelled a\ncancelled b\nterminated c\n"
+
+
+def test_cancel_sends_50_ids_a_request_and_names_each_refused_job(
+    stub: StubHead, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [f"j{i}" for i in range(120)]
+    stub.on("POST", "/v1/describejobs", {"jobs": [job(i, "RUNNABLE") for i in ids]})
+    refused = {"job": "j7", "code": "AccessDenied", "message": "j7 is bob's job"}
+    stub.on(
+        "POST", "/v1/canceljobs", {"successful": [i for i in ids if i != "j7"], "errors": [refused]}
+    )
+    assert main(["cancel", *ids, "-e", stub.endpoint]) == 3
+    assert [len(c.body["jobs"]) for c in stub.calls("/v1/canceljobs")] == [50, 50, 20]
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"cancelled {i}" for i in ids if i != "j7"]
+    assert err == "cannot cancel j7: AccessDenied: j7 is bob's job\n"

@@ -120,14 +120,14 @@ def test_cancel_or_terminate_of_an_unknown_id_says_so_and_exits_0(
     verb: str, stub: StubHead, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stub.on("POST", "/v1/describejobs", {"jobs": [job("a", "RUNNABLE")]})
-    stub.on("POST", f"/v1/{verb}job", {})
+    stub.on("POST", f"/v1/{verb}jobs", {"successful": ["a"], "errors": []})
     assert main([verb, "a", "nope", "-e", stub.endpoint]) == 0
     out, err = capsys.readouterr()
     assert out == f"{verb}led a\n".replace("terminateled", "terminated").replace(
         "cancelled", "cancelled"
     )
     assert err == f"no such job: nope (nothing to {verb})\n"
-    assert [c.body["jobId"] for c in stub.calls(f"/v1/{verb}job")] == ["a"]
+    assert [c.body["jobs"] for c in stub.calls(f"/v1/{verb}jobs")] == [["a"]]
 
 
 def test_submit_without_double_dash_points_at_it(

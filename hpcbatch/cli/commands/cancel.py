@@ -1,12 +1,14 @@
-"""``hpcbatch cancel`` and ``hpcbatch terminate``: CancelJob / TerminateJob for each job given.
+"""``hpcbatch cancel`` and ``hpcbatch terminate``: the jobs given, through CancelJobs /
+TerminateJobs, 50 ids a request (AWS's limit), so a thousand jobs cost 20 requests, not 1,000.
 
-CancelJob only stops jobs that have not started (SUBMITTED, PENDING, RUNNABLE); TerminateJob
+Cancelling only stops jobs that have not started (SUBMITTED, PENDING, RUNNABLE); terminating
 also kills STARTING and RUNNING ones. Both succeed for a job they cannot change, as AWS does.
 The reason, which becomes the job's ``statusReason``, says who did it so a colleague reading
 ``hpcbatch describe`` later knows. An id the head does not know is named on stderr
-(``no such job: ID (nothing to cancel)``) and skipped; the exit code stays 0, because the head's
-CancelJob and TerminateJob answer 200 for it as for any job they cannot change (the API is
-unchanged, so ``aws batch cancel-job`` and this command agree).
+(``no such job: ID (nothing to cancel)``) and skipped; the exit code stays 0, because the head
+counts it successful as for any job it cannot change (as AWS does, so ``aws batch cancel-jobs``
+and this command agree). A job the head refuses (another user's, for one who is no admin) is
+named on stderr with the head's reason, the others are still acted on, and the exit code is 3.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hpcbatch.cli.context import EXIT_OK, Context
+from hpcbatch.cli.context import EXIT_CLIENT_ERROR, EXIT_OK, Context
 
-VERBS = {"cancel": ("CancelJob", "Cancelled"), "terminate": ("TerminateJob", "Terminated")}
+VERBS = {"cancel": ("CancelJobs", "Cancelled"), "terminate": ("TerminateJobs", "Terminated")}
+BULK_LIMIT = 50  # ids per CancelJobs / TerminateJobs request (AWS's)
 
 
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     helps = {
-        "cancel": "cancel jobs that have not started (CancelJob)",
-        "terminate": "stop jobs, running or not (TerminateJob)",
+        "cancel": "cancel jobs that have not started (CancelJobs)",
+        "terminate": "stop jobs, running or not (TerminateJobs)",
     }
     for verb, help_text in helps.items():
         parser = sub.add_parser(verb, parents=[common], help=help_text, description=help_text)
@@ -58,14 +61,33 @@ def _unknown(ctx: Context, job_ids: list[str]) -> set[str]:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     operation, done = VERBS[args.verb]
     reason = args.reason or default_reason(args.verb)
-    unknown = _unknown(ctx, list(dict.fromkeys(args.jobs)))
-    for job_id in dict.fromkeys(args.jobs):
+    job_ids = list(dict.fromkeys(args.jobs))
+    unknown = _unknown(ctx, job_ids)
+    known = [job_id for job_id in job_ids if job_id not in unknown]
+    successful: set[str] = set()
+    errors: dict[str, dict[str, str]] = {}
+    for start in range(0, len(known), BULK_LIMIT):
+        chunk = known[start : start + BULK_LIMIT]
+        reply = ctx.client.call(operation, {"jobs": chunk, "reason": reason})
+        successful.update(reply.get("successful") or [])
+        errors.update((e["job"], e) for e in reply.get("errors") or [])
+    for job_id in job_ids:
         if job_id in unknown:
             sys.stderr.write(f"no such job: {job_id} (nothing to {args.verb})\n")
-            continue
-        ctx.client.call(operation, {"jobId": job_id, "reason": reason})
-        if not ctx.json_output:
+        elif job_id in errors:
+            error = errors[job_id]
+            sys.stderr.write(
+                f"cannot {args.verb} {job_id}: {error.get('code')}: {error.get('message')}\n"
+            )
+        elif job_id in successful and not ctx.json_output:
             sys.stdout.write(f"{done.lower()} {job_id}\n")
     if ctx.json_output:
-        ctx.emit_json({"jobIds": list(dict.fromkeys(args.jobs)), "reason": reason})
-    return EXIT_OK
+        ctx.emit_json(
+            {
+                "jobIds": job_ids,
+                "reason": reason,
+                "successful": [i for i in job_ids if i in successful],
+                "errors": [errors[i] for i in job_ids if i in errors],
+            }
+        )
+    return EXIT_CLIENT_ERROR if errors else EXIT_OK
