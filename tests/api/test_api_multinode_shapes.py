@@ -113,7 +113,10 @@ def test_each_node_shows_its_index_role_and_attempts() -> None:
         assert "nodeProperties" not in job
         assert job["container"]["command"] == list(MULTINODE.spec_of(index).command)
         assert job["container"]["logStreamName"] == f"log/{index}"
-        assert job["attempts"][0]["container"]["containerInstanceArn"] == f"host{index}"
+        container = job["attempts"][0]["container"]
+        assert container["containerInstanceArn"] == state.arn("node", f"host{index}")
+        assert container["taskArn"] == state.arn("attempt", f"p#{index}/1")
+        assert job["container"]["taskArn"] == container["taskArn"]
 
 
 def test_a_plain_job_has_no_node_members() -> None:

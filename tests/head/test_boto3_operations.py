@@ -239,3 +239,21 @@ def test_integers_beyond_aws_widths_are_client_errors(head: HeadProcess) -> None
     )
     assert b.describe_job_definitions(jobDefinitionName="huge")["jobDefinitions"] == []
     assert b.describe_job_queues(jobQueues=["huge"])["jobQueues"] == []
+
+
+def test_responses_carry_the_members_aws_fills(head: HeadProcess) -> None:
+    """Where AWS names an ECS cluster, instance or task, the head names its own node pool, node
+    and attempt, as ARNs; summaries say whether a job was cancelled or terminated."""
+    b = head.batch()
+    prefix = "arn:aws:batch:local:000000000000:"
+    (ce,) = b.describe_compute_environments(computeEnvironments=["local"])["computeEnvironments"]
+    assert ce["ecsClusterArn"] == prefix + "node-pool/local"
+    job_id = b.submit_job(jobName="m", jobQueue="default", jobDefinition="default")["jobId"]
+    done = head.wait_status(job_id, "SUCCEEDED", "FAILED")
+    assert done["container"]["containerInstanceArn"] == prefix + "node/local-1"
+    assert done["container"]["taskArn"] == prefix + f"attempt/{job_id}/1"
+    assert done["attempts"][0]["container"]["taskArn"] == prefix + f"attempt/{job_id}/1"
+    (summary,) = b.list_jobs(jobQueue="default", filters=[{"name": "JOB_NAME", "values": ["m"]}])[
+        "jobSummaryList"
+    ]
+    assert (summary["isCancelled"], summary["isTerminated"]) == (False, False)

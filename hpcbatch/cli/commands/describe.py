@@ -169,7 +169,9 @@ def node_lines(nodes: list[Job]) -> list[str]:
     for node in nodes:
         details = node.get("nodeDetails") or {}
         latest = (node.get("attempts") or [{}])[-1].get("container") or {}
-        host = (node.get("hpcbatch") or {}).get("node") or latest.get("containerInstanceArn")
+        host = (node.get("hpcbatch") or {}).get("node") or render.short_name(
+            latest.get("containerInstanceArn")
+        )
         exit_code = (node.get("container") or {}).get("exitCode")
         rows.append(
             [

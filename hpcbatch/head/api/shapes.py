@@ -43,6 +43,8 @@ def compute_environment(ce: ComputeEnvironment) -> Doc:
         **ce.echo,
         "computeEnvironmentName": ce.name,
         "computeEnvironmentArn": ce.arn,
+        # ECS's cluster of a CE is, here, the CE's own pool of nodes
+        "ecsClusterArn": ce.arn.replace(":compute-environment/", ":node-pool/", 1),
         "type": ce.ce_type,
         "state": ce.state,
         "status": ce.status,
@@ -103,7 +105,16 @@ def resource_requirements(spec: JobSpec) -> list[Doc]:
     return out
 
 
-def _attempt(attempt: Attempt) -> Doc:
+def placement_arns(state: State, job: Job, attempt: Attempt) -> Doc:
+    """Where ECS names the instance and the task: hpcbatch's node and attempt, as ARNs
+    (``...:node/local-1``, ``...:attempt/<job id>/1``)."""
+    return {
+        "containerInstanceArn": state.arn("node", attempt.node),
+        "taskArn": state.arn("attempt", attempt_id(job.job_id, attempt.number)),
+    }
+
+
+def _attempt(state: State, job: Job, attempt: Attempt) -> Doc:
     return _drop_none(
         {
             "container": _drop_none(
@@ -111,7 +122,7 @@ def _attempt(attempt: Attempt) -> Doc:
                     "exitCode": attempt.exit_code,
                     "reason": attempt.reason,
                     "logStreamName": attempt.log_stream,
-                    "containerInstanceArn": attempt.node,
+                    **placement_arns(state, job, attempt),
                 }
             ),
             "startedAt": attempt.started_at,
@@ -121,10 +132,12 @@ def _attempt(attempt: Attempt) -> Doc:
     )
 
 
-def _attempts(job: Job) -> list[Doc]:
+def _attempts(state: State, job: Job) -> list[Doc]:
     """Attempts that reached RUNNING or ended, as AWS lists them."""
     return [
-        _attempt(a) for a in job.attempts if a.started_at is not None or a.stopped_at is not None
+        _attempt(state, job, a)
+        for a in job.attempts
+        if a.started_at is not None or a.stopped_at is not None
     ]
 
 
@@ -198,6 +211,7 @@ def job_detail(state: State, job: Job, reservations: tuple[Reservation, ...] = (
             "exitCode": latest.exit_code if latest and job.status in TERMINAL else None,
             "reason": latest.reason if latest and job.status in TERMINAL else None,
             "logStreamName": latest.log_stream if latest else None,
+            **(placement_arns(state, job, latest) if latest else {}),
         }
     )
     retry: Doc = {"attempts": spec.retry.attempts}
@@ -221,7 +235,7 @@ def job_detail(state: State, job: Job, reservations: tuple[Reservation, ...] = (
         "jobQueue": state.arn("job-queue", job.queue),
         "status": job.status.value,
         "statusReason": status_reason(state, job, reservations),
-        "attempts": [] if job.is_array_parent else _attempts(job),
+        "attempts": [] if job.is_array_parent else _attempts(state, job),
         "createdAt": job.created_at,
         "startedAt": job.started_at,
         "stoppedAt": job.stopped_at,
@@ -282,6 +296,8 @@ def job_summary(state: State, job: Job, reservations: tuple[Reservation, ...] = 
             else None,
             "nodeProperties": _node_summary(state, job),
             "jobDefinition": job.definition_arn,
+            "isCancelled": job.is_cancelled,
+            "isTerminated": job.is_terminated,
             "hpcbatch": {"owner": job.owner} if job.owner else None,
         }
     )
