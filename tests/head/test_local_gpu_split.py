@@ -59,8 +59,13 @@ def two_gpu_head(tmp_path: Path) -> Iterator[HeadProcess]:
 
 def test_two_nodes_each_offer_one_distinct_gpu(two_gpu_head: HeadProcess, tmp_path: Path) -> None:
     head = two_gpu_head
-    nodes = head.get("/hpcbatch/v1/nodes")["nodes"]
-    assert sorted((n["name"], n["gpus"]) for n in nodes) == [("local-1", 1), ("local-2", 1)]
+
+    def offered() -> list[tuple[str, int]] | None:  # each node's once its agent said hello
+        nodes = head.get("/hpcbatch/v1/nodes")["nodes"]
+        pairs = sorted((n["name"], n["gpus"]) for n in nodes)
+        return pairs if len(pairs) == 2 and all(n["state"] == "ONLINE" for n in nodes) else None
+
+    assert wait_for(offered, what="both nodes online") == [("local-1", 1), ("local-2", 1)]
     # Both jobs run at once (one vCPU per node) and wait for the go file: each sees its own GPU.
     go = tmp_path / "go"
     script = f'echo "$CUDA_VISIBLE_DEVICES $NVIDIA_VISIBLE_DEVICES"; until [ -e {go} ]; do :; done'
