@@ -1,0 +1,137 @@
+"""Consumable resources in use: what a job needs, the scheduler's gate, holds and releases.
+
+Vocabulary: a **consumable resource** (``ConsumableResource``, AWS's name; Slurm calls it a
+license) is a named count of something outside the nodes. A job's **needs** are
+``spec.consumables``; a multi-node job needs the sum over its nodes (each node takes its
+range's quantities). An attempt **holds** its needs from STARTING until it ends, whatever the
+end (success, failure, kill, host lost): REPLENISHABLE units return then, and a retry takes
+them again; NON_REPLENISHABLE units are used up at the start (``total`` drops for good).
+So ``in_use`` of a resource is always the sum over live attempts of what they hold
+(``check_invariants`` proves it).
+
+The gate, in one scheduling pass (``PassGate``): a job starts only when every resource it
+needs has that many available, less what the pass already placed, so two jobs never both take
+the last unit; ``PlanApplied`` checks again. A job short of a resource **waits for it**: it
+takes no node reservation (a reservation would idle nodes for a job that could not use them),
+and the resources it is short of are kept for it for the rest of the pass: no later job takes
+them, so a job that needs 2 is not starved by a stream of jobs that need 1.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from hpcbatch.core.model import REPLENISHABLE, ConsumableResource, Job
+from hpcbatch.core.state import State
+
+
+def needs(job: Job) -> dict[str, int]:
+    """What one attempt of ``job`` takes (a multi-node parent: all of its nodes together)."""
+    total: Counter[str] = Counter(dict(job.spec.consumables))
+    shape = job.multinode
+    if shape is not None:
+        for node_range in shape.ranges:
+            count = node_range.last - node_range.first + 1
+            for name, quantity in node_range.spec.consumables:
+                total[name] += quantity * count
+    return dict(total)
+
+
+def shortage(state: State, need: dict[str, int]) -> tuple[ConsumableResource, int] | None:
+    """The first resource (by name) that has less available than ``need`` asks, with what
+    is asked; a resource that no longer exists counts as having none."""
+    for name in sorted(need):
+        resource = state.consumables.get(name)
+        if resource is None or resource.available < need[name]:
+            return (resource or _gone(name), need[name])
+    return None
+
+
+def _gone(name: str) -> ConsumableResource:
+    return ConsumableResource(name, "", 0, REPLENISHABLE, 0)
+
+
+def wait_reason(state: State, job: Job) -> str | None:
+    """Why a RUNNABLE job waits for a consumable resource; None when it has all it needs."""
+    short = shortage(state, needs(job))
+    if short is None:
+        return None
+    resource, need = short
+    if not resource.arn:
+        return f'waiting for consumable resource "{resource.name}": it no longer exists'
+    if need > resource.total:
+        return (
+            f'waiting for consumable resource "{resource.name}": needs {need}, more than its '
+            f"total {resource.total}; it waits until the total is raised"
+        )
+    return (
+        f'waiting for consumable resource "{resource.name}": needs {need}, '
+        f"{resource.available} of {resource.total} available ({resource.in_use} in use)"
+    )
+
+
+@dataclass(slots=True)
+class PassGate:
+    """What one scheduling pass has left of each resource, and the resources kept for jobs
+    that wait for them (see the module docstring)."""
+
+    state: State
+    left: dict[str, int] = field(default_factory=dict)
+    kept: set[str] = field(default_factory=set)
+
+    def _left(self, name: str) -> int:
+        if name not in self.left:
+            resource = self.state.consumables.get(name)
+            self.left[name] = resource.available if resource is not None else 0
+        return self.left[name]
+
+    def waits(self, job: Job) -> bool:
+        """True when ``job`` cannot have what it needs in this pass; the resources it is short
+        of are then kept for it. Cost: O(resources it names)."""
+        if not job.spec.consumables and job.multinode is None:
+            return False  # the common case, once per job scanned: no allocation
+        need = needs(job)
+        short = [n for n, q in need.items() if n in self.kept or self._left(n) < q]
+        self.kept.update(short)
+        return bool(short)
+
+    def take(self, job: Job) -> None:
+        if not job.spec.consumables and job.multinode is None:
+            return
+        for name, quantity in needs(job).items():
+            self.left[name] = self._left(name) - quantity
+
+
+def hold(state: State, job: Job) -> None:
+    """A new attempt of ``job`` (or of a node of a multi-node job) takes its needs."""
+    for name, quantity in job.spec.consumables:
+        resource = state.consumables[name]
+        if resource.resource_type == REPLENISHABLE:
+            resource.in_use += quantity
+        else:
+            resource.total -= quantity
+            state.changes.touch("consumable_resource", name)
+
+
+def release(state: State, job: Job) -> None:
+    """The attempt of ``job`` ended: its REPLENISHABLE units return."""
+    for name, quantity in job.spec.consumables:
+        resource = state.consumables.get(name)
+        if resource is not None and resource.resource_type == REPLENISHABLE:
+            resource.in_use -= quantity
+
+
+def held_by_attempts(state: State) -> Counter[str]:
+    """The REPLENISHABLE units live attempts hold, by resource: what ``in_use`` must equal."""
+    held: Counter[str] = Counter()
+    for node in state.nodes.values():
+        for aid in node.attempts:
+            job = state.jobs.get(aid.rpartition("/")[0])
+            if job is None:
+                continue
+            for name, quantity in job.spec.consumables:
+                resource = state.consumables.get(name)
+                if resource is not None and resource.resource_type == REPLENISHABLE:
+                    held[name] += quantity
+    return held
