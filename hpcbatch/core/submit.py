@@ -163,6 +163,12 @@ def _with_consumables(
     needs more than a resource's total is accepted and waits (as on AWS: the total may be
     raised), unless ``--strict``."""
     if shape is not None:
+        if e.consumables:
+            raise ValidationError(
+                _OVERRIDE,
+                "is not allowed for a multi-node job: it takes the consumable resources of its "
+                "definition's node ranges",
+            )
         for node_range in shape.ranges:
             merge_needs(state, node_range.spec, (), _OVERRIDE)
         probe = Job("", "", "", "", 0, 0, spec, multinode=shape)
