@@ -151,6 +151,8 @@ class NodeRangeOverride:
     cpu_milli: int | None = None
     memory_mib: int | None = None
     gpus: int | None = None
+    # consumableResourcePropertiesOverride: (name or ARN, quantity) per node, merged by resource
+    consumables: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

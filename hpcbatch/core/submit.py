@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.capacity import gang_fit_problem, largest_fit_problem
-from hpcbatch.core.consumable_resources import merge_needs
+from hpcbatch.core.consumable_resources import LIST_FIELD, merge_needs, resolve_needs
 from hpcbatch.core.consumables import needs
 from hpcbatch.core.jobs import dependency_failed, finish_job
 from hpcbatch.core.model import (
@@ -166,9 +166,12 @@ def _with_consumables(
         if e.consumables:
             raise ValidationError(
                 _OVERRIDE,
-                "is not allowed for a multi-node job: it takes the consumable resources of its "
-                "definition's node ranges",
+                "is not allowed for a multi-node job: give it per node range in "
+                f"nodeOverrides.nodePropertyOverrides[].{_OVERRIDE}",
             )
+        for k, o in enumerate(e.node_overrides.ranges if e.node_overrides else ()):
+            at = f"nodeOverrides.nodePropertyOverrides[{k}].{_OVERRIDE}.{LIST_FIELD}"
+            resolve_needs(state, o.consumables, at)
         for node_range in shape.ranges:
             merge_needs(state, node_range.spec, (), _OVERRIDE)
         probe = Job("", "", "", "", 0, 0, spec, multinode=shape)

@@ -188,3 +188,22 @@ def test_a_multinode_definition_takes_them_per_node_range_only() -> None:
     with pytest.raises(ValidationError) as refused:
         translate.register_definition(top, "c", 0)  # type: ignore[arg-type]
     assert refused.value.field == "consumableResourceProperties"
+
+
+def test_a_node_override_carries_its_needs_and_the_top_level_override_is_refused() -> None:
+    overrides = {
+        "nodePropertyOverrides": [
+            {"targetNodes": "1:", "consumableResourcePropertiesOverride": needs(("m", 2))}
+        ]
+    }
+    request = accept("submitjob", {**SUBMIT, "nodeOverrides": overrides})
+    event = translate.submit_job(request, "id", "c", 0, False)  # type: ignore[arg-type]
+    assert event.node_overrides is not None
+    assert event.node_overrides.ranges[0].consumables == (("m", 2),)
+    both = accept(
+        "submitjob",
+        {**SUBMIT, "nodeOverrides": overrides, "consumableResourcePropertiesOverride": needs()},
+    )
+    with pytest.raises(ValidationError) as refused:
+        translate.submit_job(both, "id", "c", 0, False)  # type: ignore[arg-type]
+    assert refused.value.field == "consumableResourcePropertiesOverride"

@@ -18,6 +18,7 @@ from hpcbatch.core.model import (
     JobSpec,
     JobStatus,
     NodeRange,
+    TimeLimitAction,
 )
 from hpcbatch.core.scheduler import schedule
 from hpcbatch.errors import ConflictError, NotFoundError, ValidationError
@@ -343,3 +344,52 @@ def test_in_use_never_exceeds_the_total_over_random_histories(
     resource = sim.state.consumables["matlab"]
     assert resource.in_use == 0
     assert resource.total >= 0
+
+
+def test_a_node_override_changes_what_its_nodes_take() -> None:
+    sim = licensed(total=4, nodes=4)
+    spec = JobSpec(command=("mpirun", "app"), consumables=(("matlab", 1),))
+    sim.gang_definition(nodes=3, ranges=(NodeRange(0, 2, spec, True),))
+    arn = sim.state.consumables["matlab"].arn
+    with pytest.raises(ValidationError) as refused:
+        sim.submit_gang(
+            node_overrides=ev.NodeOverrides(
+                ranges=(ev.NodeRangeOverride(0, 0, consumables=(("x", 1),)),)
+            )
+        )
+    assert refused.value.field == (
+        "nodeOverrides.nodePropertyOverrides[0].consumableResourcePropertiesOverride."
+        "consumableResourceList[0].consumableResource"
+    )
+    gang = sim.submit_gang(
+        node_overrides=ev.NodeOverrides(
+            ranges=(ev.NodeRangeOverride(1, 2, consumables=((arn, 2),)),)
+        )
+    )
+    assert explain(sim.state, gang) == (
+        'waiting for consumable resource "matlab": needs 5, more than its total 4; it waits '
+        "until the total is raised"
+    )
+    sim.do(ev.UpdateConsumableResource, ref="matlab", operation="ADD", quantity=1)
+    sim.schedule()
+    assert gang.status is JobStatus.STARTING
+    assert [sim.node(gang, i).spec.consumables for i in range(3)] == [
+        (("matlab", 1),),
+        (("matlab", 2),),
+        (("matlab", 2),),
+    ]
+    assert sim.state.consumables["matlab"].in_use == 5
+    with pytest.raises(ValidationError, match="per node range"):
+        sim.submit_gang(consumables=(("matlab", 1),))
+
+
+def test_a_time_limit_action_cancels_a_job_waiting_too_long_for_a_license() -> None:
+    sim = licensed(total=0)
+    action = TimeLimitAction(reason="waiting for consumable resource", max_time_s=600)
+    sim.do(ev.UpdateJobQueue, ref="q", time_limit_actions=(action,))
+    job = sim.submit(definition="m")
+    sim.do(ev.Tick)
+    sim.now += 601_000
+    sim.do(ev.Tick)
+    assert job.status is JobStatus.FAILED
+    assert "waiting for consumable resource" in (job.status_reason or "")

@@ -244,18 +244,8 @@ def register_definition(
 _UNSUPPORTED_RANGE_FIELDS = (
     "ecsPropertiesOverride",
     "eksPropertiesOverride",
-    "consumableResourcePropertiesOverride",
     "instanceTypes",
 )
-
-
-_UNSUPPORTED_WHY = {
-    "consumableResourcePropertiesOverride": (
-        "is not supported yet for a node range: a multi-node job takes the consumable "
-        "resources of its definition's nodeRangeProperties[].consumableResourceProperties; "
-        "register a revision with other quantities"
-    ),
-}
 
 
 def _range_override(entry: m.NodePropertyOverride, at: str) -> ev.NodeRangeOverride:
@@ -263,17 +253,15 @@ def _range_override(entry: m.NodePropertyOverride, at: str) -> ev.NodeRangeOverr
         if getattr(entry, name) is not None:
             raise ValidationError(
                 f"{at}.{name}",
-                _UNSUPPORTED_WHY.get(
-                    name,
-                    "is not supported: hpcbatch runs each node's command as a process on an "
-                    "on-premises host; override containerOverrides (command, environment, "
-                    "resourceRequirements) instead",
-                ),
+                "is not supported: hpcbatch runs each node's command as a process on an "
+                "on-premises host; override containerOverrides (command, environment, "
+                "resourceRequirements) instead",
             )
     first, last = m.parse_target_nodes(entry.targetNodes)
+    consumables = consumables_of(entry.consumableResourcePropertiesOverride)
     o = entry.containerOverrides
     if o is None:
-        return ev.NodeRangeOverride(first, last)
+        return ev.NodeRangeOverride(first, last, consumables=consumables)
     if o.instanceType is not None:
         raise ValidationError(
             f"{at}.containerOverrides.instanceType",
@@ -289,6 +277,7 @@ def _range_override(entry: m.NodePropertyOverride, at: str) -> ev.NodeRangeOverr
         cpu_milli=cpu,
         memory_mib=mem,
         gpus=gpus,
+        consumables=consumables,
     )
 
 
@@ -345,8 +334,9 @@ def submit_job(
     if multinode is not None and req.consumableResourcePropertiesOverride is not None:
         raise ValidationError(
             "consumableResourcePropertiesOverride",
-            "cannot be combined with nodeOverrides: a multi-node job takes the consumable "
-            "resources of its definition's node ranges",
+            "cannot be combined with nodeOverrides: override a multi-node job's consumable "
+            "resources per node range in nodeOverrides.nodePropertyOverrides[]."
+            "consumableResourcePropertiesOverride",
         )
     o = req.containerOverrides
     cpu, mem, gpus = _resources(o.vcpus, o.memory, o.resourceRequirements) if o else (None,) * 3
