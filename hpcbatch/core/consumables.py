@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import islice
 
 from hpcbatch.core.model import REPLENISHABLE, ConsumableResource, Job
 from hpcbatch.core.state import State
@@ -52,21 +53,48 @@ def _gone(name: str) -> ConsumableResource:
     return ConsumableResource(name, "", 0, REPLENISHABLE, 0)
 
 
+KEPT_SCAN = 200  # how many jobs ahead in its queue ``wait_reason`` reads, at most
+
+
+def _kept_for(state: State, job: Job, need: dict[str, int]) -> str | None:
+    """Why ``job`` waits although every resource it needs has enough: an earlier job of its
+    queue (among the first ``KEPT_SCAN``) is short of one of them, and the pass keeps it."""
+    for key in islice(state.runnable.get(job.queue, ()), KEPT_SCAN):
+        if key[3] == job.job_id:
+            return None
+        ahead = state.jobs[key[3]]
+        if not ahead.spec.consumables and ahead.multinode is None:
+            continue
+        wanted = needs(ahead)
+        short = shortage(state, {n: q for n, q in wanted.items() if n in need})
+        if short is not None:
+            resource, quantity = short
+            return (
+                f'waiting for consumable resource "{resource.name}": needs {need[resource.name]}, '
+                f"{resource.available} of {resource.total} available, kept for job "
+                f"{ahead.job_id} ahead of it, which needs {quantity}"
+            )
+    return None
+
+
 def wait_reason(state: State, job: Job) -> str | None:
     """Why a RUNNABLE job waits for a consumable resource; None when it has all it needs."""
-    short = shortage(state, needs(job))
-    if short is None:
+    if not job.spec.consumables and job.multinode is None:
         return None
-    resource, need = short
+    need = needs(job)
+    short = shortage(state, need)
+    if short is None:
+        return _kept_for(state, job, need) if need else None
+    resource, quantity = short
     if not resource.arn:
         return f'waiting for consumable resource "{resource.name}": it no longer exists'
-    if need > resource.total:
+    if quantity > resource.total:
         return (
-            f'waiting for consumable resource "{resource.name}": needs {need}, more than its '
+            f'waiting for consumable resource "{resource.name}": needs {quantity}, more than its '
             f"total {resource.total}; it waits until the total is raised"
         )
     return (
-        f'waiting for consumable resource "{resource.name}": needs {need}, '
+        f'waiting for consumable resource "{resource.name}": needs {quantity}, '
         f"{resource.available} of {resource.total} available ({resource.in_use} in use)"
     )
 

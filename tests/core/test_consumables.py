@@ -88,6 +88,10 @@ def test_a_job_short_of_a_unit_keeps_it_from_later_jobs_in_the_pass() -> None:
     small = sim.submit(definition="m", job_id="small")
     assert sim.schedule() == []  # one unit left: kept for "big", not taken by "small"
     assert small.status is JobStatus.RUNNABLE
+    assert explain(sim.state, small) == (
+        'waiting for consumable resource "matlab": needs 1, 1 of 2 available, kept for job big '
+        "ahead of it, which needs 2"
+    )
     sim.end(sim.launched[0], 0)
     assert hog.status is JobStatus.SUCCEEDED
     assert [launch.job_id for launch in sim.schedule()] == ["big"]
