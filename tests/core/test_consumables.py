@@ -274,6 +274,7 @@ def test_a_gang_takes_the_sum_of_its_nodes_needs() -> None:
 
 op = st.one_of(
     st.tuples(st.just("submit"), st.integers(1, 3), st.integers(1, 2)),
+    st.tuples(st.just("gang"), st.integers(1, 2)),
     st.tuples(st.just("schedule")),
     st.tuples(st.just("schedule")),
     st.tuples(st.just("start"), st.integers(0, 40)),
@@ -305,6 +306,11 @@ def _apply(sim: Sim, step: tuple[Any, ...], ids: list[str]) -> None:
                 definition="m", consumables=(("matlab", step[1]),), retry=retry(step[2])
             ).job_id
         )
+    elif kind == "gang":
+        if "mnp" not in sim.state.definitions:
+            spec = JobSpec(command=("mpirun", "app"), consumables=(("matlab", 1),))
+            sim.gang_definition(nodes=2, ranges=(NodeRange(0, 1, spec),))
+        ids.append(sim.submit_gang(retry=retry(step[1])).job_id)
     elif kind == "schedule":
         sim.schedule()
     elif kind in ("start", "end") and live:
@@ -336,13 +342,15 @@ def test_in_use_never_exceeds_the_total_over_random_histories(
     kind: str, steps: list[tuple[Any, ...]]
 ) -> None:
     """check_invariants after every step holds in-use to the live attempts' sum and to the
-    total; at the end, once every attempt is over, every REPLENISHABLE unit is back."""
+    total (single jobs and 2-node gangs, ends of every kind, retries, restarts); at the end,
+    once every attempt is over, every REPLENISHABLE unit is back."""
     sim = licensed(total=3, kind=kind)
     ids: list[str] = []
     for step_ in steps:
         _apply(sim, step_, ids)
-    for launch in _live(sim):
-        sim.end(launch, 1)
+    while live := _live(sim):  # ending a gang's node may launch its main node (the barrier)
+        for launch in live:
+            sim.end(launch, 1)
     for node in sim.state.nodes.values():
         assert not node.attempts
     resource = sim.state.consumables["matlab"]
