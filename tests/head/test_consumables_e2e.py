@@ -181,3 +181,48 @@ def test_the_aws_cli_reaches_the_new_operations(head: HeadProcess, tmp_path: Pat
     described = json.loads(out.stdout)
     assert (described["totalQuantity"], described["availableQuantity"]) == (4, 4)
     assert described["resourceType"] == "REPLENISHABLE"
+
+
+def test_a_gang_waits_for_the_units_of_all_its_nodes(head: HeadProcess, tmp_path: Path) -> None:
+    b = head.batch()
+    b.create_consumable_resource(consumableResourceName="matlab", totalQuantity=3)
+    hold = tmp_path / "go"
+    wait = f"while [ ! -e {hold} ]; do sleep 0.05; done"
+    ranges = [
+        {
+            "targetNodes": "0:",
+            "container": {"command": ["sh", "-c", wait]},
+            "consumableResourceProperties": {
+                "consumableResourceList": [{"consumableResource": "matlab", "quantity": 1}]
+            },
+        }
+    ]
+    b.register_job_definition(
+        jobDefinitionName="mpi",
+        type="multinode",
+        nodeProperties={"numNodes": 2, "mainNode": 0, "nodeRangeProperties": ranges},
+    )
+    first = b.submit_job(jobName="g1", jobQueue="default", jobDefinition="mpi")["jobId"]
+    head.wait_status(first, "RUNNING")
+    second = b.submit_job(jobName="g2", jobQueue="default", jobDefinition="mpi")["jobId"]
+    wait_for(
+        lambda: head.describe(second).get("statusReason", "").startswith(WAITING),
+        20,
+        "the second gang to wait for the license",
+    )
+    waiting = head.describe(second)
+    assert waiting["status"] == "RUNNABLE"
+    assert waiting["statusReason"] == f"{WAITING}: needs 2, 1 of 3 available (2 in use)"
+    assert waiting["consumableResourceProperties"] == {
+        "consumableResourceList": [{"consumableResource": "matlab", "quantity": 2}]
+    }
+    (node_range,) = waiting["nodeProperties"]["nodeRangeProperties"]
+    assert node_range["consumableResourceProperties"]["consumableResourceList"] == [
+        {"consumableResource": "matlab", "quantity": 1}
+    ]
+    hold.touch()
+    for job_id in (first, second):
+        assert head.wait_status(job_id, "SUCCEEDED", "FAILED", timeout=60)["status"] == (
+            "SUCCEEDED"
+        ), head.story(job_id, nodes=2)
+    assert b.describe_consumable_resource(consumableResource="matlab")["inUseQuantity"] == 0

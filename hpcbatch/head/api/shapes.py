@@ -179,7 +179,13 @@ def node_properties(multinode: MultiNodeSpec) -> Doc:
         "numNodes": multinode.num_nodes,
         "mainNode": multinode.main_node,
         "nodeRangeProperties": [
-            {"targetNodes": _target_nodes(r), "container": _container_properties(r.spec)}
+            _drop_none(
+                {
+                    "targetNodes": _target_nodes(r),
+                    "container": _container_properties(r.spec),
+                    "consumableResourceProperties": resource_properties(dict(r.spec.consumables)),
+                }
+            )
             for r in multinode.ranges
         ],
     }
