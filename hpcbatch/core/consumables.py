@@ -23,14 +23,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 
-from hpcbatch.core.model import REPLENISHABLE, ConsumableResource, Job
+from hpcbatch.core.model import REPLENISHABLE, ConsumableResource, Job, JobSpec, MultiNodeSpec
 from hpcbatch.core.state import State
 
 
 def needs(job: Job) -> dict[str, int]:
     """What one attempt of ``job`` takes (a multi-node parent: all of its nodes together)."""
-    total: Counter[str] = Counter(dict(job.spec.consumables))
-    shape = job.multinode
+    return spec_needs(job.spec, job.multinode)
+
+
+def spec_needs(spec: JobSpec, shape: MultiNodeSpec | None) -> dict[str, int]:
+    """What a job of ``spec`` (and ``shape``, for a multi-node job) takes, by resource."""
+    total: Counter[str] = Counter(dict(spec.consumables))
     if shape is not None:
         for node_range in shape.ranges:
             count = node_range.last - node_range.first + 1

@@ -12,7 +12,7 @@ from dataclasses import replace
 from hpcbatch.core import events as ev
 from hpcbatch.core.capacity import gang_fit_problem, largest_fit_problem
 from hpcbatch.core.consumable_resources import LIST_FIELD, merge_needs, resolve_needs
-from hpcbatch.core.consumables import needs
+from hpcbatch.core.consumables import spec_needs
 from hpcbatch.core.jobs import dependency_failed, finish_job
 from hpcbatch.core.model import (
     Job,
@@ -174,13 +174,11 @@ def _with_consumables(
             resolve_needs(state, o.consumables, at)
         for node_range in shape.ranges:
             merge_needs(state, node_range.spec, (), _OVERRIDE)
-        probe = Job("", "", "", "", 0, 0, spec, multinode=shape)
     else:
         spec = replace(
             spec, consumables=merge_needs(state, definition.spec, e.consumables, _OVERRIDE)
         )
-        probe = Job("", "", "", "", 0, 0, spec)
-    for name, quantity in sorted(needs(probe).items()):
+    for name, quantity in sorted(spec_needs(spec, shape).items()):
         total = state.consumables[name].total
         if e.strict and quantity > total:
             raise ValidationError(

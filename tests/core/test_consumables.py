@@ -315,7 +315,10 @@ def _apply(sim: Sim, step: tuple[Any, ...], ids: list[str]) -> None:
         sim.schedule()
     elif kind in ("start", "end") and live:
         launch = live[step[1] % len(live)]
-        sim.start(launch) if kind == "start" else sim.end(launch, step[2])
+        if kind == "end" and sim.state.jobs[launch.job_id].status is JobStatus.STARTING:
+            sim.start(launch)  # an exit code means its process ran: the agent reports the start
+        if kind == "start" or sim.state.jobs[launch.job_id].status in ACTIVE:
+            sim.start(launch) if kind == "start" else sim.end(launch, step[2])
     elif kind == "terminate" and ids:
         sim.do(ev.TerminateJob, job_id=ids[step[1] % len(ids)], reason="stop")
     elif kind == "lose":
