@@ -181,6 +181,34 @@ def test_the_aws_cli_reaches_the_new_operations(head: HeadProcess, tmp_path: Pat
     described = json.loads(out.stdout)
     assert (described["totalQuantity"], described["availableQuantity"]) == (4, 4)
     assert described["resourceType"] == "REPLENISHABLE"
+    out = head.aws(
+        tmp_path, "update-consumable-resource", "--consumable-resource", "lic",
+        "--operation", "REMOVE", "--quantity", "1", "--client-token", "t1",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["totalQuantity"] == 3
+    out = head.aws(tmp_path, "list-consumable-resources", "--filters",
+                   "name=CONSUMABLE_RESOURCE_NAME,values=LI*")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (listed,) = json.loads(out.stdout)["consumableResources"]
+    assert (listed["consumableResourceName"], listed["totalQuantity"]) == ("lic", 3)
+    out = head.aws(
+        tmp_path, "submit-job", "--job-name", "cli", "--job-queue", "default",
+        "--job-definition", "default", "--container-overrides", '{"command": ["true"]}',
+        "--consumable-resource-properties-override",
+        '{"consumableResourceList": [{"consumableResource": "lic", "quantity": 2}]}',
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    job_id = json.loads(out.stdout)["jobId"]
+    head.wait_status(job_id, "SUCCEEDED")
+    out = head.aws(tmp_path, "list-jobs-by-consumable-resource", "--consumable-resource", "lic")
+    assert out.returncode == 0, out.stderr
+    (job,) = json.loads(out.stdout)["jobs"]
+    assert (job["jobName"], job["jobStatus"], job["quantity"]) == ("cli", "SUCCEEDED", 2)
+    out = head.aws(tmp_path, "delete-consumable-resource", "--consumable-resource", "lic")
+    assert out.returncode == 0, out.stderr
+    out = head.aws(tmp_path, "describe-consumable-resource", "--consumable-resource", "lic")
+    assert out.returncode != 0 and "no consumable resource 'lic'" in out.stderr, out.stderr
 
 
 def test_a_gang_waits_for_the_units_of_all_its_nodes(head: HeadProcess, tmp_path: Path) -> None:
