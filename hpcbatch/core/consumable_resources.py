@@ -153,7 +153,13 @@ def update(state: State, e: ev.UpdateConsumableResource) -> None:
 def jobs_needing(state: State, name: str) -> list[Job]:
     """Top-level jobs and array children that need ``name``, in submission order (a
     multi-node job counts once, by its parent). O(jobs)."""
-    found = [j for j in state.jobs.values() if j.node_index is None and name in needs(j)]
+    found = [
+        j
+        for j in state.jobs.values()
+        if j.node_index is None
+        and (j.spec.consumables or j.multinode is not None)  # no Counter for the rest
+        and name in needs(j)
+    ]
     return sorted(found, key=lambda j: (j.seq, -1 if j.array_index is None else j.array_index))
 
 
