@@ -8,8 +8,8 @@ agent by the loop once it has made the result durable.
 
 from __future__ import annotations
 
+from hpcbatch.core import consumables, gang_life, reserved
 from hpcbatch.core import events as ev
-from hpcbatch.core import gang_life, reserved
 from hpcbatch.core.commands import Command, KillAttempt, LaunchAttempt
 from hpcbatch.core.gpus import is_uuid, release
 from hpcbatch.core.jobs import SUCCESS_REASON, finish_job
@@ -61,7 +61,8 @@ def _placeable(state: State, p: Placement, job: Job | None) -> bool:
         return False
     need = job.spec.resources
     return (
-        node.schedulable
+        consumables.shortage(state, consumables.needs(job)) is None
+        and node.schedulable
         and node.ce in queue.ce_order
         and need.fits_in(node.free)
         and len(p.gpus) == need.gpus
@@ -87,6 +88,7 @@ def hold_node(state: State, job: Job, p: Placement, need: Resources, e: ev.PlanA
     node.allocated = node.allocated + need
     node.free_gpus -= set(p.gpus)
     node.attempts.add(aid)
+    consumables.hold(state, job)
     job.start_reason = p.reason
     job.status_reason = None
     state.set_status(job, JobStatus.STARTING, e.cause, e.now, f"on {node.name}, {p.reason}")
@@ -299,6 +301,7 @@ def _release(state: State, job: Job, attempt: Attempt) -> None:
     aid = attempt_id(job.job_id, attempt.number)
     if aid in node.attempts:
         node.attempts.discard(aid)
+        consumables.release(state, job)
         node.allocated = node.allocated - attempt.resources
         release(state, node, attempt.gpus)
     if node.state is NodeState.DRAINING and not node.attempts:

@@ -14,9 +14,11 @@ from typing import Any
 
 from hpcbatch.core.model import (
     ACTIVE,
+    REPLENISHABLE,
     AccessKey,
     Attempt,
     ComputeEnvironment,
+    ConsumableResource,
     Dependency,
     Gpu,
     Job,
@@ -63,6 +65,7 @@ def spec_to_doc(spec: JobSpec) -> Doc:
         "priority": spec.priority,
         "user": spec.user,
         "workdir": spec.workdir,
+        **({"consumables": [list(c) for c in spec.consumables]} if spec.consumables else {}),
     }
 
 
@@ -77,6 +80,7 @@ def spec_from_doc(doc: Doc) -> JobSpec:
         priority=doc["priority"],
         user=doc.get("user"),
         workdir=doc.get("workdir"),
+        consumables=tuple((name, quantity) for name, quantity in doc.get("consumables", ())),
     )
 
 
@@ -246,6 +250,24 @@ def definition_from_doc(doc: Doc) -> JobDefinition:
     )
 
 
+def consumable_to_doc(resource: ConsumableResource) -> Doc:
+    """``in_use`` is left out: it is rebuilt from the live attempts (``_hold``)."""
+    return {
+        "name": resource.name,
+        "arn": resource.arn,
+        "total": resource.total,
+        "resource_type": resource.resource_type,
+        "created_at": resource.created_at,
+        "tags": resource.tags,
+        "tokens": resource.tokens,
+    }
+
+
+def _rebuild_consumables(state: State, docs: list[Doc]) -> None:
+    for d in docs:
+        state.consumables[d["name"]] = ConsumableResource(**d)
+
+
 def user_to_doc(user: User) -> Doc:
     """An API user with its keys, secrets included: the store is the head's alone (0600)."""
     return {
@@ -322,6 +344,7 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
             retiring=d.get("retiring"),
         )
         node.free_gpus = node.gpus_in_service  # less what live attempts hold: _hold
+    _rebuild_consumables(state, docs.get("consumable_resource", []))
     _rebuild_jobs(state, docs.get("job", []))
     _rebuild_users(state, docs.get("user", []))
     seqs = [c.seq for c in state.ces.values()] + [q.seq for q in state.queues.values()]
@@ -351,3 +374,7 @@ def _hold(state: State, job: Job) -> None:
     node.attempts.add(attempt_id(job.job_id, attempt.number))
     node.allocated = node.allocated + attempt.resources
     node.free_gpus -= set(attempt.gpus)
+    for name, quantity in job.spec.consumables:  # REPLENISHABLE units it holds (in_use)
+        resource = state.consumables.get(name)
+        if resource is not None and resource.resource_type == REPLENISHABLE:
+            resource.in_use += quantity

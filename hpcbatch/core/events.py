@@ -111,6 +111,30 @@ class UntagResource(Event):
     keys: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateConsumableResource(Event):
+    name: str
+    total: int
+    resource_type: str = "REPLENISHABLE"
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateConsumableResource(Event):
+    """``operation`` SET | ADD | REMOVE ``quantity`` of the total; a ``client_token`` seen with
+    the same operation and quantity in the last 8 hours makes the update happen once."""
+
+    ref: str
+    operation: str
+    quantity: int
+    client_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteConsumableResource(Event):
+    ref: str
+
+
 # --- jobs (API) ------------------------------------------------------------------------------
 
 
@@ -127,6 +151,8 @@ class NodeRangeOverride:
     cpu_milli: int | None = None
     memory_mib: int | None = None
     gpus: int | None = None
+    # consumableResourcePropertiesOverride: (name or ARN, quantity) per node, merged by resource
+    consumables: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +187,8 @@ class SubmitJob(Event):
     strict: bool = False
     node_overrides: NodeOverrides | None = None  # only for a multinode definition
     workdir: str | None = None  # where it runs (core/workdir.py); None: a per-attempt dir
+    # consumableResourcePropertiesOverride: (name or ARN, quantity), merged over the definition's
+    consumables: tuple[tuple[str, int], ...] = ()
     caller: Caller | None = None  # who submits: the job's owner and the user it runs as
 
 

@@ -3,12 +3,14 @@
 Computed when asked (DescribeJobs, ``hpcbatch describe``), never stored: with 100,000 queued jobs
 a pass must not rewrite 100,000 reasons. Reasons, most fundamental first:
 queue disabled; no enabled compute environment; MISCONFIGURATION (no node could ever hold it);
-no nodes; every fitting node DOWN/DRAINED; a reservation; otherwise the jobs ahead of it.
+no nodes; every fitting node DOWN/DRAINED; a consumable resource it is short of; a reservation;
+otherwise the jobs ahead of it.
 """
 
 from __future__ import annotations
 
 from hpcbatch.core.capacity import largest_fit_problem, queue_nodes
+from hpcbatch.core.consumables import wait_reason
 from hpcbatch.core.gang_wait import gang_reason
 from hpcbatch.core.model import (
     Job,
@@ -62,7 +64,7 @@ def _runnable(state: State, job: Job, reservations: tuple[Reservation, ...]) -> 
     if not enabled:
         return f"no ENABLED compute environment in queue {queue.name} ({', '.join(queue.ce_order)})"
     if job.multinode is not None:
-        return gang_reason(state, job, enabled, reservations)
+        return wait_reason(state, job) or gang_reason(state, job, enabled, reservations)
     need = job.spec.resources
     problem = largest_fit_problem(state, queue, need)
     if problem is not None:
@@ -74,6 +76,9 @@ def _runnable(state: State, job: Job, reservations: tuple[Reservation, ...]) -> 
     if not any(n.schedulable for n in fitting):
         states = ", ".join(f"{n.name} {n.state.value}" for n in fitting[:3])
         return f"waiting for nodes: every node that can hold it is unavailable ({states})"
+    waiting = wait_reason(state, job)
+    if waiting is not None:
+        return waiting
     for r in reservations:
         if r.job_id == job.job_id:
             when = "when running jobs end" if r.at is None else f"by {r.at} (epoch ms)"

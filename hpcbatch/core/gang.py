@@ -142,6 +142,7 @@ def try_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> bool:
         if chosen is None:
             continue
         reason = start_reason(run, parent.job_id)
+        run.gate.take(parent)
         for index, entry in enumerate(chosen):
             gpus = take(run, entry, entry.node.free, len(entry.gpus), end)
             run.placements.append(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hpcbatch.core import attempts
+from hpcbatch.core import attempts, consumables
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command, KillAttempt
 from hpcbatch.core.jobs import SUCCESS_REASON, finish_job
@@ -63,6 +63,8 @@ def _placeable(state: State, parent: Job | None, placements: Sequence[Placement]
     if queue is None or queue.state != "ENABLED" or ce is None or ce.state != "ENABLED":
         return False
     if ce.name not in queue.ce_order or len(set(names)) != parent.multinode.num_nodes:
+        return False
+    if consumables.shortage(state, consumables.needs(parent)) is not None:
         return False
     for index, (p, node) in enumerate(zip(placements, nodes, strict=True)):
         job = state.jobs.get(p.job_id)

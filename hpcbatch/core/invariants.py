@@ -4,13 +4,15 @@ No node over-committed; no GPU held twice; every node's allocation equals the su
 attempts; every index (listing, runnable, child counts) agrees with the jobs; no live attempt on a
 job that is not STARTING/RUNNING; a node held by a gang's node job holds nothing else; a
 multi-node parent is STARTING/RUNNING only while its main node is; node jobs are never queued;
-a retiring node is never ONLINE.
+a retiring node is never ONLINE; a consumable resource's in-use count is what live attempts hold
+and never exceeds its total.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from hpcbatch.core.consumables import held_by_attempts
 from hpcbatch.core.model import (
     ACTIVE,
     Job,
@@ -35,6 +37,22 @@ def check_invariants(state: State) -> None:
     _check_nodes(state)
     _check_indexes(state)
     _check_users(state)
+    _check_consumables(state)
+
+
+def _check_consumables(state: State) -> None:
+    held = held_by_attempts(state)
+    for resource in state.consumables.values():
+        if resource.in_use != held[resource.name]:
+            _fail(
+                f"consumable {resource.name}: in_use {resource.in_use} but live attempts hold "
+                f"{held[resource.name]}"
+            )
+        if not 0 <= resource.in_use <= resource.total:
+            _fail(f"consumable {resource.name}: {resource.in_use} in use of {resource.total}")
+    for name in held:
+        if name not in state.consumables:
+            _fail(f"live attempts hold consumable {name}, which does not exist")
 
 
 def _check_users(state: State) -> None:

@@ -124,6 +124,9 @@ class JobSpec:
     # where the job starts on its node (an absolute path: core/workdir.py); None: a private
     # per-attempt directory. Set by the submission only, never by a definition.
     workdir: str | None = None
+    # consumable resources each attempt takes (core/consumables.py): (resource name, quantity),
+    # names resolved and each named once
+    consumables: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,3 +384,32 @@ def parse_attempt_id(value: object) -> tuple[str, int] | None:
         return None
     match = ATTEMPT_ID_RE.fullmatch(value)
     return (match["job"], int(match["number"])) if match else None
+
+
+REPLENISHABLE = "REPLENISHABLE"
+NON_REPLENISHABLE = "NON_REPLENISHABLE"
+
+
+@dataclass(slots=True)
+class ConsumableResource:
+    """A named count of something outside the nodes (licenses, tokens): AWS's consumable
+    resource, Slurm's license. A job's attempt takes ``quantity`` of it from STARTING on.
+
+    ``total``: what exists now. A REPLENISHABLE resource's units come back when the attempt
+    ends; a NON_REPLENISHABLE one's are used up at the start: ``total`` drops for good.
+    ``in_use``: the REPLENISHABLE units held by live attempts (derived from them when the state
+    is loaded, never stored). ``tokens``: recent UpdateConsumableResource client tokens ->
+    ``[operation, quantity, epoch ms]``, so a repeated update happens once."""
+
+    name: str
+    arn: str
+    total: int
+    resource_type: str  # REPLENISHABLE | NON_REPLENISHABLE
+    created_at: int
+    tags: dict[str, str] = field(default_factory=dict)
+    in_use: int = 0
+    tokens: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def available(self) -> int:
+        return self.total - self.in_use

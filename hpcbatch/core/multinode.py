@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hpcbatch.core import events as ev
+from hpcbatch.core.consumable_resources import resource_name
 from hpcbatch.core.model import (
     Job,
     JobDefinition,
@@ -101,8 +102,11 @@ def _override(spec: JobSpec, o: ev.NodeRangeOverride) -> JobSpec:
     env = dict(spec.environment)
     env.update(dict(o.environment))
     r = spec.resources
+    consumables = dict(spec.consumables)
+    consumables.update((resource_name(ref), quantity) for ref, quantity in o.consumables)
     return replace(
         spec,
+        consumables=tuple(sorted(consumables.items())),
         command=spec.command if o.command is None else o.command,
         environment=tuple(env.items()),
         resources=Resources(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hpcbatch.core.consumables import PassGate
 from hpcbatch.core.model import Node, Resources
 from hpcbatch.core.plan import Placement, Reservation
 from hpcbatch.core.reserved import on_reservation
@@ -39,6 +40,10 @@ class Pass:
     holds: dict[str, list[Hold]] = field(default_factory=dict)
     placements: list[Placement] = field(default_factory=list)
     first_blocked: str | None = None
+    gate: PassGate = field(init=False)  # consumable resources left in this pass
+
+    def __post_init__(self) -> None:
+        self.gate = PassGate(self.state)
 
 
 def attempt_end(start: int | None, timeout_s: int | None, now: int) -> int | None:

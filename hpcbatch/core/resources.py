@@ -6,9 +6,20 @@ a refused request leaves nothing half made.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hpcbatch.core import events as ev
+from hpcbatch.core.consumable_resources import LIST_FIELD, resolve_needs
 from hpcbatch.core.jobs import fail_job
-from hpcbatch.core.model import ACTIVE, TERMINAL, ComputeEnvironment, JobDefinition, JobQueue
+from hpcbatch.core.model import (
+    ACTIVE,
+    TERMINAL,
+    ComputeEnvironment,
+    JobDefinition,
+    JobQueue,
+    JobSpec,
+    MultiNodeSpec,
+)
 from hpcbatch.core.owners import check_definition_users
 from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
 from hpcbatch.core.state import State
@@ -155,6 +166,7 @@ def register_definition(state: State, e: ev.RegisterJobDefinition) -> JobDefinit
             "nodeProperties", "is required when type is multinode, and only allowed then"
         )
     check_definition_users(e.spec, e.multinode, e.caller)
+    spec, multinode = _resolved_needs(state, e)
     revisions = state.definitions.setdefault(e.name, {})
     revision = max(revisions, default=0) + 1
     definition = JobDefinition(
@@ -162,17 +174,33 @@ def register_definition(state: State, e: ev.RegisterJobDefinition) -> JobDefinit
         revision=revision,
         arn=state.arn("job-definition", f"{e.name}:{revision}"),
         def_type=e.def_type,
-        spec=e.spec,
+        spec=spec,
         parameters=dict(e.parameters),
         echo=dict(e.echo),
         tags=dict(e.tags),
-        multinode=e.multinode,
+        multinode=multinode,
         owner=e.caller.user if e.caller is not None else None,
     )
     revisions[revision] = definition
     state.changes.touch("job_definition", f"{e.name}:{revision}")
     state.journal(e.now, e.cause, f"{e.name}:{revision}", "REGISTERED", "")
     return definition
+
+
+def _resolved_needs(
+    state: State, e: ev.RegisterJobDefinition
+) -> tuple[JobSpec, MultiNodeSpec | None]:
+    """The definition's consumable resources named by name (an ARN resolved), each checked."""
+    field = f"consumableResourceProperties.{LIST_FIELD}"
+    spec = replace(e.spec, consumables=resolve_needs(state, e.spec.consumables, field))
+    if e.multinode is None:
+        return spec, None
+    ranges = []
+    for node_range in e.multinode.ranges:
+        at = f"nodeProperties.nodeRangeProperties[{node_range.first}:{node_range.last}].{field}"
+        resolved = resolve_needs(state, node_range.spec.consumables, at)
+        ranges.append(replace(node_range, spec=replace(node_range.spec, consumables=resolved)))
+    return spec, replace(e.multinode, ranges=tuple(ranges))
 
 
 def deregister_definition(state: State, e: ev.DeregisterJobDefinition) -> None:

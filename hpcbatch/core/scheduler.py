@@ -12,6 +12,10 @@ reserved time, or it fits in what the reserved job leaves spare. Jobs that no no
 (MISCONFIGURATION) block nothing. The scan of a queue stops once nothing fits anywhere, or after
 ``backfill_depth`` blocked jobs, so a pass costs O(placed + depth), not O(queued).
 
+A job short of a consumable resource (``consumables``) waits for it without a reservation: it
+would idle nodes it cannot use. It still counts toward ``backfill_depth``, and what it is short
+of is kept for it for the rest of the pass.
+
 A multi-node job is placed as a gang (``gang``): all its nodes in the pass, on distinct whole
 nodes of one compute environment, or none; blocked, it reserves the nodes where it could start
 soonest, under the same EASY rule.
@@ -87,6 +91,13 @@ def _schedule_queue(run: Pass, queue: JobQueue, backfill_depth: int) -> None:
         if not any(f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat):
             return
         job = run.state.jobs[key[3]]
+        if run.gate.waits(job):
+            if run.first_blocked is None:
+                run.first_blocked = job.job_id
+            blocked += 1
+            if blocked >= backfill_depth:
+                return
+            continue
         if not _blocked(run, tiers, flat, job, blocked_shapes):
             continue
         if run.first_blocked is None:
@@ -142,6 +153,7 @@ def _try_place(run: Pass, tiers: list[list[FreeNode]], job: Job) -> bool:
 
 def _commit(run: Pass, entry: FreeNode, job: Job, need: Resources, end: int | None) -> None:
     gpus = take(run, entry, need, need.gpus, end)
+    run.gate.take(job)
     backfill = run.first_blocked is not None
     run.placements.append(
         Placement(job.job_id, entry.node.name, gpus, backfill, start_reason(run, job.job_id))

@@ -19,6 +19,7 @@ from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from hpcbatch.core.model import (
     ComputeEnvironment,
+    ConsumableResource,
     Job,
     JobDefinition,
     JobQueue,
@@ -76,6 +77,7 @@ class State:
         self.definitions: dict[str, dict[int, JobDefinition]] = {}
         self.jobs: dict[str, Job] = {}
         self.nodes: dict[str, Node] = {}
+        self.consumables: dict[str, ConsumableResource] = {}  # by name (core/consumables.py)
         self.users: dict[str, User] = {}  # API users by name (core/users.py)
         self.user_keys: dict[str, str] = {}  # access key id -> user name
         self.seq = 0

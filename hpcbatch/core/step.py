@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hpcbatch.core import attempts, control, nodes, resources, retire, submit, time_limits, users
+from hpcbatch.core import (
+    attempts,
+    consumable_resources,
+    control,
+    nodes,
+    resources,
+    retire,
+    submit,
+    time_limits,
+    users,
+)
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command
 from hpcbatch.core.state import State
@@ -41,6 +51,9 @@ HANDLERS: dict[type[ev.Event], Callable[[State, Any], list[Command]]] = {
     ev.DeregisterJobDefinition: _quiet(resources.deregister_definition),
     ev.TagResource: _quiet(resources.tag_resource),
     ev.UntagResource: _quiet(resources.untag_resource),
+    ev.CreateConsumableResource: _quiet(consumable_resources.create),
+    ev.UpdateConsumableResource: _quiet(consumable_resources.update),
+    ev.DeleteConsumableResource: _quiet(consumable_resources.delete),
     ev.SubmitJob: _quiet(submit.submit_job),
     ev.CancelJob: control.cancel,
     ev.TerminateJob: control.terminate,

@@ -11,6 +11,8 @@ from dataclasses import replace
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.capacity import gang_fit_problem, largest_fit_problem
+from hpcbatch.core.consumable_resources import LIST_FIELD, merge_needs, resolve_needs
+from hpcbatch.core.consumables import spec_needs
 from hpcbatch.core.jobs import dependency_failed, finish_job
 from hpcbatch.core.model import (
     Job,
@@ -143,7 +145,48 @@ def _checked_spec(
         field = "resourceRequirements"
     if e.strict and problem is not None:
         raise ValidationError(field, f"{problem} (refused: --strict)")
+    spec = _with_consumables(state, definition, e, spec, shape)
     return spec, parameters, shape
+
+
+_OVERRIDE = "consumableResourcePropertiesOverride"
+
+
+def _with_consumables(
+    state: State,
+    definition: JobDefinition,
+    e: ev.SubmitJob,
+    spec: JobSpec,
+    shape: MultiNodeSpec | None,
+) -> JobSpec:
+    """The job's consumable needs, resolved and merged over the definition's; a job that
+    needs more than a resource's total is accepted and waits (as on AWS: the total may be
+    raised), unless ``--strict``."""
+    if shape is not None:
+        if e.consumables:
+            raise ValidationError(
+                _OVERRIDE,
+                "is not allowed for a multi-node job: give it per node range in "
+                f"nodeOverrides.nodePropertyOverrides[].{_OVERRIDE}",
+            )
+        for k, o in enumerate(e.node_overrides.ranges if e.node_overrides else ()):
+            at = f"nodeOverrides.nodePropertyOverrides[{k}].{_OVERRIDE}.{LIST_FIELD}"
+            resolve_needs(state, o.consumables, at)
+        for node_range in shape.ranges:
+            merge_needs(state, node_range.spec, (), _OVERRIDE)
+    else:
+        spec = replace(
+            spec, consumables=merge_needs(state, definition.spec, e.consumables, _OVERRIDE)
+        )
+    for name, quantity in sorted(spec_needs(spec, shape).items()):
+        total = state.consumables[name].total
+        if e.strict and quantity > total:
+            raise ValidationError(
+                _OVERRIDE,
+                f"needs {quantity} of consumable resource {name!r}, more than its total "
+                f"{total} (refused: --strict)",
+            )
+    return spec
 
 
 def _submit_detail(e: ev.SubmitJob, queue: str, gang: MultiNodeSpec | None) -> str:

@@ -1,6 +1,6 @@
 """Turn what the core changed (``state.changes``) into one store batch, and load state back.
 
-Keys: jobs by id, queues, CEs and API users by name, definitions by ``name:revision``, nodes by name.
+Keys: jobs by id, queues, CEs, API users and consumable resources by name, definitions by ``name:revision``, nodes by name.
 """
 
 from __future__ import annotations
@@ -13,7 +13,15 @@ from hpcbatch.core import codec
 from hpcbatch.core.state import State
 from hpcbatch.store import JournalEntry, Store, WriteBatch
 
-KINDS = ("compute_environment", "queue", "job_definition", "node", "job", "user")
+KINDS = (
+    "compute_environment",
+    "queue",
+    "job_definition",
+    "node",
+    "job",
+    "user",
+    "consumable_resource",
+)
 
 
 def _lookup(state: State, kind: str, key: str) -> dict[str, Any] | None:
@@ -29,6 +37,9 @@ def _lookup(state: State, kind: str, key: str) -> dict[str, Any] | None:
     if kind == "user":
         user = state.users.get(key)
         return None if user is None else codec.user_to_doc(user)
+    if kind == "consumable_resource":
+        resource = state.consumables.get(key)
+        return None if resource is None else codec.consumable_to_doc(resource)
     if kind == "node":
         node = state.nodes.get(key)
         return None if node is None else codec.node_to_doc(node)

@@ -8,9 +8,9 @@ parent only follows them). **Wait reasons** classify RUNNABLE jobs by the class 
 ``CLASSIFIED_PER_QUEUE`` RUNNABLE jobs of each queue (in queue order) are explained one by one;
 the jobs behind them count as ``capacity`` (they wait at least for the jobs ahead of them), and
 a reason that holds for the whole queue (queue or every compute environment disabled) counts
-them all. A single-node job's class follows from its queue and its resource need alone (the
-reservation and the jobs ahead only change the words of a ``capacity`` reason), so one
-``explain`` per distinct need of a queue classifies them. Resources are in base units: vCPUs, bytes, GPUs, seconds.
+them all. A single-node job's class follows from its queue, its resource need and its consumable
+resources alone (the reservation and the jobs ahead only change the words of a ``capacity``
+reason), so one ``explain`` per distinct need of a queue classifies them. Resources are in base units: vCPUs, bytes, GPUs, seconds.
 
 Cost: O(queues x statuses + owners + nodes + CLASSIFIED_PER_QUEUE x queues x nodes): no term
 grows with the number of jobs except the PENDING jobs of a queue scanned for dependencies.
@@ -41,6 +41,7 @@ REASONS = (
     "queue_disabled",
     "ce_disabled",
     "node_unavailable",
+    "consumable",
     "other",
 )
 NODE_STATES = tuple(s.value for s in NodeState)
@@ -111,7 +112,8 @@ def wait_reasons(state: State) -> dict[tuple[str, str], int]:
             counts[(name, whole)] += total
         elif runnable:
             head = list(runnable.islice(0, CLASSIFIED_PER_QUEUE))
-            by_need: dict[Resources, str] = {}  # a single job's class follows from its need
+            # a single job's class follows from its need (resources and consumables)
+            by_need: dict[tuple[Resources, tuple[tuple[str, int], ...]], str] = {}
             for key in head:
                 job = state.jobs.get(key[3])
                 if job is None:
@@ -119,7 +121,7 @@ def wait_reasons(state: State) -> dict[tuple[str, str], int]:
                 elif job.multinode is not None:
                     reason = classify(explain(state, job))
                 else:
-                    need = job.spec.resources
+                    need = (job.spec.resources, job.spec.consumables)
                     reason = by_need.get(need) or by_need.setdefault(
                         need, classify(explain(state, job))
                     )
@@ -143,6 +145,8 @@ def classify(reason: str | None) -> str:
         return "node_unavailable"
     if text.startswith(("waiting for capacity", "reserved")):
         return "capacity"
+    if text.startswith("waiting for consumable resource"):
+        return "consumable"
     return "other"
 
 

@@ -153,7 +153,6 @@ def test_a_submit_without_node_overrides_has_none() -> None:
         ({"instanceTypes": ["c5.large"]}, "instanceTypes"),
         ({"ecsPropertiesOverride": {}}, "ecsPropertiesOverride"),
         ({"eksPropertiesOverride": {}}, "eksPropertiesOverride"),
-        ({"consumableResourcePropertiesOverride": {}}, "consumableResourcePropertiesOverride"),
         ({"containerOverrides": {"instanceType": "c5.large"}}, "containerOverrides.instanceType"),
     ],
 )

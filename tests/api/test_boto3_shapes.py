@@ -257,6 +257,39 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
     ("TagResource", {"resourceArn": f"{ARN}:job-queue/high", "tags": TAGS}),
     ("UntagResource", {"resourceArn": f"{ARN}:job/5a2c9a5e", "tagKeys": ["team", "x"]}),
     ("ListTagsForResource", {"resourceArn": f"{ARN}:job-definition/train:3"}),
+    (
+        "CreateConsumableResource",
+        {
+            "consumableResourceName": "matlab",
+            "totalQuantity": 2**40,
+            "resourceType": "NON_REPLENISHABLE",
+            "tags": TAGS,
+        },
+    ),
+    ("DescribeConsumableResource", {"consumableResource": f"{ARN}:consumable-resource/matlab"}),
+    (
+        "ListConsumableResources",
+        {
+            "filters": [{"name": "CONSUMABLE_RESOURCE_NAME", "values": ["mat*"]}],
+            "maxResults": 10,
+        },
+    ),
+    (
+        "UpdateConsumableResource",
+        {"consumableResource": "matlab", "operation": "ADD", "quantity": 3, "clientToken": "t"},
+    ),
+    ("DeleteConsumableResource", {"consumableResource": "matlab"}),
+    (
+        "ListJobsByConsumableResource",
+        {
+            "consumableResource": "matlab",
+            "filters": [
+                {"name": "JOB_STATUS", "values": ["RUNNABLE"]},
+                {"name": "JOB_NAME", "values": ["sweep*"]},
+            ],
+            "maxResults": 100,
+        },
+    ),
 ]
 
 

@@ -198,3 +198,24 @@ def test_wait_for_unknown_job_is_a_client_error(
 def test_bad_flags_are_usage_errors_sent_nowhere(stub: StubHead, argv: list[str]) -> None:
     assert main(["submit", "-e", stub.endpoint, *argv]) == 2
     assert stub.calls() == []
+
+
+def test_consumable_flags_become_the_override(stub: StubHead) -> None:
+    stub.on("POST", "/v1/submitjob", SUBMITTED)
+    argv = ["submit", "-e", stub.endpoint, "--consumable", "matlab=2", "--consumable", "db=1"]
+    assert main([*argv, "--", "true"]) == 0
+    [request] = stub.calls()
+    assert request.body["consumableResourcePropertiesOverride"] == {
+        "consumableResourceList": [
+            {"consumableResource": "matlab", "quantity": 2},
+            {"consumableResource": "db", "quantity": 1},
+        ]
+    }
+
+
+def test_a_consumable_flag_without_a_positive_count_is_refused(
+    stub: StubHead, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["submit", "-e", stub.endpoint, "--consumable", "matlab=0", "--", "true"]) == 2
+    assert stub.calls() == []
+    assert "expected a number >= 1, got 0" in capsys.readouterr().err

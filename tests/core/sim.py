@@ -43,6 +43,7 @@ def dump(state: State) -> dict[str, list[dict[str, Any]]]:
         "node": [codec.node_to_doc(n) for n in state.nodes.values()],
         "job": [codec.job_to_doc(j) for j in state.jobs.values()],
         "user": [codec.user_to_doc(u) for u in state.users.values()],
+        "consumable_resource": [codec.consumable_to_doc(r) for r in state.consumables.values()],
     }
     loaded: dict[str, list[dict[str, Any]]] = json.loads(json.dumps(docs))
     return loaded

@@ -91,3 +91,17 @@ def test_classify_knows_explains_classes() -> None:
     assert snapshot.classify("reserved: next to start on n1") == "capacity"
     assert snapshot.classify("waiting for capacity: 3 jobs ahead") == "capacity"
     assert snapshot.classify(None) == "other"
+
+
+def test_jobs_waiting_for_a_license_count_as_consumable() -> None:
+    state = cluster()
+    step(state, ev.CreateConsumableResource(cause="t", now=1, name="lic", total=1))
+    for i in range(3):
+        submit(state, f"l{i}", consumables=(("lic", 1),))
+    submit(state, "free")  # the same resources, no license: started
+    place(state)
+    s = build_snapshot(state, {}, 10)
+    assert s.waiting[("q", "consumable")] == 2
+    assert s.waiting[("q", "capacity")] == 0
+    assert s.queue_jobs[("q", "STARTING")] == 2
+    assert snapshot.classify('waiting for consumable resource "lic": needs 1') == "consumable"

@@ -92,6 +92,15 @@ def register(
         help="where the job runs on its node (default: the current directory; it must exist "
         "there); 'attempt': a fresh private directory per attempt",
     )
+    parser.add_argument(
+        "--consumable",
+        type=consumable,
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="needs N of consumable resource NAME, like Slurm's -L NAME:N (repeatable; "
+        "consumableResourcePropertiesOverride, merged over the definition's)",
+    )
     _args.add_resource_flags(parser)
     add_scheduling_flags(parser)
     parser.set_defaults(func=run, accepts_command=True)
@@ -134,6 +143,12 @@ def add_scheduling_flags(parser: argparse.ArgumentParser) -> None:
     # Words before '--' (``hpcbatch submit echo hi``): caught to point at '--', not argparse's
     # "unrecognized arguments".
     parser.add_argument("stray", nargs="*", help=argparse.SUPPRESS)
+
+
+def consumable(text: str) -> dict[str, Any]:
+    """``NAME=N``: a ConsumableResourceRequirement."""
+    name, quantity = _args.key_value(text)
+    return {"consumableResource": name, "quantity": _args.positive_int(quantity)}
 
 
 def dependency(text: str) -> dict[str, str]:
@@ -241,6 +256,8 @@ def build_request(args: argparse.Namespace, main_node: int = 0) -> dict[str, Any
         body["parameters"] = dict(args.parameter)
     if args.tag:
         body["tags"] = dict(args.tag)
+    if args.consumable:
+        body["consumableResourcePropertiesOverride"] = {"consumableResourceList": args.consumable}
     return body
 
 

@@ -49,6 +49,12 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel]]] = {
         ("TagResource", m.TagResourceRequest),
         ("UntagResource", m.UntagResourceRequest),
         ("ListTagsForResource", m.ListTagsForResourceRequest),
+        ("CreateConsumableResource", m.CreateConsumableResourceRequest),
+        ("DescribeConsumableResource", m.DescribeConsumableResourceRequest),
+        ("ListConsumableResources", m.ListConsumableResourcesRequest),
+        ("UpdateConsumableResource", m.UpdateConsumableResourceRequest),
+        ("DeleteConsumableResource", m.DeleteConsumableResourceRequest),
+        ("ListJobsByConsumableResource", m.ListJobsByConsumableResourceRequest),
     )
 }
 

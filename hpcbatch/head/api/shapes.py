@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from hpcbatch.core.attempts import declared_environment
+from hpcbatch.core.consumables import needs
 from hpcbatch.core.explain import explain
 from hpcbatch.core.model import (
     TERMINAL,
@@ -91,6 +92,17 @@ def job_definition(definition: JobDefinition) -> Doc:
         "type": definition.def_type,
         "parameters": definition.parameters,
         "tags": definition.tags,
+    }
+
+
+def resource_properties(need: dict[str, int]) -> Doc | None:
+    """AWS's ConsumableResourceProperties of resolved needs (resource names); None: none."""
+    if not need:
+        return None
+    return {
+        "consumableResourceList": [
+            {"consumableResource": name, "quantity": quantity} for name, quantity in need.items()
+        ]
     }
 
 
@@ -180,7 +192,13 @@ def node_properties(multinode: MultiNodeSpec) -> Doc:
         "numNodes": multinode.num_nodes,
         "mainNode": multinode.main_node,
         "nodeRangeProperties": [
-            {"targetNodes": _target_nodes(r), "container": _container_properties(r.spec)}
+            _drop_none(
+                {
+                    "targetNodes": _target_nodes(r),
+                    "container": _container_properties(r.spec),
+                    "consumableResourceProperties": resource_properties(dict(r.spec.consumables)),
+                }
+            )
             for r in multinode.ranges
         ],
     }
@@ -246,6 +264,7 @@ def job_detail(state: State, job: Job, reservations: tuple[Reservation, ...] = (
         "container": None if job.multinode else container,
         "nodeProperties": node_properties(job.multinode) if job.multinode else None,
         "nodeDetails": _node_details(state, job),
+        "consumableResourceProperties": resource_properties(needs(job)),
         "retryStrategy": retry,
         "tags": top.tags,
         "schedulingPriority": spec.priority,

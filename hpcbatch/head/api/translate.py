@@ -62,6 +62,15 @@ def _retry(strategy: m.RetryStrategy | None) -> RetryStrategy | None:
     return RetryStrategy(strategy.attempts or 1, rules)
 
 
+def consumables_of(
+    props: m.ConsumableResourceProperties | None,
+) -> tuple[tuple[str, int], ...]:
+    """``(name or ARN, quantity)`` pairs; the core resolves them against its resources."""
+    if props is None:
+        return ()
+    return tuple((r.consumableResource, r.quantity) for r in props.consumableResourceList or [])
+
+
 def _env(variables: list[m.KeyValuePair] | None) -> tuple[tuple[str, str], ...]:
     return tuple((v.name, v.value or "") for v in variables or [])
 
@@ -181,7 +190,10 @@ def _multinode(props: m.NodeProperties, job_level: JobSpec) -> MultiNodeSpec:
     ranges = []
     for entry in props.nodeRangeProperties:
         covered = m.node_range(entry.targetNodes, props.numNodes)
-        spec = _container_spec(entry.container, job_level)
+        spec = replace(
+            _container_spec(entry.container, job_level),
+            consumables=consumables_of(entry.consumableResourceProperties),
+        )
         open_end = m.parse_target_nodes(entry.targetNodes)[1] is None
         ranges.append(NodeRange(covered.start, covered.stop - 1, spec, open_end))
     ranges.sort(key=lambda r: r.first)
@@ -201,9 +213,19 @@ def register_definition(
     multinode = None
     spec = job_level
     if req.nodeProperties is not None:
+        if req.consumableResourceProperties is not None:
+            raise ValidationError(
+                "consumableResourceProperties",
+                "is not allowed when type is multinode: give it per node range in "
+                "nodeProperties.nodeRangeProperties[].consumableResourceProperties (each node "
+                "of the range takes that many)",
+            )
         multinode = _multinode(req.nodeProperties, job_level)
     else:
-        spec = _container_spec(req.containerProperties, job_level)
+        spec = replace(
+            _container_spec(req.containerProperties, job_level),
+            consumables=consumables_of(req.consumableResourceProperties),
+        )
     return ev.RegisterJobDefinition(
         cause=cause,
         now=now,
@@ -222,7 +244,6 @@ def register_definition(
 _UNSUPPORTED_RANGE_FIELDS = (
     "ecsPropertiesOverride",
     "eksPropertiesOverride",
-    "consumableResourcePropertiesOverride",
     "instanceTypes",
 )
 
@@ -237,9 +258,10 @@ def _range_override(entry: m.NodePropertyOverride, at: str) -> ev.NodeRangeOverr
                 "resourceRequirements) instead",
             )
     first, last = m.parse_target_nodes(entry.targetNodes)
+    consumables = consumables_of(entry.consumableResourcePropertiesOverride)
     o = entry.containerOverrides
     if o is None:
-        return ev.NodeRangeOverride(first, last)
+        return ev.NodeRangeOverride(first, last, consumables=consumables)
     if o.instanceType is not None:
         raise ValidationError(
             f"{at}.containerOverrides.instanceType",
@@ -255,6 +277,7 @@ def _range_override(entry: m.NodePropertyOverride, at: str) -> ev.NodeRangeOverr
         cpu_milli=cpu,
         memory_mib=mem,
         gpus=gpus,
+        consumables=consumables,
     )
 
 
@@ -308,6 +331,13 @@ def submit_job(
     caller: Caller | None = None,
 ) -> ev.SubmitJob:
     multinode = node_overrides(req)
+    if multinode is not None and req.consumableResourcePropertiesOverride is not None:
+        raise ValidationError(
+            "consumableResourcePropertiesOverride",
+            "cannot be combined with nodeOverrides: override a multi-node job's consumable "
+            "resources per node range in nodeOverrides.nodePropertyOverrides[]."
+            "consumableResourcePropertiesOverride",
+        )
     o = req.containerOverrides
     cpu, mem, gpus = _resources(o.vcpus, o.memory, o.resourceRequirements) if o else (None,) * 3
     return ev.SubmitJob(
@@ -342,8 +372,10 @@ def submit_job(
             "retryStrategy",
             "timeout",
             "schedulingPriorityOverride",
+            "consumableResourcePropertiesOverride",
         ),
         strict=strict,
+        consumables=consumables_of(req.consumableResourcePropertiesOverride),
         node_overrides=multinode,
         workdir=workdir,
         caller=caller,

@@ -6,7 +6,7 @@
   CancelJobs and TerminateJobs, a job the caller may not touch is that job's own error).
 - A definition's registrant, or an admin: deregister it, tag or untag it.
 - Admins only (root and the config's ``admin_group``): compute environments, job queues,
-  scheduling policies, nodes (drain, resume), users and their keys, and anything of a job or
+  scheduling policies, consumable resources (licenses), nodes (drain, resume), users and their keys, and anything of a job or
   definition made before the head knew its callers (no owner).
 
 Every refusal is ``AccessDeniedException`` naming the operation, the rule and the caller.
@@ -32,6 +32,9 @@ ADMIN_OPERATIONS = {
     "CreateSchedulingPolicy": "create scheduling policies",
     "UpdateSchedulingPolicy": "change scheduling policies",
     "DeleteSchedulingPolicy": "delete scheduling policies",
+    "CreateConsumableResource": "create consumable resources",
+    "UpdateConsumableResource": "change consumable resources",
+    "DeleteConsumableResource": "delete consumable resources",
 }
 JOB_OPERATIONS = {"CancelJob": "cancel", "TerminateJob": "terminate"}
 # Each job of a bulk request is judged alone (job_refusal), as AWS asks batch:CancelJob or

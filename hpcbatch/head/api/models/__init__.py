@@ -29,6 +29,16 @@ from hpcbatch.head.api.models.compute_environments import (
     UpdateComputeEnvironmentRequest,
     UpdatePolicy,
 )
+from hpcbatch.head.api.models.consumables import (
+    ConsumableResourceProperties,
+    ConsumableResourceRequirement,
+    CreateConsumableResourceRequest,
+    DeleteConsumableResourceRequest,
+    DescribeConsumableResourceRequest,
+    ListConsumableResourcesRequest,
+    ListJobsByConsumableResourceRequest,
+    UpdateConsumableResourceRequest,
+)
 from hpcbatch.head.api.models.containers import (
     ContainerOverrides,
     ContainerProperties,
@@ -93,6 +103,14 @@ __all__ = [
     "ComputeEnvironmentOrder",
     "ComputeResource",
     "ComputeResourceUpdate",
+    "ConsumableResourceProperties",
+    "ConsumableResourceRequirement",
+    "CreateConsumableResourceRequest",
+    "DeleteConsumableResourceRequest",
+    "DescribeConsumableResourceRequest",
+    "ListConsumableResourcesRequest",
+    "ListJobsByConsumableResourceRequest",
+    "UpdateConsumableResourceRequest",
     "ContainerOverrides",
     "ContainerProperties",
     "CreateComputeEnvironmentRequest",

@@ -142,6 +142,7 @@ def only_one_of(model: BaseModel, names: Sequence[str], required: bool) -> None:
 
 NAME_PATTERN = r"[A-Za-z0-9_-]{1,128}"
 NAME_RE = re.compile(NAME_PATTERN)
+JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 JOB_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 NAME_RULE = "must be 1-128 characters of letters, digits, hyphens and underscores"
 JOB_NAME_RULE = NAME_RULE + ", starting with a letter or digit"

@@ -30,6 +30,7 @@ from hpcbatch.head.api.models.common import (
     one_of,
     shown,
 )
+from hpcbatch.head.api.models.consumables import ConsumableResourceProperties
 from hpcbatch.head.api.models.containers import ContainerProperties, JobTimeout, RetryStrategy
 
 MAX_NODES = 1000
@@ -101,7 +102,7 @@ class NodeRangeProperty(AwsModel):
     instanceTypes: StringList | None = None
     ecsProperties: Loose | None = None
     eksProperties: Loose | None = None
-    consumableResourceProperties: Loose | None = None
+    consumableResourceProperties: ConsumableResourceProperties | None = None
 
 
 class NodeProperties(AwsModel):
@@ -166,7 +167,7 @@ class RegisterJobDefinitionRequest(AwsModel):
     ) = None
     eksProperties: Loose | None = None
     ecsProperties: Loose | None = None
-    consumableResourceProperties: Loose | None = None
+    consumableResourceProperties: ConsumableResourceProperties | None = None
 
     @model_validator(mode="after")
     def _properties_fit_type(self) -> RegisterJobDefinitionRequest:

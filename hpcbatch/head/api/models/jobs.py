@@ -15,6 +15,7 @@ from pydantic import AfterValidator, model_validator
 
 from hpcbatch.head.api.models.common import (
     JOB_NAME_RE,
+    JOB_STATUSES,
     AwsModel,
     DefinitionRef,
     JobId,
@@ -34,6 +35,7 @@ from hpcbatch.head.api.models.common import (
     shown,
     split_definition_ref,
 )
+from hpcbatch.head.api.models.consumables import ConsumableResourceProperties
 from hpcbatch.head.api.models.containers import ContainerOverrides, JobTimeout, RetryStrategy
 from hpcbatch.head.api.models.job_definitions import (
     MAX_NODES,
@@ -41,7 +43,6 @@ from hpcbatch.head.api.models.job_definitions import (
     check_range_fits,
 )
 
-JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 FILTER_NAMES = (
     "JOB_NAME",
     "JOB_DEFINITION",
@@ -101,7 +102,7 @@ class NodePropertyOverride(AwsModel):
     ecsPropertiesOverride: Loose | None = None
     instanceTypes: StringList | None = None
     eksPropertiesOverride: Loose | None = None
-    consumableResourcePropertiesOverride: Loose | None = None
+    consumableResourcePropertiesOverride: ConsumableResourceProperties | None = None
 
 
 class NodeOverrides(AwsModel):
@@ -148,7 +149,7 @@ class SubmitJobRequest(AwsModel):
     tags: Tags | None = None
     eksPropertiesOverride: Loose | None = None
     ecsPropertiesOverride: Loose | None = None
-    consumableResourcePropertiesOverride: Loose | None = None
+    consumableResourcePropertiesOverride: ConsumableResourceProperties | None = None
 
     @model_validator(mode="after")
     def _array_dependencies_need_array(self) -> SubmitJobRequest:
