@@ -7,6 +7,7 @@ a refused request leaves nothing half made.
 from __future__ import annotations
 
 from hpcbatch.core import events as ev
+from hpcbatch.core.ce_capacity import local_node_name
 from hpcbatch.core.jobs import fail_job
 from hpcbatch.core.model import ACTIVE, TERMINAL, ComputeEnvironment, JobDefinition, JobQueue
 from hpcbatch.core.owners import check_definition_users
@@ -20,6 +21,13 @@ MAX_CES_PER_QUEUE = 3
 def create_ce(state: State, e: ev.CreateComputeEnvironment) -> None:
     if e.name in state.ces:
         raise ConflictError(f"computeEnvironmentName: {e.name!r} already exists")
+    if e.kind == "LOCAL" and e.max_vcpus is not None:
+        node = state.nodes.get(local_node_name(e.name))
+        if node is not None:
+            raise ConflictError(
+                f"computeEnvironmentName: {e.name!r} would name its node {node.name}, which "
+                f"is already a node of {node.ce}; choose another name"
+            )
     state.ces[e.name] = ComputeEnvironment(
         name=e.name,
         arn=state.arn("compute-environment", e.name),
@@ -29,6 +37,9 @@ def create_ce(state: State, e: ev.CreateComputeEnvironment) -> None:
         seq=state.next_seq(),
         echo=dict(e.echo),
         tags=dict(e.tags),
+        max_vcpus=e.max_vcpus,
+        min_vcpus=e.min_vcpus,
+        desired_vcpus=e.desired_vcpus,
     )
     state.changes.touch("compute_environment", e.name)
     state.journal(e.now, e.cause, e.name, "CREATED", f"compute environment {e.kind} {e.state}")
@@ -36,11 +47,44 @@ def create_ce(state: State, e: ev.CreateComputeEnvironment) -> None:
 
 def update_ce(state: State, e: ev.UpdateComputeEnvironment) -> None:
     ce = resolve_ce(state, e.ref)
+    bounds = _updated_bounds(ce, e)
     if e.state is not None:
         ce.state = e.state
+    if ce.max_vcpus is not None:
+        ce.min_vcpus, ce.desired_vcpus, ce.max_vcpus = bounds
+    # computeResources merges, as AWS's update does: what the request leaves out stays
+    resources = {**(ce.echo.get("computeResources") or {}), **e.echo.get("computeResources", {})}
     ce.echo.update(e.echo)
+    if resources:
+        ce.echo["computeResources"] = resources
     state.changes.touch("compute_environment", ce.name)
-    state.journal(e.now, e.cause, ce.name, "UPDATED", f"state {ce.state}")
+    detail = f"state {ce.state}"
+    if ce.max_vcpus is not None:
+        detail += f", vCPUs min {ce.min_vcpus} max {ce.max_vcpus}"
+    state.journal(e.now, e.cause, ce.name, "UPDATED", detail)
+
+
+def _updated_bounds(
+    ce: ComputeEnvironment, e: ev.UpdateComputeEnvironment
+) -> tuple[int, int | None, int]:
+    """(min, desired, max) after ``e``, checked against each other as stored + updated."""
+    low = ce.min_vcpus if e.min_vcpus is None else e.min_vcpus
+    high = ce.max_vcpus if e.max_vcpus is None else e.max_vcpus
+    desired = e.desired_vcpus
+    if high is None:  # nodes from the config: the bounds are only echoed
+        return low, desired, 0
+    if desired is None and ce.desired_vcpus is not None:  # the stored one follows new bounds
+        desired = min(max(ce.desired_vcpus, low), high)
+    if low > high:
+        raise ValidationError(
+            "computeResources.maxvCpus", f"must be at least minvCpus ({low}) (got {high})"
+        )
+    if desired is not None and not low <= desired <= high:
+        raise ValidationError(
+            "computeResources.desiredvCpus",
+            f"must be from minvCpus ({low}) to maxvCpus ({high}) (got {desired})",
+        )
+    return low, desired, high
 
 
 def delete_ce(state: State, e: ev.DeleteComputeEnvironment) -> None:

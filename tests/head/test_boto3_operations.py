@@ -24,7 +24,7 @@ def test_compute_environment_and_queue_lifecycle(head: HeadProcess) -> None:
     made = b.create_compute_environment(
         computeEnvironmentName="extra",
         type="MANAGED",
-        computeResources={"type": "LOCAL", "maxvCpus": 4, "subnets": []},
+        computeResources={"type": "LOCAL", "maxvCpus": 1, "subnets": []},
         tags={"team": "hpc"},
     )
     assert made["computeEnvironmentArn"].endswith(":compute-environment/extra")

@@ -44,18 +44,16 @@ class Call:
 
 
 async def create_ce(c: Call, r: m.CreateComputeEnvironmentRequest) -> Doc:
-    await c.head.loop.call(translate.create_ce(r, c.cause, now_ms()))
+    await c.head.loop.call(translate.create_ce(r, c.cause, now_ms(), c.head.machine))
+    await c.head.ce_nodes.reconcile()
     ce = c.head.state.ces[r.computeEnvironmentName]
     return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
 
 async def update_ce(c: Call, r: m.UpdateComputeEnvironmentRequest) -> Doc:
-    echo = translate.echo_of(r, "computeEnvironment", "state")
-    await c.head.loop.call(
-        ev.UpdateComputeEnvironment(
-            cause=c.cause, now=now_ms(), ref=r.computeEnvironment, state=r.state, echo=echo
-        )
-    )
+    kind = resolve_ce(c.head.state, r.computeEnvironment).kind
+    await c.head.loop.call(translate.update_ce(r, kind, c.cause, now_ms(), c.head.machine))
+    await c.head.ce_nodes.reconcile()
     ce = resolve_ce(c.head.state, r.computeEnvironment)
     return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
@@ -64,6 +62,7 @@ async def delete_ce(c: Call, r: m.DeleteComputeEnvironmentRequest) -> Doc:
     await c.head.loop.call(
         ev.DeleteComputeEnvironment(cause=c.cause, now=now_ms(), ref=r.computeEnvironment)
     )
+    await c.head.ce_nodes.reconcile()
     return {}
 
 
@@ -75,7 +74,7 @@ async def describe_ces(c: Call, r: m.DescribeComputeEnvironmentsRequest) -> Doc:
         ces = [ce for ce in ces if ce.name in wanted]
     chunk, token = page(ces, r.maxResults, r.nextToken)
     return {
-        "computeEnvironments": [shapes.compute_environment(ce) for ce in chunk],
+        "computeEnvironments": [shapes.compute_environment(state, ce) for ce in chunk],
         "nextToken": token,
     }
 

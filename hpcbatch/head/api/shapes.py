@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from hpcbatch.core.attempts import declared_environment
+from hpcbatch.core.ce_capacity import ce_status, connected_vcpus
 from hpcbatch.core.explain import explain
 from hpcbatch.core.model import (
     TERMINAL,
@@ -36,17 +37,25 @@ def _drop_none(doc: Doc) -> Doc:
     return {k: v for k, v in doc.items() if v is not None}
 
 
-def compute_environment(ce: ComputeEnvironment) -> Doc:
+def compute_environment(state: State, ce: ComputeEnvironment) -> Doc:
+    """``status``/``statusReason`` from its nodes now (``core/ce_capacity.ce_status``); for an
+    API-made CE, ``computeResources`` carries its bounds and, as ``desiredvCpus``, the vCPUs
+    its connected nodes have (AWS reports the capacity it is running there)."""
     resources = dict(ce.echo.get("computeResources") or {})
     resources["type"] = ce.kind
+    if ce.max_vcpus is not None:
+        resources["minvCpus"] = ce.min_vcpus
+        resources["maxvCpus"] = ce.max_vcpus
+        resources["desiredvCpus"] = connected_vcpus(state, ce.name)
+    status, reason = ce_status(state, ce)
     return {
         **ce.echo,
         "computeEnvironmentName": ce.name,
         "computeEnvironmentArn": ce.arn,
         "type": ce.ce_type,
         "state": ce.state,
-        "status": ce.status,
-        "statusReason": "ComputeEnvironment Healthy",
+        "status": status,
+        "statusReason": reason,
         "computeResources": resources,
         "tags": ce.tags,
     }

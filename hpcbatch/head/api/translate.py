@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from hpcbatch.core import events as ev
+from hpcbatch.core.ce_capacity import Machine, check_local_size
 from hpcbatch.core.model import (
     DEFAULT_RESOURCES,
     Caller,
@@ -66,14 +67,33 @@ def _env(variables: list[m.KeyValuePair] | None) -> tuple[tuple[str, str], ...]:
     return tuple((v.name, v.value or "") for v in variables or [])
 
 
-def create_ce(req: m.CreateComputeEnvironmentRequest, cause: str, now: int) -> ev.Event:
-    kind = req.computeResources.type if req.computeResources else "LOCAL"
+CLOUD_ONLY = (
+    "{kind} compute environments run on AWS, which this head does not reach; on machines you "
+    "own use computeResources.type LOCAL (virtual nodes on the head's machine, sized by "
+    "maxvCpus) or SSH (hosts from the head's config)"
+)
+
+
+def create_ce(
+    req: m.CreateComputeEnvironmentRequest, cause: str, now: int, machine: Machine
+) -> ev.Event:
+    """The event that makes ``req``'s CE; cloud kinds are refused saying what to use instead,
+    and a LOCAL ``maxvCpus`` must fit ``machine`` (the head's own host)."""
+    resources = req.computeResources
+    kind = resources.type if resources else "LOCAL"
+    if req.eksConfiguration is not None:
+        raise ValidationError("eksConfiguration", CLOUD_ONLY.format(kind="EKS"))
     if kind not in ("LOCAL", "SSH"):
-        raise ValidationError(
-            "computeResources.type",
-            f"{kind} compute environments are not available yet; this head runs LOCAL and "
-            "SSH ones (an SSH environment's hosts come from the head's config file)",
-        )
+        raise ValidationError("computeResources.type", CLOUD_ONLY.format(kind=kind))
+    bounds: dict[str, Any] = {}
+    if kind == "LOCAL" and req.type == "MANAGED" and resources is not None:
+        max_vcpus = resources.maxvCpus or 0
+        check_local_size(max_vcpus, machine, "computeResources.maxvCpus")
+        bounds = {
+            "max_vcpus": max_vcpus,
+            "min_vcpus": resources.minvCpus or 0,
+            "desired_vcpus": resources.desiredvCpus,
+        }
     return ev.CreateComputeEnvironment(
         cause=cause,
         now=now,
@@ -83,6 +103,34 @@ def create_ce(req: m.CreateComputeEnvironmentRequest, cause: str, now: int) -> e
         state=req.state or "ENABLED",
         echo=echo_of(req, "computeEnvironmentName", "type", "state"),
         tags=req.tags or {},
+        **bounds,
+    )
+
+
+def update_ce(
+    req: m.UpdateComputeEnvironmentRequest, kind: str, cause: str, now: int, machine: Machine
+) -> ev.UpdateComputeEnvironment:
+    """``kind``: the CE's, as stored; a LOCAL CE's new ``maxvCpus`` must fit ``machine``."""
+    resources = req.computeResources
+    if req.eksConfiguration is not None:
+        raise ValidationError("eksConfiguration", CLOUD_ONLY.format(kind="EKS"))
+    if resources is not None and resources.type not in (None, kind):
+        raise ValidationError(
+            "computeResources.type",
+            f"a {kind} compute environment stays {kind} (got {resources.type}); create another "
+            "compute environment for another kind",
+        )
+    if kind == "LOCAL" and resources is not None and resources.maxvCpus is not None:
+        check_local_size(resources.maxvCpus, machine, "computeResources.maxvCpus")
+    return ev.UpdateComputeEnvironment(
+        cause=cause,
+        now=now,
+        ref=req.computeEnvironment,
+        state=req.state,
+        echo=echo_of(req, "computeEnvironment", "state"),
+        max_vcpus=resources.maxvCpus if resources else None,
+        min_vcpus=resources.minvCpus if resources else None,
+        desired_vcpus=resources.desiredvCpus if resources else None,
     )
 
 
