@@ -4,7 +4,8 @@ No node over-committed; no GPU held twice; every node's allocation equals the su
 attempts; every index (listing, runnable, child counts) agrees with the jobs; no live attempt on a
 job that is not STARTING/RUNNING; a node held by a gang's node job holds nothing else; a
 multi-node parent is STARTING/RUNNING only while its main node is; node jobs are never queued;
-a retiring node is never ONLINE.
+a retiring node is never ONLINE; an API-made compute environment keeps
+0 <= minvCpus <= desiredvCpus <= maxvCpus.
 """
 
 from __future__ import annotations
@@ -35,6 +36,19 @@ def check_invariants(state: State) -> None:
     _check_nodes(state)
     _check_indexes(state)
     _check_users(state)
+    _check_ce_bounds(state)
+
+
+def _check_ce_bounds(state: State) -> None:
+    for ce in state.ces.values():
+        if ce.max_vcpus is None:
+            continue
+        desired = ce.min_vcpus if ce.desired_vcpus is None else ce.desired_vcpus
+        if not 0 <= ce.min_vcpus <= desired <= ce.max_vcpus:
+            _fail(
+                f"CE {ce.name}: vCPUs min {ce.min_vcpus} desired {ce.desired_vcpus} "
+                f"max {ce.max_vcpus} out of order"
+            )
 
 
 def _check_users(state: State) -> None:
