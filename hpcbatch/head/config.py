@@ -41,6 +41,10 @@ key = "/etc/hpcbatch/tls/head.key"
 name = "cluster"
 kind = "SSH"
 hosts = [...]
+
+[[host_pools]]                     # hosts that API-made SSH CEs take and release (instanceTypes
+name = "gpu"                       # names the pools); host tables as a compute environment's
+hosts = [...]
 ```
 """
 
@@ -60,6 +64,7 @@ from hpcbatch.head.hosts import (
     check_fabric,
     check_placement_group,
     parse_compute_environments,
+    parse_host_pools,
 )
 from hpcbatch.mpi.fabric import Fabric, fabric_environment
 
@@ -109,6 +114,7 @@ class HeadConfig:
     tls_key: str = ""  # [tls] key
     local: LocalConfig = field(default_factory=LocalConfig)
     compute_environments: tuple[CeConfig, ...] = ()  # SSH hosts: see hpcbatch/head/hosts.py
+    host_pools: tuple[CeConfig, ...] = ()  # [[host_pools]]: hosts API-made SSH CEs draw on
 
     @property
     def retention_ms(self) -> int:
@@ -132,6 +138,7 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
             raise ValidationError(f"config {path}", str(error)) from error
     local_raw = raw.pop("local", {})
     ces_raw = raw.pop("compute_environments", [])
+    pools_raw = raw.pop("host_pools", [])
     scheduler = raw.pop("scheduler", {})
     if "backfill_depth" in scheduler:
         raw["backfill_depth"] = scheduler.pop("backfill_depth")
@@ -142,7 +149,7 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
     known = {f.name: f for f in fields(HeadConfig)}
     values: dict[str, Any] = {}
     for key, value in {**raw, **{k: v for k, v in overrides.items() if v is not None}}.items():
-        if key not in known or key in ("local", "compute_environments"):
+        if key not in known or key in ("local", "compute_environments", "host_pools"):
             raise ValidationError(f"config.{key}", "is not a known setting")
         if key == "data_dir":
             values[key] = Path(value)
@@ -151,7 +158,9 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
         values[key] = _typed(f"config.{key}", value, expected)
     values["local"] = _local(local_raw)
     local_names = set(local_node_names(values["local"].nodes))
-    values["compute_environments"] = parse_compute_environments(ces_raw, local_names)
+    endpoints: dict[tuple[str, int], str] = {}
+    values["compute_environments"] = parse_compute_environments(ces_raw, local_names, endpoints)
+    values["host_pools"] = parse_host_pools(pools_raw, local_names, endpoints)
     config = replace(HeadConfig(), **values)
     if config.min_timeout_seconds < 1:
         raise ValidationError("config.min_timeout_seconds", "must be at least 1")

@@ -23,8 +23,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.model import JobSpec, MultiNodeSpec, NodeRange, NodeState
+from hpcbatch.core.ce_capacity import ce_status
+from hpcbatch.core.model import ComputeEnvironment, JobSpec, MultiNodeSpec, NodeRange, NodeState
 from hpcbatch.head.agents import NodeProfile
+from hpcbatch.head.ce_hosts import CeHosts
 from hpcbatch.head.ce_nodes import CeNodes, detect_machine
 from hpcbatch.head.config import HeadConfig, local_node_names
 from hpcbatch.head.dispatcher import Dispatcher
@@ -76,6 +78,17 @@ class Head:
         self.ce_nodes = CeNodes(
             self.loop, self.nodes, config.data_dir / "agents", self.head_id, self.machine
         )
+        configured = set(local_node_names(config.local.nodes))
+        configured |= {h.name for ce in config.compute_environments for h in ce.hosts}
+        self.ce_hosts = CeHosts(
+            self.loop,
+            self.nodes,
+            self.store,
+            self._ssh_connect,
+            config.data_dir / "ce_host_keys",
+            config.host_pools,
+            configured,
+        )
         self._timers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -88,12 +101,15 @@ class Head:
         self.nodes.start(local + self._ssh_specs() + retiring)
         await self.nodes.wait_connected([spec.name for spec in local])
         await self.ce_nodes.reconcile()  # API-made LOCAL CEs' nodes, from the stored CEs
+        await self.ce_hosts.begin()  # the SSH hosts API-made CEs held
+        await self.ce_hosts.reconcile()
         running = asyncio.get_running_loop()
         self._timers = [
             running.create_task(self._tick()),
             running.create_task(self._watchdog()),
             running.create_task(self.retirer.watch()),
             running.create_task(self.ce_nodes.watch()),
+            running.create_task(self.ce_hosts.watch()),
         ]
         self.metrics.refresh()
         log.info("ready: %s", summary)
@@ -111,6 +127,17 @@ class Head:
         elif self.config.compute_environments:  # a head with SSH hosts says so
             parts.append("no host retiring")
         return ", ".join(parts)
+
+    async def capacity_changed(self) -> None:
+        """After a compute environment write: start, resize or release its nodes and hosts now
+        (the watches would, within ``WATCH_EVERY_S``)."""
+        await self.ce_nodes.reconcile()
+        await self.ce_hosts.reconcile()
+
+    def ce_status(self, ce: ComputeEnvironment) -> tuple[str, str]:
+        """DescribeComputeEnvironments' ``(status, statusReason)`` of ``ce`` now."""
+        decided = self.ce_hosts.status.get(ce.name)
+        return decided if decided is not None else ce_status(self.state, ce)
 
     async def history(self, subject: str) -> list[JournalEntry]:
         """A job's journal, read in a worker thread: the store's one connection may be held by

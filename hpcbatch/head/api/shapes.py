@@ -37,8 +37,11 @@ def _drop_none(doc: Doc) -> Doc:
     return {k: v for k, v in doc.items() if v is not None}
 
 
-def compute_environment(state: State, ce: ComputeEnvironment) -> Doc:
-    """``status``/``statusReason`` from its nodes now (``core/ce_capacity.ce_status``); for an
+def compute_environment(
+    state: State, ce: ComputeEnvironment, decided: tuple[str, str] | None = None
+) -> Doc:
+    """``decided``: ``(status, statusReason)`` as the head decided it (``Head.ce_status``);
+    None: from its nodes now (``core/ce_capacity.ce_status``). For an
     API-made CE, ``computeResources`` carries its bounds and, as ``desiredvCpus``, the vCPUs
     its connected nodes have (AWS reports the capacity it is running there)."""
     resources = dict(ce.echo.get("computeResources") or {})
@@ -47,7 +50,7 @@ def compute_environment(state: State, ce: ComputeEnvironment) -> Doc:
         resources["minvCpus"] = ce.min_vcpus
         resources["maxvCpus"] = ce.max_vcpus
         resources["desiredvCpus"] = connected_vcpus(state, ce.name)
-    status, reason = ce_status(state, ce)
+    status, reason = decided or ce_status(state, ce)
     return {
         **ce.echo,
         "computeEnvironmentName": ce.name,

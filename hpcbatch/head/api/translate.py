@@ -69,16 +69,24 @@ def _env(variables: list[m.KeyValuePair] | None) -> tuple[tuple[str, str], ...]:
 
 CLOUD_ONLY = (
     "{kind} compute environments run on AWS, which this head does not reach; on machines you "
-    "own use computeResources.type LOCAL (virtual nodes on the head's machine, sized by "
-    "maxvCpus) or SSH (hosts from the head's config)"
+    "own use computeResources.type LOCAL (a virtual node on the head's machine, sized by "
+    "maxvCpus), SSH with instanceTypes naming host pools of the head's config, or type "
+    "UNMANAGED and add its hosts with `hpcbatch nodes add`"
 )
 
 
 def create_ce(
-    req: m.CreateComputeEnvironmentRequest, cause: str, now: int, machine: Machine
+    req: m.CreateComputeEnvironmentRequest,
+    cause: str,
+    now: int,
+    machine: Machine,
+    pools: tuple[str, ...] = (),
 ) -> ev.Event:
     """The event that makes ``req``'s CE; cloud kinds are refused saying what to use instead,
-    and a LOCAL ``maxvCpus`` must fit ``machine`` (the head's own host)."""
+    a LOCAL ``maxvCpus`` must fit ``machine`` (the head's own host), and an SSH CE's
+    ``instanceTypes`` must name host pools among ``pools`` (the config's).
+
+    An UNMANAGED CE is of kind SSH: its hosts are added by an admin (``hpcbatch nodes add``)."""
     resources = req.computeResources
     kind = resources.type if resources else "LOCAL"
     if req.eksConfiguration is not None:
@@ -86,9 +94,14 @@ def create_ce(
     if kind not in ("LOCAL", "SSH"):
         raise ValidationError("computeResources.type", CLOUD_ONLY.format(kind=kind))
     bounds: dict[str, Any] = {}
-    if kind == "LOCAL" and req.type == "MANAGED" and resources is not None:
+    if req.type == "UNMANAGED":
+        kind = "SSH"
+    elif resources is not None:
         max_vcpus = resources.maxvCpus or 0
-        check_local_size(max_vcpus, machine, "computeResources.maxvCpus")
+        if kind == "LOCAL":
+            check_local_size(max_vcpus, machine, "computeResources.maxvCpus")
+        else:
+            _check_pools(resources.instanceTypes, pools)
         bounds = {
             "max_vcpus": max_vcpus,
             "min_vcpus": resources.minvCpus or 0,
@@ -107,10 +120,33 @@ def create_ce(
     )
 
 
+def _check_pools(names: list[str] | None, pools: tuple[str, ...]) -> None:
+    """``instanceTypes`` names host pools (AWS's instance types have no meaning on-premises)."""
+    listed = ", ".join(pools) if pools else "none: declare [[host_pools]] in its config"
+    if not names:
+        raise ValidationError(
+            "computeResources.instanceTypes",
+            f"must name the host pool(s) an SSH compute environment takes its hosts from; "
+            f"this head's host pools: {listed}",
+        )
+    for name in names:
+        if name not in pools:
+            raise ValidationError(
+                "computeResources.instanceTypes",
+                f"names no host pool {name!r}; this head's host pools: {listed}",
+            )
+
+
 def update_ce(
-    req: m.UpdateComputeEnvironmentRequest, kind: str, cause: str, now: int, machine: Machine
+    req: m.UpdateComputeEnvironmentRequest,
+    kind: str,
+    cause: str,
+    now: int,
+    machine: Machine,
+    pools: tuple[str, ...] = (),
 ) -> ev.UpdateComputeEnvironment:
-    """``kind``: the CE's, as stored; a LOCAL CE's new ``maxvCpus`` must fit ``machine``."""
+    """``kind``: the CE's, as stored; a LOCAL CE's new ``maxvCpus`` must fit ``machine``, an SSH
+    CE's new ``instanceTypes`` name host pools."""
     resources = req.computeResources
     if req.eksConfiguration is not None:
         raise ValidationError("eksConfiguration", CLOUD_ONLY.format(kind="EKS"))
@@ -122,6 +158,8 @@ def update_ce(
         )
     if kind == "LOCAL" and resources is not None and resources.maxvCpus is not None:
         check_local_size(resources.maxvCpus, machine, "computeResources.maxvCpus")
+    if kind == "SSH" and resources is not None and resources.instanceTypes is not None:
+        _check_pools(resources.instanceTypes, pools)
     return ev.UpdateComputeEnvironment(
         cause=cause,
         now=now,

@@ -1,0 +1,93 @@
+"""The pure decision of which pool hosts an SSH compute environment takes and releases."""
+
+from __future__ import annotations
+
+from hpcbatch.core import events as ev
+from hpcbatch.core.host_pools import PoolHost, PoolPlan, plan_pool, target_vcpus
+from hpcbatch.core.model import Resources
+from tests.core.sim import Sim
+
+POOLS = {"gpu": (PoolHost("h1", "gpu"), PoolHost("h2", "gpu"))}
+
+
+def _sim(**bounds: int) -> Sim:
+    sim = Sim()
+    sim.do(
+        ev.CreateComputeEnvironment,
+        name="ce",
+        ce_type="MANAGED",
+        kind="SSH",
+        echo={"computeResources": {"type": "SSH", "instanceTypes": ["gpu"]}},
+        **bounds,
+    )
+    return sim
+
+
+def _plan(sim: Sim, held: dict[str, str], unreachable: dict[str, str] | None = None) -> PoolPlan:
+    return plan_pool(sim.state.ces["ce"], POOLS, held, sim.state.nodes, unreachable or {})
+
+
+def _join(sim: Sim, host: str, vcpus: int = 2) -> None:
+    sim.do(ev.NodeJoined, node=host, ce="ce", capacity=Resources(vcpus * 1000, 4096))
+
+
+def test_target_is_desired_within_min_and_max() -> None:
+    sim = _sim(max_vcpus=4, min_vcpus=1, desired_vcpus=2)
+    assert target_vcpus(sim.state.ces["ce"]) == 2
+    assert target_vcpus(_sim(max_vcpus=4, min_vcpus=3).state.ces["ce"]) == 3
+
+
+def test_takes_one_host_at_a_time_until_the_target_is_covered() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=2)
+    plan = _plan(sim, {})
+    assert (plan.take, plan.status) == (("h1",), "CREATING")
+    assert _plan(sim, {"h1": "ce"}).take == ()  # h1 still connecting: wait for its size
+    _join(sim, "h1")
+    assert _plan(sim, {"h1": "ce"}) == PoolPlan((), (), "VALID", "ComputeEnvironment Healthy")
+
+
+def test_a_bigger_target_takes_the_next_host_and_a_smaller_releases_the_last() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=2)
+    _join(sim, "h1")
+    sim.do(ev.UpdateComputeEnvironment, ref="ce", desired_vcpus=4)
+    assert _plan(sim, {"h1": "ce"}).take == ("h2",)
+    _join(sim, "h2")
+    sim.do(ev.UpdateComputeEnvironment, ref="ce", desired_vcpus=2)
+    plan = _plan(sim, {"h1": "ce", "h2": "ce"})
+    assert (plan.release, plan.status) == (("h2",), "UPDATING")
+
+
+def test_a_host_held_by_another_ce_or_unreachable_is_skipped() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=2)
+    assert _plan(sim, {"h1": "other"}).take == ("h2",)
+    assert _plan(sim, {}, {"h1": "connection refused"}).take == ("h2",)
+
+
+def test_a_host_that_never_connected_is_released_and_all_unreachable_is_invalid() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=2)
+    sim.do(ev.NodeLost, node="h1", ce="ce", reason="connection refused")
+    assert _plan(sim, {"h1": "ce"}).release == ("h1",)
+    plan = _plan(sim, {}, {"h1": "connection refused", "h2": "no route to host"})
+    assert plan.status == "INVALID"
+    assert plan.reason == (
+        "host pool gpu has no reachable host (h1: connection refused; h2: no route to host)"
+    )
+
+
+def test_a_host_whose_configured_vcpus_pass_max_is_skipped() -> None:
+    sim = _sim(max_vcpus=2, desired_vcpus=2)
+    pools = {"gpu": (PoolHost("big", "gpu", 8), PoolHost("small", "gpu", 2))}
+    plan = plan_pool(sim.state.ces["ce"], pools, {}, sim.state.nodes, {})
+    assert plan.take == ("small",)
+
+
+def test_a_busy_host_is_not_released() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=4).cluster(nodes=0, ce="ce")
+    _join(sim, "h1")
+    _join(sim, "h2")
+    sim.submit()
+    sim.schedule()
+    busy = next(n.name for n in sim.state.nodes.values() if n.attempts)
+    sim.do(ev.UpdateComputeEnvironment, ref="ce", desired_vcpus=2)
+    release = _plan(sim, {"h1": "ce", "h2": "ce"}).release
+    assert busy not in release and len(release) == 1
