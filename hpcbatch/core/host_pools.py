@@ -100,7 +100,8 @@ def plan_pool(
             if not node.attempts and connected - _vcpus(node) >= target:
                 release.append(h)
                 connected -= _vcpus(node)
-    status, reason = _status(ce, pools, unreachable, bool(live), bool(pending or take))
+    gone = {**unreachable, **{h: nodes[h].state_reason for h in failed}}
+    status, reason = _status(ce, pools, gone, bool(live), bool(pending or take))
     if status == "VALID" and connected < target:
         reason = (
             f"{connected} of the {target} vCPUs wanted are connected: host pool(s) "

@@ -66,7 +66,8 @@ def test_a_host_held_by_another_ce_or_unreachable_is_skipped() -> None:
 def test_a_host_that_never_connected_is_released_and_all_unreachable_is_invalid() -> None:
     sim = _sim(max_vcpus=4, desired_vcpus=2)
     sim.do(ev.NodeLost, node="h1", ce="ce", reason="connection refused")
-    assert _plan(sim, {"h1": "ce"}).release == ("h1",)
+    plan = _plan(sim, {"h1": "ce"}, {"h2": "no route to host"})
+    assert (plan.release, plan.status) == (("h1",), "INVALID")  # says why in the same round
     plan = _plan(sim, {}, {"h1": "connection refused", "h2": "no route to host"})
     assert plan.status == "INVALID"
     assert plan.reason == (
