@@ -64,7 +64,7 @@ def check_local_size(max_vcpus: int, machine: Machine, field: str) -> None:
 
 def local_size(ce: ComputeEnvironment, machine: Machine) -> LocalNodeSize | None:
     """The node ``ce`` should have now; None: none (not API-made LOCAL, or maxvCpus 0)."""
-    if not is_api_local(ce) or not ce.max_vcpus:
+    if not is_api_local(ce) or not ce.max_vcpus or ce.status == "DELETING":
         return None
     memory = max(1, machine.memory_mib * ce.max_vcpus // max(1, machine.cpus))
     return LocalNodeSize(local_node_name(ce.name), ce.name, ce.max_vcpus, memory)
@@ -91,6 +91,9 @@ def connected_vcpus(state: State, ce: str) -> int:
 
 def ce_status(state: State, ce: ComputeEnvironment) -> tuple[str, str]:
     """``(status, statusReason)`` as DescribeComputeEnvironments reports them."""
+    if ce.status == "DELETING":
+        running = sum(len(n.attempts) for n in state.nodes.values() if n.ce == ce.name)
+        return "DELETING", f"waiting for {running} running job(s) on its nodes to end"
     if not is_api_local(ce):
         return ce.status, HEALTHY
     name = local_node_name(ce.name)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.ce_capacity import local_node_name
+from hpcbatch.core.commands import Command
 from hpcbatch.core.jobs import fail_job
 from hpcbatch.core.model import ACTIVE, TERMINAL, ComputeEnvironment, JobDefinition, JobQueue
 from hpcbatch.core.owners import check_definition_users
 from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
+from hpcbatch.core.retire import retire
 from hpcbatch.core.state import State
 from hpcbatch.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
 
@@ -47,6 +49,7 @@ def create_ce(state: State, e: ev.CreateComputeEnvironment) -> None:
 
 def update_ce(state: State, e: ev.UpdateComputeEnvironment) -> None:
     ce = resolve_ce(state, e.ref)
+    _not_deleting(ce, "computeEnvironment")
     bounds = _updated_bounds(ce, e)
     if e.state is not None:
         ce.state = e.state
@@ -87,8 +90,16 @@ def _updated_bounds(
     return low, desired, high
 
 
-def delete_ce(state: State, e: ev.DeleteComputeEnvironment) -> None:
+DELETING_REASON = "its compute environment is being deleted"
+
+
+def delete_ce(state: State, e: ev.DeleteComputeEnvironment) -> list[Command]:
+    """As AWS: a DISABLED CE no queue uses goes at once when none of its nodes runs a job;
+    else it is DELETING, its nodes drain for good (core/retire.py) and ``finish_deletions``
+    removes it once their jobs have ended."""
     ce = resolve_ce(state, e.ref)
+    if ce.status == "DELETING":
+        return []  # deleting twice is harmless
     if ce.state != "DISABLED":
         raise ConflictError(
             f"computeEnvironment: {ce.name!r} is {ce.state}; disable it before deleting it"
@@ -99,17 +110,37 @@ def delete_ce(state: State, e: ev.DeleteComputeEnvironment) -> None:
             f"computeEnvironment: {ce.name!r} is still used by job queue(s) {', '.join(users)}; "
             "detach it from every queue first"
         )
-    busy = [n.name for n in state.nodes.values() if n.ce == ce.name and n.attempts]
-    if busy:
-        raise ConflictError(
-            f"computeEnvironment: {ce.name!r} still runs jobs on {', '.join(sorted(busy))}"
-        )
+    members = sorted(n.name for n in state.nodes.values() if n.ce == ce.name)
+    if not any(state.nodes[name].attempts for name in members):
+        _drop_ce(state, ce, e)
+        return []
+    ce.status = "DELETING"
+    state.changes.touch("compute_environment", ce.name)
+    state.journal(e.now, e.cause, ce.name, "DELETING", "its nodes' running jobs end first")
+    for name in members:
+        retire(state, ev.RetireNode(cause=e.cause, now=e.now, node=name, reason=DELETING_REASON))
+    return []
+
+
+def finish_deletions(state: State, e: ev.Event) -> None:
+    """Remove each DELETING CE none of whose nodes holds an attempt any more."""
+    for ce in [c for c in state.ces.values() if c.status == "DELETING"]:
+        if not any(n.attempts for n in state.nodes.values() if n.ce == ce.name):
+            _drop_ce(state, ce, e)
+
+
+def _drop_ce(state: State, ce: ComputeEnvironment, e: ev.Event) -> None:
     del state.ces[ce.name]
     for node in [n for n in state.nodes.values() if n.ce == ce.name]:
         del state.nodes[node.name]
         state.changes.drop("node", node.name)
     state.changes.drop("compute_environment", ce.name)
     state.journal(e.now, e.cause, ce.name, "DELETED", "")
+
+
+def _not_deleting(ce: ComputeEnvironment, field: str) -> None:
+    if ce.status == "DELETING":
+        raise ConflictError(f"{field}: {ce.name!r} is DELETING (it goes once its running jobs end)")
 
 
 def _check_ce_order(state: State, order: tuple[tuple[int, str], ...]) -> tuple[str, ...]:
@@ -120,9 +151,10 @@ def _check_ce_order(state: State, order: tuple[tuple[int, str], ...]) -> tuple[s
         )
     names = []
     for i, (_, ref) in enumerate(sorted(order)):
-        names.append(
-            resolve_ce(state, ref, f"computeEnvironmentOrder[{i}].computeEnvironment").name
-        )
+        field = f"computeEnvironmentOrder[{i}].computeEnvironment"
+        ce = resolve_ce(state, ref, field)
+        _not_deleting(ce, field)
+        names.append(ce.name)
     if len(set(names)) != len(names):
         raise ValidationError("computeEnvironmentOrder", "lists a compute environment twice")
     kinds = {state.ces[n].kind for n in names}

@@ -181,12 +181,13 @@ class CeHosts:
                 h: v for h, v in self.unreachable.items() if now - v[1] < UNREACHABLE_RETRY_S
             }
             for name, held in self.held.items():
-                if held.ce not in state.ces:
+                ce = state.ces.get(held.ce)
+                if ce is None or ce.status == "DELETING":
                     self.releasing.add(name)
             owners = {name: held.ce for name, held in self.held.items()}
             why = {h: v[0] for h, v in self.unreachable.items()}
             for ce in sorted(state.ces.values(), key=lambda c: c.seq):
-                if not uses_pools(ce):
+                if not uses_pools(ce) or ce.status == "DELETING":
                     self.status.pop(ce.name, None)
                     continue
                 plan = plan_pool(ce, self.pool_hosts, owners, state.nodes, why)

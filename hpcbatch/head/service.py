@@ -137,7 +137,9 @@ class Head:
     def ce_status(self, ce: ComputeEnvironment) -> tuple[str, str]:
         """DescribeComputeEnvironments' ``(status, statusReason)`` of ``ce`` now."""
         decided = self.ce_hosts.status.get(ce.name)
-        return decided if decided is not None else ce_status(self.state, ce)
+        if decided is None or ce.status == "DELETING":
+            return ce_status(self.state, ce)
+        return decided
 
     async def history(self, subject: str) -> list[JournalEntry]:
         """A job's journal, read in a worker thread: the store's one connection may be held by

@@ -101,3 +101,33 @@ def test_a_ce_whose_node_name_is_taken_is_refused() -> None:
     with pytest.raises(ConflictError, match="x-1"):
         sim.do(ev.CreateComputeEnvironment, name="x", ce_type="MANAGED", kind="LOCAL", max_vcpus=1)
     assert "x" not in sim.state.ces
+
+
+def test_delete_with_running_jobs_is_deleting_until_they_end() -> None:
+    sim = Sim().cluster(nodes=1, ce="busy", queue="q")
+    job = sim.submit()
+    (launch,) = sim.schedule()
+    sim.start(launch)
+    sim.do(ev.CreateComputeEnvironment, name="other", ce_type="MANAGED", kind="LOCAL")
+    # AWS deletes only a CE no queue uses; its running jobs are another matter
+    sim.do(ev.UpdateJobQueue, ref="q", ce_order=((1, "other"),))
+    sim.do(ev.UpdateComputeEnvironment, ref="busy", state="DISABLED")
+    sim.do(ev.DeleteComputeEnvironment, ref="busy")
+    ce = sim.state.ces["busy"]
+    assert ce_status(sim.state, ce) == (
+        "DELETING",
+        "waiting for 1 running job(s) on its nodes to end",
+    )
+    node = sim.state.nodes["busy-n0"]
+    assert (node.state.value, node.retiring) == (
+        "DRAINING",
+        "its compute environment is being deleted",
+    )
+    with pytest.raises(ConflictError, match="DELETING"):
+        sim.do(ev.UpdateComputeEnvironment, ref="busy", state="ENABLED")
+    sim.do(ev.Tick)
+    assert "busy" in sim.state.ces  # its job still runs
+    sim.end(launch)
+    sim.do(ev.Tick)
+    assert "busy" not in sim.state.ces and "busy-n0" not in sim.state.nodes
+    assert sim.state.jobs[job.job_id].status.value == "SUCCEEDED"

@@ -175,3 +175,48 @@ def test_max_vcpus_0_releases_the_node_and_delete_stops_its_agent(head: HeadProc
     b.delete_compute_environment(computeEnvironment="shrink")
     wait_for(lambda: not agent_dir.exists(), 30, "the deleted CE's agent to stop")
     assert _node(head, "shrink-1") is None
+
+
+def test_delete_while_a_job_runs_is_deleting_until_it_ends(
+    head: HeadProcess, tmp_path: Path
+) -> None:
+    b = head.batch()
+    b.create_compute_environment(
+        computeEnvironmentName="going",
+        type="MANAGED",
+        computeResources={"type": "LOCAL", "maxvCpus": 1},
+    )
+    order = [{"order": 1, "computeEnvironment": "going"}]
+    b.create_job_queue(jobQueueName="gq", priority=1, computeEnvironmentOrder=order)
+    gate = tmp_path / "gate"
+    job_id = b.submit_job(
+        jobName="held",
+        jobQueue="gq",
+        jobDefinition="default",
+        containerOverrides={"command": ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done"]},
+    )["jobId"]
+    head.wait_status(job_id, "RUNNING")
+    b.update_job_queue(
+        jobQueue="gq", computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "local"}]
+    )
+    b.update_compute_environment(computeEnvironment="going", state="DISABLED")
+    b.delete_compute_environment(computeEnvironment="going")
+    ce = _ce(head, "going")
+    assert (ce["status"], ce["statusReason"]) == (
+        "DELETING",
+        "waiting for 1 running job(s) on its nodes to end",
+    )
+    node = _node(head, "going-1")
+    assert node is not None and node["state"] == "DRAINING", node
+    gate.touch()
+    assert head.wait_status(job_id, "SUCCEEDED", "FAILED")["status"] == "SUCCEEDED"
+    wait_for(
+        lambda: (
+            not b.describe_compute_environments(computeEnvironments=["going"])[
+                "computeEnvironments"
+            ]
+        ),
+        30,
+        "the CE to disappear",
+    )
+    wait_for(lambda: not (head.data_dir / "agents" / "going-1").exists(), 30, "its agent gone")
