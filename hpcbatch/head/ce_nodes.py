@@ -26,6 +26,7 @@ import asyncio
 import logging
 import os
 import shutil
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -43,6 +44,10 @@ from hpcbatch.transport.local import connect_local_agent, stop_local_agent
 log = logging.getLogger("hpcbatch.ce_nodes")
 
 WATCH_EVERY_S = 0.5
+# A node released (or a head stopped) before its agent connected waits this long from its
+# start, so the agent being started (a detached daemon writes its pidfile when up) is there to
+# be stopped.
+START_GRACE_S = 10.0
 AGENT_STOP_TIMEOUT_S = 10.0
 
 
@@ -72,6 +77,7 @@ class CeNodes:
         self.head_id = head_id
         self.machine = machine
         self.running: dict[str, LocalNodeSize] = {}  # supervised, at the size it was started
+        self.started_at: dict[str, float] = {}  # when its supervision began (monotonic)
         self._lock = asyncio.Lock()
 
     async def reconcile(self) -> None:
@@ -110,6 +116,8 @@ class CeNodes:
             if node.retiring is None:
                 await self._call(ev.RetireNode, name, why)
             return
+        if self._starting(name):
+            return  # its agent may be starting: stopping it now could miss it (next round)
         await self._release(name, why)
         if size is not None:
             self._start(size)
@@ -117,6 +125,7 @@ class CeNodes:
     def _start(self, size: LocalNodeSize) -> None:
         name = size.name
         self.running[name] = size
+        self.started_at[name] = time.monotonic()
 
         def connect() -> Awaitable[AgentLink]:
             return connect_local_agent(
@@ -131,9 +140,22 @@ class CeNodes:
         self.supervisor.start([NodeSpec(name, size.ce, connect, stop_agent_on_exit=True)])
         log.info("node %s: started for %s (%d vCPUs)", name, size.ce, size.vcpus)
 
+    def _starting(self, name: str) -> bool:
+        """Its agent may be starting still: supervised lately and not connected yet."""
+        if name in self.supervisor.dispatcher.sessions or name not in self.started_at:
+            return False
+        return time.monotonic() - self.started_at[name] < START_GRACE_S
+
+    async def settle(self) -> None:
+        """Wait (at most ``START_GRACE_S``) for the agents being started to connect: a head
+        that stops must not leave one starting behind it, where nobody would stop it."""
+        while any(self._starting(name) for name in self.running):
+            await asyncio.sleep(0.05)
+
     async def _release(self, name: str, why: str) -> None:
         await self.supervisor.forget(name)
         self.running.pop(name, None)
+        self.started_at.pop(name, None)
         if name in self.loop.state.nodes and not await self._call(ev.RemoveNode, name, why):
             return  # it took an attempt after all: the next round drains it again
         state_dir = self.agents_dir / name

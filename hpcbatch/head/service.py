@@ -152,6 +152,7 @@ class Head:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.ce_nodes.settle()
         await self.nodes.stop()
         await self.loop.stop()
         self.store.close()
