@@ -11,22 +11,26 @@ Vocabulary:
 - **unreachable**: a host the head could not connect lately, with why (the head's memory: it
   forgets it after a while and tries the host again).
 
-``plan_pool`` takes one step towards the target: while a taken host is still connecting it
-waits (a host's vCPUs are known only once its agent says so, unless its config sets ``vcpus``);
-below the target it takes the next free reachable host of the CE's pools, in the order the pools
-and their hosts are listed, skipping a host whose configured ``vcpus`` would pass ``maxvCpus``;
-above it, it releases idle hosts, last taken first, while what stays still covers the target. A
-held host that never connected (DOWN, no capacity, no attempt) is released at once: the head marks
-it unreachable and the next host is taken instead. The head acts on the plan
-(``head/ce_hosts.py``) and asks again; each call is cheap (O(held + pool hosts)).
+``plan_pool`` takes one step towards the target, which grows with demand: the vCPUs the CE's
+nodes hold now plus what the RUNNABLE jobs of its queues ask for (``waiting_vcpus``), never
+above ``maxvCpus``, never below the floor ``desiredvCpus``/``minvCpus``. While a taken host is
+still connecting it waits (a host's vCPUs are known only once its agent says so, unless its
+config sets ``vcpus``); below the target it takes the next free reachable host of the CE's
+pools, in the order the pools and their hosts are listed, skipping a host whose configured
+``vcpus`` would pass ``maxvCpus``; above it, it releases hosts idle for ``release_after_ms``,
+last taken first, while what stays still covers the target. A held host that never connected
+(DOWN, no capacity, no attempt) is released at once: the head marks it unreachable and the next
+host is taken instead. The head acts on the plan (``head/ce_hosts.py``) and asks again; each call
+is cheap (O(held + pool hosts + the RUNNABLE jobs counted up to ``maxvCpus``)).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from hpcbatch.core.model import ComputeEnvironment, Node, NodeState
+from hpcbatch.core.model import ComputeEnvironment, Job, Node, NodeState
+from hpcbatch.core.state import State
 
 HEALTHY = "ComputeEnvironment Healthy"
 
@@ -36,6 +40,17 @@ class PoolHost:
     name: str
     pool: str
     vcpus: int | None = None  # the host's configured vcpus; None: known once it connects
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """What asks a CE for more or fewer hosts: ``waiting_vcpus`` (``waiting_vcpus()``) and how
+    long each held host has held no attempt (``idle_ms``: host -> ms; absent: busy or not
+    known idle); a host above the floor is released once idle for ``release_after_ms``."""
+
+    waiting_vcpus: int = 0
+    idle_ms: Mapping[str, int] = field(default_factory=dict)
+    release_after_ms: int = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +85,41 @@ def _never_connected(node: Node) -> bool:
     return node.state is NodeState.DOWN and node.capacity.cpu_milli == 0 and not node.attempts
 
 
+def waiting_vcpus(state: State, ce: ComputeEnvironment, cap: int) -> int:
+    """vCPUs the RUNNABLE jobs of the ENABLED queues using ``ce`` ask for (a RUNNABLE job is
+    one no connected node could take at the last pass), counted up to ``cap`` vCPUs: the cost
+    is O(jobs counted), never O(queued)."""
+    if ce.state != "ENABLED":
+        return 0
+    milli, cap_milli = 0, cap * 1000
+    for queue in state.queues.values():
+        if queue.state != "ENABLED" or ce.name not in queue.ce_order:
+            continue
+        for key in state.runnable.get(queue.name, ()):
+            milli += _job_milli(state.jobs[key[3]])
+            if milli >= cap_milli:
+                return cap
+    return -(-milli // 1000)
+
+
+def _job_milli(job: Job) -> int:
+    shape = job.multinode
+    if shape is None:
+        return job.spec.resources.cpu_milli
+    return sum(shape.spec_of(i).resources.cpu_milli for i in range(shape.num_nodes))
+
+
 def plan_pool(
     ce: ComputeEnvironment,
     pools: Mapping[str, tuple[PoolHost, ...]],
     held: Mapping[str, str],
     nodes: Mapping[str, Node],
     unreachable: Mapping[str, str],
+    demand: Demand = Demand(),
 ) -> PoolPlan:
     """``held``: host -> the CE holding it (every CE's, in the order taken); ``nodes``: the
-    state's; ``unreachable``: host -> why it could not be connected lately."""
+    state's; ``unreachable``: host -> why it could not be connected lately; ``demand``: what
+    waits for the CE and how long each held host has been idle."""
     mine = [h for h, owner in held.items() if owner == ce.name]
     failed = [h for h in mine if h in nodes and _never_connected(nodes[h])]
     pending = [h for h in mine if h not in nodes]
@@ -88,7 +129,9 @@ def plan_pool(
         if h in nodes and nodes[h].state is not NodeState.DOWN and nodes[h].retiring is None
     ]
     connected = sum(_vcpus(nodes[h]) for h in live)
-    target, high = target_vcpus(ce), ce.max_vcpus or 0
+    used = sum(-(-nodes[h].allocated.cpu_milli // 1000) for h in live)
+    high = ce.max_vcpus or 0
+    target = max(target_vcpus(ce), min(high, used + demand.waiting_vcpus))
     take: tuple[str, ...] = ()
     release = list(failed)
     if not pending and connected < target:
@@ -97,7 +140,8 @@ def plan_pool(
     elif not pending and connected > target:
         for h in reversed(live):
             node = nodes[h]
-            if not node.attempts and connected - _vcpus(node) >= target:
+            idle = demand.idle_ms.get(h, 0) >= demand.release_after_ms
+            if idle and not node.attempts and connected - _vcpus(node) >= target:
                 release.append(h)
                 connected -= _vcpus(node)
     gone = {**unreachable, **{h: nodes[h].state_reason for h in failed}}

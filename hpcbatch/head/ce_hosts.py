@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.host_pools import PoolHost, plan_pool, uses_pools
+from hpcbatch.core.host_pools import Demand, PoolHost, plan_pool, uses_pools, waiting_vcpus
 from hpcbatch.errors import ClientError, ConflictError, NotFoundError, ValidationError
 from hpcbatch.head import host_memory
 from hpcbatch.head.host_memory import RememberedHost
@@ -71,9 +71,11 @@ class CeHosts:
         keys_dir: Path,
         pools: tuple[CeConfig, ...],
         configured: set[str],
+        release_after_s: float = 60.0,
     ) -> None:
         """``configured``: the node names the config gives (local nodes, SSH CE hosts): an
-        admin may not add a host by one of them."""
+        admin may not add a host by one of them; ``release_after_s``: how long a pool host
+        above its CE's floor stays idle before it is released."""
         self.loop = loop
         self.supervisor = supervisor
         self.store = store
@@ -88,6 +90,8 @@ class CeHosts:
         self.unreachable: dict[str, tuple[str, float]] = {}  # host -> (why, since: monotonic)
         self.status: dict[str, tuple[str, str]] = {}  # CE -> (status, reason), last decided
         self.releasing: set[str] = set()  # held hosts on their way out
+        self.idle_since: dict[str, float] = {}  # held host -> since when it holds no attempt
+        self.release_after_s = release_after_s
         self._lock = asyncio.Lock()
 
     @property
@@ -186,11 +190,14 @@ class CeHosts:
                     self.releasing.add(name)
             owners = {name: held.ce for name, held in self.held.items()}
             why = {h: v[0] for h, v in self.unreachable.items()}
+            idle_ms = self._idle_ms(now)
             for ce in sorted(state.ces.values(), key=lambda c: c.seq):
                 if not uses_pools(ce) or ce.status == "DELETING":
                     self.status.pop(ce.name, None)
                     continue
-                plan = plan_pool(ce, self.pool_hosts, owners, state.nodes, why)
+                waiting = waiting_vcpus(state, ce, ce.max_vcpus or 0)
+                demand = Demand(waiting, idle_ms, int(self.release_after_s * 1000))
+                plan = plan_pool(ce, self.pool_hosts, owners, state.nodes, why, demand)
                 self.status[ce.name] = (plan.status, plan.reason)
                 for name in plan.take:
                     await self._take(name, ce.name)
@@ -205,6 +212,19 @@ class CeHosts:
                     await self._release(name)
                 except Exception as error:  # one host's trouble must not stop the others
                     log.error("node %s: release failed: %s", name, error, exc_info=error)
+
+    def _idle_ms(self, now: float) -> dict[str, int]:
+        """How long each held host has held no attempt (ms), as this head has watched it."""
+        nodes = self.loop.state.nodes
+        for name in self.held:
+            node = nodes.get(name)
+            if node is None or node.attempts:
+                self.idle_since.pop(name, None)
+            else:
+                self.idle_since.setdefault(name, now)
+        for name in set(self.idle_since) - set(self.held):
+            del self.idle_since[name]
+        return {name: int((now - since) * 1000) for name, since in self.idle_since.items()}
 
     async def _take(self, name: str, ce_name: str) -> None:
         pool = next(p for p in self.pools.values() if any(h.name == name for h in p.hosts))

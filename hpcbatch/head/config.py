@@ -14,6 +14,8 @@ min_timeout_seconds = 60           # AWS's minimum; lower it for test clusters
 retention_days = 7                 # finished jobs are forgotten after this
 heartbeat_timeout_s = 30           # an agent silent this long is DOWN (its jobs are held)
 node_lost_timeout_s = 120          # DOWN this long: its jobs fail as "Host lost" and retry
+host_idle_release_s = 60           # a host pool's host above its CE's floor, idle this long,
+                                   # is released (docs/compute-environments.md)
 
 [local]                            # the embedded LOCAL compute environment
 nodes = 1                          # virtual nodes (one agent each) on this machine
@@ -105,6 +107,7 @@ class HeadConfig:
     retention_days: float = 7.0
     heartbeat_timeout_s: float = 30.0
     node_lost_timeout_s: float = 120.0
+    host_idle_release_s: float = 60.0
     backfill_depth: int = 200
     metrics_listen: str = "127.0.0.1:9650"  # [metrics] listen; "": no /metrics
     socket: str = ""  # the Unix socket; load_config's default: ROOT_SOCKET as root, else ""

@@ -88,6 +88,7 @@ class Head:
             config.data_dir / "ce_host_keys",
             config.host_pools,
             configured,
+            config.host_idle_release_s,
         )
         self._timers: list[asyncio.Task[None]] = []
 

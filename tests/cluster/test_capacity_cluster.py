@@ -229,3 +229,61 @@ def test_unmanaged_ce_runs_on_hosts_an_admin_adds_kept_across_a_restart(
         wait_for(lambda: not _alive(agent), 60, "its agent stopped")
     finally:
         head.cleanup()
+
+
+def test_a_pool_ce_grows_while_jobs_wait_and_lets_idle_hosts_go(
+    tmp_path: Path, pair: DevCluster
+) -> None:
+    head = HeadProcess(tmp_path / "head", nodes=0, extra_config=_pools_config(pair))
+    head.config.write_text("host_idle_release_s = 1\n" + head.config.read_text())
+    gate = tmp_path / "gate"
+    try:
+        head.start()
+        b = head.batch()
+        b.create_compute_environment(
+            computeEnvironmentName="elastic",
+            type="MANAGED",
+            computeResources={
+                "type": "SSH",
+                "instanceTypes": ["gpu"],
+                "minvCpus": 0,
+                "maxvCpus": 4,
+                "desiredvCpus": 0,
+            },
+        )
+        _queue(head, "eq", "elastic")
+        ce = _ce(head, "elastic")
+        assert (ce["status"], ce["computeResources"]["desiredvCpus"]) == ("VALID", 0)
+        assert not _nodes(head, "elastic")
+        wait = f"while [ ! -e {gate} ]; do sleep 0.05; done"
+        jobs = [
+            b.submit_job(
+                jobName=f"w{i}",
+                jobQueue="eq",
+                jobDefinition="default",
+                containerOverrides={
+                    "command": ["sh", "-c", wait],
+                    "resourceRequirements": [{"type": "VCPU", "value": "2"}],
+                },
+            )["jobId"]
+            for i in range(2)
+        ]
+        both = {h.name for h in pair.hosts}
+        wait_for(lambda: _online(head, "elastic") == both, 90, "both hosts taken for the jobs")
+        for job_id in jobs:
+            head.wait_status(job_id, "RUNNING", timeout=60)
+        assert {head.raw_describe(j)["hpcbatch"]["node"] for j in jobs} == both
+        agents = _agents(pair)
+        gate.touch()
+        for job_id in jobs:
+            assert head.wait_status(job_id, "SUCCEEDED", "FAILED")["status"] == "SUCCEEDED"
+        wait_for(lambda: not _nodes(head, "elastic"), 60, "idle hosts released")
+        for name, pid in agents.items():
+            assert pid is not None
+            wait_for(lambda pid=pid: not _alive(pid), 60, f"the agent of {name} stopped")
+        ce = wait_for(
+            lambda: (ce := _ce(head, "elastic"))["status"] == "VALID" and ce, 10, "VALID at 0"
+        )
+        assert ce["computeResources"]["desiredvCpus"] == 0
+    finally:
+        head.cleanup()

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.host_pools import PoolHost, PoolPlan, plan_pool, target_vcpus
-from hpcbatch.core.model import Resources
+from hpcbatch.core.host_pools import (
+    Demand,
+    PoolHost,
+    PoolPlan,
+    plan_pool,
+    target_vcpus,
+    waiting_vcpus,
+)
+from hpcbatch.core.model import JobSpec, Resources
 from tests.core.sim import Sim
 
 POOLS = {"gpu": (PoolHost("h1", "gpu"), PoolHost("h2", "gpu"))}
@@ -23,8 +30,17 @@ def _sim(**bounds: int) -> Sim:
     return sim
 
 
-def _plan(sim: Sim, held: dict[str, str], unreachable: dict[str, str] | None = None) -> PoolPlan:
-    return plan_pool(sim.state.ces["ce"], POOLS, held, sim.state.nodes, unreachable or {})
+IDLE = Demand(idle_ms={"h1": 60_000, "h2": 60_000})  # both idle for the release time
+
+
+def _plan(
+    sim: Sim,
+    held: dict[str, str],
+    unreachable: dict[str, str] | None = None,
+    demand: Demand = IDLE,
+) -> PoolPlan:
+    ce = sim.state.ces["ce"]
+    return plan_pool(ce, POOLS, held, sim.state.nodes, unreachable or {}, demand)
 
 
 def _join(sim: Sim, host: str, vcpus: int = 2) -> None:
@@ -92,3 +108,27 @@ def test_a_busy_host_is_not_released() -> None:
     sim.do(ev.UpdateComputeEnvironment, ref="ce", desired_vcpus=2)
     release = _plan(sim, {"h1": "ce", "h2": "ce"}).release
     assert busy not in release and len(release) == 1
+
+
+def test_waiting_jobs_grow_the_target_to_max_and_idle_hosts_go_after_the_idle_time() -> None:
+    sim = _sim(max_vcpus=4, min_vcpus=0)
+    sim.do(ev.CreateJobQueue, name="q", priority=1, ce_order=((1, "ce"),))
+    sim.do(ev.RegisterJobDefinition, name="d", def_type="container", spec=JobSpec(("true",)))
+    assert _plan(sim, {}) == PoolPlan((), (), "VALID", "ComputeEnvironment Healthy")
+    for _ in range(3):
+        sim.submit(vcpus=2)
+    sim.schedule()  # no node: all three stay RUNNABLE
+    ce = sim.state.ces["ce"]
+    assert waiting_vcpus(sim.state, ce, 4) == 4  # counted up to maxvCpus only
+    assert _plan(sim, {}, demand=Demand(waiting_vcpus=4)).take == ("h1",)
+    _join(sim, "h1")
+    (first,) = sim.schedule()
+    waiting = waiting_vcpus(sim.state, ce, 4)
+    assert _plan(sim, {"h1": "ce"}, demand=Demand(waiting_vcpus=waiting)).take == ("h2",)
+    _join(sim, "h2")
+    sim.start(first)
+    sim.end(first)
+    sim.run_all()  # every job ends: nothing waits, both hosts idle
+    held = {"h1": "ce", "h2": "ce"}
+    assert _plan(sim, held, demand=Demand(idle_ms={"h1": 5_000, "h2": 5_000})).release == ()
+    assert _plan(sim, held).release == ("h2", "h1")  # idle 60 s: down to the floor, 0
