@@ -47,6 +47,10 @@ log = logging.getLogger("hpcbatch.ce_hosts")
 META_KEY = "ce_hosts"
 WATCH_EVERY_S = 0.5
 UNREACHABLE_RETRY_S = 30.0
+# A host released before its agent connected (and before it was found unreachable) waits this
+# long from when it was taken: its agent may be being installed and started, and a stop sent
+# now could come first and miss it.
+START_GRACE_S = 30.0
 
 Connect = Callable[[SshHost], Callable[[], Awaitable[AgentLink]]]
 
@@ -91,6 +95,7 @@ class CeHosts:
         self.status: dict[str, tuple[str, str]] = {}  # CE -> (status, reason), last decided
         self.releasing: set[str] = set()  # held hosts on their way out
         self.idle_since: dict[str, float] = {}  # held host -> since when it holds no attempt
+        self.taken_at: dict[str, float] = {}  # held host -> when its supervision began
         self.release_after_s = release_after_s
         self._lock = asyncio.Lock()
 
@@ -118,6 +123,7 @@ class CeHosts:
 
     def _supervise(self, held: Held) -> None:
         remembered = held.remembered
+        self.taken_at[remembered.host.name] = time.monotonic()
         host = host_memory.reachable(remembered, self.keys_dir)
         spec = NodeSpec(host.name, remembered.ce, self.connect(host), profile=remembered.profile)
         self.supervisor.start([spec])
@@ -243,6 +249,8 @@ class CeHosts:
             return
         node = self.loop.state.nodes.get(name)
         reason = f"released from {held.ce}"
+        if node is None and self._starting(name):
+            return  # its agent may be starting: a stop now could miss it (next round)
         if node is not None and node.attempts:
             if node.retiring is None:
                 await self._call(ev.RetireNode, name, reason)
@@ -257,8 +265,15 @@ class CeHosts:
             stopped = await asyncio.to_thread(stop_agent, host)
             log.info("node %s: %s; its agent %s", name, reason, stopped)
         del self.held[name]
+        self.taken_at.pop(name, None)
         self.releasing.discard(name)
         await self._save()
+
+    def _starting(self, name: str) -> bool:
+        """Taken lately and neither connected nor reported unreachable yet."""
+        if name in self.supervisor.dispatcher.sessions or name not in self.taken_at:
+            return False
+        return time.monotonic() - self.taken_at[name] < START_GRACE_S
 
     async def _call(self, kind: Callable[..., ev.Event], name: str, reason: str) -> bool:
         event = kind(cause=f"{name}#capacity", now=now_ms(), node=name, reason=reason)
