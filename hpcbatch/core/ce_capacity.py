@@ -94,6 +94,8 @@ def ce_status(state: State, ce: ComputeEnvironment) -> tuple[str, str]:
     if ce.status == "DELETING":
         running = sum(len(n.attempts) for n in state.nodes.values() if n.ce == ce.name)
         return "DELETING", f"waiting for {running} running job(s) on its nodes to end"
+    if ce.ce_type == "UNMANAGED":
+        return _unmanaged_status(state, ce)
     if not is_api_local(ce):
         return ce.status, HEALTHY
     name = local_node_name(ce.name)
@@ -108,4 +110,14 @@ def ce_status(state: State, ce: ComputeEnvironment) -> tuple[str, str]:
         return "INVALID", f"node {name} is down: {node.state_reason}"
     if node.capacity.cpu_milli != ce.max_vcpus * 1000:
         return "UPDATING", f"resizing node {name} to {ce.max_vcpus} vCPUs"
+    return "VALID", HEALTHY
+
+
+def _unmanaged_status(state: State, ce: ComputeEnvironment) -> tuple[str, str]:
+    nodes = [n for n in state.nodes.values() if n.ce == ce.name]
+    if not nodes:
+        return "VALID", f"no hosts yet: an admin adds them with `hpcbatch nodes add --ce {ce.name}`"
+    if all(n.state is NodeState.DOWN for n in nodes):
+        why = "; ".join(f"{n.name}: {n.state_reason}" for n in sorted(nodes, key=lambda n: n.name))
+        return "INVALID", f"every host is down ({why})"
     return "VALID", HEALTHY

@@ -131,3 +131,17 @@ def test_delete_with_running_jobs_is_deleting_until_they_end() -> None:
     sim.do(ev.Tick)
     assert "busy" not in sim.state.ces and "busy-n0" not in sim.state.nodes
     assert sim.state.jobs[job.job_id].status.value == "SUCCEEDED"
+
+
+def test_an_unmanaged_ce_says_whether_it_has_hosts_and_whether_they_are_up() -> None:
+    sim = Sim()
+    sim.do(ev.CreateComputeEnvironment, name="own", ce_type="UNMANAGED", kind="SSH")
+    ce = sim.state.ces["own"]
+    assert ce_status(sim.state, ce) == (
+        "VALID",
+        "no hosts yet: an admin adds them with `hpcbatch nodes add --ce own`",
+    )
+    sim.do(ev.NodeLost, node="h1", ce="own", reason="connection refused")
+    assert ce_status(sim.state, ce) == ("INVALID", "every host is down (h1: connection refused)")
+    sim.do(ev.NodeJoined, node="h1", ce="own", capacity=Resources(2000, 4096))
+    assert ce_status(sim.state, ce) == ("VALID", "ComputeEnvironment Healthy")

@@ -51,7 +51,7 @@ def compute_environment(
         resources["maxvCpus"] = ce.max_vcpus
         resources["desiredvCpus"] = connected_vcpus(state, ce.name)
     status, reason = decided or ce_status(state, ce)
-    return {
+    doc = {
         **ce.echo,
         "computeEnvironmentName": ce.name,
         "computeEnvironmentArn": ce.arn,
@@ -62,6 +62,9 @@ def compute_environment(
         "computeResources": resources,
         "tags": ce.tags,
     }
+    if ce.ce_type == "UNMANAGED":  # as AWS: an UNMANAGED CE has no computeResources
+        del doc["computeResources"]
+    return doc
 
 
 def job_queue(state: State, queue: JobQueue) -> Doc:
