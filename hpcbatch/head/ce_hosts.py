@@ -191,8 +191,9 @@ class CeHosts:
                 h: v for h, v in self.unreachable.items() if now - v[1] < UNREACHABLE_RETRY_S
             }
             for name, held in self.held.items():
-                ce = state.ces.get(held.ce)
-                if ce is None or ce.status == "DELETING":
+                ce, node = state.ces.get(held.ce), state.nodes.get(name)
+                # a node retiring here was on its way out when the last head stopped
+                if ce is None or ce.status == "DELETING" or (node and node.retiring):
                     self.releasing.add(name)
             owners = {name: held.ce for name, held in self.held.items()}
             why = {h: v[0] for h, v in self.unreachable.items()}
