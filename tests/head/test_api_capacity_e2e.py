@@ -160,6 +160,17 @@ def test_max_vcpus_0_releases_the_node_and_delete_stops_its_agent(head: HeadProc
         computeResources={"type": "LOCAL", "maxvCpus": 1},
     )
     wait_for(lambda: _valid(head, "shrink"), 30, "CE shrink to be VALID")
+    # DISABLED: nothing is placed there, though its node is free; ENABLED again: it runs
+    order = [{"order": 1, "computeEnvironment": "shrink"}]
+    b.create_job_queue(jobQueueName="sq", priority=1, computeEnvironmentOrder=order)
+    b.update_compute_environment(computeEnvironment="shrink", state="DISABLED")
+    job_id = b.submit_job(jobName="w", jobQueue="sq", jobDefinition="default")["jobId"]
+    waiting = head.wait_status(job_id, "RUNNABLE")
+    assert waiting["statusReason"] == "no ENABLED compute environment in queue sq (shrink)"
+    b.update_compute_environment(computeEnvironment="shrink", state="ENABLED")
+    assert head.wait_status(job_id, "SUCCEEDED", "FAILED")["status"] == "SUCCEEDED"
+    b.update_job_queue(jobQueue="sq", state="DISABLED")
+    b.delete_job_queue(jobQueue="sq")
     agent_dir = head.data_dir / "agents" / "shrink-1"
     assert (agent_dir / "agent.sock").exists()
     b.update_compute_environment(computeEnvironment="shrink", computeResources={"maxvCpus": 0})
