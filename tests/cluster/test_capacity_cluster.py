@@ -122,6 +122,10 @@ def test_a_pool_ce_takes_hosts_as_its_vcpus_ask_and_releases_them_on_delete(
         assert _ce(head, "pooled")["computeResources"]["desiredvCpus"] == 4
         agents = _agents(pair)
         assert all(pid is not None and _alive(pid) for pid in agents.values()), agents
+        head.stop()  # a restarted head holds the same hosts, from its store
+        head.start()
+        wait_for(lambda: _online(head, "pooled") == both, 60, "both hosts back after a restart")
+        assert _agents(pair) == agents  # the same agents, reconnected
 
         # a pool none of whose hosts connects: INVALID, saying why
         b.create_compute_environment(
