@@ -41,6 +41,9 @@ class CreateComputeEnvironment(Event):
     state: str = "ENABLED"
     echo: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    max_vcpus: int | None = None  # None: its nodes come from the head's config
+    min_vcpus: int = 0
+    desired_vcpus: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +51,9 @@ class UpdateComputeEnvironment(Event):
     ref: str
     state: str | None = None
     echo: dict[str, Any] = field(default_factory=dict)
+    max_vcpus: int | None = None  # None here: unchanged
+    min_vcpus: int | None = None
+    desired_vcpus: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

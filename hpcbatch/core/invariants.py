@@ -5,7 +5,8 @@ attempts; every index (listing, runnable, child counts) agrees with the jobs; no
 job that is not STARTING/RUNNING; a node held by a gang's node job holds nothing else; a
 multi-node parent is STARTING/RUNNING only while its main node is; node jobs are never queued;
 a retiring node is never ONLINE; a consumable resource's in-use count is what live attempts hold
-and never exceeds its total.
+and never exceeds its total; an API-made compute environment keeps
+0 <= minvCpus <= desiredvCpus <= maxvCpus.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def check_invariants(state: State) -> None:
     _check_indexes(state)
     _check_users(state)
     _check_consumables(state)
+    _check_ce_bounds(state)
 
 
 def _check_consumables(state: State) -> None:
@@ -53,6 +55,18 @@ def _check_consumables(state: State) -> None:
     for name in held:
         if name not in state.consumables:
             _fail(f"live attempts hold consumable {name}, which does not exist")
+
+
+def _check_ce_bounds(state: State) -> None:
+    for ce in state.ces.values():
+        if ce.max_vcpus is None:
+            continue
+        desired = ce.min_vcpus if ce.desired_vcpus is None else ce.desired_vcpus
+        if not 0 <= ce.min_vcpus <= desired <= ce.max_vcpus:
+            _fail(
+                f"CE {ce.name}: vCPUs min {ce.min_vcpus} desired {ce.desired_vcpus} "
+                f"max {ce.max_vcpus} out of order"
+            )
 
 
 def _check_users(state: State) -> None:

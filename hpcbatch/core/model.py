@@ -222,6 +222,12 @@ class ComputeEnvironment:
     echo: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     status: str = "VALID"
+    # The vCPU bounds of a CE made through the API (core/ce_capacity.py sizes its nodes from
+    # them); ``max_vcpus`` None: its nodes come from the head's config (the embedded ``local``
+    # CE, the SSH CEs of ``[[compute_environments]]``) and these bounds mean nothing.
+    max_vcpus: int | None = None
+    min_vcpus: int = 0
+    desired_vcpus: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

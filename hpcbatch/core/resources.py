@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hpcbatch.core import events as ev
+from hpcbatch.core.ce_capacity import local_node_name
+from hpcbatch.core.commands import Command
 from hpcbatch.core.consumable_resources import LIST_FIELD, resolve_needs
 from hpcbatch.core.jobs import fail_job
 from hpcbatch.core.model import (
@@ -22,6 +24,7 @@ from hpcbatch.core.model import (
 )
 from hpcbatch.core.owners import check_definition_users
 from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
+from hpcbatch.core.retire import retire
 from hpcbatch.core.state import State
 from hpcbatch.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
 
@@ -31,6 +34,13 @@ MAX_CES_PER_QUEUE = 3
 def create_ce(state: State, e: ev.CreateComputeEnvironment) -> None:
     if e.name in state.ces:
         raise ConflictError(f"computeEnvironmentName: {e.name!r} already exists")
+    if e.kind == "LOCAL" and e.max_vcpus is not None:
+        node = state.nodes.get(local_node_name(e.name))
+        if node is not None:
+            raise ConflictError(
+                f"computeEnvironmentName: {e.name!r} would name its node {node.name}, which "
+                f"is already a node of {node.ce}; choose another name"
+            )
     state.ces[e.name] = ComputeEnvironment(
         name=e.name,
         arn=state.arn("compute-environment", e.name),
@@ -40,6 +50,9 @@ def create_ce(state: State, e: ev.CreateComputeEnvironment) -> None:
         seq=state.next_seq(),
         echo=dict(e.echo),
         tags=dict(e.tags),
+        max_vcpus=e.max_vcpus,
+        min_vcpus=e.min_vcpus,
+        desired_vcpus=e.desired_vcpus,
     )
     state.changes.touch("compute_environment", e.name)
     state.journal(e.now, e.cause, e.name, "CREATED", f"compute environment {e.kind} {e.state}")
@@ -47,15 +60,57 @@ def create_ce(state: State, e: ev.CreateComputeEnvironment) -> None:
 
 def update_ce(state: State, e: ev.UpdateComputeEnvironment) -> None:
     ce = resolve_ce(state, e.ref)
+    _not_deleting(ce, "computeEnvironment")
+    bounds = _updated_bounds(ce, e)
     if e.state is not None:
         ce.state = e.state
+    if ce.max_vcpus is not None:
+        ce.min_vcpus, ce.desired_vcpus, ce.max_vcpus = bounds
+    # computeResources merges, as AWS's update does: what the request leaves out stays
+    resources = {**(ce.echo.get("computeResources") or {}), **e.echo.get("computeResources", {})}
     ce.echo.update(e.echo)
+    if resources:
+        ce.echo["computeResources"] = resources
     state.changes.touch("compute_environment", ce.name)
-    state.journal(e.now, e.cause, ce.name, "UPDATED", f"state {ce.state}")
+    detail = f"state {ce.state}"
+    if ce.max_vcpus is not None:
+        detail += f", vCPUs min {ce.min_vcpus} max {ce.max_vcpus}"
+    state.journal(e.now, e.cause, ce.name, "UPDATED", detail)
 
 
-def delete_ce(state: State, e: ev.DeleteComputeEnvironment) -> None:
+def _updated_bounds(
+    ce: ComputeEnvironment, e: ev.UpdateComputeEnvironment
+) -> tuple[int, int | None, int]:
+    """(min, desired, max) after ``e``, checked against each other as stored + updated."""
+    low = ce.min_vcpus if e.min_vcpus is None else e.min_vcpus
+    high = ce.max_vcpus if e.max_vcpus is None else e.max_vcpus
+    desired = e.desired_vcpus
+    if high is None:  # nodes from the config: the bounds are only echoed
+        return low, desired, 0
+    if desired is None and ce.desired_vcpus is not None:  # the stored one follows new bounds
+        desired = min(max(ce.desired_vcpus, low), high)
+    if low > high:
+        raise ValidationError(
+            "computeResources.maxvCpus", f"must be at least minvCpus ({low}) (got {high})"
+        )
+    if desired is not None and not low <= desired <= high:
+        raise ValidationError(
+            "computeResources.desiredvCpus",
+            f"must be from minvCpus ({low}) to maxvCpus ({high}) (got {desired})",
+        )
+    return low, desired, high
+
+
+DELETING_REASON = "its compute environment is being deleted"
+
+
+def delete_ce(state: State, e: ev.DeleteComputeEnvironment) -> list[Command]:
+    """As AWS: a DISABLED CE no queue uses goes at once when none of its nodes runs a job;
+    else it is DELETING, its nodes drain for good (core/retire.py) and ``finish_deletions``
+    removes it once their jobs have ended."""
     ce = resolve_ce(state, e.ref)
+    if ce.status == "DELETING":
+        return []  # deleting twice is harmless
     if ce.state != "DISABLED":
         raise ConflictError(
             f"computeEnvironment: {ce.name!r} is {ce.state}; disable it before deleting it"
@@ -66,17 +121,37 @@ def delete_ce(state: State, e: ev.DeleteComputeEnvironment) -> None:
             f"computeEnvironment: {ce.name!r} is still used by job queue(s) {', '.join(users)}; "
             "detach it from every queue first"
         )
-    busy = [n.name for n in state.nodes.values() if n.ce == ce.name and n.attempts]
-    if busy:
-        raise ConflictError(
-            f"computeEnvironment: {ce.name!r} still runs jobs on {', '.join(sorted(busy))}"
-        )
+    members = sorted(n.name for n in state.nodes.values() if n.ce == ce.name)
+    if not any(state.nodes[name].attempts for name in members):
+        _drop_ce(state, ce, e)
+        return []
+    ce.status = "DELETING"
+    state.changes.touch("compute_environment", ce.name)
+    state.journal(e.now, e.cause, ce.name, "DELETING", "its nodes' running jobs end first")
+    for name in members:
+        retire(state, ev.RetireNode(cause=e.cause, now=e.now, node=name, reason=DELETING_REASON))
+    return []
+
+
+def finish_deletions(state: State, e: ev.Event) -> None:
+    """Remove each DELETING CE none of whose nodes holds an attempt any more."""
+    for ce in [c for c in state.ces.values() if c.status == "DELETING"]:
+        if not any(n.attempts for n in state.nodes.values() if n.ce == ce.name):
+            _drop_ce(state, ce, e)
+
+
+def _drop_ce(state: State, ce: ComputeEnvironment, e: ev.Event) -> None:
     del state.ces[ce.name]
     for node in [n for n in state.nodes.values() if n.ce == ce.name]:
         del state.nodes[node.name]
         state.changes.drop("node", node.name)
     state.changes.drop("compute_environment", ce.name)
     state.journal(e.now, e.cause, ce.name, "DELETED", "")
+
+
+def _not_deleting(ce: ComputeEnvironment, field: str) -> None:
+    if ce.status == "DELETING":
+        raise ConflictError(f"{field}: {ce.name!r} is DELETING (it goes once its running jobs end)")
 
 
 def _check_ce_order(state: State, order: tuple[tuple[int, str], ...]) -> tuple[str, ...]:
@@ -87,9 +162,10 @@ def _check_ce_order(state: State, order: tuple[tuple[int, str], ...]) -> tuple[s
         )
     names = []
     for i, (_, ref) in enumerate(sorted(order)):
-        names.append(
-            resolve_ce(state, ref, f"computeEnvironmentOrder[{i}].computeEnvironment").name
-        )
+        field = f"computeEnvironmentOrder[{i}].computeEnvironment"
+        ce = resolve_ce(state, ref, field)
+        _not_deleting(ce, field)
+        names.append(ce.name)
     if len(set(names)) != len(names):
         raise ValidationError("computeEnvironmentOrder", "lists a compute environment twice")
     kinds = {state.ces[n].kind for n in names}

@@ -36,6 +36,7 @@ def _quiet(handler: Callable[[State, Any], object]) -> Callable[[State, Any], li
 def _tick(state: State, e: ev.Tick) -> list[Command]:
     commands = attempts.kill_overdue(state, e)
     control.purge_finished(state, e)
+    resources.finish_deletions(state, e)
     time_limits.enforce(state, e.cause, e.now)
     return commands
 
@@ -43,7 +44,7 @@ def _tick(state: State, e: ev.Tick) -> list[Command]:
 HANDLERS: dict[type[ev.Event], Callable[[State, Any], list[Command]]] = {
     ev.CreateComputeEnvironment: _quiet(resources.create_ce),
     ev.UpdateComputeEnvironment: _quiet(resources.update_ce),
-    ev.DeleteComputeEnvironment: _quiet(resources.delete_ce),
+    ev.DeleteComputeEnvironment: resources.delete_ce,
     ev.CreateJobQueue: _quiet(resources.create_queue),
     ev.UpdateJobQueue: _quiet(resources.update_queue),
     ev.DeleteJobQueue: _quiet(resources.delete_queue),

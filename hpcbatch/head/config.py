@@ -16,6 +16,8 @@ min_timeout_seconds = 60           # AWS's minimum; lower it for test clusters
 retention_days = 7                 # finished jobs are forgotten after this
 heartbeat_timeout_s = 30           # an agent silent this long is DOWN (its jobs are held)
 node_lost_timeout_s = 120          # DOWN this long: its jobs fail as "Host lost" and retry
+host_idle_release_s = 60           # a host pool's host above its CE's floor, idle this long,
+                                   # is released (docs/compute-environments.md)
 
 [local]                            # the embedded LOCAL compute environment
 nodes = 1                          # virtual nodes (one agent each) on this machine
@@ -43,6 +45,10 @@ key = "/etc/hpcbatch/tls/head.key"
 name = "cluster"
 kind = "SSH"
 hosts = [...]
+
+[[host_pools]]                     # hosts that API-made SSH CEs take and release (instanceTypes
+name = "gpu"                       # names the pools); host tables as a compute environment's
+hosts = [...]
 ```
 """
 
@@ -63,6 +69,7 @@ from hpcbatch.head.hosts import (
     check_fabric,
     check_placement_group,
     parse_compute_environments,
+    parse_host_pools,
 )
 from hpcbatch.mpi.fabric import Fabric, fabric_environment
 
@@ -103,6 +110,7 @@ class HeadConfig:
     retention_days: float = 7.0
     heartbeat_timeout_s: float = 30.0
     node_lost_timeout_s: float = 120.0
+    host_idle_release_s: float = 60.0
     backfill_depth: int = 200
     metrics_listen: str = "127.0.0.1:9650"  # [metrics] listen; "": no /metrics
     socket: str = ""  # the Unix socket; load_config's default: ROOT_SOCKET as root, else ""
@@ -112,6 +120,7 @@ class HeadConfig:
     tls_key: str = ""  # [tls] key
     local: LocalConfig = field(default_factory=LocalConfig)
     compute_environments: tuple[CeConfig, ...] = ()  # SSH hosts: see hpcbatch/head/hosts.py
+    host_pools: tuple[CeConfig, ...] = ()  # [[host_pools]]: hosts API-made SSH CEs draw on
 
     @property
     def stored_region(self) -> str:
@@ -141,6 +150,7 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
             raise ValidationError(f"config {path}", str(error)) from error
     local_raw = raw.pop("local", {})
     ces_raw = raw.pop("compute_environments", [])
+    pools_raw = raw.pop("host_pools", [])
     scheduler = raw.pop("scheduler", {})
     if "backfill_depth" in scheduler:
         raw["backfill_depth"] = scheduler.pop("backfill_depth")
@@ -151,7 +161,7 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
     known = {f.name: f for f in fields(HeadConfig)}
     values: dict[str, Any] = {}
     for key, value in {**raw, **{k: v for k, v in overrides.items() if v is not None}}.items():
-        if key not in known or key in ("local", "compute_environments"):
+        if key not in known or key in ("local", "compute_environments", "host_pools"):
             raise ValidationError(f"config.{key}", "is not a known setting")
         if key == "data_dir":
             values[key] = Path(value)
@@ -163,7 +173,9 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
         values[key] = _typed(f"config.{key}", value, expected)
     values["local"] = _local(local_raw)
     local_names = set(local_node_names(values["local"].nodes))
-    values["compute_environments"] = parse_compute_environments(ces_raw, local_names)
+    endpoints: dict[tuple[str, int], str] = {}
+    values["compute_environments"] = parse_compute_environments(ces_raw, local_names, endpoints)
+    values["host_pools"] = parse_host_pools(pools_raw, local_names, endpoints)
     config = replace(HeadConfig(), **values)
     if config.min_timeout_seconds < 1:
         raise ValidationError("config.min_timeout_seconds", "must be at least 1")

@@ -236,12 +236,15 @@ def parse_host(where: str, raw: Any) -> SshHost:
     )
 
 
-def parse_compute_environments(raw: Any, taken: set[str]) -> tuple[CeConfig, ...]:
-    """``[[compute_environments]]`` tables; ``taken`` holds node names already in use."""
+def parse_compute_environments(
+    raw: Any, taken: set[str], endpoints: dict[tuple[str, int], str] | None = None
+) -> tuple[CeConfig, ...]:
+    """``[[compute_environments]]`` tables; ``taken`` holds node names already in use, and
+    gets this file's added (as ``endpoints``, address:port -> host, when given)."""
     if not isinstance(raw, list):
         raise ValidationError("config.compute_environments", "must be a list of tables")
     ces: list[CeConfig] = []
-    names, addresses = set(taken), {}
+    addresses = {} if endpoints is None else endpoints
     for i, table in enumerate(raw):
         where = f"config.compute_environments[{i}]"
         if not isinstance(table, dict) or not NAME_RE.fullmatch(str(table.get("name", ""))):
@@ -252,19 +255,61 @@ def parse_compute_environments(raw: Any, taken: set[str]) -> tuple[CeConfig, ...
         if unknown:
             raise ValidationError(f"{where}.{unknown[0]}", "is not a known setting")
         fabric = check_fabric(where, table)
-        hosts = []
-        for j, host_raw in enumerate(table.get("hosts", [])):
-            host = parse_host(f"{where}.hosts[{j}]", host_raw)
-            if host.name in names:
-                raise ValidationError(f"{where}.hosts[{j}].name", f"{host.name!r} is listed twice")
-            endpoint = (host.address, host.port)
-            if endpoint in addresses:
-                raise ValidationError(
-                    f"{where}.hosts[{j}].address",
-                    f"{host.address}:{host.port} is already host {addresses[endpoint]!r}",
-                )
-            names.add(host.name)
-            addresses[endpoint] = host.name
-            hosts.append(host)
-        ces.append(CeConfig(table["name"], "SSH", tuple(hosts), fabric))
+        hosts = _hosts(where, table.get("hosts", []), taken, addresses, "listed twice")
+        ces.append(CeConfig(table["name"], "SSH", hosts, fabric))
     return tuple(ces)
+
+
+def _hosts(
+    where: str,
+    raw: Any,
+    names: set[str],
+    addresses: dict[tuple[str, int], str],
+    twice: str,
+) -> tuple[SshHost, ...]:
+    if not isinstance(raw, list):
+        raise ValidationError(f"{where}.hosts", "must be a list of host tables")
+    hosts = []
+    for j, host_raw in enumerate(raw):
+        host = parse_host(f"{where}.hosts[{j}]", host_raw)
+        if host.name in names:
+            raise ValidationError(f"{where}.hosts[{j}].name", f"{host.name!r} is {twice}")
+        endpoint = (host.address, host.port)
+        if endpoint in addresses:
+            raise ValidationError(
+                f"{where}.hosts[{j}].address",
+                f"{host.address}:{host.port} is already host {addresses[endpoint]!r}",
+            )
+        names.add(host.name)
+        addresses[endpoint] = host.name
+        hosts.append(host)
+    return tuple(hosts)
+
+
+POOL_KEYS = {"name", "hosts", "fabric", "network_interface"}
+
+
+def parse_host_pools(
+    raw: Any, taken: set[str], endpoints: dict[tuple[str, int], str]
+) -> tuple[CeConfig, ...]:
+    """``[[host_pools]]``: named lists of SSH hosts (same host tables as a compute
+    environment's) that MANAGED SSH compute environments made through the API draw on, naming
+    them in ``computeResources.instanceTypes``. A host in two pools, or in a pool and a compute
+    environment, is refused (``taken``/``endpoints``: the names and addresses already used)."""
+    if not isinstance(raw, list):
+        raise ValidationError("config.host_pools", "must be a list of tables")
+    pools: list[CeConfig] = []
+    for i, table in enumerate(raw):
+        where = f"config.host_pools[{i}]"
+        if not isinstance(table, dict) or not NAME_RE.fullmatch(str(table.get("name", ""))):
+            raise ValidationError(f"{where}.name", "is required: 1-63 letters, digits, '_' or '-'")
+        if table["name"] in {p.name for p in pools}:
+            raise ValidationError(f"{where}.name", f"{table['name']!r} is listed twice")
+        unknown = sorted(set(table) - POOL_KEYS)
+        if unknown:
+            raise ValidationError(f"{where}.{unknown[0]}", "is not a known setting")
+        fabric = check_fabric(where, table)
+        twice = "already in another host pool or compute environment (a host is in one)"
+        hosts = _hosts(where, table.get("hosts", []), taken, endpoints, twice)
+        pools.append(CeConfig(table["name"], "SSH", hosts, fabric))
+    return tuple(pools)

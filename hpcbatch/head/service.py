@@ -4,9 +4,10 @@
 embedded defaults on a first start (compute environment ``local``, queue ``default``, job
 definitions ``default`` and ``default-multinode``), start the loop, connect the local agents
 (which reconciles what ran while the head was away), then start the timers: a Tick each second
-(timeouts, retention), a heartbeat watchdog that reports silent nodes lost, and the watch that
-removes SSH hosts gone from the config once their jobs have ended (``retire.py``); the SSH hosts
-retire before any node connects.
+(timeouts, retention), a heartbeat watchdog that reports silent nodes lost, the watch that
+removes SSH hosts gone from the config once their jobs have ended (``retire.py``), and the one
+that keeps the nodes of API-made LOCAL compute environments as their CEs say (``ce_nodes.py``:
+started again from the stored CEs at each start); the SSH hosts retire before any node connects.
 
 ``metrics`` (``hpcbatch.metrics``) watches the loop: the loop tells it of each committed batch
 and it publishes a snapshot of the gauges from the State there, on the loop; a scrape reads
@@ -22,8 +23,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.model import JobSpec, MultiNodeSpec, NodeRange, NodeState
+from hpcbatch.core.ce_capacity import ce_status
+from hpcbatch.core.model import ComputeEnvironment, JobSpec, MultiNodeSpec, NodeRange, NodeState
 from hpcbatch.head.agents import NodeProfile
+from hpcbatch.head.ce_hosts import CeHosts
+from hpcbatch.head.ce_nodes import CeNodes, detect_machine
 from hpcbatch.head.config import HeadConfig, local_node_names
 from hpcbatch.head.dispatcher import Dispatcher
 from hpcbatch.head.launch_keys import LaunchKeys
@@ -70,6 +74,22 @@ class Head:
         self.retirer = Retirer(
             self.loop, self.nodes, self.store, self._ssh_connect, config.data_dir / "retiring"
         )
+        self.machine = detect_machine()
+        self.ce_nodes = CeNodes(
+            self.loop, self.nodes, config.data_dir / "agents", self.head_id, self.machine
+        )
+        configured = set(local_node_names(config.local.nodes))
+        configured |= {h.name for ce in config.compute_environments for h in ce.hosts}
+        self.ce_hosts = CeHosts(
+            self.loop,
+            self.nodes,
+            self.store,
+            self._ssh_connect,
+            config.data_dir / "ce_host_keys",
+            config.host_pools,
+            configured,
+            config.host_idle_release_s,
+        )
         self._timers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -81,11 +101,16 @@ class Head:
         local = self._local_specs()
         self.nodes.start(local + self._ssh_specs() + retiring)
         await self.nodes.wait_connected([spec.name for spec in local])
+        await self.ce_nodes.reconcile()  # API-made LOCAL CEs' nodes, from the stored CEs
+        await self.ce_hosts.begin()  # the SSH hosts API-made CEs held
+        await self.ce_hosts.reconcile()
         running = asyncio.get_running_loop()
         self._timers = [
             running.create_task(self._tick()),
             running.create_task(self._watchdog()),
             running.create_task(self.retirer.watch()),
+            running.create_task(self.ce_nodes.watch()),
+            running.create_task(self.ce_hosts.watch()),
         ]
         self.metrics.refresh()
         log.info("ready: %s", summary)
@@ -104,6 +129,19 @@ class Head:
             parts.append("no host retiring")
         return ", ".join(parts)
 
+    async def capacity_changed(self) -> None:
+        """After a compute environment write: start, resize or release its nodes and hosts now
+        (the watches would, within ``WATCH_EVERY_S``)."""
+        await self.ce_nodes.reconcile()
+        await self.ce_hosts.reconcile()
+
+    def ce_status(self, ce: ComputeEnvironment) -> tuple[str, str]:
+        """DescribeComputeEnvironments' ``(status, statusReason)`` of ``ce`` now."""
+        decided = self.ce_hosts.status.get(ce.name)
+        if decided is None or ce.status == "DELETING":
+            return ce_status(self.state, ce)
+        return decided
+
     async def history(self, subject: str) -> list[JournalEntry]:
         """A job's journal, read in a worker thread: the store's one connection may be held by
         a big write the loop has sent to a thread, and the event loop must not wait for it."""
@@ -115,6 +153,7 @@ class Head:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.ce_nodes.settle()
         await self.nodes.stop()
         await self.loop.stop()
         self.store.close()

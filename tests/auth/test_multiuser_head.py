@@ -189,6 +189,8 @@ def test_queues_compute_environments_nodes_and_users_are_for_admins(head: UsersH
         call(head.unix, "UpdateJobQueue", {"jobQueue": "default", "priority": 9}),
         call(head.unix, "CreateConsumableResource", {"consumableResourceName": "lic"}),
         route(head.unix, "POST", "/hpcbatch/v1/nodes/local-1/drain", {"reason": "mine"}),
+        route(head.unix, "POST", "/hpcbatch/v1/nodes", {"computeEnvironment": "x", "hosts": []}),
+        route(head.unix, "POST", "/hpcbatch/v1/nodes/local-1/remove", {}),
         route(head.unix, "GET", "/hpcbatch/v1/users"),
         route(head.unix, "POST", "/hpcbatch/v1/users", {"name": "me", "unixUser": "root"}),
     ):

@@ -24,7 +24,7 @@ def test_compute_environment_and_queue_lifecycle(head: HeadProcess) -> None:
     made = b.create_compute_environment(
         computeEnvironmentName="extra",
         type="MANAGED",
-        computeResources={"type": "LOCAL", "maxvCpus": 4, "subnets": []},
+        computeResources={"type": "LOCAL", "maxvCpus": 1, "subnets": []},
         tags={"team": "hpc"},
     )
     assert made["computeEnvironmentArn"].endswith(":compute-environment/extra")
@@ -248,6 +248,8 @@ def test_responses_carry_the_members_aws_fills(head: HeadProcess) -> None:
     prefix = "arn:aws:batch:local:000000000000:"
     (ce,) = b.describe_compute_environments(computeEnvironments=["local"])["computeEnvironments"]
     assert ce["ecsClusterArn"] == prefix + "node-pool/local"
+    resources = ce["computeResources"]  # the built-in CE's capacity is its configured nodes'
+    assert (resources["minvCpus"], resources["maxvCpus"], resources["desiredvCpus"]) == (0, 4, 4)
     job_id = b.submit_job(jobName="m", jobQueue="default", jobDefinition="default")["jobId"]
     done = head.wait_status(job_id, "SUCCEEDED", "FAILED")
     assert done["container"]["containerInstanceArn"] == prefix + "node/local-1"

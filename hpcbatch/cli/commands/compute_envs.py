@@ -35,7 +35,12 @@ def register(
     listing.add_argument("names", nargs="*", metavar="NAME")
     create = actions.add_parser("create", parents=[common], help="create a compute environment")
     create.add_argument("name", metavar="NAME")
-    create.add_argument("--kind", type=str.upper, default="LOCAL", help="LOCAL (default) or SSH")
+    create.add_argument(
+        "--kind",
+        type=str.upper,
+        default="LOCAL",
+        help="LOCAL (default), SSH (hosts from --pool) or UNMANAGED (hosts from `nodes add`)",
+    )
     update = actions.add_parser("update", parents=[common], help="change a compute environment")
     update.add_argument("name", metavar="NAME")
     for target in (create, update):
@@ -46,21 +51,47 @@ def register(
             metavar="N",
             help="computeResources.maxvCpus",
         )
+        for bound in ("min", "desired"):
+            target.add_argument(
+                f"--{bound}-vcpus",
+                type=_args.non_negative_int,
+                metavar="N",
+                help=f"computeResources.{bound}vCpus",
+            )
+        target.add_argument(
+            "--pool",
+            action="append",
+            dest="pools",
+            metavar="POOL",
+            help="an SSH CE's host pool (computeResources.instanceTypes; repeat for more)",
+        )
     delete = actions.add_parser("delete", parents=[common], help="delete a compute environment")
     delete.add_argument("name", metavar="NAME")
     delete.add_argument("--force", action="store_true", help="disable it first")
     parser.set_defaults(func=run, action=None, names=[])
 
 
+def _bounds(args: argparse.Namespace) -> dict[str, Any]:
+    resources: dict[str, Any] = {}
+    for arg, member in (("min_vcpus", "minvCpus"), ("max_vcpus", "maxvCpus")):
+        if getattr(args, arg) is not None:
+            resources[member] = getattr(args, arg)
+    if args.desired_vcpus is not None:
+        resources["desiredvCpus"] = args.desired_vcpus
+    if args.pools:
+        resources["instanceTypes"] = args.pools
+    return resources
+
+
 def create_request(args: argparse.Namespace) -> dict[str, Any]:
-    resources: dict[str, Any] = {"type": args.kind}
-    if args.max_vcpus is not None:
-        resources["maxvCpus"] = args.max_vcpus
-    body: dict[str, Any] = {
-        "computeEnvironmentName": args.name,
-        "type": "MANAGED",
-        "computeResources": resources,
-    }
+    if args.kind == "UNMANAGED":
+        body: dict[str, Any] = {"computeEnvironmentName": args.name, "type": "UNMANAGED"}
+    else:
+        body = {
+            "computeEnvironmentName": args.name,
+            "type": "MANAGED",
+            "computeResources": {"type": args.kind, **_bounds(args)},
+        }
     if args.state:
         body["state"] = args.state
     return body
@@ -70,8 +101,9 @@ def update_request(args: argparse.Namespace) -> dict[str, Any]:
     body: dict[str, Any] = {"computeEnvironment": args.name}
     if args.state:
         body["state"] = args.state
-    if args.max_vcpus is not None:
-        body["computeResources"] = {"maxvCpus": args.max_vcpus}
+    resources = _bounds(args)
+    if resources:
+        body["computeResources"] = resources
     return body
 
 

@@ -14,6 +14,13 @@ AGENT is the build of each connected node's agent (``-`` while none is connected
 replaces an agent of another build than its own as it connects (transport/upgrade.py), so a
 node whose agent could not be replaced says why in REASON.
 
+``hpcbatch nodes add --ce NAME [user@]ADDRESS[:PORT]... --key PATH --known-hosts PATH`` (admins)
+puts SSH hosts into an UNMANAGED compute environment, as the config's host tables would (the
+head connects them, installs the agent, remembers them across restarts); ``--vcpus``,
+``--memory-mib``, ``--state-dir``, ``--python``, ``--trust-on-first-use`` and ``--name`` (one
+host) are the host table's settings. Paths are on the head's machine. ``hpcbatch nodes remove
+NAME`` lets such a host go: it drains, its running jobs finish, then its agent is stopped.
+
 A node whose host was removed from the head's config is **retiring** (STATE ``DRAINING
 (retiring)``, REASON ``removed from the head's config``): its running jobs finish, then it leaves
 the list and its compute environment (head/retire.py).
@@ -43,10 +50,76 @@ def register(
     resume = actions.add_parser("resume", parents=[common], help="place jobs on a node again")
     resume.add_argument("node", metavar="NAME")
     resume.add_argument("--reason", "-r", default="")
+    add = actions.add_parser(
+        "add", parents=[common], help="add SSH hosts to an UNMANAGED compute environment (admin)"
+    )
+    add.add_argument("hosts", metavar="[USER@]ADDRESS[:PORT]", nargs="+")
+    add.add_argument("--ce", required=True, help="the UNMANAGED compute environment")
+    add.add_argument("--key", required=True, help="private key (a path on the head's machine)")
+    add.add_argument("--known-hosts", required=True, help="known_hosts file (on the head)")
+    add.add_argument("--trust-on-first-use", action="store_true", help="record unknown keys")
+    add.add_argument("--name", help="the node's name (one host only; default: its address)")
+    add.add_argument("--vcpus", type=int, help="vCPUs it offers (default: all it has)")
+    add.add_argument("--memory-mib", type=int, help="memory it offers (default: all it has)")
+    add.add_argument("--state-dir", help="the agent's state directory on the host")
+    add.add_argument("--python", help="the host's Python 3 (default: python3)")
+    remove = actions.add_parser(
+        "remove", parents=[common], help="let an added host go after its jobs (admin)"
+    )
+    remove.add_argument("node", metavar="NAME")
     parser.set_defaults(func=run, action=None)
 
 
+def host_table(spec: str, args: argparse.Namespace) -> dict[str, Any]:
+    """``[user@]address[:port]`` plus the shared options, as the head's config host table."""
+    user, at, rest = spec.rpartition("@")
+    address, port = rest, None
+    if rest.count(":") == 1:  # an IPv6 address has several colons and no port here
+        address, _, port_text = rest.partition(":")
+        if not port_text.isdigit():
+            raise SystemExit(f"error: {spec}: the port after ':' must be a number")
+        port = int(port_text)
+    table: dict[str, Any] = {
+        "name": args.name or address,
+        "address": address,
+        "key": args.key,
+        "known_hosts": args.known_hosts,
+    }
+    optional = {
+        "user": user if at else None,
+        "port": port,
+        "trust_on_first_use": args.trust_on_first_use or None,
+        "vcpus": args.vcpus,
+        "memory_mib": args.memory_mib,
+        "state_dir": args.state_dir,
+        "python": args.python,
+    }
+    table.update({k: v for k, v in optional.items() if v is not None})
+    return table
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.action == "add":
+        if args.name and len(args.hosts) > 1:
+            raise SystemExit("error: --name names one host; give one host with it")
+        hosts = [host_table(spec, args) for spec in args.hosts]
+        reply = ctx.client.post(
+            "/hpcbatch/v1/nodes", {"computeEnvironment": args.ce, "hosts": hosts}
+        )
+        if ctx.json_output:
+            ctx.emit_json(reply)
+        else:
+            for name in reply.get("added", []):
+                sys.stdout.write(f"{name}: added to {args.ce} (connecting)\n")
+        return EXIT_OK
+    if args.action == "remove":
+        name = urllib.parse.quote(args.node, safe="")
+        reply = ctx.client.post(f"/hpcbatch/v1/nodes/{name}/remove", {})
+        if ctx.json_output:
+            ctx.emit_json(reply)
+        else:
+            sys.stdout.write(f"{args.node}: leaving once its jobs end\n")
+        return EXIT_OK
     if args.action in ("drain", "resume"):
         name = urllib.parse.quote(args.node, safe="")
         reply = ctx.client.post(f"/hpcbatch/v1/nodes/{name}/{args.action}", {"reason": args.reason})

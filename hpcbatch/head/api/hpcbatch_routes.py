@@ -5,6 +5,10 @@
   (``gpuDevices``: index, id, model, memory, FREE / IN_USE by which job / OUT_OF_SERVICE and
   why) and how jobs are kept to theirs (``gpuIsolation``: ``devices`` or ``env``)
 - ``POST nodes/<name>/drain`` ``{"reason"}`` and ``nodes/<name>/resume`` (admins)
+- ``POST nodes`` ``{"computeEnvironment", "hosts": [<host table>...]}`` — hosts into an
+  UNMANAGED compute environment (admins; host tables as in the config, ``head/hosts.py``; key
+  and known_hosts are paths on the head's machine), and ``POST nodes/<name>/remove``: let one
+  go after its jobs (``head/ce_hosts.py``)
 - ``GET  jobs/<jobId>/logs?attempt=N&offset=B`` — a chunk of an attempt's output (the job's
   owner and admins)
 - ``GET  jobs/<jobId>/history`` — the job's story from the journal
@@ -39,6 +43,7 @@ from hpcbatch.head.api.bodies import json_object
 from hpcbatch.head.api.operations import Call
 from hpcbatch.head.api.parse import SURROGATE_RULE, SURROGATES
 from hpcbatch.head.auth.policy import require_admin, require_job_owner
+from hpcbatch.head.hosts import parse_host
 from hpcbatch.head.loop import now_ms
 
 VERSION = "0.1.0"
@@ -114,6 +119,8 @@ async def route(
     if parts == ["nodes"] and method == "GET":
         nodes = sorted(call.head.state.nodes.values(), key=lambda n: n.name)
         return 200, {"nodes": [_node_doc(call, n) for n in nodes]}
+    if parts == ["nodes"] and method == "POST":
+        return 200, await _add_nodes(call, body)
     if parts == ["top"] and method == "GET":
         return 200, _top(call, query)
     if len(parts) == 3 and parts[0] == "nodes" and method == "POST":
@@ -171,9 +178,30 @@ def _whoami(call: Call) -> dict[str, Any]:
     return doc
 
 
+MAX_HOSTS_PER_ADD = 1000
+
+
+async def _add_nodes(call: Call, body: bytes) -> dict[str, Any]:
+    require_admin(call.principal, "nodes", "add hosts to a compute environment")
+    doc = json_object(body)
+    ce = doc.get("computeEnvironment")
+    if not isinstance(ce, str) or not ce:
+        raise ValidationError("computeEnvironment", "is required: an UNMANAGED CE's name")
+    raw = doc.get("hosts")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_HOSTS_PER_ADD:
+        raise ValidationError("hosts", f"must be a list of 1-{MAX_HOSTS_PER_ADD} host tables")
+    hosts = [parse_host(f"hosts[{i}]", table) for i, table in enumerate(raw)]
+    await call.head.ce_hosts.add(ce, hosts)
+    return {"computeEnvironment": ce, "added": [h.name for h in hosts]}
+
+
 async def _node_action(call: Call, name: str, action: str, body: bytes) -> dict[str, Any]:
-    require_admin(call.principal, f"nodes/{action}", "drain or resume nodes")
+    require_admin(call.principal, f"nodes/{action}", "drain, resume or remove nodes")
     reason = _reason(body)
+    if action == "remove":
+        await call.head.ce_hosts.remove(name)
+        node = call.head.state.nodes.get(name)
+        return {"node": _node_doc(call, node) if node is not None else {"name": name}}
     if action == "drain":
         event: ev.Event = ev.DrainNode(
             cause=call.cause, now=now_ms(), node=name, reason=reason or "drained by admin"
@@ -181,7 +209,7 @@ async def _node_action(call: Call, name: str, action: str, body: bytes) -> dict[
     elif action == "resume":
         event = ev.ResumeNode(cause=call.cause, now=now_ms(), node=name)
     else:
-        raise NotFoundError(f"no node action {action!r}; use drain or resume")
+        raise NotFoundError(f"no node action {action!r}; use drain, resume or remove")
     await call.head.loop.call(event)
     return {"node": _node_doc(call, call.head.state.nodes[name])}
 

@@ -44,18 +44,21 @@ class Call:
 
 
 async def create_ce(c: Call, r: m.CreateComputeEnvironmentRequest) -> Doc:
-    await c.head.loop.call(translate.create_ce(r, c.cause, now_ms()))
+    head = c.head
+    await head.loop.call(
+        translate.create_ce(r, c.cause, now_ms(), head.machine, head.ce_hosts.pool_names)
+    )
+    await head.capacity_changed()
     ce = c.head.state.ces[r.computeEnvironmentName]
     return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
 
 async def update_ce(c: Call, r: m.UpdateComputeEnvironmentRequest) -> Doc:
-    echo = translate.echo_of(r, "computeEnvironment", "state")
-    await c.head.loop.call(
-        ev.UpdateComputeEnvironment(
-            cause=c.cause, now=now_ms(), ref=r.computeEnvironment, state=r.state, echo=echo
-        )
-    )
+    head = c.head
+    kind = resolve_ce(head.state, r.computeEnvironment).kind
+    pools = head.ce_hosts.pool_names
+    await head.loop.call(translate.update_ce(r, kind, c.cause, now_ms(), head.machine, pools))
+    await head.capacity_changed()
     ce = resolve_ce(c.head.state, r.computeEnvironment)
     return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
@@ -64,6 +67,7 @@ async def delete_ce(c: Call, r: m.DeleteComputeEnvironmentRequest) -> Doc:
     await c.head.loop.call(
         ev.DeleteComputeEnvironment(cause=c.cause, now=now_ms(), ref=r.computeEnvironment)
     )
+    await c.head.capacity_changed()
     return {}
 
 
@@ -75,7 +79,9 @@ async def describe_ces(c: Call, r: m.DescribeComputeEnvironmentsRequest) -> Doc:
         ces = [ce for ce in ces if ce.name in wanted]
     chunk, token = page(ces, r.maxResults, r.nextToken)
     return {
-        "computeEnvironments": [shapes.compute_environment(ce) for ce in chunk],
+        "computeEnvironments": [
+            shapes.compute_environment(state, ce, c.head.ce_status(ce)) for ce in chunk
+        ],
         "nextToken": token,
     }
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from hpcbatch.core.attempts import declared_environment
+from hpcbatch.core.ce_capacity import ce_status, connected_vcpus
 from hpcbatch.core.consumables import needs
 from hpcbatch.core.explain import explain
 from hpcbatch.core.model import (
@@ -37,10 +38,27 @@ def _drop_none(doc: Doc) -> Doc:
     return {k: v for k, v in doc.items() if v is not None}
 
 
-def compute_environment(ce: ComputeEnvironment) -> Doc:
+def compute_environment(
+    state: State, ce: ComputeEnvironment, decided: tuple[str, str] | None = None
+) -> Doc:
+    """``decided``: ``(status, statusReason)`` as the head decided it (``Head.ce_status``);
+    None: from its nodes now (``core/ce_capacity.ce_status``). For an
+    API-made CE, ``computeResources`` carries its bounds and, as ``desiredvCpus``, the vCPUs
+    its connected nodes have (AWS reports the capacity it is running there)."""
     resources = dict(ce.echo.get("computeResources") or {})
     resources["type"] = ce.kind
-    return {
+    if ce.max_vcpus is not None:
+        resources["minvCpus"] = ce.min_vcpus
+        resources["maxvCpus"] = ce.max_vcpus
+        resources["desiredvCpus"] = connected_vcpus(state, ce.name)
+    elif ce.ce_type == "MANAGED":  # the config's nodes (the built-in `local`): all of them
+        resources.setdefault("minvCpus", 0)
+        resources["maxvCpus"] = sum(
+            n.capacity.cpu_milli // 1000 for n in state.nodes.values() if n.ce == ce.name
+        )
+        resources["desiredvCpus"] = connected_vcpus(state, ce.name)
+    status, reason = decided or ce_status(state, ce)
+    doc = {
         **ce.echo,
         "computeEnvironmentName": ce.name,
         "computeEnvironmentArn": ce.arn,
@@ -48,11 +66,14 @@ def compute_environment(ce: ComputeEnvironment) -> Doc:
         "ecsClusterArn": ce.arn.replace(":compute-environment/", ":node-pool/", 1),
         "type": ce.ce_type,
         "state": ce.state,
-        "status": ce.status,
-        "statusReason": "ComputeEnvironment Healthy",
+        "status": status,
+        "statusReason": reason,
         "computeResources": resources,
         "tags": ce.tags,
     }
+    if ce.ce_type == "UNMANAGED":  # as AWS: an UNMANAGED CE has no computeResources
+        del doc["computeResources"]
+    return doc
 
 
 def job_queue(state: State, queue: JobQueue) -> Doc:

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from hpcbatch.core import events as ev
+from hpcbatch.core.ce_capacity import Machine, check_local_size
 from hpcbatch.core.model import (
     DEFAULT_RESOURCES,
     Caller,
@@ -75,14 +76,46 @@ def _env(variables: list[m.KeyValuePair] | None) -> tuple[tuple[str, str], ...]:
     return tuple((v.name, v.value or "") for v in variables or [])
 
 
-def create_ce(req: m.CreateComputeEnvironmentRequest, cause: str, now: int) -> ev.Event:
-    kind = req.computeResources.type if req.computeResources else "LOCAL"
+CLOUD_ONLY = (
+    "{kind} compute environments run on AWS, which this head does not reach; on machines you "
+    "own use computeResources.type LOCAL (a virtual node on the head's machine, sized by "
+    "maxvCpus), SSH with instanceTypes naming host pools of the head's config, or type "
+    "UNMANAGED and add its hosts with `hpcbatch nodes add`"
+)
+
+
+def create_ce(
+    req: m.CreateComputeEnvironmentRequest,
+    cause: str,
+    now: int,
+    machine: Machine,
+    pools: tuple[str, ...] = (),
+) -> ev.Event:
+    """The event that makes ``req``'s CE; cloud kinds are refused saying what to use instead,
+    a LOCAL ``maxvCpus`` must fit ``machine`` (the head's own host), and an SSH CE's
+    ``instanceTypes`` must name host pools among ``pools`` (the config's).
+
+    An UNMANAGED CE is of kind SSH: its hosts are added by an admin (``hpcbatch nodes add``)."""
+    resources = req.computeResources
+    kind = resources.type if resources else "LOCAL"
+    if req.eksConfiguration is not None:
+        raise ValidationError("eksConfiguration", CLOUD_ONLY.format(kind="EKS"))
     if kind not in ("LOCAL", "SSH"):
-        raise ValidationError(
-            "computeResources.type",
-            f"{kind} compute environments are not available yet; this head runs LOCAL and "
-            "SSH ones (an SSH environment's hosts come from the head's config file)",
-        )
+        raise ValidationError("computeResources.type", CLOUD_ONLY.format(kind=kind))
+    bounds: dict[str, Any] = {}
+    if req.type == "UNMANAGED":
+        kind = "SSH"
+    elif resources is not None:
+        max_vcpus = resources.maxvCpus or 0
+        if kind == "LOCAL":
+            check_local_size(max_vcpus, machine, "computeResources.maxvCpus")
+        else:
+            _check_pools(resources.instanceTypes, pools)
+        bounds = {
+            "max_vcpus": max_vcpus,
+            "min_vcpus": resources.minvCpus or 0,
+            "desired_vcpus": resources.desiredvCpus,
+        }
     return ev.CreateComputeEnvironment(
         cause=cause,
         now=now,
@@ -92,6 +125,59 @@ def create_ce(req: m.CreateComputeEnvironmentRequest, cause: str, now: int) -> e
         state=req.state or "ENABLED",
         echo=echo_of(req, "computeEnvironmentName", "type", "state"),
         tags=req.tags or {},
+        **bounds,
+    )
+
+
+def _check_pools(names: list[str] | None, pools: tuple[str, ...]) -> None:
+    """``instanceTypes`` names host pools (AWS's instance types have no meaning on-premises)."""
+    listed = ", ".join(pools) if pools else "none: declare [[host_pools]] in its config"
+    if not names:
+        raise ValidationError(
+            "computeResources.instanceTypes",
+            f"must name the host pool(s) an SSH compute environment takes its hosts from; "
+            f"this head's host pools: {listed}",
+        )
+    for name in names:
+        if name not in pools:
+            raise ValidationError(
+                "computeResources.instanceTypes",
+                f"names no host pool {name!r}; this head's host pools: {listed}",
+            )
+
+
+def update_ce(
+    req: m.UpdateComputeEnvironmentRequest,
+    kind: str,
+    cause: str,
+    now: int,
+    machine: Machine,
+    pools: tuple[str, ...] = (),
+) -> ev.UpdateComputeEnvironment:
+    """``kind``: the CE's, as stored; a LOCAL CE's new ``maxvCpus`` must fit ``machine``, an SSH
+    CE's new ``instanceTypes`` name host pools."""
+    resources = req.computeResources
+    if req.eksConfiguration is not None:
+        raise ValidationError("eksConfiguration", CLOUD_ONLY.format(kind="EKS"))
+    if resources is not None and resources.type not in (None, kind):
+        raise ValidationError(
+            "computeResources.type",
+            f"a {kind} compute environment stays {kind} (got {resources.type}); create another "
+            "compute environment for another kind",
+        )
+    if kind == "LOCAL" and resources is not None and resources.maxvCpus is not None:
+        check_local_size(resources.maxvCpus, machine, "computeResources.maxvCpus")
+    if kind == "SSH" and resources is not None and resources.instanceTypes is not None:
+        _check_pools(resources.instanceTypes, pools)
+    return ev.UpdateComputeEnvironment(
+        cause=cause,
+        now=now,
+        ref=req.computeEnvironment,
+        state=req.state,
+        echo=echo_of(req, "computeEnvironment", "state"),
+        max_vcpus=resources.maxvCpus if resources else None,
+        min_vcpus=resources.minvCpus if resources else None,
+        desired_vcpus=resources.desiredvCpus if resources else None,
     )
 
 

@@ -1,0 +1,134 @@
+"""The pure decision of which pool hosts an SSH compute environment takes and releases."""
+
+from __future__ import annotations
+
+from hpcbatch.core import events as ev
+from hpcbatch.core.host_pools import (
+    Demand,
+    PoolHost,
+    PoolPlan,
+    plan_pool,
+    target_vcpus,
+    waiting_vcpus,
+)
+from hpcbatch.core.model import JobSpec, Resources
+from tests.core.sim import Sim
+
+POOLS = {"gpu": (PoolHost("h1", "gpu"), PoolHost("h2", "gpu"))}
+
+
+def _sim(**bounds: int) -> Sim:
+    sim = Sim()
+    sim.do(
+        ev.CreateComputeEnvironment,
+        name="ce",
+        ce_type="MANAGED",
+        kind="SSH",
+        echo={"computeResources": {"type": "SSH", "instanceTypes": ["gpu"]}},
+        **bounds,
+    )
+    return sim
+
+
+IDLE = Demand(idle_ms={"h1": 60_000, "h2": 60_000})  # both idle for the release time
+
+
+def _plan(
+    sim: Sim,
+    held: dict[str, str],
+    unreachable: dict[str, str] | None = None,
+    demand: Demand = IDLE,
+) -> PoolPlan:
+    ce = sim.state.ces["ce"]
+    return plan_pool(ce, POOLS, held, sim.state.nodes, unreachable or {}, demand)
+
+
+def _join(sim: Sim, host: str, vcpus: int = 2) -> None:
+    sim.do(ev.NodeJoined, node=host, ce="ce", capacity=Resources(vcpus * 1000, 4096))
+
+
+def test_target_is_desired_within_min_and_max() -> None:
+    sim = _sim(max_vcpus=4, min_vcpus=1, desired_vcpus=2)
+    assert target_vcpus(sim.state.ces["ce"]) == 2
+    assert target_vcpus(_sim(max_vcpus=4, min_vcpus=3).state.ces["ce"]) == 3
+
+
+def test_takes_one_host_at_a_time_until_the_target_is_covered() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=2)
+    plan = _plan(sim, {})
+    assert (plan.take, plan.status) == (("h1",), "CREATING")
+    assert _plan(sim, {"h1": "ce"}).take == ()  # h1 still connecting: wait for its size
+    _join(sim, "h1")
+    assert _plan(sim, {"h1": "ce"}) == PoolPlan((), (), "VALID", "ComputeEnvironment Healthy")
+
+
+def test_a_bigger_target_takes_the_next_host_and_a_smaller_releases_the_last() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=2)
+    _join(sim, "h1")
+    sim.do(ev.UpdateComputeEnvironment, ref="ce", desired_vcpus=4)
+    assert _plan(sim, {"h1": "ce"}).take == ("h2",)
+    _join(sim, "h2")
+    sim.do(ev.UpdateComputeEnvironment, ref="ce", desired_vcpus=2)
+    plan = _plan(sim, {"h1": "ce", "h2": "ce"})
+    assert (plan.release, plan.status) == (("h2",), "UPDATING")
+
+
+def test_a_host_held_by_another_ce_or_unreachable_is_skipped() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=2)
+    assert _plan(sim, {"h1": "other"}).take == ("h2",)
+    assert _plan(sim, {}, {"h1": "connection refused"}).take == ("h2",)
+
+
+def test_a_host_that_never_connected_is_released_and_all_unreachable_is_invalid() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=2)
+    sim.do(ev.NodeLost, node="h1", ce="ce", reason="connection refused")
+    plan = _plan(sim, {"h1": "ce"}, {"h2": "no route to host"})
+    assert (plan.release, plan.status) == (("h1",), "INVALID")  # says why in the same round
+    plan = _plan(sim, {}, {"h1": "connection refused", "h2": "no route to host"})
+    assert plan.status == "INVALID"
+    assert plan.reason == (
+        "host pool gpu has no reachable host (h1: connection refused; h2: no route to host)"
+    )
+
+
+def test_a_host_whose_configured_vcpus_pass_max_is_skipped() -> None:
+    sim = _sim(max_vcpus=2, desired_vcpus=2)
+    pools = {"gpu": (PoolHost("big", "gpu", 8), PoolHost("small", "gpu", 2))}
+    plan = plan_pool(sim.state.ces["ce"], pools, {}, sim.state.nodes, {})
+    assert plan.take == ("small",)
+
+
+def test_a_busy_host_is_not_released() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=4).cluster(nodes=0, ce="ce")
+    _join(sim, "h1")
+    _join(sim, "h2")
+    sim.submit()
+    sim.schedule()
+    busy = next(n.name for n in sim.state.nodes.values() if n.attempts)
+    sim.do(ev.UpdateComputeEnvironment, ref="ce", desired_vcpus=2)
+    release = _plan(sim, {"h1": "ce", "h2": "ce"}).release
+    assert busy not in release and len(release) == 1
+
+
+def test_waiting_jobs_grow_the_target_to_max_and_idle_hosts_go_after_the_idle_time() -> None:
+    sim = _sim(max_vcpus=4, min_vcpus=0)
+    sim.do(ev.CreateJobQueue, name="q", priority=1, ce_order=((1, "ce"),))
+    sim.do(ev.RegisterJobDefinition, name="d", def_type="container", spec=JobSpec(("true",)))
+    assert _plan(sim, {}) == PoolPlan((), (), "VALID", "ComputeEnvironment Healthy")
+    for _ in range(3):
+        sim.submit(vcpus=2)
+    sim.schedule()  # no node: all three stay RUNNABLE
+    ce = sim.state.ces["ce"]
+    assert waiting_vcpus(sim.state, ce, 4) == 4  # counted up to maxvCpus only
+    assert _plan(sim, {}, demand=Demand(waiting_vcpus=4)).take == ("h1",)
+    _join(sim, "h1")
+    (first,) = sim.schedule()
+    waiting = waiting_vcpus(sim.state, ce, 4)
+    assert _plan(sim, {"h1": "ce"}, demand=Demand(waiting_vcpus=waiting)).take == ("h2",)
+    _join(sim, "h2")
+    sim.start(first)
+    sim.end(first)
+    sim.run_all()  # every job ends: nothing waits, both hosts idle
+    held = {"h1": "ce", "h2": "ce"}
+    assert _plan(sim, held, demand=Demand(idle_ms={"h1": 5_000, "h2": 5_000})).release == ()
+    assert _plan(sim, held).release == ("h2", "h1")  # idle 60 s: down to the floor, 0
