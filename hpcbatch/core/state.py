@@ -24,6 +24,7 @@ from hpcbatch.core.model import (
     JobQueue,
     JobStatus,
     Node,
+    QuotaShare,
     User,
 )
 
@@ -76,6 +77,7 @@ class State:
         self.definitions: dict[str, dict[int, JobDefinition]] = {}
         self.jobs: dict[str, Job] = {}
         self.nodes: dict[str, Node] = {}
+        self.quota_shares: dict[str, QuotaShare] = {}  # by ``<queue>/<name>``
         self.users: dict[str, User] = {}  # API users by name (core/users.py)
         self.user_keys: dict[str, str] = {}  # access key id -> user name
         self.seq = 0

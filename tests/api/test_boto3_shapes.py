@@ -257,6 +257,31 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
     ("TagResource", {"resourceArn": f"{ARN}:job-queue/high", "tags": TAGS}),
     ("UntagResource", {"resourceArn": f"{ARN}:job/5a2c9a5e", "tagKeys": ["team", "x"]}),
     ("ListTagsForResource", {"resourceArn": f"{ARN}:job-definition/train:3"}),
+    (
+        "CreateQuotaShare",
+        {
+            "quotaShareName": "teamA",
+            "jobQueue": "high",
+            "capacityLimits": [{"maxCapacity": 8, "capacityUnit": "VCPU"}],
+            "resourceSharingConfiguration": {"strategy": "LEND_AND_BORROW", "borrowLimit": 50},
+            "preemptionConfiguration": {"inSharePreemption": "DISABLED"},
+            "state": "ENABLED",
+            "tags": TAGS,
+        },
+    ),
+    ("DescribeQuotaShare", {"quotaShareArn": f"{ARN}:job-queue/high/quota-share/teamA"}),
+    ("ListQuotaShares", {"jobQueue": "high", "maxResults": 10, "nextToken": "1"}),
+    (
+        "UpdateQuotaShare",
+        {
+            "quotaShareArn": f"{ARN}:job-queue/high/quota-share/teamA",
+            "capacityLimits": [{"maxCapacity": 2, "capacityUnit": "GPU"}],
+            "resourceSharingConfiguration": {"strategy": "RESERVE"},
+            "preemptionConfiguration": {"inSharePreemption": "ENABLED"},
+            "state": "DISABLED",
+        },
+    ),
+    ("DeleteQuotaShare", {"quotaShareArn": f"{ARN}:job-queue/high/quota-share/teamA"}),
 ]
 
 

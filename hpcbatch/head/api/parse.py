@@ -49,6 +49,11 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel]]] = {
         ("TagResource", m.TagResourceRequest),
         ("UntagResource", m.UntagResourceRequest),
         ("ListTagsForResource", m.ListTagsForResourceRequest),
+        ("CreateQuotaShare", m.CreateQuotaShareRequest),
+        ("DescribeQuotaShare", m.DescribeQuotaShareRequest),
+        ("ListQuotaShares", m.ListQuotaSharesRequest),
+        ("UpdateQuotaShare", m.UpdateQuotaShareRequest),
+        ("DeleteQuotaShare", m.DeleteQuotaShareRequest),
     )
 }
 
