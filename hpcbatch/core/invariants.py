@@ -4,7 +4,8 @@ No node over-committed; no GPU held twice; every node's allocation equals the su
 attempts; every index (listing, runnable, child counts) agrees with the jobs; no live attempt on a
 job that is not STARTING/RUNNING; a node held by a gang's node job holds nothing else; a
 multi-node parent is STARTING/RUNNING only while its main node is; node jobs are never queued;
-a retiring node is never ONLINE.
+a retiring node is never ONLINE; a quota share that does not borrow never runs over its quota,
+and a borrowing one stays within its borrowLimit.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hpcbatch.core.model import (
     attempt_id,
     node_job_id,
 )
+from hpcbatch.core.quotas import check_quotas
 from hpcbatch.core.state import State, runnable_key
 
 
@@ -35,6 +37,10 @@ def check_invariants(state: State) -> None:
     _check_nodes(state)
     _check_indexes(state)
     _check_users(state)
+    if state.quota_shares:
+        problem = check_quotas(state)
+        if problem is not None:
+            _fail(problem)
 
 
 def _check_users(state: State) -> None:

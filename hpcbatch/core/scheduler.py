@@ -15,6 +15,11 @@ reserved time, or it fits in what the reserved job leaves spare. Jobs that no no
 A multi-node job is placed as a gang (``gang``): all its nodes in the pass, on distinct whole
 nodes of one compute environment, or none; blocked, it reserves the nodes where it could start
 soonest, under the same EASY rule.
+
+A queue with quota shares is scanned in two phases (``quota_pass``): jobs within their share's
+quota, then jobs that borrow; in-quota jobs that find no room name borrowers to preempt, which
+the plan carries. The scan of such a queue goes on past a full pool (blocked in-quota jobs may
+preempt), and jobs over their quota are skipped at O(1) each.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from hpcbatch.core.pass_state import (
     start_reason,
     take,
 )
-from hpcbatch.core.plan import Placement, Plan, Reservation
+from hpcbatch.core.plan import Placement, Plan, Preemption, Reservation
+from hpcbatch.core.quota_pass import PHASES, QuotaLedger, ledger_for
 from hpcbatch.core.state import State
 
 
@@ -59,11 +65,20 @@ def schedule(state: State, now: int, backfill_depth: int = 200) -> Plan:
     if not pool:
         return Plan()
     run = Pass(state, now, pool)
+    preemptions: list[Preemption] = []
     for queue in sorted(state.queues.values(), key=lambda q: (-q.priority, q.seq)):
         if queue.state == "ENABLED" and state.runnable.get(queue.name):
-            _schedule_queue(run, queue, backfill_depth)
+            ledger = ledger_for(run, queue)
+            if ledger is None:
+                _schedule_queue(run, queue, backfill_depth)
+                continue
+            for phase in PHASES:
+                ledger.phase = phase
+                _schedule_queue(run, queue, backfill_depth, ledger)
+            ledger.finish(run, [f for tier in _queue_pool(run, queue) for f in tier])
+            preemptions.extend(ledger.preemptions)
     reservations = tuple(h.reservation for holds in run.holds.values() for h in holds)
-    return Plan(tuple(run.placements), reservations)
+    return Plan(tuple(run.placements), reservations, tuple(preemptions))
 
 
 def _queue_pool(run: Pass, queue: JobQueue) -> list[list[FreeNode]]:
@@ -75,7 +90,9 @@ def _queue_pool(run: Pass, queue: JobQueue) -> list[list[FreeNode]]:
     return by_ce
 
 
-def _schedule_queue(run: Pass, queue: JobQueue, backfill_depth: int) -> None:
+def _schedule_queue(
+    run: Pass, queue: JobQueue, backfill_depth: int, quota: QuotaLedger | None = None
+) -> None:
     tiers = _queue_pool(run, queue)
     if not tiers:
         return
@@ -84,11 +101,19 @@ def _schedule_queue(run: Pass, queue: JobQueue, backfill_depth: int) -> None:
     reserved = False
     blocked = 0
     for key in run.state.runnable[queue.name]:
-        if not any(f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat):
+        full = not any(f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat)
+        if full and (quota is None or quota.phase != PHASES[0]):
             return
         job = run.state.jobs[key[3]]
-        if not _blocked(run, tiers, flat, job, blocked_shapes):
+        if quota is not None and not quota.admits(job):
             continue
+        placed = len(run.placements)
+        if not _blocked(run, tiers, flat, job, blocked_shapes):
+            if quota is not None and len(run.placements) > placed:
+                quota.book(job)
+            continue
+        if quota is not None:
+            quota.blocked(flat, job)
         if run.first_blocked is None:
             run.first_blocked = job.job_id
         if not reserved:
