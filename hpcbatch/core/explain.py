@@ -3,7 +3,8 @@
 Computed when asked (DescribeJobs, ``hpcbatch describe``), never stored: with 100,000 queued jobs
 a pass must not rewrite 100,000 reasons. Reasons, most fundamental first:
 queue disabled; no enabled compute environment; MISCONFIGURATION (no node could ever hold it);
-no nodes; every fitting node DOWN/DRAINED; a reservation; otherwise the jobs ahead of it.
+no nodes; every fitting node DOWN/DRAINED; its quota share (at its quota and unable to borrow, or
+waiting for borrowers it preempted: ``quota_explain``); a reservation; otherwise the jobs ahead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hpcbatch.core.model import (
     vcpus_text,
 )
 from hpcbatch.core.plan import Reservation
+from hpcbatch.core.quota_explain import quota_wait
 from hpcbatch.core.state import State, runnable_key
 
 
@@ -74,6 +76,9 @@ def _runnable(state: State, job: Job, reservations: tuple[Reservation, ...]) -> 
     if not any(n.schedulable for n in fitting):
         states = ", ".join(f"{n.name} {n.state.value}" for n in fitting[:3])
         return f"waiting for nodes: every node that can hold it is unavailable ({states})"
+    share_reason = quota_wait(state, job) if job.share is not None else None
+    if share_reason is not None:
+        return share_reason
     for r in reservations:
         if r.job_id == job.job_id:
             when = "when running jobs end" if r.at is None else f"by {r.at} (epoch ms)"

@@ -7,6 +7,7 @@ from typing import Any
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import LaunchAttempt
+from hpcbatch.core.explain import explain
 from hpcbatch.core.model import Job, JobStatus
 from hpcbatch.core.scheduler import schedule
 from tests.core.sim import Sim, retry
@@ -171,3 +172,37 @@ def test_preemption_and_shares_survive_a_restart() -> None:
     assert sim.plans[-1].preemptions == ()
     victim = sim.state.jobs[a_jobs[3].job_id]
     assert victim.kill_reason is not None and victim.kill_reason.startswith("Preempted: ")
+
+
+def test_a_waiting_job_says_its_share_holds_it_with_numbers() -> None:
+    sim = ab(borrow_limit=50)
+    jobs = [sim.submit(share_identifier="a") for _ in range(4)]
+    run(sim)
+    assert explain(sim.state, jobs[3]) == (
+        'quota share "a" is at its quota: 2 of 2 vCPUs in use; '
+        "borrowLimit 50 %: 1 of 1 vCPUs borrowed"
+    )
+    sim2 = shared(a=(2, "LEND_AND_BORROW", {}), r=(2, "RESERVE", {}))
+    more = [sim2.submit(share_identifier="a") for _ in range(3)]
+    run(sim2)
+    assert explain(sim2.state, more[2]) == (
+        'quota share "a" is at its quota: 2 of 2 vCPUs in use; '
+        "nothing idle to borrow (borrowLimit unlimited: 0 vCPUs borrowed)"
+    )
+    held = sim2.submit(share_identifier="r", vcpus=3)
+    assert explain(sim2.state, held) == (
+        'quota share "r" is at its quota: 0 of 2 vCPUs in use; its strategy RESERVE does not borrow'
+    )
+
+
+def test_a_job_waiting_for_its_preempted_borrowers_says_so() -> None:
+    sim = ab()
+    for _ in range(4):
+        sim.submit(share_identifier="a")
+    run(sim)
+    b_job = sim.submit(share_identifier="b")
+    sim.schedule()
+    victim = sim.plans[-1].preemptions[0].job_id
+    assert explain(sim.state, b_job) == (
+        f'within quota share "b"\'s quota: waiting for 1 preempted job(s) to stop ({victim})'
+    )
