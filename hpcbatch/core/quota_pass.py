@@ -158,7 +158,8 @@ class QuotaLedger:
         self, flat: list[FreeNode], job: Job, pool: list[Running], enough: QuotaCheck, why: str
     ) -> bool:
         need = job.spec.resources
-        best: list[Running] | None = None
+        rank = {id(r): i for i, r in enumerate(pool)}  # ``pool`` is in order of preference
+        best: tuple[int, list[int], list[Running]] | None = None
         for entry in flat:
             if not need.fits_in(entry.node.capacity):
                 continue
@@ -169,12 +170,15 @@ class QuotaLedger:
                     break
                 chosen.append(run)
                 room = room + run.attempt.resources
-            fewer = best is None or len(chosen) < len(best)
-            if chosen and fewer and need.fits_in(room) and enough(chosen):
-                best = chosen
+            if not chosen or not need.fits_in(room) or not enough(chosen):
+                continue
+            # the fewest victims; between equals, the most preferred (the newest borrowers)
+            key = (len(chosen), sorted(rank[id(r)] for r in chosen), chosen)
+            if best is None or key[:2] < best[:2]:
+                best = key
         if best is None:
             return False
-        for run in best:
+        for run in best[2]:
             self.victims.add(run.job.job_id)
             self.preemptions.append(
                 Preemption(run.job.job_id, run.attempt.number, run.attempt.node, job.job_id, why)

@@ -54,7 +54,10 @@ def _apply_checked(sim: Sim) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(shares=st.lists(share_config, min_size=2, max_size=3), ops=st.lists(op, min_size=15, max_size=60))
+@given(
+    shares=st.lists(share_config, min_size=2, max_size=3),
+    ops=st.lists(op, min_size=15, max_size=60),
+)
 def test_quota_shares_hold_over_random_histories(shares: list[Any], ops: list[Any]) -> None:
     sim = Sim().cluster(nodes=1, vcpus=4)
     for i, (quota, strategy, borrow, in_share) in enumerate(shares):
