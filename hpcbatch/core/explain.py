@@ -64,7 +64,8 @@ def _runnable(state: State, job: Job, reservations: tuple[Reservation, ...]) -> 
     if not enabled:
         return f"no ENABLED compute environment in queue {queue.name} ({', '.join(queue.ce_order)})"
     if job.multinode is not None:
-        return gang_reason(state, job, enabled, reservations)
+        held = quota_wait(state, job) if job.share is not None else None
+        return held or gang_reason(state, job, enabled, reservations)
     need = job.spec.resources
     problem = largest_fit_problem(state, queue, need)
     if problem is not None:

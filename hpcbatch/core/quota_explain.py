@@ -8,7 +8,7 @@ borrowers are being preempted for it. None when the share is not why it waits.
 from __future__ import annotations
 
 from hpcbatch.core.model import Job
-from hpcbatch.core.quota_pass import job_need, waiting_for
+from hpcbatch.core.quota_pass import job_need, largest_node, waiting_for
 from hpcbatch.core.quotas import ShareUse, amounts, lendable, quota_of, share_uses, unit_text
 from hpcbatch.core.state import State
 
@@ -21,7 +21,7 @@ def quota_wait(state: State, job: Job) -> str | None:
     if entry is None:
         return None
     quota = quota_of(entry.share)
-    need = amounts(job_need(job))
+    need = amounts(job_need(job, largest_node(state, state.queues[job.queue])))
     short = [u for u, q in quota.items() if entry.use.get(u, 0) + need.get(u, 0) > q]
     if not short:
         return _preempting(uses, job)

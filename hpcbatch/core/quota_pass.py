@@ -36,6 +36,7 @@ from hpcbatch.core.quotas import (
     quota_of,
     share_uses,
 )
+from hpcbatch.core.state import State
 
 PHASES = ("quota", "borrow")
 QuotaCheck = Callable[[list[Running]], bool]
@@ -61,21 +62,31 @@ def waiting_for(kill_reason: str | None) -> str | None:
     return match["job"] if match else None
 
 
-def job_need(job: Job) -> Resources:
-    """What a job holds when it runs: a multi-node job, all its nodes' needs."""
+def job_need(job: Job, largest: Resources) -> Resources:
+    """What a job will hold when it runs. A multi-node job holds whole nodes, which ones only
+    its placement tells: it counts as ``num_nodes`` of the largest node (``largest``), so its
+    share never ends up over what was admitted."""
     if job.multinode is None:
         return job.spec.resources
-    total = Resources()
-    for r in job.multinode.ranges:
-        for _ in range(r.first, r.last + 1):
-            total = total + r.spec.resources
-    return total
+    n = job.multinode.num_nodes
+    return Resources(largest.cpu_milli * n, largest.memory_mib * n, largest.gpus * n)
+
+
+def largest_node(state: State, queue: JobQueue) -> Resources:
+    """Each resource's largest amount on one node of the queue's compute environments."""
+    cpu = memory = gpus = 0
+    for node in state.nodes.values():
+        if node.ce in queue.ce_order:
+            c = node.capacity
+            cpu, memory, gpus = max(cpu, c.cpu_milli), max(memory, c.memory_mib), max(gpus, c.gpus)
+    return Resources(cpu, memory, gpus)
 
 
 @dataclass(slots=True)
 class QuotaLedger:
     queue: str
     uses: dict[str, ShareUse]  # by share name
+    largest: Resources  # the queue's largest node: what a gang's node counts for (job_need)
     phase: str = PHASES[0]
     booked: dict[str, Amounts] = field(default_factory=dict)
     pending: dict[str, Resources] = field(default_factory=dict)  # node -> being freed for others
@@ -94,7 +105,7 @@ class QuotaLedger:
         entry = self.uses.get(job.share or "")
         if entry is None:
             return self.phase == PHASES[0]
-        need = amounts(job_need(job))
+        need = amounts(job_need(job, self.largest))
         fits = not over(plus(self.use(entry.share.name), need), quota_of(entry.share))
         if self.phase == PHASES[0]:
             if not fits and entry.share.in_share_preemption and len(self.over_quota) < 50:
@@ -124,11 +135,12 @@ class QuotaLedger:
             total = plus(total, entry.borrowed())
         return lendable(now, exclude), total
 
-    def book(self, job: Job) -> None:
+    def book(self, job: Job, held: Resources) -> None:
+        """``job`` was placed in the pass, holding ``held`` (a gang: its whole nodes)."""
         self.placed.add(job.job_id)
         if job.share in self.uses:
             name = job.share
-            self.booked[name] = plus(self.booked.get(name, {}), amounts(job_need(job)))
+            self.booked[name] = plus(self.booked.get(name, {}), amounts(held))
 
     def blocked(self, flat: list[FreeNode], job: Job) -> None:
         """An in-quota job found no room: claim room being freed, or preempt borrowers."""
@@ -227,7 +239,8 @@ def ledger_for(run: Pass, queue: JobQueue) -> QuotaLedger | None:
     uses = share_uses(run.state, queue.name)
     if not uses:
         return None
-    ledger = QuotaLedger(queue.name, {e.share.name: e for e in uses.values()})
+    shares = {e.share.name: e for e in uses.values()}
+    ledger = QuotaLedger(queue.name, shares, largest_node(run.state, queue))
     for entry in uses.values():
         for running in entry.running:
             target = waiting_for(running.job.kill_reason)

@@ -110,7 +110,7 @@ def _schedule_queue(
         placed = len(run.placements)
         if not _blocked(run, tiers, flat, job, blocked_shapes):
             if quota is not None and len(run.placements) > placed:
-                quota.book(job)
+                quota.book(job, _held(run, job, run.placements[placed:]))
             continue
         if quota is not None:
             quota.blocked(flat, job)
@@ -125,6 +125,16 @@ def _schedule_queue(
         blocked += 1
         if blocked >= backfill_depth:
             return
+
+
+def _held(run: Pass, job: Job, placed: list[Placement]) -> Resources:
+    """What ``placed`` (one job's placements) will hold: a gang's nodes whole."""
+    if job.multinode is None:
+        return job.spec.resources
+    total = Resources()
+    for p in placed:
+        total = total + run.state.nodes[p.node].capacity
+    return total
 
 
 Shape = tuple[Resources, int | None]

@@ -206,3 +206,18 @@ def test_a_job_waiting_for_its_preempted_borrowers_says_so() -> None:
     assert explain(sim.state, b_job) == (
         f'within quota share "b"\'s quota: waiting for 1 preempted job(s) to stop ({victim})'
     )
+
+
+def test_a_multi_node_job_counts_its_whole_nodes_against_its_share() -> None:
+    sim = shared(nodes=2, vcpus=4, small=(4, "RESERVE", {}), big=(8, "RESERVE", {}))
+    sim.gang_definition(nodes=2, vcpus=1)
+    held = sim.submit_gang(share_identifier="small")
+    run(sim)
+    assert held.status is JobStatus.RUNNABLE  # two whole 4-vCPU nodes: 8 vCPUs > 4
+    assert explain(sim.state, held) == (
+        'quota share "small" is at its quota: 0 of 4 vCPUs in use; '
+        "its strategy RESERVE does not borrow"
+    )
+    gang = sim.submit_gang(share_identifier="big")
+    run(sim)
+    assert gang.status is not JobStatus.RUNNABLE
