@@ -39,6 +39,7 @@ from hpcbatch.core.quotas import (
 from hpcbatch.core.state import State
 
 PHASES = ("quota", "borrow")
+SMALLEST: Amounts = {"VCPU": 1, "MEMORY_MIB": 1, "GPU": 0}  # every job needs some CPU and memory
 QuotaCheck = Callable[[list[Running]], bool]
 _WAITS_RE = re.compile(r"\(job (?P<job>\S+) waits\)$")
 
@@ -87,6 +88,7 @@ class QuotaLedger:
     queue: str
     uses: dict[str, ShareUse]  # by share name
     largest: Resources  # the queue's largest node: what a gang's node counts for (job_need)
+    waiting: dict[str, int]  # RUNNABLE jobs per share at the pass's start
     phase: str = PHASES[0]
     booked: dict[str, Amounts] = field(default_factory=dict)
     pending: dict[str, Resources] = field(default_factory=dict)  # node -> being freed for others
@@ -96,11 +98,33 @@ class QuotaLedger:
     over_quota: list[Job] = field(default_factory=list)  # candidates for in-share preemption
     preemptions: list[Preemption] = field(default_factory=list)
 
+    closed: set[str] = field(default_factory=set)  # shares none of whose jobs can start now
+    failed: dict[str, list[Amounts]] = field(default_factory=dict)  # needs that could not borrow
+
     def use(self, name: str) -> Amounts:
         return plus(self.uses[name].use, self.booked.get(name, {}))
 
+    def start(self, phase: str) -> None:
+        self.phase = phase
+        self.failed = {}
+        self.closed = {name for name in self.uses if self._closed(name)}
+
+    def all_closed(self) -> bool:
+        """No job of any share can start in the rest of this phase: the scan may stop."""
+        return len(self.closed) == len(self.uses)
+
+    def _closed(self, name: str) -> bool:
+        entry = self.uses[name]
+        if not self.waiting.get(name):
+            return True  # no RUNNABLE job
+        if self.phase == PHASES[0]:
+            if entry.share.in_share_preemption:
+                return False  # its over-quota jobs are looked at for in-share preemption
+            return over(plus(self.use(name), SMALLEST), quota_of(entry.share))
+        return not self.may_borrow(entry, SMALLEST)
+
     def admits(self, job: Job) -> bool:
-        if job.job_id in self.placed:
+        if job.job_id in self.placed or job.share in self.closed:
             return False
         entry = self.uses.get(job.share or "")
         if entry is None:
@@ -111,7 +135,16 @@ class QuotaLedger:
             if not fits and entry.share.in_share_preemption and len(self.over_quota) < 50:
                 self.over_quota.append(job)
             return fits
-        return not fits and self.may_borrow(entry, need)
+        if fits:
+            return False  # in its quota: phase 1 had it
+        failed = self.failed.setdefault(entry.share.name, [])
+        if any(all(need[u] >= f[u] for u in f) for f in failed):
+            return False  # a need no smaller could not borrow: use only grows in a pass
+        if self.may_borrow(entry, need):
+            return True
+        if len(failed) < 8:
+            failed.append(need)
+        return False
 
     def may_borrow(self, entry: ShareUse, need: Amounts) -> bool:
         name = entry.share.name
@@ -141,6 +174,8 @@ class QuotaLedger:
         if job.share in self.uses:
             name = job.share
             self.booked[name] = plus(self.booked.get(name, {}), amounts(held))
+            if self._closed(name):
+                self.closed.add(name)
 
     def blocked(self, flat: list[FreeNode], job: Job) -> None:
         """An in-quota job found no room: claim room being freed, or preempt borrowers."""
@@ -240,7 +275,8 @@ def ledger_for(run: Pass, queue: JobQueue) -> QuotaLedger | None:
     if not uses:
         return None
     shares = {e.share.name: e for e in uses.values()}
-    ledger = QuotaLedger(queue.name, shares, largest_node(run.state, queue))
+    waiting = {name: run.state.share_runnable[f"{queue.name}/{name}"] for name in shares}
+    ledger = QuotaLedger(queue.name, shares, largest_node(run.state, queue), waiting)
     for entry in uses.values():
         for running in entry.running:
             target = waiting_for(running.job.kill_reason)

@@ -102,6 +102,7 @@ def create_share(state: State, e: ev.CreateQuotaShare) -> QuotaShare:
     if key in state.quota_shares:
         raise ConflictError(f"quotaShareName: job queue {queue.name!r} already has {e.name!r}")
     check_no_policy(queue)
+    _check_no_loose_jobs(state, queue)
     limits = _limits(e.limits)
     borrow_limit = _sharing(e.strategy, e.borrow_limit)
     share = QuotaShare(
@@ -120,6 +121,21 @@ def create_share(state: State, e: ev.CreateQuotaShare) -> QuotaShare:
     state.changes.touch("quota_share", key)
     state.journal(e.now, e.cause, key, "CREATED", _describe(share))
     return share
+
+
+def _check_no_loose_jobs(state: State, queue: JobQueue) -> None:
+    """A queue's first share comes while it has no unfinished jobs: then every job of a queue
+    with shares has one, and the scheduler never meets a job outside them."""
+    if any(s.queue == queue.name for s in state.quota_shares.values()):
+        return
+    loose = sum(
+        1 for j in state.jobs.values() if j.queue == queue.name and j.status not in TERMINAL
+    )
+    if loose:
+        raise ConflictError(
+            f"jobQueue: {queue.name!r} has {loose} unfinished job(s) outside any quota share; "
+            "give a queue its quota shares while it is empty (or make a new queue for them)"
+        )
 
 
 def _describe(share: QuotaShare) -> str:

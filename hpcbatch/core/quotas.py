@@ -148,7 +148,17 @@ def lendable(uses: dict[str, ShareUse], exclude: str) -> Amounts:
 
 def check_quotas(state: State) -> str | None:
     """The invariant: a share that does not borrow never runs over its quota, and a borrower's
-    borrowing stays within its borrowLimit (checked per placement by ``quota_pass``)."""
+    borrowing stays within its borrowLimit (checked per placement by ``quota_pass``); the count
+    of RUNNABLE jobs per share is exact."""
+    counted: dict[str, int] = {}
+    for key in state.runnable:
+        for entry in state.runnable[key]:
+            job = state.jobs[entry[3]]
+            if job.share is not None:
+                name = f"{job.queue}/{job.share}"
+                counted[name] = counted.get(name, 0) + 1
+    if counted != {k: v for k, v in state.share_runnable.items() if v}:
+        return f"RUNNABLE jobs per share {dict(state.share_runnable)} are not {counted}"
     for key, entry in share_uses(state).items():
         borrowed = entry.borrowed()
         if any(borrowed.values()):

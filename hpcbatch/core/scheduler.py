@@ -73,7 +73,7 @@ def schedule(state: State, now: int, backfill_depth: int = 200) -> Plan:
                 _schedule_queue(run, queue, backfill_depth)
                 continue
             for phase in PHASES:
-                ledger.phase = phase
+                ledger.start(phase)
                 _schedule_queue(run, queue, backfill_depth, ledger)
             ledger.finish(run, [f for tier in _queue_pool(run, queue) for f in tier])
             preemptions.extend(ledger.preemptions)
@@ -101,8 +101,13 @@ def _schedule_queue(
     reserved = False
     blocked = 0
     for key in run.state.runnable[queue.name]:
-        full = not any(f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat)
-        if full and (quota is None or quota.phase != PHASES[0]):
+        if quota is not None and quota.all_closed():
+            return
+        # a full pool ends the scan, but for in-quota jobs: one that finds no room may preempt
+        may_preempt = quota is not None and quota.phase == PHASES[0]
+        if not may_preempt and not any(
+            f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat
+        ):
             return
         job = run.state.jobs[key[3]]
         if quota is not None and not quota.admits(job):

@@ -82,6 +82,7 @@ class State:
         self.user_keys: dict[str, str] = {}  # access key id -> user name
         self.seq = 0
         self.runnable: dict[str, SortedList] = {}
+        self.share_runnable: Counter[str] = Counter()  # "<queue>/<quota share>" -> RUNNABLE jobs
         self.listing: dict[str, dict[JobStatus, dict[str, None]]] = {}
         self.child_counts: dict[str, Counter[JobStatus]] = {}
         self.dependents: dict[str, set[str]] = {}
@@ -154,6 +155,8 @@ class State:
             if queue is None:
                 queue = self.runnable[job.queue] = SortedList()
             queue.add(runnable_key(job))
+            if job.share is not None:
+                self.share_runnable[f"{job.queue}/{job.share}"] += 1
         if job.parent_id is not None:
             counts = self.child_counts.get(job.parent_id)
             if counts is None:
@@ -166,6 +169,8 @@ class State:
             bucket.pop(job.job_id, None)
         if status is JobStatus.RUNNABLE:
             self.runnable[job.queue].remove(runnable_key(job))
+            if job.share is not None:
+                self.share_runnable[f"{job.queue}/{job.share}"] -= 1
         if job.parent_id is not None:
             self.child_counts[job.parent_id][status] -= 1
 

@@ -136,3 +136,13 @@ def test_update_and_delete() -> None:
     assert sim.state.quota_shares == {}
     with pytest.raises(NotFoundError, match="has no quota share named 'a'"):
         sim.do(ev.DeleteQuotaShare, ref=ARN + "a")
+
+
+def test_a_queue_gets_its_first_share_only_while_it_has_no_unfinished_jobs() -> None:
+    sim = Sim().cluster()
+    job = sim.submit()
+    with pytest.raises(ConflictError, match="1 unfinished job\\(s\\) outside any quota share"):
+        share(sim, "a")
+    sim.do(ev.CancelJob, job_id=job.job_id, reason="make room")
+    share(sim, "a")
+    assert set(sim.state.quota_shares) == {"q/a"}
