@@ -221,3 +221,15 @@ def test_a_multi_node_job_counts_its_whole_nodes_against_its_share() -> None:
     gang = sim.submit_gang(share_identifier="big")
     run(sim)
     assert gang.status is not JobStatus.RUNNABLE
+
+
+def test_a_job_that_succeeds_as_its_preemption_arrives_has_succeeded() -> None:
+    sim = ab()
+    a_jobs = [sim.submit(share_identifier="a") for _ in range(4)]
+    run(sim)
+    sim.submit(share_identifier="b")
+    sim.schedule()
+    victim = a_jobs[3]
+    assert victim.kill_reason is not None
+    sim.end(launch_of(sim, victim), exit_code=0, reason=victim.kill_reason)
+    assert victim.status is JobStatus.SUCCEEDED
