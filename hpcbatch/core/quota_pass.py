@@ -16,8 +16,9 @@ room being freed: a job waits for the kills made for it instead of asking for mo
 
 from __future__ import annotations
 
+import heapq
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from hpcbatch.core.model import Job, JobQueue, Resources
@@ -36,7 +37,7 @@ from hpcbatch.core.quotas import (
     quota_of,
     share_uses,
 )
-from hpcbatch.core.state import State
+from hpcbatch.core.state import RunnableKey, State
 
 PHASES = ("quota", "borrow")
 SMALLEST: Amounts = {"VCPU": 1, "MEMORY_MIB": 1, "GPU": 0}  # every job needs some CPU and memory
@@ -109,6 +110,16 @@ class QuotaLedger:
         self.failed = {}
         self.closed = {name for name in self.uses if self._closed(name)}
 
+    def order(self, state: State) -> Iterable[RunnableKey]:
+        """The RUNNABLE jobs of the shares still open in this phase, in the queue's order: the
+        closed shares' jobs are never looked at, so a pass costs O(jobs of open shares)."""
+        orders = [
+            state.share_runnable.get(f"{self.queue}/{name}", ())
+            for name in self.uses
+            if name not in self.closed
+        ]
+        return heapq.merge(*orders)
+
     def all_closed(self) -> bool:
         """No job of any share can start in the rest of this phase: the scan may stop."""
         return len(self.closed) == len(self.uses)
@@ -179,14 +190,16 @@ class QuotaLedger:
 
     def blocked(self, flat: list[FreeNode], job: Job) -> None:
         """An in-quota job found no room: claim room being freed, or preempt borrowers."""
-        if self.phase != PHASES[0] or job.multinode is not None or job.job_id in self.served:
+        if self.phase != PHASES[0] or job.multinode is not None:
             return
         need = job.spec.resources
-        for entry in flat:
+        for entry in flat:  # jobs come in queue order: the first blocked one claims freed room
             freed = self.pending.get(entry.node.name)
             if freed is not None and need.fits_in(entry.free + freed):
                 self.pending[entry.node.name] = freed - need
                 return
+        if job.job_id in self.served:
+            return  # its kills are under way (their room may be on a node of another shape)
         borrowers = [r for e in self.uses.values() for r in e.borrowers if self._may_stop(r)]
         borrowers.sort(key=lambda r: r.order, reverse=True)  # newest first
         share = job.share or ""
@@ -275,7 +288,8 @@ def ledger_for(run: Pass, queue: JobQueue) -> QuotaLedger | None:
     if not uses:
         return None
     shares = {e.share.name: e for e in uses.values()}
-    waiting = {name: run.state.share_runnable[f"{queue.name}/{name}"] for name in shares}
+    orders = run.state.share_runnable
+    waiting = {name: len(orders.get(f"{queue.name}/{name}", ())) for name in shares}
     ledger = QuotaLedger(queue.name, shares, largest_node(run.state, queue), waiting)
     for entry in uses.values():
         for running in entry.running:

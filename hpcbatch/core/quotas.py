@@ -157,8 +157,9 @@ def check_quotas(state: State) -> str | None:
             if job.share is not None:
                 name = f"{job.queue}/{job.share}"
                 counted[name] = counted.get(name, 0) + 1
-    if counted != {k: v for k, v in state.share_runnable.items() if v}:
-        return f"RUNNABLE jobs per share {dict(state.share_runnable)} are not {counted}"
+    indexed = {k: len(v) for k, v in state.share_runnable.items() if v}
+    if counted != indexed:
+        return f"RUNNABLE jobs per share {indexed} are not {counted}"
     for key, entry in share_uses(state).items():
         borrowed = entry.borrowed()
         if any(borrowed.values()):

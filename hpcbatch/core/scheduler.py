@@ -19,7 +19,8 @@ soonest, under the same EASY rule.
 A queue with quota shares is scanned in two phases (``quota_pass``): jobs within their share's
 quota, then jobs that borrow; in-quota jobs that find no room name borrowers to preempt, which
 the plan carries. The scan of such a queue goes on past a full pool (blocked in-quota jobs may
-preempt), and jobs over their quota are skipped at O(1) each.
+preempt); it reads only the jobs of shares that can still start something (each share's own
+order, merged), and stops when none can.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def _schedule_queue(
     blocked_shapes: set[Shape] = set()
     reserved = False
     blocked = 0
-    for key in run.state.runnable[queue.name]:
+    keys = run.state.runnable[queue.name] if quota is None else quota.order(run.state)
+    for key in keys:
         if quota is not None and quota.all_closed():
             return
         # a full pool ends the scan, but for in-quota jobs: one that finds no room may preempt
