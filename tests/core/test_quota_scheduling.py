@@ -233,3 +233,23 @@ def test_a_job_that_succeeds_as_its_preemption_arrives_has_succeeded() -> None:
     assert victim.kill_reason is not None
     sim.end(launch_of(sim, victim), exit_code=0, reason=victim.kill_reason)
     assert victim.status is JobStatus.SUCCEEDED
+
+
+def test_gpu_and_memory_quotas_limit_their_units_only() -> None:
+    sim = Sim().cluster(nodes=1, vcpus=8, memory=8192, gpus=4)
+    sim.do(
+        ev.CreateQuotaShare,
+        name="g",
+        queue="q",
+        strategy="RESERVE",
+        limits=(("GPU", 1), ("MEMORY_MIB", 2048)),
+    )
+    gpu_jobs = [sim.submit(share_identifier="g", gpus=1) for _ in range(2)]
+    cpu_jobs = [sim.submit(share_identifier="g", memory=512) for _ in range(3)]
+    run(sim)
+    assert [j.status for j in gpu_jobs] == [JobStatus.RUNNING, JobStatus.RUNNABLE]
+    # memory: 512 (the GPU job) + 3 x 512 = 2048: all three fit; vCPUs are not limited
+    assert all(j.status is JobStatus.RUNNING for j in cpu_jobs)
+    assert explain(sim.state, gpu_jobs[1]) == (
+        'quota share "g" is at its quota: 1 of 1 GPUs in use; its strategy RESERVE does not borrow'
+    )

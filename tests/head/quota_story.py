@@ -57,6 +57,7 @@ def borrow_and_preempt(head: HeadProcess, queue: str) -> None:
         head.wait_status(a_jobs[-1], "RUNNING")
     waiting = submit(b, queue, "lender", "sleep 2", "b0")
     borrower = a_jobs[3]
+    assert head.describe(waiting)["shareIdentifier"] == "lender"
 
     def preempted() -> dict[str, Any] | None:
         job = head.describe(borrower)
