@@ -13,9 +13,11 @@ Its attempt is still recorded (with the reason), and ``AWS_BATCH_JOB_ATTEMPT`` c
 
 from __future__ import annotations
 
+from hpcbatch.core import attempts, gang_life
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command, KillAttempt
 from hpcbatch.core.model import ACTIVE, Attempt, Job, JobStatus, attempt_id
+from hpcbatch.core.multinode import node_jobs
 from hpcbatch.core.plan import Preemption
 from hpcbatch.core.quotas import PREEMPTED, share_of_job, share_uses
 from hpcbatch.core.state import State
@@ -30,13 +32,38 @@ def apply_preemptions(state: State, e: ev.PlanApplied) -> list[Command]:
         waiting = state.jobs.get(p.for_job)
         if victim is None or waiting is None or not _still_due(state, p, victim, waiting):
             continue
-        victim.kill_reason = p.reason
         aid = attempt_id(victim.job_id, p.attempt)
-        state.journal(
-            e.now, e.cause, victim.job_id, "PREEMPTED", f"attempt {p.attempt}: {p.reason}"
-        )
         state.journal(e.now, e.cause, waiting.job_id, "PREEMPTS", f"{aid} on {p.node}")
+        if victim.node_index is not None:
+            commands += _preempt_gang(state, state.jobs[victim.parent_id or ""], p.reason, e)
+            continue
+        victim.kill_reason = p.reason
+        detail = f"attempt {p.attempt}: {p.reason}"
+        state.journal(e.now, e.cause, victim.job_id, "PREEMPTED", detail)
         commands.append(KillAttempt(cause=e.cause, node=p.node, attempt_id=aid, reason=p.reason))
+    return commands
+
+
+def _preempt_gang(state: State, parent: Job, reason: str, e: ev.PlanApplied) -> list[Command]:
+    """Stop every node of a multi-node job: it is requeued whole once its nodes have ended
+    (``gang_life`` decides the gang on the first node that ends, as for any failure)."""
+    parent.kill_reason = reason
+    state.journal(e.now, e.cause, parent.job_id, "PREEMPTED", reason)
+    commands: list[Command] = []
+    for node_job in node_jobs(state, parent):
+        if node_job.status not in ACTIVE or node_job.kill_reason is not None:
+            continue
+        node_job.kill_reason = reason
+        attempt = node_job.attempts[-1]
+        if gang_life.waits_at_barrier(node_job):  # never sent to its agent: it ends now
+            commands += attempts.end_attempt(
+                state, node_job, attempt, e.cause, e.now, None, reason, e.now
+            )
+            continue
+        aid = attempt_id(node_job.job_id, attempt.number)
+        commands.append(
+            KillAttempt(cause=e.cause, node=attempt.node, attempt_id=aid, reason=reason)
+        )
     return commands
 
 
@@ -44,8 +71,12 @@ def _still_due(state: State, p: Preemption, victim: Job, waiting: Job) -> bool:
     live = victim.status in ACTIVE and len(victim.attempts) == p.attempt
     if not live or victim.attempts[-1].node != p.node or victim.kill_reason is not None:
         return False
-    if waiting.status is not JobStatus.RUNNABLE or victim.node_index is not None:
+    if waiting.status is not JobStatus.RUNNABLE:
         return False
+    if victim.node_index is not None:
+        parent = state.jobs.get(victim.parent_id or "")
+        if parent is None or parent.status not in ACTIVE or parent.kill_reason is not None:
+            return False
     share = share_of_job(state, victim)
     if share is None:
         return False

@@ -206,13 +206,9 @@ class QuotaLedger:
         self._preempt(flat, job, borrowers, lambda _: True, borrower_reason(share, job.job_id))
 
     def _may_stop(self, run: Running) -> bool:
+        """Not being stopped already; a node of a multi-node job stands for its whole job."""
         job = run.job
-        return (
-            job.job_id not in self.victims
-            and job.kill_reason is None
-            and job.node_index is None
-            and job.multinode is None
-        )
+        return _victim_key(job) not in self.victims and job.kill_reason is None
 
     def _preempt(
         self, flat: list[FreeNode], job: Job, pool: list[Running], enough: QuotaCheck, why: str
@@ -239,7 +235,7 @@ class QuotaLedger:
         if best is None:
             return False
         for run in best[2]:
-            self.victims.add(run.job.job_id)
+            self.victims.add(_victim_key(run.job))
             self.preemptions.append(
                 Preemption(run.job.job_id, run.attempt.number, run.attempt.node, job.job_id, why)
             )
@@ -267,6 +263,10 @@ class QuotaLedger:
             why = in_share_reason(entry.share.name, low, job)
             if pool:
                 self._preempt(flat, job, pool, _within(use, need, quota), why)
+
+
+def _victim_key(job: Job) -> str:
+    return job.parent_id if job.node_index is not None and job.parent_id else job.job_id
 
 
 def _within(use: Amounts, need: Amounts, quota: Amounts) -> QuotaCheck:

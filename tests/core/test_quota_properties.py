@@ -32,6 +32,7 @@ op = st.one_of(
     st.tuples(st.just("start"), st.integers(0, 40)),
     st.tuples(st.just("end"), st.integers(0, 40)),
     st.tuples(st.just("end_killed"), st.integers(0, 40)),
+    st.tuples(st.just("gang"), st.integers(0, 2)),
 )
 
 
@@ -59,7 +60,7 @@ def _apply_checked(sim: Sim) -> None:
     ops=st.lists(op, min_size=15, max_size=60),
 )
 def test_quota_shares_hold_over_random_histories(shares: list[Any], ops: list[Any]) -> None:
-    sim = Sim().cluster(nodes=1, vcpus=4)
+    sim = Sim().cluster(nodes=2, vcpus=2)
     for i, (quota, strategy, borrow, in_share) in enumerate(shares):
         sim.do(
             ev.CreateQuotaShare,
@@ -70,7 +71,10 @@ def test_quota_shares_hold_over_random_histories(shares: list[Any], ops: list[An
             borrow_limit=borrow if strategy == "LEND_AND_BORROW" else None,
             in_share_preemption=in_share,
         )
+    sim.gang_definition(nodes=2, vcpus=1)
     live: dict[str, LaunchAttempt] = {}
+    seen = 0
+    started: set[str] = set()
     for step in ops:
         sim.now += 1000
         if step[0] == "submit":
@@ -81,26 +85,40 @@ def test_quota_shares_hold_over_random_histories(shares: list[Any], ops: list[An
                 priority=priority,
                 retry=retry(1),
             )
+        elif step[0] == "gang":
+            sim.submit_gang(share_identifier=f"s{step[1] % len(shares)}", retry=retry(1))
         elif step[0] == "schedule":
-            before = len(sim.launched)
             _apply_checked(sim)
-            for launch in sim.launched[before:]:
-                live[launch.attempt_id] = launch
         elif step[0] == "end_killed":
             killed = [x for x in live.values() if sim.state.jobs[x.job_id].kill_reason]
             if killed:
-                launch = killed[step[1] % len(killed)]
-                sim.end(launch, exit_code=None, reason=sim.state.jobs[launch.job_id].kill_reason)
-                del live[launch.attempt_id]
-                assert sim.state.jobs[launch.job_id].status is JobStatus.RUNNABLE
+                _end(sim, live, killed[step[1] % len(killed)])
         elif live:
             launch = sorted(live.values(), key=lambda x: x.attempt_id)[step[1] % len(live)]
-            job = sim.state.jobs[launch.job_id]
             if step[0] == "start":
-                sim.start(launch)
-                continue
-            kill = job.kill_reason
-            sim.end(launch, exit_code=None if kill else 0, reason=kill)
-            del live[launch.attempt_id]
-            if kill is not None:
-                assert job.status is JobStatus.RUNNABLE, "a preempted job is requeued"
+                if launch.attempt_id not in started:
+                    sim.start(launch)
+                    started.add(launch.attempt_id)
+            else:
+                _end(sim, live, launch)
+        for launch in sim.launched[seen:]:  # a gang's main node is launched past its barrier
+            live[launch.attempt_id] = launch
+        seen = len(sim.launched)
+        for gone in [a for a, x in live.items() if _over(sim, x)]:
+            del live[gone]
+
+
+def _over(sim: Sim, launch: LaunchAttempt) -> bool:
+    """The attempt ended already (a gang's node stopped without being sent)."""
+    job = sim.state.jobs[launch.job_id]
+    return job.current is None or f"{job.job_id}/{job.current.number}" != launch.attempt_id
+
+
+def _end(sim: Sim, live: dict[str, LaunchAttempt], launch: LaunchAttempt) -> None:
+    job = sim.state.jobs[launch.job_id]
+    kill = job.kill_reason
+    sim.end(launch, exit_code=None if kill else 0, reason=kill)
+    del live[launch.attempt_id]
+    top = sim.state.jobs[job.parent_id] if job.node_index is not None and job.parent_id else job
+    if kill is not None and kill.startswith("Preempted: ") and not top.is_terminated:
+        assert top.status is JobStatus.RUNNABLE, "a preempted job is requeued"

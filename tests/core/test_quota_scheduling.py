@@ -253,3 +253,23 @@ def test_gpu_and_memory_quotas_limit_their_units_only() -> None:
     assert explain(sim.state, gpu_jobs[1]) == (
         'quota share "g" is at its quota: 1 of 1 GPUs in use; its strategy RESERVE does not borrow'
     )
+
+
+def test_a_borrowing_multi_node_job_is_preempted_whole_and_requeued() -> None:
+    sim = shared(nodes=2, vcpus=4, a=(4, "LEND_AND_BORROW", {}), b=(4, "LEND", {}))
+    sim.gang_definition(nodes=2, vcpus=1)
+    gang = sim.submit_gang(share_identifier="a", retry=retry(1))
+    run(sim)  # the other node starts; the main node is launched past its barrier
+    sim.start(sim.launched[-1])
+    assert gang.status is JobStatus.RUNNING
+    b_job = sim.submit(share_identifier="b")
+    sim.schedule()
+    preemptions = sim.plans[-1].preemptions
+    assert len(preemptions) == 1 and preemptions[0].for_job == b_job.job_id
+    killed = {k.attempt_id for k in sim.killed}
+    assert killed == {f"{gang.job_id}#0/1", f"{gang.job_id}#1/1"}  # the whole gang
+    for k in list(sim.killed):
+        launch = next(x for x in sim.launched if x.attempt_id == k.attempt_id)
+        sim.end(launch, exit_code=None, reason=k.reason)
+    assert gang.status is JobStatus.RUNNABLE  # requeued though its strategy allows 1 attempt
+    assert [x.job_id for x in run(sim)] == [b_job.job_id]
