@@ -281,6 +281,8 @@ def end_attempt(
         retry, why = True, preemption.REQUEUED
     elif job.is_terminated:
         retry, why = False, "terminated"
+        if preemption.preempted(attempt) and job.kill_reason:
+            status_reason = job.kill_reason  # terminated while being preempted: the user's word
     else:
         made = preemption.counted_attempts(job)
         retry, why = should_retry(job.spec.retry, made, exit_code, attempt.reason, status_reason)

@@ -121,9 +121,11 @@ def test_terminate_wins_over_a_preemption_requeue() -> None:
     run(sim)
     sim.submit(share_identifier="b")
     sim.schedule()
+    preempted = a_jobs[3].kill_reason
     sim.do(ev.TerminateJob, job_id=a_jobs[3].job_id, reason="stop")
-    sim.end(launch_of(sim, a_jobs[3]), exit_code=None, reason="stop")
-    assert a_jobs[3].status is JobStatus.FAILED
+    # the agent kills once, with the first reason it was given: the preemption's
+    sim.end(launch_of(sim, a_jobs[3]), exit_code=None, reason=preempted)
+    assert (a_jobs[3].status, a_jobs[3].status_reason) == (JobStatus.FAILED, "stop")
 
 
 def test_in_share_preemption_stops_a_lower_priority_job_of_the_same_share() -> None:
