@@ -8,7 +8,7 @@ agent by the loop once it has made the result durable.
 
 from __future__ import annotations
 
-from hpcbatch.core import consumables, gang_life, reserved
+from hpcbatch.core import consumables, gang_life, preemption, reserved
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command, KillAttempt, LaunchAttempt
 from hpcbatch.core.gpus import is_uuid, release
@@ -32,7 +32,8 @@ KILL_GRACE_MS = 30_000
 
 def apply_plan(state: State, e: ev.PlanApplied) -> list[Command]:
     reserved.record(state, e.plan, e.now)  # for the start reasons of the next plan
-    commands: list[Command] = []
+    # before the placements: a victim is judged as the plan judged it (core/preemption.py)
+    commands: list[Command] = preemption.apply_preemptions(state, e) if e.plan.preemptions else []
     placements = e.plan.placements
     i = 0
     while i < len(placements):
@@ -265,6 +266,7 @@ def end_attempt(
     """Record how ``attempt`` ended and decide what comes next: the job's end, a retry, or
     (for a node of a multi-node job) what the gang does; commands are kills of other nodes."""
     _release(state, job, attempt)
+    preemption.finished_anyway(job, exit_code)
     if attempt.started_at is None:
         attempt.started_at = started_at
     attempt.stopped_at = stopped_at
@@ -277,13 +279,15 @@ def end_attempt(
         finish_job(state, job, JobStatus.SUCCEEDED, cause, now, SUCCESS_REASON)
         return []
     status_reason = attempt.reason or SUCCESS_REASON
-    retry, why = (
-        (False, "terminated")
-        if job.is_terminated
-        else should_retry(
-            job.spec.retry, len(job.attempts), exit_code, attempt.reason, status_reason
-        )
-    )
+    if preemption.requeue(job, attempt):
+        retry, why = True, preemption.REQUEUED
+    elif job.is_terminated:
+        retry, why = False, "terminated"
+        if preemption.preempted(attempt) and job.kill_reason:
+            status_reason = job.kill_reason  # terminated while being preempted: the user's word
+    else:
+        made = preemption.counted_attempts(job)
+        retry, why = should_retry(job.spec.retry, made, exit_code, attempt.reason, status_reason)
     detail = f"attempt {attempt.number} exit {exit_code} ({attempt.reason or 'no reason'}): {why}"
     if retry:
         job.status_reason = None

@@ -30,6 +30,7 @@ from hpcbatch.core.model import (
     Node,
     NodeRange,
     NodeState,
+    QuotaShare,
     Resources,
     RetryRule,
     RetryStrategy,
@@ -119,6 +120,8 @@ def job_to_doc(job: Job) -> Doc:
         array_size=job.array_size,
         owner=job.owner,
     )
+    if job.share is not None:
+        doc["share"] = job.share
     return doc
 
 
@@ -134,6 +137,7 @@ def job_from_doc(doc: Doc, parents: dict[str, Job]) -> Job:
             "parent_id": parent.job_id,
             "array_index": doc["array_index"],
             "owner": parent.owner,
+            "share": parent.share,
         }
     else:
         base = {
@@ -151,6 +155,7 @@ def job_from_doc(doc: Doc, parents: dict[str, Job]) -> Job:
             "node_index": doc.get("node_index"),
             "multinode": multinode_from_doc(doc["multinode"]) if doc.get("multinode") else None,
             "owner": doc.get("owner"),  # None in documents stored before identities
+            "share": doc.get("share"),
         }
     return Job(
         job_id=doc["job_id"],
@@ -206,6 +211,10 @@ def _node_gpus(doc: Doc) -> tuple[Gpu, ...]:
 
 def ce_to_doc(ce: ComputeEnvironment) -> Doc:
     return asdict(ce)
+
+
+def quota_share_to_doc(share: QuotaShare) -> Doc:
+    return asdict(share)
 
 
 def queue_to_doc(queue: JobQueue) -> Doc:
@@ -319,6 +328,9 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
         state.queues[d["name"]] = JobQueue(
             **{**d, "ce_order": tuple(d["ce_order"]), "time_limit_actions": actions}
         )
+    for d in docs.get("quota_share", []):
+        share = QuotaShare(**d)
+        state.quota_shares[share.key] = share
     for d in docs.get("job_definition", []):
         definition = definition_from_doc(d)
         state.definitions.setdefault(definition.name, {})[definition.revision] = definition
@@ -348,6 +360,7 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
     _rebuild_jobs(state, docs.get("job", []))
     _rebuild_users(state, docs.get("user", []))
     seqs = [c.seq for c in state.ces.values()] + [q.seq for q in state.queues.values()]
+    seqs += [s.seq for s in state.quota_shares.values()]
     seqs += [j.seq for j in state.jobs.values()]
     state.seq = max(seqs, default=0)
     state.changes.dirty.clear()

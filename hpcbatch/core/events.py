@@ -141,6 +141,35 @@ class DeleteConsumableResource(Event):
     ref: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateQuotaShare(Event):
+    name: str
+    queue: str
+    limits: tuple[tuple[str, int], ...]  # (capacityUnit, maxCapacity) as given
+    strategy: str
+    borrow_limit: int | None = None
+    in_share_preemption: bool = False
+    state: str = "ENABLED"
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateQuotaShare(Event):
+    """None: keep. ``sharing`` replaces strategy and borrowLimit together, as AWS's
+    resourceSharingConfiguration structure does."""
+
+    ref: str
+    limits: tuple[tuple[str, int], ...] | None = None
+    sharing: tuple[str, int | None] | None = None
+    in_share_preemption: bool | None = None
+    state: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteQuotaShare(Event):
+    ref: str
+
+
 # --- jobs (API) ------------------------------------------------------------------------------
 
 
@@ -196,6 +225,7 @@ class SubmitJob(Event):
     # consumableResourcePropertiesOverride: (name or ARN, quantity), merged over the definition's
     consumables: tuple[tuple[str, int], ...] = ()
     caller: Caller | None = None  # who submits: the job's owner and the user it runs as
+    share_identifier: str | None = None  # AWS shareIdentifier: the quota share it joins
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

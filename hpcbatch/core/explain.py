@@ -3,8 +3,9 @@
 Computed when asked (DescribeJobs, ``hpcbatch describe``), never stored: with 100,000 queued jobs
 a pass must not rewrite 100,000 reasons. Reasons, most fundamental first:
 queue disabled; no enabled compute environment; MISCONFIGURATION (no node could ever hold it);
-no nodes; every fitting node DOWN/DRAINED; a consumable resource it is short of; a reservation;
-otherwise the jobs ahead of it.
+no nodes; every fitting node DOWN/DRAINED; a consumable resource it is short of; its quota share
+(at its quota and unable to borrow, or waiting for borrowers it preempted: ``quota_explain``); a
+reservation; otherwise the jobs ahead of it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hpcbatch.core.model import (
     vcpus_text,
 )
 from hpcbatch.core.plan import Reservation
+from hpcbatch.core.quota_explain import quota_wait
 from hpcbatch.core.state import State, runnable_key
 
 
@@ -64,7 +66,8 @@ def _runnable(state: State, job: Job, reservations: tuple[Reservation, ...]) -> 
     if not enabled:
         return f"no ENABLED compute environment in queue {queue.name} ({', '.join(queue.ce_order)})"
     if job.multinode is not None:
-        return wait_reason(state, job) or gang_reason(state, job, enabled, reservations)
+        held = quota_wait(state, job) if job.share is not None else None
+        return wait_reason(state, job) or held or gang_reason(state, job, enabled, reservations)
     need = job.spec.resources
     problem = largest_fit_problem(state, queue, need)
     if problem is not None:
@@ -79,6 +82,9 @@ def _runnable(state: State, job: Job, reservations: tuple[Reservation, ...]) -> 
     waiting = wait_reason(state, job)
     if waiting is not None:
         return waiting
+    share_reason = quota_wait(state, job) if job.share is not None else None
+    if share_reason is not None:
+        return share_reason
     for r in reservations:
         if r.job_id == job.job_id:
             when = "when running jobs end" if r.at is None else f"by {r.at} (epoch ms)"

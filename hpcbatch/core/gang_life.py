@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hpcbatch.core import attempts, consumables
+from hpcbatch.core import attempts, consumables, preemption
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command, KillAttempt
 from hpcbatch.core.jobs import SUCCESS_REASON, finish_job
@@ -230,13 +230,14 @@ def _decide(
     lost = (attempt.reason or "").startswith("Host lost")
     own = attempt.reason if is_main and not lost else None  # the main node's reason is the job's
     why = why or own or _why_failed(job, attempt)
-    retry, rule = (
-        (False, "terminated")
-        if parent.is_terminated
-        else should_retry(
-            parent.spec.retry, len(job.attempts), attempt.exit_code, attempt.reason, why
-        )
-    )
+    if not parent.is_terminated and preemption.preempted(attempt):
+        retry, rule = True, preemption.REQUEUED  # quota shares: no attempt used up
+        parent.kill_reason = None
+    elif parent.is_terminated:
+        retry, rule = False, "terminated"
+    else:
+        made = preemption.counted_attempts(job)
+        retry, rule = should_retry(parent.spec.retry, made, attempt.exit_code, attempt.reason, why)
     detail = f"gang attempt {len(job.attempts)}: {why}: {rule}"
     if retry:
         parent.status_reason = None

@@ -6,7 +6,8 @@ job that is not STARTING/RUNNING; a node held by a gang's node job holds nothing
 multi-node parent is STARTING/RUNNING only while its main node is; node jobs are never queued;
 a retiring node is never ONLINE; a consumable resource's in-use count is what live attempts hold
 and never exceeds its total; an API-made compute environment keeps
-0 <= minvCpus <= desiredvCpus <= maxvCpus.
+0 <= minvCpus <= desiredvCpus <= maxvCpus; a quota share that does not borrow never runs over
+its quota, and a borrowing one stays within its borrowLimit.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hpcbatch.core.model import (
     attempt_id,
     node_job_id,
 )
+from hpcbatch.core.quotas import check_quotas
 from hpcbatch.core.state import State, runnable_key
 
 
@@ -40,6 +42,10 @@ def check_invariants(state: State) -> None:
     _check_users(state)
     _check_consumables(state)
     _check_ce_bounds(state)
+    if state.quota_shares:
+        problem = check_quotas(state)
+        if problem is not None:
+            _fail(problem)
 
 
 def _check_consumables(state: State) -> None:

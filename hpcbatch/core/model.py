@@ -255,6 +255,33 @@ class JobQueue:
     time_limit_actions: tuple[TimeLimitAction, ...] = ()
 
 
+QUOTA_UNITS = ("VCPU", "GPU", "MEMORY_MIB")  # capacityUnit values hpcbatch understands
+
+
+@dataclass(slots=True)
+class QuotaShare:
+    """A quota share of a job queue (core/quota_shares.py): up to ``limits[unit]`` of each unit
+    for its running jobs without borrowing (a unit it does not name is not limited by it);
+    ``strategy`` RESERVE | LEND | LEND_AND_BORROW; ``borrow_limit`` a percentage of its own
+    limits, -1 unlimited. Keyed ``<queue>/<name>`` in ``State.quota_shares``."""
+
+    name: str
+    queue: str
+    arn: str
+    limits: dict[str, int]  # capacityUnit -> maxCapacity (vCPUs, GPUs, MiB)
+    strategy: str
+    borrow_limit: int
+    in_share_preemption: bool
+    state: str  # ENABLED | DISABLED
+    seq: int
+    tags: dict[str, str] = field(default_factory=dict)
+    status: str = "VALID"
+
+    @property
+    def key(self) -> str:
+        return f"{self.queue}/{self.name}"
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who made an API request, as the head established it (docs/security.md): ``user`` is a
@@ -355,6 +382,9 @@ class Job:
     # the Unix user who submitted it (children and nodes: their parent's); None: a job stored
     # before the head knew its callers. Only the owner and admins cancel it or read its logs.
     owner: str | None = None
+    # the quota share it runs under (SubmitJob shareIdentifier on a queue with quota shares;
+    # children and nodes: their parent's); None: its queue has no quota shares
+    share: str | None = None
 
     @property
     def is_array_parent(self) -> bool:

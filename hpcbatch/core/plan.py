@@ -33,6 +33,20 @@ class Reservation:
 
 
 @dataclass(frozen=True, slots=True)
+class Preemption:
+    """Stop attempt ``attempt`` of ``job_id`` (a job borrowing beyond its quota share, or a
+    lower-priority job of a share with inSharePreemption) so that ``for_job`` can start;
+    ``reason`` becomes the attempt's reason (core/preemption.py)."""
+
+    job_id: str
+    attempt: int
+    node: str
+    for_job: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     placements: tuple[Placement, ...] = ()
     reservations: tuple[Reservation, ...] = ()
+    preemptions: tuple[Preemption, ...] = ()

@@ -23,6 +23,7 @@ from hpcbatch.core.model import (
     MultiNodeSpec,
 )
 from hpcbatch.core.owners import check_definition_users
+from hpcbatch.core.quota_shares import SHARE_MARK, check_no_shares, drop_queue_shares
 from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
 from hpcbatch.core.retire import retire
 from hpcbatch.core.state import State
@@ -199,6 +200,8 @@ def create_queue(state: State, e: ev.CreateJobQueue) -> None:
 def update_queue(state: State, e: ev.UpdateJobQueue) -> None:
     queue = resolve_queue(state, e.ref)
     ce_order = _check_ce_order(state, e.ce_order) if e.ce_order is not None else None
+    if e.echo.get("schedulingPolicyArn"):
+        check_no_shares(state, queue.name)
     if e.priority is not None:
         queue.priority = e.priority
     if e.state is not None:
@@ -231,6 +234,7 @@ def delete_queue(state: State, e: ev.DeleteJobQueue) -> None:
         if job.status not in TERMINAL:
             fail_job(state, job, e.cause, e.now, f"job queue {queue.name} was deleted", cancel=True)
     del state.queues[queue.name]
+    drop_queue_shares(state, queue.name)
     state.runnable.pop(queue.name, None)
     state.changes.drop("queue", queue.name)
     state.journal(e.now, e.cause, queue.name, "DELETED", "")
@@ -298,6 +302,10 @@ def tag_target(state: State, arn: str) -> tuple[str, str, dict[str, str]]:
     """(kind, key, tags dict) of the resource an ARN names."""
     kind_name = arn.split(":", 5)[-1] if arn.startswith("arn:") else ""
     kind, _, name = kind_name.partition("/")
+    if kind == "job-queue" and SHARE_MARK in f"/{name}":
+        share = state.quota_shares.get(name.replace(SHARE_MARK, "/", 1))
+        if share is not None:
+            return "quota_share", share.key, share.tags
     if kind == "job-queue" and name in state.queues:
         return "queue", name, state.queues[name].tags
     if kind == "compute-environment" and name in state.ces:

@@ -19,6 +19,12 @@ of is kept for it for the rest of the pass.
 A multi-node job is placed as a gang (``gang``): all its nodes in the pass, on distinct whole
 nodes of one compute environment, or none; blocked, it reserves the nodes where it could start
 soonest, under the same EASY rule.
+
+A queue with quota shares is scanned in two phases (``quota_pass``): jobs within their share's
+quota, then jobs that borrow; in-quota jobs that find no room name borrowers to preempt, which
+the plan carries. The scan of such a queue goes on past a full pool (blocked in-quota jobs may
+preempt); it reads only the jobs of shares that can still start something (each share's own
+order, merged), and stops when none can.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ from hpcbatch.core.pass_state import (
     start_reason,
     take,
 )
-from hpcbatch.core.plan import Placement, Plan, Reservation
+from hpcbatch.core.plan import Placement, Plan, Preemption, Reservation
+from hpcbatch.core.quota_pass import PHASES, QuotaLedger, ledger_for
 from hpcbatch.core.state import State
 
 
@@ -63,11 +70,20 @@ def schedule(state: State, now: int, backfill_depth: int = 200) -> Plan:
     if not pool:
         return Plan()
     run = Pass(state, now, pool)
+    preemptions: list[Preemption] = []
     for queue in sorted(state.queues.values(), key=lambda q: (-q.priority, q.seq)):
         if queue.state == "ENABLED" and state.runnable.get(queue.name):
-            _schedule_queue(run, queue, backfill_depth)
+            ledger = ledger_for(run, queue)
+            if ledger is None:
+                _schedule_queue(run, queue, backfill_depth)
+                continue
+            for phase in PHASES:
+                ledger.start(phase)
+                _schedule_queue(run, queue, backfill_depth, ledger)
+            ledger.finish(run, [f for tier in _queue_pool(run, queue) for f in tier])
+            preemptions.extend(ledger.preemptions)
     reservations = tuple(h.reservation for holds in run.holds.values() for h in holds)
-    return Plan(tuple(run.placements), reservations)
+    return Plan(tuple(run.placements), reservations, tuple(preemptions))
 
 
 def _queue_pool(run: Pass, queue: JobQueue) -> list[list[FreeNode]]:
@@ -79,7 +95,9 @@ def _queue_pool(run: Pass, queue: JobQueue) -> list[list[FreeNode]]:
     return by_ce
 
 
-def _schedule_queue(run: Pass, queue: JobQueue, backfill_depth: int) -> None:
+def _schedule_queue(
+    run: Pass, queue: JobQueue, backfill_depth: int, quota: QuotaLedger | None = None
+) -> None:
     tiers = _queue_pool(run, queue)
     if not tiers:
         return
@@ -87,10 +105,19 @@ def _schedule_queue(run: Pass, queue: JobQueue, backfill_depth: int) -> None:
     blocked_shapes: set[Shape] = set()
     reserved = False
     blocked = 0
-    for key in run.state.runnable[queue.name]:
-        if not any(f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat):
+    keys = run.state.runnable[queue.name] if quota is None else quota.order(run.state)
+    for key in keys:
+        if quota is not None and quota.all_closed():
+            return
+        # a full pool ends the scan, but for in-quota jobs: one that finds no room may preempt
+        may_preempt = quota is not None and quota.phase == PHASES[0]
+        if not may_preempt and not any(
+            f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat
+        ):
             return
         job = run.state.jobs[key[3]]
+        if quota is not None and not quota.admits(job):
+            continue
         if run.gate.waits(job):
             if run.first_blocked is None:
                 run.first_blocked = job.job_id
@@ -98,8 +125,13 @@ def _schedule_queue(run: Pass, queue: JobQueue, backfill_depth: int) -> None:
             if blocked >= backfill_depth:
                 return
             continue
+        placed = len(run.placements)
         if not _blocked(run, tiers, flat, job, blocked_shapes):
+            if quota is not None and len(run.placements) > placed:
+                quota.book(job, _held(run, job, run.placements[placed:]))
             continue
+        if quota is not None:
+            quota.blocked(flat, job)
         if run.first_blocked is None:
             run.first_blocked = job.job_id
         if not reserved:
@@ -111,6 +143,16 @@ def _schedule_queue(run: Pass, queue: JobQueue, backfill_depth: int) -> None:
         blocked += 1
         if blocked >= backfill_depth:
             return
+
+
+def _held(run: Pass, job: Job, placed: list[Placement]) -> Resources:
+    """What ``placed`` (one job's placements) will hold: a gang's nodes whole."""
+    if job.multinode is None:
+        return job.spec.resources
+    total = Resources()
+    for p in placed:
+        total = total + run.state.nodes[p.node].capacity
+    return total
 
 
 Shape = tuple[Resources, int | None]

@@ -3,7 +3,7 @@
 Vocabulary: a job's **listing key** is its queue for a top-level job and its parent's id for an array
 child; ``listing[key][status]`` keeps ids in the order they entered that status (ListJobs).
 ``runnable[queue]`` holds ``(-priority, seq, index, job_id)`` of RUNNABLE jobs, sorted: the
-queue's order. All status changes go through ``set_status`` so every index stays consistent —
+queue's order; ``share_runnable["<queue>/<share>"]`` the same for one quota share's jobs. All status changes go through ``set_status`` so every index stays consistent —
 ``check_invariants`` proves it after every step in tests.
 
 ``changes`` collects what the loop must persist (dirty keys per kind) and journal lines; the loop
@@ -25,6 +25,7 @@ from hpcbatch.core.model import (
     JobQueue,
     JobStatus,
     Node,
+    QuotaShare,
     User,
 )
 
@@ -78,10 +79,13 @@ class State:
         self.jobs: dict[str, Job] = {}
         self.nodes: dict[str, Node] = {}
         self.consumables: dict[str, ConsumableResource] = {}  # by name (core/consumables.py)
+        self.quota_shares: dict[str, QuotaShare] = {}  # by ``<queue>/<name>``
         self.users: dict[str, User] = {}  # API users by name (core/users.py)
         self.user_keys: dict[str, str] = {}  # access key id -> user name
         self.seq = 0
         self.runnable: dict[str, SortedList] = {}
+        # "<queue>/<quota share>" -> its RUNNABLE jobs' keys, in the queue's order (quota_pass)
+        self.share_runnable: dict[str, SortedList] = {}
         self.listing: dict[str, dict[JobStatus, dict[str, None]]] = {}
         self.child_counts: dict[str, Counter[JobStatus]] = {}
         self.dependents: dict[str, set[str]] = {}
@@ -154,6 +158,12 @@ class State:
             if queue is None:
                 queue = self.runnable[job.queue] = SortedList()
             queue.add(runnable_key(job))
+            if job.share is not None:
+                share = f"{job.queue}/{job.share}"
+                order = self.share_runnable.get(share)
+                if order is None:
+                    order = self.share_runnable[share] = SortedList()
+                order.add(runnable_key(job))
         if job.parent_id is not None:
             counts = self.child_counts.get(job.parent_id)
             if counts is None:
@@ -166,6 +176,8 @@ class State:
             bucket.pop(job.job_id, None)
         if status is JobStatus.RUNNABLE:
             self.runnable[job.queue].remove(runnable_key(job))
+            if job.share is not None:
+                self.share_runnable[f"{job.queue}/{job.share}"].remove(runnable_key(job))
         if job.parent_id is not None:
             self.child_counts[job.parent_id][status] -= 1
 

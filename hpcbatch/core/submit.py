@@ -26,6 +26,7 @@ from hpcbatch.core.model import (
 from hpcbatch.core.multinode import add_node_jobs, check_submit_shape, gang_shape
 from hpcbatch.core.owners import check_user, gang_run_as_owner
 from hpcbatch.core.process_text import check_process_text, substitute
+from hpcbatch.core.quota_shares import quota_share_of
 from hpcbatch.core.resolve import resolve_definition, resolve_queue
 from hpcbatch.core.state import State
 from hpcbatch.core.workdir import check_workdir
@@ -87,6 +88,7 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
     if e.job_id in state.jobs:
         raise ConflictError(f"jobId: {e.job_id!r} already exists")
     _check_dependencies(state, e)
+    share = quota_share_of(state, queue, e.share_identifier)
     spec, parameters, shape = _checked_spec(state, queue, definition, e)
     seq = state.next_seq()
     parent = Job(
@@ -104,6 +106,7 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
         array_size=e.array_size,
         multinode=shape,
         owner=e.caller.user if e.caller is not None else None,
+        share=share,
     )
     plain = [d.job_id for d in e.depends_on if d.dep_type is None and d.job_id is not None]
     state.journal(e.now, e.cause, e.job_id, "SUBMITTED", _submit_detail(e, queue.name, shape))
@@ -242,6 +245,7 @@ def _add_children(state: State, parent: Job, plain: list[str], e: ev.SubmitJob) 
             parent_id=parent.job_id,
             array_index=index,
             owner=parent.owner,
+            share=parent.share,
         )
         doomed += _add(state, child, _unfinished(state, ids))
     return doomed

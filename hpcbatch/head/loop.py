@@ -199,6 +199,7 @@ class HeadLoop:
     def _schedule(self) -> list[Command]:
         now = now_ms()
         self.plan = schedule(self.state, now, self.backfill_depth)
-        if not self.plan.placements and not reserved.changes(self.state, self.plan):
+        quiet = not self.plan.placements and not self.plan.preemptions
+        if quiet and not reserved.changes(self.state, self.plan):
             return []  # nothing to start, and the reserved jobs are those recorded
         return step(self.state, ev.PlanApplied(cause="schedule", now=now, plan=self.plan))

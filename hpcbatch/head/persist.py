@@ -16,6 +16,7 @@ from hpcbatch.store import JournalEntry, Store, WriteBatch
 KINDS = (
     "compute_environment",
     "queue",
+    "quota_share",
     "job_definition",
     "node",
     "job",
@@ -31,6 +32,9 @@ def _lookup(state: State, kind: str, key: str) -> dict[str, Any] | None:
     if kind == "queue":
         queue = state.queues.get(key)
         return None if queue is None else codec.queue_to_doc(queue)
+    if kind == "quota_share":
+        share = state.quota_shares.get(key)
+        return None if share is None else codec.quota_share_to_doc(share)
     if kind == "compute_environment":
         ce = state.ces.get(key)
         return None if ce is None else codec.ce_to_doc(ce)

@@ -290,6 +290,31 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
             "maxResults": 100,
         },
     ),
+    (
+        "CreateQuotaShare",
+        {
+            "quotaShareName": "teamA",
+            "jobQueue": "high",
+            "capacityLimits": [{"maxCapacity": 8, "capacityUnit": "VCPU"}],
+            "resourceSharingConfiguration": {"strategy": "LEND_AND_BORROW", "borrowLimit": 50},
+            "preemptionConfiguration": {"inSharePreemption": "DISABLED"},
+            "state": "ENABLED",
+            "tags": TAGS,
+        },
+    ),
+    ("DescribeQuotaShare", {"quotaShareArn": f"{ARN}:job-queue/high/quota-share/teamA"}),
+    ("ListQuotaShares", {"jobQueue": "high", "maxResults": 10, "nextToken": "1"}),
+    (
+        "UpdateQuotaShare",
+        {
+            "quotaShareArn": f"{ARN}:job-queue/high/quota-share/teamA",
+            "capacityLimits": [{"maxCapacity": 2, "capacityUnit": "GPU"}],
+            "resourceSharingConfiguration": {"strategy": "RESERVE"},
+            "preemptionConfiguration": {"inSharePreemption": "ENABLED"},
+            "state": "DISABLED",
+        },
+    ),
+    ("DeleteQuotaShare", {"quotaShareArn": f"{ARN}:job-queue/high/quota-share/teamA"}),
 ]
 
 

@@ -37,6 +37,7 @@ def dump(state: State) -> dict[str, list[dict[str, Any]]]:
     docs: dict[str, list[dict[str, Any]]] = {
         "compute_environment": [codec.ce_to_doc(c) for c in state.ces.values()],
         "queue": [codec.queue_to_doc(q) for q in state.queues.values()],
+        "quota_share": [codec.quota_share_to_doc(s) for s in state.quota_shares.values()],
         "job_definition": [
             codec.definition_to_doc(d) for r in state.definitions.values() for d in r.values()
         ],

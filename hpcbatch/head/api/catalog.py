@@ -3,7 +3,7 @@
 Vocabulary: an operation is *served* when ``parse.OPERATIONS`` has its request model and
 ``operations.HANDLERS`` its handler; *refused* when it cannot mean anything on machines you own
 (SageMaker service environments and service jobs): a ClientException that says what to use
-instead; *not yet* when issue 14 will serve it (scheduling policies, quota shares,
+instead; *not yet* when issue 14 will serve it (scheduling policies,
 GetJobQueueSnapshot): a ClientException that says so. Neither is ever a 404, so a
 boto3 or aws CLI user hears why. docs/api.md lists all 48 with their status; a test holds that
 table, this module and botocore's model to the same names.
@@ -27,18 +27,12 @@ SAGEMAKER_ONLY: dict[str, str] = {
 
 # Operations issue 14 will serve -> the feature they belong to.
 _FAIR_SHARE = "scheduling policies (fair share)"
-_QUOTAS = "quota shares"
 NOT_YET: dict[str, str] = {
     "CreateSchedulingPolicy": _FAIR_SHARE,
     "DescribeSchedulingPolicies": _FAIR_SHARE,
     "ListSchedulingPolicies": _FAIR_SHARE,
     "UpdateSchedulingPolicy": _FAIR_SHARE,
     "DeleteSchedulingPolicy": _FAIR_SHARE,
-    "CreateQuotaShare": _QUOTAS,
-    "DescribeQuotaShare": _QUOTAS,
-    "ListQuotaShares": _QUOTAS,
-    "UpdateQuotaShare": _QUOTAS,
-    "DeleteQuotaShare": _QUOTAS,
     "GetJobQueueSnapshot": "job queue snapshots",
 }
 

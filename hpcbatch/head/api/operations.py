@@ -14,6 +14,7 @@ from typing import Any
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.model import Job, JobStatus
+from hpcbatch.core.quota_shares import resolve_share
 from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
 from hpcbatch.core.resources import list_tags
 from hpcbatch.core.state import State
@@ -304,6 +305,41 @@ async def list_jobs(c: Call, r: m.ListJobsRequest) -> Doc:
     }
 
 
+async def create_quota_share(c: Call, r: m.CreateQuotaShareRequest) -> Doc:
+    event = translate.create_quota_share(r, c.cause, now_ms())
+    await c.head.loop.call(event)
+    queue = resolve_queue(c.head.state, r.jobQueue)
+    share = c.head.state.quota_shares[f"{queue.name}/{r.quotaShareName}"]
+    return {"quotaShareName": share.name, "quotaShareArn": share.arn}
+
+
+async def describe_quota_share(c: Call, r: m.DescribeQuotaShareRequest) -> Doc:
+    state = c.head.state
+    share = resolve_share(state, r.quotaShareArn)
+    return {**shapes.quota_share(state, share), "tags": share.tags}
+
+
+async def list_quota_shares(c: Call, r: m.ListQuotaSharesRequest) -> Doc:
+    state = c.head.state
+    queue = resolve_queue(state, r.jobQueue)
+    shares = sorted(
+        (s for s in state.quota_shares.values() if s.queue == queue.name), key=lambda s: s.seq
+    )
+    chunk, token = page(shares, r.maxResults, r.nextToken)
+    return {"quotaShares": [shapes.quota_share(state, s) for s in chunk], "nextToken": token}
+
+
+async def update_quota_share(c: Call, r: m.UpdateQuotaShareRequest) -> Doc:
+    await c.head.loop.call(translate.update_quota_share(r, c.cause, now_ms()))
+    share = resolve_share(c.head.state, r.quotaShareArn)
+    return {"quotaShareName": share.name, "quotaShareArn": share.arn}
+
+
+async def delete_quota_share(c: Call, r: m.DeleteQuotaShareRequest) -> Doc:
+    await c.head.loop.call(ev.DeleteQuotaShare(cause=c.cause, now=now_ms(), ref=r.quotaShareArn))
+    return {}
+
+
 Handler = Callable[[Call, Any], Awaitable[Doc]]
 
 HANDLERS: dict[str, Handler] = {
@@ -329,4 +365,9 @@ HANDLERS: dict[str, Handler] = {
     "UntagResource": untag_resource,
     "ListTagsForResource": list_tags_for_resource,
     **consumables.HANDLERS,
+    "CreateQuotaShare": create_quota_share,
+    "DescribeQuotaShare": describe_quota_share,
+    "ListQuotaShares": list_quota_shares,
+    "UpdateQuotaShare": update_quota_share,
+    "DeleteQuotaShare": delete_quota_share,
 }

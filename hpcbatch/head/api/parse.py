@@ -55,6 +55,11 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel]]] = {
         ("UpdateConsumableResource", m.UpdateConsumableResourceRequest),
         ("DeleteConsumableResource", m.DeleteConsumableResourceRequest),
         ("ListJobsByConsumableResource", m.ListJobsByConsumableResourceRequest),
+        ("CreateQuotaShare", m.CreateQuotaShareRequest),
+        ("DescribeQuotaShare", m.DescribeQuotaShareRequest),
+        ("ListQuotaShares", m.ListQuotaSharesRequest),
+        ("UpdateQuotaShare", m.UpdateQuotaShareRequest),
+        ("DeleteQuotaShare", m.DeleteQuotaShareRequest),
     )
 }
 

@@ -25,6 +25,7 @@ from hpcbatch.core.model import (
     JobStatus,
     MultiNodeSpec,
     NodeRange,
+    QuotaShare,
     attempt_id,
     format_vcpus,
 )
@@ -74,6 +75,27 @@ def compute_environment(
     if ce.ce_type == "UNMANAGED":  # as AWS: an UNMANAGED CE has no computeResources
         del doc["computeResources"]
     return doc
+
+
+def quota_share(state: State, share: QuotaShare) -> Doc:
+    """AWS's QuotaShareDetail (DescribeQuotaShare adds the tags)."""
+    sharing: Doc = {"strategy": share.strategy}
+    if share.strategy == "LEND_AND_BORROW":
+        sharing["borrowLimit"] = share.borrow_limit
+    return {
+        "quotaShareName": share.name,
+        "quotaShareArn": share.arn,
+        "jobQueueArn": state.arn("job-queue", share.queue),
+        "capacityLimits": [
+            {"maxCapacity": value, "capacityUnit": unit} for unit, value in share.limits.items()
+        ],
+        "resourceSharingConfiguration": sharing,
+        "preemptionConfiguration": {
+            "inSharePreemption": "ENABLED" if share.in_share_preemption else "DISABLED"
+        },
+        "state": share.state,
+        "status": share.status,
+    }
 
 
 def job_queue(state: State, queue: JobQueue) -> Doc:

@@ -465,4 +465,38 @@ def submit_job(
         node_overrides=multinode,
         workdir=workdir,
         caller=caller,
+        share_identifier=req.shareIdentifier,
+    )
+
+
+def create_quota_share(req: m.CreateQuotaShareRequest, cause: str, now: int) -> ev.CreateQuotaShare:
+    sharing = req.resourceSharingConfiguration
+    return ev.CreateQuotaShare(
+        cause=cause,
+        now=now,
+        name=req.quotaShareName,
+        queue=req.jobQueue,
+        limits=tuple((x.capacityUnit, x.maxCapacity) for x in req.capacityLimits),
+        strategy=sharing.strategy,
+        borrow_limit=sharing.borrowLimit,
+        in_share_preemption=req.preemptionConfiguration.inSharePreemption == "ENABLED",
+        state=req.state or "ENABLED",
+        tags=req.tags or {},
+    )
+
+
+def update_quota_share(req: m.UpdateQuotaShareRequest, cause: str, now: int) -> ev.UpdateQuotaShare:
+    sharing = req.resourceSharingConfiguration
+    preemption = req.preemptionConfiguration
+    limits = req.capacityLimits
+    return ev.UpdateQuotaShare(
+        cause=cause,
+        now=now,
+        ref=req.quotaShareArn,
+        limits=None if limits is None else tuple((x.capacityUnit, x.maxCapacity) for x in limits),
+        sharing=None if sharing is None else (sharing.strategy, sharing.borrowLimit),
+        in_share_preemption=None
+        if preemption is None
+        else preemption.inSharePreemption == "ENABLED",
+        state=req.state,
     )

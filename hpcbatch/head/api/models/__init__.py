@@ -80,6 +80,13 @@ from hpcbatch.head.api.models.jobs import (
     TerminateJobRequest,
     TerminateJobsRequest,
 )
+from hpcbatch.head.api.models.quota_shares import (
+    CreateQuotaShareRequest,
+    DeleteQuotaShareRequest,
+    DescribeQuotaShareRequest,
+    ListQuotaSharesRequest,
+    UpdateQuotaShareRequest,
+)
 from hpcbatch.head.api.models.tags import (
     ListTagsForResourceRequest,
     TagResourceRequest,
@@ -96,6 +103,11 @@ def aws_fields(model: BaseModel) -> dict[str, Any]:
 
 
 __all__ = [
+    "UpdateQuotaShareRequest",
+    "ListQuotaSharesRequest",
+    "DescribeQuotaShareRequest",
+    "DeleteQuotaShareRequest",
+    "CreateQuotaShareRequest",
     "ArrayProperties",
     "AwsModel",
     "CancelJobRequest",

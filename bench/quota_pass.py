@@ -1,0 +1,146 @@
+"""Quota shares: one scheduling pass with many RUNNABLE jobs spread over a queue's quota shares.
+
+Builds the state through the real core (`step`): NODES nodes of 8 vCPUs on one queue with SHARES
+quota shares (each an equal slice, half LEND_AND_BORROW, half LEND), fills every node with
+running jobs (each share at its quota, the borrowers' on top), then queues JOBS more single jobs
+over all shares and times `schedule()`:
+
+- `full`: the steady state, every node busy and every share's queued jobs over its quota (a
+  queue with quota shares is scanned past a full pool, so this is the O(queued) case);
+- `preempt`: the same, plus one job of an idle lender within its quota: the pass names the
+  borrower to preempt.
+
+    .venv/bin/python bench/quota_pass.py [--jobs 100000] [--shares 10] [--nodes 110]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from hpcbatch.core import events as ev
+from hpcbatch.core.commands import LaunchAttempt
+from hpcbatch.core.model import JobSpec, Resources
+from hpcbatch.core.scheduler import schedule
+from hpcbatch.core.state import State
+from hpcbatch.core.step import step
+
+
+def build(jobs: int, shares: int, nodes: int) -> State:
+    state = State()
+    do = lambda e: step(state, e)  # noqa: E731
+    do(ev.CreateComputeEnvironment(cause="b", now=1, name="ce", ce_type="MANAGED", kind="LOCAL"))
+    for i in range(nodes):
+        do(ev.NodeJoined(cause="b", now=1, node=f"n{i}", ce="ce", capacity=Resources(8000, 65536)))
+    do(ev.CreateJobQueue(cause="b", now=1, name="q", priority=1, ce_order=((1, "ce"),)))
+    spec = JobSpec(command=("true",))
+    do(ev.RegisterJobDefinition(cause="b", now=1, name="d", def_type="container", spec=spec))
+    quota = nodes * 8 // (shares + 1)  # one more share's worth stays with "idle", a lender
+    names = [f"s{i}" for i in range(shares)] + ["idle"]
+    for i, name in enumerate(names):
+        strategy = "LEND" if name == "idle" or i % 2 else "LEND_AND_BORROW"
+        do(
+            ev.CreateQuotaShare(
+                cause="b", now=1, name=name, queue="q", limits=(("VCPU", quota),), strategy=strategy
+            )
+        )
+    for seq in range(nodes * 8 * 5 // 4):  # fill: the borrowers take the idle share's quota
+        share = names[:-1][seq % shares]
+        do(
+            ev.SubmitJob(
+                cause="b",
+                now=1,
+                job_id=f"f{seq}",
+                name="f",
+                queue="q",
+                definition="d",
+                cpu_milli=1000,
+                memory_mib=512,
+                share_identifier=share,
+            )
+        )
+    for command in step(state, ev.PlanApplied(cause="b", now=2, plan=schedule(state, 2))):
+        if isinstance(command, LaunchAttempt):
+            do(
+                ev.AttemptStarted(
+                    cause="b", now=3, node=command.node, attempt_id=command.attempt_id, started_at=3
+                )
+            )
+    for i in range(jobs):
+        do(
+            ev.SubmitJob(
+                cause="b",
+                now=4,
+                job_id=f"j{i}",
+                name="j",
+                queue="q",
+                definition="d",
+                cpu_milli=1000,
+                memory_mib=512,
+                share_identifier=names[i % shares],
+            )
+        )
+    return state
+
+
+def timed(state: State, repeat: int) -> tuple[float, int]:
+    times, preempted = [], 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        plan = schedule(state, 10)
+        times.append((time.perf_counter() - started) * 1000)
+        preempted = len(plan.preemptions)
+    return statistics.median(times), preempted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--shares", type=int, default=10)
+    parser.add_argument("--nodes", type=int, default=110)
+    args = parser.parse_args()
+    state = build(args.jobs, args.shares, args.nodes)
+    running = sum(len(n.attempts) for n in state.nodes.values())
+    ms, _ = timed(state, 5)
+    print(
+        json.dumps(
+            {
+                "case": "full",
+                "runnable": args.jobs,
+                "running": running,
+                "shares": args.shares + 1,
+                "pass_ms": round(ms, 2),
+            }
+        )
+    )
+    step(
+        state,
+        ev.SubmitJob(
+            cause="b",
+            now=5,
+            job_id="lend",
+            name="l",
+            queue="q",
+            definition="d",
+            cpu_milli=1000,
+            memory_mib=512,
+            share_identifier="idle",
+        ),
+    )
+    ms, preempted = timed(state, 5)
+    print(
+        json.dumps(
+            {
+                "case": "preempt",
+                "runnable": args.jobs + 1,
+                "preemptions": preempted,
+                "pass_ms": round(ms, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+"""Quota shares inside one scheduling pass: who may start, and whom to preempt.
+
+A queue with quota shares is scanned twice, in its usual order (schedulingPriority, then
+submission). Phase ``quota`` considers only jobs that fit in their share's quota (use so far in
+the pass included); phase ``borrow`` only jobs over it whose share may borrow (``quotas``). Jobs
+that may not start now are skipped and block nobody. Running in-quota jobs first is what keeps a
+lender's job ahead of a borrower that was requeued before it.
+
+An in-quota job that cannot start (no node has room) preempts **borrowers** of the queue: on the
+node where the fewest borrowers free enough room, newest borrower first; never a job within its
+own share's quota. With ``inSharePreemption`` ENABLED, a job over its share's quota that could
+not borrow preempts lower-schedulingPriority jobs of its own share on one node, lowest priority
+and newest first, until it fits in both the node and the quota. Kills already under way count as
+room being freed: a job waits for the kills made for it instead of asking for more.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from hpcbatch.core.model import Job, JobQueue, Resources
+from hpcbatch.core.pass_state import FreeNode, Pass
+from hpcbatch.core.plan import Preemption
+from hpcbatch.core.quotas import (
+    PREEMPTED,
+    Amounts,
+    Running,
+    ShareUse,
+    amounts,
+    borrow_room,
+    lendable,
+    over,
+    plus,
+    quota_of,
+    share_uses,
+)
+from hpcbatch.core.state import RunnableKey, State
+
+PHASES = ("quota", "borrow")
+SMALLEST: Amounts = {"VCPU": 1, "MEMORY_MIB": 1, "GPU": 0}  # every job needs some CPU and memory
+QuotaCheck = Callable[[list[Running]], bool]
+_WAITS_RE = re.compile(r"\(job (?P<job>\S+) waits\)$")
+
+
+def borrower_reason(share: str, waiting: str) -> str:
+    return f'{PREEMPTED}quota share "{share}" needs its capacity back (job {waiting} waits)'
+
+
+def in_share_reason(share: str, victim_priority: int, waiting: Job) -> str:
+    return (
+        f'{PREEMPTED}a job of quota share "{share}" with a higher schedulingPriority '
+        f"({waiting.spec.priority} > {victim_priority}) needs the capacity (job {waiting.job_id} waits)"
+    )
+
+
+def waiting_for(kill_reason: str | None) -> str | None:
+    """The job a preemption's kill is for, from its reason; None: no preemption."""
+    if kill_reason is None or not kill_reason.startswith(PREEMPTED):
+        return None
+    match = _WAITS_RE.search(kill_reason)
+    return match["job"] if match else None
+
+
+def job_need(job: Job, largest: Resources) -> Resources:
+    """What a job will hold when it runs. A multi-node job holds whole nodes, which ones only
+    its placement tells: it counts as ``num_nodes`` of the largest node (``largest``), so its
+    share never ends up over what was admitted."""
+    if job.multinode is None:
+        return job.spec.resources
+    n = job.multinode.num_nodes
+    return Resources(largest.cpu_milli * n, largest.memory_mib * n, largest.gpus * n)
+
+
+def largest_node(state: State, queue: JobQueue) -> Resources:
+    """Each resource's largest amount on one node of the queue's compute environments."""
+    cpu = memory = gpus = 0
+    for node in state.nodes.values():
+        if node.ce in queue.ce_order:
+            c = node.capacity
+            cpu, memory, gpus = max(cpu, c.cpu_milli), max(memory, c.memory_mib), max(gpus, c.gpus)
+    return Resources(cpu, memory, gpus)
+
+
+@dataclass(slots=True)
+class QuotaLedger:
+    queue: str
+    uses: dict[str, ShareUse]  # by share name
+    largest: Resources  # the queue's largest node: what a gang's node counts for (job_need)
+    waiting: dict[str, int]  # RUNNABLE jobs per share at the pass's start
+    phase: str = PHASES[0]
+    booked: dict[str, Amounts] = field(default_factory=dict)
+    pending: dict[str, Resources] = field(default_factory=dict)  # node -> being freed for others
+    served: set[str] = field(default_factory=set)  # jobs kills are under way for
+    victims: set[str] = field(default_factory=set)
+    placed: set[str] = field(default_factory=set)  # in this pass: phase 2 skips them
+    over_quota: list[Job] = field(default_factory=list)  # candidates for in-share preemption
+    preemptions: list[Preemption] = field(default_factory=list)
+
+    closed: set[str] = field(default_factory=set)  # shares none of whose jobs can start now
+    failed: dict[str, list[Amounts]] = field(default_factory=dict)  # needs that could not borrow
+
+    def use(self, name: str) -> Amounts:
+        return plus(self.uses[name].use, self.booked.get(name, {}))
+
+    def start(self, phase: str) -> None:
+        self.phase = phase
+        self.failed = {}
+        self.closed = {name for name in self.uses if self._closed(name)}
+
+    def order(self, state: State) -> Iterable[RunnableKey]:
+        """The RUNNABLE jobs of the shares still open in this phase, in the queue's order: the
+        closed shares' jobs are never looked at, so a pass costs O(jobs of open shares)."""
+        orders = [
+            state.share_runnable.get(f"{self.queue}/{name}", ())
+            for name in self.uses
+            if name not in self.closed
+        ]
+        return heapq.merge(*orders)
+
+    def all_closed(self) -> bool:
+        """No job of any share can start in the rest of this phase: the scan may stop."""
+        return len(self.closed) == len(self.uses)
+
+    def _closed(self, name: str) -> bool:
+        entry = self.uses[name]
+        if not self.waiting.get(name):
+            return True  # no RUNNABLE job
+        if self.phase == PHASES[0]:
+            if entry.share.in_share_preemption:
+                return False  # its over-quota jobs are looked at for in-share preemption
+            return over(plus(self.use(name), SMALLEST), quota_of(entry.share))
+        return not self.may_borrow(entry, SMALLEST)
+
+    def admits(self, job: Job) -> bool:
+        if job.job_id in self.placed or job.share in self.closed:
+            return False
+        entry = self.uses.get(job.share or "")
+        if entry is None:
+            return self.phase == PHASES[0]
+        need = amounts(job_need(job, self.largest))
+        fits = not over(plus(self.use(entry.share.name), need), quota_of(entry.share))
+        if self.phase == PHASES[0]:
+            if not fits and entry.share.in_share_preemption and len(self.over_quota) < 50:
+                self.over_quota.append(job)
+            return fits
+        if fits:
+            return False  # in its quota: phase 1 had it
+        failed = self.failed.setdefault(entry.share.name, [])
+        if any(all(need[u] >= f[u] for u in f) for f in failed):
+            return False  # a need no smaller could not borrow: use only grows in a pass
+        if self.may_borrow(entry, need):
+            return True
+        if len(failed) < 8:
+            failed.append(need)
+        return False
+
+    def may_borrow(self, entry: ShareUse, need: Amounts) -> bool:
+        name = entry.share.name
+        after = plus(self.use(name), need)
+        quota = quota_of(entry.share)
+        borrowed = {u: max(0, after.get(u, 0) - q) for u, q in quota.items()}
+        if borrow_room(entry.share, borrowed) is not None:
+            return False
+        pool, total = self.pool(exclude=name)
+        return all(total.get(u, 0) + b <= pool.get(u, 0) for u, b in borrowed.items() if b)
+
+    def pool(self, exclude: str) -> tuple[Amounts, Amounts]:
+        """(what the other lenders have idle, what the other shares borrow), in the pass."""
+        now = {
+            name: ShareUse(e.share, use=self.use(name))
+            for name, e in self.uses.items()
+            if name != exclude
+        }
+        total: Amounts = {}
+        for entry in now.values():
+            total = plus(total, entry.borrowed())
+        return lendable(now, exclude), total
+
+    def book(self, job: Job, held: Resources) -> None:
+        """``job`` was placed in the pass, holding ``held`` (a gang: its whole nodes)."""
+        self.placed.add(job.job_id)
+        if job.share in self.uses:
+            name = job.share
+            self.booked[name] = plus(self.booked.get(name, {}), amounts(held))
+            if self._closed(name):
+                self.closed.add(name)
+
+    def blocked(self, flat: list[FreeNode], job: Job) -> None:
+        """An in-quota job found no room: claim room being freed, or preempt borrowers."""
+        if self.phase != PHASES[0] or job.multinode is not None:
+            return
+        need = job.spec.resources
+        for entry in flat:  # jobs come in queue order: the first blocked one claims freed room
+            freed = self.pending.get(entry.node.name)
+            if freed is not None and need.fits_in(entry.free + freed):
+                self.pending[entry.node.name] = freed - need
+                return
+        if job.job_id in self.served:
+            return  # its kills are under way (their room may be on a node of another shape)
+        borrowers = [r for e in self.uses.values() for r in e.borrowers if self._may_stop(r)]
+        borrowers.sort(key=lambda r: r.order, reverse=True)  # newest first
+        share = job.share or ""
+        self._preempt(flat, job, borrowers, lambda _: True, borrower_reason(share, job.job_id))
+
+    def _may_stop(self, run: Running) -> bool:
+        """Not being stopped already; a node of a multi-node job stands for its whole job."""
+        job = run.job
+        return _victim_key(job) not in self.victims and job.kill_reason is None
+
+    def _preempt(
+        self, flat: list[FreeNode], job: Job, pool: list[Running], enough: QuotaCheck, why: str
+    ) -> bool:
+        need = job.spec.resources
+        rank = {id(r): i for i, r in enumerate(pool)}  # ``pool`` is in order of preference
+        best: tuple[int, list[int], list[Running]] | None = None
+        for entry in flat:
+            if not need.fits_in(entry.node.capacity):
+                continue
+            room = entry.free + self.pending.get(entry.node.name, Resources())
+            chosen: list[Running] = []
+            for run in (r for r in pool if r.attempt.node == entry.node.name):
+                if need.fits_in(room) and enough(chosen):
+                    break
+                chosen.append(run)
+                room = room + run.attempt.resources
+            if not chosen or not need.fits_in(room) or not enough(chosen):
+                continue
+            # the fewest victims; between equals, the most preferred (the newest borrowers)
+            key = (len(chosen), sorted(rank[id(r)] for r in chosen), chosen)
+            if best is None or key[:2] < best[:2]:
+                best = key
+        if best is None:
+            return False
+        for run in best[2]:
+            self.victims.add(_victim_key(run.job))
+            self.preemptions.append(
+                Preemption(run.job.job_id, run.attempt.number, run.attempt.node, job.job_id, why)
+            )
+        self.served.add(job.job_id)
+        return True
+
+    def finish(self, run: Pass, flat: list[FreeNode]) -> None:
+        """After both phases: in-share preemption for over-quota jobs that did not start."""
+        placed = {p.job_id for p in run.placements}
+        for job in self.over_quota:
+            if job.job_id in placed or job.job_id in self.served or job.multinode is not None:
+                continue
+            entry = self.uses[job.share or ""]
+            quota = quota_of(entry.share)
+            need = amounts(job.spec.resources)
+            use = self.use(entry.share.name)
+            pool = [
+                r
+                for r in entry.running
+                if r.job.spec.priority < job.spec.priority and self._may_stop(r)
+            ]
+            pool.sort(key=lambda r: r.order, reverse=True)  # newest first,
+            pool.sort(key=lambda r: r.job.spec.priority)  # within the lowest priority first
+            low = min((r.job.spec.priority for r in pool), default=0)
+            why = in_share_reason(entry.share.name, low, job)
+            if pool:
+                self._preempt(flat, job, pool, _within(use, need, quota), why)
+
+
+def _victim_key(job: Job) -> str:
+    return job.parent_id if job.node_index is not None and job.parent_id else job.job_id
+
+
+def _within(use: Amounts, need: Amounts, quota: Amounts) -> QuotaCheck:
+    """Whether stopping ``chosen`` leaves room for ``need`` in the quota."""
+
+    def enough(chosen: list[Running]) -> bool:
+        freed: Amounts = {}
+        for r in chosen:
+            freed = plus(freed, amounts(r.attempt.resources))
+        after = {u: use.get(u, 0) + need.get(u, 0) - freed.get(u, 0) for u in quota}
+        return not over(after, quota)
+
+    return enough
+
+
+def ledger_for(run: Pass, queue: JobQueue) -> QuotaLedger | None:
+    """The pass's ledger for ``queue``, or None when it has no quota shares."""
+    uses = share_uses(run.state, queue.name)
+    if not uses:
+        return None
+    shares = {e.share.name: e for e in uses.values()}
+    orders = run.state.share_runnable
+    waiting = {name: len(orders.get(f"{queue.name}/{name}", ())) for name in shares}
+    ledger = QuotaLedger(queue.name, shares, largest_node(run.state, queue), waiting)
+    for entry in uses.values():
+        for running in entry.running:
+            target = waiting_for(running.job.kill_reason)
+            if target is not None:
+                ledger.served.add(target)
+                node = running.attempt.node
+                held = ledger.pending.get(node, Resources())
+                ledger.pending[node] = held + running.attempt.resources
+    return ledger
