@@ -4,7 +4,9 @@ No node over-committed; no GPU held twice; every node's allocation equals the su
 attempts; every index (listing, runnable, child counts) agrees with the jobs; no live attempt on a
 job that is not STARTING/RUNNING; a node held by a gang's node job holds nothing else; a
 multi-node parent is STARTING/RUNNING only while its main node is; node jobs are never queued;
-a retiring node is never ONLINE.
+a retiring node is never ONLINE. Fair share: a job has a share exactly when its queue has a
+scheduling policy, every queue's policy exists, and each fair-share queue's per-share RUNNABLE
+index holds exactly its RUNNABLE jobs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from hpcbatch.core.model import (
     attempt_id,
     node_job_id,
 )
-from hpcbatch.core.state import State, runnable_key
+from hpcbatch.core.state import RunnableKey, State, runnable_key
 
 
 class InvariantViolation(AssertionError):
@@ -35,6 +37,31 @@ def check_invariants(state: State) -> None:
     _check_nodes(state)
     _check_indexes(state)
     _check_users(state)
+    _check_shares(state)
+
+
+def _check_shares(state: State) -> None:
+    for queue in state.queues.values():
+        if queue.policy is not None and queue.policy not in state.policies:
+            _fail(f"queue {queue.name} uses unknown scheduling policy {queue.policy}")
+    by_share: dict[str, dict[str, list[RunnableKey]]] = {}
+    for job in state.jobs.values():
+        home = state.queues.get(job.queue)
+        fair = home is not None and home.policy is not None
+        if (job.share is not None) != fair and home is not None:
+            _fail(f"{job.job_id} has share {job.share!r} on queue {job.queue} ({home.policy})")
+        if job.status is JobStatus.RUNNABLE and job.share is not None:
+            by_share.setdefault(job.queue, {}).setdefault(job.share, []).append(runnable_key(job))
+    indexed = {
+        q: {s: list(keys) for s, keys in shares.items()}
+        for q, shares in state.share_runnable.items()
+        if shares
+    }
+    expected = {
+        q: {s: sorted(keys) for s, keys in shares.items()} for q, shares in by_share.items()
+    }
+    if indexed != expected:
+        _fail("share_runnable does not hold exactly the RUNNABLE jobs of each share")
 
 
 def _check_users(state: State) -> None:

@@ -244,6 +244,7 @@ class JobQueue:
     tags: dict[str, str] = field(default_factory=dict)
     status: str = "VALID"
     time_limit_actions: tuple[TimeLimitAction, ...] = ()
+    policy: str | None = None  # the name of its scheduling policy; None: a FIFO queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +347,7 @@ class Job:
     # the Unix user who submitted it (children and nodes: their parent's); None: a job stored
     # before the head knew its callers. Only the owner and admins cancel it or read its logs.
     owner: str | None = None
+    share: str | None = None  # its shareIdentifier on a fair-share queue (children: the parent's)
 
     @property
     def is_array_parent(self) -> bool:

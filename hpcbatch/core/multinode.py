@@ -190,6 +190,7 @@ def add_node_jobs(state: State, parent: Job) -> None:
                 parent_id=parent.job_id,
                 node_index=index,
                 owner=parent.owner,
+                share=parent.share,
             )
         )
 

@@ -10,8 +10,10 @@ from hpcbatch.core import events as ev
 from hpcbatch.core.jobs import fail_job
 from hpcbatch.core.model import ACTIVE, TERMINAL, ComputeEnvironment, JobDefinition, JobQueue
 from hpcbatch.core.owners import check_definition_users
+from hpcbatch.core.policies import queue_policy
 from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
 from hpcbatch.core.state import State
+from hpcbatch.core.usage import usage_key
 from hpcbatch.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
 
 MAX_CES_PER_QUEUE = 3
@@ -94,6 +96,7 @@ def create_queue(state: State, e: ev.CreateJobQueue) -> None:
     if e.name in state.queues:
         raise ConflictError(f"jobQueueName: {e.name!r} already exists")
     ce_order = _check_ce_order(state, e.ce_order)
+    policy = queue_policy(state, e.policy_arn, None)
     state.queues[e.name] = JobQueue(
         name=e.name,
         arn=state.arn("job-queue", e.name),
@@ -104,6 +107,7 @@ def create_queue(state: State, e: ev.CreateJobQueue) -> None:
         echo=dict(e.echo),
         tags=dict(e.tags),
         time_limit_actions=e.time_limit_actions,
+        policy=policy,
     )
     state.changes.touch("queue", e.name)
     state.journal(e.now, e.cause, e.name, "CREATED", f"priority {e.priority} CEs {list(ce_order)}")
@@ -112,6 +116,9 @@ def create_queue(state: State, e: ev.CreateJobQueue) -> None:
 def update_queue(state: State, e: ev.UpdateJobQueue) -> None:
     queue = resolve_queue(state, e.ref)
     ce_order = _check_ce_order(state, e.ce_order) if e.ce_order is not None else None
+    policy = queue_policy(state, e.policy_arn, queue)
+    if policy is not None:
+        queue.policy = policy
     if e.priority is not None:
         queue.priority = e.priority
     if e.state is not None:
@@ -145,6 +152,10 @@ def delete_queue(state: State, e: ev.DeleteJobQueue) -> None:
             fail_job(state, job, e.cause, e.now, f"job queue {queue.name} was deleted", cancel=True)
     del state.queues[queue.name]
     state.runnable.pop(queue.name, None)
+    state.share_runnable.pop(queue.name, None)
+    for key in [k for k in state.usage if k[0] == queue.name]:
+        del state.usage[key]
+        state.changes.drop("share_usage", usage_key(*key))
     state.changes.drop("queue", queue.name)
     state.journal(e.now, e.cause, queue.name, "DELETED", "")
 
@@ -203,6 +214,8 @@ def tag_target(state: State, arn: str) -> tuple[str, str, dict[str, str]]:
         found = state.definitions.get(def_name, {}).get(int(rev)) if rev.isdigit() else None
         if found is not None:
             return "job_definition", name, found.tags
+    if kind == "scheduling-policy" and name in state.policies:
+        return "scheduling_policy", name, state.policies[name].tags
     if kind == "job" and name in state.jobs:
         job = state.jobs[name]
         if job.parent_id is not None:

@@ -12,6 +12,10 @@ reserved time, or it fits in what the reserved job leaves spare. Jobs that no no
 (MISCONFIGURATION) block nothing. The scan of a queue stops once nothing fits anywhere, or after
 ``backfill_depth`` blocked jobs, so a pass costs O(placed + depth), not O(queued).
 
+A queue with a scheduling policy orders its jobs by fair share instead (``fairshare``: shares by
+decayed usage times weight factor, recomputed as the pass places jobs; ``computeReservation``
+keeps capacity for idle shares); backfill and the scan bound are the same.
+
 A multi-node job is placed as a gang (``gang``): all its nodes in the pass, on distinct whole
 nodes of one compute environment, or none; blocked, it reserves the nodes where it could start
 soonest, under the same EASY rule.
@@ -19,6 +23,9 @@ soonest, under the same EASY rule.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from hpcbatch.core.fairshare import FairOrder
 from hpcbatch.core.gang import could_ever_start, gang_ready, reserve_gang, try_gang
 from hpcbatch.core.model import Job, JobQueue, Resources
 from hpcbatch.core.pass_state import (
@@ -35,6 +42,7 @@ from hpcbatch.core.pass_state import (
 )
 from hpcbatch.core.plan import Placement, Plan, Reservation
 from hpcbatch.core.state import State
+from hpcbatch.core.usage import Running, running_by_queue
 
 
 def _build_pool(state: State, now: int) -> dict[str, FreeNode]:
@@ -59,9 +67,10 @@ def schedule(state: State, now: int, backfill_depth: int = 200) -> Plan:
     if not pool:
         return Plan()
     run = Pass(state, now, pool)
+    running = running_by_queue(state, now) if state.policies else {}
     for queue in sorted(state.queues.values(), key=lambda q: (-q.priority, q.seq)):
         if queue.state == "ENABLED" and state.runnable.get(queue.name):
-            _schedule_queue(run, queue, backfill_depth)
+            _schedule_queue(run, queue, backfill_depth, running.get(queue.name))
     reservations = tuple(h.reservation for holds in run.holds.values() for h in holds)
     return Plan(tuple(run.placements), reservations)
 
@@ -75,7 +84,14 @@ def _queue_pool(run: Pass, queue: JobQueue) -> list[list[FreeNode]]:
     return by_ce
 
 
-def _schedule_queue(run: Pass, queue: JobQueue, backfill_depth: int) -> None:
+def _fifo(run: Pass, queue: JobQueue) -> Iterable[Job]:
+    jobs = run.state.jobs
+    return (jobs[key[3]] for key in run.state.runnable[queue.name])
+
+
+def _schedule_queue(
+    run: Pass, queue: JobQueue, backfill_depth: int, running: Running | None
+) -> None:
     tiers = _queue_pool(run, queue)
     if not tiers:
         return
@@ -83,11 +99,20 @@ def _schedule_queue(run: Pass, queue: JobQueue, backfill_depth: int) -> None:
     blocked_shapes: set[Shape] = set()
     reserved = False
     blocked = 0
-    for key in run.state.runnable[queue.name]:
+    fair = FairOrder(run.state, queue, run.now, running) if queue.policy is not None else None
+    for job in fair if fair is not None else _fifo(run, queue):
         if not any(f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat):
             return
-        job = run.state.jobs[key[3]]
+        if fair is not None and job.share is not None and not fair.allows(job):
+            fair.refuse(job.share)  # computeReservation keeps the rest for idle shares
+            blocked += 1
+            if blocked >= backfill_depth:
+                return
+            continue
+        placed = len(run.placements)
         if not _blocked(run, tiers, flat, job, blocked_shapes):
+            if fair is not None and len(run.placements) > placed:
+                fair.placed(job)
             continue
         if run.first_blocked is None:
             run.first_blocked = job.job_id

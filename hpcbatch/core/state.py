@@ -3,7 +3,8 @@
 Vocabulary: a job's **listing key** is its queue for a top-level job and its parent's id for an array
 child; ``listing[key][status]`` keeps ids in the order they entered that status (ListJobs).
 ``runnable[queue]`` holds ``(-priority, seq, index, job_id)`` of RUNNABLE jobs, sorted: the
-queue's order. All status changes go through ``set_status`` so every index stays consistent —
+queue's order; ``share_runnable[queue][share]`` the same keys of a fair-share queue's RUNNABLE
+jobs, per share (a share with none has no entry), for core/fairshare.py. All status changes go through ``set_status`` so every index stays consistent —
 ``check_invariants`` proves it after every step in tests.
 
 ``changes`` collects what the loop must persist (dirty keys per kind) and journal lines; the loop
@@ -26,6 +27,7 @@ from hpcbatch.core.model import (
     Node,
     User,
 )
+from hpcbatch.core.shares import SchedulingPolicy, ShareUsage
 
 RunnableKey = tuple[int, int, int, str]
 
@@ -80,6 +82,9 @@ class State:
         self.user_keys: dict[str, str] = {}  # access key id -> user name
         self.seq = 0
         self.runnable: dict[str, SortedList] = {}
+        self.share_runnable: dict[str, dict[str, SortedList]] = {}
+        self.policies: dict[str, SchedulingPolicy] = {}  # scheduling policies by name
+        self.usage: dict[tuple[str, str], ShareUsage] = {}  # (queue, share) -> ended attempts'
         self.listing: dict[str, dict[JobStatus, dict[str, None]]] = {}
         self.child_counts: dict[str, Counter[JobStatus]] = {}
         self.dependents: dict[str, set[str]] = {}
@@ -152,6 +157,8 @@ class State:
             if queue is None:
                 queue = self.runnable[job.queue] = SortedList()
             queue.add(runnable_key(job))
+            if job.share is not None:
+                self._index_share(job)
         if job.parent_id is not None:
             counts = self.child_counts.get(job.parent_id)
             if counts is None:
@@ -164,8 +171,24 @@ class State:
             bucket.pop(job.job_id, None)
         if status is JobStatus.RUNNABLE:
             self.runnable[job.queue].remove(runnable_key(job))
+            if job.share is not None:
+                shares = self.share_runnable[job.queue]
+                keys = shares[job.share]
+                keys.remove(runnable_key(job))
+                if not keys:
+                    del shares[job.share]
         if job.parent_id is not None:
             self.child_counts[job.parent_id][status] -= 1
+
+    def _index_share(self, job: Job) -> None:
+        assert job.share is not None
+        shares = self.share_runnable.get(job.queue)
+        if shares is None:
+            shares = self.share_runnable[job.queue] = {}
+        keys = shares.get(job.share)
+        if keys is None:
+            keys = shares[job.share] = SortedList()
+        keys.add(runnable_key(job))
 
     # --- definitions ------------------------------------------------------------------------
 

@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hpcbatch.core import attempts, control, nodes, resources, retire, submit, time_limits, users
+from hpcbatch.core import (
+    attempts,
+    control,
+    nodes,
+    policies,
+    resources,
+    retire,
+    submit,
+    time_limits,
+    users,
+)
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command
 from hpcbatch.core.state import State
@@ -37,6 +47,9 @@ HANDLERS: dict[type[ev.Event], Callable[[State, Any], list[Command]]] = {
     ev.CreateJobQueue: _quiet(resources.create_queue),
     ev.UpdateJobQueue: _quiet(resources.update_queue),
     ev.DeleteJobQueue: _quiet(resources.delete_queue),
+    ev.CreateSchedulingPolicy: _quiet(policies.create_policy),
+    ev.UpdateSchedulingPolicy: _quiet(policies.update_policy),
+    ev.DeleteSchedulingPolicy: _quiet(policies.delete_policy),
     ev.RegisterJobDefinition: _quiet(resources.register_definition),
     ev.DeregisterJobDefinition: _quiet(resources.deregister_definition),
     ev.TagResource: _quiet(resources.tag_resource),

@@ -23,6 +23,7 @@ from hpcbatch.core.model import (
 )
 from hpcbatch.core.multinode import add_node_jobs, check_submit_shape, gang_shape
 from hpcbatch.core.owners import check_user, gang_run_as_owner
+from hpcbatch.core.policies import check_share
 from hpcbatch.core.process_text import check_process_text, substitute
 from hpcbatch.core.resolve import resolve_definition, resolve_queue
 from hpcbatch.core.state import State
@@ -84,6 +85,7 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
         raise ConflictError(f"jobDefinition: {definition.arn} is INACTIVE")
     if e.job_id in state.jobs:
         raise ConflictError(f"jobId: {e.job_id!r} already exists")
+    check_share(state, queue, e.share)
     _check_dependencies(state, e)
     spec, parameters, shape = _checked_spec(state, queue, definition, e)
     seq = state.next_seq()
@@ -102,6 +104,7 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
         array_size=e.array_size,
         multinode=shape,
         owner=e.caller.user if e.caller is not None else None,
+        share=e.share,
     )
     plain = [d.job_id for d in e.depends_on if d.dep_type is None and d.job_id is not None]
     state.journal(e.now, e.cause, e.job_id, "SUBMITTED", _submit_detail(e, queue.name, shape))
@@ -199,6 +202,7 @@ def _add_children(state: State, parent: Job, plain: list[str], e: ev.SubmitJob) 
             parent_id=parent.job_id,
             array_index=index,
             owner=parent.owner,
+            share=parent.share,
         )
         doomed += _add(state, child, _unfinished(state, ids))
     return doomed

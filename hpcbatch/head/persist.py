@@ -1,6 +1,7 @@
 """Turn what the core changed (``state.changes``) into one store batch, and load state back.
 
-Keys: jobs by id, queues, CEs and API users by name, definitions by ``name:revision``, nodes by name.
+Keys: jobs by id, queues, CEs, scheduling policies and API users by name, definitions by
+``name:revision``, nodes by name, share usage by ``queue/share``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ from hpcbatch.core import codec
 from hpcbatch.core.state import State
 from hpcbatch.store import JournalEntry, Store, WriteBatch
 
-KINDS = ("compute_environment", "queue", "job_definition", "node", "job", "user")
+KINDS = (
+    "compute_environment",
+    "scheduling_policy",
+    "queue",
+    "job_definition",
+    "node",
+    "job",
+    "user",
+    "share_usage",
+)
 
 
 def _lookup(state: State, kind: str, key: str) -> dict[str, Any] | None:
@@ -29,6 +39,13 @@ def _lookup(state: State, kind: str, key: str) -> dict[str, Any] | None:
     if kind == "user":
         user = state.users.get(key)
         return None if user is None else codec.user_to_doc(user)
+    if kind == "scheduling_policy":
+        policy = state.policies.get(key)
+        return None if policy is None else codec.policy_to_doc(policy)
+    if kind == "share_usage":
+        queue, _, share = key.partition("/")
+        usage = state.usage.get((queue, share))
+        return None if usage is None else codec.usage_to_doc(queue, share, usage)
     if kind == "node":
         node = state.nodes.get(key)
         return None if node is None else codec.node_to_doc(node)

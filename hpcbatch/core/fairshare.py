@@ -1,0 +1,133 @@
+"""The dispatch order of a fair-share queue, shared by the scheduler, GetJobQueueSnapshot and
+``explain`` so all three tell the same story (docs/fairshare.md).
+
+Shares are served lowest *priority value* first: ``usage * weight factor``, where usage is the
+share's decayed vCPU-seconds (core/usage.py) plus, within one pass, the vCPUs of the jobs the
+pass has placed for it so far (so one pass interleaves shares by weight instead of handing all
+free capacity to one share). Ties go to the share whose next job is older. Within a share jobs go
+by ``schedulingPriority`` (higher first), then submission order (``state.share_runnable``).
+
+``computeReservation`` keeps ``(computeReservation/100) ** ActiveFairShares`` of the queue's
+vCPUs (its compute environments' nodes) for shares with no job running: a share's job is placed
+only if the queue's vCPUs in use, with it, stay within the rest. A refused share is skipped for
+the rest of the pass.
+
+Cost: O(shares with RUNNABLE jobs) to start (a heap), then O(log shares) per job yielded.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from hpcbatch.core.model import Job, JobQueue
+from hpcbatch.core.policies import Weights
+from hpcbatch.core.shares import SchedulingPolicy
+from hpcbatch.core.state import RunnableKey, State
+from hpcbatch.core.usage import Running, half_life_ms, share_usage
+
+
+def job_cpu_milli(job: Job) -> int:
+    """The vCPUs (thousandths) a job holds when it runs; a multi-node job's whole gang."""
+    shape = job.multinode
+    if shape is None:
+        return job.spec.resources.cpu_milli
+    return sum((r.last - r.first + 1) * r.spec.resources.cpu_milli for r in shape.ranges)
+
+
+def queue_cpu_milli(state: State, queue: JobQueue) -> int:
+    """The queue's maximum vCPUs: the capacity of its compute environments' nodes."""
+    ces = set(queue.ce_order)
+    return sum(n.capacity.cpu_milli for n in state.nodes.values() if n.ce in ces)
+
+
+@dataclass(slots=True)
+class ShareStanding:
+    share: str
+    usage: float  # decayed vCPU-seconds, plus what this pass placed
+    weight_e4: int
+
+    @property
+    def value(self) -> float:
+        return self.usage * self.weight_e4 / 10000
+
+
+class FairOrder:
+    """A fair-share queue's RUNNABLE jobs in dispatch order. Iterate; after a job is placed
+    call ``placed(job)`` before taking the next, or ``refuse(share)`` to skip its share."""
+
+    def __init__(self, state: State, queue: JobQueue, now: int, running: Running | None) -> None:
+        policy = state.policies[queue.policy or ""]
+        self.state, self.queue, self.policy = state, queue, policy
+        self.running = running if running is not None else Running()
+        self.max_cpu = queue_cpu_milli(state, queue)
+        self.used = self.running.used
+        self.active = {s for s, held in self.running.held.items() if held > 0}
+        self.refused: set[str] = set()
+        self.standing: dict[str, ShareStanding] = {}
+        weights = Weights(policy)
+        half = half_life_ms(policy)
+        self.shares = state.share_runnable.get(queue.name, {})
+        heap: list[tuple[float, RunnableKey, str, int]] = []
+        for share, keys in self.shares.items():
+            usage = share_usage(state, queue.name, share, now, self.running, half)
+            standing = self.standing[share] = ShareStanding(share, usage, weights.of(share))
+            heap.append((standing.value, keys[0], share, 0))
+        heapq.heapify(heap)
+        self.heap = heap
+
+    def __iter__(self) -> Iterator[Job]:
+        heap, jobs = self.heap, self.state.jobs
+        while heap:
+            _, key, share, position = heapq.heappop(heap)
+            yield jobs[key[3]]
+            keys = self.shares[share]
+            if share not in self.refused and position + 1 < len(keys):
+                value = self.standing[share].value
+                heapq.heappush(heap, (value, keys[position + 1], share, position + 1))
+
+    def placed(self, job: Job) -> None:
+        assert job.share is not None
+        cpu = job_cpu_milli(job)
+        self.standing[job.share].usage += cpu / 1000
+        self.used += cpu
+        self.active.add(job.share)
+
+    def refuse(self, share: str) -> None:
+        self.refused.add(share)
+
+    def reserved_cpu(self, share: str) -> int:
+        """The vCPUs (thousandths) kept back if ``share`` ran a job: 0 without a reservation."""
+        if self.policy.reservation == 0:
+            return 0
+        active = len(self.active | {share})
+        return int(self.max_cpu * (self.policy.reservation / 100) ** active)
+
+    def allows(self, job: Job) -> bool:
+        """computeReservation: may ``job``'s share take its vCPUs now?"""
+        assert job.share is not None
+        reserved = self.reserved_cpu(job.share)
+        return reserved == 0 or self.used + job_cpu_milli(job) <= self.max_cpu - reserved
+
+
+def front_of_queue(
+    state: State, queue: JobQueue, now: int, running: Running | None, limit: int = 100
+) -> list[Job]:
+    """The first ``limit`` RUNNABLE jobs in the order a pass would place them with capacity to
+    spare (each as if placed); a FIFO queue's are its runnable order."""
+    if queue.policy is None:
+        keys = state.runnable.get(queue.name)
+        return [] if keys is None else [state.jobs[k[3]] for k in keys.islice(0, limit)]
+    order = FairOrder(state, queue, now, running)
+    jobs: list[Job] = []
+    for job in order:
+        if len(jobs) >= limit:
+            break
+        jobs.append(job)
+        order.placed(job)
+    return jobs
+
+
+def policy_of(state: State, queue: JobQueue) -> SchedulingPolicy | None:
+    return state.policies.get(queue.policy) if queue.policy is not None else None
