@@ -1,10 +1,13 @@
 """The dispatch order of a fair-share queue, shared by the scheduler, GetJobQueueSnapshot and
 ``explain`` so all three tell the same story (docs/fairshare.md).
 
-Shares are served lowest *priority value* first: ``usage * weight factor``, where usage is the
-share's decayed vCPU-seconds (core/usage.py) plus, within one pass, the vCPUs of the jobs the
-pass has placed for it so far (so one pass interleaves shares by weight instead of handing all
-free capacity to one share). Ties go to the share whose next job is older. Within a share jobs go
+Shares are served lowest *priority value* first:
+``(usage + held vCPUs * H / ln 2) * weight factor``, where usage is the share's decayed
+vCPU-seconds (core/usage.py), H the policy's half-life, and held vCPUs those its jobs hold now
+plus those the pass has placed for it so far. ``H / ln 2`` is what one vCPU held for ever adds to
+decayed usage, so a share's running jobs count at once, in the same unit, and one pass
+interleaves shares by weight instead of handing all free capacity to whichever share was
+behind; past usage still settles the long run. Ties go to the share whose next job is older. Within a share jobs go
 by ``schedulingPriority`` (higher first), then submission order (``state.share_runnable``).
 
 ``computeReservation`` keeps ``(computeReservation/100) ** ActiveFairShares`` of the queue's
@@ -18,6 +21,7 @@ Cost: O(shares with RUNNABLE jobs) to start (a heap), then O(log shares) per job
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,7 +29,7 @@ from hpcbatch.core.model import Job, JobQueue
 from hpcbatch.core.policies import Weights
 from hpcbatch.core.shares import SchedulingPolicy
 from hpcbatch.core.state import RunnableKey, State
-from hpcbatch.core.usage import Running, half_life_ms, share_usage
+from hpcbatch.core.usage import Running, half_life_ms, running_by_queue, share_usage
 
 
 def job_cpu_milli(job: Job) -> int:
@@ -45,12 +49,14 @@ def queue_cpu_milli(state: State, queue: JobQueue) -> int:
 @dataclass(slots=True)
 class ShareStanding:
     share: str
-    usage: float  # decayed vCPU-seconds, plus what this pass placed
+    usage: float  # decayed vCPU-seconds
+    held: float  # vCPUs running now, plus those this pass placed
+    tau_s: float  # H / ln 2: what one vCPU held for ever adds to decayed usage
     weight_e4: int
 
     @property
     def value(self) -> float:
-        return self.usage * self.weight_e4 / 10000
+        return (self.usage + self.held * self.tau_s) * self.weight_e4 / 10000
 
 
 class FairOrder:
@@ -68,11 +74,14 @@ class FairOrder:
         self.standing: dict[str, ShareStanding] = {}
         weights = Weights(policy)
         half = half_life_ms(policy)
+        tau_s = half / 1000 / math.log(2)
         self.shares = state.share_runnable.get(queue.name, {})
         heap: list[tuple[float, RunnableKey, str, int]] = []
         for share, keys in self.shares.items():
             usage = share_usage(state, queue.name, share, now, self.running, half)
-            standing = self.standing[share] = ShareStanding(share, usage, weights.of(share))
+            held = self.running.held.get(share, 0) / 1000
+            standing = ShareStanding(share, usage, held, tau_s, weights.of(share))
+            self.standing[share] = standing
             heap.append((standing.value, keys[0], share, 0))
         heapq.heapify(heap)
         self.heap = heap
@@ -90,7 +99,7 @@ class FairOrder:
     def placed(self, job: Job) -> None:
         assert job.share is not None
         cpu = job_cpu_milli(job)
-        self.standing[job.share].usage += cpu / 1000
+        self.standing[job.share].held += cpu / 1000
         self.used += cpu
         self.active.add(job.share)
 
@@ -131,3 +140,51 @@ def front_of_queue(
 
 def policy_of(state: State, queue: JobQueue) -> SchedulingPolicy | None:
     return state.policies.get(queue.policy) if queue.policy is not None else None
+
+
+def _latest_time(state: State, queue: JobQueue) -> int:
+    """When ``now`` is not given (metrics, time limits): the latest time the queue's usage
+    knows of (an attempt's end or start), so the answer is still a pure function of the state."""
+    times = [u.as_of for (q, _), u in state.usage.items() if q == queue.name]
+    for node in state.nodes.values():
+        for aid in node.attempts:
+            job = state.jobs.get(aid.rpartition("/")[0])
+            if job is not None and job.queue == queue.name and job.attempts:
+                times.append(job.attempts[-1].started_at or 0)
+    return max(times, default=0)
+
+
+def fair_share_reason(state: State, job: Job, now: int | None) -> str | None:
+    """Why a RUNNABLE job of a fair-share queue waits for other shares, with the numbers; None
+    when its share is first in line (or the queue is FIFO)."""
+    queue = state.queues[job.queue]
+    if queue.policy is None or job.share is None:
+        return None
+    at = _latest_time(state, queue) if now is None else now
+    running = running_by_queue(state, at).get(queue.name)
+    order = FairOrder(state, queue, at, running)
+    mine = order.standing.get(job.share)
+    if mine is None:
+        return None
+    first = min(order.standing.values(), key=lambda s: (s.value, order.shares[s.share][0]))
+    if order.reserved_cpu(job.share) and not order.allows(job):
+        kept = order.reserved_cpu(job.share)
+        return (
+            f'share "{job.share}" waits for computeReservation {order.policy.reservation}: '
+            f"{kept / 1000:g} of the queue's {order.max_cpu / 1000:g} vCPUs are kept for shares "
+            f"with no running job ({len(order.active)} active, {order.used / 1000:g} vCPUs in use)"
+        )
+    if first.share == job.share:
+        return None
+    return (
+        f'share "{job.share}" is over its fair share: {_standing(mine)} vs "{first.share}" '
+        f"{_standing(first)}, served first"
+    )
+
+
+def _standing(s: ShareStanding) -> str:
+    """``usage 52.2 vCPU-s + 1 vCPU running x weight factor 1 = 917.8``."""
+    return (
+        f"usage {s.usage:.1f} vCPU-s + {s.held:g} vCPU{'' if s.held == 1 else 's'} running "
+        f"x weight factor {s.weight_e4 / 10000:g} = {s.value:.1f}"
+    )

@@ -79,7 +79,7 @@ def test_operation_names_are_case_insensitive() -> None:
 
 
 def test_operations_table() -> None:
-    assert len(OPERATIONS) == 21
+    assert len(OPERATIONS) == 27
     for key, (aws_name, model) in OPERATIONS.items():
         assert key == aws_name.lower()
         assert model.__name__ == f"{aws_name}Request"

@@ -257,6 +257,29 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
     ("TagResource", {"resourceArn": f"{ARN}:job-queue/high", "tags": TAGS}),
     ("UntagResource", {"resourceArn": f"{ARN}:job/5a2c9a5e", "tagKeys": ["team", "x"]}),
     ("ListTagsForResource", {"resourceArn": f"{ARN}:job-definition/train:3"}),
+    (
+        "CreateSchedulingPolicy",
+        {
+            "name": "fair",
+            "fairsharePolicy": {
+                "shareDecaySeconds": 3600,
+                "computeReservation": 10,
+                "shareDistribution": [
+                    {"shareIdentifier": "teamA", "weightFactor": 0.5},
+                    {"shareIdentifier": "lab*"},
+                ],
+            },
+            "tags": TAGS,
+        },
+    ),
+    ("DescribeSchedulingPolicies", {"arns": [f"{ARN}:scheduling-policy/fair"]}),
+    ("ListSchedulingPolicies", {"maxResults": 10}),
+    (
+        "UpdateSchedulingPolicy",
+        {"arn": f"{ARN}:scheduling-policy/fair", "fairsharePolicy": {"shareDecaySeconds": 0}},
+    ),
+    ("DeleteSchedulingPolicy", {"arn": f"{ARN}:scheduling-policy/fair"}),
+    ("GetJobQueueSnapshot", {"jobQueue": "default"}),
 ]
 
 

@@ -43,6 +43,8 @@ def dump(state: State) -> dict[str, list[dict[str, Any]]]:
         "node": [codec.node_to_doc(n) for n in state.nodes.values()],
         "job": [codec.job_to_doc(j) for j in state.jobs.values()],
         "user": [codec.user_to_doc(u) for u in state.users.values()],
+        "scheduling_policy": [codec.policy_to_doc(p) for p in state.policies.values()],
+        "share_usage": [codec.usage_to_doc(q, s, u) for (q, s), u in state.usage.items()],
     }
     loaded: dict[str, list[dict[str, Any]]] = json.loads(json.dumps(docs))
     return loaded

@@ -3,8 +3,8 @@
 Vocabulary: an operation is *served* when ``parse.OPERATIONS`` has its request model and
 ``operations.HANDLERS`` its handler; *refused* when it cannot mean anything on machines you own
 (SageMaker service environments and service jobs): a ClientException that says what to use
-instead; *not yet* when issue 14 will serve it (scheduling policies, quota shares, consumable
-resources, GetJobQueueSnapshot): a ClientException that says so. Neither is ever a 404, so a
+instead; *not yet* when issue 14 will serve it (quota shares, consumable
+resources): a ClientException that says so. Neither is ever a 404, so a
 boto3 or aws CLI user hears why. docs/api.md lists all 48 with their status; a test holds that
 table, this module and botocore's model to the same names.
 """
@@ -26,15 +26,9 @@ SAGEMAKER_ONLY: dict[str, str] = {
 }
 
 # Operations issue 14 will serve -> the feature they belong to.
-_FAIR_SHARE = "scheduling policies (fair share)"
 _QUOTAS = "quota shares"
 _CONSUMABLES = "consumable resources"
 NOT_YET: dict[str, str] = {
-    "CreateSchedulingPolicy": _FAIR_SHARE,
-    "DescribeSchedulingPolicies": _FAIR_SHARE,
-    "ListSchedulingPolicies": _FAIR_SHARE,
-    "UpdateSchedulingPolicy": _FAIR_SHARE,
-    "DeleteSchedulingPolicy": _FAIR_SHARE,
     "CreateQuotaShare": _QUOTAS,
     "DescribeQuotaShare": _QUOTAS,
     "ListQuotaShares": _QUOTAS,
@@ -46,7 +40,6 @@ NOT_YET: dict[str, str] = {
     "UpdateConsumableResource": _CONSUMABLES,
     "DeleteConsumableResource": _CONSUMABLES,
     "ListJobsByConsumableResource": _CONSUMABLES,
-    "GetJobQueueSnapshot": "job queue snapshots",
 }
 
 _BY_PATH = {name.lower(): name for name in (*SAGEMAKER_ONLY, *NOT_YET)}

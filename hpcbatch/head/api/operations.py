@@ -18,8 +18,8 @@ from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
 from hpcbatch.core.resources import list_tags
 from hpcbatch.core.state import State
 from hpcbatch.errors import NotFoundError
+from hpcbatch.head.api import fairshare_ops, shapes, translate
 from hpcbatch.head.api import models as m
-from hpcbatch.head.api import shapes, translate
 from hpcbatch.head.api.paging import page
 from hpcbatch.head.auth import policy
 from hpcbatch.head.auth.identify import Principal
@@ -322,4 +322,10 @@ HANDLERS: dict[str, Handler] = {
     "TagResource": tag_resource,
     "UntagResource": untag_resource,
     "ListTagsForResource": list_tags_for_resource,
+    "CreateSchedulingPolicy": fairshare_ops.create_policy,
+    "DescribeSchedulingPolicies": fairshare_ops.describe_policies,
+    "ListSchedulingPolicies": fairshare_ops.list_policies,
+    "UpdateSchedulingPolicy": fairshare_ops.update_policy,
+    "DeleteSchedulingPolicy": fairshare_ops.delete_policy,
+    "GetJobQueueSnapshot": fairshare_ops.get_snapshot,
 }

@@ -49,6 +49,12 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel]]] = {
         ("TagResource", m.TagResourceRequest),
         ("UntagResource", m.UntagResourceRequest),
         ("ListTagsForResource", m.ListTagsForResourceRequest),
+        ("CreateSchedulingPolicy", m.CreateSchedulingPolicyRequest),
+        ("DescribeSchedulingPolicies", m.DescribeSchedulingPoliciesRequest),
+        ("ListSchedulingPolicies", m.ListSchedulingPoliciesRequest),
+        ("UpdateSchedulingPolicy", m.UpdateSchedulingPolicyRequest),
+        ("DeleteSchedulingPolicy", m.DeleteSchedulingPolicyRequest),
+        ("GetJobQueueSnapshot", m.GetJobQueueSnapshotRequest),
     )
 }
 

@@ -28,6 +28,7 @@ from hpcbatch.core.model import (
 )
 from hpcbatch.core.plan import Reservation
 from hpcbatch.core.state import State
+from hpcbatch.head.loop import now_ms
 
 Doc = dict[str, Any]
 
@@ -65,6 +66,11 @@ def job_queue(state: State, queue: JobQueue) -> Doc:
         "status": queue.status,
         "statusReason": "JobQueue Healthy",
         "priority": queue.priority,
+        **(
+            {"schedulingPolicyArn": state.arn("scheduling-policy", queue.policy)}
+            if queue.policy
+            else {}
+        ),
         "computeEnvironmentOrder": order,
         "jobStateTimeLimitActions": [
             {
@@ -130,7 +136,8 @@ def _attempts(job: Job) -> list[Doc]:
 
 def status_reason(state: State, job: Job, reservations: tuple[Reservation, ...]) -> str | None:
     if job.status in (JobStatus.PENDING, JobStatus.RUNNABLE):
-        return explain(state, job, reservations)
+        # now_ms: a fair-share queue's reason quotes each share's usage as of this moment
+        return explain(state, job, reservations, now_ms())
     return job.status_reason
 
 

@@ -124,9 +124,11 @@ def create_queue(req: m.CreateJobQueueRequest, cause: str, now: int) -> ev.Event
             "state",
             "computeEnvironmentOrder",
             "jobStateTimeLimitActions",
+            "schedulingPolicyArn",
         ),
         tags=req.tags or {},
         time_limit_actions=_time_limits(req.jobStateTimeLimitActions) or (),
+        policy_arn=req.schedulingPolicyArn,
     )
 
 
@@ -146,8 +148,10 @@ def update_queue(req: m.UpdateJobQueueRequest, cause: str, now: int) -> ev.Event
             "state",
             "computeEnvironmentOrder",
             "jobStateTimeLimitActions",
+            "schedulingPolicyArn",
         ),
         time_limit_actions=_time_limits(req.jobStateTimeLimitActions),
+        policy_arn=req.schedulingPolicyArn,
     )
 
 
@@ -347,4 +351,5 @@ def submit_job(
         node_overrides=multinode,
         workdir=workdir,
         caller=caller,
+        share=req.shareIdentifier,
     )
