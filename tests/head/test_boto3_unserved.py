@@ -32,21 +32,17 @@ def test_unserved_operations_say_why_through_boto3(head: HeadProcess) -> None:
     assert message.startswith("SubmitServiceJob is SageMaker-only")
     assert "use SubmitJob on a job queue instead" in message
     assert "DescribeComputeEnvironments instead" in _error(b.describe_service_environments)
-    assert _error(b.create_scheduling_policy, name="fair") == (
-        "CreateSchedulingPolicy is not implemented yet in hpcbatch "
-        "(issue 14: scheduling policies (fair share))"
-    )
-    assert "GetJobQueueSnapshot is not implemented yet" in _error(
-        b.get_job_queue_snapshot, jobQueue="default"
+    assert _error(b.list_quota_shares, jobQueue="default") == (
+        "ListQuotaShares is not implemented yet in hpcbatch (issue 14: quota shares)"
     )
 
 
 def test_the_aws_cli_hears_why_too(head: HeadProcess, tmp_path: Path) -> None:
-    refused = head.aws(tmp_path, "list-scheduling-policies")
+    refused = head.aws(tmp_path, "list-quota-shares", "--job-queue", "default")
     assert refused.returncode == 255
     assert (
-        "An error occurred (ClientException) when calling the ListSchedulingPolicies operation: "
-        "ListSchedulingPolicies is not implemented yet in hpcbatch (issue 14"
+        "An error occurred (ClientException) when calling the ListQuotaShares operation: "
+        "ListQuotaShares is not implemented yet in hpcbatch (issue 14"
     ) in refused.stderr
     refused = head.aws(tmp_path, "list-service-jobs")
     assert refused.returncode == 255
