@@ -41,39 +41,40 @@ def shares_of(sim: Sim, job_ids: list[str]) -> str:
 
 
 def test_hand_computed_order_with_known_usage() -> None:
-    """A (weight factor 1) ran 2 vCPUs for one half-life, then ten half-lives passed: usage
-    2 * T * (1 - 1/2) / 2**10 = 0.8454 vCPU-s (T = 600 / ln 2 = 865.6 s: what a vCPU held for
-    ever adds). B (factor 3) has none. Each placed 1-vCPU job adds T to its share's value times
-    its factor, so the values go A 0.845, B 0 -> B (B 3T) -> A (T + 0.845) -> A (2T + 0.845)
-    -> A (3T + 0.845) -> B (6T) -> A (4T + 0.845) -> A (5T + 0.845) -> A (6T + 0.845)."""
+    """A (weight factor 1) ran 8 vCPUs for one half-life: usage 8 * T * (1 - 1/2) = 4T
+    vCPU-s, with T = 600 / ln 2 = 865.6 s (what one vCPU held for ever adds). B (factor 3)
+    has none. A share bids for its next 1-vCPU job with (usage + T * (held + 3/4)) * factor
+    and each placed job adds 1 to held, so (in units of T) the bids go
+    A 4.75 B 2.25 -> B (B 5.25) -> A (A 5.75) -> B (B 8.25) -> A (6.75) -> A (7.75) -> A (8.75)
+    -> B (11.25) -> A."""
     sim = fair_sim(nodes=1, vcpus=8)
-    seed = sim.submit(queue="q", vcpus=2, share="A")
+    seed = sim.submit(queue="q", vcpus=8, share="A")
     (launch,) = sim.schedule()
     sim.start(launch)
     sim.now += HALF_LIFE_MS
     sim.end(launch)
-    sim.now += 10 * HALF_LIFE_MS
-    expected = 2 * (600 / math.log(2)) * 0.5 / 1024
-    assert share_usage(sim.state, "q", "A", sim.now, None, HALF_LIFE_MS) == pytest.approx(expected)
+    tau = 600 / math.log(2)
+    assert share_usage(sim.state, "q", "A", sim.now, None, HALF_LIFE_MS) == pytest.approx(4 * tau)
     assert seed.status.value == "SUCCEEDED"
     for _ in range(6):  # A's jobs first: FIFO would run all of them before B's
         sim.submit(queue="q", share="A")
     for _ in range(6):
         sim.submit(queue="q", share="B")
     front = [j.job_id for j in front_of_queue(sim.state, sim.state.queues["q"], sim.now, None)]
-    assert shares_of(sim, front[:8]) == "BAAABAAA"
+    assert shares_of(sim, front[:8]) == "BABAAABA"
     plan = schedule(sim.state, sim.now)
     assert [p.job_id for p in plan.placements] == front[:8]  # 8 vCPUs: the pass's own order
 
 
 def test_equal_usage_interleaves_by_weight_within_one_pass() -> None:
-    """No usage yet: factors 1 and 3 give A three jobs for each of B's, ties to the older job."""
+    """No usage yet: factors 1 and 3; bids (units of T) A 0.75, B 2.25 -> A (1.75) -> A (2.75)
+    -> B (5.25) -> A (3.75) -> A (4.75) -> A (5.75) -> B (8.25) -> A."""
     sim = fair_sim(nodes=2, vcpus=4)
     a = [sim.submit(queue="q", share="A").job_id for _ in range(8)]
     b = [sim.submit(queue="q", share="B").job_id for _ in range(8)]
     placed = [p.job_id for p in schedule(sim.state, sim.now).placements]
-    assert shares_of(sim, placed) == "ABAAABAA"
-    assert placed[:2] == [a[0], b[0]]
+    assert shares_of(sim, placed) == "AABAAABA"
+    assert placed[:3] == [a[0], a[1], b[0]]
 
 
 def test_priority_orders_within_a_share() -> None:
@@ -91,8 +92,8 @@ def test_trailing_star_gives_each_matching_share_the_weight() -> None:
     for _ in range(5):
         sim.submit(queue="q", share="other")
     placed = [p.job_id for p in schedule(sim.state, sim.now).placements]
-    # teamX: factor 0.25, so 4 jobs for each of other's (factor 1); ties to the older job
-    assert "".join(sim.state.jobs[j].share[0] for j in placed) == "tottt"  # type: ignore[index]
+    # teamX: factor 0.25 bids 0.1875 T, 0.4375 T, 0.6875 T, 0.9375 T; other (factor 1) 0.75 T
+    assert "".join(sim.state.jobs[j].share[0] for j in placed) == "tttot"  # type: ignore[index]
 
 
 def test_compute_reservation_keeps_capacity_for_idle_shares() -> None:
@@ -118,8 +119,8 @@ def test_compute_reservation_keeps_capacity_for_idle_shares() -> None:
 
 
 def test_explain_names_the_share_served_first_with_numbers() -> None:
-    sim = fair_sim(nodes=1, vcpus=1)
-    first = sim.submit(queue="q", share="A", vcpus=1)
+    sim = fair_sim(nodes=1, vcpus=2)
+    first = sim.submit(queue="q", share="A", vcpus=2)
     (launch,) = sim.schedule()
     sim.start(launch)
     sim.now += 60_000
@@ -127,11 +128,11 @@ def test_explain_names_the_share_served_first_with_numbers() -> None:
     sim.submit(queue="q", share="B")
     reason = explain(sim.state, waiting_a, now=sim.now) or ""
     tau = 600 / math.log(2)
-    usage = tau * (1 - 2 ** (-0.1))  # 1 vCPU for 60 s, decayed: 57.9 vCPU-s
+    usage = 2 * tau * (1 - 2 ** (-0.1))  # 2 vCPUs for 60 s, decayed: 115.8 vCPU-s
     assert reason.startswith(
-        f'share "A" is over its fair share: usage {usage:.1f} vCPU-s + 1 vCPU running x weight '
-        f'factor 1 = {usage + tau:.1f} vs "B" usage 0.0 vCPU-s + 0 vCPUs running x weight '
-        "factor 3 = 0.0, served first"
+        f'share "A" is over its fair share: usage {usage:.1f} vCPU-s, 2 vCPUs running, weight '
+        f'factor 1: priority {usage + 2.75 * tau:.1f} vs "B" usage 0.0 vCPU-s, 0 vCPUs '
+        f"running, weight factor 3: priority {3 * 0.75 * tau:.1f}, served first"
     )
     assert first.status.value in ("STARTING", "RUNNING")
 
