@@ -99,6 +99,8 @@ def _schedule_queue(
     blocked_shapes: set[Shape] = set()
     reserved = False
     blocked = 0
+    if not any(f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat):
+        return  # full: a fair-share queue need not even rank its shares
     fair = FairOrder(run.state, queue, run.now, running) if queue.policy is not None else None
     for job in fair if fair is not None else _fifo(run, queue):
         if not any(f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat):
