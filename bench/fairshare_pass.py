@@ -60,7 +60,7 @@ def build(jobs: int, shares: int) -> tuple[State, int]:
                 name="j",
                 queue="q",
                 definition="d",
-                share=share,
+                share_identifier=share,
                 priority=i % 3,
             ),
         )
@@ -119,7 +119,7 @@ def main() -> None:
     build_s = time.perf_counter() - t0
     queue = state.queues["q"]
     runnable = len(state.runnable["q"])
-    shares = len(state.share_runnable["q"])
+    shares = len(state.fair_runnable["q"])
     full = timed(lambda: schedule(state, now), 50)
     for i in range(8):
         step(

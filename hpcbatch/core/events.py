@@ -194,7 +194,7 @@ class SubmitJob(Event):
     node_overrides: NodeOverrides | None = None  # only for a multinode definition
     workdir: str | None = None  # where it runs (core/workdir.py); None: a per-attempt dir
     caller: Caller | None = None  # who submits: the job's owner and the user it runs as
-    share: str | None = None  # shareIdentifier: required on a fair-share queue, else refused
+    share_identifier: str | None = None  # AWS shareIdentifier: required on a fair-share queue
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,7 +8,7 @@ plus those the pass has placed for it so far. ``H / ln 2`` is what one vCPU held
 decayed usage, so a share's running jobs count at once, in the same unit, and one pass
 interleaves shares by weight instead of handing all free capacity to whichever share was
 behind; past usage still settles the long run. Ties go to the share whose next job is older. Within a share jobs go
-by ``schedulingPriority`` (higher first), then submission order (``state.share_runnable``).
+by ``schedulingPriority`` (higher first), then submission order (``state.fair_runnable``).
 
 ``computeReservation`` keeps ``(computeReservation/100) ** ActiveFairShares`` of the queue's
 vCPUs (its compute environments' nodes) for shares with no job running: a share's job is placed
@@ -82,7 +82,7 @@ class FairOrder:
         weights = Weights(policy)
         half = half_life_ms(policy)
         tau_s = half / 1000 / math.log(2)
-        self.shares = state.share_runnable.get(queue.name, {})
+        self.shares = state.fair_runnable.get(queue.name, {})
         heap: list[tuple[float, RunnableKey, str, int]] = []
         for share, keys in self.shares.items():
             usage = share_usage(state, queue.name, share, now, self.running, half)

@@ -4,8 +4,8 @@ No node over-committed; no GPU held twice; every node's allocation equals the su
 attempts; every index (listing, runnable, child counts) agrees with the jobs; no live attempt on a
 job that is not STARTING/RUNNING; a node held by a gang's node job holds nothing else; a
 multi-node parent is STARTING/RUNNING only while its main node is; node jobs are never queued;
-a retiring node is never ONLINE. Fair share: a job has a share exactly when its queue has a
-scheduling policy, every queue's policy exists, and each fair-share queue's per-share RUNNABLE
+a retiring node is never ONLINE. Fair share: every job of a queue with a scheduling policy has
+a share, every queue's policy exists, and each fair-share queue's per-share RUNNABLE
 index holds exactly its RUNNABLE jobs.
 """
 
@@ -47,21 +47,21 @@ def _check_shares(state: State) -> None:
     by_share: dict[str, dict[str, list[RunnableKey]]] = {}
     for job in state.jobs.values():
         home = state.queues.get(job.queue)
+        if home is not None and home.policy is not None and job.share is None:
+            _fail(f"{job.job_id} has no share on fair-share queue {job.queue}")
         fair = home is not None and home.policy is not None
-        if (job.share is not None) != fair and home is not None:
-            _fail(f"{job.job_id} has share {job.share!r} on queue {job.queue} ({home.policy})")
-        if job.status is JobStatus.RUNNABLE and job.share is not None:
+        if job.status is JobStatus.RUNNABLE and job.share is not None and fair:
             by_share.setdefault(job.queue, {}).setdefault(job.share, []).append(runnable_key(job))
     indexed = {
         q: {s: list(keys) for s, keys in shares.items()}
-        for q, shares in state.share_runnable.items()
+        for q, shares in state.fair_runnable.items()
         if shares
     }
     expected = {
         q: {s: sorted(keys) for s, keys in shares.items()} for q, shares in by_share.items()
     }
     if indexed != expected:
-        _fail("share_runnable does not hold exactly the RUNNABLE jobs of each share")
+        _fail("fair_runnable does not hold exactly the RUNNABLE jobs of each share")
 
 
 def _check_users(state: State) -> None:

@@ -152,7 +152,7 @@ def delete_queue(state: State, e: ev.DeleteJobQueue) -> None:
             fail_job(state, job, e.cause, e.now, f"job queue {queue.name} was deleted", cancel=True)
     del state.queues[queue.name]
     state.runnable.pop(queue.name, None)
-    state.share_runnable.pop(queue.name, None)
+    state.fair_runnable.pop(queue.name, None)
     for key in [k for k in state.usage if k[0] == queue.name]:
         del state.usage[key]
         state.changes.drop("share_usage", usage_key(*key))

@@ -3,7 +3,7 @@
 Vocabulary: a job's **listing key** is its queue for a top-level job and its parent's id for an array
 child; ``listing[key][status]`` keeps ids in the order they entered that status (ListJobs).
 ``runnable[queue]`` holds ``(-priority, seq, index, job_id)`` of RUNNABLE jobs, sorted: the
-queue's order; ``share_runnable[queue][share]`` the same keys of a fair-share queue's RUNNABLE
+queue's order; ``fair_runnable[queue][share]`` the same keys of a fair-share queue's RUNNABLE
 jobs, per share (a share with none has no entry), for core/fairshare.py. All status changes go through ``set_status`` so every index stays consistent —
 ``check_invariants`` proves it after every step in tests.
 
@@ -82,7 +82,7 @@ class State:
         self.user_keys: dict[str, str] = {}  # access key id -> user name
         self.seq = 0
         self.runnable: dict[str, SortedList] = {}
-        self.share_runnable: dict[str, dict[str, SortedList]] = {}
+        self.fair_runnable: dict[str, dict[str, SortedList]] = {}
         self.policies: dict[str, SchedulingPolicy] = {}  # scheduling policies by name
         self.usage: dict[tuple[str, str], ShareUsage] = {}  # (queue, share) -> ended attempts'
         self.listing: dict[str, dict[JobStatus, dict[str, None]]] = {}
@@ -157,7 +157,7 @@ class State:
             if queue is None:
                 queue = self.runnable[job.queue] = SortedList()
             queue.add(runnable_key(job))
-            if job.share is not None:
+            if self._on_fair_queue(job):
                 self._index_share(job)
         if job.parent_id is not None:
             counts = self.child_counts.get(job.parent_id)
@@ -171,8 +171,8 @@ class State:
             bucket.pop(job.job_id, None)
         if status is JobStatus.RUNNABLE:
             self.runnable[job.queue].remove(runnable_key(job))
-            if job.share is not None:
-                shares = self.share_runnable[job.queue]
+            if job.share is not None and self._on_fair_queue(job):
+                shares = self.fair_runnable[job.queue]
                 keys = shares[job.share]
                 keys.remove(runnable_key(job))
                 if not keys:
@@ -180,11 +180,19 @@ class State:
         if job.parent_id is not None:
             self.child_counts[job.parent_id][status] -= 1
 
+    def _on_fair_queue(self, job: Job) -> bool:
+        """A job of a queue with a scheduling policy (a queue never changes between FIFO and
+        fair share, so this holds from a job's first index to its last)."""
+        if job.share is None:
+            return False
+        queue = self.queues.get(job.queue)
+        return queue is not None and queue.policy is not None
+
     def _index_share(self, job: Job) -> None:
         assert job.share is not None
-        shares = self.share_runnable.get(job.queue)
+        shares = self.fair_runnable.get(job.queue)
         if shares is None:
-            shares = self.share_runnable[job.queue] = {}
+            shares = self.fair_runnable[job.queue] = {}
         keys = shares.get(job.share)
         if keys is None:
             keys = shares[job.share] = SortedList()

@@ -85,7 +85,7 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
         raise ConflictError(f"jobDefinition: {definition.arn} is INACTIVE")
     if e.job_id in state.jobs:
         raise ConflictError(f"jobId: {e.job_id!r} already exists")
-    check_share(state, queue, e.share)
+    check_share(state, queue, e.share_identifier)
     _check_dependencies(state, e)
     spec, parameters, shape = _checked_spec(state, queue, definition, e)
     seq = state.next_seq()
@@ -104,7 +104,7 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
         array_size=e.array_size,
         multinode=shape,
         owner=e.caller.user if e.caller is not None else None,
-        share=e.share,
+        share=e.share_identifier,
     )
     plain = [d.job_id for d in e.depends_on if d.dep_type is None and d.job_id is not None]
     state.journal(e.now, e.cause, e.job_id, "SUBMITTED", _submit_detail(e, queue.name, shape))

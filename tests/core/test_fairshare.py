@@ -48,7 +48,7 @@ def test_hand_computed_order_with_known_usage() -> None:
     A 4.75 B 2.25 -> B (B 5.25) -> A (A 5.75) -> B (B 8.25) -> A (6.75) -> A (7.75) -> A (8.75)
     -> B (11.25) -> A."""
     sim = fair_sim(nodes=1, vcpus=8)
-    seed = sim.submit(queue="q", vcpus=8, share="A")
+    seed = sim.submit(queue="q", vcpus=8, share_identifier="A")
     (launch,) = sim.schedule()
     sim.start(launch)
     sim.now += HALF_LIFE_MS
@@ -57,9 +57,9 @@ def test_hand_computed_order_with_known_usage() -> None:
     assert share_usage(sim.state, "q", "A", sim.now, None, HALF_LIFE_MS) == pytest.approx(4 * tau)
     assert seed.status.value == "SUCCEEDED"
     for _ in range(6):  # A's jobs first: FIFO would run all of them before B's
-        sim.submit(queue="q", share="A")
+        sim.submit(queue="q", share_identifier="A")
     for _ in range(6):
-        sim.submit(queue="q", share="B")
+        sim.submit(queue="q", share_identifier="B")
     front = [j.job_id for j in front_of_queue(sim.state, sim.state.queues["q"], sim.now, None)]
     assert shares_of(sim, front[:8]) == "BABAAABA"
     plan = schedule(sim.state, sim.now)
@@ -70,8 +70,8 @@ def test_equal_usage_interleaves_by_weight_within_one_pass() -> None:
     """No usage yet: factors 1 and 3; bids (units of T) A 0.75, B 2.25 -> A (1.75) -> A (2.75)
     -> B (5.25) -> A (3.75) -> A (4.75) -> A (5.75) -> B (8.25) -> A."""
     sim = fair_sim(nodes=2, vcpus=4)
-    a = [sim.submit(queue="q", share="A").job_id for _ in range(8)]
-    b = [sim.submit(queue="q", share="B").job_id for _ in range(8)]
+    a = [sim.submit(queue="q", share_identifier="A").job_id for _ in range(8)]
+    b = [sim.submit(queue="q", share_identifier="B").job_id for _ in range(8)]
     placed = [p.job_id for p in schedule(sim.state, sim.now).placements]
     assert shares_of(sim, placed) == "AABAAABA"
     assert placed[:3] == [a[0], a[1], b[0]]
@@ -79,8 +79,8 @@ def test_equal_usage_interleaves_by_weight_within_one_pass() -> None:
 
 def test_priority_orders_within_a_share() -> None:
     sim = fair_sim(nodes=1, vcpus=2)
-    low = sim.submit(queue="q", share="A")
-    high = sim.submit(queue="q", share="A", priority=9)
+    low = sim.submit(queue="q", share_identifier="A")
+    high = sim.submit(queue="q", share_identifier="A", priority=9)
     placed = [p.job_id for p in schedule(sim.state, sim.now).placements]
     assert placed == [high.job_id, low.job_id]
 
@@ -88,9 +88,9 @@ def test_priority_orders_within_a_share() -> None:
 def test_trailing_star_gives_each_matching_share_the_weight() -> None:
     sim = fair_sim(shares=(ShareWeight("team*", 2500),), nodes=1, vcpus=5)
     for _ in range(5):
-        sim.submit(queue="q", share="teamX")
+        sim.submit(queue="q", share_identifier="teamX")
     for _ in range(5):
-        sim.submit(queue="q", share="other")
+        sim.submit(queue="q", share_identifier="other")
     placed = [p.job_id for p in schedule(sim.state, sim.now).placements]
     # teamX: factor 0.25 bids 0.1875 T, 0.4375 T, 0.6875 T, 0.9375 T; other (factor 1) 0.75 T
     assert "".join(sim.state.jobs[j].share[0] for j in placed) == "tttot"  # type: ignore[index]
@@ -101,10 +101,10 @@ def test_compute_reservation_keeps_capacity_for_idle_shares() -> None:
     one active share may use 4 vCPUs, two 6, three 7."""
     sim = fair_sim(nodes=1, vcpus=8, reservation=50, shares=())
     for _ in range(8):
-        sim.submit(queue="q", share="A")
+        sim.submit(queue="q", share_identifier="A")
     assert len(sim.schedule()) == 4
     for _ in range(8):
-        sim.submit(queue="q", share="B")
+        sim.submit(queue="q", share_identifier="B")
     assert len(sim.schedule()) == 2
     waiting = next(
         j for j in sim.state.jobs.values() if j.share == "B" and j.status.value == "RUNNABLE"
@@ -114,18 +114,18 @@ def test_compute_reservation_keeps_capacity_for_idle_shares() -> None:
         "shares with no running job (2 active, 6 vCPUs in use)"
     )
     for _ in range(2):
-        sim.submit(queue="q", share="C")
+        sim.submit(queue="q", share_identifier="C")
     assert len(sim.schedule()) == 1  # a third share takes one of the two vCPUs kept
 
 
 def test_explain_names_the_share_served_first_with_numbers() -> None:
     sim = fair_sim(nodes=1, vcpus=2)
-    first = sim.submit(queue="q", share="A", vcpus=2)
+    first = sim.submit(queue="q", share_identifier="A", vcpus=2)
     (launch,) = sim.schedule()
     sim.start(launch)
     sim.now += 60_000
-    waiting_a = sim.submit(queue="q", share="A")
-    sim.submit(queue="q", share="B")
+    waiting_a = sim.submit(queue="q", share_identifier="A")
+    sim.submit(queue="q", share_identifier="B")
     reason = explain(sim.state, waiting_a, now=sim.now) or ""
     tau = 600 / math.log(2)
     usage = 2 * tau * (1 - 2 ** (-0.1))  # 2 vCPUs for 60 s, decayed: 115.8 vCPU-s
@@ -140,7 +140,7 @@ def test_explain_names_the_share_served_first_with_numbers() -> None:
 def test_usage_survives_a_restart() -> None:
     sim = fair_sim(nodes=1, vcpus=4)
     for share in "AABB":
-        sim.submit(queue="q", share=share, vcpus=1)
+        sim.submit(queue="q", share_identifier=share, vcpus=1)
     launches = sim.schedule()
     for launch in launches:
         sim.start(launch)
@@ -149,7 +149,7 @@ def test_usage_survives_a_restart() -> None:
     sim.end(launches[2])
     sim.now += 30_000  # two still run: their usage counts up to now
     for share in "AB":
-        sim.submit(queue="q", share=share)
+        sim.submit(queue="q", share_identifier=share)
 
     def usages() -> dict[str, float]:
         running = running_by_queue(sim.state, sim.now).get("q")
@@ -170,17 +170,17 @@ def test_share_rules_on_submit() -> None:
     with pytest.raises(ValidationError, match="shareIdentifier: is required on job queue q"):
         sim.submit(queue="q")
     with pytest.raises(ValidationError, match="shareIdentifier: is only for fair-share"):
-        sim.submit(queue="fifo", share="A")
+        sim.submit(queue="fifo", share_identifier="A")
     with pytest.raises(ValidationError, match="trailing"):
-        sim.submit(queue="q", share="A*")
+        sim.submit(queue="q", share_identifier="A*")
 
 
 def test_array_children_and_gang_nodes_inherit_the_share() -> None:
     sim = fair_sim(nodes=4, vcpus=4)
-    parent = sim.submit(queue="q", share="B", array_size=3)
+    parent = sim.submit(queue="q", share_identifier="B", array_size=3)
     assert {c.share for c in sim.state.children_of(parent)} == {"B"}
     sim.gang_definition(nodes=2)
-    gang = sim.submit_gang(queue="q", share="A")
+    gang = sim.submit_gang(queue="q", share_identifier="A")
     assert sim.node(gang, 0).share == sim.node(gang, 1).share == "A"
     sim.run_all()
     assert parent.status.value == "SUCCEEDED"

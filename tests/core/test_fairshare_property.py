@@ -63,8 +63,8 @@ def test_long_run_allocation_follows_weights(
     warmup = start + horizon_ms // 4  # measured once the first half-lives have passed
     while sim.now < start + horizon_ms:
         for share in shares:  # ample jobs: every share always has RUNNABLE ones
-            if len(sim.state.share_runnable.get("q", {}).get(share.identifier, ())) < 64:
-                sim.submit(queue="q", share=share.identifier, array_size=200)
+            if len(sim.state.fair_runnable.get("q", {}).get(share.identifier, ())) < 64:
+                sim.submit(queue="q", share_identifier=share.identifier, array_size=200)
         for launch in sim.schedule():
             sim.start(launch)
             ends[launch.attempt_id] = (sim.now + rng.randint(10, 120) * 1000, launch)

@@ -16,7 +16,7 @@ def test_usage_and_order_survive_the_store() -> None:
     sim = fair_sim(nodes=1, vcpus=4)
     store = MemoryStore()
     for share in "AABB":
-        sim.submit(queue="q", share=share)
+        sim.submit(queue="q", share_identifier=share)
     launches = sim.schedule()
     for launch in launches:
         sim.start(launch)
@@ -25,7 +25,7 @@ def test_usage_and_order_survive_the_store() -> None:
     sim.end(launches[1])
     sim.now += 45_000
     for share in "ABAB":
-        sim.submit(queue="q", share=share, array_size=2)
+        sim.submit(queue="q", share_identifier=share, array_size=2)
     store.write(drain_changes(sim.state))
     restored = load_state(store, sim.state.region, sim.state.account)
     check_invariants(restored)

@@ -124,7 +124,6 @@ def create_queue(req: m.CreateJobQueueRequest, cause: str, now: int) -> ev.Event
             "state",
             "computeEnvironmentOrder",
             "jobStateTimeLimitActions",
-            "schedulingPolicyArn",
         ),
         tags=req.tags or {},
         time_limit_actions=_time_limits(req.jobStateTimeLimitActions) or (),
@@ -148,7 +147,6 @@ def update_queue(req: m.UpdateJobQueueRequest, cause: str, now: int) -> ev.Event
             "state",
             "computeEnvironmentOrder",
             "jobStateTimeLimitActions",
-            "schedulingPolicyArn",
         ),
         time_limit_actions=_time_limits(req.jobStateTimeLimitActions),
         policy_arn=req.schedulingPolicyArn,
@@ -351,5 +349,5 @@ def submit_job(
         node_overrides=multinode,
         workdir=workdir,
         caller=caller,
-        share=req.shareIdentifier,
+        share_identifier=req.shareIdentifier,
     )
