@@ -141,8 +141,8 @@ def classify(reason: str | None) -> str:
         return "misconfiguration"
     if text.startswith("waiting for nodes"):
         return "node_unavailable"
-    if text.startswith(("waiting for capacity", "reserved")):
-        return "capacity"
+    if text.startswith(("waiting for capacity", "reserved", 'share "')):
+        return "capacity"  # a fair-share queue's job waits its share's turn for capacity
     return "other"
 
 
