@@ -10,7 +10,7 @@ snapshot handler's work (``fairshare_ops.queue_snapshot``: the first 100 in disp
 per-share use) and, with ``--http``, GetJobQueueSnapshot over HTTP against a real head holding
 the same state (loaded from its store). Prints JSON lines.
 
-    .venv/bin/python bench/fairshare_pass.py [--jobs 100000] [--shares 1000] [--http]
+    .venv/bin/python -m bench.fairshare_pass [--jobs 100000] [--shares 1000] [--http]
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import argparse
 import json
 import statistics
 import time
+
+import httpx
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import LaunchAttempt
@@ -109,11 +111,79 @@ def timed(fn: object, rounds: int) -> list[float]:
     return times
 
 
+def over_http(jobs: int, shares: int) -> None:
+    """GetJobQueueSnapshot over HTTP (unsigned, over loopback) against a real head holding
+    ``jobs`` RUNNABLE jobs: one array of ``jobs // shares`` per share, its compute environment
+    DISABLED so none starts."""
+    from bench.headproc import BenchHead
+
+    with BenchHead(nodes=1, vcpus=8) as head, httpx.Client(base_url=head.endpoint, timeout=60) as c:
+
+        def call(operation: str, body: dict[str, object]) -> dict[str, object]:
+            response = c.post(f"/v1/{operation}", json=body)
+            response.raise_for_status()
+            return dict(response.json())
+
+        arn = call(
+            "createschedulingpolicy",
+            {"name": "fair", "fairsharePolicy": {"shareDecaySeconds": 3600}},
+        )["arn"]
+        call(
+            "createjobqueue",
+            {
+                "jobQueueName": "q",
+                "priority": 1,
+                "schedulingPolicyArn": arn,
+                "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "local"}],
+            },
+        )
+        call(
+            "registerjobdefinition",
+            {
+                "jobDefinitionName": "d",
+                "type": "container",
+                "containerProperties": {"command": ["true"]},
+            },
+        )
+        call("updatecomputeenvironment", {"computeEnvironment": "local", "state": "DISABLED"})
+        t = time.perf_counter()
+        for k in range(shares):
+            call(
+                "submitjob",
+                {
+                    "jobName": "j",
+                    "jobQueue": "q",
+                    "jobDefinition": "d",
+                    "shareIdentifier": f"s{k}",
+                    "arrayProperties": {"size": jobs // shares},
+                },
+            )
+        submit_s = time.perf_counter() - t
+        times = timed(lambda: call("getjobqueuesnapshot", {"jobQueue": "q"}), 30)
+        front = call("getjobqueuesnapshot", {"jobQueue": "q"})["frontOfQueue"]
+        print(
+            json.dumps(
+                {
+                    "bench": "fairshare_snapshot_http",
+                    "runnable": jobs // shares * shares,
+                    "shares": shares,
+                    "submit_s": round(submit_s, 1),
+                    "front_jobs": len(front["jobs"]),  # type: ignore[index]
+                    "snapshot_http_ms_median": round(statistics.median(times), 3),
+                    "snapshot_http_ms_max": round(max(times), 3),
+                }
+            )
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--shares", type=int, default=1000)
+    parser.add_argument("--http", action="store_true", help="also GetJobQueueSnapshot over HTTP")
     args = parser.parse_args()
+    if args.http:
+        over_http(args.jobs, args.shares)
     t0 = time.perf_counter()
     state, now = build(args.jobs, args.shares)
     build_s = time.perf_counter() - t0
