@@ -10,7 +10,7 @@ before its own (or computeReservation); otherwise the jobs ahead of it.
 from __future__ import annotations
 
 from hpcbatch.core.capacity import largest_fit_problem, queue_nodes
-from hpcbatch.core.fairshare import fair_share_reason
+from hpcbatch.core.fairshare import Ranking, fair_share_reason
 from hpcbatch.core.gang_wait import gang_reason
 from hpcbatch.core.model import (
     Job,
@@ -26,13 +26,18 @@ from hpcbatch.core.state import State, runnable_key
 
 
 def explain(
-    state: State, job: Job, reservations: tuple[Reservation, ...] = (), now: int | None = None
+    state: State,
+    job: Job,
+    reservations: tuple[Reservation, ...] = (),
+    now: int | None = None,
+    rankings: dict[str, Ranking] | None = None,
 ) -> str | None:
-    """``now`` dates a fair-share queue's usage; None: the latest time its usage knows."""
+    """``now`` dates a fair-share queue's usage (None: the latest time its usage knows);
+    ``rankings`` caches each fair-share queue's ranking across the jobs of one request."""
     if job.status is JobStatus.PENDING:
         return _pending(state, job)
     if job.status is JobStatus.RUNNABLE:
-        return _runnable(state, job, reservations, now)
+        return _runnable(state, job, reservations, now, rankings)
     return job.status_reason
 
 
@@ -60,7 +65,11 @@ def _pending(state: State, job: Job) -> str | None:
 
 
 def _runnable(
-    state: State, job: Job, reservations: tuple[Reservation, ...], now: int | None
+    state: State,
+    job: Job,
+    reservations: tuple[Reservation, ...],
+    now: int | None,
+    rankings: dict[str, Ranking] | None,
 ) -> str:
     queue = state.queues[job.queue]
     if queue.state != "ENABLED":
@@ -85,7 +94,7 @@ def _runnable(
         if r.job_id == job.job_id:
             when = "when running jobs end" if r.at is None else f"by {r.at} (epoch ms)"
             return f"reserved: next to start on {r.node} {when}; smaller jobs backfill around it"
-    fair = fair_share_reason(state, job, now)
+    fair = fair_share_reason(state, job, now, rankings)
     if fair is not None:
         return f"{fair}; needs {need.describe()}"
     ahead = state.runnable[queue.name].index(runnable_key(job))

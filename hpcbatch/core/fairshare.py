@@ -171,20 +171,43 @@ def _latest_time(state: State, queue: JobQueue) -> int:
     return max(times, default=0)
 
 
-def fair_share_reason(state: State, job: Job, now: int | None) -> str | None:
+@dataclass(slots=True)
+class Ranking:
+    """A fair-share queue's shares as a pass would start ranking them: each share's bid for its
+    next job, and the share served first. One per queue answers ``explain`` for all its jobs."""
+
+    order: FairOrder
+    bids: dict[str, float]
+    first: str | None
+
+
+def rank(state: State, queue: JobQueue, now: int | None) -> Ranking:
+    at = _latest_time(state, queue) if now is None else now
+    order = FairOrder(state, queue, at, running_by_queue(state, at).get(queue.name))
+    bids = {s: order.bid(standing, order.shares[s][0]) for s, standing in order.standing.items()}
+    first = min(bids, key=lambda s: (bids[s], order.shares[s][0])) if bids else None
+    return Ranking(order, bids, first)
+
+
+def fair_share_reason(
+    state: State, job: Job, now: int | None, rankings: dict[str, Ranking] | None = None
+) -> str | None:
     """Why a RUNNABLE job of a fair-share queue waits for other shares, with the numbers; None
-    when its share is first in line (or the queue is FIFO)."""
+    when its share is first in line (or the queue is FIFO). ``rankings``: a cache by queue for
+    many jobs asked at once (ListJobs): ranking 1,000 shares costs milliseconds."""
     queue = state.queues[job.queue]
     if queue.policy is None or job.share is None:
         return None
-    at = _latest_time(state, queue) if now is None else now
-    running = running_by_queue(state, at).get(queue.name)
-    order = FairOrder(state, queue, at, running)
+    ranking = rankings.get(queue.name) if rankings is not None else None
+    if ranking is None:
+        ranking = rank(state, queue, now)
+        if rankings is not None:
+            rankings[queue.name] = ranking
+    order, bids = ranking.order, ranking.bids
     mine = order.standing.get(job.share)
-    if mine is None:
+    if mine is None or ranking.first is None:
         return None
-    bids = {s: order.bid(standing, order.shares[s][0]) for s, standing in order.standing.items()}
-    first = order.standing[min(bids, key=lambda s: (bids[s], order.shares[s][0]))]
+    first = order.standing[ranking.first]
     if order.reserved_cpu(job.share) and not order.allows(job):
         kept = order.reserved_cpu(job.share)
         return (

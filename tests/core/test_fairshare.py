@@ -9,7 +9,7 @@ import pytest
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.explain import explain
-from hpcbatch.core.fairshare import front_of_queue
+from hpcbatch.core.fairshare import Ranking, front_of_queue
 from hpcbatch.core.scheduler import schedule
 from hpcbatch.core.shares import ShareWeight
 from hpcbatch.core.usage import running_by_queue, share_usage
@@ -135,6 +135,10 @@ def test_explain_names_the_share_served_first_with_numbers() -> None:
         f"running, weight factor 3: priority {3 * 0.75 * tau:.1f}, served first"
     )
     assert first.status.value in ("STARTING", "RUNNING")
+    rankings: dict[str, Ranking] = {}  # one ranking serves every job of the queue
+    assert explain(sim.state, waiting_a, now=sim.now, rankings=rankings) == reason
+    assert explain(sim.state, waiting_a, now=sim.now, rankings=rankings) == reason
+    assert list(rankings) == ["q"]
 
 
 def test_usage_survives_a_restart() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from hpcbatch.core.attempts import declared_environment
 from hpcbatch.core.explain import explain
+from hpcbatch.core.fairshare import Ranking
 from hpcbatch.core.model import (
     TERMINAL,
     Attempt,
@@ -134,10 +135,15 @@ def _attempts(job: Job) -> list[Doc]:
     ]
 
 
-def status_reason(state: State, job: Job, reservations: tuple[Reservation, ...]) -> str | None:
+def status_reason(
+    state: State,
+    job: Job,
+    reservations: tuple[Reservation, ...],
+    rankings: dict[str, Ranking] | None = None,
+) -> str | None:
     if job.status in (JobStatus.PENDING, JobStatus.RUNNABLE):
         # now_ms: a fair-share queue's reason quotes each share's usage as of this moment
-        return explain(state, job, reservations, now_ms())
+        return explain(state, job, reservations, now_ms(), rankings)
     return job.status_reason
 
 
@@ -195,7 +201,12 @@ def _node_details(state: State, job: Job) -> Doc | None:
     return {"nodeIndex": job.node_index, "isMainNode": job.node_index == multinode.main_node}
 
 
-def job_detail(state: State, job: Job, reservations: tuple[Reservation, ...] = ()) -> Doc:
+def job_detail(
+    state: State,
+    job: Job,
+    reservations: tuple[Reservation, ...] = (),
+    rankings: dict[str, Ranking] | None = None,
+) -> Doc:
     top = state.jobs[job.parent_id] if job.parent_id else job
     spec = replace(job.spec, environment=declared_environment(state, job))  # + a gang's fabric
     latest = job.attempts[-1] if job.attempts else None
@@ -227,7 +238,7 @@ def job_detail(state: State, job: Job, reservations: tuple[Reservation, ...] = (
         "jobId": job.job_id,
         "jobQueue": state.arn("job-queue", job.queue),
         "status": job.status.value,
-        "statusReason": status_reason(state, job, reservations),
+        "statusReason": status_reason(state, job, reservations, rankings),
         "attempts": [] if job.is_array_parent else _attempts(job),
         "createdAt": job.created_at,
         "startedAt": job.started_at,
@@ -266,7 +277,12 @@ def _extras(job: Job) -> Doc:
     )
 
 
-def job_summary(state: State, job: Job, reservations: tuple[Reservation, ...] = ()) -> Doc:
+def job_summary(
+    state: State,
+    job: Job,
+    reservations: tuple[Reservation, ...] = (),
+    rankings: dict[str, Ranking] | None = None,
+) -> Doc:
     latest = job.attempts[-1] if job.attempts else None
     array = _array(state, job)
     return _drop_none(
@@ -276,7 +292,7 @@ def job_summary(state: State, job: Job, reservations: tuple[Reservation, ...] = 
             "jobName": job.name,
             "createdAt": job.created_at,
             "status": job.status.value,
-            "statusReason": status_reason(state, job, reservations),
+            "statusReason": status_reason(state, job, reservations, rankings),
             "startedAt": job.started_at,
             "stoppedAt": job.stopped_at,
             "container": _drop_none({"exitCode": latest.exit_code, "reason": latest.reason})
