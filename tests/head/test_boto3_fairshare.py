@@ -5,6 +5,9 @@ job says, GetJobQueueSnapshot, and a restart that keeps it all."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.head.headproc import HeadProcess, wait_for
+
+HPCBATCH = str(Path(sys.executable).with_name("hpcbatch"))
 
 
 def _error(call: Any, **kwargs: Any) -> str:
@@ -165,3 +170,43 @@ def test_two_shares_run_in_fair_share_order(head: HeadProcess, tmp_path: Path) -
         head.wait_status(by_name[name], "SUCCEEDED", timeout=60)
     started = sorted(by_name, key=lambda n: head.describe(by_name[n])["startedAt"])
     assert set(started[:2]) == {"A1", "B1"}, started
+
+
+def test_hpcbatch_describe_says_a_share_is_over_its_fair_share(head: HeadProcess) -> None:
+    """Share A holds all 4 vCPUs; A's next job and B's first wait, and B bids lower: A's job
+    says so, with the numbers, through ``hpcbatch submit --share`` and ``hpcbatch describe``."""
+    b = head.batch()
+    arn = b.create_scheduling_policy(name="p", fairsharePolicy={"shareDecaySeconds": 600})["arn"]
+    b.create_job_queue(
+        jobQueueName="fairq",
+        priority=1,
+        schedulingPolicyArn=arn,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "local"}],
+    )
+    env = {**os.environ, "HPCBATCH_ENDPOINT": head.endpoint}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [HPCBATCH, *args], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    busy = [
+        cli(
+            "submit", "--queue", "fairq", "--share", "A", "--vcpus", "2", "--", "sleep", "30"
+        ).split()[-1]
+        for _ in range(2)
+    ]
+    try:
+        for job_id in busy:
+            head.wait_status(job_id, "RUNNING")
+        waiting = cli("submit", "--queue", "fairq", "--share", "A", "--vcpus", "2", "--", "true")
+        cli("submit", "--queue", "fairq", "--share", "B", "--vcpus", "2", "--", "true")
+        job_id = waiting.split()[-1]
+        shown = cli("describe", job_id)
+        assert 'share "A" is over its fair share: usage ' in shown
+        assert "4 vCPUs running, weight factor 1: priority" in shown
+        assert 'vs "B" usage 0.0 vCPU-s, 0 vCPUs running' in shown
+    finally:
+        b.terminate_jobs(jobs=busy, reason="test over")
