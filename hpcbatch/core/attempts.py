@@ -26,6 +26,7 @@ from hpcbatch.core.model import (
 from hpcbatch.core.plan import Placement
 from hpcbatch.core.retry import TIMEOUT_REASON, should_retry
 from hpcbatch.core.state import State
+from hpcbatch.core.usage import record_attempt
 
 KILL_GRACE_MS = 30_000
 
@@ -273,6 +274,7 @@ def end_attempt(
     attempt.exit_code = exit_code
     attempt.reason = reason or job.kill_reason
     job.stopped_at = stopped_at
+    record_attempt(state, job, attempt)
     if job.node_index is not None:
         return gang_life.node_ended(state, job, attempt, cause, now)
     if exit_code == 0 and job.kill_reason is None:

@@ -38,6 +38,7 @@ from hpcbatch.core.model import (
     User,
     attempt_id,
 )
+from hpcbatch.core.shares import SchedulingPolicy, ShareUsage, ShareWeight
 from hpcbatch.core.state import State
 
 Doc = dict[str, Any]
@@ -119,6 +120,7 @@ def job_to_doc(job: Job) -> Doc:
         echo=job.echo,
         array_size=job.array_size,
         owner=job.owner,
+        share=job.share,
     )
     if job.share is not None:
         doc["share"] = job.share
@@ -155,7 +157,7 @@ def job_from_doc(doc: Doc, parents: dict[str, Job]) -> Job:
             "node_index": doc.get("node_index"),
             "multinode": multinode_from_doc(doc["multinode"]) if doc.get("multinode") else None,
             "owner": doc.get("owner"),  # None in documents stored before identities
-            "share": doc.get("share"),
+            "share": doc.get("share"),  # None in documents stored before fair share
         }
     return Job(
         job_id=doc["job_id"],
@@ -219,6 +221,22 @@ def quota_share_to_doc(share: QuotaShare) -> Doc:
 
 def queue_to_doc(queue: JobQueue) -> Doc:
     return asdict(queue)
+
+
+def policy_to_doc(policy: SchedulingPolicy) -> Doc:
+    return asdict(policy)
+
+
+def usage_to_doc(queue: str, share: str, usage: ShareUsage) -> Doc:
+    return {"queue": queue, "share": share, "value": usage.value, "as_of": usage.as_of}
+
+
+def _rebuild_fairshare(state: State, docs: dict[str, list[Doc]]) -> None:
+    for d in docs.get("scheduling_policy", []):
+        shares = tuple(ShareWeight(**s) for s in d["shares"])
+        state.policies[d["name"]] = SchedulingPolicy(**{**d, "shares": shares})
+    for d in docs.get("share_usage", []):
+        state.usage[(d["queue"], d["share"])] = ShareUsage(d["value"], d["as_of"])
 
 
 def multinode_to_doc(multinode: MultiNodeSpec) -> Doc:
@@ -323,6 +341,7 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
     """Fill an empty ``state`` from stored documents (kind -> docs)."""
     for d in docs.get("compute_environment", []):
         state.ces[d["name"]] = ComputeEnvironment(**d)
+    _rebuild_fairshare(state, docs)
     for d in docs.get("queue", []):
         actions = tuple(TimeLimitAction(**a) for a in d.get("time_limit_actions", ()))
         state.queues[d["name"]] = JobQueue(
@@ -361,6 +380,7 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
     _rebuild_users(state, docs.get("user", []))
     seqs = [c.seq for c in state.ces.values()] + [q.seq for q in state.queues.values()]
     seqs += [s.seq for s in state.quota_shares.values()]
+    seqs += [p.seq for p in state.policies.values()]
     seqs += [j.seq for j in state.jobs.values()]
     state.seq = max(seqs, default=0)
     state.changes.dirty.clear()

@@ -22,6 +22,7 @@ from hpcbatch.core.model import (
     TimeLimitAction,
 )
 from hpcbatch.core.plan import Plan
+from hpcbatch.core.shares import ShareWeight
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +71,7 @@ class CreateJobQueue(Event):
     echo: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     time_limit_actions: tuple[TimeLimitAction, ...] = ()
+    policy_arn: str | None = None  # schedulingPolicyArn: a fair-share queue; None: FIFO
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,11 +82,41 @@ class UpdateJobQueue(Event):
     ce_order: tuple[tuple[int, str], ...] | None = None
     time_limit_actions: tuple[TimeLimitAction, ...] | None = None  # None: keep; (): clear
     echo: dict[str, Any] = field(default_factory=dict)
+    policy_arn: str | None = None  # None: keep (a fair-share queue's policy can be replaced)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeleteJobQueue(Event):
     ref: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateSchedulingPolicy(Event):
+    """``fairshare`` False: created without a ``fairsharePolicy`` (AWS allows it; it then
+    orders as a policy with every default)."""
+
+    name: str
+    decay_s: int = 0
+    reservation: int = 0
+    shares: tuple[ShareWeight, ...] = ()
+    fairshare: bool = True
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateSchedulingPolicy(Event):
+    """Replaces the whole ``fairsharePolicy`` when ``fairshare`` is True, as AWS does."""
+
+    arn: str
+    decay_s: int = 0
+    reservation: int = 0
+    shares: tuple[ShareWeight, ...] = ()
+    fairshare: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteSchedulingPolicy(Event):
+    arn: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,7 +257,9 @@ class SubmitJob(Event):
     # consumableResourcePropertiesOverride: (name or ARN, quantity), merged over the definition's
     consumables: tuple[tuple[str, int], ...] = ()
     caller: Caller | None = None  # who submits: the job's owner and the user it runs as
-    share_identifier: str | None = None  # AWS shareIdentifier: the quota share it joins
+    # AWS shareIdentifier: the quota share it joins on a queue with quota shares, its fair share
+    # (required there) on a fair-share queue
+    share_identifier: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,13 +5,15 @@ a pass must not rewrite 100,000 reasons. Reasons, most fundamental first:
 queue disabled; no enabled compute environment; MISCONFIGURATION (no node could ever hold it);
 no nodes; every fitting node DOWN/DRAINED; a consumable resource it is short of; its quota share
 (at its quota and unable to borrow, or waiting for borrowers it preempted: ``quota_explain``); a
-reservation; otherwise the jobs ahead of it.
+reservation; on a fair-share queue, the share served before its own (or computeReservation);
+otherwise the jobs ahead of it.
 """
 
 from __future__ import annotations
 
 from hpcbatch.core.capacity import largest_fit_problem, queue_nodes
 from hpcbatch.core.consumables import wait_reason
+from hpcbatch.core.fairshare import Ranking, fair_share_reason
 from hpcbatch.core.gang_wait import gang_reason
 from hpcbatch.core.model import (
     Job,
@@ -27,11 +29,19 @@ from hpcbatch.core.quota_explain import quota_wait
 from hpcbatch.core.state import State, runnable_key
 
 
-def explain(state: State, job: Job, reservations: tuple[Reservation, ...] = ()) -> str | None:
+def explain(
+    state: State,
+    job: Job,
+    reservations: tuple[Reservation, ...] = (),
+    now: int | None = None,
+    rankings: dict[str, Ranking] | None = None,
+) -> str | None:
+    """``now`` dates a fair-share queue's usage (None: the latest time its usage knows);
+    ``rankings`` caches each fair-share queue's ranking across the jobs of one request."""
     if job.status is JobStatus.PENDING:
         return _pending(state, job)
     if job.status is JobStatus.RUNNABLE:
-        return _runnable(state, job, reservations)
+        return _runnable(state, job, reservations, now, rankings)
     return job.status_reason
 
 
@@ -58,7 +68,13 @@ def _pending(state: State, job: Job) -> str | None:
     return f"waiting for dependency {what}" + (f" and {more} more" if more else "")
 
 
-def _runnable(state: State, job: Job, reservations: tuple[Reservation, ...]) -> str:
+def _runnable(
+    state: State,
+    job: Job,
+    reservations: tuple[Reservation, ...],
+    now: int | None,
+    rankings: dict[str, Ranking] | None,
+) -> str:
     queue = state.queues[job.queue]
     if queue.state != "ENABLED":
         return f"queue disabled: {queue.name} is {queue.state}; jobs wait until it is ENABLED"
@@ -89,6 +105,9 @@ def _runnable(state: State, job: Job, reservations: tuple[Reservation, ...]) -> 
         if r.job_id == job.job_id:
             when = "when running jobs end" if r.at is None else f"by {r.at} (epoch ms)"
             return f"reserved: next to start on {r.node} {when}; smaller jobs backfill around it"
+    fair = fair_share_reason(state, job, now, rankings)
+    if fair is not None:
+        return f"{fair}; needs {need.describe()}"
     ahead = state.runnable[queue.name].index(runnable_key(job))
     higher = sum(
         len(state.runnable.get(q.name, ()))

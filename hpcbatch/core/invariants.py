@@ -8,6 +8,8 @@ a retiring node is never ONLINE; a consumable resource's in-use count is what li
 and never exceeds its total; an API-made compute environment keeps
 0 <= minvCpus <= desiredvCpus <= maxvCpus; a quota share that does not borrow never runs over
 its quota, and a borrowing one stays within its borrowLimit.
+Fair share: every job of a queue with a scheduling policy has a share, every queue's policy
+exists, and each fair-share queue's per-share RUNNABLE index holds exactly its RUNNABLE jobs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from hpcbatch.core.model import (
     node_job_id,
 )
 from hpcbatch.core.quotas import check_quotas
-from hpcbatch.core.state import State, runnable_key
+from hpcbatch.core.state import RunnableKey, State, runnable_key
 
 
 class InvariantViolation(AssertionError):
@@ -42,6 +44,7 @@ def check_invariants(state: State) -> None:
     _check_users(state)
     _check_consumables(state)
     _check_ce_bounds(state)
+    _check_shares(state)
     if state.quota_shares:
         problem = check_quotas(state)
         if problem is not None:
@@ -73,6 +76,30 @@ def _check_ce_bounds(state: State) -> None:
                 f"CE {ce.name}: vCPUs min {ce.min_vcpus} desired {ce.desired_vcpus} "
                 f"max {ce.max_vcpus} out of order"
             )
+
+
+def _check_shares(state: State) -> None:
+    for queue in state.queues.values():
+        if queue.policy is not None and queue.policy not in state.policies:
+            _fail(f"queue {queue.name} uses unknown scheduling policy {queue.policy}")
+    by_share: dict[str, dict[str, list[RunnableKey]]] = {}
+    for job in state.jobs.values():
+        home = state.queues.get(job.queue)
+        if home is not None and home.policy is not None and job.share is None:
+            _fail(f"{job.job_id} has no share on fair-share queue {job.queue}")
+        fair = home is not None and home.policy is not None
+        if job.status is JobStatus.RUNNABLE and job.share is not None and fair:
+            by_share.setdefault(job.queue, {}).setdefault(job.share, []).append(runnable_key(job))
+    indexed = {
+        q: {s: list(keys) for s, keys in shares.items()}
+        for q, shares in state.fair_runnable.items()
+        if shares
+    }
+    expected = {
+        q: {s: sorted(keys) for s, keys in shares.items()} for q, shares in by_share.items()
+    }
+    if indexed != expected:
+        _fail("fair_runnable does not hold exactly the RUNNABLE jobs of each share")
 
 
 def _check_users(state: State) -> None:

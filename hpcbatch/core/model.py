@@ -253,6 +253,7 @@ class JobQueue:
     tags: dict[str, str] = field(default_factory=dict)
     status: str = "VALID"
     time_limit_actions: tuple[TimeLimitAction, ...] = ()
+    policy: str | None = None  # the name of its scheduling policy; None: a FIFO queue
 
 
 QUOTA_UNITS = ("VCPU", "GPU", "MEMORY_MIB")  # capacityUnit values hpcbatch understands
@@ -382,8 +383,8 @@ class Job:
     # the Unix user who submitted it (children and nodes: their parent's); None: a job stored
     # before the head knew its callers. Only the owner and admins cancel it or read its logs.
     owner: str | None = None
-    # the quota share it runs under (SubmitJob shareIdentifier on a queue with quota shares;
-    # children and nodes: their parent's); None: its queue has no quota shares
+    # its shareIdentifier: the quota share it runs under on a queue with quota shares, its fair
+    # share on a fair-share queue (children and nodes: their parent's); None: neither
     share: str | None = None
 
     @property

@@ -70,13 +70,11 @@ def _sharing(strategy: str, borrow_limit: int | None) -> int:
 
 
 def check_no_policy(queue: JobQueue) -> None:
-    """Quota shares and a fair-share policy exclude each other on one queue. The policy lives
-    in the queue's echo until scheduling policies are served: the merge point with them."""
-    if queue.echo.get("schedulingPolicyArn"):
+    """Quota shares and a fair-share policy exclude each other on one queue."""
+    if queue.policy is not None:
         raise ConflictError(
             f"jobQueue: {queue.name!r} has a fair-share scheduling policy "
-            f"({queue.echo['schedulingPolicyArn']}); a queue uses either a scheduling policy "
-            "or quota shares, not both"
+            f"({queue.policy}); a queue uses either a scheduling policy or quota shares, not both"
         )
 
 

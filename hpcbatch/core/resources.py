@@ -23,10 +23,12 @@ from hpcbatch.core.model import (
     MultiNodeSpec,
 )
 from hpcbatch.core.owners import check_definition_users
+from hpcbatch.core.policies import queue_policy
 from hpcbatch.core.quota_shares import SHARE_MARK, check_no_shares, drop_queue_shares
 from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
 from hpcbatch.core.retire import retire
 from hpcbatch.core.state import State
+from hpcbatch.core.usage import usage_key
 from hpcbatch.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
 
 MAX_CES_PER_QUEUE = 3
@@ -182,6 +184,7 @@ def create_queue(state: State, e: ev.CreateJobQueue) -> None:
     if e.name in state.queues:
         raise ConflictError(f"jobQueueName: {e.name!r} already exists")
     ce_order = _check_ce_order(state, e.ce_order)
+    policy = queue_policy(state, e.policy_arn, None)
     state.queues[e.name] = JobQueue(
         name=e.name,
         arn=state.arn("job-queue", e.name),
@@ -192,6 +195,7 @@ def create_queue(state: State, e: ev.CreateJobQueue) -> None:
         echo=dict(e.echo),
         tags=dict(e.tags),
         time_limit_actions=e.time_limit_actions,
+        policy=policy,
     )
     state.changes.touch("queue", e.name)
     state.journal(e.now, e.cause, e.name, "CREATED", f"priority {e.priority} CEs {list(ce_order)}")
@@ -200,8 +204,10 @@ def create_queue(state: State, e: ev.CreateJobQueue) -> None:
 def update_queue(state: State, e: ev.UpdateJobQueue) -> None:
     queue = resolve_queue(state, e.ref)
     ce_order = _check_ce_order(state, e.ce_order) if e.ce_order is not None else None
-    if e.echo.get("schedulingPolicyArn"):
+    policy = queue_policy(state, e.policy_arn, queue)
+    if policy is not None:
         check_no_shares(state, queue.name)
+        queue.policy = policy
     if e.priority is not None:
         queue.priority = e.priority
     if e.state is not None:
@@ -236,6 +242,10 @@ def delete_queue(state: State, e: ev.DeleteJobQueue) -> None:
     del state.queues[queue.name]
     drop_queue_shares(state, queue.name)
     state.runnable.pop(queue.name, None)
+    state.fair_runnable.pop(queue.name, None)
+    for key in [k for k in state.usage if k[0] == queue.name]:
+        del state.usage[key]
+        state.changes.drop("share_usage", usage_key(*key))
     state.changes.drop("queue", queue.name)
     state.journal(e.now, e.cause, queue.name, "DELETED", "")
 
@@ -315,6 +325,8 @@ def tag_target(state: State, arn: str) -> tuple[str, str, dict[str, str]]:
         found = state.definitions.get(def_name, {}).get(int(rev)) if rev.isdigit() else None
         if found is not None:
             return "job_definition", name, found.tags
+    if kind == "scheduling-policy" and name in state.policies:
+        return "scheduling_policy", name, state.policies[name].tags
     if kind == "job" and name in state.jobs:
         job = state.jobs[name]
         if job.parent_id is not None:

@@ -16,6 +16,10 @@ A job short of a consumable resource (``consumables``) waits for it without a re
 would idle nodes it cannot use. It still counts toward ``backfill_depth``, and what it is short
 of is kept for it for the rest of the pass.
 
+A queue with a scheduling policy orders its jobs by fair share instead (``fairshare``: shares by
+decayed usage times weight factor, recomputed as the pass places jobs; ``computeReservation``
+keeps capacity for idle shares); backfill and the scan bound are the same.
+
 A multi-node job is placed as a gang (``gang``): all its nodes in the pass, on distinct whole
 nodes of one compute environment, or none; blocked, it reserves the nodes where it could start
 soonest, under the same EASY rule.
@@ -29,6 +33,9 @@ order, merged), and stops when none can.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from hpcbatch.core.fairshare import FairOrder
 from hpcbatch.core.gang import could_ever_start, gang_ready, reserve_gang, try_gang
 from hpcbatch.core.model import Job, JobQueue, Resources
 from hpcbatch.core.pass_state import (
@@ -46,6 +53,7 @@ from hpcbatch.core.pass_state import (
 from hpcbatch.core.plan import Placement, Plan, Preemption, Reservation
 from hpcbatch.core.quota_pass import PHASES, QuotaLedger, ledger_for
 from hpcbatch.core.state import State
+from hpcbatch.core.usage import Running, running_by_queue
 
 
 def _build_pool(state: State, now: int) -> dict[str, FreeNode]:
@@ -71,15 +79,16 @@ def schedule(state: State, now: int, backfill_depth: int = 200) -> Plan:
         return Plan()
     run = Pass(state, now, pool)
     preemptions: list[Preemption] = []
+    running = running_by_queue(state, now) if state.policies else {}
     for queue in sorted(state.queues.values(), key=lambda q: (-q.priority, q.seq)):
         if queue.state == "ENABLED" and state.runnable.get(queue.name):
             ledger = ledger_for(run, queue)
             if ledger is None:
-                _schedule_queue(run, queue, backfill_depth)
+                _schedule_queue(run, queue, backfill_depth, running=running.get(queue.name))
                 continue
             for phase in PHASES:
                 ledger.start(phase)
-                _schedule_queue(run, queue, backfill_depth, ledger)
+                _schedule_queue(run, queue, backfill_depth, quota=ledger)
             ledger.finish(run, [f for tier in _queue_pool(run, queue) for f in tier])
             preemptions.extend(ledger.preemptions)
     reservations = tuple(h.reservation for holds in run.holds.values() for h in holds)
@@ -95,8 +104,28 @@ def _queue_pool(run: Pass, queue: JobQueue) -> list[list[FreeNode]]:
     return by_ce
 
 
+def _fifo(run: Pass, queue: JobQueue) -> Iterable[Job]:
+    jobs = run.state.jobs
+    return (jobs[key[3]] for key in run.state.runnable[queue.name])
+
+
+def _queue_order(
+    run: Pass, queue: JobQueue, quota: QuotaLedger | None, fair: FairOrder | None
+) -> Iterable[Job]:
+    """The queue's jobs in the order the pass tries them: its quota shares' merged orders, its
+    fair-share order, or FIFO (a queue never has both quota shares and a scheduling policy)."""
+    if quota is not None:
+        jobs = run.state.jobs
+        return (jobs[key[3]] for key in quota.order(run.state))
+    return fair if fair is not None else _fifo(run, queue)
+
+
 def _schedule_queue(
-    run: Pass, queue: JobQueue, backfill_depth: int, quota: QuotaLedger | None = None
+    run: Pass,
+    queue: JobQueue,
+    backfill_depth: int,
+    quota: QuotaLedger | None = None,
+    running: Running | None = None,
 ) -> None:
     tiers = _queue_pool(run, queue)
     if not tiers:
@@ -105,18 +134,29 @@ def _schedule_queue(
     blocked_shapes: set[Shape] = set()
     reserved = False
     blocked = 0
-    keys = run.state.runnable[queue.name] if quota is None else quota.order(run.state)
-    for key in keys:
+
+    def full() -> bool:
+        return not any(f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat)
+
+    if quota is None and full():
+        return  # full: a fair-share queue need not even rank its shares
+    fair = None
+    if queue.policy is not None and quota is None:
+        fair = FairOrder(run.state, queue, run.now, running)
+    for job in _queue_order(run, queue, quota, fair):
         if quota is not None and quota.all_closed():
             return
         # a full pool ends the scan, but for in-quota jobs: one that finds no room may preempt
         may_preempt = quota is not None and quota.phase == PHASES[0]
-        if not may_preempt and not any(
-            f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat
-        ):
+        if not may_preempt and full():
             return
-        job = run.state.jobs[key[3]]
         if quota is not None and not quota.admits(job):
+            continue
+        if fair is not None and job.share is not None and not fair.allows(job):
+            fair.refuse(job.share)  # computeReservation keeps the rest for idle shares
+            blocked += 1
+            if blocked >= backfill_depth:
+                return
             continue
         if run.gate.waits(job):
             if run.first_blocked is None:
@@ -127,8 +167,11 @@ def _schedule_queue(
             continue
         placed = len(run.placements)
         if not _blocked(run, tiers, flat, job, blocked_shapes):
-            if quota is not None and len(run.placements) > placed:
-                quota.book(job, _held(run, job, run.placements[placed:]))
+            if len(run.placements) > placed:
+                if quota is not None:
+                    quota.book(job, _held(run, job, run.placements[placed:]))
+                if fair is not None:
+                    fair.placed(job)
             continue
         if quota is not None:
             quota.blocked(flat, job)

@@ -3,7 +3,9 @@
 Vocabulary: a job's **listing key** is its queue for a top-level job and its parent's id for an array
 child; ``listing[key][status]`` keeps ids in the order they entered that status (ListJobs).
 ``runnable[queue]`` holds ``(-priority, seq, index, job_id)`` of RUNNABLE jobs, sorted: the
-queue's order; ``share_runnable["<queue>/<share>"]`` the same for one quota share's jobs. All status changes go through ``set_status`` so every index stays consistent —
+queue's order; ``share_runnable["<queue>/<share>"]`` the same for one quota share's jobs;
+``fair_runnable[queue][share]`` the same keys of a fair-share queue's RUNNABLE jobs, per share
+(a share with none has no entry), for core/fairshare.py. All status changes go through ``set_status`` so every index stays consistent —
 ``check_invariants`` proves it after every step in tests.
 
 ``changes`` collects what the loop must persist (dirty keys per kind) and journal lines; the loop
@@ -28,6 +30,7 @@ from hpcbatch.core.model import (
     QuotaShare,
     User,
 )
+from hpcbatch.core.shares import SchedulingPolicy, ShareUsage
 
 RunnableKey = tuple[int, int, int, str]
 
@@ -86,6 +89,9 @@ class State:
         self.runnable: dict[str, SortedList] = {}
         # "<queue>/<quota share>" -> its RUNNABLE jobs' keys, in the queue's order (quota_pass)
         self.share_runnable: dict[str, SortedList] = {}
+        self.fair_runnable: dict[str, dict[str, SortedList]] = {}
+        self.policies: dict[str, SchedulingPolicy] = {}  # scheduling policies by name
+        self.usage: dict[tuple[str, str], ShareUsage] = {}  # (queue, share) -> ended attempts'
         self.listing: dict[str, dict[JobStatus, dict[str, None]]] = {}
         self.child_counts: dict[str, Counter[JobStatus]] = {}
         self.dependents: dict[str, set[str]] = {}
@@ -158,7 +164,9 @@ class State:
             if queue is None:
                 queue = self.runnable[job.queue] = SortedList()
             queue.add(runnable_key(job))
-            if job.share is not None:
+            if self._on_fair_queue(job):
+                self._index_share(job)
+            elif job.share is not None:  # a quota share's job
                 share = f"{job.queue}/{job.share}"
                 order = self.share_runnable.get(share)
                 if order is None:
@@ -176,10 +184,34 @@ class State:
             bucket.pop(job.job_id, None)
         if status is JobStatus.RUNNABLE:
             self.runnable[job.queue].remove(runnable_key(job))
-            if job.share is not None:
+            if job.share is not None and self._on_fair_queue(job):
+                shares = self.fair_runnable[job.queue]
+                keys = shares[job.share]
+                keys.remove(runnable_key(job))
+                if not keys:
+                    del shares[job.share]
+            elif job.share is not None:
                 self.share_runnable[f"{job.queue}/{job.share}"].remove(runnable_key(job))
         if job.parent_id is not None:
             self.child_counts[job.parent_id][status] -= 1
+
+    def _on_fair_queue(self, job: Job) -> bool:
+        """A job of a queue with a scheduling policy (a queue never changes between FIFO and
+        fair share, so this holds from a job's first index to its last)."""
+        if job.share is None:
+            return False
+        queue = self.queues.get(job.queue)
+        return queue is not None and queue.policy is not None
+
+    def _index_share(self, job: Job) -> None:
+        assert job.share is not None
+        shares = self.fair_runnable.get(job.queue)
+        if shares is None:
+            shares = self.fair_runnable[job.queue] = {}
+        keys = shares.get(job.share)
+        if keys is None:
+            keys = shares[job.share] = SortedList()
+        keys.add(runnable_key(job))
 
     # --- definitions ------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from hpcbatch.core.model import (
 )
 from hpcbatch.core.multinode import add_node_jobs, check_submit_shape, gang_shape
 from hpcbatch.core.owners import check_user, gang_run_as_owner
+from hpcbatch.core.policies import check_share
 from hpcbatch.core.process_text import check_process_text, substitute
 from hpcbatch.core.quota_shares import quota_share_of
 from hpcbatch.core.resolve import resolve_definition, resolve_queue
@@ -87,8 +88,13 @@ def submit_job(state: State, e: ev.SubmitJob) -> Job:
         raise ConflictError(f"jobDefinition: {definition.arn} is INACTIVE")
     if e.job_id in state.jobs:
         raise ConflictError(f"jobId: {e.job_id!r} already exists")
-    _check_dependencies(state, e)
+    # A queue with quota shares names them in shareIdentifier; any other follows fair share's
+    # rule (required on a fair-share queue, refused on a FIFO one).
     share = quota_share_of(state, queue, e.share_identifier)
+    if share is None:
+        check_share(state, queue, e.share_identifier)
+        share = e.share_identifier
+    _check_dependencies(state, e)
     spec, parameters, shape = _checked_spec(state, queue, definition, e)
     seq = state.next_seq()
     parent = Job(

@@ -55,7 +55,7 @@ def _enforce_queue(state: State, queue: JobQueue, cause: str, now: int) -> None:
         job = state.jobs.get(job_id)
         if job is None or job.status is not JobStatus.RUNNABLE:
             continue  # ended by an earlier cancel of this pass (an array parent's)
-        reason = explain(state, job) or ""
+        reason = explain(state, job, now=now) or ""
         for action in queue.time_limit_actions:
             if waited_ms > action.max_time_s * 1000 and reason.startswith(action.reason):
                 fail_job(state, job, cause, now, cancel_reason(action), cancel=True)

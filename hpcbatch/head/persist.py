@@ -1,6 +1,8 @@
 """Turn what the core changed (``state.changes``) into one store batch, and load state back.
 
-Keys: jobs by id, queues, CEs, API users and consumable resources by name, definitions by ``name:revision``, nodes by name.
+Keys: jobs by id, queues, CEs, scheduling policies, API users and consumable resources by name,
+definitions by ``name:revision``, nodes by name, share usage by ``queue/share``, quota shares by
+``queue/name``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from hpcbatch.store import JournalEntry, Store, WriteBatch
 
 KINDS = (
     "compute_environment",
+    "scheduling_policy",
     "queue",
     "quota_share",
     "job_definition",
@@ -22,6 +25,7 @@ KINDS = (
     "job",
     "user",
     "consumable_resource",
+    "share_usage",
 )
 
 
@@ -44,6 +48,13 @@ def _lookup(state: State, kind: str, key: str) -> dict[str, Any] | None:
     if kind == "consumable_resource":
         resource = state.consumables.get(key)
         return None if resource is None else codec.consumable_to_doc(resource)
+    if kind == "scheduling_policy":
+        policy = state.policies.get(key)
+        return None if policy is None else codec.policy_to_doc(policy)
+    if kind == "share_usage":
+        queue, _, share = key.partition("/")
+        usage = state.usage.get((queue, share))
+        return None if usage is None else codec.usage_to_doc(queue, share, usage)
     if kind == "node":
         node = state.nodes.get(key)
         return None if node is None else codec.node_to_doc(node)

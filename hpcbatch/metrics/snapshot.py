@@ -143,8 +143,8 @@ def classify(reason: str | None) -> str:
         return "misconfiguration"
     if text.startswith("waiting for nodes"):
         return "node_unavailable"
-    if text.startswith(("waiting for capacity", "reserved")):
-        return "capacity"
+    if text.startswith(("waiting for capacity", "reserved", 'share "')):
+        return "capacity"  # a fair-share queue's job waits its share's turn for capacity
     if text.startswith("waiting for consumable resource"):
         return "consumable"
     return "other"

@@ -79,7 +79,7 @@ def test_operation_names_are_case_insensitive() -> None:
 
 
 def test_operations_table() -> None:
-    assert len(OPERATIONS) == 32  # 21 + 6 consumable-resource + 5 quota-share operations
+    assert len(OPERATIONS) == 38  # all 48 but the 10 SageMaker ones
     for key, (aws_name, model) in OPERATIONS.items():
         assert key == aws_name.lower()
         assert model.__name__ == f"{aws_name}Request"

@@ -315,6 +315,29 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("DeleteQuotaShare", {"quotaShareArn": f"{ARN}:job-queue/high/quota-share/teamA"}),
+    (
+        "CreateSchedulingPolicy",
+        {
+            "name": "fair",
+            "fairsharePolicy": {
+                "shareDecaySeconds": 3600,
+                "computeReservation": 10,
+                "shareDistribution": [
+                    {"shareIdentifier": "teamA", "weightFactor": 0.5},
+                    {"shareIdentifier": "lab*"},
+                ],
+            },
+            "tags": TAGS,
+        },
+    ),
+    ("DescribeSchedulingPolicies", {"arns": [f"{ARN}:scheduling-policy/fair"]}),
+    ("ListSchedulingPolicies", {"maxResults": 10}),
+    (
+        "UpdateSchedulingPolicy",
+        {"arn": f"{ARN}:scheduling-policy/fair", "fairsharePolicy": {"shareDecaySeconds": 0}},
+    ),
+    ("DeleteSchedulingPolicy", {"arn": f"{ARN}:scheduling-policy/fair"}),
+    ("GetJobQueueSnapshot", {"jobQueue": "default"}),
 ]
 
 

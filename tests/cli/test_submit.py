@@ -69,6 +69,8 @@ def test_every_flag_maps_to_its_aws_field(stub: StubHead) -> None:
         "600",
         "--priority",
         "7",
+        "--share",
+        "chem",
         "--parameter",
         "in=x.dat",
         "--tag",
@@ -103,6 +105,7 @@ def test_every_flag_maps_to_its_aws_field(stub: StubHead) -> None:
         "retryStrategy": {"attempts": 3},
         "timeout": {"attemptDurationSeconds": 600},
         "schedulingPriorityOverride": 7,
+        "shareIdentifier": "chem",
         "parameters": {"in": "x.dat"},
         "tags": {"team": "hpc"},
     }

@@ -45,6 +45,8 @@ def dump(state: State) -> dict[str, list[dict[str, Any]]]:
         "job": [codec.job_to_doc(j) for j in state.jobs.values()],
         "user": [codec.user_to_doc(u) for u in state.users.values()],
         "consumable_resource": [codec.consumable_to_doc(r) for r in state.consumables.values()],
+        "scheduling_policy": [codec.policy_to_doc(p) for p in state.policies.values()],
+        "share_usage": [codec.usage_to_doc(q, s, u) for (q, s), u in state.usage.items()],
     }
     loaded: dict[str, list[dict[str, Any]]] = json.loads(json.dumps(docs))
     return loaded

@@ -81,14 +81,16 @@ def test_names_are_unique_per_queue_not_globally() -> None:
 
 def test_a_queue_has_either_a_scheduling_policy_or_quota_shares() -> None:
     sim = Sim().cluster()
-    policy = "arn:aws:batch:local:000000000000:scheduling-policy/fair"
-    sim.do(ev.UpdateJobQueue, ref="q", echo={"schedulingPolicyArn": policy})
+    sim.do(ev.CreateSchedulingPolicy, name="fair")
+    policy = sim.state.policies["fair"].arn
+    sim.do(ev.CreateJobQueue, name="fq", priority=1, ce_order=((1, "local"),), policy_arn=policy)
     with pytest.raises(ConflictError, match="has a fair-share scheduling policy"):
-        share(sim, "a")
+        sim.do(ev.CreateQuotaShare, name="a", queue="fq", strategy="LEND", limits=(("VCPU", 1),))
     sim.do(ev.CreateJobQueue, name="q2", priority=1, ce_order=((1, "local"),))
     sim.do(ev.CreateQuotaShare, name="a", queue="q2", strategy="LEND", limits=(("VCPU", 1),))
-    with pytest.raises(ConflictError, match="has quota shares \\(a\\)"):
-        sim.do(ev.UpdateJobQueue, ref="q2", echo={"schedulingPolicyArn": policy})
+    with pytest.raises(ValidationError, match="schedulingPolicyArn: job queue q2 is a FIFO queue"):
+        sim.do(ev.UpdateJobQueue, ref="q2", policy_arn=policy)
+    assert sim.state.queues["q2"].policy is None
 
 
 def test_jobs_join_a_share_by_share_identifier() -> None:

@@ -1,6 +1,5 @@
 """The operations of botocore's model the head does not serve, through boto3 and the aws CLI:
-SageMaker's are refused saying what to use instead, issue 14's say they are not implemented yet;
-neither is ever a 404 (hpcbatch/head/api/catalog.py)."""
+SageMaker's are refused saying what to use instead, never a 404 (hpcbatch/head/api/catalog.py)."""
 
 from __future__ import annotations
 
@@ -32,22 +31,12 @@ def test_unserved_operations_say_why_through_boto3(head: HeadProcess) -> None:
     assert message.startswith("SubmitServiceJob is SageMaker-only")
     assert "use SubmitJob on a job queue instead" in message
     assert "DescribeComputeEnvironments instead" in _error(b.describe_service_environments)
-    assert _error(b.create_scheduling_policy, name="fair") == (
-        "CreateSchedulingPolicy is not implemented yet in hpcbatch "
-        "(issue 14: scheduling policies (fair share))"
-    )
-    assert "GetJobQueueSnapshot is not implemented yet" in _error(
-        b.get_job_queue_snapshot, jobQueue="default"
-    )
 
 
 def test_the_aws_cli_hears_why_too(head: HeadProcess, tmp_path: Path) -> None:
-    refused = head.aws(tmp_path, "list-scheduling-policies")
-    assert refused.returncode == 255
-    assert (
-        "An error occurred (ClientException) when calling the ListSchedulingPolicies operation: "
-        "ListSchedulingPolicies is not implemented yet in hpcbatch (issue 14"
-    ) in refused.stderr
     refused = head.aws(tmp_path, "list-service-jobs")
     assert refused.returncode == 255
-    assert "ListServiceJobs is SageMaker-only" in refused.stderr
+    assert (
+        "An error occurred (ClientException) when calling the ListServiceJobs operation: "
+        "ListServiceJobs is SageMaker-only"
+    ) in refused.stderr

@@ -114,6 +114,11 @@ def add_scheduling_flags(parser: argparse.ArgumentParser) -> None:
         help="schedulingPriorityOverride, 0-9999, higher first",
     )
     parser.add_argument(
+        "--share",
+        metavar="ID",
+        help="shareIdentifier: required on a queue with a scheduling policy (fair share)",
+    )
+    parser.add_argument(
         "--parameter",
         type=_args.key_value,
         action="append",
@@ -252,6 +257,8 @@ def build_request(args: argparse.Namespace, main_node: int = 0) -> dict[str, Any
     _args.retry_and_timeout(args, body)
     if args.priority is not None:
         body["schedulingPriorityOverride"] = args.priority
+    if args.share is not None:
+        body["shareIdentifier"] = args.share
     if args.parameter:
         body["parameters"] = dict(args.parameter)
     if args.tag:

@@ -3,8 +3,8 @@
 Vocabulary: an operation is *served* when ``parse.OPERATIONS`` has its request model and
 ``operations.HANDLERS`` its handler; *refused* when it cannot mean anything on machines you own
 (SageMaker service environments and service jobs): a ClientException that says what to use
-instead; *not yet* when issue 14 will serve it (scheduling policies,
-GetJobQueueSnapshot): a ClientException that says so. Neither is ever a 404, so a
+instead; *not yet* when it is not served yet: none is, today (every other operation is served).
+A refusal is a ClientException that says why. Neither is ever a 404, so a
 boto3 or aws CLI user hears why. docs/api.md lists all 48 with their status; a test holds that
 table, this module and botocore's model to the same names.
 """
@@ -25,16 +25,9 @@ SAGEMAKER_ONLY: dict[str, str] = {
     "UpdateServiceJob": "SubmitJob on a job queue (a job's settings are fixed when it is submitted)",
 }
 
-# Operations issue 14 will serve -> the feature they belong to.
-_FAIR_SHARE = "scheduling policies (fair share)"
-NOT_YET: dict[str, str] = {
-    "CreateSchedulingPolicy": _FAIR_SHARE,
-    "DescribeSchedulingPolicies": _FAIR_SHARE,
-    "ListSchedulingPolicies": _FAIR_SHARE,
-    "UpdateSchedulingPolicy": _FAIR_SHARE,
-    "DeleteSchedulingPolicy": _FAIR_SHARE,
-    "GetJobQueueSnapshot": "job queue snapshots",
-}
+# Operations of botocore's model the head does not serve yet -> the feature they belong to
+# (none today: every operation but SageMaker's is served).
+NOT_YET: dict[str, str] = {}
 
 _BY_PATH = {name.lower(): name for name in (*SAGEMAKER_ONLY, *NOT_YET)}
 

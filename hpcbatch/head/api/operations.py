@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpcbatch.core import events as ev
+from hpcbatch.core.fairshare import Ranking
 from hpcbatch.core.model import Job, JobStatus
 from hpcbatch.core.quota_shares import resolve_share
 from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
 from hpcbatch.core.resources import list_tags
 from hpcbatch.core.state import State
 from hpcbatch.errors import NotFoundError
-from hpcbatch.head.api import consumables, shapes, translate
+from hpcbatch.head.api import consumables, fairshare_ops, shapes, translate
 from hpcbatch.head.api import models as m
 from hpcbatch.head.api.paging import page
 from hpcbatch.head.auth import policy
@@ -168,7 +169,8 @@ async def describe_jobs(c: Call, r: m.DescribeJobsRequest) -> Doc:
     state = c.head.state
     reservations = c.head.loop.plan.reservations
     jobs = [state.jobs[i] for i in dict.fromkeys(r.jobs) if i in state.jobs]
-    return {"jobs": [shapes.job_detail(state, j, reservations) for j in jobs]}
+    rankings: dict[str, Ranking] = {}  # each fair-share queue ranked once per request
+    return {"jobs": [shapes.job_detail(state, j, reservations, rankings) for j in jobs]}
 
 
 async def cancel_job(c: Call, r: m.CancelJobRequest) -> Doc:
@@ -299,8 +301,9 @@ async def list_jobs(c: Call, r: m.ListJobsRequest) -> Doc:
         jobs = [j for j in jobs if _filter(c, j, f.name, f.values[0])]
     chunk, token = page(jobs, r.maxResults, r.nextToken)
     reservations = c.head.loop.plan.reservations
+    rankings: dict[str, Ranking] = {}  # each fair-share queue ranked once per request
     return {
-        "jobSummaryList": [shapes.job_summary(state, j, reservations) for j in chunk],
+        "jobSummaryList": [shapes.job_summary(state, j, reservations, rankings) for j in chunk],
         "nextToken": token,
     }
 
@@ -370,4 +373,10 @@ HANDLERS: dict[str, Handler] = {
     "ListQuotaShares": list_quota_shares,
     "UpdateQuotaShare": update_quota_share,
     "DeleteQuotaShare": delete_quota_share,
+    "CreateSchedulingPolicy": fairshare_ops.create_policy,
+    "DescribeSchedulingPolicies": fairshare_ops.describe_policies,
+    "ListSchedulingPolicies": fairshare_ops.list_policies,
+    "UpdateSchedulingPolicy": fairshare_ops.update_policy,
+    "DeleteSchedulingPolicy": fairshare_ops.delete_policy,
+    "GetJobQueueSnapshot": fairshare_ops.get_snapshot,
 }

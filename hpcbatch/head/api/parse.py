@@ -60,6 +60,12 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel]]] = {
         ("ListQuotaShares", m.ListQuotaSharesRequest),
         ("UpdateQuotaShare", m.UpdateQuotaShareRequest),
         ("DeleteQuotaShare", m.DeleteQuotaShareRequest),
+        ("CreateSchedulingPolicy", m.CreateSchedulingPolicyRequest),
+        ("DescribeSchedulingPolicies", m.DescribeSchedulingPoliciesRequest),
+        ("ListSchedulingPolicies", m.ListSchedulingPoliciesRequest),
+        ("UpdateSchedulingPolicy", m.UpdateSchedulingPolicyRequest),
+        ("DeleteSchedulingPolicy", m.DeleteSchedulingPolicyRequest),
+        ("GetJobQueueSnapshot", m.GetJobQueueSnapshotRequest),
     )
 }
 

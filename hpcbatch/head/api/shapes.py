@@ -14,6 +14,7 @@ from hpcbatch.core.attempts import declared_environment
 from hpcbatch.core.ce_capacity import ce_status, connected_vcpus
 from hpcbatch.core.consumables import needs
 from hpcbatch.core.explain import explain
+from hpcbatch.core.fairshare import Ranking
 from hpcbatch.core.model import (
     TERMINAL,
     Attempt,
@@ -31,6 +32,7 @@ from hpcbatch.core.model import (
 )
 from hpcbatch.core.plan import Reservation
 from hpcbatch.core.state import State
+from hpcbatch.head.loop import now_ms
 
 Doc = dict[str, Any]
 
@@ -111,6 +113,11 @@ def job_queue(state: State, queue: JobQueue) -> Doc:
         "status": queue.status,
         "statusReason": "JobQueue Healthy",
         "priority": queue.priority,
+        **(
+            {"schedulingPolicyArn": state.arn("scheduling-policy", queue.policy)}
+            if queue.policy
+            else {}
+        ),
         "computeEnvironmentOrder": order,
         "jobStateTimeLimitActions": [
             {
@@ -196,9 +203,15 @@ def _attempts(state: State, job: Job) -> list[Doc]:
     ]
 
 
-def status_reason(state: State, job: Job, reservations: tuple[Reservation, ...]) -> str | None:
+def status_reason(
+    state: State,
+    job: Job,
+    reservations: tuple[Reservation, ...],
+    rankings: dict[str, Ranking] | None = None,
+) -> str | None:
     if job.status in (JobStatus.PENDING, JobStatus.RUNNABLE):
-        return explain(state, job, reservations)
+        # now_ms: a fair-share queue's reason quotes each share's usage as of this moment
+        return explain(state, job, reservations, now_ms(), rankings)
     return job.status_reason
 
 
@@ -262,7 +275,12 @@ def _node_details(state: State, job: Job) -> Doc | None:
     return {"nodeIndex": job.node_index, "isMainNode": job.node_index == multinode.main_node}
 
 
-def job_detail(state: State, job: Job, reservations: tuple[Reservation, ...] = ()) -> Doc:
+def job_detail(
+    state: State,
+    job: Job,
+    reservations: tuple[Reservation, ...] = (),
+    rankings: dict[str, Ranking] | None = None,
+) -> Doc:
     top = state.jobs[job.parent_id] if job.parent_id else job
     spec = replace(job.spec, environment=declared_environment(state, job))  # + a gang's fabric
     latest = job.attempts[-1] if job.attempts else None
@@ -295,7 +313,7 @@ def job_detail(state: State, job: Job, reservations: tuple[Reservation, ...] = (
         "jobId": job.job_id,
         "jobQueue": state.arn("job-queue", job.queue),
         "status": job.status.value,
-        "statusReason": status_reason(state, job, reservations),
+        "statusReason": status_reason(state, job, reservations, rankings),
         "attempts": [] if job.is_array_parent else _attempts(state, job),
         "createdAt": job.created_at,
         "startedAt": job.started_at,
@@ -335,7 +353,12 @@ def _extras(job: Job) -> Doc:
     )
 
 
-def job_summary(state: State, job: Job, reservations: tuple[Reservation, ...] = ()) -> Doc:
+def job_summary(
+    state: State,
+    job: Job,
+    reservations: tuple[Reservation, ...] = (),
+    rankings: dict[str, Ranking] | None = None,
+) -> Doc:
     latest = job.attempts[-1] if job.attempts else None
     array = _array(state, job)
     return _drop_none(
@@ -345,7 +368,7 @@ def job_summary(state: State, job: Job, reservations: tuple[Reservation, ...] = 
             "jobName": job.name,
             "createdAt": job.created_at,
             "status": job.status.value,
-            "statusReason": status_reason(state, job, reservations),
+            "statusReason": status_reason(state, job, reservations, rankings),
             "startedAt": job.started_at,
             "stoppedAt": job.stopped_at,
             "container": _drop_none({"exitCode": latest.exit_code, "reason": latest.reason})

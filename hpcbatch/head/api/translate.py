@@ -222,6 +222,7 @@ def create_queue(req: m.CreateJobQueueRequest, cause: str, now: int) -> ev.Event
         ),
         tags=req.tags or {},
         time_limit_actions=_time_limits(req.jobStateTimeLimitActions) or (),
+        policy_arn=req.schedulingPolicyArn,
     )
 
 
@@ -243,6 +244,7 @@ def update_queue(req: m.UpdateJobQueueRequest, cause: str, now: int) -> ev.Event
             "jobStateTimeLimitActions",
         ),
         time_limit_actions=_time_limits(req.jobStateTimeLimitActions),
+        policy_arn=req.schedulingPolicyArn,
     )
 
 

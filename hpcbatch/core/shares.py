@@ -1,0 +1,49 @@
+"""The vocabulary of fair-share scheduling (AWS scheduling policies).
+
+- **share**: a job's ``shareIdentifier`` on a queue with a scheduling policy; array children and
+  the nodes of a multi-node job carry their parent's.
+- **weight factor**: AWS's ``weightFactor``: a LOWER factor gets MORE capacity (0.125 gets 8 times
+  what 1.0 gets). Kept in ten-thousandths (``weight_e4``) so it never drifts.
+- **usage**: a share's vCPU-seconds on its queue, decayed with the policy's half-life
+  (core/usage.py). ``ShareUsage`` holds the part from ended attempts, persisted per
+  ``(queue, share)``; running attempts are added from their start times when asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ShareWeight:
+    """One ``shareDistribution`` entry: ``identifier`` (a trailing ``*`` makes it a prefix that
+    gives each identifier starting with it this weight) and AWS's ``weightFactor`` in
+    ten-thousandths (1.0 is 10000): a LOWER factor gets MORE capacity, as AWS defines it."""
+
+    identifier: str
+    weight_e4: int = 10000
+
+
+@dataclass(slots=True)
+class SchedulingPolicy:
+    """A fair-share scheduling policy (core/fairshare.py). ``decay_s`` is AWS's
+    ``shareDecaySeconds`` as given (0 means AWS's default window, 600 s); ``reservation`` is
+    ``computeReservation`` (0-99)."""
+
+    name: str
+    arn: str
+    seq: int
+    decay_s: int = 0
+    reservation: int = 0
+    shares: tuple[ShareWeight, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    has_fairshare: bool = True  # False: created without a fairsharePolicy (echoed as absent)
+
+
+@dataclass(slots=True)
+class ShareUsage:
+    """The decayed vCPU-seconds of the ended attempts of one share of one queue, as of
+    ``as_of`` (epoch ms): folded in when each attempt ends (core/usage.py)."""
+
+    value: float = 0.0
+    as_of: int = 0

@@ -1,0 +1,215 @@
+"""Fair-share scheduling in the pure core: the order (hand-computed), computeReservation,
+decayed usage across a restart, the rules on queues and jobs, and what ``explain`` says."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from hpcbatch.core import events as ev
+from hpcbatch.core.explain import explain
+from hpcbatch.core.fairshare import Ranking, front_of_queue
+from hpcbatch.core.scheduler import schedule
+from hpcbatch.core.shares import ShareWeight
+from hpcbatch.core.usage import running_by_queue, share_usage
+from hpcbatch.errors import ConflictError, NotFoundError, ValidationError
+from tests.core.sim import Sim
+
+HALF_LIFE_MS = 600_000
+ARN = "arn:aws:batch:local:000000000000:scheduling-policy/fair"
+
+
+def fair_sim(
+    shares: tuple[ShareWeight, ...] = (ShareWeight("A", 10000), ShareWeight("B", 30000)),
+    nodes: int = 1,
+    vcpus: int = 8,
+    reservation: int = 0,
+) -> Sim:
+    sim = Sim()
+    sim.do(
+        ev.CreateSchedulingPolicy, name="fair", decay_s=600, reservation=reservation, shares=shares
+    )
+    sim.do(ev.CreateComputeEnvironment, name="local", ce_type="MANAGED", kind="LOCAL")
+    sim.cluster(nodes=nodes, vcpus=vcpus, queue="fifo")
+    sim.do(ev.CreateJobQueue, name="q", priority=1, ce_order=((1, "local"),), policy_arn=ARN)
+    return sim
+
+
+def shares_of(sim: Sim, job_ids: list[str]) -> str:
+    return "".join(sim.state.jobs[j].share or "?" for j in job_ids)
+
+
+def test_hand_computed_order_with_known_usage() -> None:
+    """A (weight factor 1) ran 8 vCPUs for one half-life: usage 8 * T * (1 - 1/2) = 4T
+    vCPU-s, with T = 600 / ln 2 = 865.6 s (what one vCPU held for ever adds). B (factor 3)
+    has none. A share bids for its next 1-vCPU job with (usage + T * (held + 3/4)) * factor
+    and each placed job adds 1 to held, so (in units of T) the bids go
+    A 4.75 B 2.25 -> B (B 5.25) -> A (A 5.75) -> B (B 8.25) -> A (6.75) -> A (7.75) -> A (8.75)
+    -> B (11.25) -> A."""
+    sim = fair_sim(nodes=1, vcpus=8)
+    seed = sim.submit(queue="q", vcpus=8, share_identifier="A")
+    (launch,) = sim.schedule()
+    sim.start(launch)
+    sim.now += HALF_LIFE_MS
+    sim.end(launch)
+    tau = 600 / math.log(2)
+    assert share_usage(sim.state, "q", "A", sim.now, None, HALF_LIFE_MS) == pytest.approx(4 * tau)
+    assert seed.status.value == "SUCCEEDED"
+    for _ in range(6):  # A's jobs first: FIFO would run all of them before B's
+        sim.submit(queue="q", share_identifier="A")
+    for _ in range(6):
+        sim.submit(queue="q", share_identifier="B")
+    front = [j.job_id for j in front_of_queue(sim.state, sim.state.queues["q"], sim.now, None)]
+    assert shares_of(sim, front[:8]) == "BABAAABA"
+    plan = schedule(sim.state, sim.now)
+    assert [p.job_id for p in plan.placements] == front[:8]  # 8 vCPUs: the pass's own order
+
+
+def test_equal_usage_interleaves_by_weight_within_one_pass() -> None:
+    """No usage yet: factors 1 and 3; bids (units of T) A 0.75, B 2.25 -> A (1.75) -> A (2.75)
+    -> B (5.25) -> A (3.75) -> A (4.75) -> A (5.75) -> B (8.25) -> A."""
+    sim = fair_sim(nodes=2, vcpus=4)
+    a = [sim.submit(queue="q", share_identifier="A").job_id for _ in range(8)]
+    b = [sim.submit(queue="q", share_identifier="B").job_id for _ in range(8)]
+    placed = [p.job_id for p in schedule(sim.state, sim.now).placements]
+    assert shares_of(sim, placed) == "AABAAABA"
+    assert placed[:3] == [a[0], a[1], b[0]]
+
+
+def test_priority_orders_within_a_share() -> None:
+    sim = fair_sim(nodes=1, vcpus=2)
+    low = sim.submit(queue="q", share_identifier="A")
+    high = sim.submit(queue="q", share_identifier="A", priority=9)
+    placed = [p.job_id for p in schedule(sim.state, sim.now).placements]
+    assert placed == [high.job_id, low.job_id]
+
+
+def test_trailing_star_gives_each_matching_share_the_weight() -> None:
+    sim = fair_sim(shares=(ShareWeight("team*", 2500),), nodes=1, vcpus=5)
+    for _ in range(5):
+        sim.submit(queue="q", share_identifier="teamX")
+    for _ in range(5):
+        sim.submit(queue="q", share_identifier="other")
+    placed = [p.job_id for p in schedule(sim.state, sim.now).placements]
+    # teamX: factor 0.25 bids 0.1875 T, 0.4375 T, 0.6875 T, 0.9375 T; other (factor 1) 0.75 T
+    assert "".join(sim.state.jobs[j].share[0] for j in placed) == "tttot"  # type: ignore[index]
+
+
+def test_compute_reservation_keeps_capacity_for_idle_shares() -> None:
+    """computeReservation 50 on 8 vCPUs keeps 8 * 0.5**active for shares with no running job:
+    one active share may use 4 vCPUs, two 6, three 7."""
+    sim = fair_sim(nodes=1, vcpus=8, reservation=50, shares=())
+    for _ in range(8):
+        sim.submit(queue="q", share_identifier="A")
+    assert len(sim.schedule()) == 4
+    for _ in range(8):
+        sim.submit(queue="q", share_identifier="B")
+    assert len(sim.schedule()) == 2
+    waiting = next(
+        j for j in sim.state.jobs.values() if j.share == "B" and j.status.value == "RUNNABLE"
+    )
+    assert (explain(sim.state, waiting, now=sim.now) or "").startswith(
+        'share "B" waits for computeReservation 50: 2 of the queue\'s 8 vCPUs are kept for '
+        "shares with no running job (2 active, 6 vCPUs in use)"
+    )
+    for _ in range(2):
+        sim.submit(queue="q", share_identifier="C")
+    assert len(sim.schedule()) == 1  # a third share takes one of the two vCPUs kept
+
+
+def test_explain_names_the_share_served_first_with_numbers() -> None:
+    sim = fair_sim(nodes=1, vcpus=2)
+    first = sim.submit(queue="q", share_identifier="A", vcpus=2)
+    (launch,) = sim.schedule()
+    sim.start(launch)
+    sim.now += 60_000
+    waiting_a = sim.submit(queue="q", share_identifier="A")
+    sim.submit(queue="q", share_identifier="B")
+    reason = explain(sim.state, waiting_a, now=sim.now) or ""
+    tau = 600 / math.log(2)
+    usage = 2 * tau * (1 - 2 ** (-0.1))  # 2 vCPUs for 60 s, decayed: 115.8 vCPU-s
+    assert reason.startswith(
+        f'share "A" is over its fair share: usage {usage:.1f} vCPU-s, 2 vCPUs running, weight '
+        f'factor 1: priority {usage + 2.75 * tau:.1f} vs "B" usage 0.0 vCPU-s, 0 vCPUs '
+        f"running, weight factor 3: priority {3 * 0.75 * tau:.1f}, served first"
+    )
+    assert first.status.value in ("STARTING", "RUNNING")
+    rankings: dict[str, Ranking] = {}  # one ranking serves every job of the queue
+    assert explain(sim.state, waiting_a, now=sim.now, rankings=rankings) == reason
+    assert explain(sim.state, waiting_a, now=sim.now, rankings=rankings) == reason
+    assert list(rankings) == ["q"]
+
+
+def test_usage_survives_a_restart() -> None:
+    sim = fair_sim(nodes=1, vcpus=4)
+    for share in "AABB":
+        sim.submit(queue="q", share_identifier=share, vcpus=1)
+    launches = sim.schedule()
+    for launch in launches:
+        sim.start(launch)
+    sim.now += 90_000
+    sim.end(launches[0])
+    sim.end(launches[2])
+    sim.now += 30_000  # two still run: their usage counts up to now
+    for share in "AB":
+        sim.submit(queue="q", share_identifier=share)
+
+    def usages() -> dict[str, float]:
+        running = running_by_queue(sim.state, sim.now).get("q")
+        return {s: share_usage(sim.state, "q", s, sim.now, running, HALF_LIFE_MS) for s in "AB"}
+
+    def order() -> list[str]:
+        return [j.job_id for j in front_of_queue(sim.state, sim.state.queues["q"], sim.now, None)]
+
+    before, before_order = usages(), order()
+    assert before["A"] > 0 and before["B"] > 0
+    sim.restart()
+    assert usages() == before
+    assert order() == before_order
+
+
+def test_share_rules_on_submit() -> None:
+    sim = fair_sim()
+    with pytest.raises(ValidationError, match="shareIdentifier: is required on job queue q"):
+        sim.submit(queue="q")
+    with pytest.raises(ValidationError, match="shareIdentifier: is only for fair-share"):
+        sim.submit(queue="fifo", share_identifier="A")
+    with pytest.raises(ValidationError, match="trailing"):
+        sim.submit(queue="q", share_identifier="A*")
+
+
+def test_array_children_and_gang_nodes_inherit_the_share() -> None:
+    sim = fair_sim(nodes=4, vcpus=4)
+    parent = sim.submit(queue="q", share_identifier="B", array_size=3)
+    assert {c.share for c in sim.state.children_of(parent)} == {"B"}
+    sim.gang_definition(nodes=2)
+    gang = sim.submit_gang(queue="q", share_identifier="A")
+    assert sim.node(gang, 0).share == sim.node(gang, 1).share == "A"
+    sim.run_all()
+    assert parent.status.value == "SUCCEEDED"
+
+
+def test_queue_and_policy_rules() -> None:
+    sim = fair_sim()
+    with pytest.raises(NotFoundError, match="schedulingPolicyArn: no scheduling policy"):
+        sim.do(
+            ev.CreateJobQueue, name="q2", priority=1, ce_order=((1, "local"),), policy_arn=ARN + "x"
+        )
+    with pytest.raises(ValidationError, match="schedulingPolicyArn: job queue fifo is a FIFO"):
+        sim.do(ev.UpdateJobQueue, ref="fifo", policy_arn=ARN)
+    sim.do(ev.CreateSchedulingPolicy, name="other")
+    sim.do(ev.UpdateJobQueue, ref="q", policy_arn=ARN.replace("fair", "other"))
+    assert sim.state.queues["q"].policy == "other"
+    with pytest.raises(ConflictError, match="used by job queue\\(s\\) q"):
+        sim.do(ev.DeleteSchedulingPolicy, arn=ARN.replace("fair", "other"))
+    sim.do(ev.DeleteSchedulingPolicy, arn=ARN)
+    assert "fair" not in sim.state.policies
+    with pytest.raises(ValidationError, match="overlaps"):
+        sim.do(
+            ev.CreateSchedulingPolicy,
+            name="bad",
+            shares=(ShareWeight("UserA*"), ShareWeight("UserA1")),
+        )
+    with pytest.raises(ValidationError, match="weightFactor"):
+        sim.do(ev.CreateSchedulingPolicy, name="bad", shares=(ShareWeight("x", 0),))
