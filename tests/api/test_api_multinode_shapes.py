@@ -134,6 +134,8 @@ def test_job_summaries_carry_node_properties_summary() -> None:
         {"isMainNode": True, "numNodes": 3, "nodeIndex": 1},
         None,
     ]
+    # the parent asks for every node's vCPUs: 1 (worker) + 2 x 2 (main range); a node its own
+    assert [s["capacityUsage"][0]["quantity"] for s in parsed[:3]] == [5.0, 1.0, 2.0]
 
 
 def _owner(state: State, **scope: str) -> str | None:

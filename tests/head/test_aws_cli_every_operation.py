@@ -111,7 +111,9 @@ def test_every_served_operation_through_the_aws_cli(head: HeadProcess, tmp_path:
     job = wait_for(finished, 30, "the job to end")
     assert (job["status"], job["shareIdentifier"]) == ("SUCCEEDED", "team1")
     done = aws("list-jobs", "--job-queue", "cli-q", "--job-status", "SUCCEEDED")
-    assert [j["jobId"] for j in done["jobSummaryList"]] == [job_id]
+    assert [(j["jobId"], j["shareIdentifier"]) for j in done["jobSummaryList"]] == [
+        (job_id, "team1")
+    ]
     users = aws("list-jobs-by-consumable-resource", "--consumable-resource", "lic")["jobs"]
     assert [j["jobArn"].rsplit("/", 1)[1] for j in users] == [job_id]
     snapshot = aws("get-job-queue-snapshot", "--job-queue", "cli-q")

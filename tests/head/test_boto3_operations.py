@@ -259,3 +259,5 @@ def test_responses_carry_the_members_aws_fills(head: HeadProcess) -> None:
         "jobSummaryList"
     ]
     assert (summary["isCancelled"], summary["isTerminated"]) == (False, False)
+    assert summary["capacityUsage"] == [{"capacityUnit": "VCPU", "quantity": 1.0}]
+    assert "shareIdentifier" not in summary  # a FIFO queue's job has none

@@ -381,11 +381,25 @@ def job_summary(
             else None,
             "nodeProperties": _node_summary(state, job),
             "jobDefinition": job.definition_arn,
+            "shareIdentifier": job.share,
+            "capacityUsage": _capacity_usage(job),
             "isCancelled": job.is_cancelled,
             "isTerminated": job.is_terminated,
             "hpcbatch": {"owner": job.owner} if job.owner else None,
         }
     )
+
+
+def _capacity_usage(job: Job) -> list[Doc]:
+    """AWS's ``capacityUsage``: the vCPUs the job asks for (a multi-node parent: all its
+    nodes'; an array parent: one child's, as each child asks for that)."""
+    if job.multinode is not None:
+        cpu_milli = sum(
+            (r.last - r.first + 1) * r.spec.resources.cpu_milli for r in job.multinode.ranges
+        )
+    else:
+        cpu_milli = job.spec.resources.cpu_milli
+    return [{"capacityUnit": "VCPU", "quantity": cpu_milli / 1000}]
 
 
 def _node_summary(state: State, job: Job) -> Doc | None:
