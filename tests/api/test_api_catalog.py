@@ -1,4 +1,4 @@
-"""All 48 operations of botocore's Batch model: each served, refused or not yet, and
+"""All 48 operations of botocore's Batch model: each served or refused, and
 docs/api.md's table saying the same, so neither can drift from botocore or from the head."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import botocore.session
 import pytest
 
-from hpcbatch.head.api.catalog import NOT_YET, SAGEMAKER_ONLY, unserved
+from hpcbatch.head.api.catalog import SAGEMAKER_ONLY, unserved
 from hpcbatch.head.api.operations import HANDLERS
 from hpcbatch.head.api.parse import OPERATIONS
 
@@ -34,10 +34,10 @@ def _doc_table() -> dict[str, str]:
     return rows
 
 
-def test_every_botocore_operation_is_served_refused_or_not_yet_and_only_one() -> None:
+def test_every_botocore_operation_is_served_or_refused_and_only_one() -> None:
     assert len(BOTOCORE) == 48
-    assert SERVED | set(SAGEMAKER_ONLY) | set(NOT_YET) == BOTOCORE
-    assert len(SERVED) + len(SAGEMAKER_ONLY) + len(NOT_YET) == 48
+    assert SERVED | set(SAGEMAKER_ONLY) == BOTOCORE
+    assert len(SERVED) + len(SAGEMAKER_ONLY) == 48
     assert set(HANDLERS) == SERVED
 
 
@@ -47,10 +47,8 @@ def test_the_docs_table_lists_all_48_with_the_status_the_head_gives() -> None:
     for name, status in table.items():
         if name in SERVED:
             assert status in ("served", "served with differences"), name
-        elif name in SAGEMAKER_ONLY:
-            assert status == "refused", name
         else:
-            assert status == "not yet", name
+            assert status == "refused", name
 
 
 @pytest.mark.parametrize("name", sorted(SAGEMAKER_ONLY))
@@ -60,14 +58,6 @@ def test_sagemaker_operations_are_refused_saying_what_to_use(name: str) -> None:
     assert found[0] == name
     assert f"{name} is SageMaker-only" in found[1]
     assert f"use {SAGEMAKER_ONLY[name]} instead" in found[1]
-
-
-@pytest.mark.parametrize("name", sorted(NOT_YET))
-def test_issue_14_operations_say_not_implemented_yet(name: str) -> None:
-    assert unserved(name.lower()) == (
-        name,
-        f"{name} is not implemented yet in hpcbatch (issue 14: {NOT_YET[name]})",
-    )
 
 
 @pytest.mark.parametrize("path_name", ["submitjob", "launchjob", "", "SubmitServiceJob"])

@@ -47,8 +47,8 @@ def _no_quota_shares(quota: QuotaSharePolicy | None) -> None:
     if quota is not None:
         raise ValidationError(
             "quotaSharePolicy",
-            "quota-share scheduling policies are not implemented yet in hpcbatch (issue 14: "
-            "quota shares); use fairsharePolicy",
+            "is not supported: hpcbatch's quota shares need no scheduling policy (create them "
+            "on a queue that has none: docs/quota-shares.md); a policy here is a fairsharePolicy",
         )
 
 
