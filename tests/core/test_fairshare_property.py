@@ -1,10 +1,17 @@
 """Property: over a long random workload with ample jobs in every share, each share's long-run
 allocation of vCPU-seconds converges to its weight (AWS's weight factor: a share gets capacity in
-proportion to 1/weightFactor) within 5 %, measured in the simulated core.
+proportion to 1/weightFactor), measured in the simulated core.
 
-Jobs are 1 vCPU; clusters of 64-128 vCPUs, so each share is due at least ~3 jobs at a time: with
-fewer, whole jobs cannot split the way weights do, and a share can sit a few per cent off (one
-of 40 random workloads measured 6 % off, for a share due 4.3 jobs: docs/fairshare.md)."""
+Random workloads, not derandomized: 2-4 shares of factors 0.25-3, 1-vCPU jobs of 10-120 s, every
+half-life from 60 s to AWS's default (shareDecaySeconds 0 = 600 s). Two classes
+(docs/fairshare.md "How close the long run gets", with the measured table):
+
+- 64-128 vCPUs: every share within 5 % of its weight;
+- 8-32 vCPUs, where a share may be due less than one job at a time: within 5 % for every share
+  due at least 2 vCPUs, and within 15 % for a share due fewer (whole jobs cannot split: the
+  measured worst of 40 workloads was 10.1 %, a share due 0.55 vCPU with a 60 s half-life).
+
+Mixed job sizes (1-4 vCPUs) are not held to a bound: see docs/fairshare.md."""
 
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from tests.core.sim import Sim
 
 ARN = "arn:aws:batch:local:000000000000:scheduling-policy/fair"
 FACTORS = (2500, 5000, 10000, 20000, 30000)  # 0.25 .. 3
+DECAYS = (0, 60, 120, 300)  # half-lives 600 (AWS's default), 60, 120, 300 s
 
 
 class QuickSim(Sim):
@@ -34,37 +42,26 @@ class QuickSim(Sim):
         return commands
 
 
-@settings(
-    max_examples=6,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    phases=[Phase.explicit, Phase.generate],  # a shrink would take many minutes
-    derandomize=True,  # the same workloads every run: see docs/fairshare.md on the bound
-)
-@given(
-    factors=st.lists(st.sampled_from(FACTORS), min_size=2, max_size=4),
-    seed=st.integers(0, 2**32),
-    nodes=st.integers(4, 8),
-    decay_s=st.sampled_from((0, 120, 300)),
-)
-def test_long_run_allocation_follows_weights(
-    factors: list[int], seed: int, nodes: int, decay_s: int
-) -> None:
+def allocation(
+    factors: list[int], seed: int, nodes: int, vcpus: int, decay_s: int, min_s: int
+) -> dict[str, tuple[float, float]]:
+    """Run the workload for sixty half-lives (at least ``min_s``); per share, the fraction of
+    the vCPU-seconds it got after the first quarter, and the fraction its weight is due."""
     shares = tuple(ShareWeight(f"s{i}", w) for i, w in enumerate(factors))
     sim = QuickSim()
     sim.do(ev.CreateSchedulingPolicy, name="fair", decay_s=decay_s, shares=shares)
-    sim.cluster(nodes=nodes, vcpus=16, queue="fifo")
+    sim.cluster(nodes=nodes, vcpus=vcpus, queue="fifo")
     sim.do(ev.CreateJobQueue, name="q", priority=1, ce_order=((1, "local"),), policy_arn=ARN)
     used = {s.identifier: 0.0 for s in shares}
     ends: dict[str, tuple[int, LaunchAttempt]] = {}
     start, step_ms = sim.now, 10_000
-    horizon_ms = 60 * (decay_s or 600) * 1000  # sixty half-lives (0 means AWS's 600 s)
+    horizon_ms = max(60 * (decay_s or 600), min_s) * 1000
     rng = random.Random(seed)  # each job's run time, independent of its share
     warmup = start + horizon_ms // 4  # measured once the first half-lives have passed
     while sim.now < start + horizon_ms:
         for share in shares:  # ample jobs: every share always has RUNNABLE ones
-            if len(sim.state.fair_runnable.get("q", {}).get(share.identifier, ())) < 64:
-                sim.submit(queue="q", share_identifier=share.identifier, array_size=200)
+            if len(sim.state.fair_runnable.get("q", {}).get(share.identifier, ())) < 16:
+                sim.submit(queue="q", share_identifier=share.identifier, array_size=40)
         for launch in sim.schedule():
             sim.start(launch)
             ends[launch.attempt_id] = (sim.now + rng.randint(10, 120) * 1000, launch)
@@ -80,6 +77,41 @@ def test_long_run_allocation_follows_weights(
     total = sum(used.values())
     inverse = {s.identifier: 10000 / s.weight_e4 for s in shares}
     norm = sum(inverse.values())
-    for share, got in used.items():
-        want = inverse[share] / norm
-        assert abs(got / total - want) <= 0.05 * want, (share, got / total, want)
+    return {s: (got / total, inverse[s] / norm) for s, got in used.items()}
+
+
+SETTINGS: dict[str, Any] = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow],
+    "phases": [Phase.explicit, Phase.generate],  # a shrink would take minutes
+}
+
+
+@settings(max_examples=3, **SETTINGS)
+@given(
+    factors=st.lists(st.sampled_from(FACTORS), min_size=2, max_size=4),
+    seed=st.integers(0, 2**32),
+    nodes=st.integers(4, 8),
+    decay_s=st.sampled_from(DECAYS),
+)
+def test_long_run_allocation_follows_weights_on_large_clusters(
+    factors: list[int], seed: int, nodes: int, decay_s: int
+) -> None:
+    for share, (got, want) in allocation(factors, seed, nodes, 16, decay_s, 0).items():
+        assert abs(got - want) <= 0.05 * want, (share, got, want)
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(
+    factors=st.lists(st.sampled_from(FACTORS), min_size=2, max_size=4),
+    seed=st.integers(0, 2**32),
+    nodes=st.integers(1, 4),
+    decay_s=st.sampled_from(DECAYS),
+)
+def test_long_run_allocation_follows_weights_on_small_clusters(
+    factors: list[int], seed: int, nodes: int, decay_s: int
+) -> None:
+    """8-32 vCPUs, long enough (40,000 s at least) for hundreds of jobs per share."""
+    for share, (got, want) in allocation(factors, seed, nodes, 8, decay_s, 40_000).items():
+        bound = 0.05 if want * nodes * 8 >= 2 else 0.15
+        assert abs(got - want) <= bound * want, (share, got, want, nodes * 8)
