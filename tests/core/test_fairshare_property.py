@@ -43,10 +43,18 @@ class QuickSim(Sim):
 
 
 def allocation(
-    factors: list[int], seed: int, nodes: int, vcpus: int, decay_s: int, min_s: int
+    factors: list[int],
+    seed: int,
+    nodes: int,
+    vcpus: int,
+    decay_s: int,
+    min_s: int,
+    sizes: tuple[int, ...] = (1,),
 ) -> dict[str, tuple[float, float]]:
     """Run the workload for sixty half-lives (at least ``min_s``); per share, the fraction of
-    the vCPU-seconds it got after the first quarter, and the fraction its weight is due."""
+    the vCPU-seconds it got after the first quarter, and the fraction its weight is due. Jobs
+    come in arrays of 40, each array's vCPUs drawn from ``sizes``
+    (bench/fairshare_convergence.py measures with this)."""
     shares = tuple(ShareWeight(f"s{i}", w) for i, w in enumerate(factors))
     sim = QuickSim()
     sim.do(ev.CreateSchedulingPolicy, name="fair", decay_s=decay_s, shares=shares)
@@ -56,20 +64,24 @@ def allocation(
     ends: dict[str, tuple[int, LaunchAttempt]] = {}
     start, step_ms = sim.now, 10_000
     horizon_ms = max(60 * (decay_s or 600), min_s) * 1000
-    rng = random.Random(seed)  # each job's run time, independent of its share
+    rng = random.Random(seed)  # each job's run time and size, independent of its share
     warmup = start + horizon_ms // 4  # measured once the first half-lives have passed
     while sim.now < start + horizon_ms:
         for share in shares:  # ample jobs: every share always has RUNNABLE ones
             if len(sim.state.fair_runnable.get("q", {}).get(share.identifier, ())) < 16:
-                sim.submit(queue="q", share_identifier=share.identifier, array_size=40)
+                vcpus_each = sizes[0] if len(sizes) == 1 else rng.choice(sizes)
+                sim.submit(
+                    queue="q", vcpus=vcpus_each, share_identifier=share.identifier, array_size=40
+                )
         for launch in sim.schedule():
             sim.start(launch)
             ends[launch.attempt_id] = (sim.now + rng.randint(10, 120) * 1000, launch)
         sim.now += step_ms
         for aid, (end, launch) in list(ends.items()):
-            share = sim.state.jobs[aid.rpartition("/")[0]].share or ""
+            job = sim.state.jobs[aid.rpartition("/")[0]]
             if sim.now > warmup:
-                used[share] += min(end, sim.now) - (sim.now - step_ms)
+                ms = min(end, sim.now) - (sim.now - step_ms)
+                used[job.share or ""] += ms * job.spec.resources.cpu_milli / 1000
             if end <= sim.now:
                 sim.end(launch)
                 del ends[aid]
