@@ -10,7 +10,7 @@ half-life from 60 s to AWS's default (shareDecaySeconds 0 = 600 s). Two classes
 - 8-32 vCPUs, where a share may be due less than one job at a time: within 5 % for every share
   due at least 2 vCPUs. A share due fewer is not held to 5 % (whole jobs cannot split): one due
   1-2 vCPUs measured up to 7.5 % off and is held to 10 %; one due under 1 vCPU measured up to
-  31 % off (due 0.29 vCPU) and is held only to 60 %, which still catches a starved or runaway
+  39 % off (due 0.26 vCPU) and is held only to 60 %, which still catches a starved or runaway
   share.
 
 Mixed job sizes (1-4 vCPUs) are not held to a bound: see docs/fairshare.md."""
