@@ -2,13 +2,15 @@
 ``explain`` so all three tell the same story (docs/fairshare.md).
 
 Shares are served lowest *priority value* first:
-``(usage + held vCPUs * H / ln 2) * weight factor``, where usage is the share's decayed
-vCPU-seconds (core/usage.py), H the policy's half-life, and held vCPUs those its jobs hold now
-plus those the pass has placed for it so far. ``H / ln 2`` is what one vCPU held for ever adds to
-decayed usage, so a share's running jobs count at once, in the same unit, and one pass
-interleaves shares by weight instead of handing all free capacity to whichever share was
-behind; past usage still settles the long run. Ties go to the share whose next job is older. Within a share jobs go
-by ``schedulingPriority`` (higher first), then submission order (``state.fair_runnable``).
+``(usage + (held / 4 + placed / 2) * H / ln 2) * weight factor``, where usage is the share's
+decayed vCPU-seconds (core/usage.py), H the policy's half-life, held the vCPUs its jobs hold at
+the start of the pass and placed those the pass has placed for it so far. ``H / ln 2`` is what
+one vCPU held for ever adds to decayed usage, so running jobs count at once, in the same unit,
+and one pass interleaves shares by weight instead of handing all free capacity to whichever share
+was behind; past usage, the integral of what each share got, settles the long run (the weights
+on held and placed were measured: docs/fairshare.md). Ties go to the share whose next job is
+older. Within a share jobs go by ``schedulingPriority`` (higher first), then submission order
+(``state.fair_runnable``).
 
 ``computeReservation`` keeps ``(computeReservation/100) ** ActiveFairShares`` of the queue's
 vCPUs (its compute environments' nodes) for shares with no job running: a share's job is placed
@@ -46,24 +48,30 @@ def queue_cpu_milli(state: State, queue: JobQueue) -> int:
     return sum(n.capacity.cpu_milli for n in state.nodes.values() if n.ce in ces)
 
 
-BID_SHARE = 0.75  # of a job's vCPUs counted as held when its share bids for it (FairOrder.bid)
+# What the held vCPUs count for in the priority value, in units of H / ln 2 per vCPU: those
+# running at the start of the pass, those the pass placed, and the next job's (FairOrder.bid).
+HELD_WEIGHT = 0.25
+PLACED_WEIGHT = 0.5
+BID_SHARE = 0.25
 
 
 @dataclass(slots=True)
 class ShareStanding:
     share: str
     usage: float  # decayed vCPU-seconds
-    held: float  # vCPUs running now, plus those this pass placed
+    held: float  # vCPUs running at the start of the pass
     tau_s: float  # H / ln 2: what one vCPU held for ever adds to decayed usage
     weight_e4: int
+    placed: float = 0.0  # vCPUs this pass has placed
 
     @property
     def value(self) -> float:
         return self.value_with(0.0)
 
     def value_with(self, vcpus: float) -> float:
-        """The priority value with ``vcpus`` more held."""
-        return (self.usage + (self.held + vcpus) * self.tau_s) * self.weight_e4 / 10000
+        """The priority value with ``vcpus`` of a next job counted (as ``BID_SHARE``)."""
+        load = HELD_WEIGHT * self.held + PLACED_WEIGHT * self.placed + BID_SHARE * vcpus
+        return (self.usage + load * self.tau_s) * self.weight_e4 / 10000
 
 
 class FairOrder:
@@ -105,18 +113,13 @@ class FairOrder:
                 heapq.heappush(heap, (value, following, share, position + 1))
 
     def bid(self, standing: ShareStanding, key: RunnableKey) -> float:
-        """What a share's next job is compared by: its value with three quarters of that
-        job's vCPUs held. Compared with none of them, every share gets some half a job more than
-        its due at a time (the small shares gain most); with the whole job, less: whole jobs
-        cannot split as weights do, and this bid is where the long-run shares measured closest
-        to their weights (the property test; docs/fairshare.md, in the spirit of Sainte-Lague's
-        rule for sharing out indivisible seats)."""
-        return standing.value_with(BID_SHARE * job_cpu_milli(self.state.jobs[key[3]]) / 1000)
+        """What a share's next job is compared by: its value with that job's vCPUs counted."""
+        return standing.value_with(job_cpu_milli(self.state.jobs[key[3]]) / 1000)
 
     def placed(self, job: Job) -> None:
         assert job.share is not None
         cpu = job_cpu_milli(job)
-        self.standing[job.share].held += cpu / 1000
+        self.standing[job.share].placed += cpu / 1000
         self.used += cpu
         self.active.add(job.share)
 

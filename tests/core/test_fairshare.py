@@ -43,10 +43,11 @@ def shares_of(sim: Sim, job_ids: list[str]) -> str:
 def test_hand_computed_order_with_known_usage() -> None:
     """A (weight factor 1) ran 8 vCPUs for one half-life: usage 8 * T * (1 - 1/2) = 4T
     vCPU-s, with T = 600 / ln 2 = 865.6 s (what one vCPU held for ever adds). B (factor 3)
-    has none. A share bids for its next 1-vCPU job with (usage + T * (held + 3/4)) * factor
-    and each placed job adds 1 to held, so (in units of T) the bids go
-    A 4.75 B 2.25 -> B (B 5.25) -> A (A 5.75) -> B (B 8.25) -> A (6.75) -> A (7.75) -> A (8.75)
-    -> B (11.25) -> A."""
+    has none. A share bids for its next 1-vCPU job with
+    (usage + T * (held / 4 + placed / 2 + 1/4)) * factor, so (in units of T) the bids go
+    A 4.25 B 0.75 -> B (B 2.25) -> B (3.75) -> B (5.25) -> A (A 4.75) -> A (5.25) -> A (a tie
+    at 5.25 goes to the older job: A's; A 5.75) -> B (6.75) -> A: the share with no usage catches
+    up first, then they interleave."""
     sim = fair_sim(nodes=1, vcpus=8)
     seed = sim.submit(queue="q", vcpus=8, share_identifier="A")
     (launch,) = sim.schedule()
@@ -61,14 +62,14 @@ def test_hand_computed_order_with_known_usage() -> None:
     for _ in range(6):
         sim.submit(queue="q", share_identifier="B")
     front = [j.job_id for j in front_of_queue(sim.state, sim.state.queues["q"], sim.now, None)]
-    assert shares_of(sim, front[:8]) == "BABAAABA"
+    assert shares_of(sim, front[:8]) == "BBBAAABA"
     plan = schedule(sim.state, sim.now)
     assert [p.job_id for p in plan.placements] == front[:8]  # 8 vCPUs: the pass's own order
 
 
 def test_equal_usage_interleaves_by_weight_within_one_pass() -> None:
-    """No usage yet: factors 1 and 3; bids (units of T) A 0.75, B 2.25 -> A (1.75) -> A (2.75)
-    -> B (5.25) -> A (3.75) -> A (4.75) -> A (5.75) -> B (8.25) -> A."""
+    """No usage yet: factors 1 and 3; bids (units of T) A 0.25, B 0.75 -> A (0.75) -> A (a tie
+    goes to the older job; 1.25) -> B (2.25) -> A (1.75) -> A (2.25) -> A (2.75) -> B (3.75) -> A."""
     sim = fair_sim(nodes=2, vcpus=4)
     a = [sim.submit(queue="q", share_identifier="A").job_id for _ in range(8)]
     b = [sim.submit(queue="q", share_identifier="B").job_id for _ in range(8)]
@@ -92,8 +93,8 @@ def test_trailing_star_gives_each_matching_share_the_weight() -> None:
     for _ in range(5):
         sim.submit(queue="q", share_identifier="other")
     placed = [p.job_id for p in schedule(sim.state, sim.now).placements]
-    # teamX: factor 0.25 bids 0.1875 T, 0.4375 T, 0.6875 T, 0.9375 T; other (factor 1) 0.75 T
-    assert "".join(sim.state.jobs[j].share[0] for j in placed) == "tttot"  # type: ignore[index]
+    # teamX: factor 0.25 bids 0.0625 T, 0.1875 T, 0.3125 T, 0.4375 T; other (factor 1) 0.25 T
+    assert "".join(sim.state.jobs[j].share[0] for j in placed) == "ttott"  # type: ignore[index]
 
 
 def test_compute_reservation_keeps_capacity_for_idle_shares() -> None:
@@ -131,8 +132,8 @@ def test_explain_names_the_share_served_first_with_numbers() -> None:
     usage = 2 * tau * (1 - 2 ** (-0.1))  # 2 vCPUs for 60 s, decayed: 115.8 vCPU-s
     assert reason.startswith(
         f'share "A" is over its fair share: usage {usage:.1f} vCPU-s, 2 vCPUs running, weight '
-        f'factor 1: priority {usage + 2.75 * tau:.1f} vs "B" usage 0.0 vCPU-s, 0 vCPUs '
-        f"running, weight factor 3: priority {3 * 0.75 * tau:.1f}, served first"
+        f'factor 1: priority {usage + 0.75 * tau:.1f} vs "B" usage 0.0 vCPU-s, 0 vCPUs '
+        f"running, weight factor 3: priority {3 * 0.25 * tau:.1f}, served first"
     )
     assert first.status.value in ("STARTING", "RUNNING")
     rankings: dict[str, Ranking] = {}  # one ranking serves every job of the queue

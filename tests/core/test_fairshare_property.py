@@ -1,10 +1,19 @@
 """Property: over a long random workload with ample jobs in every share, each share's long-run
 allocation of vCPU-seconds converges to its weight (AWS's weight factor: a share gets capacity in
-proportion to 1/weightFactor) within 5 %, measured in the simulated core.
+proportion to 1/weightFactor), measured in the simulated core.
 
-Jobs are 1 vCPU; clusters of 64-128 vCPUs, so each share is due at least ~3 jobs at a time: with
-fewer, whole jobs cannot split the way weights do, and a share can sit a few per cent off (one
-of 40 random workloads measured 6 % off, for a share due 4.3 jobs: docs/fairshare.md)."""
+Random workloads, not derandomized: 2-4 shares of factors 0.25-3, 1-vCPU jobs of 10-120 s, every
+half-life from 60 s to AWS's default (shareDecaySeconds 0 = 600 s). Two classes
+(docs/fairshare.md "How close the long run gets", with the measured table):
+
+- 64-128 vCPUs: every share within 5 % of its weight;
+- 8-32 vCPUs, where a share may be due less than one job at a time: within 5 % for every share
+  due at least 2 vCPUs. A share due fewer is not held to 5 % (whole jobs cannot split): one due
+  1-2 vCPUs measured up to 7.5 % off and is held to 10 %; one due under 1 vCPU measured up to
+  39 % off (due 0.26 vCPU) and is held only to 60 %, which still catches a starved or runaway
+  share.
+
+Mixed job sizes (1-4 vCPUs) are not held to a bound: see docs/fairshare.md."""
 
 from __future__ import annotations
 
@@ -23,6 +32,7 @@ from tests.core.sim import Sim
 
 ARN = "arn:aws:batch:local:000000000000:scheduling-policy/fair"
 FACTORS = (2500, 5000, 10000, 20000, 30000)  # 0.25 .. 3
+DECAYS = (0, 60, 120, 300)  # half-lives 600 (AWS's default), 60, 120, 300 s
 
 
 class QuickSim(Sim):
@@ -34,45 +44,46 @@ class QuickSim(Sim):
         return commands
 
 
-@settings(
-    max_examples=6,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    phases=[Phase.explicit, Phase.generate],  # a shrink would take many minutes
-    derandomize=True,  # the same workloads every run: see docs/fairshare.md on the bound
-)
-@given(
-    factors=st.lists(st.sampled_from(FACTORS), min_size=2, max_size=4),
-    seed=st.integers(0, 2**32),
-    nodes=st.integers(4, 8),
-    decay_s=st.sampled_from((0, 120, 300)),
-)
-def test_long_run_allocation_follows_weights(
-    factors: list[int], seed: int, nodes: int, decay_s: int
-) -> None:
+def allocation(
+    factors: list[int],
+    seed: int,
+    nodes: int,
+    vcpus: int,
+    decay_s: int,
+    min_s: int,
+    sizes: tuple[int, ...] = (1,),
+) -> dict[str, tuple[float, float]]:
+    """Run the workload for sixty half-lives (at least ``min_s``); per share, the fraction of
+    the vCPU-seconds it got after the first quarter, and the fraction its weight is due. Jobs
+    come in arrays of 40, each array's vCPUs drawn from ``sizes``
+    (bench/fairshare_convergence.py measures with this)."""
     shares = tuple(ShareWeight(f"s{i}", w) for i, w in enumerate(factors))
     sim = QuickSim()
     sim.do(ev.CreateSchedulingPolicy, name="fair", decay_s=decay_s, shares=shares)
-    sim.cluster(nodes=nodes, vcpus=16, queue="fifo")
+    sim.cluster(nodes=nodes, vcpus=vcpus, queue="fifo")
     sim.do(ev.CreateJobQueue, name="q", priority=1, ce_order=((1, "local"),), policy_arn=ARN)
     used = {s.identifier: 0.0 for s in shares}
     ends: dict[str, tuple[int, LaunchAttempt]] = {}
     start, step_ms = sim.now, 10_000
-    horizon_ms = 60 * (decay_s or 600) * 1000  # sixty half-lives (0 means AWS's 600 s)
-    rng = random.Random(seed)  # each job's run time, independent of its share
+    horizon_ms = max(60 * (decay_s or 600), min_s) * 1000
+    rng = random.Random(seed)  # each job's run time and size, independent of its share
     warmup = start + horizon_ms // 4  # measured once the first half-lives have passed
     while sim.now < start + horizon_ms:
         for share in shares:  # ample jobs: every share always has RUNNABLE ones
-            if len(sim.state.fair_runnable.get("q", {}).get(share.identifier, ())) < 64:
-                sim.submit(queue="q", share_identifier=share.identifier, array_size=200)
+            if len(sim.state.fair_runnable.get("q", {}).get(share.identifier, ())) < 16:
+                vcpus_each = sizes[0] if len(sizes) == 1 else rng.choice(sizes)
+                sim.submit(
+                    queue="q", vcpus=vcpus_each, share_identifier=share.identifier, array_size=40
+                )
         for launch in sim.schedule():
             sim.start(launch)
             ends[launch.attempt_id] = (sim.now + rng.randint(10, 120) * 1000, launch)
         sim.now += step_ms
         for aid, (end, launch) in list(ends.items()):
-            share = sim.state.jobs[aid.rpartition("/")[0]].share or ""
+            job = sim.state.jobs[aid.rpartition("/")[0]]
             if sim.now > warmup:
-                used[share] += min(end, sim.now) - (sim.now - step_ms)
+                ms = min(end, sim.now) - (sim.now - step_ms)
+                used[job.share or ""] += ms * job.spec.resources.cpu_milli / 1000
             if end <= sim.now:
                 sim.end(launch)
                 del ends[aid]
@@ -80,6 +91,42 @@ def test_long_run_allocation_follows_weights(
     total = sum(used.values())
     inverse = {s.identifier: 10000 / s.weight_e4 for s in shares}
     norm = sum(inverse.values())
-    for share, got in used.items():
-        want = inverse[share] / norm
-        assert abs(got / total - want) <= 0.05 * want, (share, got / total, want)
+    return {s: (got / total, inverse[s] / norm) for s, got in used.items()}
+
+
+SETTINGS: dict[str, Any] = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow],
+    "phases": [Phase.explicit, Phase.generate],  # a shrink would take minutes
+}
+
+
+@settings(max_examples=3, **SETTINGS)
+@given(
+    factors=st.lists(st.sampled_from(FACTORS), min_size=2, max_size=4),
+    seed=st.integers(0, 2**32),
+    nodes=st.integers(4, 8),
+    decay_s=st.sampled_from(DECAYS),
+)
+def test_long_run_allocation_follows_weights_on_large_clusters(
+    factors: list[int], seed: int, nodes: int, decay_s: int
+) -> None:
+    for share, (got, want) in allocation(factors, seed, nodes, 16, decay_s, 0).items():
+        assert abs(got - want) <= 0.05 * want, (share, got, want)
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(
+    factors=st.lists(st.sampled_from(FACTORS), min_size=2, max_size=4),
+    seed=st.integers(0, 2**32),
+    nodes=st.integers(1, 4),
+    decay_s=st.sampled_from(DECAYS),
+)
+def test_long_run_allocation_follows_weights_on_small_clusters(
+    factors: list[int], seed: int, nodes: int, decay_s: int
+) -> None:
+    """8-32 vCPUs, long enough (40,000 s at least) for hundreds of jobs per share."""
+    for share, (got, want) in allocation(factors, seed, nodes, 8, decay_s, 40_000).items():
+        due = want * nodes * 8  # vCPUs
+        bound = 0.05 if due >= 2 else 0.10 if due >= 1 else 0.60
+        assert abs(got - want) <= bound * want, (share, got, want, nodes * 8)

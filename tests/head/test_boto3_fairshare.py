@@ -112,8 +112,8 @@ def test_scheduling_policy_crud_and_queue_rules(head: HeadProcess, tmp_path: Pat
 def test_two_shares_run_in_fair_share_order(head: HeadProcess, tmp_path: Path) -> None:
     """4 vCPUs (2 nodes of 2), jobs of 2 vCPUs: A has weight factor 1, B 0.5 (twice A's
     share). Held back by a disabled compute environment, the snapshot is B1 A1 B2 B3 A2 B4 A3
-    A4 (bids in units of T = H/ln 2: A 1.5, B 0.75 -> B (1.75) -> A (3.5) -> B (2.75) ->
-    B (3.75) -> A (5.5) -> B -> A -> A); enabled, the first two to start are B1 and A1, which
+    A4 (bids in units of T = H/ln 2: A 0.5, B 0.25 -> B (0.75) -> A (1.5) -> B (1.25) ->
+    B (1.75) -> A (2.5) -> B -> A -> A); enabled, the first two to start are B1 and A1, which
     FIFO would not do (it would start A1 and A2)."""
     b = head.batch()
     arn = b.create_scheduling_policy(
