@@ -154,7 +154,7 @@ def check_quotas(state: State) -> str | None:
     for key in state.runnable:
         for entry in state.runnable[key]:
             job = state.jobs[entry[3]]
-            if job.share is not None:
+            if state.in_quota_share(job):
                 name = f"{job.queue}/{job.share}"
                 counted[name] = counted.get(name, 0) + 1
     indexed = {k: len(v) for k, v in state.share_runnable.items() if v}

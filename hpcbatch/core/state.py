@@ -166,7 +166,7 @@ class State:
             queue.add(runnable_key(job))
             if self._on_fair_queue(job):
                 self._index_share(job)
-            elif job.share is not None:  # a quota share's job
+            elif self.in_quota_share(job):
                 share = f"{job.queue}/{job.share}"
                 order = self.share_runnable.get(share)
                 if order is None:
@@ -190,10 +190,15 @@ class State:
                 keys.remove(runnable_key(job))
                 if not keys:
                     del shares[job.share]
-            elif job.share is not None:
+            elif self.in_quota_share(job):
                 self.share_runnable[f"{job.queue}/{job.share}"].remove(runnable_key(job))
         if job.parent_id is not None:
             self.child_counts[job.parent_id][status] -= 1
+
+    def in_quota_share(self, job: Job) -> bool:
+        """A job of a quota share: a share on a queue without a scheduling policy (a queue has
+        one or the other; a FIFO queue's jobs have no share)."""
+        return job.share is not None and not self._on_fair_queue(job)
 
     def _on_fair_queue(self, job: Job) -> bool:
         """A job of a queue with a scheduling policy (a queue never changes between FIFO and

@@ -148,3 +148,22 @@ def test_a_queue_gets_its_first_share_only_while_it_has_no_unfinished_jobs() -> 
     sim.do(ev.CancelJob, job_id=job.job_id, reason="make room")
     share(sim, "a")
     assert set(sim.state.quota_shares) == {"q/a"}
+
+
+def test_a_fair_share_queue_and_a_quota_share_queue_keep_their_own_indexes() -> None:
+    """Both kinds of queue name a share in ``Job.share``: each job is indexed by its own
+    queue's kind (the invariants check both indexes after every step), through a pass and a
+    restart."""
+    sim = Sim().cluster()
+    share(sim, "a")
+    sim.do(ev.CreateSchedulingPolicy, name="fair")
+    policy = sim.state.policies["fair"].arn
+    sim.do(ev.CreateJobQueue, name="fq", priority=2, ce_order=((1, "local"),), policy_arn=policy)
+    fair = [sim.submit(queue="fq", share_identifier="a") for _ in range(3)]
+    quota = [sim.submit(queue="q", share_identifier="a") for _ in range(3)]
+    assert {k: len(v) for k, v in sim.state.share_runnable.items()} == {"q/a": 3}
+    assert {s: len(v) for s, v in sim.state.fair_runnable["fq"].items()} == {"a": 3}
+    sim.schedule()
+    sim.restart()
+    statuses = {sim.state.jobs[j.job_id].status for j in fair + quota}
+    assert statuses <= {JobStatus.RUNNABLE, JobStatus.STARTING}
