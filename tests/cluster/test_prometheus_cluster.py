@@ -123,7 +123,12 @@ def test_cpu_used_grows_for_a_busy_job_and_not_for_a_sleeping_one(stack: Stack) 
     assert used[busy_node] < 3.5, used
     assert used[asleep_node] < 0.3, used
     growth = "increase(hpcbatch_node_cpu_used_seconds_total[1m])"
-    grew = prometheus.by_label(growth, "node")
+
+    def increased() -> dict[str, float] | None:  # increase() needs two samples in the window
+        grew = prometheus.by_label(growth, "node")
+        return grew if {busy_node, asleep_node} <= set(grew) else None
+
+    grew = poll(increased, 20, "both nodes' counters to have an increase() in Prometheus")
     assert grew[busy_node] > 1.0 and grew[asleep_node] < 0.3, grew
 
 
