@@ -30,13 +30,13 @@ from pathlib import Path
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.host_pools import Demand, PoolHost, plan_pool, uses_pools, waiting_vcpus
-from hpcbatch.errors import ClientError, ConflictError, NotFoundError, ValidationError
+from hpcbatch.errors import ConflictError, NotFoundError, ValidationError
 from hpcbatch.head import host_memory
 from hpcbatch.head.host_memory import RememberedHost
 from hpcbatch.head.hosts import CeConfig
-from hpcbatch.head.loop import HeadLoop, now_ms
+from hpcbatch.head.loop import HeadLoop
 from hpcbatch.head.node_profiles import ssh_profile
-from hpcbatch.head.retire import stop_agent
+from hpcbatch.head.retire import call_node_event, stop_agent
 from hpcbatch.head.supervisor import NodeSpec, NodeSupervisor
 from hpcbatch.store import Store, WriteBatch
 from hpcbatch.transport.base import AgentLink
@@ -277,13 +277,7 @@ class CeHosts:
         return time.monotonic() - self.taken_at[name] < START_GRACE_S
 
     async def _call(self, kind: Callable[..., ev.Event], name: str, reason: str) -> bool:
-        event = kind(cause=f"{name}#capacity", now=now_ms(), node=name, reason=reason)
-        try:
-            await self.loop.call(event)
-        except ClientError as error:
-            log.warning("node %s: %s", name, error)
-            return False
-        return True
+        return await call_node_event(self.loop, kind, name, reason)
 
     async def watch(self) -> None:
         while True:

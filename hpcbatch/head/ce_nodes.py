@@ -35,8 +35,8 @@ from hpcbatch_agent.capacity import parse_meminfo
 from hpcbatch.core import events as ev
 from hpcbatch.core.ce_capacity import LocalNodeSize, Machine, is_api_local, wanted_local_nodes
 from hpcbatch.core.model import Node
-from hpcbatch.errors import ClientError
-from hpcbatch.head.loop import HeadLoop, now_ms
+from hpcbatch.head.loop import HeadLoop
+from hpcbatch.head.retire import call_node_event
 from hpcbatch.head.supervisor import NodeSpec, NodeSupervisor
 from hpcbatch.transport.base import AgentLink
 from hpcbatch.transport.local import connect_local_agent, stop_local_agent
@@ -164,13 +164,7 @@ class CeNodes:
         log.info("node %s: released (%s)", name, why)
 
     async def _call(self, kind: Callable[..., ev.Event], name: str, reason: str) -> bool:
-        event = kind(cause=f"{name}#capacity", now=now_ms(), node=name, reason=reason)
-        try:
-            await self.loop.call(event)
-        except ClientError as error:  # e.g. a RemoveNode raced by a placement: next round
-            log.warning("node %s: %s", name, error)
-            return False
-        return True
+        return await call_node_event(self.loop, kind, name, reason)
 
     async def watch(self) -> None:
         while True:

@@ -137,6 +137,21 @@ class Retirer:
         await asyncio.to_thread(host_memory.save, self.store, dict(self._remembered))
 
 
+async def call_node_event(
+    loop: HeadLoop, kind: Callable[..., ev.Event], name: str, reason: str
+) -> bool:
+    """Step a RetireNode/KeepNode/RemoveNode for ``name`` as the capacity managers
+    (``ce_hosts``, ``ce_nodes``) do: False, logged, where the core refuses it (e.g. a
+    RemoveNode raced by a placement: their next round tries again)."""
+    event = kind(cause=f"{name}#capacity", now=now_ms(), node=name, reason=reason)
+    try:
+        await loop.call(event)
+    except ClientError as error:
+        log.warning("node %s: %s", name, error)
+        return False
+    return True
+
+
 def stop_agent(host: SshHost) -> str:
     """``<pyz> stop`` on ``host`` (jobs left alone); what became of it, in words."""
     from hpcbatch.transport import fanout  # fabric: imported only when a host retires
