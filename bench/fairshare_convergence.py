@@ -1,17 +1,15 @@
 """Fair share's long run: how far each share's allocation ends from its weight, per workload
-class, for the current bid and for the one before it (docs/fairshare.md "How close the long run
-gets"). Runs the property test's workload (tests/core/test_fairshare_property.py ``allocation``:
+class (docs/fairshare.md "How close the long run gets"). Runs the property test's workload (tests/core/test_fairshare_property.py ``allocation``:
 the real core, ample jobs in every share, jobs of 10-120 s, 60 half-lives and at least
 ``--min-s``) over ``--n`` random workloads of a class and prints one JSON line: the worst,
 90th-percentile and median relative deviation, how many workloads were over 5 %, and the worst
 share's deviation by how many vCPUs it is due (2 or more, 1-2, under 1).
 
-    .venv/bin/python -m bench.fairshare_convergence --class small1 --n 24 [--rule old] [--seed 7]
+    .venv/bin/python -m bench.fairshare_convergence --class small1 --n 24 [--seed 7]
 
 Classes: ``large1`` 64-128 vCPUs (nodes of 16), 1-vCPU jobs; ``small1`` 8-32 vCPUs (nodes of
 8), 1-vCPU jobs; ``smallmix`` 8-32 vCPUs, each array of jobs 1-4 vCPUs. Every workload: 2-4
 shares of weight factors 0.25-3, half-life 60, 120, 300 or 600 s (shareDecaySeconds 0).
-``--rule old``: the bid before issue 14's follow-up, (usage + T*(held + placed + 3/4 next)).
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ import random
 import time
 import zlib
 
-from hpcbatch.core import fairshare
 from tests.core.test_fairshare_property import DECAYS, FACTORS, allocation
 
 CLASSES: dict[str, tuple[tuple[int, int], int, tuple[int, ...]]] = {
@@ -30,7 +27,6 @@ CLASSES: dict[str, tuple[tuple[int, int], int, tuple[int, ...]]] = {
     "small1": ((1, 4), 8, (1,)),
     "smallmix": ((1, 4), 8, (1, 2, 3, 4)),
 }
-RULES = {"new": (0.25, 0.5, 0.25), "old": (1.0, 1.0, 0.75)}  # held, placed, next job
 
 
 def main() -> None:
@@ -38,10 +34,8 @@ def main() -> None:
     parser.add_argument("--class", dest="cls", choices=sorted(CLASSES), default="small1")
     parser.add_argument("--n", type=int, default=24)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--rule", choices=sorted(RULES), default="new")
     parser.add_argument("--min-s", type=int, default=40_000)
     args = parser.parse_args()
-    fairshare.HELD_WEIGHT, fairshare.PLACED_WEIGHT, fairshare.BID_SHARE = RULES[args.rule]
     (low, high), vcpus, sizes = CLASSES[args.cls]
     rng = random.Random(zlib.crc32(args.cls.encode()) + args.seed)
     began = time.perf_counter()
@@ -78,7 +72,6 @@ def main() -> None:
             {
                 "bench": "fairshare_convergence",
                 "class": args.cls,
-                "rule": args.rule,
                 "n": args.n,
                 "max_pct": round(100 * devs[-1], 1),
                 "p90_pct": round(100 * devs[int(0.9 * len(devs)) - 1], 1),

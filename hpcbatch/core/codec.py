@@ -228,7 +228,13 @@ def policy_to_doc(policy: SchedulingPolicy) -> Doc:
 
 
 def usage_to_doc(queue: str, share: str, usage: ShareUsage) -> Doc:
-    return {"queue": queue, "share": share, "value": usage.value, "as_of": usage.as_of}
+    return {
+        "queue": queue,
+        "share": share,
+        "value": usage.value,
+        "as_of": usage.as_of,
+        "run_ms": usage.run_ms,
+    }
 
 
 def _rebuild_fairshare(state: State, docs: dict[str, list[Doc]]) -> None:
@@ -236,7 +242,8 @@ def _rebuild_fairshare(state: State, docs: dict[str, list[Doc]]) -> None:
         shares = tuple(ShareWeight(**s) for s in d["shares"])
         state.policies[d["name"]] = SchedulingPolicy(**{**d, "shares": shares})
     for d in docs.get("share_usage", []):
-        state.usage[(d["queue"], d["share"])] = ShareUsage(d["value"], d["as_of"])
+        usage = ShareUsage(d["value"], d["as_of"], d.get("run_ms", 0.0))
+        state.usage[(d["queue"], d["share"])] = usage
 
 
 def multinode_to_doc(multinode: MultiNodeSpec) -> Doc:

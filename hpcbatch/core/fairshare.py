@@ -1,16 +1,23 @@
 """The dispatch order of a fair-share queue, shared by the scheduler, GetJobQueueSnapshot and
 ``explain`` so all three tell the same story (docs/fairshare.md).
 
-Shares are served lowest *priority value* first:
-``(usage + (held / 4 + placed / 2) * H / ln 2) * weight factor``, where usage is the share's
-decayed vCPU-seconds (core/usage.py), H the policy's half-life, held the vCPUs its jobs hold at
-the start of the pass and placed those the pass has placed for it so far. ``H / ln 2`` is what
-one vCPU held for ever adds to decayed usage, so running jobs count at once, in the same unit,
-and one pass interleaves shares by weight instead of handing all free capacity to whichever share
-was behind; past usage, the integral of what each share got, settles the long run (the weights
-on held and placed were measured: docs/fairshare.md). Ties go to the share whose next job is
-older. Within a share jobs go by ``schedulingPriority`` (higher first), then submission order
-(``state.fair_runnable``).
+A share's **value** is ``(usage + ahead + placed) * weight factor``: usage is its decayed
+vCPU-seconds (core/usage.py), ahead what its running attempts are expected to add still (each
+``vCPUs * (typical run time - its age)``, none once past it), placed what the jobs this pass
+placed for it are expected to add (``vCPUs * typical run time`` each). The typical run time is
+the share's moving average of its ended attempts' (core/usage.py), capped by a job's timeout.
+
+Shares are served lowest **bid** first. A share's bid for its next job, expected to add
+``J = vCPUs * typical run time * weight factor`` to a value ``V``, is ``J / ln(1 + J / V)``:
+the mean its value would have over the cycle that job starts, if the share's next job after it
+came when its decayed value had fallen back to ``V`` (the value decays as ``e^(-t/T)``, so the
+cycle lasts ``T ln(1 + J/V)`` and its mean is ``J T / that``). Comparing those means, not the
+values now, is what lets a share due less than one job at a time get what it is due: its value
+jumps by a whole job and decays between its jobs, and the time-average of decayed usage is what
+sets the long run (it is ``T`` times the share's average vCPUs). For ``J`` small beside ``V``
+the bid is about ``V + J/2``; a share with no usage bids 0. Ties go to the share whose next job
+is older. Within a share jobs go by ``schedulingPriority`` (higher first), then submission order
+(``state.fair_runnable``). docs/fairshare.md "How close the long run gets" has the numbers.
 
 ``computeReservation`` keeps ``(computeReservation/100) ** ActiveFairShares`` of the queue's
 vCPUs (its compute environments' nodes) for shares with no job running: a share's job is placed
@@ -31,7 +38,13 @@ from hpcbatch.core.model import Job, JobQueue
 from hpcbatch.core.policies import Weights
 from hpcbatch.core.shares import SchedulingPolicy
 from hpcbatch.core.state import RunnableKey, State
-from hpcbatch.core.usage import Running, half_life_ms, running_by_queue, share_usage
+from hpcbatch.core.usage import (
+    Running,
+    half_life_ms,
+    running_by_queue,
+    share_usage,
+    typical_run_ms,
+)
 
 
 def job_cpu_milli(job: Job) -> int:
@@ -48,30 +61,27 @@ def queue_cpu_milli(state: State, queue: JobQueue) -> int:
     return sum(n.capacity.cpu_milli for n in state.nodes.values() if n.ce in ces)
 
 
-# What the held vCPUs count for in the priority value, in units of H / ln 2 per vCPU: those
-# running at the start of the pass, those the pass placed, and the next job's (FairOrder.bid).
-HELD_WEIGHT = 0.25
-PLACED_WEIGHT = 0.5
-BID_SHARE = 0.25
-
-
 @dataclass(slots=True)
 class ShareStanding:
     share: str
     usage: float  # decayed vCPU-seconds
     held: float  # vCPUs running at the start of the pass
-    tau_s: float  # H / ln 2: what one vCPU held for ever adds to decayed usage
+    ahead: float  # vCPU-seconds its running attempts are expected to add still
+    run_s: float  # its typical attempt run time
     weight_e4: int
-    placed: float = 0.0  # vCPUs this pass has placed
+    placed: float = 0.0  # vCPU-seconds the jobs this pass placed are expected to add
 
     @property
     def value(self) -> float:
-        return self.value_with(0.0)
+        return (self.usage + self.ahead + self.placed) * self.weight_e4 / 10000
 
-    def value_with(self, vcpus: float) -> float:
-        """The priority value with ``vcpus`` of a next job counted (as ``BID_SHARE``)."""
-        load = HELD_WEIGHT * self.held + PLACED_WEIGHT * self.placed + BID_SHARE * vcpus
-        return (self.usage + load * self.tau_s) * self.weight_e4 / 10000
+    def bid(self, vcpus: float, run_s: float) -> float:
+        """What the share is compared by for a next job of ``vcpus`` running ``run_s``."""
+        value = self.value
+        adds = vcpus * run_s * self.weight_e4 / 10000
+        if value <= 0 or adds <= 0:
+            return max(value, 0.0)
+        return adds / math.log1p(adds / value)
 
 
 class FairOrder:
@@ -89,13 +99,20 @@ class FairOrder:
         self.standing: dict[str, ShareStanding] = {}
         weights = Weights(policy)
         half = half_life_ms(policy)
-        tau_s = half / 1000 / math.log(2)
         self.shares = state.fair_runnable.get(queue.name, {})
+        typical, fallback = typical_run_ms(state, queue.name)
         heap: list[tuple[float, RunnableKey, str, int]] = []
         for share, keys in self.shares.items():
             usage = share_usage(state, queue.name, share, now, self.running, half)
             held = self.running.held.get(share, 0) / 1000
-            standing = ShareStanding(share, usage, held, tau_s, weights.of(share))
+            run_ms = typical.get(share, fallback)
+            ahead = sum(
+                cpu * max(run_ms - (now - at), 0.0)
+                for cpu, at in self.running.started.get(share, ())
+            )
+            standing = ShareStanding(
+                share, usage, held, ahead / 1e6, run_ms / 1000, weights.of(share)
+            )
             self.standing[share] = standing
             heap.append((self.bid(standing, keys[0]), keys[0], share, 0))
         heapq.heapify(heap)
@@ -113,13 +130,15 @@ class FairOrder:
                 heapq.heappush(heap, (value, following, share, position + 1))
 
     def bid(self, standing: ShareStanding, key: RunnableKey) -> float:
-        """What a share's next job is compared by: its value with that job's vCPUs counted."""
-        return standing.value_with(job_cpu_milli(self.state.jobs[key[3]]) / 1000)
+        """What a share's next job is compared by (``ShareStanding.bid``)."""
+        job = self.state.jobs[key[3]]
+        return standing.bid(job_cpu_milli(job) / 1000, _run_s(standing, job))
 
     def placed(self, job: Job) -> None:
         assert job.share is not None
         cpu = job_cpu_milli(job)
-        self.standing[job.share].placed += cpu / 1000
+        standing = self.standing[job.share]
+        standing.placed += cpu / 1000 * _run_s(standing, job)
         self.used += cpu
         self.active.add(job.share)
 
@@ -138,6 +157,12 @@ class FairOrder:
         assert job.share is not None
         reserved = self.reserved_cpu(job.share)
         return reserved == 0 or self.used + job_cpu_milli(job) <= self.max_cpu - reserved
+
+
+def _run_s(standing: ShareStanding, job: Job) -> float:
+    """How long ``job`` is expected to run: its share's typical run time, within its timeout."""
+    timeout = job.spec.timeout_s
+    return standing.run_s if timeout is None else min(standing.run_s, float(timeout))
 
 
 def front_of_queue(
@@ -227,8 +252,11 @@ def fair_share_reason(
 
 
 def _standing(s: ShareStanding, bid: float) -> str:
-    """``usage 52.2 vCPU-s, 1 vCPU running, weight factor 1: priority 917.8``."""
+    """``usage 52.2 vCPU-s, 1 vCPU running (36 vCPU-s more expected), jobs ~60 s, weight
+    factor 1: priority 917.8``."""
+    ahead = f" ({s.ahead:.0f} vCPU-s more expected)" if s.ahead > 0 else ""
     return (
-        f"usage {s.usage:.1f} vCPU-s, {s.held:g} vCPU{'' if s.held == 1 else 's'} running, "
-        f"weight factor {s.weight_e4 / 10000:g}: priority {bid:.1f}"
+        f"usage {s.usage:.1f} vCPU-s, {s.held:g} vCPU{'' if s.held == 1 else 's'} running"
+        f"{ahead}, jobs ~{s.run_s:.0f} s, weight factor {s.weight_e4 / 10000:g}: "
+        f"priority {bid:.1f}"
     )

@@ -2,7 +2,9 @@
 ``2 ** (-age / half_life)`` so that recent use counts most (see docs/fairshare.md).
 
 The half-life is the policy's ``shareDecaySeconds``, or AWS's default window of 600 s when that
-is 0. Usage is a pure function of the attempts' start and stop times and ``now``: the part from
+is 0. Each record also keeps the share's typical attempt run time (a moving average over its
+ended attempts, ``RUN_AVERAGE``), which the fair-share order uses to foresee what a job will
+add (core/fairshare.py). Usage is a pure function of the attempts' start and stop times and ``now``: the part from
 ended attempts is folded into one ``ShareUsage`` record per ``(queue, share)`` when each attempt
 ends (persisted as kind ``share_usage``, so a restart changes nothing), and running attempts are
 added from their start up to ``now`` whenever usage is asked for. Never the wall clock.
@@ -18,6 +20,8 @@ from hpcbatch.core.shares import SchedulingPolicy, ShareUsage
 from hpcbatch.core.state import State
 
 DEFAULT_WINDOW_S = 600  # AWS: "A value of zero (0) indicates the default minimum time window"
+RUN_AVERAGE = 8  # each ended attempt moves its share's typical run time 1/8 of the way to its own
+DEFAULT_RUN_MS = 60_000  # the typical run time of a queue none of whose attempts has ended
 _LN2 = math.log(2)
 
 
@@ -63,7 +67,19 @@ def record_attempt(state: State, job: Job, attempt: Attempt) -> None:
         attempt.cpu_milli, start, end, at, half
     )
     record.as_of = at
+    ran = end - start
+    record.run_ms = (
+        ran if record.run_ms <= 0 else record.run_ms + (ran - record.run_ms) / RUN_AVERAGE
+    )
     state.changes.touch("share_usage", usage_key(job.queue, job.share))
+
+
+def typical_run_ms(state: State, queue: str) -> tuple[dict[str, float], float]:
+    """Per share of ``queue``, its typical attempt run time (ms), and the queue's own for the
+    shares with none yet (the mean of its shares', else ``DEFAULT_RUN_MS``): O(usage records)."""
+    found = {s: u.run_ms for (q, s), u in state.usage.items() if q == queue and u.run_ms > 0}
+    fallback = sum(found.values()) / len(found) if found else DEFAULT_RUN_MS
+    return found, fallback
 
 
 @dataclass(slots=True)
@@ -74,6 +90,7 @@ class Running:
     usage: dict[str, float] = field(default_factory=dict)
     held: dict[str, int] = field(default_factory=dict)  # share -> cpu_milli
     used: int = 0  # cpu_milli
+    started: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # (cpu_milli, at)
 
 
 def running_by_queue(state: State, now: int) -> dict[str, Running]:
@@ -99,6 +116,9 @@ def running_by_queue(state: State, now: int) -> dict[str, Running]:
                     attempt.cpu_milli, attempt.started_at, now, now, half_life_ms(policy)
                 )
                 run.usage[job.share] = run.usage.get(job.share, 0.0) + part
+                run.started.setdefault(job.share, []).append(
+                    (attempt.cpu_milli, attempt.started_at)
+                )
     return found
 
 

@@ -40,14 +40,19 @@ def shares_of(sim: Sim, job_ids: list[str]) -> str:
     return "".join(sim.state.jobs[j].share or "?" for j in job_ids)
 
 
+def bid(value: float, adds: float) -> float:
+    """A share's bid (core/fairshare.py): the mean value over the cycle its next job starts."""
+    return 0.0 if value <= 0 else adds / math.log1p(adds / value)
+
+
 def test_hand_computed_order_with_known_usage() -> None:
-    """A (weight factor 1) ran 8 vCPUs for one half-life: usage 8 * T * (1 - 1/2) = 4T
-    vCPU-s, with T = 600 / ln 2 = 865.6 s (what one vCPU held for ever adds). B (factor 3)
-    has none. A share bids for its next 1-vCPU job with
-    (usage + T * (held / 4 + placed / 2 + 1/4)) * factor, so (in units of T) the bids go
-    A 4.25 B 0.75 -> B (B 2.25) -> B (3.75) -> B (5.25) -> A (A 4.75) -> A (5.25) -> A (a tie
-    at 5.25 goes to the older job: A's; A 5.75) -> B (6.75) -> A: the share with no usage catches
-    up first, then they interleave."""
+    """A (weight factor 1) ran 8 vCPUs for one half-life: usage 8 * T * (1 - 1/2) = 4T =
+    3462.5 vCPU-s (T = 600 / ln 2 = 865.6 s), and its typical run time is that attempt's,
+    600 s; B (factor 3) has none of its own and takes the queue's, 600 s. A 1-vCPU job adds
+    J = 600 * factor; a share bids J / ln(1 + J / value): A 3754.5, B 0 -> B (value 1800, bid
+    2596.9) -> B (3600: 4439.3) -> A (3754.5; A 4062.5: 4355.6) -> A (4662.5: 4956.4) -> B
+    (4439.3; B 5400: 6256.9) -> A (4956.4; 5262.5: 5557.1) -> A (5862.5: 6157.6) -> A: the
+    share with no usage catches up first, then they interleave three to one."""
     sim = fair_sim(nodes=1, vcpus=8)
     seed = sim.submit(queue="q", vcpus=8, share_identifier="A")
     (launch,) = sim.schedule()
@@ -57,25 +62,28 @@ def test_hand_computed_order_with_known_usage() -> None:
     tau = 600 / math.log(2)
     assert share_usage(sim.state, "q", "A", sim.now, None, HALF_LIFE_MS) == pytest.approx(4 * tau)
     assert seed.status.value == "SUCCEEDED"
+    assert bid(4 * tau, 600) == pytest.approx(3754.5, abs=0.1)
+    assert bid(3600, 1800) == pytest.approx(4439.3, abs=0.1)
     for _ in range(6):  # A's jobs first: FIFO would run all of them before B's
         sim.submit(queue="q", share_identifier="A")
     for _ in range(6):
         sim.submit(queue="q", share_identifier="B")
     front = [j.job_id for j in front_of_queue(sim.state, sim.state.queues["q"], sim.now, None)]
-    assert shares_of(sim, front[:8]) == "BBBAAABA"
+    assert shares_of(sim, front[:8]) == "BBAABAAA"
     plan = schedule(sim.state, sim.now)
     assert [p.job_id for p in plan.placements] == front[:8]  # 8 vCPUs: the pass's own order
 
 
 def test_equal_usage_interleaves_by_weight_within_one_pass() -> None:
-    """No usage yet: factors 1 and 3; bids (units of T) A 0.25, B 0.75 -> A (0.75) -> A (a tie
-    goes to the older job; 1.25) -> B (2.25) -> A (1.75) -> A (2.25) -> A (2.75) -> B (3.75) -> A."""
+    """No usage yet: factors 1 and 3, no attempt ended (a typical run time of 60 s). Both bid 0
+    and the older job goes first: A (value 60: bid 86.6) -> B (180: 259.7) -> A (120: 148.0)
+    -> A (180: 208.6) -> A (240: 268.9) -> B (360: 443.9) -> A (300: 329.1) -> A."""
     sim = fair_sim(nodes=2, vcpus=4)
     a = [sim.submit(queue="q", share_identifier="A").job_id for _ in range(8)]
     b = [sim.submit(queue="q", share_identifier="B").job_id for _ in range(8)]
     placed = [p.job_id for p in schedule(sim.state, sim.now).placements]
-    assert shares_of(sim, placed) == "AABAAABA"
-    assert placed[:3] == [a[0], a[1], b[0]]
+    assert shares_of(sim, placed) == "ABAAABAA"
+    assert placed[:3] == [a[0], b[0], a[1]]
 
 
 def test_priority_orders_within_a_share() -> None:
@@ -93,8 +101,9 @@ def test_trailing_star_gives_each_matching_share_the_weight() -> None:
     for _ in range(5):
         sim.submit(queue="q", share_identifier="other")
     placed = [p.job_id for p in schedule(sim.state, sim.now).placements]
-    # teamX: factor 0.25 bids 0.0625 T, 0.1875 T, 0.3125 T, 0.4375 T; other (factor 1) 0.25 T
-    assert "".join(sim.state.jobs[j].share[0] for j in placed) == "ttott"  # type: ignore[index]
+    # both bid 0: teamX's job is older; then teamX (factor 0.25, a 1-vCPU job adds 15) bids
+    # 21.6, 37.0, 52.1, 67.2 while other (factor 1) bids 86.6 once it has run one
+    assert "".join(sim.state.jobs[j].share[0] for j in placed) == "tottt"  # type: ignore[index]
 
 
 def test_compute_reservation_keeps_capacity_for_idle_shares() -> None:
@@ -124,16 +133,18 @@ def test_explain_names_the_share_served_first_with_numbers() -> None:
     first = sim.submit(queue="q", share_identifier="A", vcpus=2)
     (launch,) = sim.schedule()
     sim.start(launch)
-    sim.now += 60_000
+    sim.now += 30_000
     waiting_a = sim.submit(queue="q", share_identifier="A")
     sim.submit(queue="q", share_identifier="B")
     reason = explain(sim.state, waiting_a, now=sim.now) or ""
     tau = 600 / math.log(2)
-    usage = 2 * tau * (1 - 2 ** (-0.1))  # 2 vCPUs for 60 s, decayed: 115.8 vCPU-s
+    usage = 2 * tau * (1 - 2 ** (-0.05))  # 2 vCPUs for 30 s, decayed: 59.0 vCPU-s
+    ahead = 2 * 30  # its 2 vCPUs for the rest of the typical 60 s
     assert reason.startswith(
-        f'share "A" is over its fair share: usage {usage:.1f} vCPU-s, 2 vCPUs running, weight '
-        f'factor 1: priority {usage + 0.75 * tau:.1f} vs "B" usage 0.0 vCPU-s, 0 vCPUs '
-        f"running, weight factor 3: priority {3 * 0.25 * tau:.1f}, served first"
+        f'share "A" is over its fair share: usage {usage:.1f} vCPU-s, 2 vCPUs running (60 '
+        f"vCPU-s more expected), jobs ~60 s, weight factor 1: priority "
+        f'{bid(usage + ahead, 60):.1f} vs "B" usage 0.0 vCPU-s, 0 vCPUs running, jobs ~60 s, '
+        f"weight factor 3: priority 0.0, served first"
     )
     assert first.status.value in ("STARTING", "RUNNING")
     rankings: dict[str, Ranking] = {}  # one ranking serves every job of the queue

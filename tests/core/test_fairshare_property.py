@@ -4,18 +4,15 @@ proportion to 1/weightFactor), measured in the simulated core.
 
 Workloads drawn by Hypothesis, derandomized in the suite so CI passes or fails the same way every
 run (bench/fairshare_convergence.py measures fresh random ones: docs/fairshare.md): 2-4 shares of
-factors 0.25-3, 1-vCPU jobs of 10-120 s, every
-half-life from 60 s to AWS's default (shareDecaySeconds 0 = 600 s). Two classes
-(docs/fairshare.md "How close the long run gets", with the measured table):
+factors 0.25-3, jobs of 10-120 s, every half-life from 60 s to AWS's default
+(shareDecaySeconds 0 = 600 s). Three classes (docs/fairshare.md "How close the long run gets",
+with the measured table):
 
-- 64-128 vCPUs: every share within 5 % of its weight;
-- 8-32 vCPUs, where a share may be due less than one job at a time: within 5 % for every share
-  due at least 2 vCPUs. A share due fewer is not held to 5 % (whole jobs cannot split): one due
-  1-2 vCPUs measured up to 7.5 % off and is held to 10 %; one due under 1 vCPU measured up to
-  39 % off (due 0.26 vCPU) and is held only to 60 %, which still catches a starved or runaway
-  share.
-
-Mixed job sizes (1-4 vCPUs) are not held to a bound: see docs/fairshare.md."""
+- 64-128 vCPUs, 1-vCPU jobs: every share within 5 % of its weight;
+- 8-32 vCPUs, 1-vCPU jobs, where a share may be due less than one job at a time: within 5 % for
+  every share due a vCPU or more, 10 % for one due less (measured up to 5.7 %);
+- 8-32 vCPUs, arrays of 1-4 vCPU jobs: not yet within 5 % (measured up to 21 %); held to 35 %,
+  which catches a starved or runaway share."""
 
 from __future__ import annotations
 
@@ -130,8 +127,26 @@ def test_long_run_allocation_follows_weights_on_large_clusters(
 def test_long_run_allocation_follows_weights_on_small_clusters(
     factors: list[int], seed: int, nodes: int, decay_s: int
 ) -> None:
-    """8-32 vCPUs, long enough (40,000 s at least) for hundreds of jobs per share."""
+    """8-32 vCPUs, long enough (40,000 s at least) for hundreds of jobs per share: every share
+    due a vCPU or more within 5 %; one due less (a job at a time, part of the time) within 10 %
+    (measured up to 5.7 %, with a 60 s half-life: docs/fairshare.md)."""
     for share, (got, want) in allocation(factors, seed, nodes, 8, decay_s, 40_000).items():
-        due = want * nodes * 8  # vCPUs
-        bound = 0.05 if due >= 2 else 0.10 if due >= 1 else 0.60
+        bound = 0.05 if want * nodes * 8 >= 1 else 0.10
         assert abs(got - want) <= bound * want, (share, got, want, nodes * 8)
+
+
+@settings(max_examples=8, **SETTINGS)
+@given(
+    factors=st.lists(st.sampled_from(FACTORS), min_size=2, max_size=4),
+    seed=st.integers(0, 2**32),
+    nodes=st.integers(1, 4),
+    decay_s=st.sampled_from(DECAYS),
+)
+def test_mixed_job_sizes_starve_no_share(
+    factors: list[int], seed: int, nodes: int, decay_s: int
+) -> None:
+    """Arrays of 1-4 vCPU jobs on 8-32 vCPUs: not yet within 5 % (docs/fairshare.md, measured
+    up to 21 % off); held to 35 %, which still catches a starved or runaway share."""
+    shares = allocation(factors, seed, nodes, 8, decay_s, 20_000, (1, 2, 3, 4))
+    for share, (got, want) in shares.items():
+        assert abs(got - want) <= 0.35 * want, (share, got, want, nodes * 8)

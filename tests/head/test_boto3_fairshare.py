@@ -111,10 +111,11 @@ def test_scheduling_policy_crud_and_queue_rules(head: HeadProcess, tmp_path: Pat
 
 def test_two_shares_run_in_fair_share_order(head: HeadProcess, tmp_path: Path) -> None:
     """4 vCPUs (2 nodes of 2), jobs of 2 vCPUs: A has weight factor 1, B 0.5 (twice A's
-    share). Held back by a disabled compute environment, the snapshot is B1 A1 B2 B3 A2 B4 A3
-    A4 (bids in units of T = H/ln 2: A 0.5, B 0.25 -> B (0.75) -> A (1.5) -> B (1.25) ->
-    B (1.75) -> A (2.5) -> B -> A -> A); enabled, the first two to start are B1 and A1, which
-    FIFO would not do (it would start A1 and A2)."""
+    share). Held back by a disabled compute environment, the snapshot is A1 B1 B2 B3 A2 B4 A3
+    A4 (no usage: both bid 0 and A1 is older; a job adds J = 2 vCPUs * 60 s * factor, a share
+    bids J / ln(1 + J / value): A 173.1 -> B (B 86.6) -> B (148.0) -> B (208.6) -> A (A 296.0)
+    -> B -> A -> A); enabled, the first two to start are A1 and B1, which FIFO would not do (it
+    would start A1 and A2)."""
     b = head.batch()
     arn = b.create_scheduling_policy(
         name="ab",
@@ -153,7 +154,7 @@ def test_two_shares_run_in_fair_share_order(head: HeadProcess, tmp_path: Path) -
             ids[job["jobId"]] = f"{share}{n}"
     snapshot = b.get_job_queue_snapshot(jobQueue="fairq")
     front = [ids[j["jobArn"].rsplit("/", 1)[1]] for j in snapshot["frontOfQueue"]["jobs"]]
-    assert front == ["B1", "A1", "B2", "B3", "A2", "B4", "A3", "A4"]
+    assert front == ["A1", "B1", "B2", "B3", "A2", "B4", "A3", "A4"]
     assert snapshot["queueUtilization"]["fairshareUtilization"]["activeShareCount"] == 0
     cli = head.aws(tmp_path, "get-job-queue-snapshot", "--job-queue", "fairq")
     assert cli.returncode == 0, cli.stderr
@@ -206,7 +207,8 @@ def test_hpcbatch_describe_says_a_share_is_over_its_fair_share(head: HeadProcess
         job_id = waiting.split()[-1]
         shown = cli("describe", job_id)
         assert 'share "A" is over its fair share: usage ' in shown
-        assert "4 vCPUs running, weight factor 1: priority" in shown
+        assert "4 vCPUs running (" in shown  # and the vCPU-s they are expected to add still
+        assert "vCPU-s more expected), jobs ~60 s, weight factor 1: priority" in shown
         assert 'vs "B" usage 0.0 vCPU-s, 0 vCPUs running' in shown
     finally:
         b.terminate_jobs(jobs=busy, reason="test over")
