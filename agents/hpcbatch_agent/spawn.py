@@ -112,9 +112,7 @@ def _spawn(request: SpawnRequest) -> int | str:
     except OSError as exc:
         return f"cannot enter the working directory {request.cwd}: {exc.strerror}"
     try:
-        return _posix_spawn(
-            request.program, request.command, request.env, _file_actions(request)
-        )
+        return _posix_spawn(request.program, request.command, request.env, _file_actions(request))
     except OSError as exc:  # the child's open of the log, or its exec
         if os.path.islink(request.log_path):
             return f"cannot open the log {request.log_path}: {os.strerror(errno.ELOOP)}"
