@@ -80,8 +80,12 @@ def _check_ce_bounds(state: State) -> None:
 
 def _check_shares(state: State) -> None:
     for queue in state.queues.values():
-        if queue.policy is not None and queue.policy not in state.policies:
-            _fail(f"queue {queue.name} uses unknown scheduling policy {queue.policy}")
+        for name, quota in ((queue.policy, False), (queue.quota_policy, True)):
+            policy = state.policies.get(name) if name is not None else None
+            if name is not None and (policy is None or policy.is_quota != quota):
+                _fail(f"queue {queue.name} uses unknown scheduling policy {name} (quota {quota})")
+        if queue.policy is not None and queue.quota_policy is not None:
+            _fail(f"queue {queue.name} has both a fair-share and a quota-share policy")
     by_share: dict[str, dict[str, list[RunnableKey]]] = {}
     for job in state.jobs.values():
         home = state.queues.get(job.queue)

@@ -196,13 +196,14 @@ class State:
             self.child_counts[job.parent_id][status] -= 1
 
     def in_quota_share(self, job: Job) -> bool:
-        """A job of a quota share: a share on a queue without a scheduling policy (a queue has
+        """A job of a quota share: a share on a queue without a fair-share policy (a queue has
         one or the other; a FIFO queue's jobs have no share)."""
         return job.share is not None and not self._on_fair_queue(job)
 
     def _on_fair_queue(self, job: Job) -> bool:
-        """A job of a queue with a scheduling policy (a queue never changes between FIFO and
-        fair share, so this holds from a job's first index to its last)."""
+        """A job of a queue with a fair-share policy (a queue changes between fair share and
+        quota shares only with no unfinished jobs, so this holds from a job's first index to
+        its last)."""
         if job.share is None:
             return False
         queue = self.queues.get(job.queue)
