@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.head.headproc import HeadProcess
-from tests.head.quota_story import create_share, submit
+from tests.head.quota_story import borrow_and_preempt, create_share, submit
 
 FIFO = {"idleResourceAssignmentStrategy": "FIFO"}
 LOCAL = [{"order": 1, "computeEnvironment": "local"}]
@@ -114,3 +114,13 @@ def test_the_refusals_around_the_two_kinds_of_policy(head: HeadProcess) -> None:
     assert "job queue plain is a FIFO queue" in _error(
         b.update_job_queue, jobQueue="plain", schedulingPolicyArn=quota
     )
+
+
+def test_borrowing_and_preemption_on_a_queue_with_a_quota_share_policy(head: HeadProcess) -> None:
+    """The story of tests/head/test_quota_shares_e2e.py, on AWS's kind of quota-share queue."""
+    b = head.batch()
+    policy = b.create_scheduling_policy(name="quota", quotaSharePolicy=FIFO)["arn"]
+    b.create_job_queue(
+        jobQueueName="qq", priority=1, schedulingPolicyArn=policy, computeEnvironmentOrder=LOCAL
+    )
+    borrow_and_preempt(head, "qq")
