@@ -85,6 +85,7 @@ def hold_node(state: State, job: Job, p: Placement, need: Resources, e: ev.PlanA
     """A new attempt of ``job`` holding ``need`` and ``p``'s GPUs on ``p.node``: STARTING."""
     node = state.nodes[p.node]
     attempt = Attempt(len(job.attempts) + 1, node.name, need.cpu_milli, need.memory_mib, p.gpus)
+    attempt.scheduled_at = e.now
     job.attempts.append(attempt)
     aid = attempt_id(job.job_id, attempt.number)
     node.allocated = node.allocated + need

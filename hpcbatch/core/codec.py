@@ -190,6 +190,7 @@ def _attempt_doc(a: Attempt) -> Doc:
         "reason": a.reason,
         "log_stream": a.log_stream,
         "pid": a.pid,
+        "scheduled_at": a.scheduled_at,
     }
 
 

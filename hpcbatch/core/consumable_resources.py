@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.consumables import needs
 from hpcbatch.core.model import TERMINAL, ConsumableResource, Job, JobSpec
 from hpcbatch.core.state import State
 from hpcbatch.errors import ConflictError, NotFoundError, ValidationError
@@ -152,15 +151,10 @@ def update(state: State, e: ev.UpdateConsumableResource) -> None:
 
 def jobs_needing(state: State, name: str) -> list[Job]:
     """Top-level jobs and array children that need ``name``, in submission order (a
-    multi-node job counts once, by its parent). O(jobs)."""
-    found = [
-        j
-        for j in state.jobs.values()
-        if j.node_index is None
-        and (j.spec.consumables or j.multinode is not None)  # no Counter for the rest
-        and name in needs(j)
-    ]
-    return sorted(found, key=lambda j: (j.seq, -1 if j.array_index is None else j.array_index))
+    multi-node job counts once, by its parent). O(k) for the k jobs that need it
+    (``State.needing``), whatever the other jobs."""
+    jobs = state.jobs
+    return [jobs[job_id] for _, _, job_id in state.needing.get(name, ())]
 
 
 def delete(state: State, e: ev.DeleteConsumableResource) -> None:

@@ -92,26 +92,30 @@ class DeleteJobQueue(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateSchedulingPolicy(Event):
-    """``fairshare`` False: created without a ``fairsharePolicy`` (AWS allows it; it then
-    orders as a policy with every default)."""
+    """Exactly one kind: ``fairshare`` True (a ``fairsharePolicy``: the decay, reservation and
+    shares) or ``quota_strategy`` set (a ``quotaSharePolicy``'s
+    ``idleResourceAssignmentStrategy``)."""
 
     name: str
     decay_s: int = 0
     reservation: int = 0
     shares: tuple[ShareWeight, ...] = ()
     fairshare: bool = True
+    quota_strategy: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateSchedulingPolicy(Event):
-    """Replaces the whole ``fairsharePolicy`` when ``fairshare`` is True, as AWS does."""
+    """Replaces the whole ``fairsharePolicy`` when ``fairshare`` is True, as AWS does, or the
+    ``quotaSharePolicy`` when ``quota_strategy`` is set (neither: nothing changes)."""
 
     arn: str
     decay_s: int = 0
     reservation: int = 0
     shares: tuple[ShareWeight, ...] = ()
     fairshare: bool = True
+    quota_strategy: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,18 +5,18 @@ attempts; every index (listing, runnable, child counts) agrees with the jobs; no
 job that is not STARTING/RUNNING; a node held by a gang's node job holds nothing else; a
 multi-node parent is STARTING/RUNNING only while its main node is; node jobs are never queued;
 a retiring node is never ONLINE; a consumable resource's in-use count is what live attempts hold
-and never exceeds its total; an API-made compute environment keeps
+and never exceeds its total, and ``State.needing`` lists exactly the jobs that need each one; an API-made compute environment keeps
 0 <= minvCpus <= desiredvCpus <= maxvCpus; a quota share that does not borrow never runs over
 its quota, and a borrowing one stays within its borrowLimit.
-Fair share: every job of a queue with a scheduling policy has a share, every queue's policy
-exists, and each fair-share queue's per-share RUNNABLE index holds exactly its RUNNABLE jobs.
+Fair share: every job of a queue with a fair-share policy has a share, every queue's policy
+exists and is of its kind, and each fair-share queue's per-share RUNNABLE index holds exactly its RUNNABLE jobs.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from hpcbatch.core.consumables import held_by_attempts
+from hpcbatch.core.consumables import held_by_attempts, needs
 from hpcbatch.core.model import (
     ACTIVE,
     Job,
@@ -64,6 +64,14 @@ def _check_consumables(state: State) -> None:
     for name in held:
         if name not in state.consumables:
             _fail(f"live attempts hold consumable {name}, which does not exist")
+    expected: dict[str, set[str]] = {}
+    for job in state.jobs.values():
+        if job.node_index is None and (job.spec.consumables or job.multinode is not None):
+            for name in needs(job):
+                expected.setdefault(name, set()).add(job.job_id)
+    indexed = {name: {key[2] for key in keys} for name, keys in state.needing.items()}
+    if indexed != expected:
+        _fail(f"the needing index {indexed} is not the jobs' needs {expected}")
 
 
 def _check_ce_bounds(state: State) -> None:
@@ -80,8 +88,12 @@ def _check_ce_bounds(state: State) -> None:
 
 def _check_shares(state: State) -> None:
     for queue in state.queues.values():
-        if queue.policy is not None and queue.policy not in state.policies:
-            _fail(f"queue {queue.name} uses unknown scheduling policy {queue.policy}")
+        for name, quota in ((queue.policy, False), (queue.quota_policy, True)):
+            policy = state.policies.get(name) if name is not None else None
+            if name is not None and (policy is None or policy.is_quota != quota):
+                _fail(f"queue {queue.name} uses unknown scheduling policy {name} (quota {quota})")
+        if queue.policy is not None and queue.quota_policy is not None:
+            _fail(f"queue {queue.name} has both a fair-share and a quota-share policy")
     by_share: dict[str, dict[str, list[RunnableKey]]] = {}
     for job in state.jobs.values():
         home = state.queues.get(job.queue)

@@ -253,7 +253,8 @@ class JobQueue:
     tags: dict[str, str] = field(default_factory=dict)
     status: str = "VALID"
     time_limit_actions: tuple[TimeLimitAction, ...] = ()
-    policy: str | None = None  # the name of its scheduling policy; None: a FIFO queue
+    policy: str | None = None  # its fair-share scheduling policy; None: not a fair-share queue
+    quota_policy: str | None = None  # its quota-share scheduling policy (never with ``policy``)
 
 
 QUOTA_UNITS = ("VCPU", "GPU", "MEMORY_MIB")  # capacityUnit values hpcbatch understands
@@ -335,6 +336,9 @@ class Attempt:
     memory_mib: int
     gpus: tuple[str, ...]  # GPU ids
     started_at: int | None = None
+    # when the scheduler placed it (RUNNABLE -> STARTING): AWS's JobSummary.scheduledAt;
+    # None for attempts stored before it was kept
+    scheduled_at: int | None = None
     stopped_at: int | None = None
     exit_code: int | None = None
     reason: str | None = None

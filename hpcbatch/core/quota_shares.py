@@ -2,9 +2,10 @@
 
 A quota share belongs to one job queue; its ARN is
 ``arn:aws:batch:<region>:<account>:job-queue/<queue>/quota-share/<name>``, so its name is unique
-within its queue (two queues may each have a share "a"). A queue with quota shares has no
-fair-share scheduling policy (fair share orders by decayed usage, quota shares by guaranteed
-capacity: one queue follows one of them). Every handler checks before it changes anything.
+within its queue (two queues may each have a share "a"). A queue with quota shares has a
+quota-share scheduling policy (AWS's way) or none (hpcbatch's extension), never a fair-share
+one (fair share orders by decayed usage, quota shares by guaranteed capacity: one queue follows
+one of them). Every handler checks before it changes anything.
 """
 
 from __future__ import annotations
@@ -74,17 +75,18 @@ def check_no_policy(queue: JobQueue) -> None:
     if queue.policy is not None:
         raise ConflictError(
             f"jobQueue: {queue.name!r} has a fair-share scheduling policy "
-            f"({queue.policy}); a queue uses either a scheduling policy or quota shares, not both"
+            f"({queue.policy}); quota shares go on a queue with a quota-share policy (or none)"
         )
 
 
 def check_no_shares(state: State, queue: str) -> None:
-    """The other side of ``check_no_policy``: a queue with quota shares takes no policy."""
+    """The other side of ``check_no_policy``: a queue with quota shares takes no fair-share
+    policy."""
     names = sorted(s.name for s in state.quota_shares.values() if s.queue == queue)
     if names:
         raise ConflictError(
             f"schedulingPolicyArn: job queue {queue!r} has quota shares ({', '.join(names)}); "
-            "a queue uses either a scheduling policy or quota shares, not both"
+            "a fair-share policy goes only on a queue without them (delete them first)"
         )
 
 

@@ -23,8 +23,8 @@ from hpcbatch.core.model import (
     MultiNodeSpec,
 )
 from hpcbatch.core.owners import check_definition_users
-from hpcbatch.core.policies import queue_policy
-from hpcbatch.core.quota_shares import SHARE_MARK, check_no_shares, drop_queue_shares
+from hpcbatch.core.policies import queue_policy, set_queue_policy
+from hpcbatch.core.quota_shares import SHARE_MARK, drop_queue_shares
 from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
 from hpcbatch.core.retire import retire
 from hpcbatch.core.state import State
@@ -195,8 +195,9 @@ def create_queue(state: State, e: ev.CreateJobQueue) -> None:
         echo=dict(e.echo),
         tags=dict(e.tags),
         time_limit_actions=e.time_limit_actions,
-        policy=policy,
     )
+    if policy is not None:
+        set_queue_policy(state.queues[e.name], policy)
     state.changes.touch("queue", e.name)
     state.journal(e.now, e.cause, e.name, "CREATED", f"priority {e.priority} CEs {list(ce_order)}")
 
@@ -206,8 +207,7 @@ def update_queue(state: State, e: ev.UpdateJobQueue) -> None:
     ce_order = _check_ce_order(state, e.ce_order) if e.ce_order is not None else None
     policy = queue_policy(state, e.policy_arn, queue)
     if policy is not None:
-        check_no_shares(state, queue.name)
-        queue.policy = policy
+        set_queue_policy(queue, policy)
     if e.priority is not None:
         queue.priority = e.priority
     if e.state is not None:

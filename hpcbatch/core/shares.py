@@ -26,9 +26,13 @@ class ShareWeight:
 
 @dataclass(slots=True)
 class SchedulingPolicy:
-    """A fair-share scheduling policy (core/fairshare.py). ``decay_s`` is AWS's
-    ``shareDecaySeconds`` as given (0 means AWS's default window, 600 s); ``reservation`` is
-    ``computeReservation`` (0-99)."""
+    """A scheduling policy of one of AWS's two kinds. A fair-share policy (core/fairshare.py):
+    ``decay_s`` is AWS's ``shareDecaySeconds`` as given (0 means AWS's default window, 600 s);
+    ``reservation`` is ``computeReservation`` (0-99). A quota-share policy
+    (``quota_strategy`` set: its ``idleResourceAssignmentStrategy``, only ``FIFO``) marks a
+    queue whose jobs run in its quota shares (core/quota_shares.py); its fair-share fields
+    are unused. A queue names a fair-share policy in ``JobQueue.policy``, a quota-share one in
+    ``JobQueue.quota_policy``; a policy's kind never changes while a queue uses it."""
 
     name: str
     arn: str
@@ -37,7 +41,12 @@ class SchedulingPolicy:
     reservation: int = 0
     shares: tuple[ShareWeight, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
-    has_fairshare: bool = True  # False: created without a fairsharePolicy (echoed as absent)
+    has_fairshare: bool = True  # False: no fairsharePolicy (a quota-share policy, or a legacy one)
+    quota_strategy: str | None = None  # set: a quota-share policy
+
+    @property
+    def is_quota(self) -> bool:
+        return self.quota_strategy is not None
 
 
 @dataclass(slots=True)

@@ -5,8 +5,11 @@ child; ``listing[key][status]`` keeps ids in the order they entered that status 
 ``runnable[queue]`` holds ``(-priority, seq, index, job_id)`` of RUNNABLE jobs, sorted: the
 queue's order; ``share_runnable["<queue>/<share>"]`` the same for one quota share's jobs;
 ``fair_runnable[queue][share]`` the same keys of a fair-share queue's RUNNABLE jobs, per share
-(a share with none has no entry), for core/fairshare.py. All status changes go through ``set_status`` so every index stays consistent —
-``check_invariants`` proves it after every step in tests.
+(a share with none has no entry), for core/fairshare.py. ``needing[resource]`` holds the
+``needing_key`` (submission order) of the jobs that need a consumable resource (top-level jobs
+and array children; a multi-node job by its parent), for ListJobsByConsumableResource: a job's
+needs never change, so ``add_job``/``remove_job`` keep it (and the load, through ``add_job``). All status changes go through ``set_status`` so every index stays
+consistent — ``check_invariants`` proves it after every step in tests.
 
 ``changes`` collects what the loop must persist (dirty keys per kind) and journal lines; the loop
 drains it after each batch of events.
@@ -67,6 +70,22 @@ class Changes:
             live.discard(key)
 
 
+def consumables_named(job: Job) -> set[str]:
+    """The consumable resources ``job`` needs, as ``State.needing`` files it: none for a node
+    of a multi-node job (its parent holds the whole job's needs)."""
+    if job.node_index is not None or (not job.spec.consumables and job.multinode is None):
+        return set()
+    names = {name for name, _ in job.spec.consumables}
+    for node_range in job.multinode.ranges if job.multinode is not None else ():
+        names.update(name for name, _ in node_range.spec.consumables)
+    return names
+
+
+def needing_key(job: Job) -> tuple[int, int, str]:
+    """Submission order: an array's parent, then its children by index."""
+    return (job.seq, -1 if job.array_index is None else job.array_index, job.job_id)
+
+
 def runnable_key(job: Job) -> RunnableKey:
     index = -1 if job.array_index is None else job.array_index
     return (-job.spec.priority, job.seq, index, job.job_id)
@@ -93,6 +112,8 @@ class State:
         self.policies: dict[str, SchedulingPolicy] = {}  # scheduling policies by name
         self.usage: dict[tuple[str, str], ShareUsage] = {}  # (queue, share) -> ended attempts'
         self.listing: dict[str, dict[JobStatus, dict[str, None]]] = {}
+        # consumable resource -> ``needing_key`` of the jobs needing it, in submission order
+        self.needing: dict[str, SortedList] = {}
         self.child_counts: dict[str, Counter[JobStatus]] = {}
         self.dependents: dict[str, set[str]] = {}
         self.reserved_since: dict[str, int] = {}  # see ``reserved``: not persisted
@@ -120,6 +141,11 @@ class State:
         """Index a new job (in whatever status it was built with)."""
         self.jobs[job.job_id] = job
         self._index(job, job.status)
+        for name in consumables_named(job):
+            keys = self.needing.get(name)
+            if keys is None:
+                keys = self.needing[name] = SortedList()
+            keys.add(needing_key(job))
         self.changes.touch("job", job.job_id)
 
     def set_status(self, job: Job, status: JobStatus, cause: str, now: int, detail: str) -> None:
@@ -138,6 +164,11 @@ class State:
 
     def remove_job(self, job: Job) -> None:
         self._unindex(job, job.status)
+        for name in consumables_named(job):
+            keys = self.needing[name]
+            keys.remove(needing_key(job))
+            if not keys:
+                del self.needing[name]
         del self.jobs[job.job_id]
         self.runnable_since.pop(job.job_id, None)
         self.dependents.pop(job.job_id, None)
@@ -196,13 +227,14 @@ class State:
             self.child_counts[job.parent_id][status] -= 1
 
     def in_quota_share(self, job: Job) -> bool:
-        """A job of a quota share: a share on a queue without a scheduling policy (a queue has
+        """A job of a quota share: a share on a queue without a fair-share policy (a queue has
         one or the other; a FIFO queue's jobs have no share)."""
         return job.share is not None and not self._on_fair_queue(job)
 
     def _on_fair_queue(self, job: Job) -> bool:
-        """A job of a queue with a scheduling policy (a queue never changes between FIFO and
-        fair share, so this holds from a job's first index to its last)."""
+        """A job of a queue with a fair-share policy (a queue changes between fair share and
+        quota shares only with no unfinished jobs, so this holds from a job's first index to
+        its last)."""
         if job.share is None:
             return False
         queue = self.queues.get(job.queue)

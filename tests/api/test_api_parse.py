@@ -123,6 +123,16 @@ def test_pydantic_errors_are_converted(patch: dict[str, Any], field: str, rule: 
     assert (error.field, error.rule) == (field, rule)
 
 
+def test_a_quota_share_policy_needs_its_strategy_as_in_aws_model() -> None:
+    """botocore's model makes ``idleResourceAssignmentStrategy`` required (boto3 never sends
+    a quotaSharePolicy without it); a raw request without it is refused the same way."""
+    error = _error("createschedulingpolicy", body({"name": "p", "quotaSharePolicy": {}}))
+    assert (error.field, error.rule) == (
+        "quotaSharePolicy.idleResourceAssignmentStrategy",
+        "is required",
+    )
+
+
 def test_long_values_are_shortened_in_messages() -> None:
     error = _error("submitjob", body({**SUBMIT, "jobName": "x" * 500}))
     assert len(error.rule) < 250

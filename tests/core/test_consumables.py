@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hpcbatch.core import events as ev
+from hpcbatch.core.consumable_resources import jobs_needing
 from hpcbatch.core.explain import explain
 from hpcbatch.core.model import (
     ACTIVE,
@@ -408,3 +409,32 @@ def test_a_time_limit_action_cancels_a_job_waiting_too_long_for_a_license() -> N
     sim.do(ev.Tick)
     assert job.status is JobStatus.FAILED
     assert "waiting for consumable resource" in (job.status_reason or "")
+
+
+def test_the_jobs_needing_a_resource_are_indexed_from_submission_to_removal() -> None:
+    """ListJobsByConsumableResource reads ``State.needing``, not every job: an array's parent
+    and children, a gang by its parent only, in submission order; through a restart and the
+    removal of finished jobs (the invariants check the index after every step)."""
+    sim = licensed(total=3, nodes=4)
+    sim.do(ev.CreateConsumableResource, name="other", total=1)
+    plain = sim.submit(definition="d")
+    single = sim.submit(definition="m")
+    array = sim.submit(definition="m", array_size=2)
+    spec = JobSpec(command=("mpirun", "app"), consumables=(("matlab", 1),))
+    sim.gang_definition(nodes=2, ranges=(NodeRange(0, 1, spec),))
+    gang = sim.submit_gang()
+    sim.submit(definition="m", consumables=(("other", 1),))
+    expected = [single.job_id, array.job_id, f"{array.job_id}:0", f"{array.job_id}:1", gang.job_id]
+    assert [j.job_id for j in jobs_needing(sim.state, "matlab")][:5] == expected
+    assert len(jobs_needing(sim.state, "other")) == 1
+    assert plain.job_id not in {k[2] for keys in sim.state.needing.values() for k in keys}
+    sim.restart()
+    assert [j.job_id for j in jobs_needing(sim.state, "matlab")][:5] == expected
+    sim.run_all()
+    sim.now += 10_000
+    sim.do(ev.Tick, retention_ms=5_000)
+    left = {k[2] for keys in sim.state.needing.values() for k in keys}
+    assert left == {j.job_id for j in sim.state.jobs.values() if j.node_index is None} - {
+        plain.job_id
+    }
+    assert single.job_id not in left and array.job_id not in left

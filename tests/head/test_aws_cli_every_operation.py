@@ -1,6 +1,7 @@
 """Every operation the head serves, through the aws CLI against a real head, in the order an AWS
 user would call them: a compute environment from the API, a fair-share queue, a license, a job
-that needs it, snapshots, tags, quota shares on a second queue, then everything taken down again.
+that needs it, snapshots, tags, quota shares on a second queue (with a quota-share scheduling
+policy, AWS's way), then everything taken down again.
 CancelJobs and TerminateJobs are the exception: the aws CLI on PyPI bundles a botocore without
 them (tests/head/test_boto3_bulk_jobs.py runs them through boto3); SageMaker's operations are
 refused (tests/head/test_boto3_unserved.py)."""
@@ -133,10 +134,19 @@ def test_every_served_operation_through_the_aws_cli(head: HeadProcess, tmp_path:
     aws("terminate-job", "--job-id", sleeper, "--reason", "this one")
     assert head.wait_status(sleeper, "FAILED")["statusReason"] == "this one"
 
+    # AWS's quota-share sequence: a quotaSharePolicy, a queue naming it, then its quota shares
+    quota_policy = aws(
+        "create-scheduling-policy",
+        "--name", "cli-quota",
+        "--quota-share-policy", "idleResourceAssignmentStrategy=FIFO",
+    )["arn"]  # fmt: skip
+    (described,) = aws("describe-scheduling-policies", "--arns", quota_policy)["schedulingPolicies"]
+    assert described["quotaSharePolicy"] == {"idleResourceAssignmentStrategy": "FIFO"}
     aws(
         "create-job-queue",
         "--job-queue-name", "cli-q2",
         "--priority", "1",
+        "--scheduling-policy-arn", quota_policy,
         "--compute-environment-order", "order=1,computeEnvironment=cli-ce",
     )  # fmt: skip
     quota = aws(
@@ -159,6 +169,7 @@ def test_every_served_operation_through_the_aws_cli(head: HeadProcess, tmp_path:
         aws("update-job-queue", "--job-queue", name, "--state", "DISABLED")
         aws("delete-job-queue", "--job-queue", name)
     aws("delete-scheduling-policy", "--arn", policy)
+    aws("delete-scheduling-policy", "--arn", quota_policy)
     aws("update-compute-environment", "--compute-environment", "cli-ce", "--state", "DISABLED")
     aws("delete-compute-environment", "--compute-environment", "cli-ce")
 

@@ -261,16 +261,3 @@ def test_responses_carry_the_members_aws_fills(head: HeadProcess) -> None:
     assert (summary["isCancelled"], summary["isTerminated"]) == (False, False)
     assert summary["capacityUsage"] == [{"capacityUnit": "VCPU", "quantity": 1.0}]
     assert "shareIdentifier" not in summary  # a FIFO queue's job has none
-
-
-def test_a_quota_share_scheduling_policy_is_refused_saying_where_quota_shares_go(
-    head: HeadProcess,
-) -> None:
-    with pytest.raises(ClientError) as refused:
-        head.batch().create_scheduling_policy(
-            name="q", quotaSharePolicy={"idleResourceAssignmentStrategy": "FIFO"}
-        )
-    message = refused.value.response["Error"]["Message"]
-    assert message.startswith("quotaSharePolicy: is not supported")
-    assert "on a queue that has none" in message
-    assert head.batch().list_scheduling_policies()["schedulingPolicies"] == []

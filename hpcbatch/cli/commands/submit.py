@@ -116,7 +116,8 @@ def add_scheduling_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--share",
         metavar="ID",
-        help="shareIdentifier: required on a queue with a scheduling policy (fair share)",
+        help="shareIdentifier: the fair share on a fair-share queue, the quota share on a queue "
+        "with quota shares (required on both)",
     )
     parser.add_argument(
         "--parameter",

@@ -1,4 +1,5 @@
-"""The AWS Batch operations of fair share: Create/Describe/List/Update/DeleteSchedulingPolicy and
+"""The AWS Batch operations of scheduling policies (fair-share and quota-share kinds):
+Create/Describe/List/Update/DeleteSchedulingPolicy and
 GetJobQueueSnapshot (its ``frontOfQueue`` is the scheduler's own dispatch order:
 core/fairshare.py ``front_of_queue``). Requests become core events as in operations.py."""
 
@@ -14,7 +15,7 @@ from hpcbatch.core.resolve import resolve_queue
 from hpcbatch.core.shares import SchedulingPolicy, ShareWeight
 from hpcbatch.core.state import State
 from hpcbatch.core.usage import running_by_queue
-from hpcbatch.errors import NotFoundError, ValidationError
+from hpcbatch.errors import NotFoundError
 from hpcbatch.head.api import models as m
 from hpcbatch.head.api.models.scheduling_policies import QuotaSharePolicy
 from hpcbatch.head.api.paging import page
@@ -43,32 +44,30 @@ def _fairshare_fields(policy: m.FairsharePolicy | None) -> dict[str, Any]:
     }
 
 
-def _no_quota_shares(quota: QuotaSharePolicy | None) -> None:
-    if quota is not None:
-        raise ValidationError(
-            "quotaSharePolicy",
-            "is not supported: hpcbatch's quota shares need no scheduling policy (create them "
-            "on a queue that has none: docs/quota-shares.md); a policy here is a fairsharePolicy",
-        )
+def _quota_fields(policy: QuotaSharePolicy | None) -> dict[str, Any]:
+    return {} if policy is None else {"quota_strategy": policy.idleResourceAssignmentStrategy}
 
 
 async def create_policy(c: Call, r: m.CreateSchedulingPolicyRequest) -> Doc:
-    _no_quota_shares(r.quotaSharePolicy)
     event = ev.CreateSchedulingPolicy(
         cause=c.cause,
         now=now_ms(),
         name=r.name,
         tags=r.tags or {},
         **_fairshare_fields(r.fairsharePolicy),
+        **_quota_fields(r.quotaSharePolicy),
     )
     await c.head.loop.call(event)
     return {"name": r.name, "arn": c.head.state.policies[r.name].arn}
 
 
 async def update_policy(c: Call, r: m.UpdateSchedulingPolicyRequest) -> Doc:
-    _no_quota_shares(r.quotaSharePolicy)
     event = ev.UpdateSchedulingPolicy(
-        cause=c.cause, now=now_ms(), arn=r.arn, **_fairshare_fields(r.fairsharePolicy)
+        cause=c.cause,
+        now=now_ms(),
+        arn=r.arn,
+        **_fairshare_fields(r.fairsharePolicy),
+        **_quota_fields(r.quotaSharePolicy),
     )
     await c.head.loop.call(event)
     return {}
@@ -90,6 +89,8 @@ def policy_shape(policy: SchedulingPolicy) -> Doc:
                 for s in policy.shares
             ],
         }
+    if policy.quota_strategy is not None:
+        doc["quotaSharePolicy"] = {"idleResourceAssignmentStrategy": policy.quota_strategy}
     return doc
 
 

@@ -114,8 +114,8 @@ def job_queue(state: State, queue: JobQueue) -> Doc:
         "statusReason": "JobQueue Healthy",
         "priority": queue.priority,
         **(
-            {"schedulingPolicyArn": state.arn("scheduling-policy", queue.policy)}
-            if queue.policy
+            {"schedulingPolicyArn": state.arn("scheduling-policy", linked)}
+            if (linked := queue.policy or queue.quota_policy)
             else {}
         ),
         "computeEnvironmentOrder": order,
@@ -367,6 +367,7 @@ def job_summary(
             "jobId": job.job_id,
             "jobName": job.name,
             "createdAt": job.created_at,
+            "scheduledAt": latest.scheduled_at if latest else None,
             "status": job.status.value,
             "statusReason": status_reason(state, job, reservations, rankings),
             "startedAt": job.started_at,

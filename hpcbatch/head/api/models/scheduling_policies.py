@@ -1,7 +1,8 @@
-"""Requests about scheduling policies (fair share) and GetJobQueueSnapshot.
+"""Requests about scheduling policies (fair share, quota share) and GetJobQueueSnapshot.
 
-Vocabulary: a *scheduling policy* holds a ``fairsharePolicy``: ``shareDecaySeconds`` (the
-half-life of past usage; 0 is AWS's default 600 s), ``computeReservation`` (0-99: capacity kept
+Vocabulary: a *scheduling policy* holds either a ``quotaSharePolicy``
+(``idleResourceAssignmentStrategy``: AWS's only value is FIFO; the queue's jobs then run in its
+quota shares) or a ``fairsharePolicy``: ``shareDecaySeconds`` (the half-life of past usage; 0 is AWS's default 600 s), ``computeReservation`` (0-99: capacity kept
 for shares with no running job) and ``shareDistribution`` (share identifiers, a trailing ``*``
 making a prefix, each with a ``weightFactor``: a LOWER factor gets MORE capacity). Policies are
 named by ARN everywhere but in CreateSchedulingPolicy.
