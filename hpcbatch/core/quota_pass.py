@@ -324,20 +324,18 @@ class QuotaLedger:
             pool.sort(key=lambda r: r.job.spec.priority)  # within the lowest priority first
             low = min((r.job.spec.priority for r in pool), default=0)
             why = in_share_reason(entry.share.name, low, job)
+            enough = _quota_room(use, need, quota, freed_by(entry.running))
             if pool and job.multinode is not None:
-                enough = _gang_within(use, need, quota, freed_by(entry.running))
                 self._gang_preempt(flat, job, pool, enough, why)
             elif pool:
-                self._preempt(flat, job, pool, _within(use, need, quota), why)
+                self._preempt(flat, job, pool, _by_runs(enough), why)
 
 
 def _always(_: set[str]) -> bool:
     return True
 
 
-def _gang_within(
-    use: Amounts, need: Amounts, quota: Amounts, freed: dict[str, Resources]
-) -> Enough:
+def _quota_room(use: Amounts, need: Amounts, quota: Amounts, freed: dict[str, Resources]) -> Enough:
     """Whether stopping the victims (keys; a gang's every node) leaves room in the quota."""
 
     def enough(victims: set[str]) -> bool:
@@ -350,17 +348,10 @@ def _gang_within(
     return enough
 
 
-def _within(use: Amounts, need: Amounts, quota: Amounts) -> QuotaCheck:
-    """Whether stopping ``chosen`` leaves room for ``need`` in the quota."""
-
-    def enough(chosen: list[Running]) -> bool:
-        freed: Amounts = {}
-        for r in chosen:
-            freed = plus(freed, amounts(r.attempt.resources))
-        after = {u: use.get(u, 0) + need.get(u, 0) - freed.get(u, 0) for u in quota}
-        return not over(after, quota)
-
-    return enough
+def _by_runs(enough: Enough) -> QuotaCheck:
+    """``enough`` for a list of stopped attempts: a node of a multi-node victim stands for its
+    whole job, whose every node's share of the quota is freed."""
+    return lambda chosen: enough({victim_key(r.job) for r in chosen})
 
 
 def ledger_for(run: Pass, queue: JobQueue) -> QuotaLedger | None:
