@@ -206,3 +206,20 @@ def test_a_lower_priority_gang_of_the_share_is_stopped_whole_for_a_higher_one() 
     end_kills(sim)
     run(sim)
     assert high.status is JobStatus.RUNNING and low.status is JobStatus.RUNNABLE
+
+
+def test_a_gangs_kills_under_way_survive_a_restart_and_keep_its_nodes() -> None:
+    sim, _, borrowers = four_nodes()
+    gang = sim.submit_gang(share_identifier="b")
+    sim.schedule()
+    first = next(x for x in sim.launched if x.job_id == borrowers[0].job_id)
+    sim.end(first, exit_code=None, reason=sim.killed[0].reason)  # n1 free, n2 still stopping
+    sim.restart()
+    gang = sim.state.jobs[gang.job_id]  # the restarted state's own
+    assert run(sim) == []  # no second preemption, and nobody takes n1
+    assert sim.plans[-1].preemptions == ()
+    held = {r.node for r in sim.plans[-1].reservations if r.job_id == gang.job_id}
+    assert {"local-n1", "local-n2"} <= held
+    end_kills(sim)
+    run(sim)
+    assert gang.status is JobStatus.RUNNING
