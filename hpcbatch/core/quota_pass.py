@@ -103,6 +103,7 @@ class QuotaLedger:
     pending: dict[str, Resources] = field(default_factory=dict)  # node -> being freed for others
     claimed: set[str] = field(default_factory=set)  # nodes whose freed room a job claimed
     gang_nodes: set[str] = field(default_factory=set)  # nodes held whole for a waiting gang
+    gang_failed: set[tuple[object, ...]] = field(default_factory=set)  # shapes none could free
     served: set[str] = field(default_factory=set)  # jobs kills are under way for
     victims: set[str] = field(default_factory=set)
     placed: set[str] = field(default_factory=set)  # in this pass: phase 2 skips them
@@ -232,14 +233,20 @@ class QuotaLedger:
         if job.job_id in self.served:  # its kills are under way: hold what they free
             self._gang_preempt(flat, job, [], _always, "")
             return
+        shape = job.multinode
+        assert shape is not None
+        key = (shape.num_nodes, *((r.first, r.last, r.spec.resources) for r in shape.ranges))
+        if key in self.gang_failed:
+            return  # the pass only takes borrowers and nodes away: it would fail again
         borrowers = [r for e in self.uses.values() for r in e.borrowers if self._may_stop(r)]
         borrowers.sort(key=lambda r: r.order, reverse=True)  # newest first
         why = borrower_reason(job.share or "", job.job_id)
-        self._gang_preempt(flat, job, borrowers, _always, why)
+        if not self._gang_preempt(flat, job, borrowers, _always, why):
+            self.gang_failed.add(key)
 
     def _gang_preempt(
         self, flat: list[FreeNode], job: Job, pool: list[Running], enough: Enough, why: str
-    ) -> None:
+    ) -> bool:
         """Stop the fewest jobs of ``pool`` (in order of preference) that free whole nodes for
         the gang ``job``, and hold those nodes for it for the rest of the pass."""
         shape = job.multinode
@@ -258,7 +265,7 @@ class QuotaLedger:
         keys = list(named)
         choice = choose(tiers_of(flat), shape, self.jobs, keys, freeing, blocked, enough)
         if choice is None or (pool and not choice.victims):
-            return  # no room can be made; or room is free but held for others
+            return False  # no room can be made; or room is free but held for others
         for key in choice.victims:
             run = named[key]
             self.victims.add(key)
@@ -272,6 +279,7 @@ class QuotaLedger:
             self.gang_nodes.add(name)
             hold = Hold(Reservation(job.job_id, name, None, entry.node.capacity), Resources())
             self.holds.setdefault(name, []).append(hold)
+        return True
 
     def _preempt(
         self, flat: list[FreeNode], job: Job, pool: list[Running], enough: QuotaCheck, why: str
