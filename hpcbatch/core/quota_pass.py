@@ -288,8 +288,8 @@ class QuotaLedger:
         rank = {id(r): i for i, r in enumerate(pool)}  # ``pool`` is in order of preference
         best: tuple[int, list[int], list[Running]] | None = None
         for entry in flat:
-            if not need.fits_in(entry.node.capacity):
-                continue
+            if not need.fits_in(entry.node.capacity) or entry.node.name in self.gang_nodes:
+                continue  # too small, or held whole for a waiting gang
             room = entry.free + self.pending.get(entry.node.name, Resources())
             chosen: list[Running] = []
             for run in (r for r in pool if r.attempt.node == entry.node.name):
