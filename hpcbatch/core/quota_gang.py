@@ -12,7 +12,8 @@ stop frees each of its nodes.
 
 Choice (a weighted set cover, greedy): nodes that need nothing come first; then, step by step,
 the candidate whose new victims free the most candidate nodes per victim (each victim counted
-once: stopping a gang borrower frees all of its nodes), the newest borrower first among equals,
+once: stopping a gang borrower frees all of its nodes), the most preferred victims first among
+equals (the newest borrowers; for in-share preemption the lowest priority, then the newest),
 until the gang fits on the freed nodes (``gang.assign``) and, for in-share preemption, its
 share's quota has room (the preferred victims first). Then every victim whose room is not
 needed is dropped again (the least preferred tried first), so no victim is stopped for nothing.
@@ -26,7 +27,8 @@ ranges in needs: it may count as a gain a node of a shape the gang does not lack
 node freed by one victim, where the gang lacks a big node) and stop one victim too many before
 the pruning, which only drops victims one at a time. For in-share preemption the quota is
 filled in order of preference, not by fewest. Set cover is NP-hard; the greedy costs
-O(candidates^2) per blocked gang, and a gang needs few nodes.
+O(gang nodes x candidates^2) per blocked gang (docs/benchmarks.md: 16 ms for 40 nodes among 54
+candidates).
 """
 
 from __future__ import annotations
