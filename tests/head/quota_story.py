@@ -14,6 +14,11 @@ from tests.head.headproc import HeadProcess, wait_for
 
 HPCBATCH = str(Path(sys.executable).with_name("hpcbatch"))
 SLEEP_ON_FIRST_ATTEMPT = 'test "$AWS_BATCH_JOB_ATTEMPT" = 1 && sleep 120; exit 0'
+# The same, taking 2 s to stop when killed on its first attempt (so a waiting job can be seen
+# waiting for it): SIGTERM ends the sleep, the trap takes its time.
+SLOW_TO_STOP_ON_FIRST_ATTEMPT = (
+    'if [ "$AWS_BATCH_JOB_ATTEMPT" = 1 ]; then trap "sleep 2; exit 143" TERM; sleep 120 & wait; fi'
+)
 
 
 def create_share(
@@ -127,7 +132,7 @@ def gang_takes_its_quota_back(head: HeadProcess, queue: str) -> None:
     b = head.batch()
     create_share(b, queue, "a", "LEND_AND_BORROW")
     create_share(b, queue, "b", "LEND", vcpus=4)
-    register_gang(b, "borrowing", SLEEP_ON_FIRST_ATTEMPT)
+    register_gang(b, "borrowing", SLOW_TO_STOP_ON_FIRST_ATTEMPT)
     register_gang(b, "owning", "sleep 1")
     in_quota = submit(b, queue, "a", "sleep 120", "a-in-quota")
     head.wait_status(in_quota, "RUNNING")
@@ -140,6 +145,14 @@ def gang_takes_its_quota_back(head: HeadProcess, queue: str) -> None:
         ended = [a for a in node.get("attempts", []) if a.get("statusReason")]
         return node if ended else None
 
+    def waits_for_it() -> str | None:
+        reason = str(head.describe(owner).get("statusReason"))
+        return reason if "preempted" in reason else None
+
+    why = wait_for(waits_for_it, 30, f"{owner} to wait for {borrower}: {head.story(owner, 2)}")
+    assert why == (
+        f'within quota share "b"\'s quota: waiting for 1 preempted job(s) to stop ({borrower})'
+    )
     what = f"{borrower} to be preempted: {head.story(borrower, 2)}"
     node = wait_for(preempted, 30, what)
     reason = node["attempts"][0]["statusReason"]
