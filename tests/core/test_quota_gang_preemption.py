@@ -223,3 +223,19 @@ def test_a_gangs_kills_under_way_survive_a_restart_and_keep_its_nodes() -> None:
     end_kills(sim)
     run(sim)
     assert gang.status is JobStatus.RUNNING
+
+
+def test_one_gang_borrower_freeing_both_nodes_beats_two_newer_victims() -> None:
+    # n0: a's in-quota job; n1, n2: a's 2-node borrower; n3: a newer single borrower. Newest
+    # first would stop the single job and the gang; the fewest victims is the gang alone.
+    sim = shared(4, a=(4, "LEND_AND_BORROW", {}), b=(12, "LEND", {}))
+    place(sim, "a", 4)
+    borrower = sim.submit_gang(share_identifier="a")
+    run(sim)
+    newer = place(sim, "a", 4)
+    assert on(sim, newer) == "local-n3"
+    sim.submit_gang(share_identifier="b")
+    sim.schedule()
+    victims = [p.job_id.split("#")[0] for p in sim.plans[-1].preemptions]
+    assert victims == [borrower.job_id]
+    assert newer.kill_reason is None
