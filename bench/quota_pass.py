@@ -8,9 +8,14 @@ over all shares and times `schedule()`:
 - `full`: the steady state, every node busy and every share's queued jobs over its quota (a
   queue with quota shares is scanned past a full pool, so this is the O(queued) case);
 - `preempt`: the same, plus one job of an idle lender within its quota: the pass names the
-  borrower to preempt.
+  borrower to preempt;
+- `gang` (a state of its own): NODES nodes filled by one LEND_AND_BORROW share: half of them
+  by 8-vCPU jobs in its quota, then, borrowed, a quarter by one 8-vCPU job each and the rest by
+  one 4-vCPU and two 2-vCPU jobs each; a GANG-node job of the LEND share within its quota
+  waits: the pass chooses GANG whole nodes to free with the fewest victims (one 8-vCPU borrower
+  each) among the half of the nodes that can be freed.
 
-    .venv/bin/python bench/quota_pass.py [--jobs 100000] [--shares 10] [--nodes 110]
+    .venv/bin/python bench/quota_pass.py [--jobs 100000] [--shares 10] [--nodes 110] [--gang 4]
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import time
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import LaunchAttempt
-from hpcbatch.core.model import JobSpec, Resources
+from hpcbatch.core.model import JobSpec, MultiNodeSpec, NodeRange, Resources
 from hpcbatch.core.scheduler import schedule
 from hpcbatch.core.state import State
 from hpcbatch.core.step import step
@@ -100,6 +105,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--shares", type=int, default=10)
     parser.add_argument("--nodes", type=int, default=110)
+    parser.add_argument("--gang", type=int, default=4)
     args = parser.parse_args()
     state = build(args.jobs, args.shares, args.nodes)
     running = sum(len(n.attempts) for n in state.nodes.values())
@@ -135,6 +141,107 @@ def main() -> None:
             {
                 "case": "preempt",
                 "runnable": args.jobs + 1,
+                "preemptions": preempted,
+                "pass_ms": round(ms, 2),
+            }
+        )
+    )
+
+    gang(args.nodes, args.gang)
+
+
+def gang(nodes: int, size: int) -> None:
+    """``nodes`` nodes of 8 vCPUs; share "a" (LEND_AND_BORROW, half the vCPUs) fills them all:
+    half of them in its quota, the other half borrowed from "lender" (LEND, the other half of
+    the vCPUs), see the module; then lender's ``size``-node job waits."""
+    state = State()
+    do = lambda e: step(state, e)  # noqa: E731
+    do(ev.CreateComputeEnvironment(cause="b", now=1, name="ce", ce_type="MANAGED", kind="LOCAL"))
+    for i in range(nodes):
+        do(ev.NodeJoined(cause="b", now=1, node=f"n{i}", ce="ce", capacity=Resources(8000, 65536)))
+    do(ev.CreateJobQueue(cause="b", now=1, name="q", priority=1, ce_order=((1, "ce"),)))
+    do(
+        ev.RegisterJobDefinition(
+            cause="b", now=1, name="d", def_type="container", spec=JobSpec(command=("true",))
+        )
+    )
+    half = nodes * 8 // 2
+    for name, strategy in (("a", "LEND_AND_BORROW"), ("lender", "LEND")):
+        limits = (("VCPU", half),)
+        do(
+            ev.CreateQuotaShare(
+                cause="b", now=1, name=name, queue="q", limits=limits, strategy=strategy
+            )
+        )
+    quarter = nodes // 4
+    rest = nodes - 2 * quarter
+    seq = 0
+    # in a's quota: 8-vCPU jobs on half the nodes; then borrowers: an 8-vCPU job on a quarter,
+    # and on the rest one 4-vCPU and two 2-vCPU jobs (each batch placed before the next)
+    for count, cpu in (
+        (nodes - 2 * quarter, 8000),
+        (quarter, 8000),
+        (rest - quarter, 4000),
+        (2 * (rest - quarter), 2000),
+    ):
+        for _ in range(count):
+            seq += 1
+            do(
+                ev.SubmitJob(
+                    cause="b",
+                    now=1,
+                    job_id=f"f{seq}",
+                    name="f",
+                    queue="q",
+                    definition="d",
+                    cpu_milli=cpu,
+                    memory_mib=512,
+                    share_identifier="a",
+                )
+            )
+        for command in step(state, ev.PlanApplied(cause="b", now=2, plan=schedule(state, 2))):
+            if isinstance(command, LaunchAttempt):
+                do(
+                    ev.AttemptStarted(
+                        cause="b",
+                        now=3,
+                        node=command.node,
+                        attempt_id=command.attempt_id,
+                        started_at=3 + seq,
+                    )
+                )
+    spec = JobSpec(command=("true",), resources=Resources(1000, 512))
+    shape = MultiNodeSpec(size, 0, (NodeRange(0, size - 1, spec, True),))
+    do(
+        ev.RegisterJobDefinition(
+            cause="b",
+            now=5,
+            name="mnp",
+            def_type="multinode",
+            spec=JobSpec(command=()),
+            multinode=shape,
+        )
+    )
+    do(
+        ev.SubmitJob(
+            cause="b",
+            now=5,
+            job_id="gang",
+            name="g",
+            queue="q",
+            definition="mnp",
+            share_identifier="lender",
+        )
+    )
+    running = sum(len(n.attempts) for n in state.nodes.values())
+    ms, preempted = timed(state, 5)
+    print(
+        json.dumps(
+            {
+                "case": "gang",
+                "nodes": nodes,
+                "running": running,
+                "gang_nodes": size,
                 "preemptions": preempted,
                 "pass_ms": round(ms, 2),
             }

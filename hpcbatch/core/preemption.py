@@ -5,6 +5,9 @@ attempt is still the job's live one and not being stopped already, the job it is
 waits, and the victim is still a borrower of its share (or, for in-share preemption, still of
 lower schedulingPriority than the job of its share that waits). Then the job's ``kill_reason``
 is the preemption's reason, the journal tells both jobs' stories, and the agent is told to kill.
+The preemptions made for a multi-node job (whole nodes on several hosts) are applied all or none:
+if one of them is no longer due, stopping the others would not make room for the gang. A victim
+that has ended meanwhile does not hold them back (its room is free).
 
 A preempted attempt does not use up one of the job's ``retryStrategy.attempts``: like Slurm's
 REQUEUE, the job goes back to RUNNABLE however many attempts it had, since it did nothing wrong.
@@ -27,10 +30,13 @@ REQUEUED = "preempted: requeued (a preemption does not use up an attempt)"
 
 def apply_preemptions(state: State, e: ev.PlanApplied) -> list[Command]:
     commands: list[Command] = []
+    vetoed = _gangs_not_due(state, e.plan.preemptions)
     for p in e.plan.preemptions:
         victim = state.jobs.get(p.job_id)
         waiting = state.jobs.get(p.for_job)
-        if victim is None or waiting is None or not _still_due(state, p, victim, waiting):
+        if victim is None or waiting is None or p.for_job in vetoed:
+            continue
+        if not _still_due(state, p, victim, waiting):
             continue
         aid = attempt_id(victim.job_id, p.attempt)
         state.journal(e.now, e.cause, waiting.job_id, "PREEMPTS", f"{aid} on {p.node}")
@@ -67,9 +73,28 @@ def _preempt_gang(state: State, parent: Job, reason: str, e: ev.PlanApplied) -> 
     return commands
 
 
+def _gangs_not_due(state: State, preemptions: tuple[Preemption, ...]) -> set[str]:
+    """The multi-node jobs waiting for preemptions of which one is no longer due (all or none:
+    a part of them would stop jobs without making room for the whole gang)."""
+    vetoed: set[str] = set()
+    for p in preemptions:
+        waiting = state.jobs.get(p.for_job)
+        if waiting is None or waiting.multinode is None or p.for_job in vetoed:
+            continue
+        victim = state.jobs.get(p.job_id)
+        if victim is None or not _live(victim, p):
+            continue  # ended meanwhile: its room is free, the others are still needed
+        if not _still_due(state, p, victim, waiting):
+            vetoed.add(p.for_job)
+    return vetoed
+
+
+def _live(victim: Job, p: Preemption) -> bool:
+    return victim.status in ACTIVE and len(victim.attempts) == p.attempt
+
+
 def _still_due(state: State, p: Preemption, victim: Job, waiting: Job) -> bool:
-    live = victim.status in ACTIVE and len(victim.attempts) == p.attempt
-    if not live or victim.attempts[-1].node != p.node or victim.kill_reason is not None:
+    if not _live(victim, p) or victim.attempts[-1].node != p.node or victim.kill_reason is not None:
         return False
     if waiting.status is not JobStatus.RUNNABLE:
         return False

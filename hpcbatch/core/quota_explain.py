@@ -2,12 +2,14 @@
 
 ``quota share "a" is at its quota: 8 of 8 vCPUs in use; nothing idle to borrow (borrowLimit
 50 %: 4 of 4 vCPUs borrowed)``; or, for a job within its quota that found no room, that
-borrowers are being preempted for it. None when the share is not why it waits.
+borrowers are being preempted for it (a multi-node job: the jobs stopped on the nodes it will
+get, a gang borrower counted once). None when the share is not why it waits.
 """
 
 from __future__ import annotations
 
 from hpcbatch.core.model import Job
+from hpcbatch.core.quota_gang import victim_key
 from hpcbatch.core.quota_pass import job_need, largest_node, waiting_for
 from hpcbatch.core.quotas import ShareUse, amounts, lendable, quota_of, share_uses, unit_text
 from hpcbatch.core.state import State
@@ -61,12 +63,12 @@ def _borrowing(uses: dict[str, ShareUse], entry: ShareUse, unit: str, need: int)
 
 
 def _preempting(uses: dict[str, ShareUse], job: Job) -> str | None:
-    stopping = [
-        r.job.job_id
+    stopping = {  # a multi-node job being stopped is one job, whatever its number of nodes
+        victim_key(r.job)
         for e in uses.values()
         for r in e.running
         if waiting_for(r.job.kill_reason) == job.job_id
-    ]
+    }
     if not stopping:
         return None
     return (

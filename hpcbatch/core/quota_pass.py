@@ -12,6 +12,11 @@ own share's quota. With ``inSharePreemption`` ENABLED, a job over its share's qu
 not borrow preempts lower-schedulingPriority jobs of its own share on one node, lowest priority
 and newest first, until it fits in both the node and the quota. Kills already under way count as
 room being freed: a job waits for the kills made for it instead of asking for more.
+
+A multi-node job (a gang) needs whole nodes: the same rules choose victims across the nodes of
+one CE, the fewest jobs that make every node of the gang fit (``quota_gang``), and the nodes it
+is given are held for it in the pass (as are, in later passes, the nodes its kills free), so a
+later job does not take the room made for it.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from hpcbatch.core.model import Job, JobQueue, Resources
-from hpcbatch.core.pass_state import FreeNode, Pass
-from hpcbatch.core.plan import Preemption
+from hpcbatch.core.pass_state import FreeNode, Hold, Pass
+from hpcbatch.core.plan import Preemption, Reservation
+from hpcbatch.core.quota_gang import Enough, choose, freed_by, tiers_of, victim_key
 from hpcbatch.core.quotas import (
     PREEMPTED,
     Amounts,
@@ -90,9 +96,14 @@ class QuotaLedger:
     uses: dict[str, ShareUse]  # by share name
     largest: Resources  # the queue's largest node: what a gang's node counts for (job_need)
     waiting: dict[str, int]  # RUNNABLE jobs per share at the pass's start
+    jobs: dict[str, Job] = field(default_factory=dict)  # the state's jobs
+    holds: dict[str, list[Hold]] = field(default_factory=dict)  # the pass's holds (shared)
     phase: str = PHASES[0]
     booked: dict[str, Amounts] = field(default_factory=dict)
     pending: dict[str, Resources] = field(default_factory=dict)  # node -> being freed for others
+    claimed: set[str] = field(default_factory=set)  # nodes whose freed room a job claimed
+    gang_nodes: set[str] = field(default_factory=set)  # nodes held whole for a waiting gang
+    gang_failed: set[tuple[object, ...]] = field(default_factory=set)  # shapes none could free
     served: set[str] = field(default_factory=set)  # jobs kills are under way for
     victims: set[str] = field(default_factory=set)
     placed: set[str] = field(default_factory=set)  # in this pass: phase 2 skips them
@@ -190,13 +201,19 @@ class QuotaLedger:
 
     def blocked(self, flat: list[FreeNode], job: Job) -> None:
         """An in-quota job found no room: claim room being freed, or preempt borrowers."""
-        if self.phase != PHASES[0] or job.multinode is not None:
+        if self.phase != PHASES[0]:
+            return
+        if job.multinode is not None:
+            self._blocked_gang(flat, job)
             return
         need = job.spec.resources
         for entry in flat:  # jobs come in queue order: the first blocked one claims freed room
             freed = self.pending.get(entry.node.name)
+            if entry.node.name in self.gang_nodes:
+                continue
             if freed is not None and need.fits_in(entry.free + freed):
                 self.pending[entry.node.name] = freed - need
+                self.claimed.add(entry.node.name)
                 return
         if job.job_id in self.served:
             return  # its kills are under way (their room may be on a node of another shape)
@@ -208,7 +225,61 @@ class QuotaLedger:
     def _may_stop(self, run: Running) -> bool:
         """Not being stopped already; a node of a multi-node job stands for its whole job."""
         job = run.job
-        return _victim_key(job) not in self.victims and job.kill_reason is None
+        return victim_key(job) not in self.victims and job.kill_reason is None
+
+    def _blocked_gang(self, flat: list[FreeNode], job: Job) -> None:
+        """An in-quota gang found no room: hold the nodes its kills free, or preempt
+        borrowers across nodes so that the whole gang fits (``quota_gang``)."""
+        if job.job_id in self.served:  # its kills are under way: hold what they free
+            self._gang_preempt(flat, job, [], _always, "")
+            return
+        shape = job.multinode
+        assert shape is not None
+        key = (shape.num_nodes, *((r.first, r.last, r.spec.resources) for r in shape.ranges))
+        if key in self.gang_failed:
+            return  # the pass only takes borrowers and nodes away: it would fail again
+        borrowers = [r for e in self.uses.values() for r in e.borrowers if self._may_stop(r)]
+        borrowers.sort(key=lambda r: r.order, reverse=True)  # newest first
+        why = borrower_reason(job.share or "", job.job_id)
+        if not self._gang_preempt(flat, job, borrowers, _always, why):
+            self.gang_failed.add(key)
+
+    def _gang_preempt(
+        self, flat: list[FreeNode], job: Job, pool: list[Running], enough: Enough, why: str
+    ) -> bool:
+        """Stop the fewest jobs of ``pool`` (in order of preference) that free whole nodes for
+        the gang ``job``, and hold those nodes for it for the rest of the pass."""
+        shape = job.multinode
+        assert shape is not None
+        named: dict[str, Running] = {}
+        for run in pool:  # the node of a gang that a preemption names: a node in the pool
+            named.setdefault(victim_key(run.job), run)
+
+        def freeing(other: Job) -> bool:  # stopping already, and not for another waiting job
+            return other.kill_reason is not None and waiting_for(other.kill_reason) in (
+                None,
+                job.job_id,
+            )
+
+        blocked = self.claimed | self.gang_nodes | set(self.holds)
+        keys = list(named)
+        choice = choose(tiers_of(flat), shape, self.jobs, keys, freeing, blocked, enough)
+        if choice is None or (pool and not choice.victims):
+            return False  # no room can be made; or room is free but held for others
+        for key in choice.victims:
+            run = named[key]
+            self.victims.add(key)
+            self.preemptions.append(
+                Preemption(run.job.job_id, run.attempt.number, run.attempt.node, job.job_id, why)
+            )
+        if choice.victims:
+            self.served.add(job.job_id)
+        for entry in choice.nodes:
+            name = entry.node.name
+            self.gang_nodes.add(name)
+            hold = Hold(Reservation(job.job_id, name, None, entry.node.capacity), Resources())
+            self.holds.setdefault(name, []).append(hold)
+        return True
 
     def _preempt(
         self, flat: list[FreeNode], job: Job, pool: list[Running], enough: QuotaCheck, why: str
@@ -217,8 +288,8 @@ class QuotaLedger:
         rank = {id(r): i for i, r in enumerate(pool)}  # ``pool`` is in order of preference
         best: tuple[int, list[int], list[Running]] | None = None
         for entry in flat:
-            if not need.fits_in(entry.node.capacity):
-                continue
+            if not need.fits_in(entry.node.capacity) or entry.node.name in self.gang_nodes:
+                continue  # too small, or held whole for a waiting gang
             room = entry.free + self.pending.get(entry.node.name, Resources())
             chosen: list[Running] = []
             for run in (r for r in pool if r.attempt.node == entry.node.name):
@@ -235,7 +306,7 @@ class QuotaLedger:
         if best is None:
             return False
         for run in best[2]:
-            self.victims.add(_victim_key(run.job))
+            self.victims.add(victim_key(run.job))
             self.preemptions.append(
                 Preemption(run.job.job_id, run.attempt.number, run.attempt.node, job.job_id, why)
             )
@@ -246,11 +317,11 @@ class QuotaLedger:
         """After both phases: in-share preemption for over-quota jobs that did not start."""
         placed = {p.job_id for p in run.placements}
         for job in self.over_quota:
-            if job.job_id in placed or job.job_id in self.served or job.multinode is not None:
+            if job.job_id in placed or job.job_id in self.served:
                 continue
             entry = self.uses[job.share or ""]
             quota = quota_of(entry.share)
-            need = amounts(job.spec.resources)
+            need = amounts(job_need(job, self.largest))
             use = self.use(entry.share.name)
             pool = [
                 r
@@ -261,25 +332,34 @@ class QuotaLedger:
             pool.sort(key=lambda r: r.job.spec.priority)  # within the lowest priority first
             low = min((r.job.spec.priority for r in pool), default=0)
             why = in_share_reason(entry.share.name, low, job)
-            if pool:
-                self._preempt(flat, job, pool, _within(use, need, quota), why)
+            enough = _quota_room(use, need, quota, freed_by(entry.running))
+            if pool and job.multinode is not None:
+                self._gang_preempt(flat, job, pool, enough, why)
+            elif pool:
+                self._preempt(flat, job, pool, _by_runs(enough), why)
 
 
-def _victim_key(job: Job) -> str:
-    return job.parent_id if job.node_index is not None and job.parent_id else job.job_id
+def _always(_: set[str]) -> bool:
+    return True
 
 
-def _within(use: Amounts, need: Amounts, quota: Amounts) -> QuotaCheck:
-    """Whether stopping ``chosen`` leaves room for ``need`` in the quota."""
+def _quota_room(use: Amounts, need: Amounts, quota: Amounts, freed: dict[str, Resources]) -> Enough:
+    """Whether stopping the victims (keys; a gang's every node) leaves room in the quota."""
 
-    def enough(chosen: list[Running]) -> bool:
-        freed: Amounts = {}
-        for r in chosen:
-            freed = plus(freed, amounts(r.attempt.resources))
-        after = {u: use.get(u, 0) + need.get(u, 0) - freed.get(u, 0) for u in quota}
+    def enough(victims: set[str]) -> bool:
+        total: Amounts = {}
+        for key in victims:
+            total = plus(total, amounts(freed.get(key, Resources())))
+        after = {u: use.get(u, 0) + need.get(u, 0) - total.get(u, 0) for u in quota}
         return not over(after, quota)
 
     return enough
+
+
+def _by_runs(enough: Enough) -> QuotaCheck:
+    """``enough`` for a list of stopped attempts: a node of a multi-node victim stands for its
+    whole job, whose every node's share of the quota is freed."""
+    return lambda chosen: enough({victim_key(r.job) for r in chosen})
 
 
 def ledger_for(run: Pass, queue: JobQueue) -> QuotaLedger | None:
@@ -290,7 +370,8 @@ def ledger_for(run: Pass, queue: JobQueue) -> QuotaLedger | None:
     shares = {e.share.name: e for e in uses.values()}
     orders = run.state.share_runnable
     waiting = {name: len(orders.get(f"{queue.name}/{name}", ())) for name in shares}
-    ledger = QuotaLedger(queue.name, shares, largest_node(run.state, queue), waiting)
+    largest = largest_node(run.state, queue)
+    ledger = QuotaLedger(queue.name, shares, largest, waiting, run.state.jobs, run.holds)
     for entry in uses.values():
         for running in entry.running:
             target = waiting_for(running.job.kill_reason)
