@@ -116,7 +116,8 @@ def add_scheduling_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--share",
         metavar="ID",
-        help="shareIdentifier: required on a queue with a scheduling policy (fair share)",
+        help="shareIdentifier: required on a queue with a scheduling policy (fair share) or "
+        "with quota shares (it names the job's quota share)",
     )
     parser.add_argument(
         "--parameter",
