@@ -86,6 +86,8 @@ def test_policies_create_describe_update_delete(head: HeadProcess) -> None:
     )
     assert "used by job queue(s) fair" in refused(head, "policies", "delete", "research")
     assert "no scheduling policy named 'nope'" in refused(head, "policies", "delete", "nope")
+    gone = "arn:aws:batch:local:000000000000:scheduling-policy/gone"
+    assert f"no scheduling policy '{gone}'" in refused(head, "policies", "describe", gone)
     bad = cli(head, "policies", "create", "x", "--share", "chem=lots")
     assert bad.returncode == 2 and "argument --share" in bad.stderr
     ok(head, "queues", "delete", "fair", "--force")

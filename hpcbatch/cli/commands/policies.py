@@ -253,6 +253,12 @@ def list_policies(ctx: Context) -> int:
 def describe(args: argparse.Namespace, ctx: Context) -> int:
     arns = [resolve_arn(ctx, ref) for ref in args.refs]
     policies = describe_arns(ctx, arns)
+    missing = set(arns) - {policy.get("arn") for policy in policies}
+    if missing:
+        from hpcbatch.errors import ClientError
+
+        # DescribeSchedulingPolicies leaves unknown ARNs out, as AWS does: say so
+        raise ClientError(f"no scheduling policy {sorted(missing)[0]!r}")
     if ctx.json_output:
         ctx.emit_json({"schedulingPolicies": policies})
         return EXIT_OK
