@@ -92,3 +92,19 @@ def short_name(arn_or_name: str | None) -> str:
     if arn_or_name.startswith("arn:"):
         return arn_or_name.rsplit("/", 1)[-1]
     return arn_or_name
+
+
+def fields(pairs: Iterable[tuple[str, str]]) -> str:
+    """``key: value`` lines, the values aligned: a describe command's block for one resource."""
+    rows = list(pairs)
+    width = max((len(key) for key, _ in rows), default=0) + 1
+    return "\n".join(
+        f"{(key + ':').ljust(width)} {value or MISSING}".rstrip() for key, value in rows
+    )
+
+
+def number(value: object) -> str:
+    """A quantity as the API gave it, without a float's ``.0`` (``2.0`` -> ``2``)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)

@@ -112,3 +112,35 @@ def slug(text: str, fallback: str = "job") -> str:
     if not cleaned[0].isalnum():
         cleaned = "j" + cleaned
     return cleaned[:128]
+
+
+def json_request(text: str) -> dict[str, Any]:
+    """``--from-json FILE|-``: an AWS request body (a JSON object) from a file or stdin."""
+    import json
+    import sys
+
+    try:
+        if text == "-":
+            raw = sys.stdin.read()
+        else:
+            with open(text, encoding="utf-8") as handle:
+                raw = handle.read()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {text!r}: {exc.strerror}") from None
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} must hold a JSON object (a request body)")
+    return document
+
+
+def add_from_json(parser: argparse.ArgumentParser, operation: str) -> None:
+    parser.add_argument(
+        "--from-json",
+        type=json_request,
+        metavar="FILE|-",
+        help=f"start from this {operation} request body (AWS's JSON; '-' reads stdin): "
+        "members pass through untouched, and the other flags override theirs",
+    )

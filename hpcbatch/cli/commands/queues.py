@@ -1,8 +1,10 @@
-"""``hpcbatch queues``: list, create, update and delete job queues.
+"""``hpcbatch queues``: list, describe, create, update and delete job queues, and show a
+queue's dispatch order (``snapshot``).
 
 A **job queue** holds RUNNABLE jobs in priority order and draws on up to three compute
-environments, tried by ascending ``order``. AWS refuses to delete an ENABLED queue, so
-``delete --force`` disables it first.
+environments, tried by ascending ``order``. A queue created with ``--policy`` (a scheduling
+policy) is a fair-share queue for life: its policy can be replaced, never removed (AWS).
+AWS refuses to delete an ENABLED queue, so ``delete --force`` disables it first.
 """
 
 from __future__ import annotations
@@ -24,6 +26,22 @@ def register(
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     listing = actions.add_parser("list", parents=[common], help="list job queues (default)")
     listing.add_argument("names", nargs="*", metavar="NAME")
+    describe = actions.add_parser(
+        "describe",
+        parents=[common],
+        help="show queues in full: compute environments, policy, quota shares, time limits",
+    )
+    describe.add_argument("names", nargs="+", metavar="NAME")
+    snapshot = actions.add_parser(
+        "snapshot",
+        parents=[common],
+        help="the first RUNNABLE jobs in dispatch order, and what each share uses "
+        "(GetJobQueueSnapshot)",
+    )
+    snapshot.add_argument("name", metavar="NAME")
+    snapshot.add_argument(
+        "--limit", type=_args.positive_int, default=20, metavar="N", help="jobs shown (default 20)"
+    )
     create = actions.add_parser("create", parents=[common], help="create a job queue")
     create.add_argument("name", metavar="NAME")
     create.add_argument(
@@ -42,6 +60,12 @@ def register(
             help="compute environment (repeatable; ORDER defaults to its position)",
         )
         target.add_argument("--state", type=_args.state, help="ENABLED or DISABLED")
+        target.add_argument(
+            "--policy",
+            metavar="NAME|ARN",
+            help="scheduling policy: a fair-share queue (on update: replaces its policy; "
+            "a FIFO queue cannot get one, and a policy cannot be removed)",
+        )
     delete = actions.add_parser("delete", parents=[common], help="delete a job queue")
     delete.add_argument("name", metavar="NAME")
     delete.add_argument("--force", action="store_true", help="disable the queue first")
@@ -74,12 +98,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             body["priority"] = args.priority
     elif args.action == "delete":
         return delete(args, ctx)
+    elif args.action in ("describe", "snapshot"):
+        from hpcbatch.cli.commands import _queue_views
+
+        if args.action == "describe":
+            return _queue_views.describe(args.names, ctx)
+        return _queue_views.snapshot(args.name, args.limit, ctx)
     else:
         return list_queues(args, ctx)
     if args.ce:
         body["computeEnvironmentOrder"] = ce_orders(args.ce)
     if args.state:
         body["state"] = args.state
+    if args.policy:
+        from hpcbatch.cli.commands.policies import resolve_arn
+
+        body["schedulingPolicyArn"] = resolve_arn(ctx, args.policy)
     operation = "CreateJobQueue" if args.action == "create" else "UpdateJobQueue"
     reply = ctx.client.call(operation, body)
     done(ctx, reply, f"{args.action}d queue {reply.get('jobQueueName', args.name)}")
