@@ -101,20 +101,19 @@ class FairOrder:
         half = half_life_ms(policy)
         self.shares = state.fair_runnable.get(queue.name, {})
         typical, fallback = typical_run_ms(state, queue.name)
+        held_by, started = self.running.held, self.running.started
         heap: list[tuple[float, RunnableKey, str, int]] = []
         for share, keys in self.shares.items():
             usage = share_usage(state, queue.name, share, now, self.running, half)
-            held = self.running.held.get(share, 0) / 1000
             run_ms = typical.get(share, fallback)
-            ahead = sum(
-                cpu * max(run_ms - (now - at), 0.0)
-                for cpu, at in self.running.started.get(share, ())
-            )
-            standing = ShareStanding(
-                share, usage, held, ahead / 1e6, run_ms / 1000, weights.of(share)
-            )
+            ahead = 0.0
+            if share in started:  # vCPU-ms to come: cpu_milli * ms / 1e6 is vCPU-s
+                ahead = sum(cpu * max(run_ms - (now - at), 0) for cpu, at in started[share]) / 1e6
+            held = held_by.get(share, 0) / 1000
+            standing = ShareStanding(share, usage, held, ahead, run_ms / 1000, weights.of(share))
             self.standing[share] = standing
-            heap.append((self.bid(standing, keys[0]), keys[0], share, 0))
+            first = keys[0]
+            heap.append((self.bid(standing, first), first, share, 0))
         heapq.heapify(heap)
         self.heap = heap
 

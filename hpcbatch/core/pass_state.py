@@ -5,7 +5,9 @@ jobs) and ``gang`` (multi-node jobs); nothing here outlives the pass.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain
 
 from hpcbatch.core.consumables import PassGate
 from hpcbatch.core.model import Node, Resources
@@ -38,6 +40,9 @@ class Pass:
     now: int
     pool: dict[str, FreeNode]
     holds: dict[str, list[Hold]] = field(default_factory=dict)
+    # A fair-share queue's first blocked job holds every node that could take it, for this pass
+    # only (not in the plan): ``scheduler._reserve``.
+    fences: dict[str, list[Hold]] = field(default_factory=dict)
     placements: list[Placement] = field(default_factory=list)
     first_blocked: str | None = None
     gate: PassGate = field(init=False)  # consumable resources left in this pass
@@ -52,8 +57,15 @@ def attempt_end(start: int | None, timeout_s: int | None, now: int) -> int | Non
     return (start if start is not None else now) + timeout_s * 1000
 
 
+def _holds(run: Pass, node: str) -> Iterable[Hold]:
+    """The node's reservations and the pass's fences on it (``scheduler._reserve``)."""
+    holds = run.holds.get(node, ())
+    fences = run.fences.get(node)
+    return chain(holds, fences) if fences else holds
+
+
 def allowed(run: Pass, entry: FreeNode, need: Resources, end: int | None) -> bool:
-    for hold in run.holds.get(entry.node.name, ()):
+    for hold in _holds(run, entry.node.name):
         at = hold.reservation.at
         ends_first = end is not None and at is not None and end <= at
         if not ends_first and not need.fits_in(hold.spare):
@@ -81,7 +93,7 @@ def take(
     del entry.gpus[:gpus]
     entry.free = entry.free - need
     entry.ends.append((end, need))
-    for hold in run.holds.get(entry.node.name, ()):
+    for hold in _holds(run, entry.node.name):
         at = hold.reservation.at
         if not (end is not None and at is not None and end <= at):
             hold.spare = hold.spare - need

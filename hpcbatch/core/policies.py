@@ -131,7 +131,8 @@ def update_policy(state: State, e: ev.UpdateSchedulingPolicy) -> None:
     if not e.fairshare and e.quota_strategy is None:
         return
     if (e.quota_strategy is not None) != policy.is_quota:
-        have, want = ("quotaSharePolicy", "fairsharePolicy")[:: 1 if policy.is_quota else -1]
+        want = "fairsharePolicy" if policy.is_quota else "quotaSharePolicy"
+        have = "quota-share" if policy.is_quota else "fair-share"
         users = _users(state, policy)
         used = f"; job queue(s) {', '.join(users)} use it" if users else ""
         raise ConflictError(

@@ -18,7 +18,12 @@ of is kept for it for the rest of the pass.
 
 A queue with a scheduling policy orders its jobs by fair share instead (``fairshare``: shares by
 decayed usage times weight factor, recomputed as the pass places jobs; ``computeReservation``
-keeps capacity for idle shares); backfill and the scan bound are the same.
+keeps capacity for idle shares). Its first blocked job is the share most behind, so it holds, for
+the rest of the pass, not one node but every node that could take it, each under the EASY rule
+(``fences``): later jobs backfill only on nodes it could never use, or where they end before it
+could start there (known from timeouts) or fit beside it. Otherwise shares with smaller jobs
+would take, a few vCPUs at a time, the room the share most behind waits for (docs/fairshare.md).
+The scan bound is the same.
 
 A multi-node job is placed as a gang (``gang``): all its nodes in the pass, on distinct whole
 nodes of one compute environment, or none; blocked, it reserves the nodes where it could start
@@ -181,7 +186,7 @@ def _schedule_queue(
             if job.multinode is not None:
                 reserve_gang(run, tiers, job)
             else:
-                _reserve(run, flat, job)
+                _reserve(run, flat, job, fence=fair is not None)
             reserved = True
         blocked += 1
         if blocked >= backfill_depth:
@@ -245,7 +250,9 @@ def _commit(run: Pass, entry: FreeNode, job: Job, need: Resources, end: int | No
     )
 
 
-def _reserve(run: Pass, flat: list[FreeNode], job: Job) -> None:
+def _reserve(run: Pass, flat: list[FreeNode], job: Job, fence: bool = False) -> None:
+    """Reserve, for a blocked ``job``, the node where it could start soonest (in the plan);
+    with ``fence``, hold every other node that could take it for the rest of the pass too."""
     need = job.spec.resources
     best: tuple[int | None, FreeNode] | None = None
     for entry in flat:
@@ -260,6 +267,14 @@ def _reserve(run: Pass, flat: list[FreeNode], job: Job) -> None:
     spare = free_at(entry, at) - need
     reservation = Reservation(job.job_id, entry.node.name, at, need)
     run.holds.setdefault(entry.node.name, []).append(Hold(reservation, spare))
+    if not fence:
+        return
+    for other in flat:
+        if other is entry or not need.fits_in(other.node.capacity):
+            continue
+        when = _earliest(other, need, run.now)
+        fenced = Reservation(job.job_id, other.node.name, when, need)
+        run.fences.setdefault(other.node.name, []).append(Hold(fenced, free_at(other, when) - need))
 
 
 def _earliest(entry: FreeNode, need: Resources, now: int) -> int | None:

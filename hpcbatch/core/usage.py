@@ -77,7 +77,7 @@ def record_attempt(state: State, job: Job, attempt: Attempt) -> None:
 def typical_run_ms(state: State, queue: str) -> tuple[dict[str, float], float]:
     """Per share of ``queue``, its typical attempt run time (ms), and the queue's own for the
     shares with none yet (the mean of its shares', else ``DEFAULT_RUN_MS``): O(usage records)."""
-    found = {s: u.run_ms for (q, s), u in state.usage.items() if q == queue and u.run_ms > 0}
+    found = {s: u.run_ms for (q, s), u in state.usage.items() if u.run_ms > 0 and q == queue}
     fallback = sum(found.values()) / len(found) if found else DEFAULT_RUN_MS
     return found, fallback
 

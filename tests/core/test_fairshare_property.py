@@ -11,8 +11,8 @@ with the measured table):
 - 64-128 vCPUs, 1-vCPU jobs: every share within 5 % of its weight;
 - 8-32 vCPUs, 1-vCPU jobs, where a share may be due less than one job at a time: within 5 % for
   every share due a vCPU or more, 10 % for one due less (measured up to 5.7 %);
-- 8-32 vCPUs, arrays of 1-4 vCPU jobs: not yet within 5 % (measured up to 21 %); held to 35 %,
-  which catches a starved or runaway share."""
+- 8-32 vCPUs, arrays of 1-4 vCPU jobs: with half-lives of 300 s or more, 5 % for shares due a
+  vCPU or more and 10 % below; 20 % with 60-120 s (measured up to 14.4 %)."""
 
 from __future__ import annotations
 
@@ -135,18 +135,21 @@ def test_long_run_allocation_follows_weights_on_small_clusters(
         assert abs(got - want) <= bound * want, (share, got, want, nodes * 8)
 
 
-@settings(max_examples=8, **SETTINGS)
+@settings(max_examples=12, **SETTINGS)
 @given(
     factors=st.lists(st.sampled_from(FACTORS), min_size=2, max_size=4),
     seed=st.integers(0, 2**32),
     nodes=st.integers(1, 4),
     decay_s=st.sampled_from(DECAYS),
 )
-def test_mixed_job_sizes_starve_no_share(
+def test_long_run_allocation_follows_weights_with_mixed_job_sizes(
     factors: list[int], seed: int, nodes: int, decay_s: int
 ) -> None:
-    """Arrays of 1-4 vCPU jobs on 8-32 vCPUs: not yet within 5 % (docs/fairshare.md, measured
-    up to 21 % off); held to 35 %, which still catches a starved or runaway share."""
+    """Arrays of 1-4 vCPU jobs on nodes of 8: with a half-life of 300 s or more (AWS's default
+    is 600) every share due a vCPU or more within 5 %, one due less within 10 % (measured up to
+    8.3 %: due 0.32 vCPU); within 20 % with a half-life of 60-120 s, about the jobs' own length,
+    where one job is most of a small share's memory (measured up to 14.4 %)."""
     shares = allocation(factors, seed, nodes, 8, decay_s, 20_000, (1, 2, 3, 4))
     for share, (got, want) in shares.items():
-        assert abs(got - want) <= 0.35 * want, (share, got, want, nodes * 8)
+        bound = 0.20 if (decay_s or 600) < 300 else 0.05 if want * nodes * 8 >= 1 else 0.10
+        assert abs(got - want) <= bound * want, (share, got, want, nodes * 8, decay_s)

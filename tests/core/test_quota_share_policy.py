@@ -79,9 +79,7 @@ def test_a_policy_never_changes_kind() -> None:
     sim = Sim().cluster()
     arn = quota_policy(sim)
     quota_queue(sim)
-    with pytest.raises(
-        ConflictError, match="is a quotaSharePolicy policy; job queue\\(s\\) qq use"
-    ):
+    with pytest.raises(ConflictError, match="is a quota-share policy; job queue\\(s\\) qq use"):
         sim.do(ev.UpdateSchedulingPolicy, arn=arn, shares=())
     sim.do(ev.CreateSchedulingPolicy, name="fair")
     fair = sim.state.policies["fair"].arn

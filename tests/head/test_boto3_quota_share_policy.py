@@ -80,10 +80,10 @@ def test_the_refusals_around_the_two_kinds_of_policy(head: HeadProcess) -> None:
     b.create_job_queue(
         jobQueueName="fq", priority=1, schedulingPolicyArn=fair, computeEnvironmentOrder=LOCAL
     )
-    assert "is a quotaSharePolicy policy; job queue(s) qq use it" in _error(
+    assert "is a quota-share policy; job queue(s) qq use it" in _error(
         b.update_scheduling_policy, arn=quota, fairsharePolicy={"shareDecaySeconds": 60}
     )
-    assert "is a fairsharePolicy policy; job queue(s) fq use it" in _error(
+    assert "is a fair-share policy; job queue(s) fq use it" in _error(
         b.update_scheduling_policy, arn=fair, quotaSharePolicy=FIFO
     )
     b.update_scheduling_policy(arn=quota, quotaSharePolicy=FIFO)

@@ -116,12 +116,22 @@ def test_policy_from_json_passes_the_request_through(head: HeadProcess, tmp_path
         "computeReservation": 5,
         "shareDistribution": [{"shareIdentifier": "a", "weightFactor": 3.0}],
     }
-    # a quotaSharePolicy reaches the head untouched: this head refuses it, naming the member
+    # a quotaSharePolicy reaches the head untouched; --quota-share makes the same
     quota = tmp_path / "quota.json"
     quota.write_text(json.dumps({"quotaSharePolicy": {"idleResourceAssignmentStrategy": "FIFO"}}))
-    assert "quotaSharePolicy: is not supported" in refused(
-        head, "policies", "create", "q", "--from-json", str(quota)
-    )
+    ok(head, "policies", "create", "q", "--from-json", str(quota))
+    ok(head, "policies", "create", "q2", "--quota-share")
+    for name in ("q", "q2"):
+        policy = json.loads(ok(head, "policies", "describe", name, "--json"))
+        (detail,) = policy["schedulingPolicies"]
+        assert detail["quotaSharePolicy"] == {"idleResourceAssignmentStrategy": "FIFO"}
+        assert "fairsharePolicy" not in detail
+    assert "quota share" in ok(head, "policies", "list")
+    both = cli(head, "policies", "create", "q3", "--quota-share", "--share", "a=1")
+    assert both.returncode == 2 and "--quota-share takes none of the fair-share" in both.stderr
+    changed = refused(head, "policies", "update", "q", "--share", "a=1")
+    assert "fairsharePolicy: scheduling policy 'q' is a quota-share policy" in changed
+    assert "a policy's kind never changes" in changed
     missing = cli(head, "policies", "create", "q", "--from-json", str(tmp_path / "none.json"))
     assert missing.returncode == 2 and "argument --from-json: cannot read" in missing.stderr
 

@@ -1,10 +1,12 @@
-"""``hpcbatch policies`` (alias ``scheduling-policies``): fair-share scheduling policies.
+"""``hpcbatch policies`` (alias ``scheduling-policies``): scheduling policies.
 
-A **scheduling policy** makes a job queue that names it (``queues create --policy``) a
+A **fair-share** policy makes a job queue that names it (``queues create --policy``) a
 fair-share queue (docs/fairshare.md): ``shareDecaySeconds``, ``computeReservation`` and a
 **share distribution**, share identifiers (a trailing ``*`` makes a prefix) with a weight
-factor each: a LOWER factor gets MORE capacity. The API names policies by ARN only; the CLI
-takes a name too and finds its ARN with ListSchedulingPolicies.
+factor each: a LOWER factor gets MORE capacity. A **quota-share** policy (``create
+--quota-share``: AWS's ``quotaSharePolicy``, FIFO) makes it a queue of quota shares
+(docs/quota-shares.md); a policy's kind never changes. The API names policies by ARN only; the
+CLI takes a name too and finds its ARN with ListSchedulingPolicies.
 
 ``update`` changes only what its flags name: it reads the policy and sends it whole, because
 UpdateSchedulingPolicy replaces the ``fairsharePolicy`` (one sent without it would drop it).
@@ -30,10 +32,11 @@ def register(
         "policies",
         aliases=["scheduling-policies"],
         parents=[common],
-        help="manage fair-share scheduling policies",
-        description="Scheduling policies make the queues that name them fair-share queues: "
+        help="manage scheduling policies (fair share, quota shares)",
+        description="A fair-share policy makes the queues that name it fair-share queues: "
         "jobs are served by share (SubmitJob's shareIdentifier) by weight, not first come "
-        "first served. A LOWER weight factor gets MORE capacity.",
+        "first served. A LOWER weight factor gets MORE capacity. A quota-share policy "
+        "(--quota-share) makes them queues of quota shares.",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.add_parser("list", parents=[common], help="list scheduling policies (default)")
@@ -44,6 +47,12 @@ def register(
     create = actions.add_parser("create", parents=[common], help="create a scheduling policy")
     create.add_argument("name", metavar="NAME")
     _args.add_from_json(create, "CreateSchedulingPolicy")
+    create.add_argument(
+        "--quota-share",
+        action="store_true",
+        help="a quota-share policy (quotaSharePolicy, FIFO) instead of fair share: its queue "
+        "takes quota shares (hpcbatch quota-shares)",
+    )
     update = actions.add_parser(
         "update", parents=[common], help="change a policy (only what the flags name)"
     )
@@ -143,6 +152,11 @@ def merged_fairshare(args: argparse.Namespace, current: dict[str, Any]) -> dict[
 def create(args: argparse.Namespace, ctx: Context) -> int:
     body = dict(args.from_json or {})
     body["name"] = args.name
+    if args.quota_share:
+        if has_policy_flags(args):
+            warn("error: --quota-share takes none of the fair-share flags")
+            return EXIT_USAGE
+        body["quotaSharePolicy"] = {"idleResourceAssignmentStrategy": "FIFO"}
     if has_policy_flags(args) or "quotaSharePolicy" not in body:
         body["fairsharePolicy"] = merged_fairshare(args, body.get("fairsharePolicy") or {})
     reply = ctx.client.call("CreateSchedulingPolicy", body)
