@@ -364,14 +364,20 @@ def _by_runs(enough: Enough) -> QuotaCheck:
 
 def ledger_for(run: Pass, queue: JobQueue) -> QuotaLedger | None:
     """The pass's ledger for ``queue``, or None when it has no quota shares."""
-    uses = share_uses(run.state, queue.name)
+    return new_ledger(run.state, queue, run.holds)
+
+
+def new_ledger(state: State, queue: JobQueue, holds: dict[str, list[Hold]]) -> QuotaLedger | None:
+    """A ledger for ``queue`` at the state's use (None: no quota shares); ``holds``: the pass's
+    holds (the snapshot's front, core/quota_front.py, passes its own empty ones)."""
+    uses = share_uses(state, queue.name)
     if not uses:
         return None
     shares = {e.share.name: e for e in uses.values()}
-    orders = run.state.share_runnable
+    orders = state.share_runnable
     waiting = {name: len(orders.get(f"{queue.name}/{name}", ())) for name in shares}
-    largest = largest_node(run.state, queue)
-    ledger = QuotaLedger(queue.name, shares, largest, waiting, run.state.jobs, run.holds)
+    largest = largest_node(state, queue)
+    ledger = QuotaLedger(queue.name, shares, largest, waiting, state.jobs, holds)
     for entry in uses.values():
         for running in entry.running:
             target = waiting_for(running.job.kill_reason)
