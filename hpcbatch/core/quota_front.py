@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from hpcbatch.core.model import Job, JobQueue
 from hpcbatch.core.quota_pass import PHASES, SMALLEST, QuotaLedger, job_need, new_ledger
-from hpcbatch.core.quotas import Amounts, ShareUse, amounts, over, plus, quota_of, share_uses
+from hpcbatch.core.quotas import Amounts, ShareUse, amounts, over, plus, quota_of
 from hpcbatch.core.state import RunnableKey, State
 
 
@@ -30,16 +30,63 @@ class ShareUsage:
     fraction: float
 
 
+@dataclass(frozen=True, slots=True)
+class QuotaSnapshot:
+    """GetJobQueueSnapshot's quota members: ``front`` (``frontOfQueue``), ``firsts``
+    (``frontOfQuotaShares``, by share) and ``usage`` (``quotaShareUtilization``)."""
+
+    front: list[Job]
+    firsts: dict[str, Job]
+    usage: list[ShareUsage]
+
+
+def quota_snapshot(state: State, queue: JobQueue, limit: int = 100) -> QuotaSnapshot | None:
+    """The three at once, the shares' use counted once (O(live attempts)); None: the queue has
+    no quota shares."""
+    ledger = new_ledger(state, queue, {})
+    if ledger is None:
+        return None
+    fresh = _fresh(ledger)
+    front = _front(state, queue, ledger, limit)
+    return QuotaSnapshot(front, _firsts(state, queue, fresh, front), _usage(fresh))
+
+
 def quota_front(state: State, queue: JobQueue, limit: int = 100) -> list[Job] | None:
     """The first ``limit`` RUNNABLE jobs of a queue with quota shares in dispatch order (None:
     the queue has no quota shares)."""
     ledger = new_ledger(state, queue, {})
-    if ledger is None:
-        return None
+    return None if ledger is None else _front(state, queue, ledger, limit)
+
+
+def share_fronts(state: State, queue: JobQueue, front: list[Job]) -> dict[str, Job]:
+    """Each quota share with RUNNABLE jobs: its first job in the queue's dispatch order. A share
+    with a job in ``front`` (``quota_front``'s answer, a prefix of that order): its first there;
+    any other: its first job within its quota, else its first that could borrow at the queue's
+    present use (what the share would start first were no other share's job placed before it),
+    else its first in its own order."""
+    ledger = new_ledger(state, queue, {})
+    return {} if ledger is None else _firsts(state, queue, ledger, front)
+
+
+def share_usage(state: State, queue: JobQueue) -> list[ShareUsage]:
+    """Every quota share of the queue with what its jobs hold now, in the units its limits
+    name, the most used (the largest fraction of its quota) first, then by name."""
+    ledger = new_ledger(state, queue, {})
+    return [] if ledger is None else _usage(ledger)
+
+
+def _fresh(ledger: QuotaLedger) -> QuotaLedger:
+    """A ledger at the same use with nothing booked (the use is not recounted)."""
+    return QuotaLedger(ledger.queue, ledger.uses, ledger.largest, ledger.waiting, ledger.jobs, {})
+
+
+def _front(state: State, queue: JobQueue, ledger: QuotaLedger, limit: int) -> list[Job]:
     front: list[Job] = []
     for phase in PHASES:
+        if len(front) >= limit:
+            break
         ledger.start(phase)
-        if len(front) >= limit or ledger.all_closed():
+        if ledger.all_closed():
             continue
         for key in ledger.order(state):
             job = state.jobs[key[3]]
@@ -57,19 +104,11 @@ def quota_front(state: State, queue: JobQueue, limit: int = 100) -> list[Job] | 
     return front
 
 
-def share_fronts(state: State, queue: JobQueue, front: list[Job]) -> dict[str, Job]:
-    """Each quota share with RUNNABLE jobs: its first job in the queue's dispatch order. A share
-    with a job in ``front`` (``quota_front``'s answer, a prefix of that order): its first there;
-    any other: its first job within its quota, else its first that could borrow at the queue's
-    present use (what the share would start first were no other share's job placed before it),
-    else its first in its own order."""
+def _firsts(state: State, queue: JobQueue, ledger: QuotaLedger, front: list[Job]) -> dict[str, Job]:
     firsts: dict[str, Job] = {}
     for job in front:
         if job.share is not None:
             firsts.setdefault(job.share, job)
-    ledger = new_ledger(state, queue, {})
-    if ledger is None:
-        return firsts
     for name, entry in ledger.uses.items():
         order = state.share_runnable.get(f"{queue.name}/{name}")
         if name in firsts or not order:
@@ -105,11 +144,9 @@ def _first_of(
     return None
 
 
-def share_usage(state: State, queue: JobQueue) -> list[ShareUsage]:
-    """Every quota share of the queue with what its jobs hold now, in the units its limits
-    name, the most used (the largest fraction of its quota) first, then by name."""
+def _usage(ledger: QuotaLedger) -> list[ShareUsage]:
     found: list[ShareUsage] = []
-    for entry in share_uses(state, queue.name).values():
+    for entry in ledger.uses.values():
         share = entry.share
         quota = quota_of(share)
         usage = tuple(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from hpcbatch.core.model import Job, JobQueue, Resources
@@ -40,6 +40,7 @@ from hpcbatch.core.quotas import (
     lendable,
     over,
     plus,
+    pools,
     quota_of,
     share_uses,
 )
@@ -119,23 +120,37 @@ class QuotaLedger:
     def start(self, phase: str) -> None:
         self.phase = phase
         self.failed = {}
-        self.closed = {name for name in self.uses if self._closed(name)}
+        pooled = None
+        if phase != PHASES[0]:  # every share's pool at once: O(shares), not O(shares²)
+            pooled = pools({n: ShareUse(e.share, use=self.use(n)) for n, e in self.uses.items()})
+        self.closed = {name for name in self.uses if self._closed(name, pooled)}
 
-    def order(self, state: State) -> Iterable[RunnableKey]:
-        """The RUNNABLE jobs of the shares still open in this phase, in the queue's order: the
-        closed shares' jobs are never looked at, so a pass costs O(jobs of open shares)."""
-        orders = [
-            state.share_runnable.get(f"{self.queue}/{name}", ())
-            for name in self.uses
-            if name not in self.closed
-        ]
-        return heapq.merge(*orders)
+    def order(self, state: State) -> Iterator[RunnableKey]:
+        """The RUNNABLE jobs of the shares still open, in the queue's order: a closed share's
+        jobs are never looked at, nor are a share's once it closes during the phase (``book``),
+        so a pass costs O(jobs of open shares)."""
+        heap = []
+        for name in self.uses:
+            order = iter(state.share_runnable.get(f"{self.queue}/{name}", ()))
+            first = next(order, None)
+            if name not in self.closed and first is not None:
+                heap.append((first, name, order))
+        heapq.heapify(heap)
+        while heap:
+            key, name, order = heap[0]
+            if name not in self.closed:
+                yield key
+            after = next(order, None) if name not in self.closed else None
+            if after is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (after, name, order))
 
     def all_closed(self) -> bool:
         """No job of any share can start in the rest of this phase: the scan may stop."""
         return len(self.closed) == len(self.uses)
 
-    def _closed(self, name: str) -> bool:
+    def _closed(self, name: str, pooled: dict[str, tuple[Amounts, Amounts]] | None = None) -> bool:
         entry = self.uses[name]
         if not self.waiting.get(name):
             return True  # no RUNNABLE job
@@ -143,7 +158,7 @@ class QuotaLedger:
             if entry.share.in_share_preemption:
                 return False  # its over-quota jobs are looked at for in-share preemption
             return over(plus(self.use(name), SMALLEST), quota_of(entry.share))
-        return not self.may_borrow(entry, SMALLEST)
+        return not self.may_borrow(entry, SMALLEST, None if pooled is None else pooled[name])
 
     def admits(self, job: Job) -> bool:
         if job.job_id in self.placed or job.share in self.closed:
@@ -168,14 +183,18 @@ class QuotaLedger:
             failed.append(need)
         return False
 
-    def may_borrow(self, entry: ShareUse, need: Amounts) -> bool:
+    def may_borrow(
+        self, entry: ShareUse, need: Amounts, pooled: tuple[Amounts, Amounts] | None = None
+    ) -> bool:
+        """Whether the share may borrow to run ``need`` more; ``pooled``: ``pool``'s answer for
+        it, when already known."""
         name = entry.share.name
         after = plus(self.use(name), need)
         quota = quota_of(entry.share)
         borrowed = {u: max(0, after.get(u, 0) - q) for u, q in quota.items()}
         if borrow_room(entry.share, borrowed) is not None:
             return False
-        pool, total = self.pool(exclude=name)
+        pool, total = self.pool(exclude=name) if pooled is None else pooled
         return all(total.get(u, 0) + b <= pool.get(u, 0) for u, b in borrowed.items() if b)
 
     def pool(self, exclude: str) -> tuple[Amounts, Amounts]:

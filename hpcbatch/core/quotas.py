@@ -146,6 +146,28 @@ def lendable(uses: dict[str, ShareUse], exclude: str) -> Amounts:
     return pool
 
 
+def pools(uses: dict[str, ShareUse]) -> dict[str, tuple[Amounts, Amounts]]:
+    """For each share of ``uses``: (what the other lenders have idle, what the other shares
+    borrow), per unit, as ``lendable`` and a sum of ``borrowed`` give them, for all in
+    O(shares)."""
+    idle = {key: e.idle() if e.share.strategy in LENDERS else {} for key, e in uses.items()}
+    borrowed = {key: e.borrowed() for key, e in uses.items()}
+    idle_all = dict.fromkeys(QUOTA_UNITS, 0)
+    borrowed_all = dict.fromkeys(QUOTA_UNITS, 0)
+    for key in uses:
+        for unit, amount in idle[key].items():
+            idle_all[unit] += amount
+        for unit, amount in borrowed[key].items():
+            borrowed_all[unit] += amount
+    return {
+        key: (
+            {u: a - idle[key].get(u, 0) for u, a in idle_all.items()},
+            {u: a - borrowed[key].get(u, 0) for u, a in borrowed_all.items()},
+        )
+        for key in uses
+    }
+
+
 def check_quotas(state: State) -> str | None:
     """The invariant: a share that does not borrow never runs over its quota, and a borrower's
     borrowing stays within its borrowLimit (checked per placement by ``quota_pass``); the count

@@ -7,7 +7,9 @@ from typing import Any
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.model import Job
-from hpcbatch.core.quota_front import quota_front, share_fronts, share_usage
+from hpcbatch.core.quota_front import quota_front, quota_snapshot, share_fronts, share_usage
+from hpcbatch.core.quota_pass import new_ledger
+from hpcbatch.core.quotas import pools
 from hpcbatch.core.scheduler import schedule
 from tests.core.sim import Sim
 
@@ -142,3 +144,29 @@ def test_a_queue_without_quota_shares_has_no_quota_front() -> None:
     queue = sim.state.queues["q"]
     assert quota_front(sim.state, queue) is None
     assert share_usage(sim.state, queue) == []
+
+
+def test_the_snapshot_s_three_members_at_once_match_each_alone() -> None:
+    sim = abr()
+    submit_mix(sim)
+    for launch in sim.schedule():
+        sim.start(launch)
+    queue = sim.state.queues["q"]
+    snap = quota_snapshot(sim.state, queue)
+    assert snap is not None
+    assert snap.front == quota_front(sim.state, queue)
+    assert snap.firsts == share_fronts(sim.state, queue, snap.front)
+    assert snap.usage == share_usage(sim.state, queue)
+
+
+def test_every_share_s_pool_at_once_is_the_pool_of_each() -> None:
+    sim = abr()
+    submit_mix(sim)
+    for launch in sim.schedule():
+        sim.start(launch)
+    ledger = new_ledger(sim.state, sim.state.queues["q"], {})
+    assert ledger is not None
+    pooled = pools(ledger.uses)
+    for name in ledger.uses:
+        idle, borrowed = ledger.pool(exclude=name)
+        assert pooled[name] == (idle, {**dict.fromkeys(borrowed, 0), **borrowed})

@@ -11,7 +11,7 @@ from hpcbatch.core import events as ev
 from hpcbatch.core.fairshare import front_of_queue
 from hpcbatch.core.model import Job, JobQueue
 from hpcbatch.core.policies import resolve_policy
-from hpcbatch.core.quota_front import quota_front, share_fronts, share_usage
+from hpcbatch.core.quota_front import quota_snapshot
 from hpcbatch.core.resolve import resolve_queue
 from hpcbatch.core.shares import SchedulingPolicy, ShareWeight
 from hpcbatch.core.state import State
@@ -121,8 +121,8 @@ def queue_snapshot(state: State, queue: JobQueue, now: int) -> Doc:
     queue uses now (per share, the top 20, on a fair-share queue; on a queue with quota shares,
     each share's first job and every share's use: core/quota_front.py)."""
     running = running_by_queue(state, now).get(queue.name) if queue.policy else None
-    quota = quota_front(state, queue)
-    front = quota if quota is not None else front_of_queue(state, queue, now, running)
+    quota = quota_snapshot(state, queue)
+    front = quota.front if quota is not None else front_of_queue(state, queue, now, running)
     utilization: Doc = {"totalCapacityUsage": [_vcpus(_in_use(state, queue))], "lastUpdatedAt": now}
     if running is not None or queue.policy is not None:
         held = running.held if running is not None else {}
@@ -138,9 +138,10 @@ def queue_snapshot(state: State, queue: JobQueue, now: int) -> Doc:
         "queueUtilization": utilization,
     }
     if quota is not None:
-        firsts = share_fronts(state, queue, quota)
         answer["frontOfQuotaShares"] = {
-            "quotaShares": {name: [_summary(state, job)] for name, job in sorted(firsts.items())},
+            "quotaShares": {
+                name: [_summary(state, job)] for name, job in sorted(quota.firsts.items())
+            },
             "lastUpdatedAt": now,
         }
         utilization["quotaShareUtilization"] = {
@@ -151,7 +152,7 @@ def queue_snapshot(state: State, queue: JobQueue, now: int) -> Doc:
                         {"capacityUnit": unit, "quantity": amount} for unit, amount in use.usage
                     ],
                 }
-                for use in share_usage(state, queue)
+                for use in quota.usage
             ]
         }
     return answer
