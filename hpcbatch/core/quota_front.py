@@ -46,6 +46,7 @@ def quota_snapshot(state: State, queue: JobQueue, limit: int = 100) -> QuotaSnap
     ledger = new_ledger(state, queue, {})
     if ledger is None:
         return None
+    ledger.preempts = False  # it only orders: a share at its quota is closed, as for any share
     fresh = _fresh(ledger)
     front = _front(state, queue, ledger, limit)
     return QuotaSnapshot(front, _firsts(state, queue, fresh, front), _usage(fresh))
@@ -55,7 +56,10 @@ def quota_front(state: State, queue: JobQueue, limit: int = 100) -> list[Job] | 
     """The first ``limit`` RUNNABLE jobs of a queue with quota shares in dispatch order (None:
     the queue has no quota shares)."""
     ledger = new_ledger(state, queue, {})
-    return None if ledger is None else _front(state, queue, ledger, limit)
+    if ledger is None:
+        return None
+    ledger.preempts = False
+    return _front(state, queue, ledger, limit)
 
 
 def share_fronts(state: State, queue: JobQueue, front: list[Job]) -> dict[str, Job]:

@@ -113,6 +113,7 @@ class QuotaLedger:
 
     closed: set[str] = field(default_factory=set)  # shares none of whose jobs can start now
     failed: dict[str, list[Amounts]] = field(default_factory=dict)  # needs that could not borrow
+    preempts: bool = True  # False: orders only (quota_front), no in-share preemption
 
     def use(self, name: str) -> Amounts:
         return plus(self.uses[name].use, self.booked.get(name, {}))
@@ -155,7 +156,7 @@ class QuotaLedger:
         if not self.waiting.get(name):
             return True  # no RUNNABLE job
         if self.phase == PHASES[0]:
-            if entry.share.in_share_preemption:
+            if entry.share.in_share_preemption and self.preempts and len(self.over_quota) < 50:
                 return False  # its over-quota jobs are looked at for in-share preemption
             return over(plus(self.use(name), SMALLEST), quota_of(entry.share))
         return not self.may_borrow(entry, SMALLEST, None if pooled is None else pooled[name])
@@ -171,6 +172,8 @@ class QuotaLedger:
         if self.phase == PHASES[0]:
             if not fits and entry.share.in_share_preemption and len(self.over_quota) < 50:
                 self.over_quota.append(job)
+                if len(self.over_quota) == 50:  # enough candidates: a full share may now close
+                    self.closed |= {name for name in self.uses if self._closed(name)}
             return fits
         if fits:
             return False  # in its quota: phase 1 had it

@@ -170,3 +170,24 @@ def test_every_share_s_pool_at_once_is_the_pool_of_each() -> None:
     for name in ledger.uses:
         idle, borrowed = ledger.pool(exclude=name)
         assert pooled[name] == (idle, {**dict.fromkeys(borrowed, 0), **borrowed})
+
+
+def test_a_share_with_in_share_preemption_at_its_quota_is_ordered_like_any_other() -> None:
+    sim = shares(
+        Sim().cluster(nodes=1, vcpus=4),
+        p=((("VCPU", 1),), "RESERVE", {"in_share_preemption": True}),
+        b=((("VCPU", 2),), "LEND", {}),
+    )
+    sim.submit(share_identifier="p", job_id="p0")
+    for launch in sim.schedule():
+        sim.start(launch)  # p is at its quota
+    for i in range(1, 4):
+        sim.submit(share_identifier="p", job_id=f"p{i}", priority=9)
+    sim.submit(share_identifier="b", job_id="b1")
+    queue = sim.state.queues["q"]
+    ledger = new_ledger(sim.state, queue, {})
+    assert ledger is not None
+    ledger.preempts = False
+    ledger.start("quota")
+    assert ledger.closed == {"p"}  # the scheduler's ledger keeps it open to find victims
+    assert ids(quota_front(sim.state, queue)) == ["b1", "p1", "p2", "p3"]
