@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hpcbatch.core.model import Job, JobQueue
-from hpcbatch.core.quota_pass import PHASES, SMALLEST, QuotaLedger, job_need, new_ledger
-from hpcbatch.core.quotas import Amounts, ShareUse, amounts, over, plus, quota_of
+from hpcbatch.core.quota_pass import PHASES, SMALLEST, QuotaLedger, new_ledger
+from hpcbatch.core.quotas import Amounts, ShareUse, amounts, job_need, over, plus, quota_of
 from hpcbatch.core.state import RunnableKey, State
 
 

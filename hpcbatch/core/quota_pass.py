@@ -37,6 +37,8 @@ from hpcbatch.core.quotas import (
     ShareUse,
     amounts,
     borrow_room,
+    job_need,
+    largest_node,
     lendable,
     over,
     plus,
@@ -69,26 +71,6 @@ def waiting_for(kill_reason: str | None) -> str | None:
         return None
     match = _WAITS_RE.search(kill_reason)
     return match["job"] if match else None
-
-
-def job_need(job: Job, largest: Resources) -> Resources:
-    """What a job will hold when it runs. A multi-node job holds whole nodes, which ones only
-    its placement tells: it counts as ``num_nodes`` of the largest node (``largest``), so its
-    share never ends up over what was admitted."""
-    if job.multinode is None:
-        return job.spec.resources
-    n = job.multinode.num_nodes
-    return Resources(largest.cpu_milli * n, largest.memory_mib * n, largest.gpus * n)
-
-
-def largest_node(state: State, queue: JobQueue) -> Resources:
-    """Each resource's largest amount on one node of the queue's compute environments."""
-    cpu = memory = gpus = 0
-    for node in state.nodes.values():
-        if node.ce in queue.ce_order:
-            c = node.capacity
-            cpu, memory, gpus = max(cpu, c.cpu_milli), max(memory, c.memory_mib), max(gpus, c.gpus)
-    return Resources(cpu, memory, gpus)
 
 
 @dataclass(slots=True)
