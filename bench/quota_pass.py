@@ -16,6 +16,10 @@ over all shares and times `schedule()`:
   each) among the half of the nodes that can be freed.
 
     .venv/bin/python bench/quota_pass.py [--jobs 100000] [--shares 10] [--nodes 110] [--gang 4]
+    .venv/bin/python bench/quota_pass.py --snapshot-shares 100  # GetJobQueueSnapshot (below)
+
+- `snapshot-*` (``--snapshot-shares N``): GetJobQueueSnapshot's answer on a queue with N busy
+  quota shares (see ``snapshots``).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from hpcbatch.core.state import State
 from hpcbatch.core.step import step
 
 
-def build(jobs: int, shares: int, nodes: int) -> State:
+def build(jobs: int, shares: int, nodes: int, grouped: bool = False, fill: bool = True) -> State:
     state = State()
     do = lambda e: step(state, e)  # noqa: E731
     do(ev.CreateComputeEnvironment(cause="b", now=1, name="ce", ce_type="MANAGED", kind="LOCAL"))
@@ -51,7 +55,9 @@ def build(jobs: int, shares: int, nodes: int) -> State:
                 cause="b", now=1, name=name, queue="q", limits=(("VCPU", quota),), strategy=strategy
             )
         )
-    for seq in range(nodes * 8 * 5 // 4):  # fill: the borrowers take the idle share's quota
+    for seq in range(
+        nodes * 8 * 5 // 4 if fill else 0
+    ):  # fill: the borrowers take the idle share's quota
         share = names[:-1][seq % shares]
         do(
             ev.SubmitJob(
@@ -67,7 +73,7 @@ def build(jobs: int, shares: int, nodes: int) -> State:
             )
         )
     for command in step(state, ev.PlanApplied(cause="b", now=2, plan=schedule(state, 2))):
-        if isinstance(command, LaunchAttempt):
+        if isinstance(command, LaunchAttempt) and fill:
             do(
                 ev.AttemptStarted(
                     cause="b", now=3, node=command.node, attempt_id=command.attempt_id, started_at=3
@@ -84,7 +90,7 @@ def build(jobs: int, shares: int, nodes: int) -> State:
                 definition="d",
                 cpu_milli=1000,
                 memory_mib=512,
-                share_identifier=names[i % shares],
+                share_identifier=names[i * shares // jobs if grouped else i % shares],
             )
         )
     return state
@@ -106,7 +112,11 @@ def main() -> None:
     parser.add_argument("--shares", type=int, default=10)
     parser.add_argument("--nodes", type=int, default=110)
     parser.add_argument("--gang", type=int, default=4)
+    parser.add_argument("--snapshot-shares", type=int, default=0)
     args = parser.parse_args()
+    if args.snapshot_shares:
+        snapshots(args.jobs, args.snapshot_shares, args.nodes)
+        return
     state = build(args.jobs, args.shares, args.nodes)
     running = sum(len(n.attempts) for n in state.nodes.values())
     ms, _ = timed(state, 5)
@@ -148,6 +158,44 @@ def main() -> None:
     )
 
     gang(args.nodes, args.gang)
+
+
+def snapshots(jobs: int, shares: int, nodes: int) -> None:
+    """GetJobQueueSnapshot's answer (``queue_snapshot``, as the head serves it) on the ``full``
+    state with ``shares`` busy shares, the jobs submitted round robin over the shares, or share
+    after share (``grouped``: the front is one share's jobs, every other share's first job is
+    looked for on its own); then with every running job gone (``idle``: room in every share)."""
+    from hpcbatch.head.api.fairshare_ops import queue_snapshot
+
+    def timed_snapshot(state: State) -> tuple[float, dict[str, object]]:
+        times, answer = [], {}
+        for _ in range(20):
+            started = time.perf_counter()
+            answer = queue_snapshot(state, state.queues["q"], 10)
+            times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(times), answer
+
+    for grouped in (False, True):
+        state = build(jobs, shares, nodes, grouped)
+        running = sum(len(n.attempts) for n in state.nodes.values())
+        cases = [("full", state, running)]
+        idle = build(jobs, shares, nodes, grouped, fill=False)  # nothing runs: room in every share
+        cases.append(("idle", idle, 0))
+        for case, built, busy in cases:
+            ms, answer = timed_snapshot(built)
+            firsts = answer["frontOfQuotaShares"]["quotaShares"]  # type: ignore[index]
+            print(
+                json.dumps(
+                    {
+                        "case": f"snapshot-{case}" + ("-grouped" if grouped else ""),
+                        "runnable": jobs,
+                        "running": busy,
+                        "shares": shares + 1,
+                        "share_fronts": len(firsts),
+                        "snapshot_ms": round(ms, 2),
+                    }
+                )
+            )
 
 
 def gang(nodes: int, size: int) -> None:

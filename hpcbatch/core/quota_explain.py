@@ -10,8 +10,17 @@ from __future__ import annotations
 
 from hpcbatch.core.model import Job
 from hpcbatch.core.quota_gang import victim_key
-from hpcbatch.core.quota_pass import job_need, largest_node, waiting_for
-from hpcbatch.core.quotas import ShareUse, amounts, lendable, quota_of, share_uses, unit_text
+from hpcbatch.core.quota_pass import waiting_for
+from hpcbatch.core.quotas import (
+    ShareUse,
+    amounts,
+    job_need,
+    largest_node,
+    lendable,
+    quota_of,
+    share_uses,
+    unit_text,
+)
 from hpcbatch.core.state import State
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from hpcbatch.core.model import Job, JobQueue, Resources
@@ -37,9 +37,12 @@ from hpcbatch.core.quotas import (
     ShareUse,
     amounts,
     borrow_room,
+    job_need,
+    largest_node,
     lendable,
     over,
     plus,
+    pools,
     quota_of,
     share_uses,
 )
@@ -70,26 +73,6 @@ def waiting_for(kill_reason: str | None) -> str | None:
     return match["job"] if match else None
 
 
-def job_need(job: Job, largest: Resources) -> Resources:
-    """What a job will hold when it runs. A multi-node job holds whole nodes, which ones only
-    its placement tells: it counts as ``num_nodes`` of the largest node (``largest``), so its
-    share never ends up over what was admitted."""
-    if job.multinode is None:
-        return job.spec.resources
-    n = job.multinode.num_nodes
-    return Resources(largest.cpu_milli * n, largest.memory_mib * n, largest.gpus * n)
-
-
-def largest_node(state: State, queue: JobQueue) -> Resources:
-    """Each resource's largest amount on one node of the queue's compute environments."""
-    cpu = memory = gpus = 0
-    for node in state.nodes.values():
-        if node.ce in queue.ce_order:
-            c = node.capacity
-            cpu, memory, gpus = max(cpu, c.cpu_milli), max(memory, c.memory_mib), max(gpus, c.gpus)
-    return Resources(cpu, memory, gpus)
-
-
 @dataclass(slots=True)
 class QuotaLedger:
     queue: str
@@ -112,6 +95,7 @@ class QuotaLedger:
 
     closed: set[str] = field(default_factory=set)  # shares none of whose jobs can start now
     failed: dict[str, list[Amounts]] = field(default_factory=dict)  # needs that could not borrow
+    preempts: bool = True  # False: orders only (quota_front), no in-share preemption
 
     def use(self, name: str) -> Amounts:
         return plus(self.uses[name].use, self.booked.get(name, {}))
@@ -119,31 +103,45 @@ class QuotaLedger:
     def start(self, phase: str) -> None:
         self.phase = phase
         self.failed = {}
-        self.closed = {name for name in self.uses if self._closed(name)}
+        pooled = None
+        if phase != PHASES[0]:  # every share's pool at once: O(shares), not O(shares²)
+            pooled = pools({n: ShareUse(e.share, use=self.use(n)) for n, e in self.uses.items()})
+        self.closed = {name for name in self.uses if self._closed(name, pooled)}
 
-    def order(self, state: State) -> Iterable[RunnableKey]:
-        """The RUNNABLE jobs of the shares still open in this phase, in the queue's order: the
-        closed shares' jobs are never looked at, so a pass costs O(jobs of open shares)."""
-        orders = [
-            state.share_runnable.get(f"{self.queue}/{name}", ())
-            for name in self.uses
-            if name not in self.closed
-        ]
-        return heapq.merge(*orders)
+    def order(self, state: State) -> Iterator[RunnableKey]:
+        """The RUNNABLE jobs of the shares still open, in the queue's order: a closed share's
+        jobs are never looked at, nor are a share's once it closes during the phase (``book``),
+        so a pass costs O(jobs of open shares)."""
+        heap = []
+        for name in self.uses:
+            order = iter(state.share_runnable.get(f"{self.queue}/{name}", ()))
+            first = next(order, None)
+            if name not in self.closed and first is not None:
+                heap.append((first, name, order))
+        heapq.heapify(heap)
+        while heap:
+            key, name, order = heap[0]
+            if name not in self.closed:
+                yield key
+            after = next(order, None) if name not in self.closed else None
+            if after is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (after, name, order))
 
     def all_closed(self) -> bool:
         """No job of any share can start in the rest of this phase: the scan may stop."""
         return len(self.closed) == len(self.uses)
 
-    def _closed(self, name: str) -> bool:
+    def _closed(self, name: str, pooled: dict[str, tuple[Amounts, Amounts]] | None = None) -> bool:
         entry = self.uses[name]
         if not self.waiting.get(name):
             return True  # no RUNNABLE job
         if self.phase == PHASES[0]:
-            if entry.share.in_share_preemption:
+            if entry.share.in_share_preemption and self.preempts and len(self.over_quota) < 50:
                 return False  # its over-quota jobs are looked at for in-share preemption
             return over(plus(self.use(name), SMALLEST), quota_of(entry.share))
-        return not self.may_borrow(entry, SMALLEST)
+        return not self.may_borrow(entry, SMALLEST, None if pooled is None else pooled[name])
 
     def admits(self, job: Job) -> bool:
         if job.job_id in self.placed or job.share in self.closed:
@@ -156,6 +154,8 @@ class QuotaLedger:
         if self.phase == PHASES[0]:
             if not fits and entry.share.in_share_preemption and len(self.over_quota) < 50:
                 self.over_quota.append(job)
+                if len(self.over_quota) == 50:  # enough candidates: a full share may now close
+                    self.closed |= {name for name in self.uses if self._closed(name)}
             return fits
         if fits:
             return False  # in its quota: phase 1 had it
@@ -168,14 +168,18 @@ class QuotaLedger:
             failed.append(need)
         return False
 
-    def may_borrow(self, entry: ShareUse, need: Amounts) -> bool:
+    def may_borrow(
+        self, entry: ShareUse, need: Amounts, pooled: tuple[Amounts, Amounts] | None = None
+    ) -> bool:
+        """Whether the share may borrow to run ``need`` more; ``pooled``: ``pool``'s answer for
+        it, when already known."""
         name = entry.share.name
         after = plus(self.use(name), need)
         quota = quota_of(entry.share)
         borrowed = {u: max(0, after.get(u, 0) - q) for u, q in quota.items()}
         if borrow_room(entry.share, borrowed) is not None:
             return False
-        pool, total = self.pool(exclude=name)
+        pool, total = self.pool(exclude=name) if pooled is None else pooled
         return all(total.get(u, 0) + b <= pool.get(u, 0) for u, b in borrowed.items() if b)
 
     def pool(self, exclude: str) -> tuple[Amounts, Amounts]:
@@ -364,14 +368,20 @@ def _by_runs(enough: Enough) -> QuotaCheck:
 
 def ledger_for(run: Pass, queue: JobQueue) -> QuotaLedger | None:
     """The pass's ledger for ``queue``, or None when it has no quota shares."""
-    uses = share_uses(run.state, queue.name)
+    return new_ledger(run.state, queue, run.holds)
+
+
+def new_ledger(state: State, queue: JobQueue, holds: dict[str, list[Hold]]) -> QuotaLedger | None:
+    """A ledger for ``queue`` at the state's use (None: no quota shares); ``holds``: the pass's
+    holds (the snapshot's front, core/quota_front.py, passes its own empty ones)."""
+    uses = share_uses(state, queue.name)
     if not uses:
         return None
     shares = {e.share.name: e for e in uses.values()}
-    orders = run.state.share_runnable
+    orders = state.share_runnable
     waiting = {name: len(orders.get(f"{queue.name}/{name}", ())) for name in shares}
-    largest = largest_node(run.state, queue)
-    ledger = QuotaLedger(queue.name, shares, largest, waiting, run.state.jobs, run.holds)
+    largest = largest_node(state, queue)
+    ledger = QuotaLedger(queue.name, shares, largest, waiting, state.jobs, holds)
     for entry in uses.values():
         for running in entry.running:
             target = waiting_for(running.job.kill_reason)

@@ -15,7 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hpcbatch.core.model import QUOTA_UNITS, Attempt, Job, QuotaShare, Resources, format_vcpus
+from hpcbatch.core.model import (
+    QUOTA_UNITS,
+    Attempt,
+    Job,
+    JobQueue,
+    QuotaShare,
+    Resources,
+    format_vcpus,
+)
 from hpcbatch.core.state import State
 
 Amounts = dict[str, int]  # capacity unit -> amount (VCPU in thousandths)
@@ -47,6 +55,26 @@ def share_of_job(state: State, job: Job) -> QuotaShare | None:
     if job.share is None:
         return None
     return state.quota_shares.get(f"{job.queue}/{job.share}")
+
+
+def job_need(job: Job, largest: Resources) -> Resources:
+    """What a job will hold when it runs. A multi-node job holds whole nodes, which ones only
+    its placement tells: it counts as ``num_nodes`` of the largest node (``largest``), so its
+    share never ends up over what was admitted."""
+    if job.multinode is None:
+        return job.spec.resources
+    n = job.multinode.num_nodes
+    return Resources(largest.cpu_milli * n, largest.memory_mib * n, largest.gpus * n)
+
+
+def largest_node(state: State, queue: JobQueue) -> Resources:
+    """Each resource's largest amount on one node of the queue's compute environments."""
+    cpu = memory = gpus = 0
+    for node in state.nodes.values():
+        if node.ce in queue.ce_order:
+            c = node.capacity
+            cpu, memory, gpus = max(cpu, c.cpu_milli), max(memory, c.memory_mib), max(gpus, c.gpus)
+    return Resources(cpu, memory, gpus)
 
 
 @dataclass(slots=True)
@@ -144,6 +172,28 @@ def lendable(uses: dict[str, ShareUse], exclude: str) -> Amounts:
             for unit, amount in entry.idle().items():
                 pool[unit] += amount
     return pool
+
+
+def pools(uses: dict[str, ShareUse]) -> dict[str, tuple[Amounts, Amounts]]:
+    """For each share of ``uses``: (what the other lenders have idle, what the other shares
+    borrow), per unit, as ``lendable`` and a sum of ``borrowed`` give them, for all in
+    O(shares)."""
+    idle = {key: e.idle() if e.share.strategy in LENDERS else {} for key, e in uses.items()}
+    borrowed = {key: e.borrowed() for key, e in uses.items()}
+    idle_all = dict.fromkeys(QUOTA_UNITS, 0)
+    borrowed_all = dict.fromkeys(QUOTA_UNITS, 0)
+    for key in uses:
+        for unit, amount in idle[key].items():
+            idle_all[unit] += amount
+        for unit, amount in borrowed[key].items():
+            borrowed_all[unit] += amount
+    return {
+        key: (
+            {u: a - idle[key].get(u, 0) for u, a in idle_all.items()},
+            {u: a - borrowed[key].get(u, 0) for u, a in borrowed_all.items()},
+        )
+        for key in uses
+    }
 
 
 def check_quotas(state: State) -> str | None:

@@ -141,6 +141,25 @@ def test_in_share_preemption_stops_a_lower_priority_job_of_the_same_share() -> N
     assert [x.job_id for x in run(sim)] == [high.job_id]
 
 
+def test_a_full_share_with_in_share_preemption_and_a_long_queue_still_preempts_and_lets_others_start() -> (
+    None
+):
+    """Past 50 candidates for in-share preemption, a share at its quota closes for the rest of
+    the pass (its later jobs are not read: the pass stays O(open shares' jobs)); the candidates
+    it has still preempt, and another share's job behind them all still starts."""
+    sim = shared(nodes=2, a=(2, "RESERVE", {"in_share_preemption": True}), b=(2, "RESERVE", {}))
+    low = [sim.submit(share_identifier="a", priority=1) for _ in range(2)]
+    run(sim)
+    high = sim.submit(share_identifier="a", priority=9)
+    for _ in range(200):
+        sim.submit(share_identifier="a", priority=1)
+    b_job = sim.submit(share_identifier="b")
+    sim.schedule()
+    plan = sim.plans[-1]
+    assert [p.job_id for p in plan.placements] == [b_job.job_id]
+    assert [(p.job_id, p.for_job) for p in plan.preemptions] == [(low[1].job_id, high.job_id)]
+
+
 def test_without_in_share_preemption_a_share_waits_for_its_own_jobs() -> None:
     sim = shared(a=(2, "RESERVE", {}), b=(2, "RESERVE", {}))
     for _ in range(2):

@@ -168,3 +168,49 @@ def gang_takes_its_quota_back(head: HeadProcess, queue: str) -> None:
     job = head.describe(in_quota)
     assert (job["status"], len(job["attempts"])) == ("RUNNING", 1), job
     b.terminate_jobs(jobs=[in_quota], reason="test over")
+
+
+def submit_sized(
+    batch: Any, queue: str, share: str, name: str, memory: int, priority: int = 0
+) -> str:
+    """A 1-vCPU job of ``memory`` MiB that sleeps until the test ends."""
+    return str(
+        batch.submit_job(
+            jobName=name,
+            jobQueue=queue,
+            jobDefinition="default",
+            shareIdentifier=share,
+            schedulingPriorityOverride=priority,
+            containerOverrides={
+                "command": ["sh", "-c", "sleep 120"],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "1"},
+                    {"type": "MEMORY", "value": str(memory)},
+                ],
+            },
+        )["jobId"]
+    )
+
+
+def snapshot_scene(head: HeadProcess, queue: str) -> dict[str, str]:
+    """Two 2-vCPU, 4096-MiB nodes; share a (2 vCPUs, LEND_AND_BORROW, borrowLimit 100 %) runs
+    a0 and a1 (1 vCPU, 3072 MiB each: its quota) and a2 (1 vCPU, 1024 MiB), which borrows from
+    share b (4 vCPUs, LEND); both nodes are then out of memory for 2048 MiB. Waiting, in
+    submission order: a4, b1, then a3 at schedulingPriority 5 (each 1 vCPU, 2048 MiB), so the
+    queue's order is a3, a4, b1 and none can start (nor be given room by a preemption: freeing a2
+    leaves 1024 MiB). The quota pass's order: b1 (within b's quota), a3 (borrows 2 vCPUs of b's
+    3 idle, a's limit), then a4 (it would borrow 3: over the limit). Returns the job ids by name.
+    """
+    b = head.batch()
+    create_share(b, queue, "a", "LEND_AND_BORROW", borrowLimit=100)
+    create_share(b, queue, "b", "LEND", vcpus=4)
+    ids: dict[str, str] = {}
+    for name, memory in (("a0", 3072), ("a1", 3072), ("a2", 1024)):  # one at a time
+        ids[name] = submit_sized(b, queue, "a", name, memory)
+        head.wait_status(ids[name], "RUNNING")
+    ids["a4"] = submit_sized(b, queue, "a", "a4", 2048)
+    ids["b1"] = submit_sized(b, queue, "b", "b1", 2048)
+    ids["a3"] = submit_sized(b, queue, "a", "a3", 2048, priority=5)
+    for name in ("a3", "a4", "b1"):
+        head.wait_status(ids[name], "RUNNABLE")
+    return ids

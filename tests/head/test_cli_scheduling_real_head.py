@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from tests.head.headproc import HeadProcess
+from tests.head.quota_story import snapshot_scene
 from tests.head.test_cli_real_head import cli
 
 
@@ -227,13 +228,13 @@ def test_quota_shares_commands(head: HeadProcess) -> None:
         "gpu",
         "ENABLED",
         "VCPU=2,GPU=0",
-        "-",
+        "VCPU=0,GPU=0",  # IN USE, from GetJobQueueSnapshot's quotaShareUtilization
         "LEND_AND_BORROW",
         "50",
         "%",
         "ENABLED",
     ]
-    assert lines[2].split() == ["cpu", "DISABLED", "VCPU=2", "-", "RESERVE", "-", "DISABLED"]
+    assert lines[2].split() == ["cpu", "DISABLED", "VCPU=2", "VCPU=0", "RESERVE", "-", "DISABLED"]
     # update merges --borrow-limit into the share's strategy; QUEUE/NAME and --queue both name it
     ok(head, "quota-shares", "update", "gpu", "--queue", "qq", "--borrow-limit", "25")
     ok(head, "quota-shares", "update", "qq/cpu", "--state", "enabled", "--capacity", "VCPU=1")
@@ -315,3 +316,31 @@ def test_consumables_commands(head: HeadProcess) -> None:
     assert neither.returncode == 2 and "--set --add --remove is required" in neither.stderr
     assert ok(head, "consumables", "delete", "tok") == "deleted consumable resource tok\n"
     ok(head, "terminate", running)
+
+
+def test_quota_share_use_and_snapshot(head: HeadProcess) -> None:
+    """A queue with two quota shares, a borrowing and jobs waiting in both (quota_story's
+    snapshot_scene): IN USE of ``quota-shares list`` and the per-share section of ``queues
+    snapshot`` show what GetJobQueueSnapshot says of the shares."""
+    ok(head, "queues", "create", "qs", "--ce", "local")
+    ids = snapshot_scene(head, "qs")
+    lines = ok(head, "quota-shares", "list", "-q", "qs").splitlines()
+    assert [line.split()[:4] for line in lines[1:]] == [
+        ["a", "ENABLED", "VCPU=2", "VCPU=3"],  # a borrows 1 vCPU
+        ["b", "ENABLED", "VCPU=4", "VCPU=0"],
+    ]
+    table = ok(head, "queues", "snapshot", "qs").splitlines()
+    assert table[0] == "queue qs: 3 RUNNABLE job(s) at the front, in dispatch order"
+    front = [line.split() for line in table[2:5]]
+    assert [(row[0], row[1], row[3]) for row in front] == [
+        ("1", ids["b1"], "b"),
+        ("2", ids["a3"], "a"),
+        ("3", ids["a4"], "a"),
+    ]
+    assert table[5] == "in use: 3 vCPUs"
+    assert table[6].split() == ["SHARE", "IN", "USE", "FIRST", "JOB", "AT", "#", "FIRST", "JOB"]
+    assert [line.split() for line in table[7:]] == [
+        ["b", "0", "vCPUs", "1", ids["b1"]],
+        ["a", "3", "vCPUs", "2", ids["a3"]],
+    ]
+    ok(head, "terminate", *ids.values())

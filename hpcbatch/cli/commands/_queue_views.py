@@ -122,7 +122,14 @@ def snapshot(name: str, limit: int, ctx: Context) -> int:
         out.append(render.table(headers, rows))
     if len(front) > limit:
         out.append(f"... {len(front) - limit} more (--limit N shows more; the head lists 100)")
-    out.append(utilization_text(reply.get("queueUtilization") or {}, first_at))
+    quota_fronts = reply.get("frontOfQuotaShares")
+    share_firsts = None
+    if quota_fronts is not None:  # a queue with quota shares: each share's first job
+        share_firsts = {
+            share: render.short_name(jobs[0].get("jobArn")) if jobs else ""
+            for share, jobs in (quota_fronts.get("quotaShares") or {}).items()
+        }
+    out.append(utilization_text(reply.get("queueUtilization") or {}, first_at, share_firsts))
     sys.stdout.write("\n".join(out) + "\n")
     return EXIT_OK
 
@@ -138,8 +145,14 @@ def usage_text(usages: list[dict[str, Any]] | None) -> str:
     return ", ".join(parts) or "0"
 
 
-def utilization_text(utilization: dict[str, Any], first_at: dict[str, int]) -> str:
-    """What the queue and each share use now, and where each share's first job stands."""
+def utilization_text(
+    utilization: dict[str, Any],
+    first_at: dict[str, int],
+    share_firsts: dict[str, str] | None = None,
+) -> str:
+    """What the queue and each share use now, and where each share's first job stands;
+    ``share_firsts`` (a queue with quota shares): each share's first job, from
+    ``frontOfQuotaShares``, shown even when it is past the front's 100 jobs."""
     from hpcbatch.cli import render
 
     lines = [f"in use: {usage_text(utilization.get('totalCapacityUsage'))}"]
@@ -154,13 +167,17 @@ def utilization_text(utilization: dict[str, Any], first_at: dict[str, int]) -> s
     for entry in (quota or {}).get("topCapacityUtilization") or []:
         share = entry.get("quotaShareName", "")
         rows[share] = [share, usage_text(entry.get("capacityUsage"))]
-    for share in first_at:
+    for share in [*first_at, *(share_firsts or {})]:
         rows.setdefault(share, [share, "0"])
     if rows:
         table_rows = [
-            row + [str(first_at.get(share, ""))]
+            row
+            + [str(first_at.get(share, ""))]
+            + ([] if share_firsts is None else [share_firsts.get(share, "")])
             for share, row in sorted(rows.items(), key=lambda kv: first_at.get(kv[0], 10**9))
         ]
         headers = ["SHARE", "IN USE", "FIRST JOB AT #"]
+        if share_firsts is not None:
+            headers.append("FIRST JOB")
         lines.append(render.table(headers, table_rows))
     return "\n".join(lines)

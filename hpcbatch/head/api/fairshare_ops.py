@@ -1,7 +1,7 @@
 """The AWS Batch operations of scheduling policies (fair-share and quota-share kinds):
 Create/Describe/List/Update/DeleteSchedulingPolicy and
 GetJobQueueSnapshot (its ``frontOfQueue`` is the scheduler's own dispatch order:
-core/fairshare.py ``front_of_queue``). Requests become core events as in operations.py."""
+core/fairshare.py ``front_of_queue``, core/quota_front.py on a queue with quota shares). Requests become core events as in operations.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.fairshare import front_of_queue
-from hpcbatch.core.model import JobQueue
+from hpcbatch.core.model import Job, JobQueue
 from hpcbatch.core.policies import resolve_policy
+from hpcbatch.core.quota_front import quota_snapshot
 from hpcbatch.core.resolve import resolve_queue
 from hpcbatch.core.shares import SchedulingPolicy, ShareWeight
 from hpcbatch.core.state import State
@@ -117,16 +118,11 @@ async def get_snapshot(c: Call, r: m.GetJobQueueSnapshotRequest) -> Doc:
 
 def queue_snapshot(state: State, queue: JobQueue, now: int) -> Doc:
     """GetJobQueueSnapshot's answer: the first 100 RUNNABLE jobs in dispatch order and what the
-    queue uses now (per share, the top 20, on a fair-share queue)."""
+    queue uses now (per share, the top 20, on a fair-share queue; on a queue with quota shares,
+    each share's first job and every share's use: core/quota_front.py)."""
     running = running_by_queue(state, now).get(queue.name) if queue.policy else None
-    since = state.runnable_since
-    jobs = [
-        {
-            "jobArn": state.arn("job", job.job_id),
-            "earliestTimeAtPosition": since.get(job.job_id, job.created_at),
-        }
-        for job in front_of_queue(state, queue, now, running)
-    ]
+    quota = quota_snapshot(state, queue)
+    front = quota.front if quota is not None else front_of_queue(state, queue, now, running)
     utilization: Doc = {"totalCapacityUsage": [_vcpus(_in_use(state, queue))], "lastUpdatedAt": now}
     if running is not None or queue.policy is not None:
         held = running.held if running is not None else {}
@@ -137,10 +133,36 @@ def queue_snapshot(state: State, queue: JobQueue, now: int) -> Doc:
                 {"shareIdentifier": share, "capacityUsage": [_vcpus(cpu)]} for share, cpu in top
             ],
         }
-    return {
-        "frontOfQueue": {"jobs": jobs, "lastUpdatedAt": now},
+    answer: Doc = {
+        "frontOfQueue": {"jobs": [_summary(state, job) for job in front], "lastUpdatedAt": now},
         "queueUtilization": utilization,
     }
+    if quota is not None:
+        answer["frontOfQuotaShares"] = {
+            "quotaShares": {
+                name: [_summary(state, job)] for name, job in sorted(quota.firsts.items())
+            },
+            "lastUpdatedAt": now,
+        }
+        utilization["quotaShareUtilization"] = {
+            "topCapacityUtilization": [
+                {
+                    "quotaShareName": use.name,
+                    "capacityUsage": [
+                        {"capacityUnit": unit, "quantity": amount} for unit, amount in use.usage
+                    ],
+                }
+                for use in quota.usage
+            ]
+        }
+    return answer
+
+
+def _summary(state: State, job: Job) -> Doc:
+    """A FrontOfQueueJobSummary (and FrontOfQuotaShareJobSummary): the job and since when it is
+    RUNNABLE (its creation after a head restart)."""
+    since = state.runnable_since.get(job.job_id, job.created_at)
+    return {"jobArn": state.arn("job", job.job_id), "earliestTimeAtPosition": since}
 
 
 def _vcpus(cpu_milli: int) -> Doc:
