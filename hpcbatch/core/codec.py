@@ -235,6 +235,7 @@ def usage_to_doc(queue: str, share: str, usage: ShareUsage) -> Doc:
         "value": usage.value,
         "as_of": usage.as_of,
         "run_ms": usage.run_ms,
+        "run_var": usage.run_var,
     }
 
 
@@ -243,7 +244,7 @@ def _rebuild_fairshare(state: State, docs: dict[str, list[Doc]]) -> None:
         shares = tuple(ShareWeight(**s) for s in d["shares"])
         state.policies[d["name"]] = SchedulingPolicy(**{**d, "shares": shares})
     for d in docs.get("share_usage", []):
-        usage = ShareUsage(d["value"], d["as_of"], d.get("run_ms", 0.0))
+        usage = ShareUsage(d["value"], d["as_of"], d.get("run_ms", 0.0), d.get("run_var", 0.0))
         state.usage[(d["queue"], d["share"])] = usage
 
 

@@ -68,6 +68,7 @@ class ShareStanding:
     held: float  # vCPUs running at the start of the pass
     ahead: float  # vCPU-seconds its running attempts are expected to add still
     run_s: float  # its typical attempt run time
+    run_sd: float  # how much its attempts' run times vary about that (standard deviation)
     weight_e4: int
     placed: float = 0.0  # vCPU-seconds the jobs this pass placed are expected to add
 
@@ -76,12 +77,20 @@ class ShareStanding:
         return (self.usage + self.ahead + self.placed) * self.weight_e4 / 10000
 
     def bid(self, vcpus: float, run_s: float) -> float:
-        """What the share is compared by for a next job of ``vcpus`` running ``run_s``."""
+        """What the share is compared by for a next job of ``vcpus`` running ``run_s``: the
+        mean value over the cycle the job starts, ``E[J] / E[ln(1 + J / value)]``, the
+        expectation over run times of mean ``run_s`` and deviation ``run_sd`` to second order
+        (a job of unknown length ends the cycle sooner on average than one of the mean length:
+        the logarithm is concave)."""
         value = self.value
-        adds = vcpus * run_s * self.weight_e4 / 10000
-        if value <= 0 or adds <= 0:
+        scale = vcpus * self.weight_e4 / 10000 / value if value > 0 else 0.0
+        x = scale * run_s
+        if x <= 0:
             return max(value, 0.0)
-        return adds / math.log1p(adds / value)
+        spread = scale * min(self.run_sd, run_s)
+        log = math.log1p(x)
+        log = max(log - spread * spread / (2 * (1 + x) * (1 + x)), log / 2)
+        return x * value / log
 
 
 class FairOrder:
@@ -105,12 +114,13 @@ class FairOrder:
         heap: list[tuple[float, RunnableKey, str, int]] = []
         for share, keys in self.shares.items():
             usage = share_usage(state, queue.name, share, now, self.running, half)
-            run_ms = typical.get(share, fallback)
+            run_ms, sd_ms = typical.get(share, fallback)
             ahead = 0.0
             if share in started:  # vCPU-ms to come: cpu_milli * ms / 1e6 is vCPU-s
                 ahead = sum(cpu * max(run_ms - (now - at), 0) for cpu, at in started[share]) / 1e6
             held = held_by.get(share, 0) / 1000
-            standing = ShareStanding(share, usage, held, ahead, run_ms / 1000, weights.of(share))
+            weight = weights.of(share)
+            standing = ShareStanding(share, usage, held, ahead, run_ms / 1000, sd_ms / 1000, weight)
             self.standing[share] = standing
             first = keys[0]
             heap.append((self.bid(standing, first), first, share, 0))

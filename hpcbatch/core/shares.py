@@ -57,3 +57,4 @@ class ShareUsage:
     value: float = 0.0
     as_of: int = 0
     run_ms: float = 0.0  # the share's typical attempt run time (usage.RUN_AVERAGE); 0: none yet
+    run_var: float = 0.0  # and how much run times vary about it (a moving variance, ms²)

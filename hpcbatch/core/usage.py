@@ -68,18 +68,31 @@ def record_attempt(state: State, job: Job, attempt: Attempt) -> None:
     )
     record.as_of = at
     ran = end - start
-    record.run_ms = (
-        ran if record.run_ms <= 0 else record.run_ms + (ran - record.run_ms) / RUN_AVERAGE
-    )
+    if record.run_ms <= 0:
+        record.run_ms = ran
+    else:  # moving mean and variance (West's update with weight 1/RUN_AVERAGE)
+        off = ran - record.run_ms
+        record.run_ms += off / RUN_AVERAGE
+        record.run_var = (1 - 1 / RUN_AVERAGE) * (record.run_var + off * off / RUN_AVERAGE)
     state.changes.touch("share_usage", usage_key(job.queue, job.share))
 
 
-def typical_run_ms(state: State, queue: str) -> tuple[dict[str, float], float]:
-    """Per share of ``queue``, its typical attempt run time (ms), and the queue's own for the
-    shares with none yet (the mean of its shares', else ``DEFAULT_RUN_MS``): O(usage records)."""
-    found = {s: u.run_ms for (q, s), u in state.usage.items() if u.run_ms > 0 and q == queue}
-    fallback = sum(found.values()) / len(found) if found else DEFAULT_RUN_MS
-    return found, fallback
+RunTime = tuple[float, float]  # a typical run time and its standard deviation, ms
+
+
+def typical_run_ms(state: State, queue: str) -> tuple[dict[str, RunTime], RunTime]:
+    """Per share of ``queue``, its typical attempt run time and how much it varies (ms), and
+    the queue's own for the shares with none yet (the mean of its shares', else
+    ``DEFAULT_RUN_MS``, varying by none): O(usage records)."""
+    found = {
+        s: (u.run_ms, math.sqrt(u.run_var))
+        for (q, s), u in state.usage.items()
+        if u.run_ms > 0 and q == queue
+    }
+    if not found:
+        return found, (DEFAULT_RUN_MS, 0.0)
+    n = len(found)
+    return found, (sum(m for m, _ in found.values()) / n, sum(d for _, d in found.values()) / n)
 
 
 @dataclass(slots=True)

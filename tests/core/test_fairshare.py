@@ -175,10 +175,14 @@ def test_usage_survives_a_restart() -> None:
         return [j.job_id for j in front_of_queue(sim.state, sim.state.queues["q"], sim.now, None)]
 
     before, before_order = usages(), order()
+    records = {k: (u.value, u.as_of, u.run_ms, u.run_var) for k, u in sim.state.usage.items()}
     assert before["A"] > 0 and before["B"] > 0
+    assert records and all(r[2] == 90_000 for r in records.values())  # both ran 90 s
     sim.restart()
     assert usages() == before
     assert order() == before_order
+    after = {k: (u.value, u.as_of, u.run_ms, u.run_var) for k, u in sim.state.usage.items()}
+    assert after == records  # typical run times and their spread too
 
 
 def test_share_rules_on_submit() -> None:
