@@ -15,8 +15,10 @@ cycle lasts ``T ln(1 + J/V)`` and its mean is ``J T / that``). Comparing those m
 values now, is what lets a share due less than one job at a time get what it is due: its value
 jumps by a whole job and decays between its jobs, and the time-average of decayed usage is what
 sets the long run (it is ``T`` times the share's average vCPUs). For ``J`` small beside ``V``
-the bid is about ``V + J/2``; a share with no usage bids 0. Ties go to the share whose next job
-is older. Within a share jobs go by ``schedulingPriority`` (higher first), then submission order
+the bid is about ``V + J/2``; a share with no usage bids 0. Run times vary, and a job of
+unknown length ends the cycle sooner on average than one of the typical length (the logarithm is
+concave), so the bid divides by ``E[ln(1 + J/V)]`` to second order in the share's run-time
+spread (``ShareStanding.bid``). Ties go to the share whose next job is older. Within a share jobs go by ``schedulingPriority`` (higher first), then submission order
 (``state.fair_runnable``). docs/fairshare.md "How close the long run gets" has the numbers.
 
 ``computeReservation`` keeps ``(computeReservation/100) ** ActiveFairShares`` of the queue's
