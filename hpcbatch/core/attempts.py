@@ -8,7 +8,7 @@ agent by the loop once it has made the result durable.
 
 from __future__ import annotations
 
-from hpcbatch.core import consumables, gang_life, preemption, reserved
+from hpcbatch.core import consumables, gang_life, preemption, reserved, shared_capacity
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command, KillAttempt, LaunchAttempt
 from hpcbatch.core.gpus import is_uuid, release
@@ -18,6 +18,7 @@ from hpcbatch.core.model import (
     Attempt,
     Job,
     JobStatus,
+    Node,
     NodeState,
     Resources,
     attempt_id,
@@ -69,7 +70,16 @@ def _placeable(state: State, p: Placement, job: Job | None) -> bool:
         and need.fits_in(node.free)
         and len(p.gpus) == need.gpus
         and set(p.gpus) <= node.free_gpus
+        and _shared_room(state, node, need)
     )
+
+
+def _shared_room(state: State, node: Node, need: Resources) -> bool:
+    """Room in the limits ``node`` shares (its machine, its CE's maxvCpus): O(nodes), paid
+    only by nodes in such a group."""
+    if not shared_capacity.groups_of(state, node):
+        return True
+    return shared_capacity.fits(state, shared_capacity.rooms(state), node, need)
 
 
 def _start(state: State, p: Placement, e: ev.PlanApplied) -> LaunchAttempt | None:

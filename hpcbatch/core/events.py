@@ -295,6 +295,8 @@ class NodeJoined(Event):
     launch_port: int | None = None  # the agent's launch server port (hello node.launch_port)
     placement_group: str | None = None  # the node's placement-group label (head config)
     fabric_environment: tuple[tuple[str, str], ...] = ()  # its CE's fabric (head config)
+    machine: str | None = None  # the machine it shares with other nodes (a LOCAL node: the head's)
+    machine_capacity: Resources | None = None  # that machine's CPUs and memory, as measured
     known_attempts: tuple[str, ...] = ()
     running_attempts: tuple[str, ...] = ()  # the known ones whose process still runs
 

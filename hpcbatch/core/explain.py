@@ -25,7 +25,9 @@ from hpcbatch.core.model import (
     vcpus_text,
 )
 from hpcbatch.core.plan import Reservation
+from hpcbatch.core.pool_fit import PoolHosts, job_needs, pool_fit_problem
 from hpcbatch.core.quota_explain import quota_wait
+from hpcbatch.core.shared_capacity import wait_reason as wait_for_shared
 from hpcbatch.core.state import State, runnable_key
 
 
@@ -35,13 +37,15 @@ def explain(
     reservations: tuple[Reservation, ...] = (),
     now: int | None = None,
     rankings: dict[str, Ranking] | None = None,
+    pools: PoolHosts | None = None,
 ) -> str | None:
     """``now`` dates a fair-share queue's usage (None: the latest time its usage knows);
-    ``rankings`` caches each fair-share queue's ranking across the jobs of one request."""
+    ``rankings`` caches each fair-share queue's ranking across the jobs of one request;
+    ``pools``: the head's host pools with their hosts' known sizes (None: not judged)."""
     if job.status is JobStatus.PENDING:
         return _pending(state, job)
     if job.status is JobStatus.RUNNABLE:
-        return _runnable(state, job, reservations, now, rankings)
+        return _runnable(state, job, reservations, now, rankings, pools)
     return job.status_reason
 
 
@@ -74,6 +78,7 @@ def _runnable(
     reservations: tuple[Reservation, ...],
     now: int | None,
     rankings: dict[str, Ranking] | None,
+    pools: PoolHosts | None = None,
 ) -> str:
     queue = state.queues[job.queue]
     if queue.state != "ENABLED":
@@ -81,6 +86,10 @@ def _runnable(
     enabled = [c for c in queue.ce_order if state.ces[c].state == "ENABLED"]
     if not enabled:
         return f"no ENABLED compute environment in queue {queue.name} ({', '.join(queue.ce_order)})"
+    if pools is not None:
+        problem = pool_fit_problem([state.ces[c] for c in enabled], pools, job_needs(job))
+        if problem is not None:
+            return problem
     if job.multinode is not None:
         held = quota_wait(state, job) if job.share is not None else None
         return wait_reason(state, job) or held or gang_reason(state, job, enabled, reservations)
@@ -114,6 +123,9 @@ def _runnable(
         for q in state.queues.values()
         if q.priority > queue.priority and q.state == "ENABLED" and set(q.ce_order) & set(enabled)
     )
+    shared = wait_for_shared(state, [n for n in fitting if n.schedulable], need)
+    if shared is not None:
+        return shared
     reason = "waiting for capacity: "
     full = _what_is_full([n for n in fitting if n.schedulable], need)
     if full:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hpcbatch.core import shared_capacity
 from hpcbatch.core.consumables import PassGate
 from hpcbatch.core.model import Node, Resources
 from hpcbatch.core.plan import Placement, Reservation
@@ -41,9 +42,11 @@ class Pass:
     placements: list[Placement] = field(default_factory=list)
     first_blocked: str | None = None
     gate: PassGate = field(init=False)  # consumable resources left in this pass
+    room: dict[shared_capacity.Group, Resources] = field(init=False)  # shared limits' room
 
     def __post_init__(self) -> None:
         self.gate = PassGate(self.state)
+        self.room = shared_capacity.rooms(self.state)
 
 
 def attempt_end(start: int | None, timeout_s: int | None, now: int) -> int | None:
@@ -53,6 +56,10 @@ def attempt_end(start: int | None, timeout_s: int | None, now: int) -> int | Non
 
 
 def allowed(run: Pass, entry: FreeNode, need: Resources, end: int | None) -> bool:
+    """``need`` may go on ``entry`` now: no reservation it would delay, and room in the limits
+    its node shares with others (the machine, its CE's maxvCpus: ``shared_capacity``)."""
+    if run.room and not shared_capacity.fits(run.state, run.room, entry.node, need):
+        return False
     for hold in run.holds.get(entry.node.name, ()):
         at = hold.reservation.at
         ends_first = end is not None and at is not None and end <= at
@@ -81,6 +88,8 @@ def take(
     del entry.gpus[:gpus]
     entry.free = entry.free - need
     entry.ends.append((end, need))
+    if run.room:
+        shared_capacity.book(run.state, run.room, entry.node, need)
     for hold in run.holds.get(entry.node.name, ()):
         at = hold.reservation.at
         if not (end is not None and at is not None and end <= at):

@@ -15,6 +15,15 @@ is forgotten. A pool host that never connected is let go at once and remembered 
 **unreachable** (with why) for ``UNREACHABLE_RETRY_S``, so the CE takes the next host and its
 status can say why none connects.
 
+**Sizes**: what each pool host measured when it last connected (vCPUs, memory, GPUs) is kept
+in the store's meta under ``pool_host_sizes``; a size the config sets wins. With it the plan
+skips a host that would pass its CE's maxvCpus before connecting it, and a job no pool host
+could ever hold draws no host (``core/pool_fit.py``).
+
+**Status**: each CE's last reported ``(status, reason)`` is kept with the CE's settings it was
+decided for; retrying a host after an INVALID keeps it INVALID (``plan_pool``'s ``previous``)
+until a host connects or the CE is updated.
+
 ``reconcile`` runs after each compute environment write and every ``WATCH_EVERY_S``.
 """
 
@@ -29,7 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.host_pools import Demand, PoolHost, plan_pool, uses_pools, waiting_vcpus
+from hpcbatch.core.host_pools import Demand, plan_pool, uses_pools, waiting_vcpus
+from hpcbatch.core.model import ComputeEnvironment, Resources
+from hpcbatch.core.pool_fit import PoolHost, ce_pools
 from hpcbatch.errors import ConflictError, NotFoundError, ValidationError
 from hpcbatch.head import host_memory
 from hpcbatch.head.host_memory import RememberedHost
@@ -45,6 +56,7 @@ from hpcbatch.transport.ssh import SshHost
 log = logging.getLogger("hpcbatch.ce_hosts")
 
 META_KEY = "ce_hosts"
+SIZES_KEY = "pool_host_sizes"
 WATCH_EVERY_S = 0.5
 UNREACHABLE_RETRY_S = 30.0
 # A host released before its agent connected (and before it was found unreachable) waits this
@@ -86,13 +98,13 @@ class CeHosts:
         self.connect = connect
         self.keys_dir = keys_dir
         self.pools = {p.name: p for p in pools}
-        self.pool_hosts = {
-            p.name: tuple(PoolHost(h.name, p.name, h.vcpus) for h in p.hosts) for p in pools
-        }
+        self.measured: dict[str, Resources] = {}  # pool host -> its size when it last connected
+        self.pool_hosts = self._sized()
         self.configured = configured | {h.name for p in pools for h in p.hosts}
         self.held: dict[str, Held] = {}
         self.unreachable: dict[str, tuple[str, float]] = {}  # host -> (why, since: monotonic)
         self.status: dict[str, tuple[str, str]] = {}  # CE -> (status, reason), last decided
+        self.status_basis: dict[str, object] = {}  # CE -> the settings its status was for
         self.releasing: set[str] = set()  # held hosts on their way out
         self.idle_since: dict[str, float] = {}  # held host -> since when it holds no attempt
         self.taken_at: dict[str, float] = {}  # held host -> when its supervision began
@@ -105,8 +117,46 @@ class CeHosts:
 
     # --- start and persistence ------------------------------------------------------------
 
+    def _sized(self) -> dict[str, tuple[PoolHost, ...]]:
+        """Each pool's hosts with their sizes: the config's where set, else the measured."""
+        sized = {}
+        for pool in self.pools.values():
+            hosts = []
+            for h in pool.hosts:
+                seen = self.measured.get(h.name)
+                gpus = None if h.gpus is None else len(h.gpus)
+                if seen is not None:
+                    vcpus = h.vcpus if h.vcpus is not None else seen.cpu_milli // 1000
+                    memory = h.memory_mib if h.memory_mib is not None else seen.memory_mib
+                    gpus = gpus if gpus is not None else seen.gpus
+                    hosts.append(PoolHost(h.name, pool.name, vcpus, memory, gpus))
+                else:
+                    hosts.append(PoolHost(h.name, pool.name, h.vcpus, h.memory_mib, gpus))
+            sized[pool.name] = tuple(hosts)
+        return sized
+
+    async def _measure(self) -> None:
+        """Remember the size of each held pool host whose agent has said it (persisted)."""
+        changed = False
+        for name, held in self.held.items():
+            node = self.loop.state.nodes.get(name)
+            if held.pool is None or node is None or node.capacity.cpu_milli == 0:
+                continue
+            if self.measured.get(name) != node.capacity:
+                self.measured[name] = node.capacity
+                changed = True
+        if changed:
+            self.pool_hosts = self._sized()
+            doc = {h: [r.cpu_milli, r.memory_mib, r.gpus] for h, r in sorted(self.measured.items())}
+            batch = WriteBatch()
+            batch.set_meta(SIZES_KEY, json.dumps(doc, separators=(",", ":")))
+            await asyncio.to_thread(self.store.write, batch)
+
     async def begin(self) -> None:
-        """Supervise the hosts the last head held."""
+        """Supervise the hosts the last head held; recall the pool hosts' measured sizes."""
+        sizes = await asyncio.to_thread(self.store.get_meta, SIZES_KEY)
+        self.measured = {h: Resources(*v) for h, v in json.loads(sizes or "{}").items()}
+        self.pool_hosts = self._sized()
         text = await asyncio.to_thread(self.store.get_meta, META_KEY)
         for name, doc in json.loads(text or "{}").items():
             self.held[name] = Held(host_memory.from_doc(doc["host"]), doc.get("pool"))
@@ -198,13 +248,15 @@ class CeHosts:
             owners = {name: held.ce for name, held in self.held.items()}
             why = {h: v[0] for h, v in self.unreachable.items()}
             idle_ms = self._idle_ms(now)
+            await self._measure()
             for ce in sorted(state.ces.values(), key=lambda c: c.seq):
                 if not uses_pools(ce) or ce.status == "DELETING":
                     self.status.pop(ce.name, None)
                     continue
-                waiting = waiting_vcpus(state, ce, ce.max_vcpus or 0)
+                waiting = waiting_vcpus(state, ce, ce.max_vcpus or 0, self.pool_hosts)
                 demand = Demand(waiting, idle_ms, int(self.release_after_s * 1000))
-                plan = plan_pool(ce, self.pool_hosts, owners, state.nodes, why, demand)
+                previous = self._previous(ce)
+                plan = plan_pool(ce, self.pool_hosts, owners, state.nodes, why, demand, previous)
                 self.status[ce.name] = (plan.status, plan.reason)
                 for name in plan.take:
                     await self._take(name, ce.name)
@@ -219,6 +271,14 @@ class CeHosts:
                     await self._release(name)
                 except Exception as error:  # one host's trouble must not stop the others
                     log.error("node %s: release failed: %s", name, error, exc_info=error)
+
+    def _previous(self, ce: ComputeEnvironment) -> tuple[str, str] | None:
+        """The status ``ce`` reported last, unless it was updated since (None)."""
+        basis = (ce.state, ce.min_vcpus, ce.max_vcpus, ce.desired_vcpus, ce_pools(ce))
+        if self.status_basis.get(ce.name) != basis:
+            self.status_basis[ce.name] = basis
+            return None
+        return self.status.get(ce.name)
 
     def _idle_ms(self, now: float) -> dict[str, int]:
         """How long each held host has held no attempt (ms), as this head has watched it."""

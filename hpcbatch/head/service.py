@@ -250,7 +250,7 @@ class Head:
                 profile=profile,
             )
             for i, (name, profile) in enumerate(
-                zip(local_node_names(local.nodes), local_profiles(local), strict=True)
+                zip(local_node_names(local.nodes), local_profiles(local, self.machine), strict=True)
             )
         ]
 

@@ -31,6 +31,8 @@ from hpcbatch.core.model import (
     format_vcpus,
 )
 from hpcbatch.core.plan import Reservation
+from hpcbatch.core.pool_fit import PoolHosts
+from hpcbatch.core.shared_capacity import ce_ceiling
 from hpcbatch.core.state import State
 from hpcbatch.head.loop import now_ms
 
@@ -53,7 +55,10 @@ def compute_environment(
     if ce.max_vcpus is not None:
         resources["minvCpus"] = ce.min_vcpus
         resources["maxvCpus"] = ce.max_vcpus
-        resources["desiredvCpus"] = connected_vcpus(state, ce.name)
+        connected = connected_vcpus(state, ce.name)
+        if ce_ceiling(ce) is not None:  # an SSH CE's jobs never hold more (shared_capacity)
+            connected = min(connected, ce.max_vcpus)
+        resources["desiredvCpus"] = connected
     elif ce.ce_type == "MANAGED":  # the config's nodes (the built-in `local`): all of them
         resources.setdefault("minvCpus", 0)
         resources["maxvCpus"] = sum(
@@ -208,10 +213,12 @@ def status_reason(
     job: Job,
     reservations: tuple[Reservation, ...],
     rankings: dict[str, Ranking] | None = None,
+    pools: PoolHosts | None = None,
 ) -> str | None:
+    """``pools``: the head's host pools, their hosts' sizes where known (``ce_hosts``)."""
     if job.status in (JobStatus.PENDING, JobStatus.RUNNABLE):
         # now_ms: a fair-share queue's reason quotes each share's usage as of this moment
-        return explain(state, job, reservations, now_ms(), rankings)
+        return explain(state, job, reservations, now_ms(), rankings, pools)
     return job.status_reason
 
 
@@ -280,6 +287,7 @@ def job_detail(
     job: Job,
     reservations: tuple[Reservation, ...] = (),
     rankings: dict[str, Ranking] | None = None,
+    pools: PoolHosts | None = None,
 ) -> Doc:
     top = state.jobs[job.parent_id] if job.parent_id else job
     spec = replace(job.spec, environment=declared_environment(state, job))  # + a gang's fabric
@@ -313,7 +321,7 @@ def job_detail(
         "jobId": job.job_id,
         "jobQueue": state.arn("job-queue", job.queue),
         "status": job.status.value,
-        "statusReason": status_reason(state, job, reservations, rankings),
+        "statusReason": status_reason(state, job, reservations, rankings, pools),
         "attempts": [] if job.is_array_parent else _attempts(state, job),
         "createdAt": job.created_at,
         "startedAt": job.started_at,
@@ -358,6 +366,7 @@ def job_summary(
     job: Job,
     reservations: tuple[Reservation, ...] = (),
     rankings: dict[str, Ranking] | None = None,
+    pools: PoolHosts | None = None,
 ) -> Doc:
     latest = job.attempts[-1] if job.attempts else None
     array = _array(state, job)
@@ -368,7 +377,7 @@ def job_summary(
             "jobName": job.name,
             "createdAt": job.created_at,
             "status": job.status.value,
-            "statusReason": status_reason(state, job, reservations, rankings),
+            "statusReason": status_reason(state, job, reservations, rankings, pools),
             "startedAt": job.started_at,
             "stoppedAt": job.stopped_at,
             "container": _drop_none({"exitCode": latest.exit_code, "reason": latest.reason})
