@@ -62,6 +62,7 @@ class PoolPlan:
     release: tuple[str, ...]
     status: str
     reason: str
+    too_big: tuple[str, ...] = ()  # of ``release``: connected past maxvCpus (the head warns)
 
 
 def uses_pools(ce: ComputeEnvironment) -> bool:
@@ -174,7 +175,7 @@ def plan_pool(
         )
     elif status == "VALID" and release:
         status, reason = "UPDATING", f"releasing {', '.join(sorted(release))}"
-    return PoolPlan(take, tuple(release), status, reason)
+    return PoolPlan(take, tuple(release), status, reason, tuple(over))
 
 
 def _overshoot(live: list[str], nodes: Mapping[str, Node], high: int) -> list[str]:

@@ -12,7 +12,8 @@ config's hosts (``ssh_hosts``): ``retire.py`` never retires them.
 drains it for good (``RetireNode``), its running jobs finish, then its supervision ends,
 ``RemoveNode``, its agent is stopped over a short SSH connection (``retire.stop_agent``), and it
 is forgotten. A pool host that never connected is let go at once and remembered as
-**unreachable** (with why) for ``UNREACHABLE_RETRY_S``, so the CE takes the next host and its
+**unreachable** (with why) for ``retry_after_s`` (config ``host_retry_s``), so the CE takes
+the next host and its
 status can say why none connects.
 
 **Sizes**: what each pool host measured when it last connected (vCPUs, memory, GPUs) is kept
@@ -58,7 +59,6 @@ log = logging.getLogger("hpcbatch.ce_hosts")
 META_KEY = "ce_hosts"
 SIZES_KEY = "pool_host_sizes"
 WATCH_EVERY_S = 0.5
-UNREACHABLE_RETRY_S = 30.0
 # A host released before its agent connected (and before it was found unreachable) waits this
 # long from when it was taken: its agent may be being installed and started, and a stop sent
 # now could come first and miss it.
@@ -88,6 +88,7 @@ class CeHosts:
         pools: tuple[CeConfig, ...],
         configured: set[str],
         release_after_s: float = 60.0,
+        retry_after_s: float = 30.0,
     ) -> None:
         """``configured``: the node names the config gives (local nodes, SSH CE hosts): an
         admin may not add a host by one of them; ``release_after_s``: how long a pool host
@@ -109,6 +110,7 @@ class CeHosts:
         self.idle_since: dict[str, float] = {}  # held host -> since when it holds no attempt
         self.taken_at: dict[str, float] = {}  # held host -> when its supervision began
         self.release_after_s = release_after_s
+        self.retry_after_s = retry_after_s  # an unreachable pool host is tried again after it
         self._lock = asyncio.Lock()
 
     @property
@@ -238,7 +240,7 @@ class CeHosts:
             state = self.loop.state
             now = time.monotonic()
             self.unreachable = {
-                h: v for h, v in self.unreachable.items() if now - v[1] < UNREACHABLE_RETRY_S
+                h: v for h, v in self.unreachable.items() if now - v[1] < self.retry_after_s
             }
             for name, held in self.held.items():
                 ce, node = state.ces.get(held.ce), state.nodes.get(name)
@@ -261,10 +263,26 @@ class CeHosts:
                 for name in plan.take:
                     await self._take(name, ce.name)
                     owners[name] = ce.name
+                for name in plan.too_big:
+                    vcpus = state.nodes[name].capacity.cpu_milli // 1000
+                    log.warning(
+                        "node %s: its %d vCPUs take %s past its maxvCpus %s: released (its "
+                        "size is remembered; `vcpus` in its config says it before it connects)",
+                        name,
+                        vcpus,
+                        ce.name,
+                        ce.max_vcpus,
+                    )
                 for name in plan.release:
                     node = state.nodes.get(name)
                     if node is not None and node.capacity.cpu_milli == 0:
                         self.unreachable[name] = (node.state_reason, now)
+                        log.warning(
+                            "node %s: did not connect (%s): let go, tried again in %g s",
+                            name,
+                            node.state_reason,
+                            self.retry_after_s,
+                        )
                     self.releasing.add(name)
             for name in sorted(self.releasing):
                 try:

@@ -89,6 +89,7 @@ class Head:
             config.host_pools,
             configured,
             config.host_idle_release_s,
+            config.host_retry_s,
         )
         self._timers: list[asyncio.Task[None]] = []
 

@@ -140,7 +140,7 @@ def test_a_host_that_connects_past_max_vcpus_is_released_at_once_and_skipped_aft
     _join(sim, "h1", vcpus=2)
     _join(sim, "h2", vcpus=8)  # its size was unknown until it connected
     plan = _plan(sim, {"h1": "ce", "h2": "ce"}, demand=Demand())
-    assert plan.release == ("h2",)  # not idle yet, and still released: it passes the ceiling
+    assert plan.release == plan.too_big == ("h2",)  # not idle yet: released, past the ceiling
     assert plan.status == "UPDATING"
     assert plan.reason == (
         "releasing h2: with it the compute environment would have more than its maxvCpus 4 vCPUs"
