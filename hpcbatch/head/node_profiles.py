@@ -36,11 +36,13 @@ def machine_profile(machine: Machine) -> NodeProfile:
 
 
 def local_profiles(local: LocalConfig, machine: Machine | None = None) -> list[NodeProfile]:
-    """The embedded ``local`` CE's nodes. Sized by the machine (``[local] vcpus`` 0, the
-    default), they share it with the API-made LOCAL CEs' nodes; sized explicitly, they are
-    virtual nodes the admin sized on purpose (a test rig, a chosen oversubscription) and are
-    not counted against the machine."""
-    shared = machine_profile(machine) if machine is not None and local.vcpus == 0 else None
+    """The embedded ``local`` CE's nodes. Its default one node sized by the machine
+    (``[local] nodes = 1``, ``vcpus = 0``) shares the machine with the API-made LOCAL CEs'
+    nodes; nodes the admin sized (``vcpus``) or multiplied (``nodes = 2`` makes two nodes of
+    the whole machine, say to try MPI gangs) are virtual on purpose and not counted against
+    it."""
+    alone = local.nodes == 1 and local.vcpus == 0
+    shared = machine_profile(machine) if machine is not None and alone else None
     return [
         replace(
             shared or NodeProfile(),

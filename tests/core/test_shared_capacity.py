@@ -11,6 +11,7 @@ from hpcbatch.core.explain import explain
 from hpcbatch.core.model import JobSpec, JobStatus, Resources
 from hpcbatch.core.scheduler import schedule
 from hpcbatch.core.shared_capacity import rooms
+from hpcbatch.metrics.snapshot import classify
 from tests.core.sim import Sim
 
 MACHINE = Resources(8000, 16384)  # an 8-CPU, 16 GiB machine
@@ -51,6 +52,7 @@ def test_two_local_ces_of_the_machines_size_run_no_more_than_the_machine_at_once
     reason = explain(sim.state, waiting[0])
     assert reason is not None and reason.startswith("waiting for the machine: the jobs on its ")
     assert "(a-1, b-1) hold 8 of its 8 CPUs" in reason
+    assert classify(reason) == "capacity"  # hpcbatch_jobs_waiting{reason="capacity"}
     # each CE still honours its own size: one job ends, one more starts, wherever it fits
     sim.start(placed[0])
     sim.end(placed[0])
@@ -138,3 +140,22 @@ def test_any_workload_never_holds_more_than_the_machine(jobs: list[tuple[str, in
         sim.start(done)
         sim.end(done)
     assert all(j.status is JobStatus.SUCCEEDED for j in sim.state.jobs.values())
+
+
+def test_a_gang_on_nodes_of_one_machine_takes_them_only_if_the_machine_has_room() -> None:
+    sim = Sim()
+    sim.do(ev.CreateComputeEnvironment, name="local", ce_type="MANAGED", kind="LOCAL")
+    for i in range(2):  # two virtual nodes of 4 vCPUs on a 4-CPU machine
+        sim.do(
+            ev.NodeJoined,
+            node=f"local-{i + 1}",
+            ce="local",
+            capacity=Resources(4000, 8192),
+            machine="head",
+            machine_capacity=Resources(4000, 16384),
+        )
+    sim.do(ev.CreateJobQueue, name="q", priority=1, ce_order=((1, "local"),))
+    sim.gang_definition(nodes=2)
+    gang = sim.submit_gang()
+    assert sim.schedule() == []  # two whole nodes hold 8 vCPUs: the machine has 4
+    assert gang.status is JobStatus.RUNNABLE
