@@ -36,8 +36,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hpcbatch.core.model import ComputeEnvironment, Job, Node, NodeState, Resources
-from hpcbatch.core.pool_fit import PoolHost, PoolHosts, ce_pools, hopeless, job_needs
+from hpcbatch.core.model import ComputeEnvironment, Job, Node, NodeState
+from hpcbatch.core.pool_fit import Judge, PoolHost, PoolHosts, ce_pools
 from hpcbatch.core.state import State
 
 __all__ = ["Demand", "PoolHost", "PoolPlan", "ce_pools", "plan_pool", "waiting_vcpus"]
@@ -89,23 +89,19 @@ def waiting_vcpus(
     """vCPUs the RUNNABLE jobs of the ENABLED queues using ``ce`` ask for (a RUNNABLE job is
     one no connected node could take at the last pass), counted up to ``cap`` vCPUs: the cost
     is O(jobs counted), not O(queued). A job no host of ``pools`` could ever hold
-    (``pool_fit.hopeless``) is not counted (hosts taken for it would only idle) but is read:
+    (``pool_fit.Judge``) is not counted (hosts taken for it would only idle) but is read:
     such jobs add O(their count) and O(shapes x pool hosts), the verdict kept per shape."""
     if ce.state != "ENABLED":
         return 0
     milli, cap_milli = 0, cap * 1000
-    verdicts: dict[tuple[Resources, ...], bool] = {}
+    judge = None if pools is None else Judge(ce, pools)
     for queue in state.queues.values():
         if queue.state != "ENABLED" or ce.name not in queue.ce_order:
             continue
         for key in state.runnable.get(queue.name, ()):
             job = state.jobs[key[3]]
-            if pools is not None:
-                needs = job_needs(job)
-                if needs not in verdicts:
-                    verdicts[needs] = hopeless(ce, pools, needs)
-                if verdicts[needs]:
-                    continue
+            if judge is not None and judge.hopeless(job):
+                continue
             milli += _job_milli(job)
             if milli >= cap_milli:
                 return cap

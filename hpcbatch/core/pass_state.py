@@ -68,6 +68,14 @@ def allowed(run: Pass, entry: FreeNode, need: Resources, end: int | None) -> boo
     return True
 
 
+def has_room(run: Pass, entry: FreeNode) -> bool:
+    """Some vCPU and memory left on ``entry`` and in the limits its node shares."""
+    free = entry.free
+    if free.cpu_milli <= 0 or free.memory_mib <= 0:
+        return False
+    return not run.room or shared_capacity.has_room(run.state, run.room, entry.node)
+
+
 def free_at(entry: FreeNode, at: int | None) -> Resources:
     free = entry.free
     for end, held in entry.ends:

@@ -70,6 +70,58 @@ def hopeless(ce: ComputeEnvironment, pools: PoolHosts, needs: tuple[Resources, .
     return bool(hosts) and any(all(cannot_hold(h, need) for h in hosts) for need in needs)
 
 
+INF = 1 << 62
+
+
+class Judge:
+    """``hopeless`` for the many jobs of one CE's queues, cheaply: nothing to judge when a host
+    of its pools has no known size; a job within the smallest known size of every host is
+    held, one past the largest size of a kind every host's is known of is not (three
+    comparisons each); the rest are judged once per shape."""
+
+    def __init__(self, ce: ComputeEnvironment, pools: PoolHosts) -> None:
+        self.ce, self.pools = ce, pools
+        hosts = _hosts(ce, pools)
+        unknown = (None, None, None)
+        self.idle = not hosts or any((h.vcpus, h.memory_mib, h.gpus) == unknown for h in hosts)
+        self.floor = (
+            min((INF if h.vcpus is None else h.vcpus * 1000) for h in hosts) if hosts else 0,
+            min((INF if h.memory_mib is None else h.memory_mib) for h in hosts) if hosts else 0,
+            min((INF if h.gpus is None else h.gpus) for h in hosts) if hosts else 0,
+        )
+        self.ceiling = (  # the largest size of each kind, where every host's is known
+            _largest([h.vcpus for h in hosts], 1000),
+            _largest([h.memory_mib for h in hosts], 1),
+            _largest([h.gpus for h in hosts], 1),
+        )
+        self.verdicts: dict[tuple[int, int, int], bool] = {}
+
+    def hopeless(self, job: Job) -> bool:
+        if self.idle:
+            return False
+        if job.multinode is not None:
+            return hopeless(self.ce, self.pools, job_needs(job))
+        need = job.spec.resources
+        cpu, memory, gpus = need.cpu_milli, need.memory_mib, need.gpus
+        floor = self.floor
+        if cpu <= floor[0] and memory <= floor[1] and gpus <= floor[2]:
+            return False
+        ceiling = self.ceiling
+        if cpu > ceiling[0] or memory > ceiling[1] or gpus > ceiling[2]:
+            return True
+        shape = (cpu, memory, gpus)
+        verdict = self.verdicts.get(shape)
+        if verdict is None:
+            verdict = self.verdicts[shape] = hopeless(self.ce, self.pools, (need,))
+        return verdict
+
+
+def _largest(sizes: list[int | None], unit: int) -> int:
+    if not sizes or any(s is None for s in sizes):
+        return INF
+    return max(s for s in sizes if s is not None) * unit
+
+
 def pool_fit_problem(
     ces: list[ComputeEnvironment], pools: PoolHosts, needs: tuple[Resources, ...]
 ) -> str | None:

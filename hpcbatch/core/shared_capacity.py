@@ -79,6 +79,15 @@ def fits(state: State, room: dict[Group, Resources], node: Node, need: Resources
     return all(g in room and need.fits_in(room[g]) for g in groups)
 
 
+def has_room(state: State, room: dict[Group, Resources], node: Node) -> bool:
+    """Some vCPU and memory left in every group of ``node``."""
+    for group in groups_of(state, node):
+        left = room.get(group)
+        if left is None or left.cpu_milli <= 0 or left.memory_mib <= 0:
+            return False
+    return True
+
+
 def fits_together(
     state: State, room: dict[Group, Resources], placed: Iterable[tuple[Node, Resources]]
 ) -> bool:
