@@ -22,6 +22,7 @@ from hpcbatch.core.model import (
     TimeLimitAction,
 )
 from hpcbatch.core.plan import Plan
+from hpcbatch.core.pool_fit import PoolHost
 from hpcbatch.core.shares import ShareWeight
 
 
@@ -299,6 +300,14 @@ class NodeJoined(Event):
     machine_capacity: Resources | None = None  # that machine's CPUs and memory, as measured
     known_attempts: tuple[str, ...] = ()
     running_attempts: tuple[str, ...] = ()  # the known ones whose process still runs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolHostsKnown(Event):
+    """The head's host pools and what it knows of their hosts' sizes (config, else measured):
+    said at its start and whenever a pool host's measured size changes (core/pool_fit.py)."""
+
+    pools: tuple[tuple[str, tuple[PoolHost, ...]], ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

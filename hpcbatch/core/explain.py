@@ -25,7 +25,7 @@ from hpcbatch.core.model import (
     vcpus_text,
 )
 from hpcbatch.core.plan import Reservation
-from hpcbatch.core.pool_fit import PoolHosts, job_needs, pool_fit_problem
+from hpcbatch.core.pool_fit import job_needs, pool_fit_problem
 from hpcbatch.core.quota_explain import quota_wait
 from hpcbatch.core.shared_capacity import wait_reason as wait_for_shared
 from hpcbatch.core.state import State, runnable_key
@@ -37,15 +37,13 @@ def explain(
     reservations: tuple[Reservation, ...] = (),
     now: int | None = None,
     rankings: dict[str, Ranking] | None = None,
-    pools: PoolHosts | None = None,
 ) -> str | None:
     """``now`` dates a fair-share queue's usage (None: the latest time its usage knows);
-    ``rankings`` caches each fair-share queue's ranking across the jobs of one request;
-    ``pools``: the head's host pools with their hosts' known sizes (None: not judged)."""
+    ``rankings`` caches each fair-share queue's ranking across the jobs of one request."""
     if job.status is JobStatus.PENDING:
         return _pending(state, job)
     if job.status is JobStatus.RUNNABLE:
-        return _runnable(state, job, reservations, now, rankings, pools)
+        return _runnable(state, job, reservations, now, rankings)
     return job.status_reason
 
 
@@ -78,7 +76,6 @@ def _runnable(
     reservations: tuple[Reservation, ...],
     now: int | None,
     rankings: dict[str, Ranking] | None,
-    pools: PoolHosts | None = None,
 ) -> str:
     queue = state.queues[job.queue]
     if queue.state != "ENABLED":
@@ -86,8 +83,9 @@ def _runnable(
     enabled = [c for c in queue.ce_order if state.ces[c].state == "ENABLED"]
     if not enabled:
         return f"no ENABLED compute environment in queue {queue.name} ({', '.join(queue.ce_order)})"
-    if pools is not None:
-        problem = pool_fit_problem([state.ces[c] for c in enabled], pools, job_needs(job))
+    if state.pool_hosts:  # the head's host pools, their hosts' known sizes (pool_fit)
+        ces = [state.ces[c] for c in enabled]
+        problem = pool_fit_problem(ces, state.pool_hosts, job_needs(job))
         if problem is not None:
             return problem
     if job.multinode is not None:

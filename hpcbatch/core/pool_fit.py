@@ -12,8 +12,10 @@ Vocabulary:
   have no host at all is not judged: nothing to judge by). Such a job does not count in the
   CE's demand (``host_pools.waiting_vcpus``): taking hosts for it would only idle them.
 
-The head passes ``pool_hosts`` (pool -> its hosts, in order) to these pure functions; they never
-read the head's config themselves.
+The head tells the core its pools and their hosts' known sizes (``PoolHostsKnown``, kept in
+``State.pool_hosts``, not persisted: said again at every start), so ``explain`` (DescribeJobs,
+the metrics, the queues' ``jobStateTimeLimitActions``) judges by them; the head's pool decision
+passes the same mapping to ``host_pools.waiting_vcpus``.
 """
 
 from __future__ import annotations

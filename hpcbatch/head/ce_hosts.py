@@ -19,7 +19,8 @@ status can say why none connects.
 **Sizes**: what each pool host measured when it last connected (vCPUs, memory, GPUs) is kept
 in the store's meta under ``pool_host_sizes``; a size the config sets wins. With it the plan
 skips a host that would pass its CE's maxvCpus before connecting it, and a job no pool host
-could ever hold draws no host (``core/pool_fit.py``).
+could ever hold draws no host (``core/pool_fit.py``); the sizes are told to the core
+(``PoolHostsKnown``) at start and whenever one changes, so a job's statusReason says so too.
 
 **Status**: each CE's last reported ``(status, reason)`` is kept with the CE's settings it was
 decided for; retrying a host after an INVALID keeps it INVALID (``plan_pool``'s ``previous``)
@@ -46,7 +47,7 @@ from hpcbatch.errors import ConflictError, NotFoundError, ValidationError
 from hpcbatch.head import host_memory
 from hpcbatch.head.host_memory import RememberedHost
 from hpcbatch.head.hosts import CeConfig
-from hpcbatch.head.loop import HeadLoop
+from hpcbatch.head.loop import HeadLoop, now_ms
 from hpcbatch.head.node_profiles import ssh_profile
 from hpcbatch.head.retire import call_node_event, stop_agent
 from hpcbatch.head.supervisor import NodeSpec, NodeSupervisor
@@ -148,17 +149,23 @@ class CeHosts:
                 self.measured[name] = node.capacity
                 changed = True
         if changed:
-            self.pool_hosts = self._sized()
+            await self._tell_sizes()
             doc = {h: [r.cpu_milli, r.memory_mib, r.gpus] for h, r in sorted(self.measured.items())}
             batch = WriteBatch()
             batch.set_meta(SIZES_KEY, json.dumps(doc, separators=(",", ":")))
             await asyncio.to_thread(self.store.write, batch)
 
+    async def _tell_sizes(self) -> None:
+        """Size the pools' hosts again and tell the core (explain, time limits judge by it)."""
+        self.pool_hosts = self._sized()
+        pools = tuple(self.pool_hosts.items())
+        await self.loop.call(ev.PoolHostsKnown(cause="host-pools", now=now_ms(), pools=pools))
+
     async def begin(self) -> None:
         """Supervise the hosts the last head held; recall the pool hosts' measured sizes."""
         sizes = await asyncio.to_thread(self.store.get_meta, SIZES_KEY)
         self.measured = {h: Resources(*v) for h, v in json.loads(sizes or "{}").items()}
-        self.pool_hosts = self._sized()
+        await self._tell_sizes()
         text = await asyncio.to_thread(self.store.get_meta, META_KEY)
         for name, doc in json.loads(text or "{}").items():
             self.held[name] = Held(host_memory.from_doc(doc["host"]), doc.get("pool"))

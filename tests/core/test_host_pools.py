@@ -12,7 +12,7 @@ from hpcbatch.core.host_pools import (
     target_vcpus,
     waiting_vcpus,
 )
-from hpcbatch.core.model import JobSpec, Resources
+from hpcbatch.core.model import JobSpec, JobStatus, Resources, TimeLimitAction
 from tests.core.sim import Sim
 
 POOLS = {"gpu": (PoolHost("h1", "gpu"), PoolHost("h2", "gpu"))}
@@ -181,9 +181,10 @@ def test_a_job_no_pool_host_could_hold_draws_no_host_and_says_why() -> None:
     huge = sim.submit(vcpus=32)
     sim.schedule()
     ce = sim.state.ces["ce"]
+    sim.do(ev.PoolHostsKnown, pools=tuple(SIZED.items()))  # the head says what it knows
     assert waiting_vcpus(sim.state, ce, 16, SIZED) == 0
     assert _plan(sim, {}, demand=Demand(waiting_vcpus=0)).take == ()
-    assert explain(sim.state, huge, pools=SIZED) == (
+    assert explain(sim.state, huge) == (
         "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - needs 32 vCPUs; no host of host pool(s) "
         "gpu can hold it (the largest has 8 vCPUs)"
     )
@@ -191,7 +192,7 @@ def test_a_job_no_pool_host_could_hold_draws_no_host_and_says_why() -> None:
     gpu_job = sim.submit(vcpus=1, gpus=1)
     sim.schedule()
     assert waiting_vcpus(sim.state, ce, 16, SIZED) == 1
-    assert explain(sim.state, gpu_job, pools=SIZED) != explain(sim.state, huge, pools=SIZED)
+    assert explain(sim.state, gpu_job) != explain(sim.state, huge)
     # without sizes (pools not known), the old count: every RUNNABLE job draws
     assert waiting_vcpus(sim.state, ce, 16) == 16
 
@@ -201,8 +202,9 @@ def test_memory_and_gpus_known_from_the_config_judge_too() -> None:
     pools = {"gpu": (PoolHost("h1", "gpu", 4, 8192, 0),)}
     job = sim.submit(vcpus=1, memory=65536)
     sim.schedule()
+    sim.do(ev.PoolHostsKnown, pools=tuple(pools.items()))
     assert waiting_vcpus(sim.state, sim.state.ces["ce"], 16, pools) == 0
-    assert explain(sim.state, job, pools=pools) == (
+    assert explain(sim.state, job) == (
         "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - needs 65536 MiB; no host of host pool(s) "
         "gpu can hold it (the largest has 8192 MiB)"
     )
@@ -232,3 +234,18 @@ def test_an_invalid_ce_stays_invalid_while_its_hosts_are_retried() -> None:
     # without a previous status (the CE updated), a host connecting says CREATING again
     sim.do(ev.RemoveNode, node="h1", reason="released")
     assert _plan(sim, {}).status == "CREATING"
+
+
+def test_a_time_limit_action_cancels_a_job_no_pool_host_could_hold() -> None:
+    """The reason DescribeJobs shows is the one the queue's jobStateTimeLimitActions match."""
+    sim = _queue(_sim(max_vcpus=16, min_vcpus=0))
+    sim.do(ev.PoolHostsKnown, pools=tuple(SIZED.items()))
+    misconfigured = "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"
+    action = TimeLimitAction(reason=misconfigured, max_time_s=600)
+    sim.do(ev.UpdateJobQueue, ref="q", time_limit_actions=(action,))
+    job = sim.submit(vcpus=32)
+    sim.do(ev.Tick)
+    sim.now += 601_000
+    sim.do(ev.Tick)
+    assert job.status is JobStatus.FAILED
+    assert misconfigured in (job.status_reason or "")

@@ -135,12 +135,9 @@ async def list_jobs(c: Call, r: m.ListJobsByConsumableResourceRequest) -> Doc:
             jobs = [j for j in jobs if _glob(value, j.name)]
     chunk, token = page(jobs, r.maxResults, r.nextToken)
     reservations = c.head.loop.plan.reservations
-    pools = c.head.ce_hosts.pool_hosts
     return {
         "jobs": [
-            _job_summary(
-                state, j, resource.name, shapes.status_reason(state, j, reservations, None, pools)
-            )
+            _job_summary(state, j, resource.name, shapes.status_reason(state, j, reservations))
             for j in chunk
         ],
         "nextToken": token,

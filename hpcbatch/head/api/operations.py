@@ -170,8 +170,7 @@ async def describe_jobs(c: Call, r: m.DescribeJobsRequest) -> Doc:
     reservations = c.head.loop.plan.reservations
     jobs = [state.jobs[i] for i in dict.fromkeys(r.jobs) if i in state.jobs]
     rankings: dict[str, Ranking] = {}  # each fair-share queue ranked once per request
-    pools = c.head.ce_hosts.pool_hosts  # a job no pool host could hold says so (pool_fit)
-    return {"jobs": [shapes.job_detail(state, j, reservations, rankings, pools) for j in jobs]}
+    return {"jobs": [shapes.job_detail(state, j, reservations, rankings) for j in jobs]}
 
 
 async def cancel_job(c: Call, r: m.CancelJobRequest) -> Doc:
@@ -303,11 +302,8 @@ async def list_jobs(c: Call, r: m.ListJobsRequest) -> Doc:
     chunk, token = page(jobs, r.maxResults, r.nextToken)
     reservations = c.head.loop.plan.reservations
     rankings: dict[str, Ranking] = {}  # each fair-share queue ranked once per request
-    pools = c.head.ce_hosts.pool_hosts
     return {
-        "jobSummaryList": [
-            shapes.job_summary(state, j, reservations, rankings, pools) for j in chunk
-        ],
+        "jobSummaryList": [shapes.job_summary(state, j, reservations, rankings) for j in chunk],
         "nextToken": token,
     }
 

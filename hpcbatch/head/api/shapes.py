@@ -31,7 +31,6 @@ from hpcbatch.core.model import (
     format_vcpus,
 )
 from hpcbatch.core.plan import Reservation
-from hpcbatch.core.pool_fit import PoolHosts
 from hpcbatch.core.shared_capacity import ce_ceiling
 from hpcbatch.core.state import State
 from hpcbatch.head.loop import now_ms
@@ -213,12 +212,10 @@ def status_reason(
     job: Job,
     reservations: tuple[Reservation, ...],
     rankings: dict[str, Ranking] | None = None,
-    pools: PoolHosts | None = None,
 ) -> str | None:
-    """``pools``: the head's host pools, their hosts' sizes where known (``ce_hosts``)."""
     if job.status in (JobStatus.PENDING, JobStatus.RUNNABLE):
         # now_ms: a fair-share queue's reason quotes each share's usage as of this moment
-        return explain(state, job, reservations, now_ms(), rankings, pools)
+        return explain(state, job, reservations, now_ms(), rankings)
     return job.status_reason
 
 
@@ -287,7 +284,6 @@ def job_detail(
     job: Job,
     reservations: tuple[Reservation, ...] = (),
     rankings: dict[str, Ranking] | None = None,
-    pools: PoolHosts | None = None,
 ) -> Doc:
     top = state.jobs[job.parent_id] if job.parent_id else job
     spec = replace(job.spec, environment=declared_environment(state, job))  # + a gang's fabric
@@ -321,7 +317,7 @@ def job_detail(
         "jobId": job.job_id,
         "jobQueue": state.arn("job-queue", job.queue),
         "status": job.status.value,
-        "statusReason": status_reason(state, job, reservations, rankings, pools),
+        "statusReason": status_reason(state, job, reservations, rankings),
         "attempts": [] if job.is_array_parent else _attempts(state, job),
         "createdAt": job.created_at,
         "startedAt": job.started_at,
@@ -366,7 +362,6 @@ def job_summary(
     job: Job,
     reservations: tuple[Reservation, ...] = (),
     rankings: dict[str, Ranking] | None = None,
-    pools: PoolHosts | None = None,
 ) -> Doc:
     latest = job.attempts[-1] if job.attempts else None
     array = _array(state, job)
@@ -377,7 +372,7 @@ def job_summary(
             "jobName": job.name,
             "createdAt": job.created_at,
             "status": job.status.value,
-            "statusReason": status_reason(state, job, reservations, rankings, pools),
+            "statusReason": status_reason(state, job, reservations, rankings),
             "startedAt": job.started_at,
             "stoppedAt": job.stopped_at,
             "container": _drop_none({"exitCode": latest.exit_code, "reason": latest.reason})
