@@ -5,6 +5,7 @@ a pass must not rewrite 100,000 reasons. Reasons, most fundamental first:
 queue disabled; no enabled compute environment; MISCONFIGURATION (no node could ever hold it);
 no nodes; every fitting node DOWN/DRAINED; a consumable resource it is short of; its quota share
 (at its quota and unable to borrow, or waiting for borrowers it preempted: ``quota_explain``); a
+limit its nodes share with others, the machine or its CE's maxvCpus (``shared_capacity``); a
 reservation; on a fair-share queue, the share served before its own (or computeReservation);
 otherwise the jobs ahead of it.
 """
@@ -108,6 +109,11 @@ def _runnable(
     share_reason = quota_wait(state, job) if job.share is not None else None
     if share_reason is not None:
         return share_reason
+    # a node with room of its own, none left in a limit it shares: that limit is why, even for
+    # the job holding a reservation there (it starts when the machine or the CE has room)
+    shared = wait_for_shared(state, [n for n in fitting if n.schedulable], need)
+    if shared is not None:
+        return shared
     for r in reservations:
         if r.job_id == job.job_id:
             when = "when running jobs end" if r.at is None else f"by {r.at} (epoch ms)"
@@ -121,9 +127,6 @@ def _runnable(
         for q in state.queues.values()
         if q.priority > queue.priority and q.state == "ENABLED" and set(q.ce_order) & set(enabled)
     )
-    shared = wait_for_shared(state, [n for n in fitting if n.schedulable], need)
-    if shared is not None:
-        return shared
     reason = "waiting for capacity: "
     full = _what_is_full([n for n in fitting if n.schedulable], need)
     if full:

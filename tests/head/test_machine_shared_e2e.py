@@ -98,13 +98,15 @@ def test_two_local_ces_and_the_embedded_one_never_run_more_than_the_machine(
         for q in queues
         for i in range(CPUS)
     ]
-    held = wait_for(
-        lambda: (
-            [r for r in _waiting_reasons(head, queues) if "waiting for the machine" in r] or None
-        ),
-        30,
-        "a job that waits for the machine",
-    )
+
+    def all_wait_for_the_machine() -> list[str] | None:
+        """The reasons of the jobs held back, once every one (the first of each queue too,
+        which holds a reservation) says it waits for the machine."""
+        reasons = _waiting_reasons(head, queues)
+        machine = [r for r in reasons if r.startswith("waiting for the machine: ")]
+        return reasons if reasons and machine == reasons else None
+
+    held = wait_for(all_wait_for_the_machine, 30, "every held-back job to wait for the machine")
     assert f"of its {CPUS} CPU" in held[0], held[0]
     deadline = time.monotonic() + 120
     for job_id in ids:
