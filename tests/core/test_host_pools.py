@@ -249,3 +249,17 @@ def test_a_time_limit_action_cancels_a_job_no_pool_host_could_hold() -> None:
     sim.do(ev.Tick)
     assert job.status is JobStatus.FAILED
     assert misconfigured in (job.status_reason or "")
+
+
+def test_a_lowered_max_vcpus_releases_the_hosts_past_it_busy_or_not() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=4).cluster(nodes=0, ce="ce")
+    _join(sim, "h1")
+    _join(sim, "h2")
+    for _ in range(4):
+        sim.submit()
+    assert len(sim.schedule()) == 4  # both hosts busy
+    sim.do(ev.UpdateComputeEnvironment, ref="ce", max_vcpus=2)
+    plan = _plan(sim, {"h1": "ce", "h2": "ce"}, demand=Demand())
+    assert plan.release == plan.too_big == ("h2",)  # the head drains it: its jobs finish
+    sim.submit()
+    assert sim.schedule() == []  # 4 vCPUs held, maxvCpus 2: nothing new until under it
