@@ -105,6 +105,30 @@ def book(state: State, room: dict[Group, Resources], node: Node, need: Resources
             room[group] = room[group] - need
 
 
+class Ledger:
+    """The groups' room through the placements of one applied plan: measured (O(nodes)) the
+    first time a node of a group is checked, then booked as attempts start; ``forget`` after
+    holds it did not book (a gang's)."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.room: dict[Group, Resources] | None = None
+
+    def fits(self, node: Node, need: Resources) -> bool:
+        if not groups_of(self.state, node):
+            return True
+        if self.room is None:
+            self.room = rooms(self.state)
+        return fits(self.state, self.room, node, need)
+
+    def book(self, node: Node, need: Resources) -> None:
+        if self.room is not None:
+            book(self.state, self.room, node, need)
+
+    def forget(self) -> None:
+        self.room = None
+
+
 def overcommitted(state: State) -> str | None:
     """A machine whose nodes' attempts hold more than it has (an invariant): None when none
     does. A CE ceiling is not checked: a lowered maxvCpus lets the jobs running finish."""
