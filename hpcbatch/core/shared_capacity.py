@@ -142,8 +142,8 @@ def wait_reason(state: State, nodes: list[Node], need: Resources) -> str | None:
     """Why ``need`` waits though one of ``nodes`` (schedulable, able to hold it) has room of
     its own: the shared limit that has none (None: some node has room everywhere)."""
     own = [n for n in nodes if need.fits_in(n.free)]
-    if not own:
-        return None
+    if not own or any(not groups_of(state, n) for n in own):
+        return None  # a node with room and no shared limit: not why (O(nodes) spared)
     room = rooms(state)
     if any(fits(state, room, n, need) for n in own):
         return None
