@@ -2,7 +2,9 @@
 
 - ``decision``: one ``plan_pool`` + ``waiting_vcpus`` for a CE of a 1,000-host pool holding 500
   hosts, with 100,000 RUNNABLE jobs queued: the head's reconcile pays this per pool CE every
-  0.5 s, so it must stay far under a millisecond-scale budget and not grow with the queue.
+  0.5 s, so it must stay far under a millisecond-scale budget and not grow with the queue;
+  three cases: hosts' sizes unknown, known, and known with no job any host could hold
+  (``pool_fit``: those jobs are read and skipped, so that case does grow with the queue).
 - ``local``: through a real head, CreateComputeEnvironment LOCAL -> VALID (its agent started and
   connected), the AWS sequence to a SUCCEEDED job, and maxvCpus 0 -> the node released.
 
@@ -25,8 +27,15 @@ from hpcbatch.core.state import State
 from hpcbatch.core.step import step
 
 
-def bench_decision(hosts: int = 1000, held: int = 500, jobs: int = 100_000) -> dict[str, Any]:
+def bench_decision(
+    hosts: int = 1000, held: int = 500, jobs: int = 100_000, case: str = "unsized"
+) -> dict[str, Any]:
+    """``case``: ``unsized`` (no host size known: every job counts, as before sizes were
+    known), ``sized`` (every host's size known, every job fits one: each job is judged, then
+    counted), ``hopeless`` (sized, and no job fits any host: every job is judged and skipped,
+    the whole queue read)."""
     state = State()
+    vcpus = 64 if case == "hopeless" else 1
     echo = {"computeResources": {"type": "SSH", "instanceTypes": ["p"]}}
     step(
         state,
@@ -50,9 +59,18 @@ def bench_decision(hosts: int = 1000, held: int = 500, jobs: int = 100_000) -> d
     for i in range(jobs):
         step(
             state,
-            ev.SubmitJob(cause="b", now=2, job_id=f"j{i}", name="j", queue="q", definition="d"),
+            ev.SubmitJob(
+                cause="b",
+                now=2,
+                job_id=f"j{i}",
+                name="j",
+                queue="q",
+                definition="d",
+                cpu_milli=vcpus * 1000,
+            ),
         )
-    pool = {"p": tuple(PoolHost(f"h{i}", "p") for i in range(hosts))}
+    size = (None, None, None) if case == "unsized" else (4, 16384, 0)
+    pool = {"p": tuple(PoolHost(f"h{i}", "p", *size) for i in range(hosts))}
     owners = {f"h{i}": "ce" for i in range(held)}
     for i in range(held):
         step(
@@ -63,11 +81,12 @@ def bench_decision(hosts: int = 1000, held: int = 500, jobs: int = 100_000) -> d
     rounds = 200
     start = time.perf_counter()
     for _ in range(rounds):
-        waiting = waiting_vcpus(state, ce, ce.max_vcpus or 0)
+        waiting = waiting_vcpus(state, ce, ce.max_vcpus or 0, pool)
         plan = plan_pool(ce, pool, owners, state.nodes, {}, Demand(waiting))
     seconds = (time.perf_counter() - start) / rounds
     return {
         "bench": "ce_pool_decision",
+        "case": case,
         "pool_hosts": hosts,
         "held": held,
         "runnable_jobs": jobs,
@@ -144,6 +163,7 @@ def bench_local() -> dict[str, Any]:
 if __name__ == "__main__":
     which = sys.argv[1:] or ["decision", "local"]
     if "decision" in which:
-        print(json.dumps(bench_decision()), flush=True)
+        for case in ("unsized", "sized", "hopeless"):
+            print(json.dumps(bench_decision(case=case)), flush=True)
     if "local" in which:
         print(json.dumps(bench_local()), flush=True)

@@ -8,7 +8,7 @@ agent by the loop once it has made the result durable.
 
 from __future__ import annotations
 
-from hpcbatch.core import consumables, gang_life, preemption, reserved
+from hpcbatch.core import consumables, gang_life, preemption, reserved, shared_capacity
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command, KillAttempt, LaunchAttempt
 from hpcbatch.core.gpus import is_uuid, release
@@ -36,6 +36,7 @@ def apply_plan(state: State, e: ev.PlanApplied) -> list[Command]:
     # before the placements: a victim is judged as the plan judged it (core/preemption.py)
     commands: list[Command] = preemption.apply_preemptions(state, e) if e.plan.preemptions else []
     placements = e.plan.placements
+    shared = shared_capacity.Ledger(state)  # the shared limits' room, as attempts start
     i = 0
     while i < len(placements):
         gang = placements[i].gang
@@ -44,16 +45,17 @@ def apply_plan(state: State, e: ev.PlanApplied) -> list[Command]:
             while j < len(placements) and placements[j].gang == gang:
                 j += 1
             commands.extend(gang_life.start_gang(state, placements[i:j], e))
+            shared.forget()  # the gang's holds are in the nodes now: measured again if needed
             i = j
             continue
-        launch = _start(state, placements[i], e)
+        launch = _start(state, placements[i], e, shared)
         if launch is not None:
             commands.append(launch)
         i += 1
     return commands
 
 
-def _placeable(state: State, p: Placement, job: Job | None) -> bool:
+def _placeable(state: State, p: Placement, job: Job | None, shared: shared_capacity.Ledger) -> bool:
     node = state.nodes.get(p.node)
     if job is None or node is None or job.status is not JobStatus.RUNNABLE:
         return False
@@ -69,15 +71,19 @@ def _placeable(state: State, p: Placement, job: Job | None) -> bool:
         and need.fits_in(node.free)
         and len(p.gpus) == need.gpus
         and set(p.gpus) <= node.free_gpus
+        and shared.fits(node, need)
     )
 
 
-def _start(state: State, p: Placement, e: ev.PlanApplied) -> LaunchAttempt | None:
+def _start(
+    state: State, p: Placement, e: ev.PlanApplied, shared: shared_capacity.Ledger
+) -> LaunchAttempt | None:
     job = state.jobs.get(p.job_id)
-    if not _placeable(state, p, job):
+    if not _placeable(state, p, job, shared):
         return None
     assert job is not None
     attempt = hold_node(state, job, p, job.spec.resources, e)
+    shared.book(state.nodes[p.node], job.spec.resources)
     return launch_of(state, job, attempt, e.cause)
 
 

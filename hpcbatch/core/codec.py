@@ -343,6 +343,10 @@ def node_to_doc(node: Node) -> Doc:
         "placement_group": node.placement_group,
         "fabric_env": [list(pair) for pair in node.fabric_env],
         "retiring": node.retiring,
+        "machine": node.machine,
+        "machine_capacity": None
+        if node.machine_capacity is None
+        else asdict(node.machine_capacity),
     }
 
 
@@ -382,6 +386,10 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
             placement_group=d.get("placement_group"),
             fabric_env=tuple((k, v) for k, v in d.get("fabric_env", [])),
             retiring=d.get("retiring"),
+            machine=d.get("machine"),
+            machine_capacity=None
+            if d.get("machine_capacity") is None
+            else Resources(**d["machine_capacity"]),
         )
         node.free_gpus = node.gpus_in_service  # less what live attempts hold: _hold
     _rebuild_consumables(state, docs.get("consumable_resource", []))

@@ -22,6 +22,7 @@ from hpcbatch.core.model import (
     TimeLimitAction,
 )
 from hpcbatch.core.plan import Plan
+from hpcbatch.core.pool_fit import PoolHost
 from hpcbatch.core.shares import ShareWeight
 
 
@@ -299,8 +300,18 @@ class NodeJoined(Event):
     launch_port: int | None = None  # the agent's launch server port (hello node.launch_port)
     placement_group: str | None = None  # the node's placement-group label (head config)
     fabric_environment: tuple[tuple[str, str], ...] = ()  # its CE's fabric (head config)
+    machine: str | None = None  # the machine it shares with other nodes (a LOCAL node: the head's)
+    machine_capacity: Resources | None = None  # that machine's CPUs and memory, as measured
     known_attempts: tuple[str, ...] = ()
     running_attempts: tuple[str, ...] = ()  # the known ones whose process still runs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolHostsKnown(Event):
+    """The head's host pools and what it knows of their hosts' sizes (config, else measured):
+    said at its start and whenever a pool host's measured size changes (core/pool_fit.py)."""
+
+    pools: tuple[tuple[str, tuple[PoolHost, ...]], ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

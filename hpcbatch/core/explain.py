@@ -5,6 +5,7 @@ a pass must not rewrite 100,000 reasons. Reasons, most fundamental first:
 queue disabled; no enabled compute environment; MISCONFIGURATION (no node could ever hold it);
 no nodes; every fitting node DOWN/DRAINED; a consumable resource it is short of; its quota share
 (at its quota and unable to borrow, or waiting for borrowers it preempted: ``quota_explain``); a
+limit its nodes share with others, the machine or its CE's maxvCpus (``shared_capacity``); a
 reservation; on a fair-share queue, the share served before its own (or computeReservation);
 otherwise the jobs ahead of it.
 """
@@ -25,7 +26,9 @@ from hpcbatch.core.model import (
     vcpus_text,
 )
 from hpcbatch.core.plan import Reservation
+from hpcbatch.core.pool_fit import job_needs, pool_fit_problem
 from hpcbatch.core.quota_explain import quota_wait
+from hpcbatch.core.shared_capacity import wait_reason as wait_for_shared
 from hpcbatch.core.state import State, runnable_key
 
 
@@ -81,6 +84,11 @@ def _runnable(
     enabled = [c for c in queue.ce_order if state.ces[c].state == "ENABLED"]
     if not enabled:
         return f"no ENABLED compute environment in queue {queue.name} ({', '.join(queue.ce_order)})"
+    if state.pool_hosts:  # the head's host pools, their hosts' known sizes (pool_fit)
+        ces = [state.ces[c] for c in enabled]
+        problem = pool_fit_problem(ces, state.pool_hosts, job_needs(job))
+        if problem is not None:
+            return problem
     if job.multinode is not None:
         held = quota_wait(state, job) if job.share is not None else None
         return wait_reason(state, job) or held or gang_reason(state, job, enabled, reservations)
@@ -101,6 +109,11 @@ def _runnable(
     share_reason = quota_wait(state, job) if job.share is not None else None
     if share_reason is not None:
         return share_reason
+    # a node with room of its own, none left in a limit it shares: that limit is why, even for
+    # the job holding a reservation there (it starts when the machine or the CE has room)
+    shared = wait_for_shared(state, [n for n in fitting if n.schedulable], need)
+    if shared is not None:
+        return shared
     for r in reservations:
         if r.job_id == job.job_id:
             when = "when running jobs end" if r.at is None else f"by {r.at} (epoch ms)"

@@ -38,6 +38,7 @@ from hpcbatch.core.pass_state import (
     take,
 )
 from hpcbatch.core.plan import Placement, Reservation
+from hpcbatch.core.shared_capacity import fits_together
 from hpcbatch.core.state import State
 
 T = TypeVar("T")
@@ -139,7 +140,10 @@ def try_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> bool:
     for tier in tiers:
         whole = [f for f in tier if _whole(f) and allowed(run, f, f.node.capacity, end)]
         chosen, where = _choose(tier, whole, shape)
-        if chosen is None:
+        if chosen is None or (
+            run.room
+            and not fits_together(run.state, run.room, [(f.node, f.node.free) for f in chosen])
+        ):
             continue
         reason = start_reason(run, parent.job_id)
         run.gate.take(parent)

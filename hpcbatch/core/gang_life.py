@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hpcbatch.core import attempts, consumables, preemption
+from hpcbatch.core import attempts, consumables, preemption, shared_capacity
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command, KillAttempt
 from hpcbatch.core.jobs import SUCCESS_REASON, finish_job
@@ -75,7 +75,8 @@ def _placeable(state: State, parent: Job | None, placements: Sequence[Placement]
             return False
         if set(p.gpus) != node.free_gpus or not job.spec.resources.fits_in(node.free):
             return False
-    return True
+    held = [(n, n.free) for n in nodes if n is not None and shared_capacity.groups_of(state, n)]
+    return not held or shared_capacity.fits_together(state, shared_capacity.rooms(state), held)
 
 
 def start_gang(state: State, placements: Sequence[Placement], e: ev.PlanApplied) -> list[Command]:

@@ -14,14 +14,21 @@ Vocabulary:
 ``plan_pool`` takes one step towards the target, which grows with demand: the vCPUs the CE's
 nodes hold now plus what the RUNNABLE jobs of its queues ask for (``waiting_vcpus``), never
 above ``maxvCpus``, never below the floor ``desiredvCpus``/``minvCpus``. While a taken host is
-still connecting it waits (a host's vCPUs are known only once its agent says so, unless its
-config sets ``vcpus``); below the target it takes the next free reachable host of the CE's
-pools, in the order the pools and their hosts are listed, skipping a host whose configured
-``vcpus`` would pass ``maxvCpus``; above it, it releases hosts idle for ``release_after_ms``,
-last taken first, while what stays still covers the target. A held host that never connected
-(DOWN, no capacity, no attempt) is released at once: the head marks it unreachable and the next
-host is taken instead. The head acts on the plan (``head/ce_hosts.py``) and asks again; each call
-is cheap (O(held + pool hosts + the RUNNABLE jobs counted up to ``maxvCpus``)).
+still connecting it waits; below the target it takes the next free reachable host of the CE's
+pools, in the order the pools and their hosts are listed, skipping a host whose known ``vcpus``
+(its config's, else what it measured when it last connected) would pass ``maxvCpus``; above
+it, it releases hosts idle for ``release_after_ms``, last taken first, while what stays still
+covers the target.
+
+**maxvCpus is a ceiling**: a host of unknown size that connects and pushes the CE over it is
+released at once (and, its size now known, not taken again while it would not fit); until it
+is gone the core's placement keeps the CE's jobs within maxvCpus (``shared_capacity``).
+
+A held host that never connected (DOWN, no capacity, no attempt) is released at once: the head
+marks it unreachable and the next host is taken instead. Retrying such a host does not flip an
+INVALID CE to CREATING: it stays INVALID with its reason (``previous``) until a host connects
+or the CE is updated. The head acts on the plan (``head/ce_hosts.py``) and asks again; each
+call is cheap (O(held + pool hosts + the RUNNABLE jobs counted up to ``maxvCpus``)).
 """
 
 from __future__ import annotations
@@ -30,16 +37,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hpcbatch.core.model import ComputeEnvironment, Job, Node, NodeState
+from hpcbatch.core.pool_fit import Judge, PoolHost, PoolHosts, ce_pools
 from hpcbatch.core.state import State
 
+__all__ = ["Demand", "PoolHost", "PoolPlan", "ce_pools", "plan_pool", "waiting_vcpus"]
+
 HEALTHY = "ComputeEnvironment Healthy"
-
-
-@dataclass(frozen=True, slots=True)
-class PoolHost:
-    name: str
-    pool: str
-    vcpus: int | None = None  # the host's configured vcpus; None: known once it connects
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +62,7 @@ class PoolPlan:
     release: tuple[str, ...]
     status: str
     reason: str
-
-
-def ce_pools(ce: ComputeEnvironment) -> tuple[str, ...]:
-    """The host pools an SSH CE names (``computeResources.instanceTypes``)."""
-    resources = ce.echo.get("computeResources") or {}
-    return tuple(resources.get("instanceTypes") or ())
+    too_big: tuple[str, ...] = ()  # of ``release``: connected past maxvCpus (the head warns)
 
 
 def uses_pools(ce: ComputeEnvironment) -> bool:
@@ -85,18 +83,26 @@ def _never_connected(node: Node) -> bool:
     return node.state is NodeState.DOWN and node.capacity.cpu_milli == 0 and not node.attempts
 
 
-def waiting_vcpus(state: State, ce: ComputeEnvironment, cap: int) -> int:
+def waiting_vcpus(
+    state: State, ce: ComputeEnvironment, cap: int, pools: PoolHosts | None = None
+) -> int:
     """vCPUs the RUNNABLE jobs of the ENABLED queues using ``ce`` ask for (a RUNNABLE job is
     one no connected node could take at the last pass), counted up to ``cap`` vCPUs: the cost
-    is O(jobs counted), never O(queued)."""
+    is O(jobs counted), not O(queued). A job no host of ``pools`` could ever hold
+    (``pool_fit.Judge``) is not counted (hosts taken for it would only idle) but is read:
+    such jobs add O(their count) and O(shapes x pool hosts), the verdict kept per shape."""
     if ce.state != "ENABLED":
         return 0
     milli, cap_milli = 0, cap * 1000
+    judge = None if pools is None else Judge(ce, pools)
     for queue in state.queues.values():
         if queue.state != "ENABLED" or ce.name not in queue.ce_order:
             continue
         for key in state.runnable.get(queue.name, ()):
-            milli += _job_milli(state.jobs[key[3]])
+            job = state.jobs[key[3]]
+            if judge is not None and judge.hopeless(job):
+                continue
+            milli += _job_milli(job)
             if milli >= cap_milli:
                 return cap
     return -(-milli // 1000)
@@ -111,15 +117,17 @@ def _job_milli(job: Job) -> int:
 
 def plan_pool(
     ce: ComputeEnvironment,
-    pools: Mapping[str, tuple[PoolHost, ...]],
+    pools: PoolHosts,
     held: Mapping[str, str],
     nodes: Mapping[str, Node],
     unreachable: Mapping[str, str],
     demand: Demand = Demand(),
+    previous: tuple[str, str] | None = None,
 ) -> PoolPlan:
     """``held``: host -> the CE holding it (every CE's, in the order taken); ``nodes``: the
     state's; ``unreachable``: host -> why it could not be connected lately; ``demand``: what
-    waits for the CE and how long each held host has been idle."""
+    waits for the CE and how long each held host has been idle; ``previous``: the status this
+    CE reported last (None: none since it was made or updated)."""
     mine = [h for h, owner in held.items() if owner == ce.name]
     failed = [h for h in mine if h in nodes and _never_connected(nodes[h])]
     pending = [h for h in mine if h not in nodes]
@@ -128,12 +136,14 @@ def plan_pool(
         for h in mine
         if h in nodes and nodes[h].state is not NodeState.DOWN and nodes[h].retiring is None
     ]
+    high = ce.max_vcpus or 0
+    over = _overshoot(live, nodes, high)
+    live = [h for h in live if h not in over]
     connected = sum(_vcpus(nodes[h]) for h in live)
     used = sum(-(-nodes[h].allocated.cpu_milli // 1000) for h in live)
-    high = ce.max_vcpus or 0
     target = max(target_vcpus(ce), min(high, used + demand.waiting_vcpus))
     take: tuple[str, ...] = ()
-    release = list(failed)
+    release = list(failed) + over
     if not pending and connected < target:
         candidate = _next_free(ce, pools, held, unreachable, high - connected)
         take = () if candidate is None else (candidate,)
@@ -146,19 +156,41 @@ def plan_pool(
                 connected -= _vcpus(node)
     gone = {**unreachable, **{h: nodes[h].state_reason for h in failed}}
     status, reason = _status(ce, pools, gone, bool(live), bool(pending or take))
+    if status == "CREATING" and previous is not None and previous[0] == "INVALID":
+        status, reason = previous  # retrying a host that failed: INVALID until one connects
     if status == "VALID" and connected < target:
         reason = (
             f"{connected} of the {target} vCPUs wanted are connected: host pool(s) "
             f"{', '.join(ce_pools(ce))} have no other free reachable host"
         )
-    if status == "VALID" and release:
+    if over and status in ("VALID", "INVALID"):
+        status = "UPDATING"
+        reason = (
+            f"releasing {', '.join(sorted(over))}: with it the compute environment would have "
+            f"more than its maxvCpus {high} vCPUs"
+        )
+    elif status == "VALID" and release:
         status, reason = "UPDATING", f"releasing {', '.join(sorted(release))}"
-    return PoolPlan(take, tuple(release), status, reason)
+    return PoolPlan(take, tuple(release), status, reason, tuple(over))
+
+
+def _overshoot(live: list[str], nodes: Mapping[str, Node], high: int) -> list[str]:
+    """The held hosts that push the CE over maxvCpus (a host whose size was unknown until it
+    connected): the last taken first, as few as bring it back under. They are released at
+    once; until then the core places no more than maxvCpus there (``shared_capacity``)."""
+    total = sum(_vcpus(nodes[h]) for h in live)
+    over: list[str] = []
+    for h in reversed(live):
+        if total <= high:
+            break
+        over.append(h)
+        total -= _vcpus(nodes[h])
+    return over
 
 
 def _next_free(
     ce: ComputeEnvironment,
-    pools: Mapping[str, tuple[PoolHost, ...]],
+    pools: PoolHosts,
     held: Mapping[str, str],
     unreachable: Mapping[str, str],
     room: int,
@@ -175,7 +207,7 @@ def _next_free(
 
 def _status(
     ce: ComputeEnvironment,
-    pools: Mapping[str, tuple[PoolHost, ...]],
+    pools: PoolHosts,
     unreachable: Mapping[str, str],
     any_live: bool,
     connecting: bool,
@@ -189,4 +221,15 @@ def _status(
         if hosts and all(h.name in unreachable for h in hosts):
             why = "; ".join(f"{h.name}: {unreachable[h.name]}" for h in hosts)
             return "INVALID", f"host pool {pool} has no reachable host ({why})"
+    big = [
+        f"{h.name}: {h.vcpus} vCPUs"
+        for pool in ce_pools(ce)
+        for h in pools.get(pool, ())
+        if h.vcpus is not None and h.vcpus > (ce.max_vcpus or 0)
+    ]
+    if big:
+        return "INVALID", (
+            f"host pool(s) {', '.join(ce_pools(ce))} have no free reachable host of "
+            f"{ce.max_vcpus or 0} vCPUs or fewer (maxvCpus; {'; '.join(big)})"
+        )
     return "INVALID", f"host pool(s) {', '.join(ce_pools(ce))} have no free reachable host"

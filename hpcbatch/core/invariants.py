@@ -27,6 +27,7 @@ from hpcbatch.core.model import (
     node_job_id,
 )
 from hpcbatch.core.quotas import check_quotas
+from hpcbatch.core.shared_capacity import overcommitted
 from hpcbatch.core.state import RunnableKey, State, runnable_key
 
 
@@ -45,6 +46,9 @@ def check_invariants(state: State) -> None:
     _check_consumables(state)
     _check_ce_bounds(state)
     _check_shares(state)
+    shared = overcommitted(state)
+    if shared is not None:
+        _fail(shared)
     if state.quota_shares:
         problem = check_quotas(state)
         if problem is not None:

@@ -191,6 +191,8 @@ class Node:
     placement_group: str | None = None  # from the config: gangs are kept inside one group
     fabric_env: tuple[tuple[str, str], ...] = ()  # its CE's fabric variables, for gangs
     retiring: str | None = None  # why it is leaving for good (core/retire.py); None: it stays
+    machine: str | None = None  # the machine it shares with other nodes (core/shared_capacity)
+    machine_capacity: Resources | None = None  # that machine's CPUs and memory
     allocated: Resources = Resources()
     free_gpus: set[str] = field(default_factory=set)
     attempts: set[str] = field(default_factory=set)  # attempt ids holding an allocation here

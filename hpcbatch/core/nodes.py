@@ -53,6 +53,8 @@ def node_joined(state: State, e: ev.NodeJoined) -> list[Command]:
     node.launch_port = e.launch_port
     node.placement_group = e.placement_group
     node.fabric_env = e.fabric_environment
+    node.machine = e.machine
+    node.machine_capacity = e.machine_capacity
     node.last_heartbeat = e.now
     state.changes.touch("node", node.name)
     gpus.join(state, node, e.gpus, e.now, e.cause)

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 
+from hpcbatch.core import shared_capacity
 from hpcbatch.core.consumables import PassGate
 from hpcbatch.core.model import Node, Resources
 from hpcbatch.core.plan import Placement, Reservation
@@ -46,9 +47,11 @@ class Pass:
     placements: list[Placement] = field(default_factory=list)
     first_blocked: str | None = None
     gate: PassGate = field(init=False)  # consumable resources left in this pass
+    room: dict[shared_capacity.Group, Resources] = field(init=False)  # shared limits' room
 
     def __post_init__(self) -> None:
         self.gate = PassGate(self.state)
+        self.room = shared_capacity.rooms(self.state)
 
 
 def attempt_end(start: int | None, timeout_s: int | None, now: int) -> int | None:
@@ -65,12 +68,24 @@ def _holds(run: Pass, node: str) -> Iterable[Hold]:
 
 
 def allowed(run: Pass, entry: FreeNode, need: Resources, end: int | None) -> bool:
+    """``need`` may go on ``entry`` now: no reservation or fence it would delay, and room in
+    the limits its node shares with others (the machine, its CE's maxvCpus: ``shared_capacity``)."""
+    if run.room and not shared_capacity.fits(run.state, run.room, entry.node, need):
+        return False
     for hold in _holds(run, entry.node.name):
         at = hold.reservation.at
         ends_first = end is not None and at is not None and end <= at
         if not ends_first and not need.fits_in(hold.spare):
             return False
     return True
+
+
+def has_room(run: Pass, entry: FreeNode) -> bool:
+    """Some vCPU and memory left on ``entry`` and in the limits its node shares."""
+    free = entry.free
+    if free.cpu_milli <= 0 or free.memory_mib <= 0:
+        return False
+    return not run.room or shared_capacity.has_room(run.state, run.room, entry.node)
 
 
 def free_at(entry: FreeNode, at: int | None) -> Resources:
@@ -93,6 +108,8 @@ def take(
     del entry.gpus[:gpus]
     entry.free = entry.free - need
     entry.ends.append((end, need))
+    if run.room:
+        shared_capacity.book(run.state, run.room, entry.node, need)
     for hold in _holds(run, entry.node.name):
         at = hold.reservation.at
         if not (end is not None and at is not None and end <= at):

@@ -51,6 +51,7 @@ from hpcbatch.core.pass_state import (
     allowed,
     attempt_end,
     free_at,
+    has_room,
     sooner,
     start_reason,
     take,
@@ -141,7 +142,7 @@ def _schedule_queue(
     blocked = 0
 
     def full() -> bool:
-        return not any(f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat)
+        return not any(has_room(run, f) for f in flat)
 
     if quota is None and full():
         return  # full: a fair-share queue need not even rank its shares

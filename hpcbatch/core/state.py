@@ -33,6 +33,7 @@ from hpcbatch.core.model import (
     QuotaShare,
     User,
 )
+from hpcbatch.core.pool_fit import PoolHost
 from hpcbatch.core.shares import SchedulingPolicy, ShareUsage
 
 RunnableKey = tuple[int, int, int, str]
@@ -121,6 +122,9 @@ class State:
         # (or for a job submitted RUNNABLE) the first time-limit check starts the clock.
         self.runnable_since: dict[str, int] = {}
         self.time_limits_checked_at: int | None = None
+        # the head's host pools, their hosts' sizes where known (``PoolHostsKnown``, core/
+        # pool_fit.py); not persisted: the head says them again at every start
+        self.pool_hosts: dict[str, tuple[PoolHost, ...]] = {}
         self.changes = Changes()
 
     # --- identity ---------------------------------------------------------------------------

@@ -43,6 +43,11 @@ def _tick(state: State, e: ev.Tick) -> list[Command]:
     return commands
 
 
+def _pool_hosts(state: State, e: ev.PoolHostsKnown) -> list[Command]:
+    state.pool_hosts = dict(e.pools)
+    return []
+
+
 HANDLERS: dict[type[ev.Event], Callable[[State, Any], list[Command]]] = {
     ev.CreateComputeEnvironment: _quiet(resources.create_ce),
     ev.UpdateComputeEnvironment: _quiet(resources.update_ce),
@@ -68,6 +73,7 @@ HANDLERS: dict[type[ev.Event], Callable[[State, Any], list[Command]]] = {
     ev.TerminateJob: control.terminate,
     ev.NodeJoined: nodes.node_joined,
     ev.NodeHeartbeat: nodes.heartbeat,
+    ev.PoolHostsKnown: _pool_hosts,
     ev.NodeGpusChanged: nodes.gpus_changed,
     ev.NodeDown: nodes.node_down,
     ev.NodeLost: nodes.node_lost,

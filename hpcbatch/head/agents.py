@@ -41,11 +41,22 @@ MAX_PORT = 65535
 class NodeProfile:
     """What the head's config says of a node, reported with its hello: the address other
     nodes reach it at (a LOCAL virtual node's own loopback address; None: the link's), its
-    placement group, and its CE's fabric variables."""
+    placement group, its CE's fabric variables, and the machine it shares with other nodes
+    (a LOCAL node: the head's, ``machine_cpus``/``machine_memory_mib`` as measured; None: none,
+    core/shared_capacity.py)."""
 
     address: str | None = None
     placement_group: str | None = None
     fabric_environment: tuple[tuple[str, str], ...] = ()
+    machine: str | None = None
+    machine_cpus: int = 0
+    machine_memory_mib: int = 0
+
+    @property
+    def machine_capacity(self) -> Resources | None:
+        if self.machine is None:
+            return None
+        return Resources(self.machine_cpus * 1000, self.machine_memory_mib, 0)
 
 
 def launch_port_of(node: str, info: dict[str, Any]) -> int | None:
@@ -166,6 +177,8 @@ class AgentSession:
             launch_port=launch_port_of(self.node, node),
             placement_group=self.profile.placement_group,
             fabric_environment=self.profile.fabric_environment,
+            machine=self.profile.machine,
+            machine_capacity=self.profile.machine_capacity,
             known_attempts=known,
             running_attempts=running,
         )

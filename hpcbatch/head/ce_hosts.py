@@ -12,8 +12,19 @@ config's hosts (``ssh_hosts``): ``retire.py`` never retires them.
 drains it for good (``RetireNode``), its running jobs finish, then its supervision ends,
 ``RemoveNode``, its agent is stopped over a short SSH connection (``retire.stop_agent``), and it
 is forgotten. A pool host that never connected is let go at once and remembered as
-**unreachable** (with why) for ``UNREACHABLE_RETRY_S``, so the CE takes the next host and its
+**unreachable** (with why) for ``retry_after_s`` (config ``host_retry_s``), so the CE takes
+the next host and its
 status can say why none connects.
+
+**Sizes**: what each pool host measured when it last connected (vCPUs, memory, GPUs) is kept
+in the store's meta under ``pool_host_sizes``; a size the config sets wins. With it the plan
+skips a host that would pass its CE's maxvCpus before connecting it, and a job no pool host
+could ever hold draws no host (``core/pool_fit.py``); the sizes are told to the core
+(``PoolHostsKnown``) at start and whenever one changes, so a job's statusReason says so too.
+
+**Status**: each CE's last reported ``(status, reason)`` is kept with the CE's settings it was
+decided for; retrying a host after an INVALID keeps it INVALID (``plan_pool``'s ``previous``)
+until a host connects or the CE is updated.
 
 ``reconcile`` runs after each compute environment write and every ``WATCH_EVERY_S``.
 """
@@ -29,12 +40,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.host_pools import Demand, PoolHost, plan_pool, uses_pools, waiting_vcpus
+from hpcbatch.core.host_pools import Demand, plan_pool, uses_pools, waiting_vcpus
+from hpcbatch.core.model import ComputeEnvironment, Resources
+from hpcbatch.core.pool_fit import PoolHost, ce_pools
 from hpcbatch.errors import ConflictError, NotFoundError, ValidationError
 from hpcbatch.head import host_memory
 from hpcbatch.head.host_memory import RememberedHost
 from hpcbatch.head.hosts import CeConfig
-from hpcbatch.head.loop import HeadLoop
+from hpcbatch.head.loop import HeadLoop, now_ms
 from hpcbatch.head.node_profiles import ssh_profile
 from hpcbatch.head.retire import call_node_event, stop_agent
 from hpcbatch.head.supervisor import NodeSpec, NodeSupervisor
@@ -45,8 +58,8 @@ from hpcbatch.transport.ssh import SshHost
 log = logging.getLogger("hpcbatch.ce_hosts")
 
 META_KEY = "ce_hosts"
+SIZES_KEY = "pool_host_sizes"
 WATCH_EVERY_S = 0.5
-UNREACHABLE_RETRY_S = 30.0
 # A host released before its agent connected (and before it was found unreachable) waits this
 # long from when it was taken: its agent may be being installed and started, and a stop sent
 # now could come first and miss it.
@@ -76,6 +89,7 @@ class CeHosts:
         pools: tuple[CeConfig, ...],
         configured: set[str],
         release_after_s: float = 60.0,
+        retry_after_s: float = 30.0,
     ) -> None:
         """``configured``: the node names the config gives (local nodes, SSH CE hosts): an
         admin may not add a host by one of them; ``release_after_s``: how long a pool host
@@ -86,17 +100,18 @@ class CeHosts:
         self.connect = connect
         self.keys_dir = keys_dir
         self.pools = {p.name: p for p in pools}
-        self.pool_hosts = {
-            p.name: tuple(PoolHost(h.name, p.name, h.vcpus) for h in p.hosts) for p in pools
-        }
+        self.measured: dict[str, Resources] = {}  # pool host -> its size when it last connected
+        self.pool_hosts = self._sized()
         self.configured = configured | {h.name for p in pools for h in p.hosts}
         self.held: dict[str, Held] = {}
         self.unreachable: dict[str, tuple[str, float]] = {}  # host -> (why, since: monotonic)
         self.status: dict[str, tuple[str, str]] = {}  # CE -> (status, reason), last decided
+        self.status_basis: dict[str, object] = {}  # CE -> the settings its status was for
         self.releasing: set[str] = set()  # held hosts on their way out
         self.idle_since: dict[str, float] = {}  # held host -> since when it holds no attempt
         self.taken_at: dict[str, float] = {}  # held host -> when its supervision began
         self.release_after_s = release_after_s
+        self.retry_after_s = retry_after_s  # an unreachable pool host is tried again after it
         self._lock = asyncio.Lock()
 
     @property
@@ -105,8 +120,52 @@ class CeHosts:
 
     # --- start and persistence ------------------------------------------------------------
 
+    def _sized(self) -> dict[str, tuple[PoolHost, ...]]:
+        """Each pool's hosts with their sizes: the config's where set, else the measured."""
+        sized = {}
+        for pool in self.pools.values():
+            hosts = []
+            for h in pool.hosts:
+                seen = self.measured.get(h.name)
+                gpus = None if h.gpus is None else len(h.gpus)
+                if seen is not None:
+                    vcpus = h.vcpus if h.vcpus is not None else seen.cpu_milli // 1000
+                    memory = h.memory_mib if h.memory_mib is not None else seen.memory_mib
+                    gpus = gpus if gpus is not None else seen.gpus
+                    hosts.append(PoolHost(h.name, pool.name, vcpus, memory, gpus))
+                else:
+                    hosts.append(PoolHost(h.name, pool.name, h.vcpus, h.memory_mib, gpus))
+            sized[pool.name] = tuple(hosts)
+        return sized
+
+    async def _measure(self) -> None:
+        """Remember the size of each held pool host whose agent has said it (persisted)."""
+        changed = False
+        for name, held in self.held.items():
+            node = self.loop.state.nodes.get(name)
+            if held.pool is None or node is None or node.capacity.cpu_milli == 0:
+                continue
+            if self.measured.get(name) != node.capacity:
+                self.measured[name] = node.capacity
+                changed = True
+        if changed:
+            await self._tell_sizes()
+            doc = {h: [r.cpu_milli, r.memory_mib, r.gpus] for h, r in sorted(self.measured.items())}
+            batch = WriteBatch()
+            batch.set_meta(SIZES_KEY, json.dumps(doc, separators=(",", ":")))
+            await asyncio.to_thread(self.store.write, batch)
+
+    async def _tell_sizes(self) -> None:
+        """Size the pools' hosts again and tell the core (explain, time limits judge by it)."""
+        self.pool_hosts = self._sized()
+        pools = tuple(self.pool_hosts.items())
+        await self.loop.call(ev.PoolHostsKnown(cause="host-pools", now=now_ms(), pools=pools))
+
     async def begin(self) -> None:
-        """Supervise the hosts the last head held."""
+        """Supervise the hosts the last head held; recall the pool hosts' measured sizes."""
+        sizes = await asyncio.to_thread(self.store.get_meta, SIZES_KEY)
+        self.measured = {h: Resources(*v) for h, v in json.loads(sizes or "{}").items()}
+        await self._tell_sizes()
         text = await asyncio.to_thread(self.store.get_meta, META_KEY)
         for name, doc in json.loads(text or "{}").items():
             self.held[name] = Held(host_memory.from_doc(doc["host"]), doc.get("pool"))
@@ -188,7 +247,7 @@ class CeHosts:
             state = self.loop.state
             now = time.monotonic()
             self.unreachable = {
-                h: v for h, v in self.unreachable.items() if now - v[1] < UNREACHABLE_RETRY_S
+                h: v for h, v in self.unreachable.items() if now - v[1] < self.retry_after_s
             }
             for name, held in self.held.items():
                 ce, node = state.ces.get(held.ce), state.nodes.get(name)
@@ -198,27 +257,53 @@ class CeHosts:
             owners = {name: held.ce for name, held in self.held.items()}
             why = {h: v[0] for h, v in self.unreachable.items()}
             idle_ms = self._idle_ms(now)
+            await self._measure()
             for ce in sorted(state.ces.values(), key=lambda c: c.seq):
                 if not uses_pools(ce) or ce.status == "DELETING":
                     self.status.pop(ce.name, None)
                     continue
-                waiting = waiting_vcpus(state, ce, ce.max_vcpus or 0)
+                waiting = waiting_vcpus(state, ce, ce.max_vcpus or 0, self.pool_hosts)
                 demand = Demand(waiting, idle_ms, int(self.release_after_s * 1000))
-                plan = plan_pool(ce, self.pool_hosts, owners, state.nodes, why, demand)
+                previous = self._previous(ce)
+                plan = plan_pool(ce, self.pool_hosts, owners, state.nodes, why, demand, previous)
                 self.status[ce.name] = (plan.status, plan.reason)
                 for name in plan.take:
                     await self._take(name, ce.name)
                     owners[name] = ce.name
+                for name in plan.too_big:
+                    vcpus = state.nodes[name].capacity.cpu_milli // 1000
+                    log.warning(
+                        "node %s: its %d vCPUs take %s past its maxvCpus %s: released (its "
+                        "size is remembered; `vcpus` in its config says it before it connects)",
+                        name,
+                        vcpus,
+                        ce.name,
+                        ce.max_vcpus,
+                    )
                 for name in plan.release:
                     node = state.nodes.get(name)
                     if node is not None and node.capacity.cpu_milli == 0:
                         self.unreachable[name] = (node.state_reason, now)
+                        log.warning(
+                            "node %s: did not connect (%s): let go, tried again in %g s",
+                            name,
+                            node.state_reason,
+                            self.retry_after_s,
+                        )
                     self.releasing.add(name)
             for name in sorted(self.releasing):
                 try:
                     await self._release(name)
                 except Exception as error:  # one host's trouble must not stop the others
                     log.error("node %s: release failed: %s", name, error, exc_info=error)
+
+    def _previous(self, ce: ComputeEnvironment) -> tuple[str, str] | None:
+        """The status ``ce`` reported last, unless it was updated since (None)."""
+        basis = (ce.state, ce.min_vcpus, ce.max_vcpus, ce.desired_vcpus, ce_pools(ce))
+        if self.status_basis.get(ce.name) != basis:
+            self.status_basis[ce.name] = basis
+            return None
+        return self.status.get(ce.name)
 
     def _idle_ms(self, now: float) -> dict[str, int]:
         """How long each held host has held no attempt (ms), as this head has watched it."""

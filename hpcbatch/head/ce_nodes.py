@@ -36,6 +36,7 @@ from hpcbatch.core import events as ev
 from hpcbatch.core.ce_capacity import LocalNodeSize, Machine, is_api_local, wanted_local_nodes
 from hpcbatch.core.model import Node
 from hpcbatch.head.loop import HeadLoop
+from hpcbatch.head.node_profiles import machine_profile
 from hpcbatch.head.retire import call_node_event
 from hpcbatch.head.supervisor import NodeSpec, NodeSupervisor
 from hpcbatch.transport.base import AgentLink
@@ -137,7 +138,9 @@ class CeNodes:
                 head_id=self.head_id,
             )
 
-        self.supervisor.start([NodeSpec(name, size.ce, connect, stop_agent_on_exit=True)])
+        profile = machine_profile(self.machine)  # its jobs share the machine with the others'
+        spec = NodeSpec(name, size.ce, connect, stop_agent_on_exit=True, profile=profile)
+        self.supervisor.start([spec])
         log.info("node %s: started for %s (%d vCPUs)", name, size.ce, size.vcpus)
 
     def _starting(self, name: str) -> bool:

@@ -18,6 +18,8 @@ heartbeat_timeout_s = 30           # an agent silent this long is DOWN (its jobs
 node_lost_timeout_s = 120          # DOWN this long: its jobs fail as "Host lost" and retry
 host_idle_release_s = 60           # a host pool's host above its CE's floor, idle this long,
                                    # is released (docs/compute-environments.md)
+host_retry_s = 30                  # a host pool's host that did not connect is tried again
+                                   # after this long
 
 [local]                            # the embedded LOCAL compute environment
 nodes = 1                          # virtual nodes (one agent each) on this machine
@@ -111,6 +113,7 @@ class HeadConfig:
     heartbeat_timeout_s: float = 30.0
     node_lost_timeout_s: float = 120.0
     host_idle_release_s: float = 60.0
+    host_retry_s: float = 30.0
     backfill_depth: int = 200
     metrics_listen: str = "127.0.0.1:9650"  # [metrics] listen; "": no /metrics
     socket: str = ""  # the Unix socket; load_config's default: ROOT_SOCKET as root, else ""

@@ -9,11 +9,15 @@ rank lands in its own node's allocation (its agent's launch server listens on th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from hpcbatch.core.ce_capacity import Machine
 from hpcbatch.head.agents import NodeProfile
 from hpcbatch.head.config import LocalConfig
 from hpcbatch.head.hosts import PLACEMENT_GROUP_LABEL, CeConfig
 from hpcbatch.transport.ssh import SshHost
 
+HEAD_MACHINE = "head"  # the machine group of the LOCAL nodes (core/shared_capacity.py)
 MAX_LOCAL_NODES = 64  # config.local.nodes' bound: 127.0.0.2 .. 127.0.0.65
 
 
@@ -23,9 +27,29 @@ def local_address(index: int) -> str:
     return f"127.0.0.{index + 2}"
 
 
-def local_profiles(local: LocalConfig) -> list[NodeProfile]:
+def machine_profile(machine: Machine) -> NodeProfile:
+    """A node on the head's machine, whose jobs share its CPUs and memory with the other
+    LOCAL nodes' (core/shared_capacity.py)."""
+    return NodeProfile(
+        machine=HEAD_MACHINE, machine_cpus=machine.cpus, machine_memory_mib=machine.memory_mib
+    )
+
+
+def local_profiles(local: LocalConfig, machine: Machine | None = None) -> list[NodeProfile]:
+    """The embedded ``local`` CE's nodes. Its default one node sized by the machine
+    (``[local] nodes = 1``, ``vcpus = 0``) shares the machine with the API-made LOCAL CEs'
+    nodes; nodes the admin sized (``vcpus``) or multiplied (``nodes = 2`` makes two nodes of
+    the whole machine, say to try MPI gangs) are virtual on purpose and not counted against
+    it."""
+    alone = local.nodes == 1 and local.vcpus == 0
+    shared = machine_profile(machine) if machine is not None and alone else None
     return [
-        NodeProfile(local_address(i), local.placement_group, local.fabric_environment)
+        replace(
+            shared or NodeProfile(),
+            address=local_address(i),
+            placement_group=local.placement_group,
+            fabric_environment=local.fabric_environment,
+        )
         for i in range(local.nodes)
     ]
 

@@ -89,6 +89,7 @@ class Head:
             config.host_pools,
             configured,
             config.host_idle_release_s,
+            config.host_retry_s,
         )
         self._timers: list[asyncio.Task[None]] = []
 
@@ -250,7 +251,7 @@ class Head:
                 profile=profile,
             )
             for i, (name, profile) in enumerate(
-                zip(local_node_names(local.nodes), local_profiles(local), strict=True)
+                zip(local_node_names(local.nodes), local_profiles(local, self.machine), strict=True)
             )
         ]
 

@@ -143,7 +143,8 @@ def classify(reason: str | None) -> str:
         return "misconfiguration"
     if text.startswith("waiting for nodes"):
         return "node_unavailable"
-    if text.startswith(("waiting for capacity", "reserved", 'share "')):
+    shared = ("waiting for the machine", "waiting for compute environment")  # shared_capacity
+    if text.startswith(("waiting for capacity", "reserved", 'share "', *shared)):
         return "capacity"  # a fair-share queue's job waits its share's turn for capacity
     if text.startswith("waiting for consumable resource"):
         return "consumable"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hpcbatch.core import events as ev
+from hpcbatch.core.explain import explain
 from hpcbatch.core.host_pools import (
     Demand,
     PoolHost,
@@ -11,7 +12,7 @@ from hpcbatch.core.host_pools import (
     target_vcpus,
     waiting_vcpus,
 )
-from hpcbatch.core.model import JobSpec, Resources
+from hpcbatch.core.model import JobSpec, JobStatus, Resources, TimeLimitAction
 from tests.core.sim import Sim
 
 POOLS = {"gpu": (PoolHost("h1", "gpu"), PoolHost("h2", "gpu"))}
@@ -132,3 +133,133 @@ def test_waiting_jobs_grow_the_target_to_max_and_idle_hosts_go_after_the_idle_ti
     held = {"h1": "ce", "h2": "ce"}
     assert _plan(sim, held, demand=Demand(idle_ms={"h1": 5_000, "h2": 5_000})).release == ()
     assert _plan(sim, held).release == ("h2", "h1")  # idle 60 s: down to the floor, 0
+
+
+def test_a_host_that_connects_past_max_vcpus_is_released_at_once_and_skipped_after() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=4)
+    _join(sim, "h1", vcpus=2)
+    _join(sim, "h2", vcpus=8)  # its size was unknown until it connected
+    plan = _plan(sim, {"h1": "ce", "h2": "ce"}, demand=Demand())
+    assert plan.release == plan.too_big == ("h2",)  # not idle yet: released, past the ceiling
+    assert plan.status == "UPDATING"
+    assert plan.reason == (
+        "releasing h2: with it the compute environment would have more than its maxvCpus 4 vCPUs"
+    )
+    # the head remembers what h2 measured: next time it is known and never taken
+    sim.do(ev.RemoveNode, node="h2", reason="released")
+    measured = {"gpu": (PoolHost("h1", "gpu", 2), PoolHost("h2", "gpu", 8))}
+    ce = sim.state.ces["ce"]
+    plan = plan_pool(ce, measured, {"h1": "ce"}, sim.state.nodes, {})
+    assert plan.take == ()
+    assert plan.reason == (
+        "2 of the 4 vCPUs wanted are connected: host pool(s) gpu have no other free reachable host"
+    )
+
+
+def test_no_host_of_max_vcpus_or_fewer_says_so() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=4)
+    measured = {"gpu": (PoolHost("h1", "gpu", 8), PoolHost("h2", "gpu", 16))}
+    plan = plan_pool(sim.state.ces["ce"], measured, {}, sim.state.nodes, {})
+    assert (plan.take, plan.status) == ((), "INVALID")
+    assert plan.reason == (
+        "host pool(s) gpu have no free reachable host of 4 vCPUs or fewer "
+        "(maxvCpus; h1: 8 vCPUs; h2: 16 vCPUs)"
+    )
+
+
+def _queue(sim: Sim) -> Sim:
+    sim.do(ev.CreateJobQueue, name="q", priority=1, ce_order=((1, "ce"),))
+    sim.do(ev.RegisterJobDefinition, name="d", def_type="container", spec=JobSpec(("true",)))
+    return sim
+
+
+SIZED = {"gpu": (PoolHost("h1", "gpu", 4, 8192, 0), PoolHost("h2", "gpu", 8, None, None))}
+
+
+def test_a_job_no_pool_host_could_hold_draws_no_host_and_says_why() -> None:
+    sim = _queue(_sim(max_vcpus=16, min_vcpus=0))
+    huge = sim.submit(vcpus=32)
+    sim.schedule()
+    ce = sim.state.ces["ce"]
+    sim.do(ev.PoolHostsKnown, pools=tuple(SIZED.items()))  # the head says what it knows
+    assert waiting_vcpus(sim.state, ce, 16, SIZED) == 0
+    assert _plan(sim, {}, demand=Demand(waiting_vcpus=0)).take == ()
+    assert explain(sim.state, huge) == (
+        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - needs 32 vCPUs; no host of host pool(s) "
+        "gpu can hold it (the largest has 8 vCPUs)"
+    )
+    # a size unknown proves nothing: 1 GPU may be on h2 (its GPUs are not known yet)
+    gpu_job = sim.submit(vcpus=1, gpus=1)
+    sim.schedule()
+    assert waiting_vcpus(sim.state, ce, 16, SIZED) == 1
+    assert explain(sim.state, gpu_job) != explain(sim.state, huge)
+    # without sizes (pools not known), the old count: every RUNNABLE job draws
+    assert waiting_vcpus(sim.state, ce, 16) == 16
+
+
+def test_memory_and_gpus_known_from_the_config_judge_too() -> None:
+    sim = _queue(_sim(max_vcpus=16, min_vcpus=0))
+    pools = {"gpu": (PoolHost("h1", "gpu", 4, 8192, 0),)}
+    job = sim.submit(vcpus=1, memory=65536)
+    sim.schedule()
+    sim.do(ev.PoolHostsKnown, pools=tuple(pools.items()))
+    assert waiting_vcpus(sim.state, sim.state.ces["ce"], 16, pools) == 0
+    assert explain(sim.state, job) == (
+        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - needs 65536 MiB; no host of host pool(s) "
+        "gpu can hold it (the largest has 8192 MiB)"
+    )
+
+
+def test_an_invalid_ce_stays_invalid_while_its_hosts_are_retried() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=2)
+    why = {"h1": "connection refused", "h2": "no route to host"}
+    invalid = _plan(sim, {}, why)
+    assert invalid.status == "INVALID"
+    previous = (invalid.status, invalid.reason)
+    ce = sim.state.ces["ce"]
+    for _ in range(3):  # the retry time passes: h1 is tried again, and fails again
+        retry = plan_pool(ce, POOLS, {}, sim.state.nodes, {"h2": why["h2"]}, IDLE, previous)
+        assert retry.take == ("h1",)
+        assert (retry.status, retry.reason) == previous  # not CREATING
+        connecting = plan_pool(ce, POOLS, {"h1": "ce"}, sim.state.nodes, {}, IDLE, previous)
+        assert (connecting.status, connecting.reason) == previous
+        sim.do(ev.NodeLost, node="h1", ce="ce", reason="connection refused")
+        failed = plan_pool(ce, POOLS, {"h1": "ce"}, sim.state.nodes, {"h2": why["h2"]})
+        assert failed.status == "INVALID" and failed.release == ("h1",)
+        previous = (failed.status, failed.reason)
+        sim.do(ev.RemoveNode, node="h1", reason="released")
+    _join(sim, "h1")  # a host connects at last: VALID
+    plan = plan_pool(ce, POOLS, {"h1": "ce"}, sim.state.nodes, {}, IDLE, previous)
+    assert plan.status == "VALID"
+    # without a previous status (the CE updated), a host connecting says CREATING again
+    sim.do(ev.RemoveNode, node="h1", reason="released")
+    assert _plan(sim, {}).status == "CREATING"
+
+
+def test_a_time_limit_action_cancels_a_job_no_pool_host_could_hold() -> None:
+    """The reason DescribeJobs shows is the one the queue's jobStateTimeLimitActions match."""
+    sim = _queue(_sim(max_vcpus=16, min_vcpus=0))
+    sim.do(ev.PoolHostsKnown, pools=tuple(SIZED.items()))
+    misconfigured = "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"
+    action = TimeLimitAction(reason=misconfigured, max_time_s=600)
+    sim.do(ev.UpdateJobQueue, ref="q", time_limit_actions=(action,))
+    job = sim.submit(vcpus=32)
+    sim.do(ev.Tick)
+    sim.now += 601_000
+    sim.do(ev.Tick)
+    assert job.status is JobStatus.FAILED
+    assert misconfigured in (job.status_reason or "")
+
+
+def test_a_lowered_max_vcpus_releases_the_hosts_past_it_busy_or_not() -> None:
+    sim = _sim(max_vcpus=4, desired_vcpus=4).cluster(nodes=0, ce="ce")
+    _join(sim, "h1")
+    _join(sim, "h2")
+    for _ in range(4):
+        sim.submit()
+    assert len(sim.schedule()) == 4  # both hosts busy
+    sim.do(ev.UpdateComputeEnvironment, ref="ce", max_vcpus=2)
+    plan = _plan(sim, {"h1": "ce", "h2": "ce"}, demand=Demand())
+    assert plan.release == plan.too_big == ("h2",)  # the head drains it: its jobs finish
+    sim.submit()
+    assert sim.schedule() == []  # 4 vCPUs held, maxvCpus 2: nothing new until under it

@@ -31,6 +31,7 @@ from hpcbatch.core.model import (
     format_vcpus,
 )
 from hpcbatch.core.plan import Reservation
+from hpcbatch.core.shared_capacity import ce_ceiling
 from hpcbatch.core.state import State
 from hpcbatch.head.loop import now_ms
 
@@ -53,7 +54,10 @@ def compute_environment(
     if ce.max_vcpus is not None:
         resources["minvCpus"] = ce.min_vcpus
         resources["maxvCpus"] = ce.max_vcpus
-        resources["desiredvCpus"] = connected_vcpus(state, ce.name)
+        connected = connected_vcpus(state, ce.name)
+        if ce_ceiling(ce) is not None:  # an SSH CE's jobs never hold more (shared_capacity)
+            connected = min(connected, ce.max_vcpus)
+        resources["desiredvCpus"] = connected
     elif ce.ce_type == "MANAGED":  # the config's nodes (the built-in `local`): all of them
         resources.setdefault("minvCpus", 0)
         resources["maxvCpus"] = sum(
