@@ -117,7 +117,12 @@ def test_open_mpi_ranks_and_new_launches_go_on_across_a_head_restart(
     note = f"echo \\$AWS_BATCH_JOB_ID > {after}/\\$OMPI_COMM_WORLD_RANK"
     script = f'{OPENMPI} -n 2 sh -c "{wait}" && {OPENMPI} -n 2 sh -c "{note}"'
     parent = _submit(head, "--", "sh", "-c", script)
-    wait_for(lambda: len(list(ranks.iterdir())) == 2, 30, "both ranks to start")
+    try:
+        wait_for(lambda: len(list(ranks.iterdir())) == 2, 30, "both ranks to start")
+    except AssertionError as timed_out:  # seen once in CI: say where the gang stood
+        started = sorted(p.name for p in ranks.iterdir())
+        story = _story(head, parent)
+        raise AssertionError(f"{timed_out}; ranks started {started}; {story}") from timed_out
     before = _running_gang(head, parent)
     rank_pids = [int(p.read_text()) for p in sorted(ranks.iterdir())]
     _restart(head)
@@ -157,6 +162,21 @@ def test_a_node_that_failed_while_the_head_was_down_fails_the_gang_when_it_retur
     assert main["status"] == "FAILED"
     wait_for(lambda: not _alive(main_pid), 15, "the main node's job to be stopped")
     _no_process_left(parent)
+
+
+def _story(head: HeadProcess, parent: str) -> str:
+    """Each job of the gang: its status, reason and last attempt's node, for a failure message."""
+    parts = []
+    for job_id in (parent, f"{parent}#0", f"{parent}#1"):
+        try:
+            job = head.describe(job_id)
+        except Exception as error:  # the message must still say what timed out
+            parts.append(f"{job_id}: not described ({error})")
+            continue
+        attempts = job.get("attempts") or [{}]
+        node = (attempts[-1].get("container") or {}).get("containerInstanceArn", "-")
+        parts.append(f"{job_id}: {job['status']} ({job.get('statusReason', '')}) on {node}")
+    return "; ".join(parts)
 
 
 def _unread_bytes(pid: int) -> int:
