@@ -124,12 +124,18 @@ def test_cpu_used_grows_for_a_busy_job_and_not_for_a_sleeping_one(stack: Stack) 
     assert used[asleep_node] < 0.3, used
     growth = "increase(hpcbatch_node_cpu_used_seconds_total[1m])"
 
-    def increased() -> dict[str, float] | None:  # increase() needs two samples in the window
-        grew = prometheus.by_label(growth, "node")
-        return grew if {busy_node, asleep_node} <= set(grew) else None
+    def increased() -> dict[str, float] | None:
+        # increase() needs two samples in the window on each side of the growth: under load a
+        # CI run once read 0.0 for every node right after the series appeared; poll for it
+        grew = seen[0] = prometheus.by_label(growth, "node")
+        return grew if {busy_node, asleep_node} <= set(grew) and grew[busy_node] > 1.0 else None
 
-    grew = poll(increased, 20, "both nodes' counters to have an increase() in Prometheus")
-    assert grew[busy_node] > 1.0 and grew[asleep_node] < 0.3, grew
+    seen: list[dict[str, float]] = [{}]
+    try:
+        grew = poll(increased, 30, f"{busy_node}'s increase() over a minute to pass 1 CPU second")
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}; increase() read {seen[0]}") from timed_out
+    assert grew[asleep_node] < 0.3, grew
 
 
 def queue_depth(prometheus: Prometheus) -> float:
