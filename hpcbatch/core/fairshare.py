@@ -276,6 +276,23 @@ def fair_share_reason(
     return (
         f'share "{job.share}" is over its fair share: {_standing(mine, bids[mine.share])} vs '
         f'"{first.share}" {_standing(first, bids[first.share])}, served first'
+        f"{_short_memory(order.policy, max(mine.run_s, first.run_s))}"
+    )
+
+
+SETTLING_JOBS = 5  # a half-life of fewer typical jobs than this: shares settle only roughly
+
+
+def _short_memory(policy: SchedulingPolicy, run_s: float) -> str:
+    """A hint when the policy forgets faster than a few of the queue's jobs run: the long run
+    then strays from the weights (docs/fairshare.md "How close the long run gets")."""
+    half_s = half_life_ms(policy) / 1000
+    if half_s >= SETTLING_JOBS * run_s:
+        return ""
+    return (
+        f"; shareDecaySeconds {half_s:g} is under {SETTLING_JOBS} of these jobs' typical run time "
+        f"(~{run_s:.0f} s): shares settle only roughly, raise it to {SETTLING_JOBS * run_s:.0f} "
+        "or more for allocations within a few per cent of the weights"
     )
 
 

@@ -229,3 +229,23 @@ def test_queue_and_policy_rules() -> None:
         )
     with pytest.raises(ValidationError, match="weightFactor"):
         sim.do(ev.CreateSchedulingPolicy, name="bad", shares=(ShareWeight("x", 0),))
+
+
+def test_explain_says_when_the_half_life_is_short_for_the_jobs() -> None:
+    """A 60 s half-life against jobs of about 60 s (no attempt ended: the default): the reason
+    says to raise shareDecaySeconds; with 600 s it does not."""
+    for decay_s, hinted in ((60, True), (600, False)):
+        sim = Sim()
+        sim.do(ev.CreateSchedulingPolicy, name="fair", decay_s=decay_s, shares=())
+        sim.cluster(nodes=1, vcpus=1, queue="fifo")
+        sim.do(ev.CreateJobQueue, name="q", priority=1, ce_order=((1, "local"),), policy_arn=ARN)
+        running = sim.submit(queue="q", share_identifier="A")
+        (launch,) = sim.schedule()
+        sim.start(launch)
+        waiting = sim.submit(queue="q", share_identifier="A")
+        sim.submit(queue="q", share_identifier="B")
+        reason = explain(sim.state, waiting, now=sim.now) or ""
+        assert reason.startswith('share "A" is over its fair share: '), reason
+        hint = "; shareDecaySeconds 60 is under 5 of these jobs' typical run time (~60 s): "
+        assert (hint in reason) is hinted, reason
+        assert running.status.value in ("STARTING", "RUNNING")
