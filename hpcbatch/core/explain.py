@@ -26,7 +26,7 @@ from hpcbatch.core.model import (
     vcpus_text,
 )
 from hpcbatch.core.plan import Reservation
-from hpcbatch.core.pool_fit import job_needs, pool_fit_problem
+from hpcbatch.core.pool_fit import job_shape, pool_fit_problem
 from hpcbatch.core.quota_explain import quota_wait
 from hpcbatch.core.shared_capacity import wait_reason as wait_for_shared
 from hpcbatch.core.state import State, runnable_key
@@ -86,7 +86,7 @@ def _runnable(
         return f"no ENABLED compute environment in queue {queue.name} ({', '.join(queue.ce_order)})"
     if state.pool_hosts:  # the head's host pools, their hosts' known sizes (pool_fit)
         ces = [state.ces[c] for c in enabled]
-        problem = pool_fit_problem(ces, state.pool_hosts, job_needs(job))
+        problem = pool_fit_problem(ces, state.pool_hosts, job_shape(job))
         if problem is not None:
             return problem
     if job.multinode is not None:

@@ -58,18 +58,37 @@ def _hosts(ce: ComputeEnvironment, pools: PoolHosts) -> list[PoolHost]:
     return [h for pool in ce_pools(ce) for h in pools.get(pool, ())]
 
 
-def job_needs(job: Job) -> tuple[Resources, ...]:
-    """What each node of ``job`` needs: one entry for a single-node job."""
+def job_shape(job: Job) -> tuple[tuple[Resources, int], ...]:
+    """Each node range's need and how many nodes it has: ``((need, 1),)`` for a single job."""
     shape = job.multinode
     if shape is None:
-        return (job.spec.resources,)
-    return tuple(r.spec.resources for r in shape.ranges)
+        return ((job.spec.resources, 1),)
+    return tuple((r.spec.resources, r.last - r.first + 1) for r in shape.ranges)
 
 
 def hopeless(ce: ComputeEnvironment, pools: PoolHosts, needs: tuple[Resources, ...]) -> bool:
     """True when no host of ``ce``'s pools could ever hold one of ``needs``."""
     hosts = _hosts(ce, pools)
     return bool(hosts) and any(all(cannot_hold(h, need) for h in hosts) for need in needs)
+
+
+def too_few(
+    ce: ComputeEnvironment, pools: PoolHosts, shape: tuple[tuple[Resources, int], ...]
+) -> tuple[int, int] | None:
+    """``(hosts needed, hosts that could take them)`` when ``ce``'s pools have fewer hosts that
+    could hold a multi-node job's nodes than it has nodes (each node a whole host of one CE);
+    None when they have enough, or when the CE takes no hosts from pools."""
+    hosts = _hosts(ce, pools)
+    if not hosts:
+        return None
+    able_any: set[str] = set()
+    for need, count in shape:
+        able = [h.name for h in hosts if not cannot_hold(h, need)]
+        if len(able) < count:
+            return count, len(able)
+        able_any.update(able)
+    total = sum(count for _, count in shape)
+    return (total, len(able_any)) if len(able_any) < total else None
 
 
 INF = 1 << 62
@@ -102,7 +121,11 @@ class Judge:
         if self.idle:
             return False
         if job.multinode is not None:
-            return hopeless(self.ce, self.pools, job_needs(job))
+            ranges = job_shape(job)
+            needs = tuple(need for need, _ in ranges)
+            return hopeless(self.ce, self.pools, needs) or bool(
+                too_few(self.ce, self.pools, ranges)
+            )
         need = job.spec.resources
         cpu, memory, gpus = need.cpu_milli, need.memory_mib, need.gpus
         floor = self.floor
@@ -125,11 +148,24 @@ def _largest(sizes: list[int | None], unit: int) -> int:
 
 
 def pool_fit_problem(
-    ces: list[ComputeEnvironment], pools: PoolHosts, needs: tuple[Resources, ...]
+    ces: list[ComputeEnvironment], pools: PoolHosts, shape: tuple[tuple[Resources, int], ...]
 ) -> str | None:
     """The MISCONFIGURATION reason when every one of ``ces`` (a queue's ENABLED CEs, all
-    taking hosts from pools) could never hold ``needs``: the numbers of its largest known host;
-    None when one of them could (or when one takes no hosts from pools)."""
+    taking hosts from pools) could never hold a job of ``shape`` (``job_shape``): the numbers
+    of its largest known host, or of the hosts a multi-node job lacks; None when one of them
+    could (or when one takes no hosts from pools)."""
+    needs = tuple(need for need, _ in shape)
+    if ces and all(ce_pools(ce) for ce in ces) and not any(hopeless(c, pools, needs) for c in ces):
+        short = [too_few(ce, pools, shape) for ce in ces]
+        if all(short):
+            wanted = max(s[0] for s in short if s)
+            most = max(s[1] for s in short if s)
+            names = ", ".join(dict.fromkeys(p for ce in ces for p in ce_pools(ce)))
+            return (
+                f"{MISCONFIGURATION} - needs {wanted} hosts, one per node; host pool(s) {names} "
+                f"of one compute environment have at most {most} that could hold its nodes"
+            )
+        return None
     if not ces or not all(ce_pools(ce) and hopeless(ce, pools, needs) for ce in ces):
         return None
     need = next(n for n in needs if all(hopeless(ce, pools, (n,)) for ce in ces))

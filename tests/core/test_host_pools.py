@@ -263,3 +263,27 @@ def test_a_lowered_max_vcpus_releases_the_hosts_past_it_busy_or_not() -> None:
     assert plan.release == plan.too_big == ("h2",)  # the head drains it: its jobs finish
     sim.submit()
     assert sim.schedule() == []  # 4 vCPUs held, maxvCpus 2: nothing new until under it
+
+
+def test_a_gang_needing_more_hosts_than_the_pools_have_draws_none_and_says_why() -> None:
+    sim = _queue(_sim(max_vcpus=16, min_vcpus=0))
+    ce = sim.state.ces["ce"]
+    sim.gang_definition("three", nodes=3)
+    sim.gang_definition("wide", nodes=2, vcpus=6)  # only h2 (8 vCPUs) could hold a node
+    sim.gang_definition("pair", nodes=2)
+    three, wide = sim.submit_gang("three"), sim.submit_gang("wide")
+    sim.schedule()
+    sim.do(ev.PoolHostsKnown, pools=tuple(SIZED.items()))
+    assert waiting_vcpus(sim.state, ce, 16, SIZED) == 0
+    assert explain(sim.state, three) == (
+        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - needs 3 hosts, one per node; host pool(s) "
+        "gpu of one compute environment have at most 2 that could hold its nodes"
+    )
+    assert explain(sim.state, wide) == (
+        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - needs 2 hosts, one per node; host pool(s) "
+        "gpu of one compute environment have at most 1 that could hold its nodes"
+    )
+    pair = sim.submit_gang("pair")  # two hosts for two nodes: it draws them
+    sim.schedule()
+    assert waiting_vcpus(sim.state, ce, 16, SIZED) == 2
+    assert "MISCONFIGURATION" not in (explain(sim.state, pair) or "")
