@@ -43,10 +43,10 @@ from hpcbatch.core.state import RunnableKey, State
 from hpcbatch.core.usage import (
     Running,
     RunTime,
-    decayed,
     half_life_ms,
+    queue_run_time,
     running_by_queue,
-    typical_run_ms,
+    share_usage,
 )
 
 
@@ -85,7 +85,7 @@ class ShareStanding:
         expectation over run times of mean ``run_s`` and deviation ``run_sd`` to second order
         (a job of unknown length ends the cycle sooner on average than one of the mean length:
         the logarithm is concave)."""
-        value = (self.usage + self.ahead + self.placed) * self.weight_e4 / 10000
+        value = self.value
         if value <= 0:
             return 0.0
         scale = vcpus * self.weight_e4 / 10000 / value
@@ -117,18 +117,16 @@ class FairOrder:
         self.shares = state.fair_runnable.get(queue.name, {})
         fallback: RunTime | None = None  # the queue's typical run time, for shares with none
         records, name = state.usage, queue.name
-        running_usage, held_by, started = running.usage, running.held, running.started
+        held_by, started = running.held, running.started
         heap: list[tuple[float, RunnableKey, str, int]] = []
         for share, keys in self.shares.items():  # per share: kept lean (1,000 shares a pass)
+            usage = share_usage(state, name, share, now, running, half)
             record = records.get((name, share))
-            usage = running_usage.get(share, 0.0)
-            if record is not None:
-                usage += decayed(record.value, now - record.as_of, half)
             if record is not None and record.run_ms > 0:
                 run_ms, sd_ms = record.run_ms, math.sqrt(record.run_var)
             else:
                 if fallback is None:
-                    fallback = typical_run_ms(state, name)[1]
+                    fallback = queue_run_time(state, name)
                 run_ms, sd_ms = fallback
             ahead = 0.0
             if share in started:  # vCPU-ms to come: cpu_milli * ms / 1e6 is vCPU-s
@@ -156,11 +154,7 @@ class FairOrder:
     def bid(self, standing: ShareStanding, key: RunnableKey) -> float:
         """What a share's next job is compared by (``ShareStanding.bid``)."""
         job = self.state.jobs[key[3]]
-        spec = job.spec
-        cpu = spec.resources.cpu_milli if job.multinode is None else job_cpu_milli(job)
-        timeout = spec.timeout_s
-        run_s = standing.run_s if timeout is None or timeout > standing.run_s else float(timeout)
-        return standing.bid(cpu / 1000, run_s)
+        return standing.bid(job_cpu_milli(job) / 1000, _run_s(standing, job))
 
     def placed(self, job: Job) -> None:
         assert job.share is not None

@@ -142,8 +142,6 @@ def _schedule_queue(
     blocked = 0
 
     def full() -> bool:
-        if not run.room:  # no shared limits: each node's own room (checked per job: kept lean)
-            return not any(f.free.cpu_milli > 0 and f.free.memory_mib > 0 for f in flat)
         return not any(has_room(run, f) for f in flat)
 
     if quota is None and full():

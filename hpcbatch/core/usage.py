@@ -80,19 +80,15 @@ def record_attempt(state: State, job: Job, attempt: Attempt) -> None:
 RunTime = tuple[float, float]  # a typical run time and its standard deviation, ms
 
 
-def typical_run_ms(state: State, queue: str) -> tuple[dict[str, RunTime], RunTime]:
-    """Per share of ``queue``, its typical attempt run time and how much it varies (ms), and
-    the queue's own for the shares with none yet (the mean of its shares', else
-    ``DEFAULT_RUN_MS``, varying by none): O(usage records)."""
-    found = {
-        s: (u.run_ms, math.sqrt(u.run_var))
-        for (q, s), u in state.usage.items()
-        if u.run_ms > 0 and q == queue
-    }
-    if not found:
-        return found, (DEFAULT_RUN_MS, 0.0)
-    n = len(found)
-    return found, (sum(m for m, _ in found.values()) / n, sum(d for _, d in found.values()) / n)
+def queue_run_time(state: State, queue: str) -> RunTime:
+    """The typical run time (and deviation) for a share of ``queue`` with no ended attempt
+    yet: the mean of its shares' (each its ``ShareUsage.run_ms``/``run_var``), else
+    ``DEFAULT_RUN_MS`` varying by none: O(usage records)."""
+    known = [u for (q, _), u in state.usage.items() if u.run_ms > 0 and q == queue]
+    if not known:
+        return DEFAULT_RUN_MS, 0.0
+    n = len(known)
+    return sum(u.run_ms for u in known) / n, sum(math.sqrt(u.run_var) for u in known) / n
 
 
 @dataclass(slots=True)
