@@ -38,7 +38,7 @@ from hpcbatch.core.model import (
     User,
     attempt_id,
 )
-from hpcbatch.core.shares import SchedulingPolicy, ShareUsage, ShareWeight
+from hpcbatch.core.shares import QueueRunTime, SchedulingPolicy, ShareUsage, ShareWeight
 from hpcbatch.core.state import State
 
 Doc = dict[str, Any]
@@ -239,6 +239,10 @@ def usage_to_doc(queue: str, share: str, usage: ShareUsage) -> Doc:
     }
 
 
+def run_time_to_doc(queue: str, run: QueueRunTime) -> Doc:
+    return {"queue": queue, "run_ms": run.run_ms, "run_var": run.run_var, "count": run.count}
+
+
 def _rebuild_fairshare(state: State, docs: dict[str, list[Doc]]) -> None:
     for d in docs.get("scheduling_policy", []):
         shares = tuple(ShareWeight(**s) for s in d["shares"])
@@ -246,6 +250,8 @@ def _rebuild_fairshare(state: State, docs: dict[str, list[Doc]]) -> None:
     for d in docs.get("share_usage", []):
         usage = ShareUsage(d["value"], d["as_of"], d.get("run_ms", 0.0), d.get("run_var", 0.0))
         state.usage[(d["queue"], d["share"])] = usage
+    for d in docs.get("queue_run_time", []):
+        state.run_times[d["queue"]] = QueueRunTime(d["run_ms"], d["run_var"], d["count"])
 
 
 def multinode_to_doc(multinode: MultiNodeSpec) -> Doc:

@@ -41,8 +41,9 @@ from hpcbatch.core.policies import Weights
 from hpcbatch.core.shares import SchedulingPolicy
 from hpcbatch.core.state import RunnableKey, State
 from hpcbatch.core.usage import (
+    DEFAULT_WINDOW_S,
+    MEMORY_RUNS,
     Running,
-    RunTime,
     half_life_ms,
     queue_run_time,
     running_by_queue,
@@ -113,9 +114,9 @@ class FairOrder:
         self.refused: set[str] = set()
         self.standing: dict[str, ShareStanding] = {}
         weights = Weights(policy)
-        half = half_life_ms(policy)
+        self.half_ms = half = half_life_ms(state, queue.name, policy)
         self.shares = state.fair_runnable.get(queue.name, {})
-        fallback: RunTime | None = None  # the queue's typical run time, for shares with none
+        fallback = queue_run_time(state, queue.name)  # for shares with no ended attempt yet
         records, name = state.usage, queue.name
         held_by, started = running.held, running.started
         heap: list[tuple[float, RunnableKey, str, int]] = []
@@ -125,8 +126,6 @@ class FairOrder:
             if record is not None and record.run_ms > 0:
                 run_ms, sd_ms = record.run_ms, math.sqrt(record.run_var)
             else:
-                if fallback is None:
-                    fallback = queue_run_time(state, name)
                 run_ms, sd_ms = fallback
             ahead = 0.0
             if share in started:  # vCPU-ms to come: cpu_milli * ms / 1e6 is vCPU-s
@@ -270,23 +269,21 @@ def fair_share_reason(
     return (
         f'share "{job.share}" is over its fair share: {_standing(mine, bids[mine.share])} vs '
         f'"{first.share}" {_standing(first, bids[first.share])}, served first'
-        f"{_short_memory(order.policy, max(mine.run_s, first.run_s))}"
+        f"{_memory(order)}"
     )
 
 
-SETTLING_JOBS = 5  # a half-life of fewer typical jobs than this: shares settle only roughly
-
-
-def _short_memory(policy: SchedulingPolicy, run_s: float) -> str:
-    """A hint when the policy forgets faster than a few of the queue's jobs run: the long run
-    then strays from the weights (docs/fairshare.md "How close the long run gets")."""
-    half_s = half_life_ms(policy) / 1000
-    if half_s >= SETTLING_JOBS * run_s:
+def _memory(order: FairOrder) -> str:
+    """Where the half-life in effect is longer than ``shareDecaySeconds``, why (docs/fairshare.md
+    "The half-life in effect")."""
+    half_s, set_s = order.half_ms // 1000, order.policy.decay_s or DEFAULT_WINDOW_S
+    if half_s <= set_s:
         return ""
+    run_s = queue_run_time(order.state, order.queue.name)[0] / 1000
     return (
-        f"; shareDecaySeconds {half_s:g} is under {SETTLING_JOBS} of these jobs' typical run time "
-        f"(~{run_s:.0f} s): shares settle only roughly, raise it to {SETTLING_JOBS * run_s:.0f} "
-        "or more for allocations within a few per cent of the weights"
+        f"; usage decays with a half-life of {half_s} s, {MEMORY_RUNS} of the queue's typical "
+        f"run time (~{run_s:.0f} s), not shareDecaySeconds {set_s}: a shorter memory would not "
+        "hold shares to their weights"
     )
 
 

@@ -246,6 +246,8 @@ def delete_queue(state: State, e: ev.DeleteJobQueue) -> None:
     for key in [k for k in state.usage if k[0] == queue.name]:
         del state.usage[key]
         state.changes.drop("share_usage", usage_key(*key))
+    if state.run_times.pop(queue.name, None) is not None:
+        state.changes.drop("queue_run_time", queue.name)
     state.changes.drop("queue", queue.name)
     state.journal(e.now, e.cause, queue.name, "DELETED", "")
 

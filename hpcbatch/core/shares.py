@@ -58,3 +58,14 @@ class ShareUsage:
     as_of: int = 0
     run_ms: float = 0.0  # the share's typical attempt run time (usage.RUN_AVERAGE); 0: none yet
     run_var: float = 0.0  # and how much run times vary about it (a moving variance, ms²)
+
+
+@dataclass(slots=True)
+class QueueRunTime:
+    """A fair-share queue's typical attempt run time, over all its shares' ended attempts: their
+    mean and variance for the first ``usage.QUEUE_RUN_AVERAGE``, a moving average from then on
+    (core/usage.py). It sets the half-life in effect, so it moves slowly."""
+
+    run_ms: float = 0.0
+    run_var: float = 0.0  # ms²
+    count: int = 0  # ended attempts counted, up to QUEUE_RUN_AVERAGE

@@ -34,7 +34,7 @@ from hpcbatch.core.model import (
     User,
 )
 from hpcbatch.core.pool_fit import PoolHost
-from hpcbatch.core.shares import SchedulingPolicy, ShareUsage
+from hpcbatch.core.shares import QueueRunTime, SchedulingPolicy, ShareUsage
 
 RunnableKey = tuple[int, int, int, str]
 
@@ -112,6 +112,7 @@ class State:
         self.fair_runnable: dict[str, dict[str, SortedList]] = {}
         self.policies: dict[str, SchedulingPolicy] = {}  # scheduling policies by name
         self.usage: dict[tuple[str, str], ShareUsage] = {}  # (queue, share) -> ended attempts'
+        self.run_times: dict[str, QueueRunTime] = {}  # fair-share queue -> (core/usage.py)
         self.listing: dict[str, dict[JobStatus, dict[str, None]]] = {}
         # consumable resource -> ``needing_key`` of the jobs needing it, in submission order
         self.needing: dict[str, SortedList] = {}

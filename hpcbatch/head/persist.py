@@ -2,7 +2,7 @@
 
 Keys: jobs by id, queues, CEs, scheduling policies, API users and consumable resources by name,
 definitions by ``name:revision``, nodes by name, share usage by ``queue/share``, quota shares by
-``queue/name``.
+``queue/name``, a fair-share queue's typical run time by queue name.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ KINDS = (
     "user",
     "consumable_resource",
     "share_usage",
+    "queue_run_time",
 )
 
 
@@ -55,6 +56,9 @@ def _lookup(state: State, kind: str, key: str) -> dict[str, Any] | None:
         queue, _, share = key.partition("/")
         usage = state.usage.get((queue, share))
         return None if usage is None else codec.usage_to_doc(queue, share, usage)
+    if kind == "queue_run_time":
+        run = state.run_times.get(key)
+        return None if run is None else codec.run_time_to_doc(key, run)
     if kind == "node":
         node = state.nodes.get(key)
         return None if node is None else codec.node_to_doc(node)

@@ -47,6 +47,7 @@ def dump(state: State) -> dict[str, list[dict[str, Any]]]:
         "consumable_resource": [codec.consumable_to_doc(r) for r in state.consumables.values()],
         "scheduling_policy": [codec.policy_to_doc(p) for p in state.policies.values()],
         "share_usage": [codec.usage_to_doc(q, s, u) for (q, s), u in state.usage.items()],
+        "queue_run_time": [codec.run_time_to_doc(q, r) for q, r in state.run_times.items()],
     }
     loaded: dict[str, list[dict[str, Any]]] = json.loads(json.dumps(docs))
     return loaded

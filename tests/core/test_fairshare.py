@@ -9,10 +9,10 @@ import pytest
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.explain import explain
-from hpcbatch.core.fairshare import Ranking, front_of_queue
+from hpcbatch.core.fairshare import Ranking, front_of_queue, rank
 from hpcbatch.core.scheduler import schedule
 from hpcbatch.core.shares import ShareWeight
-from hpcbatch.core.usage import running_by_queue, share_usage
+from hpcbatch.core.usage import decayed, half_life_ms, run_usage, running_by_queue, share_usage
 from hpcbatch.errors import ConflictError, NotFoundError, ValidationError
 from tests.core.sim import Sim
 
@@ -25,10 +25,15 @@ def fair_sim(
     nodes: int = 1,
     vcpus: int = 8,
     reservation: int = 0,
+    decay_s: int = 600,
 ) -> Sim:
     sim = Sim()
     sim.do(
-        ev.CreateSchedulingPolicy, name="fair", decay_s=600, reservation=reservation, shares=shares
+        ev.CreateSchedulingPolicy,
+        name="fair",
+        decay_s=decay_s,
+        reservation=reservation,
+        shares=shares,
     )
     sim.do(ev.CreateComputeEnvironment, name="local", ce_type="MANAGED", kind="LOCAL")
     sim.cluster(nodes=nodes, vcpus=vcpus, queue="fifo")
@@ -46,30 +51,32 @@ def bid(value: float, adds: float) -> float:
 
 
 def test_hand_computed_order_with_known_usage() -> None:
-    """A (weight factor 1) ran 8 vCPUs for one half-life: usage 8 * T * (1 - 1/2) = 4T =
-    3462.5 vCPU-s (T = 600 / ln 2 = 865.6 s), and its typical run time is that attempt's,
-    600 s; B (factor 3) has none of its own and takes the queue's, 600 s. A 1-vCPU job adds
-    J = 600 * factor; a share bids J / ln(1 + J / value): A 3754.5, B 0 -> B (value 1800, bid
-    2596.9) -> B (3600: 4439.3) -> A (3754.5; A 4062.5: 4355.6) -> A (4662.5: 4956.4) -> B
-    (4439.3; B 5400: 6256.9) -> A (4956.4; 5262.5: 5557.1) -> A (5862.5: 6157.6) -> A: the
-    share with no usage catches up first, then they interleave three to one."""
+    """A (weight factor 1) ran 8 vCPUs for 30 s, a twentieth of the 600 s half-life: usage
+    8 * T * (1 - 2^(-1/20)) = 235.9 vCPU-s (T = 600 / ln 2 = 865.6 s), and its typical run time
+    is that attempt's, 30 s (twenty of it: the half-life stays 600 s); B (factor 3) has none of
+    its own and takes the queue's, 30 s. A 1-vCPU job adds J = 30 * factor; a share bids
+    J / ln(1 + J / value): A 250.6, B 0 -> B (value 90, bid 129.8) -> B (180: 222.0) -> B
+    (270: 312.8) -> A (250.6; A 265.9: 280.6) -> A (295.9: 310.6) -> A (325.9: 340.7) -> B
+    (312.8; B 360: 403.3) -> A: the share with no usage catches up first, then they interleave
+    three to one."""
     sim = fair_sim(nodes=1, vcpus=8)
     seed = sim.submit(queue="q", vcpus=8, share_identifier="A")
     (launch,) = sim.schedule()
     sim.start(launch)
-    sim.now += HALF_LIFE_MS
+    sim.now += 30_000
     sim.end(launch)
-    tau = 600 / math.log(2)
-    assert share_usage(sim.state, "q", "A", sim.now, None, HALF_LIFE_MS) == pytest.approx(4 * tau)
+    usage = 8 * 600 / math.log(2) * (1 - 2 ** (-1 / 20))
+    assert share_usage(sim.state, "q", "A", sim.now, None, HALF_LIFE_MS) == pytest.approx(usage)
+    assert usage == pytest.approx(235.9, abs=0.1)
     assert seed.status.value == "SUCCEEDED"
-    assert bid(4 * tau, 600) == pytest.approx(3754.5, abs=0.1)
-    assert bid(3600, 1800) == pytest.approx(4439.3, abs=0.1)
+    assert bid(usage, 30) == pytest.approx(250.6, abs=0.1)
+    assert bid(270, 90) == pytest.approx(312.8, abs=0.1)
     for _ in range(6):  # A's jobs first: FIFO would run all of them before B's
         sim.submit(queue="q", share_identifier="A")
     for _ in range(6):
         sim.submit(queue="q", share_identifier="B")
     front = [j.job_id for j in front_of_queue(sim.state, sim.state.queues["q"], sim.now, None)]
-    assert shares_of(sim, front[:8]) == "BBAABAAA"
+    assert shares_of(sim, front[:8]) == "BBBAAABA"
     plan = schedule(sim.state, sim.now)
     assert [p.job_id for p in plan.placements] == front[:8]  # 8 vCPUs: the pass's own order
 
@@ -137,8 +144,9 @@ def test_explain_names_the_share_served_first_with_numbers() -> None:
     waiting_a = sim.submit(queue="q", share_identifier="A")
     sim.submit(queue="q", share_identifier="B")
     reason = explain(sim.state, waiting_a, now=sim.now) or ""
-    tau = 600 / math.log(2)
-    usage = 2 * tau * (1 - 2 ** (-0.05))  # 2 vCPUs for 30 s, decayed: 59.0 vCPU-s
+    # no attempt has ended: the queue's typical run time is 60 s, the half-life 20 of it
+    tau = 1200 / math.log(2)
+    usage = 2 * tau * (1 - 2 ** (-30 / 1200))  # 2 vCPUs for 30 s, decayed: 59.5 vCPU-s
     ahead = 2 * 30  # its 2 vCPUs for the rest of the typical 60 s
     assert reason.startswith(
         f'share "A" is over its fair share: usage {usage:.1f} vCPU-s, 2 vCPUs running (60 '
@@ -231,10 +239,10 @@ def test_queue_and_policy_rules() -> None:
         sim.do(ev.CreateSchedulingPolicy, name="bad", shares=(ShareWeight("x", 0),))
 
 
-def test_explain_says_when_the_half_life_is_short_for_the_jobs() -> None:
-    """A 60 s half-life against jobs of about 60 s (no attempt ended: the default): the reason
-    says to raise shareDecaySeconds; with 600 s it does not."""
-    for decay_s, hinted in ((60, True), (600, False)):
+def test_explain_says_when_the_half_life_is_longer_than_share_decay_seconds() -> None:
+    """A 60 s shareDecaySeconds against jobs of about 60 s (no attempt ended: the default):
+    usage decays over twenty of them, and the reason says so; with 1200 s it does not."""
+    for decay_s, hinted in ((60, True), (1200, False)):
         sim = Sim()
         sim.do(ev.CreateSchedulingPolicy, name="fair", decay_s=decay_s, shares=())
         sim.cluster(nodes=1, vcpus=1, queue="fifo")
@@ -246,6 +254,57 @@ def test_explain_says_when_the_half_life_is_short_for_the_jobs() -> None:
         sim.submit(queue="q", share_identifier="B")
         reason = explain(sim.state, waiting, now=sim.now) or ""
         assert reason.startswith('share "A" is over its fair share: '), reason
-        hint = "; shareDecaySeconds 60 is under 5 of these jobs' typical run time (~60 s): "
+        hint = (
+            "; usage decays with a half-life of 1200 s, 20 of the queue's typical run time "
+            "(~60 s), not shareDecaySeconds 60: "
+        )
         assert (hint in reason) is hinted, reason
         assert running.status.value in ("STARTING", "RUNNING")
+
+
+def test_the_half_life_spans_at_least_twenty_typical_run_times() -> None:
+    """shareDecaySeconds 60 against jobs of 200 s and 100 s: the queue's typical run time is
+    their mean, 150 s, and usage decays with a half-life of twenty of it, 3000 s, the same after
+    a restart; with jobs of 2 s it is shareDecaySeconds again."""
+    sim = fair_sim(nodes=1, vcpus=2, decay_s=60)
+    policy, queue = sim.state.policies["fair"], sim.state.queues["q"]
+    assert half_life_ms(sim.state, "q", policy) == 1_200_000  # no job ended: 20 * 60 s by default
+    a, b = sim.submit(queue="q", share_identifier="A"), sim.submit(queue="q", share_identifier="B")
+    launches = {sim.state.jobs[launch.job_id].share: launch for launch in sim.schedule()}
+    for launch in launches.values():
+        sim.start(launch)
+    start = sim.now
+    sim.now += 100_000
+    sim.end(launches["B"])
+    sim.now += 100_000
+    sim.end(launches["A"])
+    assert a.status.value == b.status.value == "SUCCEEDED"
+    assert half_life_ms(sim.state, "q", policy) == 3_000_000
+    sim.now += 50_000
+    for share in "AB":
+        sim.submit(queue="q", share_identifier=share)
+    standing = rank(sim.state, queue, sim.now).order.standing
+    # each attempt is folded with the half-life in effect once it counts, and decays with the
+    # one in effect when asked: B's ended first, when the queue knew only B's 100 s (2000 s)
+    a_usage = run_usage(1000, start, start + 200_000, sim.now, 3_000_000)
+    b_usage = decayed(
+        run_usage(1000, start, start + 100_000, start + 100_000, 2_000_000), 150_000, 3_000_000
+    )
+    assert standing["A"].usage == pytest.approx(a_usage)
+    assert standing["B"].usage == pytest.approx(b_usage)
+    reason = explain(sim.state, sim.state.jobs[max(sim.state.jobs)], now=sim.now) or ""
+    typical = sim.state.run_times["q"]
+    assert (typical.run_ms, typical.run_var, typical.count) == (150_000, 50_000**2, 2)
+    sim.restart()
+    assert sim.state.run_times == {"q": typical}
+    assert half_life_ms(sim.state, "q", sim.state.policies["fair"]) == 3_000_000
+    assert (explain(sim.state, sim.state.jobs[max(sim.state.jobs)], now=sim.now) or "") == reason
+
+    short = fair_sim(nodes=1, vcpus=1, decay_s=60)
+    job = short.submit(queue="q", share_identifier="A")
+    (launch,) = short.schedule()
+    short.start(launch)
+    short.now += 2_000
+    short.end(launch)
+    assert job.status.value == "SUCCEEDED"
+    assert half_life_ms(short.state, "q", short.state.policies["fair"]) == 60_000

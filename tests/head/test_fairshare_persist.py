@@ -31,6 +31,7 @@ def test_usage_and_order_survive_the_store() -> None:
     check_invariants(restored)
     assert restored.policies.keys() == {"fair"} and restored.queues["q"].policy == "fair"
     assert restored.usage == sim.state.usage and restored.usage
+    assert restored.run_times == sim.state.run_times and restored.run_times["q"].count == 2
     for state in (sim.state, restored):
         running = running_by_queue(state, sim.now).get("q")
         assert running is not None
