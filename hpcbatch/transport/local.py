@@ -202,8 +202,16 @@ async def _connect_local(
         raise TransportError(f"agent for node {node_name} not started: {exc}") from None
     if not agent_running(state_dir):
         await _start_agent(state_dir, node_name, python, options)
+    return await open_agent_link(state_dir / "agent.sock", node_name, head_id, hello_timeout_s)
+
+
+async def open_agent_link(
+    path: Path, node_name: str, head_id: str, hello_timeout_s: float = HELLO_TIMEOUT_S
+) -> LocalAgentLink:
+    """Connect to an agent listening on the Unix socket ``path`` and exchange hellos: the
+    link every local agent is reached by (also simulated ones: bench/simnodes.py)."""
     try:
-        sock = connect(state_dir / "agent.sock", timeout_s=5.0)
+        sock = connect(path, timeout_s=5.0)
     except OSError as exc:
         raise TransportError(f"cannot connect to the agent of node {node_name}: {exc}") from None
     sock.setblocking(False)
