@@ -8,7 +8,7 @@
 - every attempt checked against the fleet's record: each job ran once.
 
     .venv/bin/python -m bench.sim_dispatch [--nodes 1000] [--vcpus 8] [--jobs 100000]
-        [--run-ms 1000] [--idle-s 20]
+        [--run-ms 1000] [--idle-s 20] [--profile head.prof]
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--idle-s", type=float, default=20.0)
     parser.add_argument("--heartbeat-s", type=float, default=5.0)
     parser.add_argument("--timeout-s", type=float, default=1800.0)
+    parser.add_argument("--profile", help="the head's cProfile stats to this file at its exit")
     args = parser.parse_args()
     began = time.monotonic()
     with (
@@ -77,6 +78,7 @@ def main() -> None:
             run_ms=args.run_ms,
             heartbeat_s=args.heartbeat_s,
             head_config="heartbeat_timeout_s = 30\n",
+            head_args=("--profile", args.profile) if args.profile else (),
         ) as cluster,
         httpx.Client(base_url=cluster.endpoint, timeout=120) as client,
     ):
@@ -97,6 +99,7 @@ def main() -> None:
             done = succeeded(client, ids)
         elapsed = time.monotonic() - t1
         head_cpu = cpu_seconds(pid) - cpu1
+        cluster.stop_head()  # (a profile is written as it stops)
         cluster.stop_fleet()  # its record is flushed as it stops
         launched = cluster.launched()
         print(

@@ -56,8 +56,10 @@ class SimCluster:
         head_config: str = "",
         prefix: str = "sim",
         keep: bool = False,
+        head_args: tuple[str, ...] = (),
     ) -> None:
         self.nodes, self.prefix, self.keep = nodes, prefix, keep
+        self.head_args = head_args  # more bench/simhead.py flags (``--profile FILE``)
         self.dir = Path(tempfile.mkdtemp(prefix="hpcbatch-sim-"))
         self.fleet_dir = self.dir / "fleet"
         self.port = _free_port()
@@ -121,7 +123,8 @@ class SimCluster:
                 self.prefix,
                 "--config",
                 str(self.dir / "head.toml"),
-            ],  # fmt: skip
+                *self.head_args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=Path(__file__).resolve().parents[1],

@@ -8,12 +8,14 @@ the queue ``sim`` on it, and one node per simulated agent, each reached over its
 by the link every local agent uses. Its own LOCAL nodes are none unless the config says.
 
     .venv/bin/python -m bench.simhead --data-dir D --listen 127.0.0.1:PORT --fleet FLEETDIR
-        --nodes N [--prefix sim] [--config head.toml]
+        --nodes N [--prefix sim] [--config head.toml] [--profile STATS]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -77,6 +79,7 @@ def main() -> int:
     parser.add_argument("--prefix", default=SIM)
     parser.add_argument("--config", type=Path)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--profile", type=Path, help="write cProfile stats here at exit")
     args = parser.parse_args()
     from hpcbatch.head.api.app import ApiApp
     from hpcbatch.head.httpserver import serve_api
@@ -93,6 +96,20 @@ def main() -> int:
         "lifespan": "on",
         "timeout_graceful_shutdown": 5,
     }
+    if args.profile:
+        profile = cProfile.Profile()
+
+        def dump(signum: int, frame: object) -> None:
+            # uvicorn re-raises the SIGTERM it shut down on once it has: this handler is the
+            # one it then meets, so the stats are written before the process ends.
+            profile.disable()
+            profile.dump_stats(args.profile)
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, dump)
+        profile.enable()
     try:
         return 0 if serve_api(ApiApp(head), options, listener.sock, None, None) else 1
     finally:

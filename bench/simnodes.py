@@ -170,7 +170,7 @@ class SimNode:
         else:
             self.timers[aid] = loop.call_later(run_ms / 1000, self.end, aid, 0, None, None)
 
-    def end(self, aid: str, exit_code: int | None, signal: int | None, reason: str | None) -> None:
+    def end(self, aid: str, exit_code: int | None, signum: int | None, reason: str | None) -> None:
         timer = self.timers.pop(aid, None)
         running = self.spool.get(aid)
         if timer is None or running is None:
@@ -185,7 +185,7 @@ class SimNode:
                 started_at_ms=running["started_at_ms"],
                 stopped_at_ms=now_ms(),
                 exit_code=exit_code,
-                signal=signal,
+                signal=signum,
                 reason=reason,
             )
         )
