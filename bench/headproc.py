@@ -16,6 +16,13 @@ import httpx
 from hpcbatch.transport.local import stop_local_agent
 
 
+def free_port() -> int:
+    """A loopback TCP port free now (for a head's ``--listen``)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class BenchHead:
     def __init__(
         self,
@@ -28,9 +35,7 @@ class BenchHead:
         """``src``: run the head from that source tree instead (another build, to compare)."""
         self.src = src
         self.dir = Path(tempfile.mkdtemp(prefix="hpcbatch-bench-"))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         (self.dir / "head.toml").write_text(
             f"min_timeout_seconds = 1\n[local]\nnodes = {nodes}\nvcpus = {vcpus}\n"

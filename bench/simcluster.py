@@ -14,22 +14,18 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from bench.headproc import free_port
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, signum: int, timeout_s: float = 20) -> None:
@@ -62,7 +58,7 @@ class SimCluster:
         self.head_args = head_args  # more bench/simhead.py flags (``--profile FILE``)
         self.dir = Path(tempfile.mkdtemp(prefix="hpcbatch-sim-"))
         self.fleet_dir = self.dir / "fleet"
-        self.port = _free_port()
+        self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         (self.dir / "head.toml").write_text(head_config + "\n[local]\nnodes = 0\n")
         self.fleet_args = [
@@ -94,43 +90,27 @@ class SimCluster:
         ready = self.fleet_dir / "ready"
         with contextlib.suppress(FileNotFoundError):
             ready.unlink()
-        log = open(self.dir / "fleet.out", "ab")  # noqa: SIM115 (the child holds it)
-        self.fleet = subprocess.Popen(
-            [sys.executable, "-m", "bench.simnodes", *self.fleet_args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=Path(__file__).resolve().parents[1],
-        )
-        log.close()
+        self.fleet = self._spawn("bench.simnodes", self.fleet_args, "fleet.out")
         self._wait(ready.exists, 60, "the fleet to listen", self.fleet)
 
     def start_head(self) -> None:
-        log = open(self.dir / "head.out", "ab")  # noqa: SIM115 (the child holds it)
-        self.head = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.simhead",
-                "--data-dir",
-                str(self.dir / "data"),
-                "--listen",
-                f"127.0.0.1:{self.port}",
-                "--fleet",
-                str(self.fleet_dir),
-                "--nodes",
-                str(self.nodes),
-                "--prefix",
-                self.prefix,
-                "--config",
-                str(self.dir / "head.toml"),
-                *self.head_args,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=Path(__file__).resolve().parents[1],
-        )
-        log.close()
+        args = [
+            "--data-dir", str(self.dir / "data"), "--listen", f"127.0.0.1:{self.port}",
+            "--fleet", str(self.fleet_dir), "--nodes", str(self.nodes), "--prefix", self.prefix,
+            "--config", str(self.dir / "head.toml"), *self.head_args,
+        ]  # fmt: skip
+        self.head = self._spawn("bench.simhead", args, "head.out")
         self._wait(self._serving, 180, "the head to serve with every node", self.head)
+
+    def _spawn(self, module: str, args: list[str], out: str) -> subprocess.Popen[bytes]:
+        """``python -m module args`` from the repository, its output appended to ``out``."""
+        with open(self.dir / out, "ab") as log:  # the child keeps its own copy of the fd
+            return subprocess.Popen(
+                [sys.executable, "-m", module, *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=Path(__file__).resolve().parents[1],
+            )
 
     def _serving(self) -> bool:
         try:
@@ -141,10 +121,14 @@ class SimCluster:
         return len(online) == self.nodes
 
     def _wait(
-        self, check: object, timeout_s: float, what: str, proc: subprocess.Popen[bytes] | None
+        self,
+        check: Callable[[], bool],
+        timeout_s: float,
+        what: str,
+        proc: subprocess.Popen[bytes] | None,
     ) -> None:
         deadline = time.monotonic() + timeout_s
-        while not check():  # type: ignore[operator]
+        while not check():
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"waiting for {what}: it exited: {self.output()}")
             if time.monotonic() > deadline:

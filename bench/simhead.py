@@ -1,8 +1,8 @@
 """A real head whose compute environment ``sim`` is a fleet of simulated agents
 (bench/simnodes.py), for scale benchmarks and tests (issue 15).
 
-It is ``hpcbatch head`` (the same ``Head``, API app, loop, store, node supervisor and agent
-sessions, served by the same HTTP server), with one addition after its start: the compute
+It is ``hpcbatch head`` (``head.app.serve_bound``: the same ``Head``, API app, loop, store,
+node supervisor and agent sessions, served by the same HTTP server), with one addition after its start: the compute
 environment ``sim`` (MANAGED, kind SSH, its nodes from here rather than from the config) and
 the queue ``sim`` on it, and one node per simulated agent, each reached over its Unix socket
 by the link every local agent uses. Its own LOCAL nodes are none unless the config says.
@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.simnodes import node_names
 from hpcbatch.core import events as ev
 from hpcbatch.head import logsetup
-from hpcbatch.head.app import raise_open_file_limit
+from hpcbatch.head.app import raise_open_file_limit, serve_bound
 from hpcbatch.head.config import HeadConfig, load_config
 from hpcbatch.head.listener import bind_listener
 from hpcbatch.head.loop import now_ms
@@ -37,8 +37,10 @@ SIM = "sim"
 
 
 class SimHead(Head):
-    def __init__(self, config: HeadConfig, fleet: Path, names: list[str]) -> None:
-        super().__init__(config, HeadMetrics())
+    def __init__(
+        self, config: HeadConfig, metrics: HeadMetrics, fleet: Path, names: list[str]
+    ) -> None:
+        super().__init__(config, metrics)
         self.fleet, self.names = fleet, names
 
     async def start(self) -> None:
@@ -81,21 +83,16 @@ def main() -> int:
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--profile", type=Path, help="write cProfile stats here at exit")
     args = parser.parse_args()
-    from hpcbatch.head.api.app import ApiApp
-    from hpcbatch.head.httpserver import serve_api
-
     logsetup.configure(args.log_level)
-    config = load_config(args.config, data_dir=args.data_dir, listen=args.listen)
+    # no /metrics: several benchmark heads may run at once
+    config = load_config(args.config, data_dir=args.data_dir, listen=args.listen, metrics_listen="")
     raise_open_file_limit()
     listener = bind_listener(args.listen)
-    head = SimHead(config, args.fleet.resolve(), node_names(args.prefix, args.nodes))
-    options: dict[str, object] = {
-        "log_config": None,
-        "log_level": None,
-        "access_log": False,
-        "lifespan": "on",
-        "timeout_graceful_shutdown": 5,
-    }
+    fleet, names = args.fleet.resolve(), node_names(args.prefix, args.nodes)
+
+    def make_head(config: HeadConfig, metrics: HeadMetrics) -> Head:
+        return SimHead(config, metrics, fleet, names)
+
     if args.profile:
         profile = cProfile.Profile()
 
@@ -111,7 +108,7 @@ def main() -> int:
             signal.signal(signum, dump)
         profile.enable()
     try:
-        return 0 if serve_api(ApiApp(head), options, listener.sock, None, None) else 1
+        return serve_bound(config, args.log_level, listener, None, None, make_head)
     finally:
         listener.close()
 

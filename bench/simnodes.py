@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import resource
@@ -56,9 +57,9 @@ class Fleet:
     run_ms: int
     spread_ms: int
     heartbeat_s: float
+    launches: IO[str]  # every attempt run, one id a line
+    relaunched: IO[str]  # every launch of an attempt already known
     seed: int = 0
-    launches: IO[str] | None = None
-    relaunched: IO[str] | None = None
     nodes: list[SimNode] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -80,7 +81,7 @@ class SimNode:
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.writer: asyncio.StreamWriter | None = None
         self.outbox: list[protocol.AttemptUpdate] = []
-        self.pids = iter(range(100_000, 10**9))
+        self.pids = itertools.count(100_000)
         self.info: protocol.NodeInfo = {
             "name": name,
             "vcpus": fleet.vcpus,
@@ -147,11 +148,9 @@ class SimNode:
         aid = spec["attempt_id"]
         known = self.spool.get(aid)
         if known is not None:  # never run twice: say what it is
-            assert self.fleet.relaunched is not None
             self.fleet.relaunched.write(aid + "\n")
             self.report(known)
             return
-        assert self.fleet.launches is not None
         self.fleet.launches.write(aid + "\n")
         started = now_ms()
         update = protocol.attempt_update(
@@ -224,9 +223,8 @@ async def serve_fleet(fleet: Fleet, names: list[str], stop: asyncio.Event) -> No
     (fleet.dir / "ready").write_text(f"{os.getpid()}\n")
     beat = max(fleet.heartbeat_s / max(len(names), 1), 0.0005)
     while not stop.is_set():  # heartbeats spread evenly over the interval
-        for log in (fleet.launches, fleet.relaunched):
-            if log is not None:
-                log.flush()
+        fleet.launches.flush()
+        fleet.relaunched.flush()
         for node in fleet.nodes:
             node.heartbeat()
             with contextlib.suppress(TimeoutError):
@@ -267,9 +265,9 @@ def main() -> None:
             args.run_ms,
             args.spread_ms,
             args.heartbeat_s,
-            args.seed,
             launches,
             relaunched,
+            args.seed,
         )
 
         async def run() -> None:

@@ -27,13 +27,18 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpcbatch.errors import HpcbatchError, ValidationError
 from hpcbatch.head import datalock, logsetup
 from hpcbatch.head.config import HeadConfig, is_loopback_listen, load_config
 from hpcbatch.head.listener import Listener, ListenError, bind_listener
+
+if TYPE_CHECKING:
+    from hpcbatch.head.service import Head
+    from hpcbatch.metrics.exporter import HeadMetrics
 
 log = logging.getLogger("hpcbatch.head")
 
@@ -100,7 +105,7 @@ def _serve_locked(
         _say_error(error)
         return EXIT_NOT_STARTED
     try:
-        return _serve_bound(config, log_level, listener, unix, tls)
+        return serve_bound(config, log_level, listener, unix, tls)
     finally:
         if unix is not None:
             unix.close()
@@ -108,13 +113,17 @@ def _serve_locked(
             listener.close()
 
 
-def _serve_bound(
+def serve_bound(
     config: HeadConfig,
     log_level: str,
     listener: Listener | None,
     unix: Listener | None,
     tls: tuple[str, str] | None,
+    make_head: Callable[[HeadConfig, HeadMetrics], Head] | None = None,
 ) -> int:
+    """Serve the API (and metrics) on sockets already bound until stopped; ``make_head``
+    builds the ``Head`` (``Head`` itself unless given: bench/simhead.py adds simulated
+    nodes)."""
     from hpcbatch.head.api.app import ApiApp
     from hpcbatch.head.api.hpcbatch_routes import VERSION
     from hpcbatch.head.httpserver import serve_api
@@ -156,7 +165,7 @@ def _serve_bound(
                 config.listen,
             )
         try:
-            head = Head(config, metrics)
+            head = (make_head or Head)(config, metrics)
         except HpcbatchError as error:
             _say_error(error)
             return EXIT_CONFIG
