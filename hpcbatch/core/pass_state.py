@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import TYPE_CHECKING
 
 from hpcbatch.core import shared_capacity
 from hpcbatch.core.consumables import PassGate
@@ -15,6 +16,9 @@ from hpcbatch.core.model import Node, Resources
 from hpcbatch.core.plan import Placement, Reservation
 from hpcbatch.core.reserved import on_reservation
 from hpcbatch.core.state import State
+
+if TYPE_CHECKING:
+    from hpcbatch.core.roomiest import Roomiest
 
 NEVER = None  # an unknown end time
 
@@ -48,6 +52,7 @@ class Pass:
     first_blocked: str | None = None
     gate: PassGate = field(init=False)  # consumable resources left in this pass
     room: dict[shared_capacity.Group, Resources] = field(init=False)  # shared limits' room
+    roomiest: dict[str, Roomiest] = field(default_factory=dict)  # by CE: scheduler._try_place
 
     def __post_init__(self) -> None:
         self.gate = PassGate(self.state)

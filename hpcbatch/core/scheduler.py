@@ -58,6 +58,7 @@ from hpcbatch.core.pass_state import (
 )
 from hpcbatch.core.plan import Placement, Plan, Preemption, Reservation
 from hpcbatch.core.quota_pass import PHASES, QuotaLedger, ledger_for
+from hpcbatch.core.roomiest import Roomiest
 from hpcbatch.core.state import State
 from hpcbatch.core.usage import Running, running_by_queue
 
@@ -240,12 +241,16 @@ def _blocked(
 def _try_place(run: Pass, tiers: list[list[FreeNode]], job: Job) -> bool:
     need = job.spec.resources
     end = attempt_end(None, job.spec.timeout_s, run.now)
+
+    def accepts(entry: FreeNode) -> bool:
+        return need.fits_in(entry.free) and allowed(run, entry, need, end)
+
     for tier in tiers:
-        best: FreeNode | None = None
-        for entry in tier:
-            better = best is None or entry.free.cpu_milli > best.free.cpu_milli
-            if better and need.fits_in(entry.free) and allowed(run, entry, need, end):
-                best = entry
+        ce = tier[0].node.ce
+        roomiest = run.roomiest.get(ce)
+        if roomiest is None:
+            roomiest = run.roomiest[ce] = Roomiest(tier)  # a CE's tier is the same in every queue
+        best = roomiest.pick(need.cpu_milli, accepts)
         if best is not None:
             _commit(run, best, job, need, end)
             return True
