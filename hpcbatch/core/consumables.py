@@ -34,6 +34,8 @@ def needs(job: Job) -> dict[str, int]:
 
 def spec_needs(spec: JobSpec, shape: MultiNodeSpec | None) -> dict[str, int]:
     """What a job of ``spec`` (and ``shape``, for a multi-node job) takes, by resource."""
+    if shape is None:
+        return dict(spec.consumables)  # (the common case, without a Counter: once a start)
     total: Counter[str] = Counter(dict(spec.consumables))
     if shape is not None:
         for node_range in shape.ranges:

@@ -137,6 +137,9 @@ class HeadMetrics:
         self._state: State | None = None
         self._sessions: Mapping[str, Any] = {}
         self._queues: set[str] = set()
+        # label children by (metric, labels): ``labels()`` validates and locks on every call,
+        # ~3 us, several times a job (docs/benchmarks.md "Issue 15"); children are never removed
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.add_collector("snapshot", SnapshotCollector(self))
         self.add_collector("process", ProcessCollector(registry=None))
         self.add_collector("platform", PlatformCollector(registry=None))
@@ -191,8 +194,15 @@ class HeadMetrics:
 
     def request_done(self, operation: str, status: int, seconds: float) -> None:
         outcome = OUTCOMES[0] if status < 400 else OUTCOMES[1] if status < 500 else OUTCOMES[2]
-        self.requests.labels(operation, outcome).inc()
-        self.request_time.labels(operation).observe(seconds)
+        self._child(self.requests, operation, outcome).inc()
+        self._child(self.request_time, operation).observe(seconds)
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def _count(self, state: State, journal: Iterable[JournalEntry]) -> None:
         for name in state.queues.keys() - self._queues:
@@ -211,23 +221,23 @@ class HeadMetrics:
 
     def _on_submitted(self, job: Job, line: JournalEntry) -> None:
         if job.array_size is not None:
-            self.submitted.labels(job.queue).inc(job.array_size)
+            self._child(self.submitted, job.queue).inc(job.array_size)
         elif job.multinode is not None:
-            self.submitted.labels(job.queue).inc(job.multinode.num_nodes)
+            self._child(self.submitted, job.queue).inc(job.multinode.num_nodes)
         else:
-            self.submitted.labels(job.queue).inc()
+            self._child(self.submitted, job.queue).inc()
 
     def _on_starting(self, job: Job, line: JournalEntry) -> None:
-        self.attempts.labels(job.queue).inc()
+        self._child(self.attempts, job.queue).inc()
 
     def _on_running(self, job: Job, line: JournalEntry) -> None:
         if len(job.attempts) == 1 and job.attempts[0].started_at is not None:
             wait = (job.attempts[0].started_at - job.created_at) / 1000
-            self.queue_wait.labels(job.queue).observe(max(0.0, wait))
+            self._child(self.queue_wait, job.queue).observe(max(0.0, wait))
 
     def _on_runnable(self, job: Job, line: JournalEntry) -> None:
         if line.detail.startswith(("attempt ", "gang attempt ")):
-            self.retries.labels(job.queue).inc()
+            self._child(self.retries, job.queue).inc()
             self._attempt_ended(job, line.detail)
 
     def _on_not_retried(self, job: Job, line: JournalEntry) -> None:
@@ -235,17 +245,17 @@ class HeadMetrics:
 
     def _attempt_ended(self, job: Job, detail: str) -> None:
         if TIMEOUT_REASON in detail:
-            self.timeouts.labels(job.queue).inc()
+            self._child(self.timeouts, job.queue).inc()
         if "Host lost" in detail:
-            self.host_lost.labels(job.queue).inc()
+            self._child(self.host_lost, job.queue).inc()
 
     def _on_finished(self, job: Job, line: JournalEntry) -> None:
         if job.array_size is not None or job.multinode is not None:
             return  # its children or nodes are counted
-        self.finished.labels(job.queue, line.event).inc()
+        self._child(self.finished, job.queue, line.event).inc()
         last = job.attempts[-1] if job.attempts else None
         if last is not None and last.started_at is not None and last.stopped_at is not None:
-            self.run_time.labels(job.queue).observe(
+            self._child(self.run_time, job.queue).observe(
                 max(0, last.stopped_at - last.started_at) / 1000
             )
 
