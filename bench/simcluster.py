@@ -46,6 +46,7 @@ class SimCluster:
         self,
         nodes: int = 4,
         vcpus: int = 8,
+        memory_mib: int = 32768,
         run_ms: int = 200,
         spread_ms: int = 0,
         heartbeat_s: float = 1.0,
@@ -63,7 +64,7 @@ class SimCluster:
         (self.dir / "head.toml").write_text(head_config + "\n[local]\nnodes = 0\n")
         self.fleet_args = [
             "--dir", str(self.fleet_dir), "--nodes", str(nodes), "--prefix", prefix,
-            "--vcpus", str(vcpus), "--run-ms", str(run_ms), "--spread-ms", str(spread_ms),
+            "--vcpus", str(vcpus), "--memory-mib", str(memory_mib), "--run-ms", str(run_ms), "--spread-ms", str(spread_ms),
             "--heartbeat-s", str(heartbeat_s),
         ]  # fmt: skip
         self.fleet: subprocess.Popen[bytes] | None = None
@@ -93,14 +94,16 @@ class SimCluster:
         self.fleet = self._spawn("bench.simnodes", self.fleet_args, "fleet.out")
         self._wait(ready.exists, 60, "the fleet to listen", self.fleet)
 
-    def start_head(self) -> None:
+    def start_head(self, wait: bool = True) -> None:
+        """Start the head; with ``wait``, return once it serves with every node ONLINE."""
         args = [
             "--data-dir", str(self.dir / "data"), "--listen", f"127.0.0.1:{self.port}",
             "--fleet", str(self.fleet_dir), "--nodes", str(self.nodes), "--prefix", self.prefix,
             "--config", str(self.dir / "head.toml"), *self.head_args,
         ]  # fmt: skip
         self.head = self._spawn("bench.simhead", args, "head.out")
-        self._wait(self._serving, 180, "the head to serve with every node", self.head)
+        if wait:
+            self._wait(self.serving, 180, "the head to serve with every node", self.head)
 
     def _spawn(self, module: str, args: list[str], out: str) -> subprocess.Popen[bytes]:
         """``python -m module args`` from the repository, its output appended to ``out``."""
@@ -112,7 +115,8 @@ class SimCluster:
                 cwd=Path(__file__).resolve().parents[1],
             )
 
-    def _serving(self) -> bool:
+    def serving(self) -> bool:
+        """The head answers and every simulated node is ONLINE."""
         try:
             nodes = httpx.get(self.endpoint + "/hpcbatch/v1/nodes", timeout=5).json()["nodes"]
         except (httpx.HTTPError, ValueError, KeyError):

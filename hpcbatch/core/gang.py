@@ -33,6 +33,7 @@ from hpcbatch.core.pass_state import (
     Pass,
     allowed,
     attempt_end,
+    ends,
     sooner,
     start_reason,
     take,
@@ -92,7 +93,7 @@ def _whole(entry: FreeNode) -> bool:
     node less whole (the gang gets the GPUs in service)."""
     free, capacity = entry.free, entry.node.capacity
     return (
-        not entry.ends
+        not entry.booked
         and not entry.node.attempts
         and free.cpu_milli == capacity.cpu_milli
         and free.memory_mib == capacity.memory_mib
@@ -163,13 +164,13 @@ def try_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> bool:
     return False
 
 
-def _wholly_free_at(entry: FreeNode, now: int) -> int | None:
+def _wholly_free_at(run: Pass, entry: FreeNode) -> int | None:
     if _whole(entry):
-        return now
-    ends = [end for end, _ in entry.ends]
-    if any(end is NEVER for end in ends):
+        return run.now
+    times = [end for end, _ in ends(run, entry)]
+    if any(end is NEVER for end in times):
         return NEVER
-    return max((end for end in ends if end is not None), default=now)
+    return max((end for end in times if end is not None), default=run.now)
 
 
 Timed = tuple[int | None, FreeNode]  # when a node will be wholly free, and the node
@@ -192,11 +193,11 @@ def _free_by(time: int | None, at: int | None) -> bool:
     return at is NEVER or (time is not NEVER and time is not None and time <= at)
 
 
-def _reserve_in(tier: list[FreeNode], shape: MultiNodeSpec, now: int) -> list[Timed] | None:
+def _reserve_in(run: Pass, tier: list[FreeNode], shape: MultiNodeSpec) -> list[Timed] | None:
     """The nodes of one CE where the gang could start soonest; inside the placement group that
     try_gang would choose at that time (most nodes wholly free by then, then name), when one
     can hold it by then, so the reservation never waits longer for the sake of a group."""
-    timed = _by_time([(_wholly_free_at(f, now), f) for f in tier])
+    timed = _by_time([(_wholly_free_at(run, f), f) for f in tier])
     across = _assign_timed(timed, shape)
     if across is None:
         return None
@@ -220,7 +221,7 @@ def reserve_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> None:
     assert shape is not None
     best: tuple[int | None, list[Timed]] | None = None
     for tier in tiers:
-        chosen = _reserve_in(tier, shape, run.now)
+        chosen = _reserve_in(run, tier, shape)
         if chosen is None:
             continue
         at = _latest(chosen)

@@ -23,12 +23,17 @@ if TYPE_CHECKING:
 NEVER = None  # an unknown end time
 
 
+End = tuple[int | None, Resources]  # when something held on a node ends (NEVER: unknown), what
+
+
 @dataclass(slots=True)
 class FreeNode:
     node: Node
     free: Resources
     gpus: list[str]  # free GPU ids, in the node's order
-    ends: list[tuple[int | None, Resources]] = field(default_factory=list)
+    booked: list[End] = field(default_factory=list)  # what this pass placed there
+    # its live attempts' ends, read from the state when first needed (``ends``)
+    running: list[End] | None = None
 
 
 @dataclass(slots=True)
@@ -93,9 +98,24 @@ def has_room(run: Pass, entry: FreeNode) -> bool:
     return not run.room or shared_capacity.has_room(run.state, run.room, entry.node)
 
 
-def free_at(entry: FreeNode, at: int | None) -> Resources:
+def ends(run: Pass, entry: FreeNode) -> list[End]:
+    """When what holds ``entry`` ends: its live attempts and this pass's placements. The
+    attempts are read on first need, by a reservation: a pass over a full cluster reads none
+    of its (maybe 100,000) running attempts (docs/benchmarks.md "Issue 15")."""
+    if entry.running is None:
+        entry.running = []
+        jobs = run.state.jobs
+        for aid in entry.node.attempts:
+            job = jobs[aid.rpartition("/")[0]]
+            attempt = job.attempts[-1]
+            end = attempt_end(attempt.started_at, job.spec.timeout_s, run.now)
+            entry.running.append((end, attempt.resources))
+    return entry.running + entry.booked if entry.booked else entry.running
+
+
+def free_at(run: Pass, entry: FreeNode, at: int | None) -> Resources:
     free = entry.free
-    for end, held in entry.ends:
+    for end, held in ends(run, entry):
         if end is not None and (at is None or end <= at):
             free = free + held
     return free
@@ -112,7 +132,7 @@ def take(
     taken = tuple(entry.gpus[:gpus])
     del entry.gpus[:gpus]
     entry.free = entry.free - need
-    entry.ends.append((end, need))
+    entry.booked.append((end, need))
     if run.room:
         shared_capacity.book(run.state, run.room, entry.node, need)
     for hold in _holds(run, entry.node.name):

@@ -50,6 +50,7 @@ from hpcbatch.core.pass_state import (
     Pass,
     allowed,
     attempt_end,
+    ends,
     free_at,
     has_room,
     sooner,
@@ -63,25 +64,19 @@ from hpcbatch.core.state import State
 from hpcbatch.core.usage import Running, running_by_queue
 
 
-def _build_pool(state: State, now: int) -> dict[str, FreeNode]:
+def _build_pool(state: State) -> dict[str, FreeNode]:
     pool: dict[str, FreeNode] = {}
     for node in state.nodes.values():
         ce = state.ces.get(node.ce)
         if not node.schedulable or ce is None or ce.state != "ENABLED":
             continue
         free_gpus = [g.id for g in node.gpus if g.id in node.free_gpus] if node.free_gpus else []
-        entry = FreeNode(node, node.free, free_gpus)
-        for aid in node.attempts:
-            job = state.jobs[aid.rpartition("/")[0]]
-            attempt = job.attempts[-1]
-            end = attempt_end(attempt.started_at, job.spec.timeout_s, now)
-            entry.ends.append((end, attempt.resources))
-        pool[node.name] = entry
+        pool[node.name] = FreeNode(node, node.free, free_gpus)  # its ends: pass_state.ends
     return pool
 
 
 def schedule(state: State, now: int, backfill_depth: int = 200) -> Plan:
-    pool = _build_pool(state, now)
+    pool = _build_pool(state)
     if not pool:
         return Plan()
     run = Pass(state, now, pool)
@@ -274,13 +269,13 @@ def _reserve(run: Pass, flat: list[FreeNode], job: Job, fence: bool = False) -> 
     for entry in flat:
         if not need.fits_in(entry.node.capacity):
             continue
-        at = _earliest(entry, need, run.now)
+        at = _earliest(run, entry, need)
         if best is None or sooner(at, best[0]):
             best = (at, entry)
     if best is None:
         return
     at, entry = best
-    spare = free_at(entry, at) - need
+    spare = free_at(run, entry, at) - need
     reservation = Reservation(job.job_id, entry.node.name, at, need)
     run.holds.setdefault(entry.node.name, []).append(Hold(reservation, spare))
     if not fence:
@@ -288,16 +283,19 @@ def _reserve(run: Pass, flat: list[FreeNode], job: Job, fence: bool = False) -> 
     for other in flat:
         if other is entry or not need.fits_in(other.node.capacity):
             continue
-        when = _earliest(other, need, run.now)
+        when = _earliest(run, other, need)
         fenced = Reservation(job.job_id, other.node.name, when, need)
-        run.fences.setdefault(other.node.name, []).append(Hold(fenced, free_at(other, when) - need))
+        run.fences.setdefault(other.node.name, []).append(
+            Hold(fenced, free_at(run, other, when) - need)
+        )
 
 
-def _earliest(entry: FreeNode, need: Resources, now: int) -> int | None:
+def _earliest(run: Pass, entry: FreeNode, need: Resources) -> int | None:
     free = entry.free
     if need.fits_in(free):
-        return now  # held back only by another reservation
-    for end, held in sorted((e for e in entry.ends if e[0] is not None), key=lambda e: e[0] or 0):
+        return run.now  # held back only by another reservation
+    timed = (e for e in ends(run, entry) if e[0] is not None)
+    for end, held in sorted(timed, key=lambda e: e[0] or 0):
         free = free + held
         if need.fits_in(free):
             return end
