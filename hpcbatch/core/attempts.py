@@ -8,7 +8,7 @@ agent by the loop once it has made the result durable.
 
 from __future__ import annotations
 
-from hpcbatch.core import consumables, gang_life, preemption, reserved, shared_capacity
+from hpcbatch.core import consumables, gang_life, overdue, preemption, reserved, shared_capacity
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command, KillAttempt, LaunchAttempt
 from hpcbatch.core.gpus import is_uuid, release
@@ -24,11 +24,9 @@ from hpcbatch.core.model import (
     parse_attempt_id,
 )
 from hpcbatch.core.plan import Placement
-from hpcbatch.core.retry import TIMEOUT_REASON, should_retry
+from hpcbatch.core.retry import should_retry
 from hpcbatch.core.state import State
 from hpcbatch.core.usage import record_attempt
-
-KILL_GRACE_MS = 30_000
 
 
 def apply_plan(state: State, e: ev.PlanApplied) -> list[Command]:
@@ -224,6 +222,7 @@ def _started(
     attempt.pid = pid
     attempt.log_stream = log_stream
     job.started_at = started_at
+    overdue.watch(state, job, attempt)
     if job.status is JobStatus.STARTING:
         state.set_status(job, JobStatus.RUNNING, cause, now, f"pid {pid} on {attempt.node}")
 
@@ -320,26 +319,3 @@ def _release(state: State, job: Job, attempt: Attempt) -> None:
     if node.state is NodeState.DRAINING and not node.attempts:
         node.state = NodeState.DRAINED
         state.changes.touch("node", node.name)
-
-
-def kill_overdue(state: State, e: ev.Tick) -> list[Command]:
-    """Backstop for agents that missed a timeout: kill attempts well past their limit."""
-    commands: list[Command] = []
-    for node in state.nodes.values():
-        for aid in node.attempts:
-            parsed = parse_attempt_id(aid)
-            job = state.jobs.get(parsed[0]) if parsed is not None else None
-            if job is None or not job.attempts:
-                continue
-            attempt = job.attempts[-1]
-            limit = job.spec.timeout_s
-            if limit is None or attempt.started_at is None or job.kill_reason is not None:
-                continue
-            if e.now > attempt.started_at + limit * 1000 + KILL_GRACE_MS:
-                job.kill_reason = TIMEOUT_REASON
-                commands.append(
-                    KillAttempt(
-                        cause=e.cause, node=node.name, attempt_id=aid, reason=TIMEOUT_REASON
-                    )
-                )
-    return commands

@@ -126,6 +126,9 @@ class State:
         # the head's host pools, their hosts' sizes where known (``PoolHostsKnown``, core/
         # pool_fit.py); not persisted: the head says them again at every start
         self.pool_hosts: dict[str, tuple[PoolHost, ...]] = {}
+        # attempts with a timeout by deadline, a heap (core/overdue.py); not persisted: None
+        # until the first tick builds it
+        self.overdue: list[tuple[int, str]] | None = None
         self.changes = Changes()
 
     # --- identity ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from hpcbatch.core import (
     consumable_resources,
     control,
     nodes,
+    overdue,
     policies,
     quota_shares,
     resources,
@@ -36,7 +37,7 @@ def _quiet(handler: Callable[[State, Any], object]) -> Callable[[State, Any], li
 
 
 def _tick(state: State, e: ev.Tick) -> list[Command]:
-    commands = attempts.kill_overdue(state, e)
+    commands = overdue.kill_overdue(state, e)
     control.purge_finished(state, e)
     resources.finish_deletions(state, e)
     time_limits.enforce(state, e.cause, e.now)
