@@ -12,12 +12,15 @@ otherwise the jobs ahead of it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from hpcbatch.core.capacity import largest_fit_problem, queue_nodes
 from hpcbatch.core.consumables import wait_reason
 from hpcbatch.core.fairshare import Ranking, fair_share_reason
 from hpcbatch.core.gang_wait import gang_reason
 from hpcbatch.core.model import (
     Job,
+    JobQueue,
     JobStatus,
     Node,
     Resources,
@@ -32,19 +35,40 @@ from hpcbatch.core.shared_capacity import wait_reason as wait_for_shared
 from hpcbatch.core.state import State, runnable_key
 
 
+@dataclass(frozen=True, slots=True)
+class _NodeFacts:
+    """What a queue's nodes say of jobs of one size: the first of these that is not None is
+    the job's reason, before what is its own (consumables, quota, reservation, fair share)."""
+
+    problem: str | None  # MISCONFIGURATION or no nodes, or every fitting node unavailable
+    shared: str | None  # a limit the fitting nodes share has no room
+    full: str | None  # what every fitting node is short of
+
+
+@dataclass(slots=True)
+class Memo:
+    """What one request's explanations share (the state does not change during a request):
+    each fair-share queue's ranking, and the node facts for each queue and job size. Without
+    it, a ListJobs page of 100 RUNNABLE jobs on 1,000 nodes read the nodes 100 times (~300 ms,
+    docs/benchmarks.md "Issue 15")."""
+
+    rankings: dict[str, Ranking] = field(default_factory=dict)
+    nodes: dict[tuple[str, Resources], _NodeFacts] = field(default_factory=dict)
+
+
 def explain(
     state: State,
     job: Job,
     reservations: tuple[Reservation, ...] = (),
     now: int | None = None,
-    rankings: dict[str, Ranking] | None = None,
+    memo: Memo | None = None,
 ) -> str | None:
     """``now`` dates a fair-share queue's usage (None: the latest time its usage knows);
-    ``rankings`` caches each fair-share queue's ranking across the jobs of one request."""
+    ``memo`` carries what the jobs of one request share (``Memo``)."""
     if job.status is JobStatus.PENDING:
         return _pending(state, job)
     if job.status is JobStatus.RUNNABLE:
-        return _runnable(state, job, reservations, now, rankings)
+        return _runnable(state, job, reservations, now, memo or Memo())
     return job.status_reason
 
 
@@ -76,7 +100,7 @@ def _runnable(
     job: Job,
     reservations: tuple[Reservation, ...],
     now: int | None,
-    rankings: dict[str, Ranking] | None,
+    memo: Memo,
 ) -> str:
     queue = state.queues[job.queue]
     if queue.state != "ENABLED":
@@ -93,16 +117,9 @@ def _runnable(
         held = quota_wait(state, job) if job.share is not None else None
         return wait_reason(state, job) or held or gang_reason(state, job, enabled, reservations)
     need = job.spec.resources
-    problem = largest_fit_problem(state, queue, need)
-    if problem is not None:
-        return problem
-    nodes = [n for n in queue_nodes(state, queue) if n.ce in enabled]
-    if not nodes:
-        return f"waiting for nodes: compute environments [{', '.join(enabled)}] have no nodes"
-    fitting = [n for n in nodes if need.fits_in(n.capacity)]
-    if not any(n.schedulable for n in fitting):
-        states = ", ".join(f"{n.name} {n.state.value}" for n in fitting[:3])
-        return f"waiting for nodes: every node that can hold it is unavailable ({states})"
+    facts = _node_facts(state, queue, enabled, need, memo)
+    if facts.problem is not None:
+        return facts.problem
     waiting = wait_reason(state, job)
     if waiting is not None:
         return waiting
@@ -111,14 +128,13 @@ def _runnable(
         return share_reason
     # a node with room of its own, none left in a limit it shares: that limit is why, even for
     # the job holding a reservation there (it starts when the machine or the CE has room)
-    shared = wait_for_shared(state, [n for n in fitting if n.schedulable], need)
-    if shared is not None:
-        return shared
+    if facts.shared is not None:
+        return facts.shared
     for r in reservations:
         if r.job_id == job.job_id:
             when = "when running jobs end" if r.at is None else f"by {r.at} (epoch ms)"
             return f"reserved: next to start on {r.node} {when}; smaller jobs backfill around it"
-    fair = fair_share_reason(state, job, now, rankings)
+    fair = fair_share_reason(state, job, now, memo.rankings)
     if fair is not None:
         return f"{fair}; needs {need.describe()}"
     ahead = state.runnable[queue.name].index(runnable_key(job))
@@ -128,13 +144,36 @@ def _runnable(
         if q.priority > queue.priority and q.state == "ENABLED" and set(q.ce_order) & set(enabled)
     )
     reason = "waiting for capacity: "
-    full = _what_is_full([n for n in fitting if n.schedulable], need)
-    if full:
-        reason += f"every node in [{', '.join(enabled)}] is full: {full}; "
+    if facts.full:
+        reason += f"every node in [{', '.join(enabled)}] is full: {facts.full}; "
     reason += f"{plural(ahead, 'job')} ahead in queue {queue.name}"
     if higher:
         reason += f" and {higher} in higher-priority queues"
     return reason + f"; needs {need.describe()}"
+
+
+def _node_facts(
+    state: State, queue: JobQueue, enabled: list[str], need: Resources, memo: Memo
+) -> _NodeFacts:
+    known = memo.nodes.get((queue.name, need))
+    if known is not None:
+        return known
+    facts = _NodeFacts(None, None, None)
+    problem = largest_fit_problem(state, queue, need)
+    nodes = [n for n in queue_nodes(state, queue) if n.ce in enabled]
+    fitting = [n for n in nodes if need.fits_in(n.capacity)]
+    if problem is None and not nodes:
+        problem = f"waiting for nodes: compute environments [{', '.join(enabled)}] have no nodes"
+    if problem is None and not any(n.schedulable for n in fitting):
+        states = ", ".join(f"{n.name} {n.state.value}" for n in fitting[:3])
+        problem = f"waiting for nodes: every node that can hold it is unavailable ({states})"
+    if problem is not None:
+        facts = _NodeFacts(problem, None, None)
+    else:
+        usable = [n for n in fitting if n.schedulable]
+        facts = _NodeFacts(None, wait_for_shared(state, usable, need), _what_is_full(usable, need))
+    memo.nodes[(queue.name, need)] = facts
+    return facts
 
 
 def _what_is_full(nodes: list[Node], need: Resources) -> str | None:

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.explain import explain
-from hpcbatch.core.fairshare import Ranking, front_of_queue, rank
+from hpcbatch.core.explain import Memo, explain
+from hpcbatch.core.fairshare import front_of_queue, rank
 from hpcbatch.core.scheduler import schedule
 from hpcbatch.core.shares import ShareWeight
 from hpcbatch.core.usage import decayed, half_life_ms, run_usage, running_by_queue, share_usage
@@ -155,10 +155,10 @@ def test_explain_names_the_share_served_first_with_numbers() -> None:
         f"weight factor 3: priority 0.0, served first"
     )
     assert first.status.value in ("STARTING", "RUNNING")
-    rankings: dict[str, Ranking] = {}  # one ranking serves every job of the queue
-    assert explain(sim.state, waiting_a, now=sim.now, rankings=rankings) == reason
-    assert explain(sim.state, waiting_a, now=sim.now, rankings=rankings) == reason
-    assert list(rankings) == ["q"]
+    memo = Memo()  # one ranking serves every job of the queue
+    assert explain(sim.state, waiting_a, now=sim.now, memo=memo) == reason
+    assert explain(sim.state, waiting_a, now=sim.now, memo=memo) == reason
+    assert list(memo.rankings) == ["q"]
 
 
 def test_usage_survives_a_restart() -> None:

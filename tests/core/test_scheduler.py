@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.explain import explain
+from hpcbatch.core.explain import Memo, explain
 from hpcbatch.core.model import Dependency, Job, JobStatus
 from hpcbatch.core.scheduler import schedule
 from hpcbatch.errors import ValidationError
@@ -125,6 +125,21 @@ def test_waiting_reasons() -> None:
     )
     sim.do(ev.UpdateJobQueue, ref="q", state="DISABLED")
     assert explain(sim.state, second).startswith("queue disabled")
+
+
+def test_jobs_explained_in_one_request_share_what_the_nodes_say() -> None:
+    sim = Sim().cluster(nodes=2, vcpus=1)
+    jobs = [sim.submit() for _ in range(4)] + [sim.submit(vcpus=2)]
+    sim.schedule()
+    memo = Memo()
+    alone = [explain(sim.state, job) for job in jobs]
+    assert [explain(sim.state, job, memo=memo) for job in jobs] == alone
+    assert alone[2] == (
+        "waiting for capacity: every node in [local] is full: 2/2 vCPUs in use; "
+        "0 jobs ahead in queue q; needs 1 vCPU, 512 MiB"
+    )
+    assert alone[4].startswith("MISCONFIGURATION")
+    assert len(memo.nodes) == 2  # one reading of the nodes for each job size, not each job
 
 
 def test_no_nodes_yet_is_not_a_misconfiguration() -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from itertools import chain, islice
 from typing import Any
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.fairshare import Ranking
+from hpcbatch.core.explain import Memo
 from hpcbatch.core.model import Job, JobStatus
 from hpcbatch.core.quota_shares import resolve_share
 from hpcbatch.core.resolve import resolve_ce, resolve_definition, resolve_queue
@@ -22,7 +23,7 @@ from hpcbatch.core.state import State
 from hpcbatch.errors import NotFoundError
 from hpcbatch.head.api import consumables, fairshare_ops, shapes, translate
 from hpcbatch.head.api import models as m
-from hpcbatch.head.api.paging import page
+from hpcbatch.head.api.paging import next_token, page, window
 from hpcbatch.head.auth import policy
 from hpcbatch.head.auth.identify import Principal
 from hpcbatch.head.loop import now_ms
@@ -169,8 +170,8 @@ async def describe_jobs(c: Call, r: m.DescribeJobsRequest) -> Doc:
     state = c.head.state
     reservations = c.head.loop.plan.reservations
     jobs = [state.jobs[i] for i in dict.fromkeys(r.jobs) if i in state.jobs]
-    rankings: dict[str, Ranking] = {}  # each fair-share queue ranked once per request
-    return {"jobs": [shapes.job_detail(state, j, reservations, rankings) for j in jobs]}
+    memo = Memo()  # what the jobs' explanations share, once per request
+    return {"jobs": [shapes.job_detail(state, j, reservations, memo) for j in jobs]}
 
 
 async def cancel_job(c: Call, r: m.CancelJobRequest) -> Doc:
@@ -295,15 +296,21 @@ async def list_jobs(c: Call, r: m.ListJobsRequest) -> Doc:
         statuses = list(JobStatus)
     else:
         statuses = [JobStatus(r.jobStatus)] if r.jobStatus else [JobStatus.RUNNING]
-    ids = [i for s in statuses for i in listing.get(s, {})]
-    jobs = [state.jobs[i] for i in ids]
-    for f in r.filters or []:
-        jobs = [j for j in jobs if _filter(c, j, f.name, f.values[0])]
-    chunk, token = page(jobs, r.maxResults, r.nextToken)
+    buckets = [listing.get(s, {}) for s in statuses]
+    if r.filters:
+        jobs = [state.jobs[i] for bucket in buckets for i in bucket]
+        for f in r.filters:
+            jobs = [j for j in jobs if _filter(c, j, f.name, f.values[0])]
+        chunk, token = page(jobs, r.maxResults, r.nextToken)
+    else:  # read only the page's jobs: a queue may hold a million (docs/benchmarks.md)
+        start, size = window(r.maxResults, r.nextToken)
+        ids = islice(chain.from_iterable(buckets), start, start + size)
+        chunk = [state.jobs[i] for i in ids]
+        token = next_token(start + size, sum(map(len, buckets)))
     reservations = c.head.loop.plan.reservations
-    rankings: dict[str, Ranking] = {}  # each fair-share queue ranked once per request
+    memo = Memo()  # what the jobs' explanations share, once per request
     return {
-        "jobSummaryList": [shapes.job_summary(state, j, reservations, rankings) for j in chunk],
+        "jobSummaryList": [shapes.job_summary(state, j, reservations, memo) for j in chunk],
         "nextToken": token,
     }
 

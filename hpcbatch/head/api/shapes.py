@@ -13,8 +13,7 @@ from typing import Any
 from hpcbatch.core.attempts import declared_environment
 from hpcbatch.core.ce_capacity import ce_status, connected_vcpus
 from hpcbatch.core.consumables import needs
-from hpcbatch.core.explain import explain
-from hpcbatch.core.fairshare import Ranking
+from hpcbatch.core.explain import Memo, explain
 from hpcbatch.core.model import (
     TERMINAL,
     Attempt,
@@ -211,11 +210,11 @@ def status_reason(
     state: State,
     job: Job,
     reservations: tuple[Reservation, ...],
-    rankings: dict[str, Ranking] | None = None,
+    memo: Memo | None = None,
 ) -> str | None:
     if job.status in (JobStatus.PENDING, JobStatus.RUNNABLE):
         # now_ms: a fair-share queue's reason quotes each share's usage as of this moment
-        return explain(state, job, reservations, now_ms(), rankings)
+        return explain(state, job, reservations, now_ms(), memo)
     return job.status_reason
 
 
@@ -283,7 +282,7 @@ def job_detail(
     state: State,
     job: Job,
     reservations: tuple[Reservation, ...] = (),
-    rankings: dict[str, Ranking] | None = None,
+    memo: Memo | None = None,
 ) -> Doc:
     top = state.jobs[job.parent_id] if job.parent_id else job
     spec = replace(job.spec, environment=declared_environment(state, job))  # + a gang's fabric
@@ -317,7 +316,7 @@ def job_detail(
         "jobId": job.job_id,
         "jobQueue": state.arn("job-queue", job.queue),
         "status": job.status.value,
-        "statusReason": status_reason(state, job, reservations, rankings),
+        "statusReason": status_reason(state, job, reservations, memo),
         "attempts": [] if job.is_array_parent else _attempts(state, job),
         "createdAt": job.created_at,
         "startedAt": job.started_at,
@@ -361,7 +360,7 @@ def job_summary(
     state: State,
     job: Job,
     reservations: tuple[Reservation, ...] = (),
-    rankings: dict[str, Ranking] | None = None,
+    memo: Memo | None = None,
 ) -> Doc:
     latest = job.attempts[-1] if job.attempts else None
     array = _array(state, job)
@@ -373,7 +372,7 @@ def job_summary(
             "createdAt": job.created_at,
             "scheduledAt": latest.scheduled_at if latest else None,
             "status": job.status.value,
-            "statusReason": status_reason(state, job, reservations, rankings),
+            "statusReason": status_reason(state, job, reservations, memo),
             "startedAt": job.started_at,
             "stoppedAt": job.stopped_at,
             "container": _drop_none({"exitCode": latest.exit_code, "reason": latest.reason})
