@@ -9,6 +9,7 @@ orders, child counts, dependents, node allocations) from the objects alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -127,52 +128,67 @@ def job_to_doc(job: Job) -> Doc:
     return doc
 
 
+_STATUS = {status.value: status for status in JobStatus}
+
+
 def job_from_doc(doc: Doc, parents: dict[str, Job]) -> Job:
     parent = parents.get(doc.get("parent_id") or "")
-    if parent is not None:
-        base: Doc = {
-            "name": parent.name,
-            "queue": parent.queue,
-            "definition_arn": parent.definition_arn,
-            "seq": parent.seq,
-            "spec": parent.spec,
-            "parent_id": parent.job_id,
-            "array_index": doc["array_index"],
-            "owner": parent.owner,
-            "share": parent.share,
-        }
-    else:
-        base = {
-            "name": doc["name"],
-            "queue": doc["queue"],
-            "definition_arn": doc["definition_arn"],
-            "seq": doc["seq"],
-            "spec": spec_from_doc(doc["spec"]),
-            "depends_on": tuple(Dependency(**d) for d in doc["depends_on"]),
-            "parameters": doc["parameters"],
-            "tags": doc["tags"],
-            "echo": doc["echo"],
-            "array_size": doc["array_size"],
-            "parent_id": doc.get("parent_id"),
-            "node_index": doc.get("node_index"),
-            "multinode": multinode_from_doc(doc["multinode"]) if doc.get("multinode") else None,
-            "owner": doc.get("owner"),  # None in documents stored before identities
-            "share": doc.get("share"),  # None in documents stored before fair share
-        }
+    attempts = doc["attempts"]
+    if parent is not None:  # an array child: most of a million jobs, kept to what is its own
+        return Job(
+            job_id=doc["job_id"],
+            name=parent.name,
+            queue=parent.queue,
+            definition_arn=parent.definition_arn,
+            seq=parent.seq,
+            spec=parent.spec,
+            created_at=doc["created_at"],
+            status=_STATUS[doc["status"]],
+            status_reason=doc["status_reason"],
+            waiting_on=set(doc["waiting_on"]),
+            attempts=[_attempt(a) for a in attempts] if attempts else [],
+            started_at=doc["started_at"],
+            stopped_at=doc["stopped_at"],
+            is_cancelled=doc["is_cancelled"],
+            is_terminated=doc["is_terminated"],
+            start_reason=doc["start_reason"],
+            kill_reason=doc["kill_reason"],
+            parent_id=parent.job_id,
+            array_index=doc["array_index"],
+            owner=parent.owner,
+            share=parent.share,
+        )
+    common: Doc = {
+        "job_id": doc["job_id"],
+        "created_at": doc["created_at"],
+        "status": _STATUS[doc["status"]],
+        "status_reason": doc["status_reason"],
+        "waiting_on": set(doc["waiting_on"]),
+        "attempts": [_attempt(a) for a in attempts],
+        "started_at": doc["started_at"],
+        "stopped_at": doc["stopped_at"],
+        "is_cancelled": doc["is_cancelled"],
+        "is_terminated": doc["is_terminated"],
+        "start_reason": doc["start_reason"],
+        "kill_reason": doc["kill_reason"],
+    }
     return Job(
-        job_id=doc["job_id"],
-        created_at=doc["created_at"],
-        status=JobStatus(doc["status"]),
-        status_reason=doc["status_reason"],
-        waiting_on=set(doc["waiting_on"]),
-        attempts=[_attempt(a) for a in doc["attempts"]],
-        started_at=doc["started_at"],
-        stopped_at=doc["stopped_at"],
-        is_cancelled=doc["is_cancelled"],
-        is_terminated=doc["is_terminated"],
-        start_reason=doc["start_reason"],
-        kill_reason=doc["kill_reason"],
-        **base,
+        name=doc["name"],
+        queue=doc["queue"],
+        definition_arn=doc["definition_arn"],
+        seq=doc["seq"],
+        spec=spec_from_doc(doc["spec"]),
+        depends_on=tuple(Dependency(**d) for d in doc["depends_on"]),
+        parameters=doc["parameters"],
+        tags=doc["tags"],
+        echo=doc["echo"],
+        array_size=doc["array_size"],
+        parent_id=doc.get("parent_id"),
+        node_index=doc.get("node_index"),
+        multinode=multinode_from_doc(doc["multinode"]) if doc.get("multinode") else None,
+        owner=doc.get("owner"),  # None in documents stored before identities
+        share=doc.get("share"),  # None in documents stored before fair share
+        **common,
     )
 
 
@@ -356,8 +372,10 @@ def node_to_doc(node: Node) -> Doc:
     }
 
 
-def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
-    """Fill an empty ``state`` from stored documents (kind -> docs)."""
+def rebuild(state: State, docs: dict[str, list[Doc]], jobs: Iterable[Doc] | None = None) -> None:
+    """Fill an empty ``state`` from stored documents (kind -> docs); ``jobs``, when given, are
+    the job documents instead of ``docs["job"]``, read one at a time (a million would not be
+    held at once: ``head/persist.py``), an array's parent before its children."""
     for d in docs.get("compute_environment", []):
         state.ces[d["name"]] = ComputeEnvironment(**d)
     _rebuild_fairshare(state, docs)
@@ -399,7 +417,8 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
         )
         node.free_gpus = node.gpus_in_service  # less what live attempts hold: _hold
     _rebuild_consumables(state, docs.get("consumable_resource", []))
-    _rebuild_jobs(state, docs.get("job", []))
+    with state.bulk():
+        _rebuild_jobs(state, docs.get("job", []) if jobs is None else jobs)
     _rebuild_users(state, docs.get("user", []))
     seqs = [c.seq for c in state.ces.values()] + [q.seq for q in state.queues.values()]
     seqs += [s.seq for s in state.quota_shares.values()]
@@ -409,17 +428,29 @@ def rebuild(state: State, docs: dict[str, list[Doc]]) -> None:
     state.changes.dirty.clear()
 
 
-def _rebuild_jobs(state: State, docs: list[Doc]) -> None:
+def _rebuild_jobs(state: State, docs: Iterable[Doc]) -> None:
+    """An array child's document holds only what is its own (``job_to_doc``): it is built on
+    its parent, so one that comes before its parent waits for it."""
     parents: dict[str, Job] = {}
-    for d in sorted(docs, key=lambda d: d.get("parent_id") is not None):
-        job = job_from_doc(d, parents)
-        if job.is_array_parent:
-            parents[job.job_id] = job
-        state.add_job(job)
-        for target in job.waiting_on:
-            state.dependents.setdefault(target, set()).add(job.job_id)
-        if job.status in ACTIVE and job.attempts:
-            _hold(state, job)
+    early: list[Doc] = []
+    for d in docs:
+        parent_id = d.get("parent_id")
+        if parent_id is not None and "name" not in d and parent_id not in parents:
+            early.append(d)
+            continue
+        _rebuild_job(state, job_from_doc(d, parents), parents)
+    for d in early:
+        _rebuild_job(state, job_from_doc(d, parents), parents)
+
+
+def _rebuild_job(state: State, job: Job, parents: dict[str, Job]) -> None:
+    if job.is_array_parent:
+        parents[job.job_id] = job
+    state.add_job(job)
+    for target in job.waiting_on:
+        state.dependents.setdefault(target, set()).add(job.job_id)
+    if job.status in ACTIVE and job.attempts:
+        _hold(state, job)
 
 
 def _hold(state: State, job: Job) -> None:

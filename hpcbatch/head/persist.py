@@ -7,7 +7,9 @@ definitions by ``name:revision``, nodes by name, share usage by ``queue/share``,
 
 from __future__ import annotations
 
+import gc
 import json
+import json.scanner
 from collections.abc import Callable
 from typing import Any
 
@@ -89,7 +91,18 @@ def drain_changes(state: State) -> WriteBatch:
 
 
 def load_state(store: Store, region: str, account: str) -> State:
+    """The state the store holds. Job documents are decoded one at a time, in key order (an
+    array's parent before its children), and the collector is off meanwhile: a million jobs
+    are millions of new objects, and its passes over them took half the load time
+    (docs/benchmarks.md "Issue 15")."""
     state = State(region=region, account=account)
-    docs = {kind: [json.loads(doc) for _, doc in store.load(kind)] for kind in KINDS}
-    codec.rebuild(state, docs)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        docs = {k: [json.loads(doc) for _, doc in store.load(k)] for k in KINDS if k != "job"}
+        scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+        codec.rebuild(state, docs, (scan(doc, 0)[0] for doc in store.scan("job")))
+    finally:
+        if collecting:
+            gc.enable()
     return state

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -64,6 +65,9 @@ class Head:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = SqliteStore(config.data_dir / "state.db")
         self.state = load_state(self.store, config.stored_region, config.account)
+        # What was loaded lives as long as the head: the collector's full passes need not walk
+        # it again (with a million jobs loaded, each would stall the loop and the reads).
+        gc.freeze()
         self.head_id = self.store.get_meta("head_id") or str(uuid.uuid4())
         self.dispatcher = Dispatcher(LaunchKeys.in_dir(config.data_dir))
         self.loop = HeadLoop(

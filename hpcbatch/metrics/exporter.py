@@ -37,6 +37,8 @@ from hpcbatch.store.base import JournalEntry
 log = logging.getLogger("hpcbatch.metrics")
 
 SNAPSHOT_EVERY_S = 0.2  # at most this often on a busy loop; a Tick batch comes each second
+SNAPSHOT_SHARE = 0.1  # and at most this share of the loop's time: a snapshot reads every node
+# and explains each queue's first waiting jobs, so it grows with the cluster
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 JOB_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600, 7200, 21600, 86400)
 OUTCOMES = ("ok", "client_error", "server_error")
@@ -134,6 +136,7 @@ class HeadMetrics:
         )
         self._snapshot = Snapshot()
         self._built_at = 0.0
+        self._build_every_s = SNAPSHOT_EVERY_S
         self._state: State | None = None
         self._sessions: Mapping[str, Any] = {}
         self._queues: set[str] = set()
@@ -167,6 +170,8 @@ class HeadMetrics:
         self._built_at = time.monotonic()
         try:
             self._snapshot = build_snapshot(self._state, self._sessions, now)
+            took = time.monotonic() - self._built_at
+            self._build_every_s = max(SNAPSHOT_EVERY_S, took / SNAPSHOT_SHARE)
         except Exception:  # the last snapshot stays; the loop goes on
             log.exception("metrics: building the snapshot failed")
             self.collector_errors.labels("loop").inc()
@@ -183,7 +188,7 @@ class HeadMetrics:
                 self.commit_time.observe(commit_s)
             if self._state is not None:
                 self._count(self._state, journal)
-                if time.monotonic() - self._built_at >= SNAPSHOT_EVERY_S:
+                if time.monotonic() - self._built_at >= self._build_every_s:
                     self.refresh()
         except Exception:
             log.exception("metrics: counting a batch failed")

@@ -22,6 +22,7 @@ batch
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -91,6 +92,11 @@ class Store(Protocol):
 
     def load(self, kind: str) -> list[tuple[str, str]]:
         """Every ``(key, doc)`` of ``kind``, ordered by key."""
+        ...
+
+    def scan(self, kind: str) -> Iterator[str]:
+        """Every doc of ``kind``, ordered by key, read a chunk at a time (a million jobs'
+        documents are not held at once). Nothing may write until it is exhausted."""
         ...
 
     def get(self, kind: str, key: str) -> str | None: ...

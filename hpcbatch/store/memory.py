@@ -7,6 +7,7 @@ key-ordered ``load``, ``seq`` numbers never reused after pruning, and ``StoreErr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from hpcbatch.errors import StoreError
@@ -54,6 +55,11 @@ class MemoryStore:
     def load(self, kind: str) -> list[tuple[str, str]]:
         self._check_open("load")
         return sorted(self._records.get(kind, {}).items())
+
+    def scan(self, kind: str) -> Iterator[str]:
+        self._check_open("scan")
+        for _, doc in sorted(self._records.get(kind, {}).items()):
+            yield doc
 
     def get(self, kind: str, key: str) -> str | None:
         self._check_open("get")

@@ -46,6 +46,7 @@ SCHEMA_VERSION = 1
 # Pruning deletes in chunks, each its own short transaction, so a prune of millions of rows
 # never holds the write lock long enough to stall the head's own writes.
 PRUNE_CHUNK = 10_000
+SCAN_CHUNK = 4096  # rows a ``scan`` holds at a time
 
 _SYNCHRONOUS: dict[str, str] = {"process": "NORMAL", "power": "FULL"}
 
@@ -106,6 +107,15 @@ class SqliteStore:
             "load", "SELECT key, doc FROM record WHERE kind = ? ORDER BY key", (kind,)
         )
         return [(key, doc) for key, doc in rows]
+
+    def scan(self, kind: str) -> Iterator[str]:
+        with self._lock, self._errors("scan"):
+            cursor = self._connection("scan").execute(
+                "SELECT doc FROM record WHERE kind = ? ORDER BY key", (kind,)
+            )
+            while rows := cursor.fetchmany(SCAN_CHUNK):
+                for (doc,) in rows:
+                    yield doc
 
     def get(self, kind: str, key: str) -> str | None:
         rows = self._query("get", "SELECT doc FROM record WHERE kind = ? AND key = ?", (kind, key))

@@ -60,6 +60,13 @@ def test_load_is_per_kind_and_ordered_by_key(store: Store) -> None:
     assert store.load("node") == []
 
 
+def test_scan_reads_a_kinds_docs_in_key_order_a_chunk_at_a_time(store: Store) -> None:
+    keys = [f"j{i:05d}" for i in range(10_000)]  # more than a chunk (SCAN_CHUNK)
+    store.write(batch_of(*(("job", k, f"doc {k}") for k in reversed(keys)), ("queue", "a", "q")))
+    assert list(store.scan("job")) == [f"doc {k}" for k in keys]
+    assert list(store.scan("node")) == []
+
+
 def test_later_put_in_one_batch_wins(store: Store) -> None:
     store.write(batch_of(("job", "j", "first"), ("job", "j", "second")))
     assert store.load("job") == [("j", "second")]
