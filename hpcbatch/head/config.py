@@ -20,6 +20,9 @@ host_idle_release_s = 60           # a host pool's host above its CE's floor, id
                                    # is released (docs/compute-environments.md)
 host_retry_s = 30                  # a host pool's host that did not connect is tried again
                                    # after this long
+agent_message_rate = 10000         # messages a second one agent may send, sustained, and in
+agent_message_burst = 50000        # a burst; more: its link is cut and its node goes DOWN
+                                   # (head/flood.py says why these numbers)
 
 [local]                            # the embedded LOCAL compute environment
 nodes = 1                          # virtual nodes (one agent each) on this machine
@@ -65,6 +68,7 @@ from typing import Any
 
 from hpcbatch.errors import ValidationError
 from hpcbatch.head.auth.sigv4 import REGION_RE
+from hpcbatch.head.flood import DEFAULT_LIMIT, FloodLimit
 from hpcbatch.head.gpu_config import GpuName, check_gpu_list
 from hpcbatch.head.hosts import (
     CeConfig,
@@ -114,6 +118,8 @@ class HeadConfig:
     node_lost_timeout_s: float = 120.0
     host_idle_release_s: float = 60.0
     host_retry_s: float = 30.0
+    agent_message_rate: int = DEFAULT_LIMIT.rate  # messages/s one agent may send (flood.py)
+    agent_message_burst: int = DEFAULT_LIMIT.burst
     backfill_depth: int = 200
     metrics_listen: str = "127.0.0.1:9650"  # [metrics] listen; "": no /metrics
     socket: str = ""  # the Unix socket; load_config's default: ROOT_SOCKET as root, else ""
@@ -134,6 +140,10 @@ class HeadConfig:
     @property
     def retention_ms(self) -> int:
         return int(self.retention_days * 86_400_000)
+
+    @property
+    def agent_message_limit(self) -> FloodLimit:
+        return FloodLimit(self.agent_message_rate, self.agent_message_burst)
 
 
 def _typed(name: str, value: Any, expected: type) -> Any:
@@ -182,6 +192,7 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
     config = replace(HeadConfig(), **values)
     if config.min_timeout_seconds < 1:
         raise ValidationError("config.min_timeout_seconds", "must be at least 1")
+    _check_agent_messages(config)
     if config.metrics_listen.startswith("unix:"):
         raise ValidationError("config.metrics.listen", "must be HOST:PORT (Prometheus scrapes TCP)")
     _check_listeners(config)
@@ -189,6 +200,20 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
 
 
 ROOT_SOCKET = "/run/hpcbatch/head.sock"
+
+
+def _check_agent_messages(config: HeadConfig) -> None:
+    """Both at least 1: a bucket that holds nothing, or never refills, would cut every agent."""
+    if config.agent_message_rate < 1:
+        raise ValidationError(
+            "config.agent_message_rate",
+            f"must be at least 1 message a second (got {config.agent_message_rate})",
+        )
+    if config.agent_message_burst < 1:
+        raise ValidationError(
+            "config.agent_message_burst",
+            f"must be at least 1 message (got {config.agent_message_burst})",
+        )
 
 
 def _region(value: Any) -> str:

@@ -27,6 +27,7 @@ def test_file_then_command_line(tmp_path: Path) -> None:
     [
         ("nosuch = 1", "config.nosuch"),
         ('min_timeout_seconds = "60"', "config.min_timeout_seconds"),
+        ("agent_message_rate = 1.5", "config.agent_message_rate"),
         ("[local]\nnodes = 65", "config.local.nodes"),
         ("[local]\ngpus = [-1]", "config.local.gpus"),
         ("[local]\ncolour = 1", "config.local.colour"),
@@ -39,6 +40,24 @@ def test_bad_settings_name_the_setting(tmp_path: Path, text: str, field: str) ->
     with pytest.raises(ValidationError) as raised:
         load_config(path)
     assert raised.value.field.startswith(field)
+
+
+def test_the_agent_message_limit_defaults_and_its_rules(tmp_path: Path) -> None:
+    path = tmp_path / "head.toml"
+    path.write_text("")
+    assert str(load_config(path).agent_message_limit) == "limit: 10,000/s, bursts of 50,000"
+    path.write_text("agent_message_rate = 200\nagent_message_burst = 1000\n")
+    assert str(load_config(path).agent_message_limit) == "limit: 200/s, bursts of 1,000"
+    for text, rule in [
+        ("agent_message_rate = 0", "config.agent_message_rate: must be at least 1 message a "
+         "second (got 0)"),
+        ("agent_message_burst = -5", "config.agent_message_burst: must be at least 1 message "
+         "(got -5)"),
+    ]:  # fmt: skip
+        path.write_text(text)
+        with pytest.raises(ValidationError) as raised:
+            load_config(path)
+        assert str(raised.value) == rule
 
 
 def test_a_non_loopback_listen_needs_tls_unless_insecure(tmp_path: Path) -> None:
