@@ -6,6 +6,11 @@ later — the protocol is the same) for one node. It turns the agent's hello int
 ``AttemptEnded``, heartbeats into ``NodeHeartbeat`` (keeping their ``cpu_s``, the CPU seconds
 the agent's jobs used, as ``cpu_seconds``); and it acknowledges final results only after
 the loop has made them durable, so an agent never forgets a result the head could still lose.
+
+Each session counts the agent's messages against a budget (``flood.py``): an agent that sends
+more than its config allows is **hung up on** — the session stops reading at the message that
+spent the budget (the backlog behind it never reaches the loop) and returns with ``hung_up``
+set to the reason, which the supervisor logs and reports as the node's DOWN reason.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import itertools
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +30,7 @@ from hpcbatch.core.attempts import foreign_report
 from hpcbatch.core.commands import KillAttempt, LaunchAttempt
 from hpcbatch.core.model import Gpu, Resources
 from hpcbatch.errors import TransportError, ValidationError
+from hpcbatch.head.flood import DEFAULT_LIMIT, FloodLimit, MessageBudget
 from hpcbatch.head.launch_keys import LaunchKeys
 from hpcbatch.head.loop import HeadLoop, now_ms
 from hpcbatch.transport.base import AgentLink
@@ -131,6 +138,8 @@ class AgentSession:
         link: AgentLink,
         loop: HeadLoop,
         profile: NodeProfile | None = None,
+        limit: FloodLimit = DEFAULT_LIMIT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node = node
         self.profile = profile or NodeProfile()
@@ -146,6 +155,8 @@ class AgentSession:
         # CPU seconds the agent's jobs used since it started, from its latest heartbeat
         # (None until one carries it: an older agent never does). /metrics exports it.
         self.cpu_seconds: float | None = None
+        self.limit, self._clock = limit, clock
+        self.hung_up: str | None = None  # why the session stopped reading: a spent budget
 
     @property
     def agent_version(self) -> str:
@@ -184,14 +195,19 @@ class AgentSession:
         )
 
     async def run(self) -> None:
-        """Report the hello, then relay messages until the link closes."""
+        """Report the hello, then relay messages until the link closes or the agent has sent
+        more than its budget allows (``hung_up`` then says so; the caller closes the link)."""
         known = self._admitted(self.link.hello.get("attempts", []))
         self.loop.post(self.joined_event(known))
         self._post_updates(known)
+        budget = MessageBudget(self.limit, self._clock())
         try:
             while True:
                 message = await self.link.receive()
                 if message is None:
+                    break
+                if not self._solicited(message) and not budget.spend(self._clock()):
+                    self.hung_up = budget.reason()  # the supervisor logs it and reports it
                     break
                 self._handle(message)
         except TransportError as error:
@@ -201,6 +217,10 @@ class AgentSession:
                 if not future.done():
                     future.set_exception(TransportError(f"node {self.node}: connection lost"))
             self.closed.set()
+
+    def _solicited(self, message: dict[str, Any]) -> bool:
+        """A reply to a request of the head's, which the head's requests already bound."""
+        return message.get("type") == "log_data" and message.get("req") in self._pending
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")

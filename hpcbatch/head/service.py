@@ -74,7 +74,9 @@ class Head:
             self.state, self.store, self.dispatcher, config.backfill_depth, observer=self.metrics
         )
         self.metrics.attach(self.state, self.dispatcher.sessions)
-        self.nodes = NodeSupervisor(self.loop, self.dispatcher, config.heartbeat_timeout_s)
+        self.nodes = NodeSupervisor(
+            self.loop, self.dispatcher, config.heartbeat_timeout_s, config.agent_message_limit
+        )
         self.retirer = Retirer(
             self.loop, self.nodes, self.store, self._ssh_connect, config.data_dir / "retiring"
         )

@@ -9,6 +9,11 @@ A node whose connection fails is reported DOWN with the error — at once if it 
 stake (a wrong key or an unknown host key says so immediately), else only after
 ``heartbeat_timeout_s`` of trying, so a blip does not fail running jobs; its jobs are held
 until the watchdog (service.py) declares it lost after ``node_lost_timeout_s``.
+
+A node whose agent floods the head (its session hung up on it: ``flood.py``) goes DOWN at once
+with the session's reason, its jobs held by the same rules, and is reconnected only after the
+longest backoff: its agent is alive, so a quicker reconnection would only buy another flood,
+and the reason stays readable in ``hpcbatch nodes`` meanwhile.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from hpcbatch.core import events as ev
 from hpcbatch.errors import TransportError
 from hpcbatch.head.agents import AgentSession, NodeProfile
 from hpcbatch.head.dispatcher import Dispatcher
+from hpcbatch.head.flood import DEFAULT_LIMIT, FloodLimit
 from hpcbatch.head.loop import HeadLoop, now_ms
 from hpcbatch.transport.base import AgentLink
 
@@ -44,10 +50,17 @@ class NodeSpec:
 
 
 class NodeSupervisor:
-    def __init__(self, loop: HeadLoop, dispatcher: Dispatcher, heartbeat_timeout_s: float):
+    def __init__(
+        self,
+        loop: HeadLoop,
+        dispatcher: Dispatcher,
+        heartbeat_timeout_s: float,
+        message_limit: FloodLimit = DEFAULT_LIMIT,
+    ):
         self.loop = loop
         self.dispatcher = dispatcher
         self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.message_limit = message_limit  # each session's budget (flood.py)
         self.specs: dict[str, NodeSpec] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -106,7 +119,9 @@ class NodeSupervisor:
                 continue
             failing_since, last_error = None, ""
             log.info("node %s: connected", spec.name)
-            session = AgentSession(spec.name, spec.ce, link, self.loop, spec.profile)
+            session = AgentSession(
+                spec.name, spec.ce, link, self.loop, spec.profile, self.message_limit
+            )
             self.dispatcher.sessions[spec.name] = session
             began = time.monotonic()
             try:
@@ -115,13 +130,24 @@ class NodeSupervisor:
                 self.dispatcher.sessions.pop(spec.name, None)
                 with contextlib.suppress(TransportError, OSError):
                     await link.close()
-            log.warning("node %s: connection lost; reconnecting", spec.name)
             failing_since = time.monotonic()
+            if session.hung_up is not None:
+                self._flooded(spec.name, session.hung_up)
+                backoff = MAX_BACKOFF_S  # and a flooding session never counts as stable
+                await asyncio.sleep(backoff)
+                continue
+            log.warning("node %s: connection lost; reconnecting", spec.name)
             if failing_since - began < STABLE_S:  # an agent that drops us at once: back off
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
             else:
                 backoff = 0.1
+
+    def _flooded(self, name: str, reason: str) -> None:
+        """DOWN with the reason its session hung up for; its jobs are held, as for any link
+        that fails, until it comes back or the watchdog declares it lost."""
+        log.warning("node %s: %s; reconnecting in %g s", name, reason, MAX_BACKOFF_S)
+        self.loop.post(ev.NodeDown(cause=f"{name}#flood", now=now_ms(), node=name, reason=reason))
 
     async def stop(self) -> None:
         """Stop supervising. The head's own local agents are told to exit (their jobs keep
