@@ -5,6 +5,7 @@ and tests share (issue 15).
     with SimCluster(nodes=1000, run_ms=500) as cluster:
         httpx.post(cluster.endpoint + "/v1/submitjob", json={"jobQueue": "sim", ...})
         cluster.stop_fleet()          # the hosts go away: the head sees its nodes go silent
+        cluster.flood({"sim-1"})      # sim-1's agent sends heartbeats in a tight loop
         cluster.launched()            # {attempt id: times a node ran it}, job by job
 """
 
@@ -158,6 +159,13 @@ class SimCluster:
     def resume_fleet(self) -> None:
         assert self.fleet is not None
         os.kill(self.fleet.pid, signal.SIGCONT)
+
+    def flood(self, names: set[str]) -> None:
+        """Make these nodes (and only these) flood the head, within a heartbeat interval:
+        the fleet's control file, replaced whole so it is never read half written."""
+        path = self.fleet_dir / "flood"
+        path.with_suffix(".new").write_text("".join(f"{name}\n" for name in sorted(names)))
+        path.with_suffix(".new").replace(path)
 
     def kill_head(self) -> None:
         _stop(self.head, signal.SIGKILL)

@@ -11,7 +11,10 @@ real agent protocol (``hpcbatch.protocol``: the same builders and checks as
   it (SIGKILL, the timeout reason) as the real agent does; an attempt id it already knows is
   answered with what it knows, never run again;
 - kill: a running attempt ends by SIGTERM; ack: ended attempts leave the spool;
-- heartbeat every ``--heartbeat-s``; read_log: an empty log.
+- heartbeat every ``--heartbeat-s``; read_log: an empty log;
+- flood: a node named in ``<dir>/flood`` (one name a line, read again every heartbeat round)
+  sends heartbeats in a tight loop, as a broken agent would, on every connection it has until
+  its name is taken out: a head must cut it off and stay responsive (head/flood.py).
 
 Every first launch of an attempt id is appended to ``<dir>/launches.log`` (one id a line) and a
 second launch of an id (which must never happen) to ``<dir>/relaunched.log``, so a run can be
@@ -43,6 +46,7 @@ from hpcbatch import protocol
 
 KILL_SIGNAL = 15
 TIMEOUT_SIGNAL = 9
+FLOOD_CHUNK = 1000  # heartbeats a write: a tight loop that waits only for the socket
 
 
 def now_ms() -> int:
@@ -82,6 +86,8 @@ class SimNode:
         self.writer: asyncio.StreamWriter | None = None
         self.outbox: list[protocol.AttemptUpdate] = []
         self.pids = itertools.count(100_000)
+        self.flooding = False
+        self._flood: asyncio.Task[None] | None = None
         self.info: protocol.NodeInfo = {
             "name": name,
             "vcpus": fleet.vcpus,
@@ -110,6 +116,7 @@ class SimNode:
         self.writer = writer
         attempts = list(self.spool.values())
         writer.write(protocol.encode(protocol.agent_hello(self.info, attempts, self.fleet.build)))
+        self.start_flood()
         try:
             while line := await reader.readline():
                 self.handle(protocol.decode(line))
@@ -209,6 +216,33 @@ class SimNode:
     def heartbeat(self) -> None:
         self.send(protocol.heartbeat(now_ms(), len(self.timers)))
 
+    def set_flooding(self, flooding: bool) -> None:
+        self.flooding = flooding
+        self.start_flood()
+
+    def start_flood(self) -> None:
+        """Flood the connection of now, if this node floods and is not flooding it already."""
+        if not self.flooding or self.writer is None:
+            return
+        if self._flood is None or self._flood.done():
+            self._flood = asyncio.get_running_loop().create_task(self.flood(self.writer))
+
+    async def flood(self, writer: asyncio.StreamWriter) -> None:
+        """Heartbeats in a tight loop on one connection until the head hangs up (or the node
+        is told to stop)."""
+        chunk = protocol.encode(protocol.heartbeat(now_ms(), len(self.timers))) * FLOOD_CHUNK
+        with contextlib.suppress(ConnectionError, OSError):
+            while self.flooding and self.writer is writer and not writer.is_closing():
+                writer.write(chunk)
+                await writer.drain()
+
+
+def flooding_names(path: Path) -> set[str]:
+    try:
+        return set(path.read_text().split())
+    except FileNotFoundError:
+        return set()
+
 
 async def serve_fleet(fleet: Fleet, names: list[str], stop: asyncio.Event) -> None:
     fleet.dir.mkdir(parents=True, exist_ok=True)
@@ -225,6 +259,9 @@ async def serve_fleet(fleet: Fleet, names: list[str], stop: asyncio.Event) -> No
     while not stop.is_set():  # heartbeats spread evenly over the interval
         fleet.launches.flush()
         fleet.relaunched.flush()
+        flooding = flooding_names(fleet.dir / "flood")
+        for node in fleet.nodes:
+            node.set_flooding(node.name in flooding)
         for node in fleet.nodes:
             node.heartbeat()
             with contextlib.suppress(TimeoutError):
