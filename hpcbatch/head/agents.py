@@ -10,7 +10,11 @@ the loop has made them durable, so an agent never forgets a result the head coul
 Each session counts the agent's messages against a budget (``flood.py``): an agent that sends
 more than its config allows is **hung up on** — the session stops reading at the message that
 spent the budget (the backlog behind it never reaches the loop) and returns with ``hung_up``
-set to the reason, which the supervisor logs and reports as the node's DOWN reason.
+set to the reason, which the supervisor logs and reports as the node's DOWN reason. What an
+agent says that the head only logs (its ``error`` reports, the reports it sends on attempts
+that are not its own) is logged at most ``LOGGED_COMPLAINTS`` times a connection, so that even
+within its budget an agent cannot fill the head's log (one ``updates`` message may carry a
+thousand ignored reports).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ MAX_LOG_OFFSET = protocol.MAX_LOG_OFFSET  # the agent's bound, one definition
 MAX_LOG_CHUNK = 16 * 1024 * 1024
 LOCAL_ADDRESS = "127.0.0.1"  # where a LOCAL agent is reached when its profile names none
 MAX_PORT = 65535
+LOGGED_COMPLAINTS = 100  # an agent's error reports and ignored reports logged, per connection
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,7 @@ class AgentSession:
         self.cpu_seconds: float | None = None
         self.limit, self._clock = limit, clock
         self.hung_up: str | None = None  # why the session stopped reading: a spent budget
+        self._complaints = 0
 
     @property
     def agent_version(self) -> str:
@@ -242,7 +248,7 @@ class AgentSession:
             if future is not None and not future.done():
                 future.set_result(message)
         elif kind == "error":
-            log.warning("agent %s reports: %s", self.node, message.get("reason"))
+            self._complain("agent %s reports: %s", self.node, message.get("reason"))
 
     def _admitted(self, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The updates this node may send: an id that is no attempt id, or names an attempt
@@ -255,8 +261,22 @@ class AgentSession:
             if why is None:
                 kept.append(update)
             else:
-                log.warning("agent %s: ignored its report on attempt %r: %s", self.node, aid, why)
+                self._complain(
+                    "agent %s: ignored its report on attempt %r: %s", self.node, aid, why
+                )
         return kept
+
+    def _complain(self, text: str, *args: object) -> None:
+        """A warning about what the agent said, up to ``LOGGED_COMPLAINTS`` a connection."""
+        self._complaints += 1
+        if self._complaints <= LOGGED_COMPLAINTS:
+            log.warning(text, *args)
+        if self._complaints == LOGGED_COMPLAINTS:
+            log.warning(
+                "agent %s: %d warnings about what it sent: no more are logged until it reconnects",
+                self.node,
+                LOGGED_COMPLAINTS,
+            )
 
     def _post_updates(self, updates: list[dict[str, Any]]) -> None:
         for update in updates:

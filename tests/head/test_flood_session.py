@@ -17,7 +17,7 @@ from hpcbatch.core import events as ev
 from hpcbatch.core.model import JobSpec, JobStatus, NodeState
 from hpcbatch.core.state import State
 from hpcbatch.head import supervisor as supervisor_module
-from hpcbatch.head.agents import AgentSession
+from hpcbatch.head.agents import LOGGED_COMPLAINTS, AgentSession
 from hpcbatch.head.dispatcher import Dispatcher
 from hpcbatch.head.flood import FloodLimit
 from hpcbatch.head.loop import HeadLoop
@@ -100,6 +100,36 @@ def test_replies_to_the_head_s_own_requests_are_not_counted() -> None:
         await loop.stop()
 
     asyncio.run(scenario())
+
+
+def test_within_its_budget_an_agent_cannot_fill_the_head_s_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Error reports and reports on attempts not its own are logged, but only so many a
+    connection: one ``updates`` message of forged ids must not write a thousand lines."""
+    caplog.set_level(logging.WARNING, logger="hpcbatch.agents")
+
+    async def scenario() -> None:
+        loop = await started_loop()
+        link = MockAgentLink("n")
+        for i in range(500):
+            link.push(protocol.error(f"complaint {i}"))
+        forged = protocol.attempt_update("nosuchjob/1", protocol.RUNNING, "/x", pid=1)
+        link.push(protocol.updates([forged] * 1000))
+        link.disconnect()
+        session = AgentSession("n", "ce", link, loop)
+        await asyncio.wait_for(session.run(), DEADLINE_S)
+        assert session.hung_up is None
+        await loop.stop()
+
+    asyncio.run(scenario())
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == LOGGED_COMPLAINTS + 1
+    assert warned[0] == "agent n reports: complaint 0"
+    assert warned[-1] == (
+        f"agent n: {LOGGED_COMPLAINTS} warnings about what it sent: no more are logged until "
+        "it reconnects"
+    )
 
 
 class Agent:
