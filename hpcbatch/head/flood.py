@@ -23,9 +23,9 @@ per launch batch the head sends it — a few thousand a second. 10,000 is over t
 bucket is spent when the head *reads*, not when the agent sends, so the burst must absorb what
 piles up while the head is busy elsewhere: 50,000 is ten seconds of a node at 5,000 a second,
 and hours of an ordinary one. A broken agent sending heartbeats in a tight loop is cut once it
-has spent the burst: against a real head (bench/simnodes.py's flooding node, tests/head/
-test_flooding_node.py) about 56,000 messages in 0.6 s, the head's API still answering (p50
-unchanged, the slowest read 0.2 s); the supervisor then waits 5 s before it reconnects, so a
+has spent the burst: a real head at these defaults, flooded by bench/simnodes.py's flooding
+node, read about 56,000 messages in 0.6 s and kept answering its API (median read time
+unchanged, the slowest 0.2 s; 2026-11-30, 3 nodes, a shared 2-core machine); the supervisor then waits 5 s before it reconnects, so a
 node that floods for ever costs the head about a tenth of its loop, not all of it.
 """
 
