@@ -50,10 +50,11 @@ class Memo:
     """What one request's explanations share (the state does not change during a request):
     each fair-share queue's ranking, and the node facts for each queue and job size. Without
     it, a ListJobs page of 100 RUNNABLE jobs on 1,000 nodes read the nodes 100 times (~300 ms,
-    docs/benchmarks.md "Issue 15")."""
+    docs/benchmarks.md "Issue 15"), and the metrics snapshot once for each queue."""
 
     rankings: dict[str, Ranking] = field(default_factory=dict)
-    nodes: dict[tuple[str, Resources], _NodeFacts] = field(default_factory=dict)
+    # by the queue's compute environments (all the facts read of a queue) and the job's size
+    nodes: dict[tuple[tuple[str, ...], Resources], _NodeFacts] = field(default_factory=dict)
 
 
 def explain(
@@ -155,7 +156,8 @@ def _runnable(
 def _node_facts(
     state: State, queue: JobQueue, enabled: list[str], need: Resources, memo: Memo
 ) -> _NodeFacts:
-    known = memo.nodes.get((queue.name, need))
+    key = (tuple(queue.ce_order), need)
+    known = memo.nodes.get(key)
     if known is not None:
         return known
     facts = _NodeFacts(None, None, None)
@@ -172,7 +174,7 @@ def _node_facts(
     else:
         usable = [n for n in fitting if n.schedulable]
         facts = _NodeFacts(None, wait_for_shared(state, usable, need), _what_is_full(usable, need))
-    memo.nodes[(queue.name, need)] = facts
+    memo.nodes[key] = facts
     return facts
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpcbatch.core.capacity import MISCONFIGURATION
-from hpcbatch.core.explain import explain
+from hpcbatch.core.explain import Memo, explain
 from hpcbatch.core.model import Job, JobStatus, NodeState, Resources
 from hpcbatch.core.state import State
 
@@ -104,6 +104,7 @@ def queue_depth(state: State) -> dict[tuple[str, str], int]:
 
 def wait_reasons(state: State) -> dict[tuple[str, str], int]:
     counts = {(q, r): 0 for q in state.queues for r in REASONS}
+    memo = Memo()  # queues on the same compute environments read their nodes once
     for name in state.queues:
         runnable = state.runnable.get(name)
         total = len(runnable) if runnable else 0
@@ -119,11 +120,11 @@ def wait_reasons(state: State) -> dict[tuple[str, str], int]:
                 if job is None:
                     reason = "other"
                 elif job.multinode is not None:
-                    reason = classify(explain(state, job))
+                    reason = classify(explain(state, job, memo=memo))
                 else:
                     need = (job.spec.resources, job.spec.consumables)
                     reason = by_need.get(need) or by_need.setdefault(
-                        need, classify(explain(state, job))
+                        need, classify(explain(state, job, memo=memo))
                     )
                 counts[(name, reason)] += 1
             counts[(name, "capacity")] += total - len(head)

@@ -140,6 +140,13 @@ def test_jobs_explained_in_one_request_share_what_the_nodes_say() -> None:
     )
     assert alone[4].startswith("MISCONFIGURATION")
     assert len(memo.nodes) == 2  # one reading of the nodes for each job size, not each job
+    # a queue on other compute environments reads its own nodes, even for the same size
+    sim.cluster(nodes=1, vcpus=1, ce="small", queue="q2")
+    sim.cluster(nodes=1, vcpus=2, ce="big", queue="q3")
+    on_small, on_big = sim.submit(queue="q2", vcpus=2), sim.submit(queue="q3", vcpus=2)
+    assert explain(sim.state, on_small, memo=memo).startswith("MISCONFIGURATION")
+    assert explain(sim.state, on_big, memo=memo) == explain(sim.state, on_big)
+    assert not explain(sim.state, on_big, memo=memo).startswith("MISCONFIGURATION")
 
 
 def test_no_nodes_yet_is_not_a_misconfiguration() -> None:
