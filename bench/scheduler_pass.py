@@ -9,7 +9,7 @@ multi-node job, alone and with 200 small jobs queued after it; times the pass th
 64 nodes, and the pass where the gang cannot start (every node half busy) and reserves the 64
 nodes where it starts soonest while the small jobs are held off them.
 
-    .venv/bin/python bench/scheduler_pass.py [--jobs 100000] [--gang-nodes 1000]
+    .venv/bin/python bench/scheduler_pass.py [--jobs 100000] [--gang-nodes 1000] [--room-vcpus 64]
 """
 
 from __future__ import annotations
@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--passes", type=int, default=20)
     parser.add_argument("--gang-nodes", type=int, default=1000)
+    parser.add_argument("--room-vcpus", type=int, default=64, help="of the node that joins")
     args = parser.parse_args()
     gang_case(args.gang_nodes, args.passes)
     t0 = time.perf_counter()
@@ -182,7 +183,11 @@ def main() -> None:
     step(
         state,
         ev.NodeJoined(
-            cause="b", now=2, node="n-new", ce="ce", capacity=Resources(64000, 262144, 0)
+            cause="b",
+            now=2,
+            node="n-new",
+            ce="ce",
+            capacity=Resources(args.room_vcpus * 1000, args.room_vcpus * 4096, 0),
         ),
     )
     t = time.perf_counter()
