@@ -9,7 +9,7 @@ orders, child counts, dependents, node allocations) from the objects alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -430,17 +430,49 @@ def rebuild(state: State, docs: dict[str, list[Doc]], jobs: Iterable[Doc] | None
 
 def _rebuild_jobs(state: State, docs: Iterable[Doc]) -> None:
     """An array child's document holds only what is its own (``job_to_doc``): it is built on
-    its parent, so one that comes before its parent waits for it."""
+    its parent, so one that comes before its parent waits for it. The children that have no
+    document are those that never changed since their birth (``implicit_children``)."""
     parents: dict[str, Job] = {}
     early: list[Doc] = []
+    stored: dict[str, set[int]] = {}  # array parent -> its children that have a document
     for d in docs:
         parent_id = d.get("parent_id")
-        if parent_id is not None and "name" not in d and parent_id not in parents:
-            early.append(d)
-            continue
+        if parent_id is not None and "name" not in d:
+            if parent_id not in parents:
+                early.append(d)
+                continue
+            stored.setdefault(parent_id, set()).add(d["array_index"])
         _rebuild_job(state, job_from_doc(d, parents), parents)
     for d in early:
+        stored.setdefault(d["parent_id"], set()).add(d["array_index"])
         _rebuild_job(state, job_from_doc(d, parents), parents)
+    for parent in parents.values():
+        for child in implicit_children(parent, stored.get(parent.job_id, set())):
+            _rebuild_job(state, child, parents)
+
+
+def implicit_children(parent: Job, stored: set[int]) -> Iterator[Job]:
+    """The children of array ``parent`` that were never stored: with no dependency, a child
+    is born RUNNABLE waiting on nothing (``submit._add_children``) and is written only once it
+    changes, so one without a document is as it was born."""
+    if parent.depends_on or parent.array_size is None:
+        return
+    for index in range(parent.array_size):
+        if index not in stored:
+            yield Job(
+                job_id=f"{parent.job_id}:{index}",
+                name=parent.name,
+                queue=parent.queue,
+                definition_arn=parent.definition_arn,
+                seq=parent.seq,
+                created_at=parent.created_at,
+                spec=parent.spec,
+                parent_id=parent.job_id,
+                array_index=index,
+                owner=parent.owner,
+                share=parent.share,
+                status=JobStatus.RUNNABLE,
+            )
 
 
 def _rebuild_job(state: State, job: Job, parents: dict[str, Job]) -> None:

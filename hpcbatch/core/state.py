@@ -18,7 +18,7 @@ drains it after each batch of events.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +66,12 @@ class Changes:
         gone = self.deleted.get(kind)
         if gone:
             gone.discard(key)
+
+    def untouch(self, kind: str, keys: Iterable[str]) -> None:
+        """Nothing of these to write (after all): ``submit``'s array children born RUNNABLE."""
+        dirty = self.dirty.get(kind)
+        if dirty:
+            dirty.difference_update(keys)
 
     def drop(self, kind: str, key: str) -> None:
         self.deleted.setdefault(kind, set()).add(key)

@@ -254,4 +254,9 @@ def _add_children(state: State, parent: Job, plain: list[str], e: ev.SubmitJob) 
             share=parent.share,
         )
         doomed += _add(state, child, _unfinished(state, ids))
+    if not parent.depends_on:
+        # Born RUNNABLE, waiting on nothing: stored only once they change, and rebuilt from
+        # their parent when the head starts (codec.implicit_children): a 10,000-child array
+        # is one document to write and to read back, not 10,001.
+        state.changes.untouch("job", (f"{parent.job_id}:{i}" for i in range(size)))
     return doomed
