@@ -13,7 +13,7 @@ region = "us-east-1"               # optional: the one region signatures must na
                                    # caller seeing ARNs in its own (unsigned callers: "local")
 account = "000000000000"
 min_timeout_seconds = 60           # AWS's minimum; lower it for test clusters
-retention_days = 7                 # finished jobs are forgotten after this
+retention_days = 7                 # finished jobs and journal lines are forgotten after this
 heartbeat_timeout_s = 30           # an agent silent this long is DOWN (its jobs are held)
 node_lost_timeout_s = 120          # DOWN this long: its jobs fail as "Host lost" and retry
 host_idle_release_s = 60           # a host pool's host above its CE's floor, idle this long,

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from hpcbatch.core import events as ev
 from hpcbatch.core.ce_capacity import ce_status
 from hpcbatch.core.model import ComputeEnvironment, JobSpec, MultiNodeSpec, NodeRange, NodeState
+from hpcbatch.errors import StoreError
 from hpcbatch.head.agents import NodeProfile
 from hpcbatch.head.ce_hosts import CeHosts
 from hpcbatch.head.ce_nodes import CeNodes, detect_machine
@@ -294,7 +295,21 @@ class Head:
             retention = self.config.retention_ms if purge else None
             if purge:
                 last_purge = now / 1000
+                # the journal keeps as long as the jobs: without this it grew for ever
+                await self._prune_journal(now - self.config.retention_ms)
             self.loop.post(ev.Tick(cause="tick", now=now, retention_ms=retention))
+
+    async def _prune_journal(self, before_ms: int) -> None:
+        """Drop journal lines older than ``before_ms`` (in chunks, each its own short
+        transaction, in a thread: the loop goes on between them). A failure is logged: the
+        next purge tries again."""
+        try:
+            pruned = await asyncio.to_thread(self.store.prune_journal, before_ms)
+        except StoreError as error:
+            log.warning("pruning the journal failed (retried at the next purge): %s", error)
+            return
+        if pruned:
+            log.info("journal: %d lines older than the retention dropped", pruned)
 
     async def _watchdog(self) -> None:
         """Silent nodes go DOWN (their jobs held, their link dropped so it is made anew);
