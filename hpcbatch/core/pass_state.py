@@ -34,6 +34,7 @@ class FreeNode:
     booked: list[End] = field(default_factory=list)  # what this pass placed there
     # its live attempts' ends, read from the state when first needed (``ends``)
     running: list[End] | None = None
+    full: bool = False  # found without room in this pass (room only shrinks in a pass)
 
 
 @dataclass(slots=True)
@@ -58,6 +59,7 @@ class Pass:
     gate: PassGate = field(init=False)  # consumable resources left in this pass
     room: dict[shared_capacity.Group, Resources] = field(init=False)  # shared limits' room
     roomiest: dict[str, Roomiest] = field(default_factory=dict)  # by CE: scheduler._try_place
+    tiers: dict[str, list[FreeNode]] = field(default_factory=dict)  # by CE: scheduler._queue_pool
 
     def __post_init__(self) -> None:
         self.gate = PassGate(self.state)

@@ -75,7 +75,24 @@ def _build_pool(state: State) -> dict[str, FreeNode]:
     return pool
 
 
+def _no_room_anywhere(state: State) -> bool:
+    """Every node is out of vCPUs or memory: each queue's scan would stop at its first look
+    (``full``), so the pass would place and reserve nothing. Read from the nodes' own numbers,
+    without building the pool: with 1,000 nodes busy, building it was most of the head's work
+    for each submission (docs/benchmarks.md "Issue 15"). A queue with quota shares scans even
+    a full pool (an in-quota job may preempt), so then the pass runs."""
+    if state.quota_shares:
+        return False
+    for node in state.nodes.values():
+        used, capacity = node.allocated, node.capacity
+        if used.cpu_milli < capacity.cpu_milli and used.memory_mib < capacity.memory_mib:
+            return False
+    return True
+
+
 def schedule(state: State, now: int, backfill_depth: int = 200) -> Plan:
+    if _no_room_anywhere(state):
+        return Plan()
     pool = _build_pool(state)
     if not pool:
         return Plan()
@@ -98,12 +115,12 @@ def schedule(state: State, now: int, backfill_depth: int = 200) -> Plan:
 
 
 def _queue_pool(run: Pass, queue: JobQueue) -> list[list[FreeNode]]:
-    by_ce: list[list[FreeNode]] = []
-    for ce in queue.ce_order:
-        members = [f for f in run.pool.values() if f.node.ce == ce]
-        if members:
-            by_ce.append(sorted(members, key=lambda f: f.node.name))
-    return by_ce
+    """The queue's nodes by compute environment, in its order, each CE's by name (sorted once
+    a pass, not once a queue: ten queues on 1,000 nodes sorted them ten times a pass)."""
+    if not run.tiers:
+        for entry in sorted(run.pool.values(), key=lambda f: f.node.name):
+            run.tiers.setdefault(entry.node.ce, []).append(entry)
+    return [run.tiers[ce] for ce in queue.ce_order if ce in run.tiers]
 
 
 def _fifo(run: Pass, queue: JobQueue) -> Iterable[Job]:
@@ -145,8 +162,11 @@ def _schedule_queue(
         benchmarks.md "Issue 15")."""
         nonlocal roomy
         while roomy < len(flat):
-            if has_room(run, flat[roomy]):
-                return False
+            entry = flat[roomy]
+            if not entry.full:
+                if has_room(run, entry):
+                    return False
+                entry.full = True  # for every queue of the pass
             roomy += 1
         return True
 

@@ -167,4 +167,4 @@ def test_a_pass_over_a_full_cluster_stops_early() -> None:
     sim.submit(array_size=5000)
     assert len(sim.schedule()) == 1
     plan = schedule(sim.state, sim.now)
-    assert plan.placements == ()
+    assert plan.placements == () and plan.reservations == ()
