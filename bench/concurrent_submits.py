@@ -2,7 +2,8 @@
 keep-alive clients at once, through the API of a real head (bench/simhead.py) whose
 ``--nodes`` simulated agents run the jobs meanwhile (``--run-ms`` each). One JSON line: calls
 per second, the head's CPU per call, the latency a client saw (p50, p99), and that every job
-was accepted once.
+was accepted once. Meanwhile one more client reads (DescribeJobs of one job, over and over):
+its latency during the burst says whether a burst of submissions starves other clients' reads.
 
     .venv/bin/python -m bench.concurrent_submits [--submits 10000] [--clients 8] [--nodes 4]
         [--profile head.prof]
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -35,6 +37,16 @@ def client_run(endpoint: str, count: int) -> tuple[list[str], list[float]]:
     return ids, took
 
 
+def reader(endpoint: str, job_id: str, stop: threading.Event) -> list[float]:
+    took = []
+    with httpx.Client(base_url=endpoint, timeout=120) as client:
+        while not stop.is_set():
+            t = time.perf_counter()
+            client.post("/v1/describejobs", json={"jobs": [job_id]}).raise_for_status()
+            took.append(time.perf_counter() - t)
+    return took
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--submits", type=int, default=10_000)
@@ -50,11 +62,15 @@ def main() -> None:
         head_args=("--profile", args.profile) if args.profile else (),
     ) as cluster:
         assert cluster.head is not None
-        client_run(cluster.endpoint, 50)  # connections and code paths warm
+        warm, _ = client_run(cluster.endpoint, 50)  # connections and code paths warm
         per = args.submits // args.clients
+        stop = threading.Event()
         cpu0, t0 = cpu_seconds(cluster.head.pid), time.monotonic()
-        with ThreadPoolExecutor(args.clients) as pool:
+        with ThreadPoolExecutor(args.clients + 1) as pool:
+            reads = pool.submit(reader, cluster.endpoint, warm[0], stop)
             runs = list(pool.map(lambda _: client_run(cluster.endpoint, per), range(args.clients)))
+            stop.set()
+            read_took = sorted(reads.result())
         elapsed = time.monotonic() - t0
         head_cpu = cpu_seconds(cluster.head.pid) - cpu0
         ids = [i for run_ids, _ in runs for i in run_ids]
@@ -72,6 +88,9 @@ def main() -> None:
                     "latency_ms_p50": round(1000 * took[len(took) // 2], 2),
                     "latency_ms_p99": round(1000 * took[int(len(took) * 0.99)], 2),
                     "distinct_job_ids": len(set(ids)),
+                    "reads_during": len(read_took),
+                    "read_ms_p50": round(1000 * read_took[len(read_took) // 2], 2),
+                    "read_ms_p99": round(1000 * read_took[int(len(read_took) * 0.99)], 2),
                 }
             )
         )
