@@ -10,11 +10,12 @@ from __future__ import annotations
 import gc
 import json
 import json.scanner
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hpcbatch.core import codec
 from hpcbatch.core.state import State
+from hpcbatch.errors import StoreError
 from hpcbatch.store import JournalEntry, Store, WriteBatch
 
 KINDS = (
@@ -100,9 +101,17 @@ def load_state(store: Store, region: str, account: str) -> State:
     gc.disable()
     try:
         docs = {k: [json.loads(doc) for _, doc in store.load(k)] for k in KINDS if k != "job"}
-        scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
-        codec.rebuild(state, docs, (scan(doc, 0)[0] for doc in store.scan("job")))
+        codec.rebuild(state, docs, _job_docs(store))
     finally:
         if collecting:
             gc.enable()
     return state
+
+
+def _job_docs(store: Store) -> Iterator[dict[str, Any]]:
+    scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+    for doc in store.scan("job"):
+        try:
+            yield scan(doc, 0)[0]  # json.loads less its wrappers: a million calls
+        except (StopIteration, ValueError):
+            raise StoreError(f"a stored job document is not JSON: {doc[:80]!r}") from None

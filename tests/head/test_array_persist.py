@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from hpcbatch.core.invariants import check_invariants
 from hpcbatch.core.model import Dependency, JobStatus
+from hpcbatch.errors import StoreError
 from hpcbatch.head.persist import drain_changes, load_state
-from hpcbatch.store import MemoryStore
+from hpcbatch.store import MemoryStore, WriteBatch
 from tests.core.sim import Sim, dump
 
 
@@ -55,3 +58,12 @@ def test_a_child_that_changed_and_its_unchanged_siblings_load_back_after_more_ba
     assert jobs_of(dump(restored)) == jobs_of(dump(sim.state))
     summary = restored.child_counts[parent.job_id]
     assert summary[JobStatus.SUCCEEDED] == 1 and summary[JobStatus.RUNNABLE] == 3
+
+
+def test_a_job_document_that_is_not_json_is_refused_naming_it() -> None:
+    store = MemoryStore()
+    batch = WriteBatch()
+    batch.put("job", "j1", "{not json")
+    store.write(batch)
+    with pytest.raises(StoreError, match="not JSON: '{not json'"):
+        load_state(store, "local", "000000000000")
