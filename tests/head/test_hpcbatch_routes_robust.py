@@ -196,7 +196,7 @@ def test_logs_of_a_node_not_connected_are_a_503_naming_it(tmp_path: Path) -> Non
 
 
 def test_health_answers_while_a_history_read_waits_behind_a_big_write(tmp_path: Path) -> None:
-    """The loop sends a big write (a 1,000-child array) to a thread, held here inside the
+    """The loop sends a big write (a 1,000-child array waiting on a job) to a thread, held here inside the
     store's lock as a slow disk would hold it; a history read asked for meanwhile waits for the
     store, and /health must complete before that read does."""
 
@@ -220,6 +220,8 @@ def test_health_answers_while_a_history_read_waits_behind_a_big_write(tmp_path: 
         store.history = history  # type: ignore[method-assign]
         body = {"jobName": "a", "jobQueue": "default", "jobDefinition": "default"}
         body["arrayProperties"] = {"size": 1000}  # type: ignore[assignment]
+        # children waiting on a job are stored one by one (children born RUNNABLE are not)
+        body["dependsOn"] = [{"jobId": job_id}]  # type: ignore[assignment]
         submit = asyncio.create_task(client.post("/v1/submitjob", json=body))
         try:
             await until(writing.is_set, "the loop's big write")
