@@ -37,6 +37,7 @@ from hpcbatch.core.model import (
     RetryStrategy,
     TimeLimitAction,
     User,
+    array_child,
     attempt_id,
 )
 from hpcbatch.core.shares import QueueRunTime, SchedulingPolicy, ShareUsage, ShareWeight
@@ -459,20 +460,9 @@ def implicit_children(parent: Job, stored: set[int]) -> Iterator[Job]:
         return
     for index in range(parent.array_size):
         if index not in stored:
-            yield Job(
-                job_id=f"{parent.job_id}:{index}",
-                name=parent.name,
-                queue=parent.queue,
-                definition_arn=parent.definition_arn,
-                seq=parent.seq,
-                created_at=parent.created_at,
-                spec=parent.spec,
-                parent_id=parent.job_id,
-                array_index=index,
-                owner=parent.owner,
-                share=parent.share,
-                status=JobStatus.RUNNABLE,
-            )
+            child = array_child(parent, index, parent.created_at)
+            child.status = JobStatus.RUNNABLE
+            yield child
 
 
 def _rebuild_job(state: State, job: Job, parents: dict[str, Job]) -> None:

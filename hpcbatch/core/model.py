@@ -404,6 +404,25 @@ class Job:
         return None
 
 
+def array_child(parent: Job, index: int, created_at: int) -> Job:
+    """Child ``index`` of array ``parent`` as it is born (its status and what it waits on are
+    the submitter's to set): one definition for ``submit`` and for ``codec``, which rebuilds
+    the children that were never stored."""
+    return Job(
+        job_id=f"{parent.job_id}:{index}",
+        name=parent.name,
+        queue=parent.queue,
+        definition_arn=parent.definition_arn,
+        seq=parent.seq,
+        created_at=created_at,
+        spec=parent.spec,
+        parent_id=parent.job_id,
+        array_index=index,
+        owner=parent.owner,
+        share=parent.share,
+    )
+
+
 def node_job_id(parent_id: str, index: int) -> str:
     """A multi-node job's node ``index`` is the job ``<parent>#<index>``, as AWS names them."""
     return f"{parent_id}#{index}"

@@ -22,6 +22,7 @@ from hpcbatch.core.model import (
     JobStatus,
     MultiNodeSpec,
     Resources,
+    array_child,
 )
 from hpcbatch.core.multinode import add_node_jobs, check_submit_shape, gang_shape
 from hpcbatch.core.owners import check_user, gang_run_as_owner
@@ -240,19 +241,7 @@ def _add_children(state: State, parent: Job, plain: list[str], e: ev.SubmitJob) 
         ids = list(plain) + [f"{other}:{index}" for other in n_to_n]
         if sequential and index > 0:
             ids.append(f"{parent.job_id}:{index - 1}")
-        child = Job(
-            job_id=f"{parent.job_id}:{index}",
-            name=parent.name,
-            queue=parent.queue,
-            definition_arn=parent.definition_arn,
-            seq=parent.seq,
-            created_at=e.now,
-            spec=parent.spec,
-            parent_id=parent.job_id,
-            array_index=index,
-            owner=parent.owner,
-            share=parent.share,
-        )
+        child = array_child(parent, index, e.now)
         doomed += _add(state, child, _unfinished(state, ids))
     if not parent.depends_on:
         # Born RUNNABLE, waiting on nothing: stored only once they change, and rebuilt from
