@@ -17,9 +17,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
-
 from bench.auth_submits import cpu_seconds
+from bench.rawhttp import RawClient
 from bench.simcluster import SimCluster
 
 BODY = {"jobQueue": "sim", "jobDefinition": "default", "jobName": "s"}
@@ -27,23 +26,28 @@ BODY = {"jobQueue": "sim", "jobDefinition": "default", "jobName": "s"}
 
 def client_run(endpoint: str, count: int) -> tuple[list[str], list[float]]:
     ids, took = [], []
-    with httpx.Client(base_url=endpoint, timeout=120) as client:
+    with RawClient(endpoint) as client:
+        request = client.request("/v1/submitjob", BODY)
         for _ in range(count):
             t = time.perf_counter()
-            response = client.post("/v1/submitjob", json=BODY)
+            status, answer = client.send(request)
             took.append(time.perf_counter() - t)
-            response.raise_for_status()
-            ids.append(response.json()["jobId"])
+            if status != 200:
+                raise RuntimeError(f"SubmitJob: HTTP {status}: {answer[:500]!r}")
+            ids.append(json.loads(answer)["jobId"])
     return ids, took
 
 
 def reader(endpoint: str, job_id: str, stop: threading.Event) -> list[float]:
     took = []
-    with httpx.Client(base_url=endpoint, timeout=120) as client:
+    with RawClient(endpoint) as client:
+        request = client.request("/v1/describejobs", {"jobs": [job_id]})
         while not stop.is_set():
             t = time.perf_counter()
-            client.post("/v1/describejobs", json={"jobs": [job_id]}).raise_for_status()
+            status, answer = client.send(request)
             took.append(time.perf_counter() - t)
+            if status != 200 or json.loads(answer)["jobs"][0]["jobId"] != job_id:
+                raise RuntimeError(f"DescribeJobs: HTTP {status}: {answer[:500]!r}")
     return took
 
 
@@ -65,6 +69,8 @@ def main() -> None:
         warm, _ = client_run(cluster.endpoint, 50)  # connections and code paths warm
         per = args.submits // args.clients
         stop = threading.Event()
+        assert cluster.fleet is not None
+        fleet0, own0 = cpu_seconds(cluster.fleet.pid), time.process_time()
         cpu0, t0 = cpu_seconds(cluster.head.pid), time.monotonic()
         with ThreadPoolExecutor(args.clients + 1) as pool:
             reads = pool.submit(reader, cluster.endpoint, warm[0], stop)
@@ -73,6 +79,8 @@ def main() -> None:
             read_took = sorted(reads.result())
         elapsed = time.monotonic() - t0
         head_cpu = cpu_seconds(cluster.head.pid) - cpu0
+        fleet_cpu = cpu_seconds(cluster.fleet.pid) - fleet0
+        clients_cpu = time.process_time() - own0
         ids = [i for run_ids, _ in runs for i in run_ids]
         took = sorted(t for _, run_took in runs for t in run_took)
         cluster.stop_head()
@@ -85,6 +93,8 @@ def main() -> None:
                     "nodes": args.nodes,
                     "submits_per_s": round(len(ids) / elapsed),
                     "head_cpu_ms_per_submit": round(1000 * head_cpu / len(ids), 3),
+                    "clients_cpu_ms_per_submit": round(1000 * clients_cpu / len(ids), 3),
+                    "fleet_cpu_ms_per_submit": round(1000 * fleet_cpu / len(ids), 3),
                     "latency_ms_p50": round(1000 * took[len(took) // 2], 2),
                     "latency_ms_p99": round(1000 * took[int(len(took) * 0.99)], 2),
                     "distinct_job_ids": len(set(ids)),
