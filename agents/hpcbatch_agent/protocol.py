@@ -358,9 +358,34 @@ def check_agent_message(message: Message) -> None:
 
 
 def _check_updates(items: list[Any], where: str) -> None:
-    _check_items(items, UPDATE_FIELDS, where)
     for index, item in enumerate(items):
-        _check_optional(item, "cpu_s", is_cpu_seconds, f"{where}[{index}]")
+        if not _update_fine(item):  # the slow, precise checks only to name what is wrong
+            _check_fields(item, UPDATE_FIELDS, f"{where}[{index}]")
+            _check_optional(item, "cpu_s", is_cpu_seconds, f"{where}[{index}]")
+
+
+_OPTIONAL_INTS = ("pid", "started_at_ms", "stopped_at_ms", "exit_code", "signal")
+
+
+def _update_fine(item: Any) -> bool:
+    """``UPDATE_FIELDS`` and ``cpu_s`` in one function: the head checks every update of every
+    attempt (several a job), and the checker table's calls were ~7 % of its CPU at 1,000 nodes.
+    ``type(v) is int`` is ``_is_int`` for decoded JSON (no int subclass but bool)."""
+    try:
+        if not (
+            type(item["attempt_id"]) is str
+            and item["state"] in ATTEMPT_STATES
+            and type(item["log_path"]) is str
+            and ((reason := item["reason"]) is None or type(reason) is str)
+        ):
+            return False
+        for name in _OPTIONAL_INTS:
+            value = item[name]
+            if value is not None and type(value) is not int:
+                return False
+    except (KeyError, TypeError):
+        return False
+    return "cpu_s" not in item or is_cpu_seconds(item["cpu_s"])
 
 
 def _check_optional(obj: dict[str, Any], name: str, check: Checker, where: str) -> None:

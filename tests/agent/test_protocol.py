@@ -131,6 +131,33 @@ def test_every_builder_passes_its_own_validation() -> None:
         p.check_agent_message(p.updates([{**update, "state": "DONE"}]))
 
 
+BAD_VALUES = (None, True, 1, 1.5, -1, "s", [], {}, float("nan"), 2**70)
+
+
+@pytest.mark.parametrize("field", [*p.UPDATE_FIELDS, "cpu_s"])
+def test_every_bad_update_field_is_refused_by_name(field: str) -> None:
+    """The fast check of updates (``_update_fine``) refuses exactly what the field table
+    refuses: each field missing or given each kind of wrong value is named in the error."""
+    update = {**p.attempt_update("a", p.EXITED, "/l", exit_code=0, stopped_at_ms=5), "cpu_s": 1}
+    table = {**p.UPDATE_FIELDS, "cpu_s": p.is_cpu_seconds}
+    for value in BAD_VALUES:
+        bad = {**update, field: value}
+        if table[field](value):
+            p.check_agent_message(p.updates([update, bad]))
+            continue
+        with pytest.raises(p.MessageError, match=rf"updates.updates\[1\] has a bad '{field}'"):
+            p.check_agent_message(p.updates([update, bad]))
+    missing = {k: v for k, v in update.items() if k != field}
+    if field == "cpu_s":
+        p.check_agent_message(p.updates([missing]))  # optional
+    else:
+        with pytest.raises(p.MessageError, match=rf"updates.updates\[0\] lacks field '{field}'"):
+            p.check_agent_message(p.updates([missing]))
+    for item in ([update], "x", 3):
+        with pytest.raises(p.MessageError, match=r"updates.updates\[0\] is not an object"):
+            p.check_agent_message(p.updates([item]))
+
+
 def test_head_imports_the_same_protocol() -> None:
     assert head_protocol.encode is p.encode
     assert head_protocol.gpu_id is p.gpu_id
