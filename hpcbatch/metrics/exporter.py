@@ -17,6 +17,7 @@ and the reason an attempt ended (timeout, host lost) from the retry or NOT_RETRI
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -143,6 +144,9 @@ class HeadMetrics:
         # label children by (metric, labels): ``labels()`` validates and locks on every call,
         # ~3 us, several times a job (docs/benchmarks.md "Issue 15"); children are never removed
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # A batch's counts, added up before they reach the counters: one locked ``inc`` per
+        # counter and queue a batch, not one per journal line (three lines a job).
+        self._adds: collections.Counter[tuple[Any, tuple[str, ...]]] = collections.Counter()
         self.add_collector("snapshot", SnapshotCollector(self))
         self.add_collector("process", ProcessCollector(registry=None))
         self.add_collector("platform", PlatformCollector(registry=None))
@@ -223,17 +227,23 @@ class HeadMetrics:
                 job = state.jobs.get(line.subject)
                 if job is not None:
                     handler(self, job, line)
+        adds, self._adds = self._adds, collections.Counter()
+        for (metric, values), amount in adds.items():
+            self._child(metric, *values).inc(amount)
+
+    def _add(self, metric: Any, *values: str, amount: int = 1) -> None:
+        self._adds[(metric, values)] += amount
 
     def _on_submitted(self, job: Job, line: JournalEntry) -> None:
         if job.array_size is not None:
-            self._child(self.submitted, job.queue).inc(job.array_size)
+            self._add(self.submitted, job.queue, amount=job.array_size)
         elif job.multinode is not None:
-            self._child(self.submitted, job.queue).inc(job.multinode.num_nodes)
+            self._add(self.submitted, job.queue, amount=job.multinode.num_nodes)
         else:
-            self._child(self.submitted, job.queue).inc()
+            self._add(self.submitted, job.queue)
 
     def _on_starting(self, job: Job, line: JournalEntry) -> None:
-        self._child(self.attempts, job.queue).inc()
+        self._add(self.attempts, job.queue)
 
     def _on_running(self, job: Job, line: JournalEntry) -> None:
         if len(job.attempts) == 1 and job.attempts[0].started_at is not None:
@@ -242,7 +252,7 @@ class HeadMetrics:
 
     def _on_runnable(self, job: Job, line: JournalEntry) -> None:
         if line.detail.startswith(("attempt ", "gang attempt ")):
-            self._child(self.retries, job.queue).inc()
+            self._add(self.retries, job.queue)
             self._attempt_ended(job, line.detail)
 
     def _on_not_retried(self, job: Job, line: JournalEntry) -> None:
@@ -250,14 +260,14 @@ class HeadMetrics:
 
     def _attempt_ended(self, job: Job, detail: str) -> None:
         if TIMEOUT_REASON in detail:
-            self._child(self.timeouts, job.queue).inc()
+            self._add(self.timeouts, job.queue)
         if "Host lost" in detail:
-            self._child(self.host_lost, job.queue).inc()
+            self._add(self.host_lost, job.queue)
 
     def _on_finished(self, job: Job, line: JournalEntry) -> None:
         if job.array_size is not None or job.multinode is not None:
             return  # its children or nodes are counted
-        self._child(self.finished, job.queue, line.event).inc()
+        self._add(self.finished, job.queue, line.event)
         last = job.attempts[-1] if job.attempts else None
         if last is not None and last.started_at is not None and last.stopped_at is not None:
             self._child(self.run_time, job.queue).observe(
