@@ -19,8 +19,12 @@ def largest_fit_problem(state: State, queue: JobQueue, need: Resources) -> str |
 
     None when some node could, or when the queue has no nodes at all yet (nothing to judge by).
     """
+    ces = set(queue.ce_order)
+    for node in state.nodes.values():  # the first node that fits ends it: each submission asks
+        if node.ce in ces and need.fits_in(node.capacity):
+            return None
     nodes = queue_nodes(state, queue)
-    if not nodes or any(need.fits_in(n.capacity) for n in nodes):
+    if not nodes:
         return None
     where = f"compute environments [{', '.join(queue.ce_order)}]"
     checks = (

@@ -66,9 +66,9 @@ from hpcbatch.core.usage import Running, running_by_queue
 
 def _build_pool(state: State) -> dict[str, FreeNode]:
     pool: dict[str, FreeNode] = {}
+    enabled = {name for name, ce in state.ces.items() if ce.state == "ENABLED"}
     for node in state.nodes.values():
-        ce = state.ces.get(node.ce)
-        if not node.schedulable or ce is None or ce.state != "ENABLED":
+        if not node.schedulable or node.ce not in enabled:
             continue
         free_gpus = [g.id for g in node.gpus if g.id in node.free_gpus] if node.free_gpus else []
         pool[node.name] = FreeNode(node, node.free, free_gpus)  # its ends: pass_state.ends

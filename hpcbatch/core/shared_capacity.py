@@ -49,7 +49,10 @@ def rooms(state: State) -> dict[Group, Resources]:
     """Each group's room now: its limit less what its nodes' attempts hold. O(nodes)."""
     limit: dict[Group, Resources] = {}
     held: dict[Group, Resources] = {}
+    ceilings = {name for name, ce in state.ces.items() if ce_ceiling(ce) is not None}
     for node in state.nodes.values():
+        if node.machine is None and node.ce not in ceilings:
+            continue  # in no group (``groups_of``): most nodes of most clusters
         for group in groups_of(state, node):
             cap = _limit(state, node, group)
             limit[group] = cap if group not in limit else _least(limit[group], cap)
