@@ -44,6 +44,12 @@ class NodeState(StrEnum):
     DOWN = "DOWN"
 
 
+# An enum member read through its class costs ~0.1 µs on Python 3.11 (a plain attribute's
+# third): the hot paths that run per node per pass or per status change read these instead.
+_ONLINE = NodeState.ONLINE
+RUNNABLE = JobStatus.RUNNABLE
+
+
 @dataclass(frozen=True, slots=True)
 class Resources:
     cpu_milli: int = 0
@@ -220,7 +226,7 @@ class Node:
 
     @property
     def schedulable(self) -> bool:
-        return self.state is NodeState.ONLINE
+        return self.state is _ONLINE
 
 
 @dataclass(slots=True)

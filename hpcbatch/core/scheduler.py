@@ -86,7 +86,8 @@ def _no_room_anywhere(state: State) -> bool:
     for node in state.nodes.values():
         used, capacity = node.allocated, node.capacity
         if used.cpu_milli < capacity.cpu_milli and used.memory_mib < capacity.memory_mib:
-            return False
+            if node.schedulable:  # a DOWN or draining node's room takes nothing (a lost
+                return False  # node's is all room)
     return True
 
 

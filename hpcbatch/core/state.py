@@ -26,6 +26,7 @@ from typing import Any
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from hpcbatch.core.model import (
+    RUNNABLE,
     ComputeEnvironment,
     ConsumableResource,
     Job,
@@ -175,9 +176,9 @@ class State:
         self._unindex(job, old)
         job.status = status
         self._index(job, status)
-        if status is JobStatus.RUNNABLE:
+        if status is RUNNABLE:
             self.runnable_since[job.job_id] = now
-        elif old is JobStatus.RUNNABLE:
+        elif old is RUNNABLE:
             self.runnable_since.pop(job.job_id, None)
         self.changes.touch("job", job.job_id)
         self.journal(now, cause, job.job_id, status.value, detail)
@@ -210,7 +211,7 @@ class State:
         if bucket is None:
             bucket = by_status[status] = {}
         bucket[job.job_id] = None
-        if status is JobStatus.RUNNABLE:
+        if status is RUNNABLE:
             queue = self.runnable.get(job.queue)
             if queue is None:
                 queue = self.runnable[job.queue] = SortedList()
@@ -233,7 +234,7 @@ class State:
         bucket = self.listing.get(self.listing_key(job), {}).get(status)
         if bucket is not None:
             bucket.pop(job.job_id, None)
-        if status is JobStatus.RUNNABLE:
+        if status is RUNNABLE:
             self.runnable[job.queue].remove(runnable_key(job))
             if job.share is not None and self._on_fair_queue(job):
                 shares = self.fair_runnable[job.queue]
