@@ -14,6 +14,7 @@ region = "us-east-1"               # optional: the one region signatures must na
 account = "000000000000"
 min_timeout_seconds = 60           # AWS's minimum; lower it for test clusters
 retention_days = 7                 # finished jobs and journal lines are forgotten after this
+                                   # (checked every tenth of it, at most every 10 minutes)
 heartbeat_timeout_s = 30           # an agent silent this long is DOWN (its jobs are held)
 node_lost_timeout_s = 120          # DOWN this long: its jobs fail as "Host lost" and retry
 host_idle_release_s = 60           # a host pool's host above its CE's floor, idle this long,
@@ -142,6 +143,13 @@ class HeadConfig:
         return int(self.retention_days * 86_400_000)
 
     @property
+    def purge_every_s(self) -> float:
+        """How often finished jobs and journal lines past the retention are dropped: a tenth
+        of the retention, at most every 10 minutes, at least a second apart (a short
+        retention under a steady stream would otherwise hold ten minutes of jobs)."""
+        return min(600.0, max(1.0, self.retention_ms / 10_000))
+
+    @property
     def agent_message_limit(self) -> FloodLimit:
         return FloodLimit(self.agent_message_rate, self.agent_message_burst)
 
@@ -192,6 +200,10 @@ def load_config(path: Path | None, **overrides: Any) -> HeadConfig:
     config = replace(HeadConfig(), **values)
     if config.min_timeout_seconds < 1:
         raise ValidationError("config.min_timeout_seconds", "must be at least 1")
+    if not config.retention_days > 0:  # (NaN too) 0 or less would forget every job as it ends
+        raise ValidationError(
+            "config.retention_days", f"must be more than 0 days (got {config.retention_days})"
+        )
     _check_agent_messages(config)
     if config.metrics_listen.startswith("unix:"):
         raise ValidationError("config.metrics.listen", "must be HOST:PORT (Prometheus scrapes TCP)")

@@ -56,8 +56,6 @@ _DEFAULT_CONTAINER = {
 
 log = logging.getLogger("hpcbatch.head")
 
-PURGE_EVERY_S = 600
-
 
 class Head:
     def __init__(self, config: HeadConfig, metrics: HeadMetrics | None = None) -> None:
@@ -291,7 +289,7 @@ class Head:
         while True:
             await asyncio.sleep(1.0)
             now = now_ms()
-            purge = now / 1000 - last_purge > PURGE_EVERY_S
+            purge = now / 1000 - last_purge > self.config.purge_every_s
             retention = self.config.retention_ms if purge else None
             if purge:
                 last_purge = now / 1000

@@ -19,6 +19,7 @@ def test_file_then_command_line(tmp_path: Path) -> None:
     config = load_config(path, data_dir=tmp_path, listen=None)
     assert (config.listen, config.local.nodes, config.backfill_depth) == ("127.0.0.1:9000", 3, 50)
     assert config.retention_ms == 86_400_000
+    assert config.purge_every_s == 600  # a tenth of a day is more than 10 minutes
     assert load_config(path, listen="unix:/tmp/x.sock").listen == "unix:/tmp/x.sock"
 
 
@@ -28,6 +29,9 @@ def test_file_then_command_line(tmp_path: Path) -> None:
         ("nosuch = 1", "config.nosuch"),
         ('min_timeout_seconds = "60"', "config.min_timeout_seconds"),
         ("agent_message_rate = 1.5", "config.agent_message_rate"),
+        ("retention_days = 0", "config.retention_days"),
+        ("retention_days = -1", "config.retention_days"),
+        ("retention_days = nan", "config.retention_days"),
         ("[local]\nnodes = 65", "config.local.nodes"),
         ("[local]\ngpus = [-1]", "config.local.gpus"),
         ("[local]\ncolour = 1", "config.local.colour"),
@@ -40,6 +44,18 @@ def test_bad_settings_name_the_setting(tmp_path: Path, text: str, field: str) ->
     with pytest.raises(ValidationError) as raised:
         load_config(path)
     assert raised.value.field.startswith(field)
+
+
+@pytest.mark.parametrize(("days", "every_s"), [(7, 600), (1 / 1440, 6), (1e-6, 1)])
+def test_the_purge_runs_every_tenth_of_the_retention_within_bounds(
+    tmp_path: Path, days: float, every_s: float
+) -> None:
+    """A short retention is purged often enough that a steady stream of jobs does not hold
+    ten minutes of finished jobs; never more than once a second, never less than every 10
+    minutes."""
+    path = tmp_path / "head.toml"
+    path.write_text(f"retention_days = {days!r}\n")
+    assert load_config(path).purge_every_s == pytest.approx(every_s, rel=1e-3)
 
 
 def test_the_agent_message_limit_defaults_and_its_rules(tmp_path: Path) -> None:
