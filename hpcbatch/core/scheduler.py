@@ -85,9 +85,14 @@ def _no_room_anywhere(state: State) -> bool:
         return False
     for node in state.nodes.values():
         used, capacity = node.allocated, node.capacity
-        if used.cpu_milli < capacity.cpu_milli and used.memory_mib < capacity.memory_mib:
-            if node.schedulable:  # a DOWN or draining node's room takes nothing (a lost
-                return False  # node's is all room)
+        # room first (cheap); a DOWN or draining node's room takes nothing (a lost node's is
+        # all room)
+        if (
+            used.cpu_milli < capacity.cpu_milli
+            and used.memory_mib < capacity.memory_mib
+            and node.schedulable
+        ):
+            return False
     return True
 
 
