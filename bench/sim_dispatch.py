@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--vcpus", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--run-ms", type=int, default=1000)
+    parser.add_argument("--spread-ms", type=int, default=0, help="run times uniform in +-")
     parser.add_argument("--idle-s", type=float, default=20.0)
     parser.add_argument("--heartbeat-s", type=float, default=5.0)
     parser.add_argument("--timeout-s", type=float, default=1800.0)
@@ -88,6 +89,7 @@ def main() -> None:
             nodes=args.nodes,
             vcpus=args.vcpus,
             run_ms=args.run_ms,
+            spread_ms=args.spread_ms,
             heartbeat_s=args.heartbeat_s,
             head_config="heartbeat_timeout_s = 30\n",
             head_args=("--profile", args.profile) if args.profile else (),
@@ -101,6 +103,8 @@ def main() -> None:
         time.sleep(args.idle_s)  # measuring the idle head over a fixed window is the point
         idle_pct = 100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
 
+        assert cluster.fleet is not None
+        fleet1, own1 = cpu_seconds(cluster.fleet.pid), time.process_time()
         cpu1, t1 = cpu_seconds(pid), time.monotonic()
         ids = submit(client, args.jobs)
         submitted_s = time.monotonic() - t1
@@ -113,6 +117,8 @@ def main() -> None:
             samples.append((time.monotonic(), done))
         elapsed = time.monotonic() - t1
         head_cpu = cpu_seconds(pid) - cpu1
+        fleet_cpu = cpu_seconds(cluster.fleet.pid) - fleet1
+        own_cpu = time.process_time() - own1
         cluster.stop_head()  # (a profile is written as it stops)
         cluster.stop_fleet()  # its record is flushed as it stops
         launched = cluster.launched()
@@ -124,6 +130,7 @@ def main() -> None:
                     "vcpus_each": args.vcpus,
                     "jobs": args.jobs,
                     "run_ms": args.run_ms,
+                    "spread_ms": args.spread_ms,
                     "connect_all_s": round(connected_s, 1),
                     "idle_head_cpu_pct_of_core": round(idle_pct, 2),
                     "heartbeat_s": args.heartbeat_s,
@@ -133,6 +140,9 @@ def main() -> None:
                     "jobs_per_s": round(done / elapsed, 0),
                     "sustained_jobs_per_s": sustained(samples, args.jobs),
                     "head_cpu_ms_per_job": round(1000 * head_cpu / max(done, 1), 3),
+                    "head_cpu_share_of_core": round(head_cpu / elapsed, 2),
+                    "fleet_cpu_ms_per_job": round(1000 * fleet_cpu / max(done, 1), 3),
+                    "bench_client_cpu_s": round(own_cpu, 2),
                     "attempts_run": len(launched),
                     "attempts_run_twice": sum(1 for n in launched.values() if n > 1),
                     "jobs_run_twice": sum(1 for n in per_job(launched).values() if n > 1),

@@ -6,11 +6,11 @@ and a 10,000-child array costs one write, not 10,000. The order inside a batch i
 
 1. ``step`` each event (a refused one — ``ClientError`` — changes nothing and fails only its
    caller);
-2. schedule once if anything could have freed or needed capacity, and apply the plan (a pass
-   that cost more than ``PACED_PASS_S`` is followed by the next no sooner than ``PASS_SHARE``
-   allows: on 1,000 nodes a pass costs milliseconds, and a stream of submissions in small
-   batches would spend most of the loop on passes that each place a few jobs; the deferred
-   pass runs when due, events or not);
+2. schedule once if anything could have freed or needed capacity, and apply the plan (while
+   more events wait, a pass that cost more than ``PACED_PASS_S`` is followed by the next no
+   sooner than ``PASS_SHARE`` allows: on 1,000 nodes a pass costs milliseconds, and a stream
+   of events in small batches would spend most of the loop on passes that each place a few
+   jobs; a deferred pass runs as soon as no event waits, or when due);
 3. write everything the batch changed in one transaction;
 4. only then answer the callers and send the commands — a launch is never sent for a job the
    head could forget, and a caller never hears "submitted" for a job that is not stored.
@@ -150,16 +150,15 @@ class HeadLoop:
 
     async def _run(self) -> None:
         while True:
-            while not self._inbox:
-                self._arrived.clear()
-                if not self._pass_pending:
+            if not self._inbox:
+                if self._pass_pending:
+                    # What has arrived (agents' lines, requests) posts its events first; if none
+                    # did, the pending pass runs now in a batch of no events: pacing keeps
+                    # passes from crowding out events, it never leaves the loop idle.
+                    await asyncio.sleep(0)
+                else:
+                    self._arrived.clear()
                     await self._arrived.wait()
-                    continue
-                delay = self._next_pass_at - time.perf_counter()
-                if delay <= 0:
-                    break  # a paced pass is due: a batch of no events runs it
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._arrived.wait(), delay)
             inbox = self._inbox
             items = [inbox.popleft() for _ in range(min(len(inbox), MAX_BATCH))]
             try:
@@ -192,7 +191,8 @@ class HeadLoop:
                 outcomes.append(error)
         pass_s = commit_s = None
         self._pass_pending = self._pass_pending or busy
-        if self._pass_pending and time.perf_counter() >= self._next_pass_at:
+        due = not items or time.perf_counter() >= self._next_pass_at
+        if self._pass_pending and due:
             started = time.perf_counter()
             commands.extend(self._schedule())
             pass_s = time.perf_counter() - started
