@@ -14,6 +14,10 @@ from hpcbatch.core.state import State
 SUCCESS_REASON = "Essential container in task exited"
 
 
+# Iterating an enum class is slow on 3.11 (~1 µs a member); this runs at every child's end.
+_UNFINISHED = tuple(s for s in JobStatus if s not in TERMINAL)
+
+
 def finish_job(
     state: State, job: Job, status: JobStatus, cause: str, now: int, reason: str
 ) -> None:
@@ -50,7 +54,7 @@ def fail_job(
 
 def _children_active(state: State, parent: Job) -> bool:
     counts = state.child_counts.get(parent.job_id)
-    return counts is not None and any(counts[s] for s in JobStatus if s not in TERMINAL)
+    return counts is not None and any(counts[s] for s in _UNFINISHED)
 
 
 def dependency_failed(failed: Job) -> str:
