@@ -21,6 +21,7 @@ from typing import Any
 from bench.head_memory import rss_mb
 from bench.rawhttp import RawClient
 from bench.simcluster import SimCluster
+from hpcbatch.head.config import HeadConfig
 
 
 def rows(db: Path) -> tuple[int, int]:
@@ -87,7 +88,7 @@ def main() -> None:
         # Bounded: past a retention plus a purge interval (and a margin), the rows of the
         # last third of the run are no more than those of the middle third's peak, give or take
         # what one purge interval of the stream adds.
-        purge_s = min(600.0, max(1.0, args.retention_s / 10))
+        purge_s = HeadConfig(retention_days=days).purge_every_s
         settled = [s for s in samples if s["t_s"] >= args.retention_s + purge_s + 10]
         third = len(settled) // 2
         early = max(s["job_docs"] for s in settled[: third or 1])
