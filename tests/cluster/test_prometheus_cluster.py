@@ -11,9 +11,11 @@ Everything is read through Prometheus' HTTP API, never from the head's /metrics 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -122,20 +124,38 @@ def test_cpu_used_grows_for_a_busy_job_and_not_for_a_sleeping_one(stack: Stack) 
     used = poll(counted, 20, f"{busy_node}'s busy CPU seconds in Prometheus")
     assert used[busy_node] < 3.5, used
     assert used[asleep_node] < 0.3, used
-    growth = "increase(hpcbatch_node_cpu_used_seconds_total[1m])"
+    # increase() needs a sample on each side of the growth inside its window. Two CI runs read
+    # 0.0 for every node over [1m] (once for 30 s on end): no sample from before the growth was
+    # left in the window. The window is now wider than the whole test; a timeout prints the raw
+    # samples and the scrape health that the window held.
+    growth = "increase(hpcbatch_node_cpu_used_seconds_total[5m])"
 
     def increased() -> dict[str, float] | None:
-        # increase() needs two samples in the window on each side of the growth: under load a
-        # CI run once read 0.0 for every node right after the series appeared; poll for it
         grew = seen[0] = prometheus.by_label(growth, "node")
         return grew if {busy_node, asleep_node} <= set(grew) and grew[busy_node] > 1.0 else None
 
     seen: list[dict[str, float]] = [{}]
     try:
-        grew = poll(increased, 30, f"{busy_node}'s increase() over a minute to pass 1 CPU second")
+        grew = poll(increased, 30, f"{busy_node}'s increase() over 5 minutes to pass 1 CPU second")
     except AssertionError as timed_out:
-        raise AssertionError(f"{timed_out}; increase() read {seen[0]}") from timed_out
+        held = {
+            e: changes(prometheus.query(e))
+            for e in (f'hpcbatch_node_cpu_used_seconds_total{{node="{busy_node}"}}[5m]', "up[5m]")
+        }
+        raise AssertionError(
+            f"{timed_out}; increase() read {seen[0]}; at {time.time():.1f} the window held "
+            f"(first sample, then each change, then the last, with their count) {held}"
+        ) from timed_out
     assert grew[asleep_node] < 0.3, grew
+
+
+def changes(matrix: list[dict[str, Any]]) -> tuple[int, list[tuple[float, str]]]:
+    """A range query's one series, short: its sample count and the samples where it changed."""
+    if not matrix:
+        return 0, []
+    values = [(float(t), v) for t, v in matrix[0]["values"]]
+    kept = [s for i, s in enumerate(values) if i == 0 or s[1] != values[i - 1][1]]
+    return len(values), kept + values[-1:]
 
 
 def queue_depth(prometheus: Prometheus) -> float:
