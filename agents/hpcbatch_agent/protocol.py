@@ -59,12 +59,13 @@ def encode(message: Mapping[str, Any]) -> bytes:
     return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def decode(line: bytes | str) -> Message:
-    """Parse one line into a message whose ``v`` and ``type`` are sound.
+def decode(line: bytes | str, loads: Callable[[bytes | str], Any] = json.loads) -> Message:
+    """Parse one line into a message whose ``v`` and ``type`` are sound; ``loads`` is a JSON
+    reader that reads what ``json.loads`` does (the head passes a faster one).
 
     Raises MessageError: fatal for another protocol version, non-fatal otherwise."""
     try:
-        message = json.loads(line)
+        message = loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MessageError(f"malformed message: not valid JSON ({exc})") from None
     if not isinstance(message, dict):

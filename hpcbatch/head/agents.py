@@ -24,7 +24,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -296,16 +296,42 @@ class AgentSession:
 
     def _flush_acks(self) -> None:
         ids, self._to_ack = self._to_ack, []
-        asyncio.get_running_loop().create_task(self._send(protocol.ack(ids)))
+        waiting = self._send_now(protocol.ack(ids))
+        if waiting is not None:
+            asyncio.get_running_loop().create_task(waiting)
 
     async def _send(self, message: dict[str, Any]) -> None:
+        waiting = self._send_now(message)
+        if waiting is not None:
+            await waiting
+
+    def _send_now(self, message: dict[str, Any]) -> Coroutine[Any, Any, None] | None:
+        """Sent at once where the link can (``AgentLink.send_now``); else a coroutine that
+        finishes the send. A failed send is logged, never raised: the agent's reconnect and
+        hello reconcile whatever it missed."""
         try:
-            await self.link.send(message)
+            waiting = self.link.send_now(message)
+        except (TransportError, OSError) as error:
+            log.warning("agent %s: send failed: %s", self.node, error)
+            return None
+        return None if waiting is None else self._finish_send(waiting)
+
+    async def _finish_send(self, waiting: Awaitable[None]) -> None:
+        try:
+            await waiting
         except (TransportError, OSError) as error:
             log.warning("agent %s: send failed: %s", self.node, error)
 
     async def launch(self, launches: list[LaunchAttempt], keys: LaunchKeys | None = None) -> None:
-        """One ``launch`` message; a gang's node carries its gang's ``launch_key``."""
+        waiting = self.launch_now(launches, keys)
+        if waiting is not None:
+            await waiting
+
+    def launch_now(
+        self, launches: list[LaunchAttempt], keys: LaunchKeys | None = None
+    ) -> Coroutine[Any, Any, None] | None:
+        """One ``launch`` message, sent at once where the link can (else a coroutine that
+        finishes it); a gang's node carries its gang's ``launch_key``."""
         specs: list[dict[str, Any]] = []
         for c in launches:
             spec: dict[str, Any] = dict(
@@ -324,7 +350,7 @@ class AgentSession:
             if c.gang_try is not None and keys is not None:
                 spec["launch_key"] = keys.key_for(c.gang_try)
             specs.append(spec)
-        await self._send(protocol.launch(specs))  # type: ignore[arg-type]
+        return self._send_now(protocol.launch(specs))  # type: ignore[arg-type]
 
     async def kill(self, command: KillAttempt) -> None:
         await self._send(protocol.kill(command.attempt_id, command.reason))

@@ -36,11 +36,13 @@ class Dispatcher:
                 launches[command.node].append(command)
             elif isinstance(command, KillAttempt):
                 await session.kill(command)
-        # One message per node, sent to every node at once: over SSH each send is a hop to
-        # that link's writer thread, and the loop waits for them before its next batch.
-        await asyncio.gather(
-            *(
-                self.sessions[node].launch(batch, self.launch_keys)
-                for node, batch in launches.items()
-            )
-        )
+        # One message per node. A local link takes it at once (no task per node: a thousand
+        # nodes' launches cost one pass over them); over SSH each send is a hop to that link's
+        # writer thread, all at once, and the loop waits for them before its next batch.
+        waiting = [
+            sending
+            for node, batch in launches.items()
+            if (sending := self.sessions[node].launch_now(batch, self.launch_keys)) is not None
+        ]
+        if waiting:
+            await asyncio.gather(*waiting)

@@ -12,6 +12,7 @@ Vocabulary:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 
@@ -20,6 +21,12 @@ class AgentLink(Protocol):
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send one head message. Raises hpcbatch.errors.TransportError if the link is gone."""
+        ...
+
+    def send_now(self, message: dict[str, Any]) -> Awaitable[None] | None:
+        """Send one head message without a task where the link can: None once it is on its
+        way, in order with every other send; else an awaitable that completes the send (the
+        caller awaits it or makes it a task). Raises TransportError as ``send`` does."""
         ...
 
     async def receive(self) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from hpcbatch import protocol
@@ -57,6 +57,9 @@ class MockAgentLink:
     # --- AgentLink --------------------------------------------------------------------------
 
     async def send(self, message: dict[str, Any]) -> None:
+        self.send_now(message)
+
+    def send_now(self, message: dict[str, Any]) -> Awaitable[None] | None:
         if self.closed:
             raise TransportError(f"agent on node {self.hello['node']['name']}: link closed")
         try:
@@ -77,6 +80,7 @@ class MockAgentLink:
             self.acked.extend(message["attempt_ids"])
         elif kind == "read_log":
             self._answer_read_log(message)
+        return None
 
     async def receive(self) -> dict[str, Any] | None:
         if self.closed and self._inbox.empty():

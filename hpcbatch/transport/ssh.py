@@ -37,6 +37,7 @@ import logging
 import secrets
 import shlex
 import socket
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from hpcbatch_agent.build import build_id
 
 from hpcbatch import protocol
 from hpcbatch.errors import TransportError
+from hpcbatch.protocol import wirejson
 from hpcbatch.transport.local import parse_agent_line
 from hpcbatch.transport.upgrade import connect_current
 from hpcbatch.transport.zipapp import agent_file_name, build_agent_zipapp
@@ -286,11 +288,14 @@ class SshAgentLink:
     async def send(self, message: dict[str, Any]) -> None:
         # Sent by a thread of its own: a send may wait (a full window, a peer gone quiet),
         # and the event loop must never.
-        data = protocol.encode(message)
+        data = wirejson.encode(message)
         try:
             await self._loop.run_in_executor(self._writer, self._channel.sendall, data)
         except (OSError, paramiko.SSHException, RuntimeError) as exc:
             raise TransportError(f"node {self.node_name}: connection lost: {exc}") from None
+
+    def send_now(self, message: dict[str, Any]) -> Awaitable[None] | None:
+        return self.send(message)  # always a hop to the writer thread
 
     async def receive(self) -> dict[str, Any] | None:
         line = await self._inbox.get()
