@@ -56,6 +56,15 @@ _DEFAULT_CONTAINER = {
 
 log = logging.getLogger("hpcbatch.head")
 
+# The collector's thresholds for a head (Python's are 700, 10, 10). After the freeze below, its
+# rule for a full collection (objects not yet fully checked reach a quarter of those that have
+# been) compares with the few objects made since start, so one ran every ~16th middle one and
+# walked every job made since: 38 walks of ~150 ms (loop stalls) in a 100,000-job dispatch on
+# 1,000 nodes, 30 % of the head's CPU. One in 100 middle collections, and a young generation of
+# 10,000 (a batch's events, dicts and futures die in it): GC 7 s -> 1.2 s of that run, 4,465 ->
+# 5,807 jobs/s (docs/benchmarks.md, "Issue 15, fourth step").
+GC_THRESHOLDS = (10_000, 10, 100)
+
 
 class Head:
     def __init__(self, config: HeadConfig, metrics: HeadMetrics | None = None) -> None:
@@ -67,6 +76,7 @@ class Head:
         # What was loaded lives as long as the head: the collector's full passes need not walk
         # it again (with a million jobs loaded, each would stall the loop and the reads).
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         self.head_id = self.store.get_meta("head_id") or str(uuid.uuid4())
         self.dispatcher = Dispatcher(LaunchKeys.in_dir(config.data_dir))
         self.loop = HeadLoop(
