@@ -18,7 +18,9 @@ setup_env '.[test]' \
   'command -v vagrant:vagrant' \
   'dpkg -s vagrant-libvirt:vagrant-libvirt' \
   'command -v systemd-analyze:systemd' \
-  'command -v openssl:openssl'
+  'command -v openssl:openssl' \
+  'command -v slurmctld:slurm-wlm' \
+  'command -v munged:munge'
 
 .venv/bin/ruff check hpcbatch agents tests bench
 .venv/bin/mypy --strict hpcbatch/core

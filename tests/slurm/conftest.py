@@ -1,0 +1,26 @@
+"""One real Slurm cluster (4 dev hosts, no accounting) for the whole test session.
+
+Multi-host tests need root for network namespaces: under CI=true they must run, never skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.cluster.conftest import dev_cluster
+from tests.head.headproc import free_port
+from tests.slurm.slurmcluster import SlurmCluster, require_slurm
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    require_slurm()
+    tmp = tmp_path_factory.mktemp("slurm")
+    with dev_cluster(tmp, 4) as cluster:
+        started = SlurmCluster.start(cluster, tmp / "slurm", free_port(), free_port())
+        try:
+            yield started
+        finally:
+            started.stop()
