@@ -1,7 +1,7 @@
 """Slurm's command-line tools, as the SLURM compute environment drives them (standard library).
 
 Every site's Slurm has its CLI, whatever its version; pyslurm matches one version only
-(../docs/slurm.md). Each call runs one command through a ``Run`` (a local subprocess here; the
+(docs/slurm.md). Each call runs one command through a ``Run`` (a local subprocess here; the
 same argv over SSH to a login node) and parses what Slurm 22.05 prints:
 
     sbatch --parsable        the new job's id (``123`` or ``123;cluster``)
