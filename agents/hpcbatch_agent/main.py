@@ -26,9 +26,10 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
-from . import keeper, launchclient, protocol
+from . import keeper, launchclient, protocol, slurmcli
 from .bootstrap import isolated_command, package_root
 from .build import build_id
 from .capacity import detect_node, select_gpus
@@ -38,8 +39,11 @@ from .gpudevices import V2Filter, known_minors, plan_here, read_driver_minors, s
 from .gpupoll import DEFAULT_POLL_S, POLL_VAR, GpuPoller, poll_wanted
 from .gpus import detect_gpus
 from .procfs import stat_fields
+from .runner import Runner
 from .server import AgentServer
-from .spool import DURABILITIES
+from .slurmbridge import DEFAULT_SLURM_POLL_S, SlurmBridge, bridge_env, bridge_node
+from .slurmscript import Target
+from .spool import DURABILITIES, Spool
 from .statedir import StateDirError, open_private, prepare_state_dir
 from .unixsock import connect, is_listening
 
@@ -141,6 +145,26 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         "--launch-address", default="0.0.0.0", help="address the launch server binds to"
     )
     parser.add_argument("--no-launch", action="store_true", help="run no launch server")
+    parser.add_argument(
+        "--slurm",
+        action="store_true",
+        help="be a SLURM bridge: run each attempt as a Slurm job (sbatch) instead of here; "
+        "--vcpus is then the cap on attempts' vCPUs in Slurm at once (docs/slurm.md)",
+    )
+    parser.add_argument(
+        "--slurm-partition",
+        action="append",
+        default=[],
+        help="a partition the bridge's jobs may go to (repeatable; none: Slurm's default)",
+    )
+    parser.add_argument("--slurm-account", help="the Slurm account of the bridge's jobs (-A)")
+    parser.add_argument("--slurm-qos", help="the Slurm QOS of the bridge's jobs (-q)")
+    parser.add_argument(
+        "--slurm-poll-s",
+        type=_poll_seconds,
+        default=DEFAULT_SLURM_POLL_S,
+        help=f"read Slurm's queue this often while jobs are in it (default {DEFAULT_SLURM_POLL_S:g})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,6 +216,14 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
     if args.nvidia_smi is not None:
         argv += ["--nvidia-smi", args.nvidia_smi]
     argv += ["--gpu-poll-s", repr(args.gpu_poll_s)]
+    if args.slurm:
+        argv += ["--slurm", "--slurm-poll-s", repr(args.slurm_poll_s)]
+        for partition in args.slurm_partition:
+            argv += ["--slurm-partition", partition]
+        if args.slurm_account:
+            argv += ["--slurm-account", args.slurm_account]
+        if args.slurm_qos:
+            argv += ["--slurm-qos", args.slurm_qos]
     return argv
 
 
@@ -296,6 +328,41 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
     os.chdir(state_dir)  # hold no arbitrary directory busy
     pidfile = state_dir / "agent.pid"
     _write_pidfile(pidfile)
+    if args.slurm:
+        server = _slurm_server(args, state_dir, build)
+    else:
+        server = _job_server(args, state_dir, build)
+    try:
+        server.serve_forever()
+    finally:
+        for path in (state_dir / "agent.sock", pidfile):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        os.close(lock_fd)
+    return 0
+
+
+def _slurm_server(args: argparse.Namespace, state_dir: Path, build: str) -> AgentServer:
+    """A SLURM bridge (slurmbridge.py): its node is the cap on what it has in Slurm."""
+    run = slurmcli.local(bridge_env(os.environ))
+    target = Target(tuple(args.slurm_partition), args.slurm_account, args.slurm_qos)
+    node = bridge_node(args.node_name, args.vcpus, args.memory_mib, target, run)
+
+    def bridge(spool: Spool, emit: Callable[[protocol.AttemptUpdate], None]) -> SlurmBridge:
+        return SlurmBridge(state_dir, spool, emit, target, run, args.slurm_poll_s)
+
+    return AgentServer(
+        state_dir,
+        node,
+        heartbeat_s=args.heartbeat_s,
+        durability=args.durability,
+        build=build,
+        bridge=bridge,
+    )
+
+
+def _job_server(args: argparse.Namespace, state_dir: Path, build: str) -> AgentServer:
+    """An agent whose jobs run on this host."""
     detection = detect_gpus(binary=args.nvidia_smi)
     known = known_minors(detection.gpus, read_driver_minors(), args.gpus)
     planned = plan_here(known, not args.no_cgroups)
@@ -339,16 +406,10 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
         gpu_poller=poller,
         build=build,
     )
+    assert isinstance(server.runner, Runner)
     server.runner.launcher = launchclient.client_command(sys.executable, _self_path())
     server.runner.prep.devices = devices
-    try:
-        server.serve_forever()
-    finally:
-        for path in (state_dir / "agent.sock", pidfile):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        os.close(lock_fd)
-    return 0
+    return server
 
 
 def bind_launch(address: str, port: int) -> socket.socket:

@@ -8,7 +8,8 @@ Vocabulary:
     attempt   one execution of one job on one node, named by an opaque ``attempt_id``
               chosen by the head (it may contain ':', '#', '/').
     update    the state of an attempt as the agent last saw it: RUNNING, EXITED or
-              FAILED_TO_START, with pid, times (epoch milliseconds) and result.
+              FAILED_TO_START, with pid, times (epoch milliseconds) and result; or, from a
+              SLURM bridge, QUEUED (waiting in Slurm's queue, the reason in Slurm's words).
     node      what the agent offers: vCPUs, memory, GPUs, cgroup support, host name.
     GPU id    how a GPU is named across the wire (``gpu_id``): its UUID as nvidia-smi prints
               it (``GPU-...``, ``MIG-...``) where known, else its index as a decimal string.
@@ -33,6 +34,7 @@ from .wiretypes import (
     EXITED,
     FAILED_TO_START,
     PROTOCOL_VERSION,
+    QUEUED,
     RUNNING,
     TIMEOUT_REASON,
     AttemptSpec,
@@ -498,13 +500,27 @@ def is_final(update: Mapping[str, Any]) -> bool:
 
 
 def coalesce(updates: list[AttemptUpdate]) -> list[AttemptUpdate]:
-    """The updates without each RUNNING that a final update of the same attempt follows:
-    that one carries the pid and start time too, so a job that starts and ends between two
-    reports (the usual short job under load) costs one update, not two."""
-    ended = {u["attempt_id"] for u in updates if u["state"] != RUNNING}
-    if not ended:
+    """The updates without those a later update of the same attempt supersedes: a RUNNING
+    that a final update follows (that one carries the pid and start time too, so a job that
+    starts and ends between two reports, the usual short job under load, costs one update,
+    not two), and a QUEUED that any later update follows."""
+    last: dict[str, int] = {}
+    ended: set[str] = set()
+    for index, update in enumerate(updates):
+        last[update["attempt_id"]] = index
+        if update["state"] in (EXITED, FAILED_TO_START):
+            ended.add(update["attempt_id"])
+    if len(last) == len(updates) and not ended:
         return updates
-    return [u for u in updates if u["state"] != RUNNING or u["attempt_id"] not in ended]
+    kept = []
+    for index, update in enumerate(updates):
+        state, attempt_id = update["state"], update["attempt_id"]
+        if state == RUNNING and attempt_id in ended:
+            continue
+        if state == QUEUED and last[attempt_id] != index:
+            continue
+        kept.append(update)
+    return kept
 
 
 __all__ = [
@@ -518,6 +534,7 @@ __all__ = [
     "GPU_ISOLATIONS",
     "HEAD_MESSAGES",
     "PROTOCOL_VERSION",
+    "QUEUED",
     "RUNNING",
     "TIMEOUT_REASON",
     "UPDATE_FIELDS",

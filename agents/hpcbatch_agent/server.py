@@ -24,6 +24,7 @@ import selectors
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,8 @@ from .jobs import find_jobs
 from .launchserver import LaunchServer
 from .logs import read_chunk
 from .runner import ADOPTED_POLL_S, Runner, now_ms
-from .spool import Spool, safe_name
+from .slurmbridge import SlurmBridge
+from .spool import Spool
 from .unixsock import bind_listener, peer_refusal
 
 MAX_LINE = 256 * 1024 * 1024
@@ -68,7 +70,10 @@ class AgentServer:
         launch_listener: socket.socket | None = None,
         gpu_poller: GpuPoller | None = None,
         build: str | None = None,
+        bridge: Callable[[Spool, Callable[[p.AttemptUpdate], None]], SlurmBridge] | None = None,
     ) -> None:
+        """``bridge``: makes the SLURM bridge that takes the runner's place (slurmbridge.py),
+        from the spool and the update sink; None: jobs run here."""
         self.state_dir = state_dir
         self.node = node
         self.build = build  # this agent's build id (build.py), reported in every hello
@@ -76,15 +81,23 @@ class AgentServer:
         self.selector = selectors.DefaultSelector()
         self.spool = Spool(state_dir / "spool", durability)
         self.pending: list[p.AttemptUpdate] = []
-        self.runner = Runner(
-            state_dir, self.spool, self.selector, self._emit, kill_grace_s, cgroups, node["name"]
-        )
-        # The MPI launch port (launchserver.py), served in this same loop.
-        self.launches = (
-            LaunchServer(launch_listener, self.selector, self.runner)
-            if launch_listener is not None
-            else None
-        )
+        self.runner: Runner | SlurmBridge
+        self.launches: LaunchServer | None = None
+        if bridge is not None:
+            self.runner = bridge(self.spool, self._emit)
+        else:
+            self.runner = Runner(
+                state_dir,
+                self.spool,
+                self.selector,
+                self._emit,
+                kill_grace_s,
+                cgroups,
+                node["name"],
+            )
+            # The MPI launch port (launchserver.py), served in this same loop.
+            if launch_listener is not None:
+                self.launches = LaunchServer(launch_listener, self.selector, self.runner)
         # GPU re-detection (gpupoll.py): its nvidia-smi is a child this loop reaps.
         self.gpu_poller = gpu_poller
         if gpu_poller is not None:
@@ -177,7 +190,7 @@ class AgentServer:
                 self._accept()
             elif kind == "conn":
                 self._on_conn_event(obj, mask)
-            elif kind == "pidfd":
+            elif kind == "pidfd" and isinstance(self.runner, Runner):
                 self.runner.on_pidfd(obj)
             elif kind == "launch" and self.launches is not None:
                 self.launches.on_event(obj, mask)
@@ -452,7 +465,7 @@ class AgentServer:
         problem = p.read_log_problem(message)
         if problem is not None:
             return p.log_data(message["req"], attempt_id, "", 0, True, error=f"read_log: {problem}")
-        path = str(self.runner.logs_dir / f"{safe_name(attempt_id)}.log")
+        path = self.runner.log_path(attempt_id)
         known = attempt_id in self.spool.records
         if not known and not os.path.exists(path):  # acked attempts keep their logs
             return p.log_data(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 Run = Callable[[Sequence[str], str | None], tuple[int, str, str]]
 
 # squeue's fields, name last: a job name may hold the separator, a state or a time may not
-SQUEUE_FORMAT = "%i|%T|%r|%S|%N|%j"
+SQUEUE_FORMAT = "%i|%T|%r|%S|%N|%P|%j"
 ACTIVE_STATES = frozenset(
     {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "RESIZING",
      "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
@@ -54,6 +54,7 @@ class SlurmJob:
     reason: str  # why it waits (or why it ended): Resources, Priority, NonZeroExitCode, None
     nodes: str  # Slurm's node list ("h[1-2]"), "" before it runs
     started_at_ms: int | None  # None before it starts
+    partition: str = ""  # where it is queued or runs
     ended_at_ms: int | None = None  # scontrol only
     exit_code: int | None = None  # scontrol only, once ended: the batch script's status
     signal: int | None = None  # scontrol only: the signal that ended it, if one did
@@ -111,9 +112,9 @@ def squeue(run: Run, options: Sequence[str] = ()) -> list[SlurmJob]:
 
 
 def parse_squeue_line(line: str) -> SlurmJob:
-    slurm_id, state, reason, start, nodes, name = line.rstrip("\n").split("|", 5)
+    slurm_id, state, reason, start, nodes, partition, name = line.rstrip("\n").split("|", 6)
     started = parse_time(start) if state not in ("PENDING", "CONFIGURING") else None
-    return SlurmJob(slurm_id, name, state, reason, nodes, started)
+    return SlurmJob(slurm_id, name, state, reason, nodes, started, partition)
 
 
 def show_job(run: Run, slurm_id: str) -> list[SlurmJob]:
@@ -125,6 +126,12 @@ def show_job(run: Run, slurm_id: str) -> list[SlurmJob]:
             return []
         raise
     return [parse_scontrol_line(line) for line in out.splitlines() if line.strip()]
+
+
+def show_jobs(run: Run) -> list[SlurmJob]:
+    """Every job and task Slurm remembers (``scontrol show job -o``, no id)."""
+    out = _call(run, ["scontrol", "show", "job", "-o"])
+    return [parse_scontrol_line(line) for line in out.splitlines() if "JobId=" in line]
 
 
 def parse_scontrol_line(line: str) -> SlurmJob:
@@ -146,12 +153,17 @@ def parse_scontrol_line(line: str) -> SlurmJob:
         name=fields.get("JobName", ""),
         state=state,
         reason=fields.get("Reason", ""),
-        nodes=fields.get("NodeList", ""),
+        nodes=_null(fields.get("NodeList", "")),
         started_at_ms=started,
+        partition=fields.get("Partition", ""),
         ended_at_ms=ended,
         exit_code=exit_code,
         signal=signal,
     )
+
+
+def _null(text: str) -> str:
+    return "" if text == "(null)" else text
 
 
 def scontrol_fields(line: str) -> dict[str, str]:
@@ -174,6 +186,32 @@ def parse_time(text: str) -> int | None:
         return int(time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S")) * 1000)
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class SlurmNode:
+    name: str
+    state: str  # sinfo's long state: idle, mixed, allocated, down*, drained...
+    cpus: int
+    memory_mib: int
+    partition: str  # "batch*": the star marks the default partition
+
+
+def sinfo_nodes(run: Run, partitions: Sequence[str] = ()) -> list[SlurmNode]:
+    """The nodes of ``partitions`` (all: none given), each once."""
+    options = ["-p", ",".join(partitions)] if partitions else []
+    out = _call(run, ["sinfo", "-h", "-N", "-o", "%N|%T|%c|%m|%P", *options])
+    nodes: dict[str, SlurmNode] = {}
+    for line in out.splitlines():
+        name, state, cpus, memory, partition = (line.split("|") + [""] * 5)[:5]
+        if name and name not in nodes:
+            nodes[name] = SlurmNode(name, state, _int(cpus), _int(memory), partition)
+    return list(nodes.values())
+
+
+def _int(text: str) -> int:
+    digits = text.strip().rstrip("+")
+    return int(digits) if digits.isdigit() else 0
 
 
 def scancel(run: Run, slurm_id: str) -> None:

@@ -14,7 +14,10 @@ AGENT_VERSION = "0.1.0"
 RUNNING = "RUNNING"
 EXITED = "EXITED"
 FAILED_TO_START = "FAILED_TO_START"
-ATTEMPT_STATES = (RUNNING, EXITED, FAILED_TO_START)
+# handed to another scheduler (a SLURM compute environment's bridge) and waiting there; the
+# update's reason says why, in that scheduler's words
+QUEUED = "QUEUED"
+ATTEMPT_STATES = (RUNNING, EXITED, FAILED_TO_START, QUEUED)
 
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
 

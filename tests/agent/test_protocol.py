@@ -176,6 +176,16 @@ def test_coalesce_drops_a_running_that_its_end_follows_and_keeps_the_rest() -> N
     assert p.coalesce([started, other]) == [started, other]
 
 
+def test_coalesce_keeps_only_the_last_queued_and_never_drops_a_running_for_it() -> None:
+    submitted = p.attempt_update("a", p.QUEUED, "/l/a", reason="submitted to Slurm as job 4")
+    waiting = p.attempt_update("a", p.QUEUED, "/l/a", reason="waiting in Slurm partition b")
+    started = p.attempt_update("a", p.RUNNING, "/l/a", started_at_ms=1)
+    other = p.attempt_update("b", p.QUEUED, "/l/b", reason="submitted to Slurm as job 5")
+    assert p.coalesce([submitted, other, waiting]) == [other, waiting]
+    assert p.coalesce([submitted, waiting, started]) == [started]
+    p.check_agent_message(p.updates([waiting]))  # a QUEUED update is well formed
+
+
 # --- GPUs: ids, the launch's gpus, the hello's isolation, the gpus message ----------------------
 
 H200 = "GPU-16794395-2c4e-8a1f-b6d3-5e0f9a7c1b24"

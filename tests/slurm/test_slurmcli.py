@@ -128,11 +128,12 @@ def test_a_signal_and_a_pending_line() -> None:
         "JobId=9 JobName=x JobState=FAILED ExitCode=0:9 StartTime=N/A"
     )
     assert (killed.exit_code, killed.signal, killed.started_at_ms) == (0, 9, None)
-    pending = slurmcli.parse_squeue_line("2|PENDING|Priority|N/A||hb|b\n")
-    assert (pending.slurm_id, pending.state, pending.reason, pending.name) == (
+    pending = slurmcli.parse_squeue_line("2|PENDING|Priority|N/A||batch|hb|b\n")
+    assert (pending.slurm_id, pending.state, pending.reason, pending.partition, pending.name) == (
         "2",
         "PENDING",
         "Priority",
+        "batch",
         "hb|b",
     )
     assert pending.active and pending.started_at_ms is None

@@ -1,0 +1,468 @@
+"""The SLURM bridge: an agent whose attempts run as Slurm jobs (docs/slurm.md). It takes the
+runner's place in the agent's loop (server.py): the head sends it launches, kills and acks as
+to any agent and hears back the same updates, so queues, retries, dependencies and
+explanations work unchanged in front of Slurm.
+
+Vocabulary:
+    submit     one ``sbatch`` per attempt (slurmscript.py), its intent journaled first and
+               its Slurm id journaled as the attempt's start record once sbatch answers.
+               A refusal (a partition that does not exist, an account or QOS Slurm refuses,
+               sbatch missing) fails the attempt to start with Slurm's own words.
+    queued     submitted, not yet running: reported as QUEUED with Slurm's pending reason
+               (``waiting in Slurm partition batch: Priority``), again when it changes.
+    poll       every ``poll_s`` while anything is in flight: one ``squeue`` for all jobs;
+               a job it lists as running is reported RUNNING (Slurm's StartTime); a job it no
+               longer lists has ended, and ``scontrol show job`` says how (state, exit code,
+               times) while Slurm remembers it (``MinJobAge``).
+    outcome    COMPLETED/FAILED: the script's exit status or signal; TIMEOUT: the timeout
+               reason; NODE_FAIL: ``Host lost`` (the head retries it as a host loss);
+               OUT_OF_MEMORY: the OOM reason; CANCELLED by hpcbatch: the kill's reason, by
+               anyone else: said so; forgotten by Slurm: lost.
+    kill       ``scancel`` (a pending job leaves the queue, a running one is signalled);
+               resent each poll until Slurm takes it. A timeout is hpcbatch's own: the
+               bridge cancels a job once its start plus timeout is due; ``--time`` is only
+               the backstop.
+    recovery   at start, the spool's attempts in flight are tracked again by their Slurm
+               id; one whose submission was interrupted (an intent without an id) is looked
+               for by its job name in squeue and in ``scontrol show job``: found, it is
+               tracked; not found, it was never submitted and fails to start.
+
+Standard library only: the bridge may run on a login node with a bare Python.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import protocol as p
+from . import slurmcli
+from .agentlog import log
+from .cgroups import OOM_REASON
+from .forkexec import LOG_FLAGS, LOG_MODE
+from .runner import now_ms
+from .slurmcli import SlurmError, SlurmJob
+from .slurmscript import Target, attempt_of, batch_script, sbatch_options
+from .spool import Spool, safe_name
+
+DEFAULT_SLURM_POLL_S = 1.0
+# what sbatch (and so every job, which inherits sbatch's environment) gets of the bridge's own
+ENV_KEPT = ("PATH", "HOME", "LANG", "USER", "SHELL", "SLURM_CONF")
+NO_MEMORY_MIB = 1 << 20  # Slurm did not say: its nodes' memory is Slurm's to check
+SOON_MS = 100  # after a submit or a cancel, look at Slurm again this soon
+UNRESOLVED_REASON = "the bridge restarted while submitting it; looking for its Slurm job by name"
+NEVER_SUBMITTED_REASON = (
+    "lost: the bridge stopped while submitting the job, and Slurm has no job of its name"
+)
+
+
+@dataclass
+class Tracked:
+    """An attempt in Slurm (queued or running)."""
+
+    attempt_id: str
+    slurm_id: str
+    log_path: str
+    timeout_s: int | None
+    started_ms: int | None = None
+    reason: str | None = None  # the queued reason last reported
+    kill_reason: str | None = None
+    cancelled: bool = False  # scancel taken by Slurm
+
+
+class _NoMeter:
+    """The CPU seconds of a bridge's jobs are Slurm's to count (sacct): none in heartbeats."""
+
+    def seconds(self) -> float | None:
+        return None
+
+
+class SlurmBridge:
+    def __init__(
+        self,
+        state_dir: Path,
+        spool: Spool,
+        emit: Callable[[p.AttemptUpdate], None],
+        target: Target,
+        run: slurmcli.Run,
+        poll_s: float = DEFAULT_SLURM_POLL_S,
+    ) -> None:
+        self.spool = spool
+        self.emit = emit
+        self.target = target
+        self.run = run
+        self.poll_ms = max(1, int(poll_s * 1000))
+        self.logs_dir = state_dir / "logs"
+        self.work_dir = state_dir / "work"
+        for directory in (self.logs_dir, self.work_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.running: dict[str, Tracked] = {}
+        self.unresolved: set[str] = set()  # intents without a Slurm id (recovery)
+        self.polled: set[str] = set()  # the runner's adopted-job polling: none here
+        self.cpu = _NoMeter()
+        self.on_other_child: Callable[[int, int], None] | None = None
+        self.trouble: str | None = None  # why the last poll could not read Slurm
+        self._next_poll_ms = 0
+
+    # --- reporting --------------------------------------------------------------------------
+
+    def log_path(self, attempt_id: str) -> str:
+        return str(self.logs_dir / f"{safe_name(attempt_id)}.log")
+
+    def _work_path(self, attempt_id: str) -> str:
+        return str(self.work_dir / safe_name(attempt_id))
+
+    def current_update(self, attempt_id: str) -> p.AttemptUpdate | None:
+        record = self.spool.records.get(attempt_id)
+        if record is None:
+            return None
+        if record.get("result") is not None:
+            result: p.AttemptUpdate = record["result"]
+            return result
+        tracked = self.running.get(attempt_id)
+        if tracked is not None and tracked.started_ms is not None:
+            return p.attempt_update(
+                attempt_id, p.RUNNING, tracked.log_path, started_at_ms=tracked.started_ms
+            )
+        if tracked is not None:
+            reason = tracked.reason or f"submitted to Slurm as job {tracked.slurm_id}"
+        else:
+            reason = UNRESOLVED_REASON
+        return p.attempt_update(attempt_id, p.QUEUED, record["log_path"], reason=reason)
+
+    def all_updates(self) -> list[p.AttemptUpdate]:
+        found = (self.current_update(aid) for aid in list(self.spool.records))
+        return [update for update in found if update is not None]
+
+    # --- submitting -------------------------------------------------------------------------
+
+    def launch_batch(self, specs: Iterable[p.AttemptSpec]) -> None:
+        batch: list[p.AttemptSpec] = []
+        for spec in specs:
+            attempt_id = spec["attempt_id"]
+            known = self.current_update(attempt_id)
+            if known is not None:  # a re-sent launch: report, never submit twice
+                self.emit(known)
+            elif all(other["attempt_id"] != attempt_id for other in batch):
+                batch.append(spec)
+        if not batch:
+            return
+        for spec in batch:
+            work = spec["cwd"] or self._work_path(spec["attempt_id"])
+            self.spool.record_intent(spec["attempt_id"], self.log_path(spec["attempt_id"]), work)
+        self.spool.flush()  # an interrupted submission is found by name, never made twice
+        for spec in batch:
+            self._submit(spec)
+        self.spool.flush()
+        self._poll_soon()
+
+    def _submit(self, spec: p.AttemptSpec) -> None:
+        attempt_id, log_path = spec["attempt_id"], self.log_path(spec["attempt_id"])
+        work = spec["cwd"]
+        try:
+            if work is None:
+                work = self._work_path(attempt_id)
+                os.makedirs(work, mode=0o700, exist_ok=True)
+            options = sbatch_options(spec, self.target, log_path, work)
+            slurm_id = slurmcli.sbatch(self.run, batch_script(spec), options)
+        except SlurmError as error:
+            reason = f"CannotStartContainerError: Slurm refused the job: {error.message}"
+            self.fail_to_start(attempt_id, log_path, reason)
+            return
+        except OSError as error:
+            reason = f"CannotStartContainerError: cannot make its work directory: {error}"
+            self.fail_to_start(attempt_id, log_path, reason)
+            return
+        tracked = Tracked(attempt_id, slurm_id, log_path, spec["timeout_s"])
+        self._journal(tracked, work)
+        self.running[attempt_id] = tracked
+        self.emit(self._queued(tracked, f"submitted to Slurm as job {slurm_id}"))
+
+    def _journal(self, tracked: Tracked, work_dir: str | None) -> None:
+        record: dict[str, Any] = {
+            "attempt_id": tracked.attempt_id,
+            "pid": None,
+            "slurm_id": tracked.slurm_id,
+            "log_path": tracked.log_path,
+            "work_dir": work_dir,
+            "timeout_s": tracked.timeout_s,
+            "started_at_ms": tracked.started_ms,
+            "kill_reason": tracked.kill_reason,
+        }
+        self.spool.record_start(record)
+
+    def _queued(self, tracked: Tracked, reason: str) -> p.AttemptUpdate:
+        tracked.reason = reason
+        return p.attempt_update(tracked.attempt_id, p.QUEUED, tracked.log_path, reason=reason)
+
+    def fail_to_start(self, attempt_id: str, log_path: str, reason: str) -> None:
+        """FAILED_TO_START; the reason also goes to the attempt's log (never via a symlink)."""
+        try:
+            with open(os.open(log_path, LOG_FLAGS, LOG_MODE), "a", encoding="utf-8") as out:
+                out.write(reason + "\n")
+        except OSError:
+            pass
+        self.running.pop(attempt_id, None)
+        self.unresolved.discard(attempt_id)
+        result = p.attempt_update(
+            attempt_id, p.FAILED_TO_START, log_path, stopped_at_ms=now_ms(), reason=reason
+        )
+        self.spool.record_end(result)
+        self.emit(result)
+
+    # --- killing and timers -----------------------------------------------------------------
+
+    def kill(self, attempt_id: str, reason: str) -> None:
+        tracked = self.running.get(attempt_id)
+        if tracked is None or tracked.kill_reason is not None:
+            return  # unknown, finished, or already being cancelled
+        tracked.kill_reason = reason
+        self.spool.record_kill(attempt_id, reason)
+        self._cancel(tracked)
+
+    def kill_all(self, reason: str) -> None:
+        for attempt_id in list(self.running):
+            self.kill(attempt_id, reason)
+
+    def _cancel(self, tracked: Tracked) -> None:
+        try:
+            slurmcli.scancel(self.run, tracked.slurm_id)
+        except SlurmError as error:  # tried again at the next poll
+            log(f"scancel {tracked.slurm_id} ({tracked.attempt_id}): {error.message}")
+            return
+        tracked.cancelled = True
+        self._poll_soon()
+
+    def _poll_soon(self) -> None:
+        """The next poll in ``SOON_MS`` at the latest, not in this same turn: what Slurm was
+        just told shows there a moment later."""
+        now = now_ms()
+        if not now < self._next_poll_ms <= now + SOON_MS:
+            self._next_poll_ms = now + SOON_MS
+
+    def next_timer_ms(self) -> int | None:
+        if not self.running and not self.unresolved:
+            return None
+        dues = [self._next_poll_ms]
+        dues += [due for t in self.running.values() if (due := _timeout_due(t)) is not None]
+        return min(dues)
+
+    def run_timers(self) -> None:
+        now = now_ms()
+        for tracked in list(self.running.values()):
+            due = _timeout_due(tracked)
+            if due is not None and now >= due:
+                self.kill(tracked.attempt_id, p.TIMEOUT_REASON)
+        if (self.running or self.unresolved) and now >= self._next_poll_ms:
+            self._next_poll_ms = now + self.poll_ms
+            self.poll()
+
+    # --- polling ----------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        try:
+            queue = {job.slurm_id: job for job in slurmcli.squeue(self.run)}
+        except SlurmError as error:
+            self._troubled(error.message)
+            return
+        self._troubled(None)
+        if self.unresolved:
+            self._resolve(queue)
+        for tracked in list(self.running.values()):
+            if tracked.kill_reason is not None and not tracked.cancelled:
+                self._cancel(tracked)
+            job = queue.get(tracked.slurm_id)
+            if job is not None and job.active:
+                self._seen(tracked, job)
+            else:
+                self._ended(tracked)
+
+    def _troubled(self, message: str | None) -> None:
+        if message != self.trouble:
+            log(f"Slurm: {message}" if message is not None else "Slurm answers again")
+        self.trouble = message
+
+    def _seen(self, tracked: Tracked, job: SlurmJob) -> None:
+        if job.started_at_ms is None:
+            said = f": {job.reason}" if job.reason not in ("", "None") else ""
+            reason = f"waiting in Slurm partition {job.partition}{said}"
+            if reason != tracked.reason:
+                self.emit(self._queued(tracked, reason))
+        elif tracked.started_ms is None:
+            self._started(tracked, job.started_at_ms)
+
+    def _started(self, tracked: Tracked, started_ms: int) -> None:
+        tracked.started_ms = started_ms
+        record = self.spool.records.get(tracked.attempt_id, {})
+        self._journal(tracked, record.get("work_dir"))
+        update = p.attempt_update(
+            tracked.attempt_id, p.RUNNING, tracked.log_path, started_at_ms=started_ms
+        )
+        self.emit(update)
+
+    def _ended(self, tracked: Tracked) -> None:
+        try:
+            remembered = slurmcli.show_job(self.run, tracked.slurm_id)
+        except SlurmError as error:
+            self._troubled(error.message)
+            return
+        if remembered and remembered[0].active:
+            return  # it changed between the two reads: the next poll sees it
+        job = remembered[0] if remembered else None
+        # a job cancelled while pending gets a StartTime too (its end): only one given nodes ran
+        ran = job is not None and job.nodes != ""
+        started = tracked.started_ms or (job.started_at_ms if ran and job is not None else None)
+        exit_code, signum, reason = outcome(job, tracked)
+        result = p.attempt_update(
+            tracked.attempt_id,
+            p.EXITED,
+            tracked.log_path,
+            started_at_ms=started,
+            stopped_at_ms=(job.ended_at_ms if job is not None else None) or now_ms(),
+            exit_code=exit_code,
+            signal=signum,
+            reason=reason,
+        )
+        del self.running[tracked.attempt_id]
+        self.spool.record_end(result)
+        self.emit(result)
+
+    # --- acks and recovery ------------------------------------------------------------------
+
+    def ack(self, attempt_ids: Iterable[str]) -> None:
+        for attempt_id in attempt_ids:
+            record = self.spool.records.get(attempt_id)
+            if record is None or record.get("result") is None:
+                continue
+            if record.get("work_dir") == self._work_path(attempt_id):
+                shutil.rmtree(record["work_dir"], ignore_errors=True)
+            self.spool.record_ack(attempt_id)
+
+    def recover(self) -> None:
+        for attempt_id, record in self.spool.records.items():
+            if record.get("result") is not None:
+                continue
+            if record.get("slurm_id"):
+                self.running[attempt_id] = Tracked(
+                    attempt_id,
+                    record["slurm_id"],
+                    record["log_path"],
+                    record.get("timeout_s"),
+                    record.get("started_at_ms"),
+                    kill_reason=record.get("kill_reason"),
+                )
+            else:
+                self.unresolved.add(attempt_id)
+        if self.running or self.unresolved:
+            log(f"tracking {len(self.running)} Slurm job(s) again, {len(self.unresolved)} to find")
+
+    def _resolve(self, queue: dict[str, SlurmJob]) -> None:
+        """Interrupted submissions, by job name: in the queue, else in what Slurm remembers."""
+        named = {attempt_of(job.name): job for job in queue.values()}
+        if not self.unresolved <= named.keys():
+            try:
+                named.update({attempt_of(j.name): j for j in slurmcli.show_jobs(self.run)})
+            except SlurmError as error:
+                self._troubled(error.message)
+                return
+        for attempt_id in sorted(self.unresolved):
+            self.unresolved.discard(attempt_id)
+            record = self.spool.records[attempt_id]
+            job = named.get(attempt_id)
+            if job is None:
+                self.fail_to_start(attempt_id, record["log_path"], NEVER_SUBMITTED_REASON)
+                continue
+            tracked = Tracked(attempt_id, job.slurm_id, record["log_path"], None)
+            self._journal(tracked, record.get("work_dir"))
+            self.running[attempt_id] = tracked
+            log(f"attempt {attempt_id!r}: found as Slurm job {job.slurm_id}")
+
+    # --- what the runner does that a bridge has no need of ----------------------------------
+
+    def reap_children(self) -> None:
+        pass
+
+    def poll_adopted(self) -> None:
+        pass
+
+    def sweep_stale_cgroups(self) -> None:
+        pass
+
+    def remove_stale_reaped(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def bridge_env(environ: Mapping[str, str]) -> dict[str, str]:
+    env = {name: environ[name] for name in ENV_KEPT if name in environ}
+    env.setdefault("PATH", os.defpath)
+    return env
+
+
+def bridge_node(
+    name: str, vcpus: int | None, memory_mib: int | None, target: Target, run: slurmcli.Run
+) -> p.NodeInfo:
+    """The node a bridge offers: ``vcpus`` (the compute environment's maxvCpus) and
+    ``memory_mib`` where given, else what sinfo counts in the target's partitions."""
+    nodes: list[slurmcli.SlurmNode] = []
+    if vcpus is None or memory_mib is None:
+        try:
+            nodes = slurmcli.sinfo_nodes(run, target.partitions)
+        except SlurmError as error:
+            log(f"sinfo: {error.message}")
+    if vcpus is None:
+        vcpus = sum(node.cpus for node in nodes)
+    if memory_mib is None:
+        memory_mib = sum(node.memory_mib for node in nodes) or NO_MEMORY_MIB
+    return {
+        "name": name,
+        "vcpus": vcpus,
+        "memory_mib": memory_mib,
+        "gpus": [],
+        "cgroups": "none",
+        "hostname": socket.gethostname(),
+        "enforced": [],
+        "launch_port": None,
+    }
+
+
+def _timeout_due(tracked: Tracked) -> int | None:
+    if tracked.timeout_s is None or tracked.started_ms is None or tracked.kill_reason:
+        return None
+    return tracked.started_ms + tracked.timeout_s * 1000
+
+
+def outcome(job: SlurmJob | None, tracked: Tracked) -> tuple[int | None, int | None, str | None]:
+    """(exit_code, signal, reason) of an attempt whose Slurm job ended (``job`` None: Slurm
+    no longer remembers it)."""
+    if job is None:
+        return (
+            None,
+            None,
+            (
+                f"lost: Slurm no longer knows job {tracked.slurm_id} (it ended while the bridge did "
+                "not watch, and Slurm keeps an ended job only MinJobAge seconds without accounting)"
+            ),
+        )
+    code, signum = (None, job.signal) if job.signal else (job.exit_code, None)
+    said = f" ({job.reason})" if job.reason not in ("", "None", "NonZeroExitCode") else ""
+    if job.state == "NODE_FAIL":
+        return None, None, f"Host lost: Slurm node {job.nodes or '?'} failed (NODE_FAIL)"
+    if tracked.kill_reason is not None:
+        return None, signum, tracked.kill_reason
+    if job.state == "TIMEOUT":
+        return None, signum, p.TIMEOUT_REASON
+    if job.state == "OUT_OF_MEMORY":
+        return code, signum, OOM_REASON
+    if job.state == "CANCELLED":
+        return None, signum, f"cancelled in Slurm, not by hpcbatch{said}"
+    if job.state in ("COMPLETED", "FAILED"):
+        return code, signum, f"Slurm: {job.reason}" if said else None
+    return code, signum, f"Slurm ended the job: {job.state}{said}"
