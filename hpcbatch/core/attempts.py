@@ -224,7 +224,26 @@ def _started(
     job.started_at = started_at
     overdue.watch(state, job, attempt)
     if job.status is JobStatus.STARTING:
-        state.set_status(job, JobStatus.RUNNING, cause, now, f"pid {pid} on {attempt.node}")
+        job.status_reason = None  # where another scheduler had it wait (attempt_queued)
+        where = f"pid {pid} on {attempt.node}" if pid is not None else f"on {attempt.node}"
+        state.set_status(job, JobStatus.RUNNING, cause, now, where)
+
+
+def attempt_queued(state: State, e: ev.AttemptQueued) -> list[Command]:
+    """A STARTING job's attempt waits in Slurm: its statusReason says why, in Slurm's words, and
+    its story records each new reason."""
+    found = held_attempt(state, e.node, e.attempt_id)
+    if found is None:
+        return []
+    job, attempt = found
+    if job.status is not JobStatus.STARTING or attempt.started_at is not None:
+        return []
+    reason = e.reason[:255]
+    if job.status_reason != reason:
+        job.status_reason = reason
+        state.changes.touch("job", job.job_id)
+        state.journal(e.now, e.cause, job.job_id, "QUEUED", reason)
+    return []
 
 
 def attempt_started(state: State, e: ev.AttemptStarted) -> list[Command]:

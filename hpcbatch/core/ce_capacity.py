@@ -7,6 +7,9 @@ Vocabulary:
   core never measures it, it is passed in.
 - **API-made LOCAL CE**: ``kind`` LOCAL and ``max_vcpus`` set (``ComputeEnvironment``); the
   embedded ``local`` CE has ``max_vcpus`` None and its nodes come from ``[local]`` in the config.
+  A **SLURM CE** is made the same way: its one node is the Slurm bridge (docs/slurm.md), an
+  agent on the head's machine whose ``maxvCpus`` vCPUs cap what it has in Slurm at once and
+  whose memory is what Slurm's partitions have (the bridge reads it from sinfo).
 - **LOCAL node size**: such a CE gets one virtual node, ``<ce>-1``, with ``maxvCpus`` vCPUs and
   the machine's memory in proportion (``memory * maxvCpus // cpus`` MiB); ``maxvCpus`` 0 (or
   none given): no node. A ``maxvCpus`` above the machine's CPUs is refused.
@@ -33,14 +36,19 @@ class Machine:
     memory_mib: int
 
 
+HEAD_NODE_KINDS = ("LOCAL", "SLURM")  # an API-made CE of these gets one node the head runs
+
+
 @dataclass(frozen=True, slots=True)
 class LocalNodeSize:
-    """One virtual node on the head's machine for an API-made LOCAL CE."""
+    """One virtual node on the head's machine for an API-made LOCAL CE (``memory_mib`` 0 for a
+    SLURM CE's bridge: whatever Slurm has)."""
 
     name: str
     ce: str
     vcpus: int
     memory_mib: int
+    kind: str = "LOCAL"
 
 
 def local_node_name(ce: str) -> str:
@@ -48,7 +56,8 @@ def local_node_name(ce: str) -> str:
 
 
 def is_api_local(ce: ComputeEnvironment) -> bool:
-    return ce.kind == "LOCAL" and ce.max_vcpus is not None
+    """An API-made LOCAL or SLURM CE: its one node is an agent the head runs on its machine."""
+    return ce.kind in HEAD_NODE_KINDS and ce.max_vcpus is not None
 
 
 def check_local_size(max_vcpus: int, machine: Machine, field: str) -> None:
@@ -66,6 +75,8 @@ def local_size(ce: ComputeEnvironment, machine: Machine) -> LocalNodeSize | None
     """The node ``ce`` should have now; None: none (not API-made LOCAL, or maxvCpus 0)."""
     if not is_api_local(ce) or not ce.max_vcpus or ce.status == "DELETING":
         return None
+    if ce.kind == "SLURM":
+        return LocalNodeSize(local_node_name(ce.name), ce.name, ce.max_vcpus, 0, "SLURM")
     memory = max(1, machine.memory_mib * ce.max_vcpus // max(1, machine.cpus))
     return LocalNodeSize(local_node_name(ce.name), ce.name, ce.max_vcpus, memory)
 
@@ -104,6 +115,8 @@ def ce_status(state: State, ce: ComputeEnvironment) -> tuple[str, str]:
         if node is not None:
             return "UPDATING", f"releasing node {name}: maxvCpus is 0"
         return "VALID", "no node: maxvCpus is 0"
+    if node is None and ce.kind == "SLURM":
+        return "CREATING", f"starting node {name}, its Slurm bridge ({ce.max_vcpus} vCPUs)"
     if node is None:
         return "CREATING", f"starting node {name} ({ce.max_vcpus} vCPUs) on the head's machine"
     if node.state is NodeState.DOWN:

@@ -1,7 +1,9 @@
 """CancelJob, TerminateJob and retention of finished jobs.
 
 Cancel acts on jobs that have not started (SUBMITTED, PENDING, RUNNABLE) and succeeds silently
-otherwise, as AWS's does. Terminate also kills STARTING and RUNNING attempts: the job fails with
+otherwise, as AWS's does; a job handed to Slurm and still waiting in its queue (STARTING on a
+SLURM compute environment, its attempt not started) has not started either: cancel takes it
+out of Slurm's queue (``scancel``), and it fails with the cancel's reason. Terminate also kills STARTING and RUNNING attempts: the job fails with
 the given reason once its agent reports the process gone, and is never retried.
 """
 
@@ -11,7 +13,7 @@ from hpcbatch.core import events as ev
 from hpcbatch.core import gang_life
 from hpcbatch.core.commands import Command, KillAttempt
 from hpcbatch.core.jobs import fail_job
-from hpcbatch.core.model import ACTIVE, TERMINAL, Job, attempt_id
+from hpcbatch.core.model import ACTIVE, TERMINAL, Job, JobStatus, attempt_id
 from hpcbatch.core.multinode import node_jobs
 from hpcbatch.core.state import State
 
@@ -26,10 +28,25 @@ def _target(state: State, job_id: str) -> Job | None:
 
 def cancel(state: State, e: ev.CancelJob) -> list[Command]:
     job = _target(state, e.job_id)
-    if job is None or job.status in TERMINAL or job.status in ACTIVE:
+    if job is None or job.status in TERMINAL:
         return []
-    fail_job(state, job, e.cause, e.now, e.reason, cancel=True)
-    return []
+    commands: list[Command] = []
+    for target in state.children_of(job) if job.is_array_parent else [job]:
+        if waits_in_slurm(state, target):
+            commands.extend(_kill(state, target, e.cause, e.now, e.reason))
+    if job.status not in ACTIVE:
+        fail_job(state, job, e.cause, e.now, e.reason, cancel=True)
+    return commands
+
+
+def waits_in_slurm(state: State, job: Job) -> bool:
+    """STARTING on a SLURM compute environment's bridge, and not started in Slurm yet."""
+    if job.status is not JobStatus.STARTING or job.node_index is not None or not job.attempts:
+        return False
+    attempt = job.attempts[-1]
+    node = state.nodes.get(attempt.node)
+    ce = state.ces.get(node.ce) if node is not None else None
+    return attempt.started_at is None and ce is not None and ce.kind == "SLURM"
 
 
 def terminate(state: State, e: ev.TerminateJob) -> list[Command]:
@@ -41,29 +58,29 @@ def terminate(state: State, e: ev.TerminateJob) -> list[Command]:
     targets = state.children_of(job) if job.is_array_parent else [job]
     commands: list[Command] = []
     for target in targets:
-        commands.extend(_kill(state, target, e))
+        commands.extend(_kill(state, target, e.cause, e.now, e.reason))
     if job.is_array_parent:
         job.is_terminated = True
         fail_job(state, job, e.cause, e.now, e.reason, cancel=True)
     return commands
 
 
-def _kill(state: State, job: Job, e: ev.TerminateJob) -> list[Command]:
+def _kill(state: State, job: Job, cause: str, now: int, reason: str) -> list[Command]:
     if job.status in TERMINAL:
         return []
     job.is_terminated = True
     if job.status not in ACTIVE:
-        fail_job(state, job, e.cause, e.now, e.reason, cancel=True)
+        fail_job(state, job, cause, now, reason, cancel=True)
         return []
-    job.kill_reason = e.reason
+    job.kill_reason = reason
     attempt = job.attempts[-1]
-    state.journal(e.now, e.cause, job.job_id, "TERMINATING", e.reason)
+    state.journal(now, cause, job.job_id, "TERMINATING", reason)
     return [
         KillAttempt(
-            cause=e.cause,
+            cause=cause,
             node=attempt.node,
             attempt_id=attempt_id(job.job_id, attempt.number),
-            reason=e.reason,
+            reason=reason,
         )
     ]
 

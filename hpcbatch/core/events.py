@@ -402,6 +402,16 @@ class AttemptStarted(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptQueued(Event):
+    """The attempt waits in another scheduler (a SLURM compute environment's), which says why
+    in ``reason``: the job stays STARTING and shows it. ``node`` as for AttemptStarted."""
+
+    node: str
+    attempt_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptEnded(Event):
     """The attempt's process ended, or never started (``started_at`` None, with a reason).
     ``node`` is the node whose agent reported it, as for AttemptStarted."""

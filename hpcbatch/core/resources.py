@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hpcbatch.core import events as ev
-from hpcbatch.core.ce_capacity import local_node_name
+from hpcbatch.core.ce_capacity import HEAD_NODE_KINDS, local_node_name
 from hpcbatch.core.commands import Command
 from hpcbatch.core.consumable_resources import LIST_FIELD, resolve_needs
 from hpcbatch.core.jobs import fail_job
@@ -37,7 +37,7 @@ MAX_CES_PER_QUEUE = 3
 def create_ce(state: State, e: ev.CreateComputeEnvironment) -> None:
     if e.name in state.ces:
         raise ConflictError(f"computeEnvironmentName: {e.name!r} already exists")
-    if e.kind == "LOCAL" and e.max_vcpus is not None:
+    if e.kind in HEAD_NODE_KINDS and e.max_vcpus is not None:
         node = state.nodes.get(local_node_name(e.name))
         if node is not None:
             raise ConflictError(

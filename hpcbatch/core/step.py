@@ -84,6 +84,7 @@ HANDLERS: dict[type[ev.Event], Callable[[State, Any], list[Command]]] = {
     ev.KeepNode: retire.keep,
     ev.RemoveNode: retire.remove,
     ev.AttemptStarted: attempts.attempt_started,
+    ev.AttemptQueued: attempts.attempt_queued,
     ev.AttemptEnded: attempts.attempt_ended,
     ev.PlanApplied: attempts.apply_plan,
     ev.Tick: _tick,

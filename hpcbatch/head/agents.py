@@ -2,7 +2,8 @@
 
 Vocabulary: a **session** wraps one ``AgentLink`` (a local Unix socket now, an SSH channel
 later — the protocol is the same) for one node. It turns the agent's hello into ``NodeJoined``
-(plus the attempts it knows, for reconciliation), ``updates`` into ``AttemptStarted`` /
+(plus the attempts it knows, for reconciliation), ``updates`` into ``AttemptStarted``,
+``AttemptQueued`` (waiting in Slurm, a SLURM bridge says why) and
 ``AttemptEnded``, heartbeats into ``NodeHeartbeat`` (keeping their ``cpu_s``, the CPU seconds
 the agent's jobs used, as ``cpu_seconds``); and it acknowledges final results only after
 the loop has made them durable, so an agent never forgets a result the head could still lose.
@@ -100,6 +101,10 @@ def update_event(node: str, cause: str, update: dict[str, Any]) -> ev.Event:
             pid=update["pid"],
             log_stream=log_stream_name(node, aid),
         )
+    if update["state"] == protocol.QUEUED:
+        return ev.AttemptQueued(
+            cause=cause, now=now, node=node, attempt_id=aid, reason=update["reason"] or "queued"
+        )
     reason = update["reason"]
     if reason is None and update["signal"] is not None:
         reason = f"killed by signal {update['signal']}"
@@ -177,7 +182,8 @@ class AgentSession:
         """The hello as an event; ``updates`` are its attempts, already ``_admitted``."""
         node = self.link.hello["node"]
         known = tuple(u["attempt_id"] for u in updates)
-        running = tuple(u["attempt_id"] for u in updates if u["state"] == protocol.RUNNING)
+        # queued in another scheduler counts as running: a kill must reach it too
+        running = tuple(u["attempt_id"] for u in updates if not protocol.is_final(u))
         return ev.NodeJoined(
             cause=self._cause(),
             now=now_ms(),

@@ -35,9 +35,11 @@ from hpcbatch_agent.capacity import parse_meminfo
 from hpcbatch.core import events as ev
 from hpcbatch.core.ce_capacity import LocalNodeSize, Machine, is_api_local, wanted_local_nodes
 from hpcbatch.core.model import Node
+from hpcbatch.head.agents import NodeProfile
 from hpcbatch.head.loop import HeadLoop
 from hpcbatch.head.node_profiles import machine_profile
 from hpcbatch.head.retire import call_node_event
+from hpcbatch.head.slurm_target import SlurmTarget, slurm_agent_options, slurm_target
 from hpcbatch.head.supervisor import NodeSpec, NodeSupervisor
 from hpcbatch.transport.base import AgentLink
 from hpcbatch.transport.local import connect_local_agent, stop_local_agent
@@ -60,7 +62,8 @@ def detect_machine() -> Machine:
 
 def _fits(node: Node, size: LocalNodeSize) -> bool:
     capacity = node.capacity
-    return capacity.cpu_milli == size.vcpus * 1000 and capacity.memory_mib == size.memory_mib
+    memory_fits = size.memory_mib == 0 or capacity.memory_mib == size.memory_mib  # 0: Slurm's
+    return capacity.cpu_milli == size.vcpus * 1000 and memory_fits
 
 
 class CeNodes:
@@ -128,6 +131,8 @@ class CeNodes:
         self.running[name] = size
         self.started_at[name] = time.monotonic()
 
+        options = self._slurm_options(size.ce) if size.kind == "SLURM" else []
+
         def connect() -> Awaitable[AgentLink]:
             return connect_local_agent(
                 self.agents_dir / name,
@@ -136,12 +141,18 @@ class CeNodes:
                 memory_mib=size.memory_mib or None,
                 gpus=[],
                 head_id=self.head_id,
+                agent_options=options,
             )
 
-        profile = machine_profile(self.machine)  # its jobs share the machine with the others'
+        # A LOCAL node's jobs share the machine with the others'; a bridge's run in Slurm.
+        profile = machine_profile(self.machine) if size.kind == "LOCAL" else NodeProfile()
         spec = NodeSpec(name, size.ce, connect, stop_agent_on_exit=True, profile=profile)
         self.supervisor.start([spec])
         log.info("node %s: started for %s (%d vCPUs)", name, size.ce, size.vcpus)
+
+    def _slurm_options(self, ce_name: str) -> list[str]:
+        ce = self.loop.state.ces.get(ce_name)
+        return slurm_agent_options(slurm_target(ce.echo) if ce is not None else SlurmTarget())
 
     def _starting(self, name: str) -> bool:
         """Its agent may be starting still: supervised lately and not connected yet."""

@@ -1,7 +1,9 @@
 """``hpcbatch compute-environments`` (alias ``ces``): list, create, update, delete.
 
-A **compute environment** is a pool of nodes of one hpcbatch *kind*: LOCAL (this machine) or
-SSH (hosts listed in the head's config); SLURM is not there yet, and the head refuses it. AWS's CreateComputeEnvironment only carries ``computeResources`` for MANAGED
+A **compute environment** is a pool of nodes of one hpcbatch *kind*: LOCAL (this machine),
+SSH (hosts listed in the head's config) or SLURM (an existing Slurm cluster's partitions, its
+jobs submitted with sbatch: docs/slurm.md). AWS's CreateComputeEnvironment only carries
+``computeResources`` for MANAGED
 environments, so hpcbatch's kinds travel as ``type: MANAGED`` with
 ``computeResources.type: <KIND>``. AWS refuses to delete an ENABLED environment, so
 ``delete --force`` disables it first.
@@ -39,8 +41,18 @@ def register(
         "--kind",
         type=str.upper,
         default="LOCAL",
-        help="LOCAL (default), SSH (hosts from --pool) or UNMANAGED (hosts from `nodes add`)",
+        help="LOCAL (default), SSH (hosts from --pool), SLURM (--partition, --account, --qos; "
+        "--max-vcpus caps its jobs in Slurm) or UNMANAGED (hosts from `nodes add`)",
     )
+    create.add_argument(
+        "--partition",
+        action="append",
+        dest="partitions",
+        metavar="NAME",
+        help="a SLURM CE's Slurm partition (computeResources.instanceTypes; repeat for more)",
+    )
+    create.add_argument("--account", help="a SLURM CE's Slurm account (tag slurm:account)")
+    create.add_argument("--qos", help="a SLURM CE's Slurm QOS (tag slurm:qos)")
     update = actions.add_parser("update", parents=[common], help="change a compute environment")
     update.add_argument("name", metavar="NAME")
     for target in (create, update):
@@ -83,6 +95,16 @@ def _bounds(args: argparse.Namespace) -> dict[str, Any]:
     return resources
 
 
+def _slurm(args: argparse.Namespace) -> dict[str, Any]:
+    resources: dict[str, Any] = {}
+    if args.partitions:
+        resources["instanceTypes"] = args.partitions
+    tags = {f"slurm:{key}": getattr(args, key) for key in ("account", "qos") if getattr(args, key)}
+    if tags:
+        resources["tags"] = tags
+    return resources
+
+
 def create_request(args: argparse.Namespace) -> dict[str, Any]:
     if args.kind == "UNMANAGED":
         body: dict[str, Any] = {"computeEnvironmentName": args.name, "type": "UNMANAGED"}
@@ -90,7 +112,7 @@ def create_request(args: argparse.Namespace) -> dict[str, Any]:
         body = {
             "computeEnvironmentName": args.name,
             "type": "MANAGED",
-            "computeResources": {"type": args.kind, **_bounds(args)},
+            "computeResources": {"type": args.kind, **_bounds(args), **_slurm(args)},
         }
     if args.state:
         body["state"] = args.state

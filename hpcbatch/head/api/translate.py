@@ -29,6 +29,7 @@ from hpcbatch.core.model import (
 from hpcbatch.core.workdir import check_workdir
 from hpcbatch.errors import ValidationError
 from hpcbatch.head.api import models as m
+from hpcbatch.head.slurm_target import check_slurm_names
 
 ECHO_SKIP = {"tags"}
 
@@ -79,8 +80,9 @@ def _env(variables: list[m.KeyValuePair] | None) -> tuple[tuple[str, str], ...]:
 CLOUD_ONLY = (
     "{kind} compute environments run on AWS, which this head does not reach; on machines you "
     "own use computeResources.type LOCAL (a virtual node on the head's machine, sized by "
-    "maxvCpus), SSH with instanceTypes naming host pools of the head's config, or type "
-    "UNMANAGED and add its hosts with `hpcbatch nodes add`"
+    "maxvCpus), SSH with instanceTypes naming host pools of the head's config, SLURM with "
+    "instanceTypes naming Slurm partitions (docs/slurm.md), or type UNMANAGED and add its "
+    "hosts with `hpcbatch nodes add`"
 )
 
 
@@ -100,7 +102,7 @@ def create_ce(
     kind = resources.type if resources else "LOCAL"
     if req.eksConfiguration is not None:
         raise ValidationError("eksConfiguration", CLOUD_ONLY.format(kind="EKS"))
-    if kind not in ("LOCAL", "SSH"):
+    if kind not in ("LOCAL", "SSH", "SLURM"):
         raise ValidationError("computeResources.type", CLOUD_ONLY.format(kind=kind))
     bounds: dict[str, Any] = {}
     if req.type == "UNMANAGED":
@@ -109,6 +111,8 @@ def create_ce(
         max_vcpus = resources.maxvCpus or 0
         if kind == "LOCAL":
             check_local_size(max_vcpus, machine, "computeResources.maxvCpus")
+        elif kind == "SLURM":
+            _check_slurm(resources)
         else:
             _check_pools(resources.instanceTypes, pools)
         bounds = {
@@ -127,6 +131,17 @@ def create_ce(
         tags=req.tags or {},
         **bounds,
     )
+
+
+def _check_slurm(resources: m.ComputeResource) -> None:
+    """A SLURM CE (hpcbatch/head/slurm_target.py): its cap on vCPUs in Slurm is required."""
+    if resources.maxvCpus is None:
+        raise ValidationError(
+            "computeResources.maxvCpus",
+            "is required for a SLURM compute environment: the most vCPUs its jobs may hold in "
+            "Slurm at once (queued there or running)",
+        )
+    check_slurm_names(resources.instanceTypes, resources.tags)
 
 
 def _check_pools(names: list[str] | None, pools: tuple[str, ...]) -> None:
@@ -169,6 +184,14 @@ def update_ce(
         check_local_size(resources.maxvCpus, machine, "computeResources.maxvCpus")
     if kind == "SSH" and resources is not None and resources.instanceTypes is not None:
         _check_pools(resources.instanceTypes, pools)
+    if kind == "SLURM" and resources is not None:
+        for field in ("instanceTypes", "tags"):
+            if getattr(resources, field) is not None:
+                raise ValidationError(
+                    f"computeResources.{field}",
+                    "a SLURM compute environment's partitions, account and QOS are set when it "
+                    "is made; create another compute environment for another target in Slurm",
+                )
     return ev.UpdateComputeEnvironment(
         cause=cause,
         now=now,

@@ -1,0 +1,210 @@
+"""A SLURM compute environment through a real head (boto3, as an AWS Batch user) onto the real
+Slurm of tests/slurm: an array and its N_TO_N dependants run as Slurm jobs, a job waiting in
+Slurm says why in Slurm's words, cancel takes a job out of Slurm's queue and terminate kills a
+running one, a failing job is retried per evaluateOnExit, and bad input is refused naming the
+field or quoted in Slurm's words."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.head.headproc import HeadProcess, wait_for
+from tests.slurm.slurmcluster import CPUS, PARTITION, SlurmCluster
+from tests.slurm.test_slurm_bridge import cancel_bridge_jobs
+
+SLOW_S = 60.0
+BRIDGE = "hpc-1"  # the SLURM CE's one node: its bridge
+
+
+@pytest.fixture
+def head(slurm: SlurmCluster, tmp_path: Path) -> Iterator[HeadProcess]:
+    process = HeadProcess(tmp_path / "head", nodes=1, vcpus=1, memory=1024, env=slurm.env)
+    try:
+        yield process.start()
+    finally:
+        process.cleanup()
+        cancel_bridge_jobs(slurm)
+
+
+def slurm_ce(head: HeadProcess, name: str = "hpc", **resources: Any) -> None:
+    b = head.batch()
+    b.create_compute_environment(
+        computeEnvironmentName=name,
+        type="MANAGED",
+        computeResources={
+            "type": "SLURM",
+            "maxvCpus": 16,
+            "instanceTypes": [PARTITION],
+            "subnets": ["subnet-1"],  # AWS-only: kept and echoed, never checked
+            **resources,
+        },
+    )
+    b.create_job_queue(
+        jobQueueName=f"{name}-q",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": name}],
+    )
+    wait_for(lambda: ce(head, name)["status"] == "VALID", 30, f"{name} to be VALID")
+
+
+def ce(head: HeadProcess, name: str) -> dict[str, Any]:
+    found = head.batch().describe_compute_environments(computeEnvironments=[name])
+    return dict(found["computeEnvironments"][0])
+
+
+def definition(head: HeadProcess, name: str, command: list[str], **extra: Any) -> None:
+    head.batch().register_job_definition(
+        jobDefinitionName=name,
+        type="container",
+        containerProperties={
+            "command": command,
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "1"},
+                {"type": "MEMORY", "value": "64"},
+            ],
+        },
+        **extra,
+    )
+
+
+def log_text(head: HeadProcess, job_id: str) -> str:
+    return str(head.get(f"/hpcbatch/v1/jobs/{job_id}/logs")["data"])
+
+
+def test_an_array_and_its_n_to_n_dependants_run_as_slurm_jobs(head: HeadProcess) -> None:
+    slurm_ce(head)
+    echo = ["sh", "-c", 'echo "$AWS_BATCH_JOB_ARRAY_INDEX on $SLURMD_NODENAME"']
+    definition(head, "echo", echo)
+    b = head.batch()
+    first = b.submit_job(
+        jobName="first", jobQueue="hpc-q", jobDefinition="echo", arrayProperties={"size": 20}
+    )["jobId"]
+    then = b.submit_job(
+        jobName="then",
+        jobQueue="hpc-q",
+        jobDefinition="echo",
+        arrayProperties={"size": 20},
+        dependsOn=[{"jobId": first, "type": "N_TO_N"}],
+    )["jobId"]
+    done = head.wait_status(then, "SUCCEEDED", "FAILED", timeout=SLOW_S)
+    assert done["status"] == "SUCCEEDED", head.story(then)
+    assert head.describe(first)["status"] == "SUCCEEDED"
+    for parent in (first, then):
+        for index in (0, 7, 19):
+            child = head.describe(f"{parent}:{index}")
+            (attempt,) = child["attempts"]
+            assert attempt["container"]["exitCode"] == 0
+            assert attempt["startedAt"] <= attempt["stoppedAt"]
+            text = log_text(head, f"{parent}:{index}")
+            assert text.startswith(f"{index} on hb"), text  # ran on a Slurm node
+    # N_TO_N: each dependant child started only after its own parent child ended
+    for index in range(20):
+        before = head.describe(f"{first}:{index}")["stoppedAt"]
+        after = head.describe(f"{then}:{index}")["startedAt"]
+        assert after >= before - 1000, index  # Slurm's times are whole seconds
+
+
+def test_waiting_in_slurm_says_why_cancel_leaves_its_queue_terminate_kills(
+    head: HeadProcess, slurm: SlurmCluster
+) -> None:
+    slurm_ce(head)
+    definition(head, "sleepy", ["sleep", "120"])
+    b = head.batch()
+    hosts = len(slurm.cluster.hosts)
+    whole = [{"type": "VCPU", "value": str(CPUS)}, {"type": "MEMORY", "value": "64"}]
+    fill = b.submit_job(
+        jobName="fill",
+        jobQueue="hpc-q",
+        jobDefinition="sleepy",
+        arrayProperties={"size": hosts},
+        containerOverrides={"resourceRequirements": whole},
+    )["jobId"]
+    for index in range(hosts):
+        head.wait_status(f"{fill}:{index}", "RUNNING", timeout=SLOW_S)
+    waits = b.submit_job(
+        jobName="waits",
+        jobQueue="hpc-q",
+        jobDefinition="sleepy",
+        containerOverrides={"resourceRequirements": whole},
+    )["jobId"]
+
+    def slurms_reason() -> str | None:
+        job = head.describe(waits)
+        reason = job.get("statusReason") or ""
+        return reason if job["status"] == "STARTING" and ": " in reason else None
+
+    reason = wait_for(slurms_reason, SLOW_S, "the job's reason from Slurm")
+    assert reason in (
+        f"waiting in Slurm partition {PARTITION}: Resources",
+        f"waiting in Slurm partition {PARTITION}: Priority",
+    )
+    b.cancel_job(jobId=waits, reason="not needed after all")
+    cancelled = head.wait_status(waits, "FAILED", timeout=SLOW_S)
+    assert cancelled["statusReason"] == "not needed after all"
+    b.terminate_job(jobId=f"{fill}:0", reason="stop it")
+    stopped = head.wait_status(f"{fill}:0", "FAILED", timeout=SLOW_S)
+    assert stopped["statusReason"] == "stop it"
+    assert stopped["attempts"][0]["startedAt"] > 0
+    # cancel does not touch a job that runs in Slurm (AWS's difference from terminate)
+    b.cancel_job(jobId=f"{fill}:1", reason="too late")
+    assert head.describe(f"{fill}:1")["status"] == "RUNNING"
+    b.terminate_job(jobId=fill, reason="test over")
+    head.wait_status(fill, "FAILED", timeout=SLOW_S)
+
+
+def test_a_failing_job_is_retried_per_evaluate_on_exit(head: HeadProcess) -> None:
+    slurm_ce(head)
+    flaky = ["sh", "-c", 'test "$AWS_BATCH_JOB_ATTEMPT" -ge 2 || exit 3']
+    retry = {
+        "attempts": 3,
+        "evaluateOnExit": [
+            {"onExitCode": "3", "action": "RETRY"},
+            {"onExitCode": "*", "action": "EXIT"},
+        ],
+    }
+    definition(head, "flaky", flaky, retryStrategy=retry)
+    job = head.batch().submit_job(jobName="flaky", jobQueue="hpc-q", jobDefinition="flaky")
+    done = head.wait_status(job["jobId"], "SUCCEEDED", "FAILED", timeout=SLOW_S)
+    assert done["status"] == "SUCCEEDED", head.story(job["jobId"])
+    codes = [attempt["container"]["exitCode"] for attempt in done["attempts"]]
+    assert codes == [3, 0]
+
+
+def test_bad_input_is_refused_naming_the_field_or_quoted_in_slurms_words(
+    head: HeadProcess,
+) -> None:
+    b = head.batch()
+    with pytest.raises(ClientError) as refused:
+        b.create_compute_environment(
+            computeEnvironmentName="bad",
+            type="MANAGED",
+            computeResources={"type": "SLURM", "maxvCpus": 4, "instanceTypes": ["a,b"]},
+        )
+    message = refused.value.response["Error"]["Message"]
+    assert message.startswith("computeResources.instanceTypes[0]: must name a Slurm partition")
+    # boto3 insists on maxvCpus itself; a plain HTTP client does not
+    body = {
+        "computeEnvironmentName": "bad",
+        "type": "MANAGED",
+        "computeResources": {"type": "SLURM"},
+    }
+    uncapped = httpx.post(f"{head.endpoint}/v1/createcomputeenvironment", json=body)
+    assert uncapped.status_code == 400
+    message = uncapped.json()["message"]
+    assert message.startswith("computeResources.maxvCpus: is required for a SLURM compute")
+    made = b.describe_compute_environments()["computeEnvironments"]
+    assert [c["computeEnvironmentName"] for c in made] == ["local"]  # nothing half made
+    slurm_ce(head, "wrong", instanceTypes=["nope"])
+    definition(head, "true", ["true"])
+    job = b.submit_job(jobName="x", jobQueue="wrong-q", jobDefinition="true")["jobId"]
+    failed = head.wait_status(job, "FAILED", timeout=SLOW_S)
+    assert "Invalid partition name specified" in failed["statusReason"], failed
+    # the other compute environments keep working
+    local = b.submit_job(jobName="y", jobQueue="default", jobDefinition="true")["jobId"]
+    assert head.wait_status(local, "SUCCEEDED", "FAILED")["status"] == "SUCCEEDED"
