@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from botocore.exceptions import ClientError
+from hpcbatch_agent import slurmcli
 
 from tests.head.headproc import HeadProcess, wait_for
 from tests.slurm.slurmcluster import CPUS, PARTITION, SlurmCluster
@@ -208,3 +209,32 @@ def test_bad_input_is_refused_naming_the_field_or_quoted_in_slurms_words(
     # the other compute environments keep working
     local = b.submit_job(jobName="y", jobQueue="default", jobDefinition="true")["jobId"]
     assert head.wait_status(local, "SUCCEEDED", "FAILED")["status"] == "SUCCEEDED"
+
+
+def test_a_head_killed_mid_array_finds_its_slurm_jobs_again(
+    head: HeadProcess, slurm: SlurmCluster
+) -> None:
+    slurm_ce(head, maxvCpus=4)  # 20 children flow through Slurm 4 at a time
+    definition(head, "nap", ["sh", "-c", "sleep 1; echo $AWS_BATCH_JOB_ARRAY_INDEX"])
+    b = head.batch()
+    array = b.submit_job(
+        jobName="a", jobQueue="hpc-q", jobDefinition="nap", arrayProperties={"size": 20}
+    )["jobId"]
+
+    def some_done() -> bool:
+        summary = head.describe(array)["arrayProperties"]["statusSummary"]
+        return summary.get("SUCCEEDED", 0) >= 2
+
+    wait_for(some_done, SLOW_S, "some children to finish")
+    head.kill9()  # the bridge lives on, and goes on watching its Slurm jobs
+    head.start()
+    done = head.wait_status(array, "SUCCEEDED", "FAILED", timeout=SLOW_S)
+    assert done["status"] == "SUCCEEDED", head.story(array)
+    for index in range(20):
+        child = head.describe(f"{array}:{index}")
+        assert len(child["attempts"]) == 1, (index, child["attempts"])  # none run twice
+        assert log_text(head, f"{array}:{index}") == f"{index}\n"
+    # and Slurm ran each child once: one job of each child's name (it remembers them all)
+    names = [job.name for job in slurmcli.show_jobs(slurmcli.local(slurm.env))]
+    ours = sorted(name for name in names if name.startswith(f"hb-{array}:"))
+    assert len(ours) == len(set(ours)) == 20, ours
