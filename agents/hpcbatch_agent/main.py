@@ -41,7 +41,9 @@ from .gpus import detect_gpus
 from .procfs import stat_fields
 from .runner import Runner
 from .server import AgentServer
-from .slurmbridge import DEFAULT_SLURM_POLL_S, SlurmBridge, bridge_env, bridge_node
+from .slurmbridge import DEFAULT_SLURM_POLL_S, SlurmBridge
+from .slurmbridge import POLL_VAR as SLURM_POLL_VAR
+from .slurmnode import bridge_env, bridge_node
 from .slurmscript import Target
 from .spool import DURABILITIES, Spool
 from .statedir import StateDirError, open_private, prepare_state_dir
@@ -160,10 +162,14 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slurm-account", help="the Slurm account of the bridge's jobs (-A)")
     parser.add_argument("--slurm-qos", help="the Slurm QOS of the bridge's jobs (-q)")
     parser.add_argument(
+        "--slurm-conf", help="SLURM_CONF for Slurm's commands (default: the environment's)"
+    )
+    parser.add_argument(
         "--slurm-poll-s",
         type=_poll_seconds,
-        default=DEFAULT_SLURM_POLL_S,
-        help=f"read Slurm's queue this often while jobs are in it (default {DEFAULT_SLURM_POLL_S:g})",
+        default=os.environ.get(SLURM_POLL_VAR, str(DEFAULT_SLURM_POLL_S)),
+        help=f"read Slurm's queue this often while jobs are in it, its nodes 10 times less "
+        f"often (default {SLURM_POLL_VAR}, else {DEFAULT_SLURM_POLL_S:g})",
     )
 
 
@@ -224,6 +230,8 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
             argv += ["--slurm-account", args.slurm_account]
         if args.slurm_qos:
             argv += ["--slurm-qos", args.slurm_qos]
+        if args.slurm_conf:
+            argv += ["--slurm-conf", args.slurm_conf]
     return argv
 
 
@@ -344,7 +352,10 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
 
 def _slurm_server(args: argparse.Namespace, state_dir: Path, build: str) -> AgentServer:
     """A SLURM bridge (slurmbridge.py): its node is the cap on what it has in Slurm."""
-    run = slurmcli.local(bridge_env(os.environ))
+    env = bridge_env(os.environ)
+    if args.slurm_conf:
+        env["SLURM_CONF"] = args.slurm_conf
+    run = slurmcli.local(env)
     target = Target(tuple(args.slurm_partition), args.slurm_account, args.slurm_qos)
     node = bridge_node(args.node_name, args.vcpus, args.memory_mib, target, run)
 

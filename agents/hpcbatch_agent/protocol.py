@@ -213,6 +213,15 @@ AGENT_MESSAGES: dict[str, dict[str, Checker]] = {
     },
     "error": {"reason": _is_str},
     "gpus": {"gpus": lambda v: isinstance(v, list)},
+    "slurm": {"nodes": lambda v: isinstance(v, list), "trouble": _optional(_is_str)},
+}
+
+SLURM_NODE_FIELDS: dict[str, Checker] = {
+    "name": _is_str,
+    "state": _is_str,
+    "cpus": _is_int,
+    "memory_mib": _is_int,
+    "partition": _is_str,
 }
 
 
@@ -298,6 +307,8 @@ def check_agent_message(message: Message) -> None:
         _check_updates(message["updates"], "updates.updates")
     elif kind == "gpus":
         _check_gpus(message, "gpus")
+    elif kind == "slurm":
+        _check_items(message["nodes"], SLURM_NODE_FIELDS, "slurm.nodes")
     elif kind == "heartbeat":
         _check_optional(message, "cpu_s", is_cpu_seconds, "heartbeat")
 
@@ -383,6 +394,12 @@ def attempt_spec(
     if launch_key is not None:
         spec["launch_key"] = launch_key  # only on the nodes of a multi-node gang
     return spec
+
+
+def slurm_view(nodes: list[dict[str, Any]], trouble: str | None) -> Message:
+    """A SLURM bridge's view of its partitions (sinfo's nodes) and, while Slurm does not
+    answer, what it said (docs/slurm.md)."""
+    return _message("slurm", nodes=nodes, trouble=trouble)
 
 
 def launch(attempts: Iterable[AttemptSpec]) -> Message:
@@ -536,6 +553,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "QUEUED",
     "RUNNING",
+    "SLURM_NODE_FIELDS",
     "TIMEOUT_REASON",
     "UPDATE_FIELDS",
     "AttemptSpec",
@@ -554,6 +572,7 @@ __all__ = [
     "check_agent_message",
     "check_head_envelope",
     "coalesce",
+    "slurm_view",
     "check_head_message",
     "read_log_problem",
     "decode",

@@ -85,6 +85,7 @@ class AgentServer:
         self.launches: LaunchServer | None = None
         if bridge is not None:
             self.runner = bridge(self.spool, self._emit)
+            self.runner.on_view = self._tell_head
         else:
             self.runner = Runner(
                 state_dir,
@@ -250,7 +251,12 @@ class AgentServer:
     def _gpus_changed(self, message: p.Message | None) -> None:
         """A re-detection changed the node's GPUs (the node, which the next hello carries, is
         updated already): tell the head, after the updates it was sent before."""
-        if message is not None and self.head is not None:
+        if message is not None:
+            self._tell_head(message)
+
+    def _tell_head(self, message: p.Message) -> None:
+        """A message beside the updates (gpus, slurm), after the updates sent before it."""
+        if self.head is not None:
             self._send_pending()
             self.head.outbuf += p.encode(message)
 
@@ -458,6 +464,8 @@ class AgentServer:
             self._drop(self.head)
         self.head = conn
         conn.outbuf += p.encode(p.agent_hello(self.node, self.runner.all_updates(), self.build))
+        if isinstance(self.runner, SlurmBridge) and self.runner.view is not None:
+            conn.outbuf += p.encode(self.runner.view)
         self._next_heartbeat = now_ms() + self.heartbeat_ms
 
     def _read_log(self, message: p.Message) -> p.Message:

@@ -34,27 +34,29 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import protocol as p
-from . import slurmcli
+from . import slurmarrays, slurmcli
 from .agentlog import log
-from .cgroups import OOM_REASON
 from .forkexec import LOG_FLAGS, LOG_MODE
 from .runner import now_ms
+from .slurmarrays import ArrayGroup
 from .slurmcli import SlurmError, SlurmJob
+from .slurmnode import bridge_name
+from .slurmoutcome import outcome
 from .slurmscript import Target, attempt_of, batch_script, sbatch_options
 from .spool import Spool, safe_name
 
 DEFAULT_SLURM_POLL_S = 1.0
-# what sbatch (and so every job, which inherits sbatch's environment) gets of the bridge's own
-ENV_KEPT = ("PATH", "HOME", "LANG", "USER", "SHELL", "SLURM_CONF")
-NO_MEMORY_MIB = 1 << 20  # Slurm did not say: its nodes' memory is Slurm's to check
-SOON_MS = 100  # after a submit or a cancel, look at Slurm again this soon
+SOON_MS = 100
+MIN_POLL_MS = 50  # --slurm-poll-s 0 or near it: no busy loop on Slurm's commands
+SINFO_EVERY_POLLS = 10  # the partitions' nodes (for `hpcbatch nodes`), every 10 polls' time
+POLL_VAR = "HPCBATCH_SLURM_POLL_S"  # the default of --slurm-poll-s, where set
+BULK_ENDS = 20  # more jobs than this ended since the last poll: one scontrol for them all  # after a submit or a cancel, look at Slurm again this soon
 UNRESOLVED_REASON = "the bridge restarted while submitting it; looking for its Slurm job by name"
 NEVER_SUBMITTED_REASON = (
     "lost: the bridge stopped while submitting the job, and Slurm has no job of its name"
@@ -96,7 +98,7 @@ class SlurmBridge:
         self.emit = emit
         self.target = target
         self.run = run
-        self.poll_ms = max(1, int(poll_s * 1000))
+        self.poll_ms = max(MIN_POLL_MS, int(poll_s * 1000))
         self.logs_dir = state_dir / "logs"
         self.work_dir = state_dir / "work"
         for directory in (self.logs_dir, self.work_dir):
@@ -107,12 +109,18 @@ class SlurmBridge:
         self.cpu = _NoMeter()
         self.on_other_child: Callable[[int, int], None] | None = None
         self.trouble: str | None = None  # why the last poll could not read Slurm
+        self.view: p.Message | None = None  # the partitions as the head was last told
+        self.on_view: Callable[[p.Message], None] | None = None  # tells the head (server.py)
+        self._nodes: list[dict[str, Any]] = []
         self._next_poll_ms = 0
+        self._next_sinfo_ms = 0
 
     # --- reporting --------------------------------------------------------------------------
 
     def log_path(self, attempt_id: str) -> str:
-        return str(self.logs_dir / f"{safe_name(attempt_id)}.log")
+        """Named without ``%`` (``=`` in its place), which an array's ``-o`` could not hold
+        beside its ``%a``."""
+        return str(self.logs_dir / f"{bridge_name(attempt_id)}.log")
 
     def _work_path(self, attempt_id: str) -> str:
         return str(self.work_dir / safe_name(attempt_id))
@@ -156,7 +164,10 @@ class SlurmBridge:
             work = spec["cwd"] or self._work_path(spec["attempt_id"])
             self.spool.record_intent(spec["attempt_id"], self.log_path(spec["attempt_id"]), work)
         self.spool.flush()  # an interrupted submission is found by name, never made twice
-        for spec in batch:
+        arrays, singles = slurmarrays.group(batch)
+        for array in arrays:
+            self._submit_array(array)
+        for spec in singles:
             self._submit(spec)
         self.spool.flush()
         self._poll_soon()
@@ -182,6 +193,52 @@ class SlurmBridge:
         self._journal(tracked, work)
         self.running[attempt_id] = tracked
         self.emit(self._queued(tracked, f"submitted to Slurm as job {slurm_id}"))
+
+    def _submit_array(self, array: ArrayGroup) -> None:
+        """One ``sbatch --array`` for the group; if its children's paths cannot be written as
+        one pattern (a state dir holding ``%``), each is submitted on its own."""
+        children = array.children()
+        spec = array.specs[0]
+        logs = {index: self.log_path(child["attempt_id"]) for index, child in children}
+        # "@" is quoted as %40 (the log's "=40"): never a part of an attempt id's own name
+        output = slurmarrays.split_path(logs, self.log_path(array.attempt_id("@")), "=40")
+        work_dirs = None
+        if spec["cwd"] is None:
+            works = {index: self._work_path(child["attempt_id"]) for index, child in children}
+            marked = self._work_path(array.attempt_id("@"))
+            work_dirs = slurmarrays.split_path(works, marked, "%40")
+        if output is None or "%" in "".join(output) or (spec["cwd"] is None and not work_dirs):
+            for _, child in children:
+                self._submit(child)
+            return
+        try:
+            if work_dirs is not None:
+                for _, child in children:
+                    os.makedirs(self._work_path(child["attempt_id"]), mode=0o700, exist_ok=True)
+            options = sbatch_options(
+                spec,
+                self.target,
+                logs[array.indexes[0]],
+                spec["cwd"] or str(self.work_dir),
+                name=array.name,
+                output=f"{output[0]}%a{output[1]}",
+            )
+            options.append(f"--array={slurmarrays.array_ranges(array.indexes)}")
+            script = slurmarrays.array_script(array, work_dirs)
+            array_id = slurmcli.sbatch(self.run, script, options)
+        except (SlurmError, OSError) as error:
+            said = error.message if isinstance(error, SlurmError) else str(error)
+            for index, child in children:
+                reason = f"CannotStartContainerError: Slurm refused the job: {said}"
+                self.fail_to_start(child["attempt_id"], logs[index], reason)
+            return
+        for index, child in children:
+            slurm_id = f"{array_id}_{index}"
+            tracked = Tracked(child["attempt_id"], slurm_id, logs[index], child["timeout_s"])
+            self._journal(tracked, child["cwd"] or self._work_path(child["attempt_id"]))
+            self.running[tracked.attempt_id] = tracked
+            said = f"submitted to Slurm as task {index} of array job {array_id}"
+            self.emit(self._queued(tracked, said))
 
     def _journal(self, tracked: Tracked, work_dir: str | None) -> None:
         record: dict[str, Any] = {
@@ -247,8 +304,8 @@ class SlurmBridge:
 
     def next_timer_ms(self) -> int | None:
         if not self.running and not self.unresolved:
-            return None
-        dues = [self._next_poll_ms]
+            return self._next_sinfo_ms
+        dues = [self._next_poll_ms, self._next_sinfo_ms]
         dues += [due for t in self.running.values() if (due := _timeout_due(t)) is not None]
         return min(dues)
 
@@ -261,6 +318,37 @@ class SlurmBridge:
         if (self.running or self.unresolved) and now >= self._next_poll_ms:
             self._next_poll_ms = now + self.poll_ms
             self.poll()
+        if now >= self._next_sinfo_ms:
+            self._next_sinfo_ms = now + SINFO_EVERY_POLLS * self.poll_ms
+            self._read_nodes()
+
+    def _read_nodes(self) -> None:
+        try:
+            found = slurmcli.sinfo_nodes(self.run, self.target.partitions)
+        except SlurmError as error:
+            self._troubled(error.message)
+            return
+        if self.trouble is not None:  # published with the nodes just below
+            log("Slurm answers again")
+            self.trouble = None
+        self._nodes = [
+            {
+                "name": node.name,
+                "state": node.state,
+                "cpus": node.cpus,
+                "memory_mib": node.memory_mib,
+                "partition": node.partition,
+            }
+            for node in found
+        ]
+        self._publish()
+
+    def _publish(self) -> None:
+        view = p.slurm_view(self._nodes, self.trouble)
+        if view != self.view:
+            self.view = view
+            if self.on_view is not None:
+                self.on_view(view)
 
     # --- polling ----------------------------------------------------------------------------
 
@@ -273,6 +361,7 @@ class SlurmBridge:
         self._troubled(None)
         if self.unresolved:
             self._resolve(queue)
+        ended: list[Tracked] = []
         for tracked in list(self.running.values()):
             if tracked.kill_reason is not None and not tracked.cancelled:
                 self._cancel(tracked)
@@ -280,12 +369,30 @@ class SlurmBridge:
             if job is not None and job.active:
                 self._seen(tracked, job)
             else:
-                self._ended(tracked)
+                ended.append(tracked)
+        if ended:
+            self._read_ends(ended)
+
+    def _read_ends(self, ended: list[Tracked]) -> None:
+        """How each job that left the queue ended: one ``scontrol show job`` each, or, for
+        more than ``BULK_ENDS`` at once, one for everything Slurm remembers."""
+        try:
+            if len(ended) > BULK_ENDS:
+                remembered = {job.slurm_id: [job] for job in slurmcli.show_jobs(self.run)}
+                ends = [(t, remembered.get(t.slurm_id, [])) for t in ended]
+            else:
+                ends = [(t, slurmcli.show_job(self.run, t.slurm_id)) for t in ended]
+        except SlurmError as error:
+            self._troubled(error.message)
+            return
+        for tracked, jobs in ends:
+            self._ended(tracked, jobs)
 
     def _troubled(self, message: str | None) -> None:
         if message != self.trouble:
             log(f"Slurm: {message}" if message is not None else "Slurm answers again")
-        self.trouble = message
+            self.trouble = message
+            self._publish()
 
     def _seen(self, tracked: Tracked, job: SlurmJob) -> None:
         if job.started_at_ms is None:
@@ -305,12 +412,7 @@ class SlurmBridge:
         )
         self.emit(update)
 
-    def _ended(self, tracked: Tracked) -> None:
-        try:
-            remembered = slurmcli.show_job(self.run, tracked.slurm_id)
-        except SlurmError as error:
-            self._troubled(error.message)
-            return
+    def _ended(self, tracked: Tracked, remembered: list[SlurmJob]) -> None:
         if remembered and remembered[0].active:
             return  # it changed between the two reads: the next poll sees it
         job = remembered[0] if remembered else None
@@ -363,10 +465,11 @@ class SlurmBridge:
 
     def _resolve(self, queue: dict[str, SlurmJob]) -> None:
         """Interrupted submissions, by job name: in the queue, else in what Slurm remembers."""
-        named = {attempt_of(job.name): job for job in queue.values()}
+        named = {attempt_of(job.name, job.slurm_id): job for job in queue.values()}
         if not self.unresolved <= named.keys():
             try:
-                named.update({attempt_of(j.name): j for j in slurmcli.show_jobs(self.run)})
+                remembered = slurmcli.show_jobs(self.run)
+                named.update({attempt_of(j.name, j.slurm_id): j for j in remembered})
             except SlurmError as error:
                 self._troubled(error.message)
                 return
@@ -400,69 +503,7 @@ class SlurmBridge:
         pass
 
 
-def bridge_env(environ: Mapping[str, str]) -> dict[str, str]:
-    env = {name: environ[name] for name in ENV_KEPT if name in environ}
-    env.setdefault("PATH", os.defpath)
-    return env
-
-
-def bridge_node(
-    name: str, vcpus: int | None, memory_mib: int | None, target: Target, run: slurmcli.Run
-) -> p.NodeInfo:
-    """The node a bridge offers: ``vcpus`` (the compute environment's maxvCpus) and
-    ``memory_mib`` where given, else what sinfo counts in the target's partitions."""
-    nodes: list[slurmcli.SlurmNode] = []
-    if vcpus is None or memory_mib is None:
-        try:
-            nodes = slurmcli.sinfo_nodes(run, target.partitions)
-        except SlurmError as error:
-            log(f"sinfo: {error.message}")
-    if vcpus is None:
-        vcpus = sum(node.cpus for node in nodes)
-    if memory_mib is None:
-        memory_mib = sum(node.memory_mib for node in nodes) or NO_MEMORY_MIB
-    return {
-        "name": name,
-        "vcpus": vcpus,
-        "memory_mib": memory_mib,
-        "gpus": [],
-        "cgroups": "none",
-        "hostname": socket.gethostname(),
-        "enforced": [],
-        "launch_port": None,
-    }
-
-
 def _timeout_due(tracked: Tracked) -> int | None:
     if tracked.timeout_s is None or tracked.started_ms is None or tracked.kill_reason:
         return None
     return tracked.started_ms + tracked.timeout_s * 1000
-
-
-def outcome(job: SlurmJob | None, tracked: Tracked) -> tuple[int | None, int | None, str | None]:
-    """(exit_code, signal, reason) of an attempt whose Slurm job ended (``job`` None: Slurm
-    no longer remembers it)."""
-    if job is None:
-        return (
-            None,
-            None,
-            (
-                f"lost: Slurm no longer knows job {tracked.slurm_id} (it ended while the bridge did "
-                "not watch, and Slurm keeps an ended job only MinJobAge seconds without accounting)"
-            ),
-        )
-    code, signum = (None, job.signal) if job.signal else (job.exit_code, None)
-    said = f" ({job.reason})" if job.reason not in ("", "None", "NonZeroExitCode") else ""
-    if job.state == "NODE_FAIL":
-        return None, None, f"Host lost: Slurm node {job.nodes or '?'} failed (NODE_FAIL)"
-    if tracked.kill_reason is not None:
-        return None, signum, tracked.kill_reason
-    if job.state == "TIMEOUT":
-        return None, signum, p.TIMEOUT_REASON
-    if job.state == "OUT_OF_MEMORY":
-        return code, signum, OOM_REASON
-    if job.state == "CANCELLED":
-        return None, signum, f"cancelled in Slurm, not by hpcbatch{said}"
-    if job.state in ("COMPLETED", "FAILED"):
-        return code, signum, f"Slurm: {job.reason}" if said else None
-    return code, signum, f"Slurm ended the job: {job.state}{said}"

@@ -34,6 +34,7 @@ ACTIVE_STATES = frozenset(
      "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
 )  # fmt: skip
 # the start of one `Key=` of an `scontrol -o` line (a key may hold `/`, `:` and `_`)
+_GPU_GRES = re.compile(r"(?:^|,)gpu(?::[^:,(]+)?:(\d+)")
 _KEY = re.compile(r"(?:^| )([A-Za-z][A-Za-z/:_]*)=")
 
 
@@ -195,17 +196,28 @@ class SlurmNode:
     cpus: int
     memory_mib: int
     partition: str  # "batch*": the star marks the default partition
+    gres: str = ""  # "gpu:2", "gpu:a100:4(S:0-1)", "(null)"
+
+    @property
+    def gpus(self) -> int:
+        return gres_gpus(self.gres)
+
+
+def gres_gpus(gres: str) -> int:
+    """The GPUs one sinfo ``%G`` cell counts: ``gpu:2``, ``gpu:a100:4(S:0-1)``,
+    ``gpu:2,mps:200``; 0 for ``(null)``."""
+    return sum(int(count) for count in _GPU_GRES.findall(gres))
 
 
 def sinfo_nodes(run: Run, partitions: Sequence[str] = ()) -> list[SlurmNode]:
     """The nodes of ``partitions`` (all: none given), each once."""
     options = ["-p", ",".join(partitions)] if partitions else []
-    out = _call(run, ["sinfo", "-h", "-N", "-o", "%N|%T|%c|%m|%P", *options])
+    out = _call(run, ["sinfo", "-h", "-N", "-o", "%N|%T|%c|%m|%P|%G", *options])
     nodes: dict[str, SlurmNode] = {}
     for line in out.splitlines():
-        name, state, cpus, memory, partition = (line.split("|") + [""] * 5)[:5]
+        name, state, cpus, memory, partition, gres = (line.split("|") + [""] * 6)[:6]
         if name and name not in nodes:
-            nodes[name] = SlurmNode(name, state, _int(cpus), _int(memory), partition)
+            nodes[name] = SlurmNode(name, state, _int(cpus), _int(memory), partition, gres)
     return list(nodes.values())
 
 

@@ -57,27 +57,56 @@ def job_name(attempt_id: str) -> str:
     return NAME_PREFIX + attempt_id
 
 
-def attempt_of(name: str) -> str | None:
-    """The attempt id a bridge's job name carries; None for anyone else's job."""
-    return name[len(NAME_PREFIX) :] if name.startswith(NAME_PREFIX) else None
+def attempt_of(name: str, slurm_id: str = "") -> str | None:
+    """The attempt id a bridge's job (or, by its Slurm id ``<job>_<task>``, array task) name
+    carries; None for anyone else's job. An array's name holds ``:_/`` where its tasks' ids
+    hold the task id (slurmarrays.py)."""
+    if not name.startswith(NAME_PREFIX):
+        return None
+    attempt_id = name[len(NAME_PREFIX) :]
+    job, slash, number = attempt_id.rpartition("/")
+    task = slurm_id.rpartition("_")[2] if "_" in slurm_id else ""
+    if slash and job.endswith(":_") and task.isdigit():
+        return f"{job[:-1]}{task}/{number}"
+    return attempt_id
+
+
+# Slurm sets these for the GPUs it gives a job; the head's name GPUs of the bridge's count only
+SLURM_SETS = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+
+
+def script_env(spec: AttemptSpec) -> dict[str, str]:
+    """The attempt's variables as its script sets them: a job with GPUs sees the ones Slurm
+    gave it (its own ``CUDA_VISIBLE_DEVICES``), not the head's numbering of the bridge's."""
+    if not spec["gpus"]:
+        return spec["env"]
+    return {name: value for name, value in spec["env"].items() if name not in SLURM_SETS}
 
 
 def batch_script(spec: AttemptSpec) -> str:
     words = ["exec", "env", "--"]
-    words += [f"{name}={value}" for name, value in spec["env"].items()]
+    words += [f"{name}={value}" for name, value in script_env(spec).items()]
     words += spec["command"]
     return "#!/bin/sh\n" + " ".join(shlex.quote(word) for word in words) + "\n"
 
 
-def sbatch_options(spec: AttemptSpec, target: Target, log_path: str, work_dir: str) -> list[str]:
+def sbatch_options(
+    spec: AttemptSpec,
+    target: Target,
+    log_path: str,
+    work_dir: str,
+    name: str | None = None,
+    output: str | None = None,
+) -> list[str]:
     """``--no-requeue`` always: Slurm must never run an attempt again behind the head's back
-    (a retry is the head's decision, with a new attempt id)."""
+    (a retry is the head's decision, with a new attempt id). ``name`` and ``output``: an
+    array's (slurmarrays.py), else the attempt's own."""
     options = [
         "--no-requeue",
         "-J",
-        job_name(spec["attempt_id"]),
+        name or job_name(spec["attempt_id"]),
         "-o",
-        _no_patterns(log_path),
+        output or _no_patterns(log_path),
         "-D",
         work_dir,
         "-c",
@@ -86,6 +115,8 @@ def sbatch_options(spec: AttemptSpec, target: Target, log_path: str, work_dir: s
     ]
     if spec["memory_mib"] > 0:
         options.append(f"--mem={spec['memory_mib']}M")
+    if spec["gpus"]:
+        options.append(f"--gpus={len(spec['gpus'])}")
     if spec["timeout_s"] is not None:
         options.append(f"--time={backstop_minutes(spec['timeout_s'])}")
     return options

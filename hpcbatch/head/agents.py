@@ -165,6 +165,9 @@ class AgentSession:
         # CPU seconds the agent's jobs used since it started, from its latest heartbeat
         # (None until one carries it: an older agent never does). /metrics exports it.
         self.cpu_seconds: float | None = None
+        # A SLURM bridge's view of its partitions: sinfo's nodes, and what Slurm said while it
+        # did not answer (``trouble``); None from every other agent. Shown, never scheduled on.
+        self.slurm: dict[str, Any] | None = None
         self.limit, self._clock = limit, clock
         self.hung_up: str | None = None  # why the session stopped reading: a spent budget
         self._complaints = 0
@@ -249,6 +252,8 @@ class AgentSession:
                     cause=self._cause(), now=now_ms(), node=self.node, gpus=gpus, reason=reason
                 )
             )
+        elif kind == "slurm":
+            self.slurm = {"nodes": message["nodes"], "trouble": message.get("trouble")}
         elif kind == "log_data":
             future = self._pending.pop(message.get("req", -1), None)
             if future is not None and not future.done():

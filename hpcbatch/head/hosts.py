@@ -25,6 +25,22 @@ labels = { rack = "a", placement_group = "g1" }  # placement_group: gangs kept i
 agent_durability = "process"     # "power": the agent fsyncs its spool each turn (see docs)
 ```
 
+A SLURM compute environment (docs/slurm.md) whose bridge runs on a login node over SSH:
+
+```toml
+[[compute_environments]]
+name = "hpc"
+kind = "SLURM"
+max_vcpus = 512                  # required: the most vCPUs its jobs hold in Slurm at once
+partitions = ["batch"]           # optional (Slurm's default partition); account, qos too
+account = "physics"
+qos = "normal"
+slurm_conf = "/etc/slurm/slurm.conf"  # optional: SLURM_CONF on the login node
+[[compute_environments.hosts]]   # exactly one: the login node (a host table as above)
+name = "login1"
+...
+```
+
 Every problem is a ValidationError naming the host and the rule; one bad host refuses the whole
 file (a head must not start half-configured).
 
@@ -39,12 +55,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from hpcbatch.errors import ValidationError
 from hpcbatch.head.gpu_config import check_gpu_list
+from hpcbatch.head.slurm_target import SlurmTarget, check_slurm_name, slurm_agent_options
 from hpcbatch.mpi.fabric import Fabric, FabricError, fabric_environment, parse_fabric
 from hpcbatch.transport.ssh import SshHost
 
@@ -76,6 +93,7 @@ AGENT_DURABILITIES = ("process", "power")
 
 PLACEMENT_GROUP_LABEL = "placement_group"
 CE_KEYS = {"name", "kind", "hosts", "fabric", "network_interface"}
+SLURM_KEYS = {"max_vcpus", "partitions", "account", "qos", "slurm_conf"}
 
 
 @dataclass(frozen=True)
@@ -249,14 +267,17 @@ def parse_compute_environments(
         where = f"config.compute_environments[{i}]"
         if not isinstance(table, dict) or not NAME_RE.fullmatch(str(table.get("name", ""))):
             raise ValidationError(f"{where}.name", "is required: 1-63 letters, digits, '_' or '-'")
-        if table.get("kind", "SSH") != "SSH":
-            raise ValidationError(f"{where}.kind", f"must be SSH (got {table.get('kind')!r})")
-        unknown = sorted(set(table) - CE_KEYS)
+        kind = table.get("kind", "SSH")
+        if kind not in ("SSH", "SLURM"):
+            raise ValidationError(f"{where}.kind", f"must be SSH or SLURM (got {kind!r})")
+        unknown = sorted(set(table) - CE_KEYS - (SLURM_KEYS if kind == "SLURM" else set()))
         if unknown:
             raise ValidationError(f"{where}.{unknown[0]}", "is not a known setting")
         fabric = check_fabric(where, table)
         hosts = _hosts(where, table.get("hosts", []), taken, addresses, "listed twice")
-        ces.append(CeConfig(table["name"], "SSH", hosts, fabric))
+        if kind == "SLURM":
+            hosts = (login_bridge(where, table, hosts),)
+        ces.append(CeConfig(table["name"], kind, hosts, fabric))
     return tuple(ces)
 
 
@@ -313,3 +334,41 @@ def parse_host_pools(
         hosts = _hosts(where, table.get("hosts", []), taken, endpoints, twice)
         pools.append(CeConfig(table["name"], "SSH", hosts, fabric))
     return tuple(pools)
+
+
+def login_bridge(where: str, table: dict[str, Any], hosts: tuple[SshHost, ...]) -> SshHost:
+    """A SLURM CE's one host, the login node, whose agent is the bridge: sized ``max_vcpus``
+    and started with the target's flags."""
+    if len(hosts) != 1:
+        raise ValidationError(
+            f"{where}.hosts",
+            f"a SLURM compute environment has exactly one host, the login node its bridge runs "
+            f"on (got {len(hosts)})",
+        )
+    cap = table.get("max_vcpus")
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        raise ValidationError(
+            f"{where}.max_vcpus",
+            f"is required: the most vCPUs its jobs may hold in Slurm at once, 1 or more "
+            f"(got {cap!r})",
+        )
+    partitions = table.get("partitions", [])
+    if not isinstance(partitions, list) or not all(isinstance(p, str) for p in partitions):
+        raise ValidationError(f"{where}.partitions", "must be a list of Slurm partition names")
+    names: dict[str, str] = {}
+    for key in ("account", "qos", "slurm_conf"):
+        value = table.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValidationError(f"{where}.{key}", f"must be a non-empty string (got {value!r})")
+        if value is not None:
+            names[key] = value
+    for index, partition in enumerate(partitions):
+        check_slurm_name(f"{where}.partitions[{index}]", "a Slurm partition", partition)
+    for key in ("account", "qos"):
+        if key in names:
+            check_slurm_name(f"{where}.{key}", f"the Slurm {key}", names[key])
+    target = SlurmTarget(tuple(partitions), names.get("account"), names.get("qos"))
+    options = slurm_agent_options(target)
+    if "slurm_conf" in names:
+        options += ["--slurm-conf", names["slurm_conf"]]
+    return replace(hosts[0], vcpus=cap, agent_options=tuple(options))

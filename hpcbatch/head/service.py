@@ -153,6 +153,12 @@ class Head:
 
     def ce_status(self, ce: ComputeEnvironment) -> tuple[str, str]:
         """DescribeComputeEnvironments' ``(status, statusReason)`` of ``ce`` now."""
+        if ce.kind == "SLURM" and ce.status != "DELETING":
+            for node in (n for n in self.state.nodes.values() if n.ce == ce.name):
+                bridge = self.dispatcher.sessions.get(node.name)
+                trouble = (bridge.slurm or {}).get("trouble") if bridge is not None else None
+                if trouble:
+                    return "INVALID", f"Slurm does not answer: {trouble}"
         decided = self.ce_hosts.status.get(ce.name)
         if decided is None or ce.status == "DELETING":
             return ce_status(self.state, ce)

@@ -43,13 +43,13 @@ def slurm_target(echo: dict[str, Any]) -> SlurmTarget:
 
 def check_slurm_names(partitions: list[str] | None, tags: dict[str, str] | None) -> None:
     for index, partition in enumerate(partitions or []):
-        _check_name(f"computeResources.instanceTypes[{index}]", "a Slurm partition", partition)
+        check_slurm_name(f"computeResources.instanceTypes[{index}]", "a Slurm partition", partition)
     for tag in (ACCOUNT_TAG, QOS_TAG):
         if tags and tag in tags:
-            _check_name(f"computeResources.tags.{tag}", f"the Slurm {tag[6:]}", tags[tag])
+            check_slurm_name(f"computeResources.tags.{tag}", f"the Slurm {tag[6:]}", tags[tag])
 
 
-def _check_name(field: str, what: str, name: str) -> None:
+def check_slurm_name(field: str, what: str, name: str) -> None:
     bad = [c for c in name if c == "," or c.isspace() or not c.isprintable()]
     if not name or bad or len(name) > MAX_NAME:
         raise ValidationError(

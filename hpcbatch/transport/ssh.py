@@ -79,6 +79,7 @@ class SshHost:
     nvidia_smi: str | None = None  # where nvidia-smi is on the host, when not on sshd's PATH
     labels: dict[str, str] = field(default_factory=dict)
     agent_durability: str = "process"  # or "power": the agent's spool fsyncs each turn
+    agent_options: tuple[str, ...] = ()  # more ``attach`` flags (a SLURM bridge's: --slurm ...)
 
     def __post_init__(self) -> None:
         if self.trust_on_first_use and self.known_hosts is None:
@@ -220,6 +221,7 @@ def attach_command(host: SshHost, pyz: str) -> str:
         argv += ["--nvidia-smi", host.nvidia_smi]
     if host.agent_durability != "process":
         argv += ["--durability", host.agent_durability]
+    argv += host.agent_options
     return shlex.join(argv)
 
 

@@ -100,6 +100,25 @@ def test_compute_environment_create_carries_the_kind(stub: StubHead) -> None:
     }
 
 
+def test_a_slurm_compute_environment_names_its_partitions_account_and_qos(
+    stub: StubHead,
+) -> None:
+    stub.on(
+        "POST",
+        "/v1/createcomputeenvironment",
+        {"computeEnvironmentName": "hpc", "computeEnvironmentArn": "a"},
+    )
+    argv = ["ces", "create", "hpc", "--kind", "slurm", "--partition", "batch", "--partition"]
+    argv += ["debug", "--account", "physics", "--qos", "normal", "--max-vcpus", "64"]
+    assert main([*argv, "-e", stub.endpoint]) == 0
+    assert stub.calls()[0].body["computeResources"] == {
+        "type": "SLURM",
+        "maxvCpus": 64,
+        "instanceTypes": ["batch", "debug"],
+        "tags": {"slurm:account": "physics", "slurm:qos": "normal"},
+    }
+
+
 def test_compute_environment_delete_force(stub: StubHead) -> None:
     stub.on("POST", "/v1/updatecomputeenvironment", {})
     stub.on("POST", "/v1/deletecomputeenvironment", {})

@@ -84,3 +84,40 @@ def test_duplicate_hosts_are_refused(key: Path) -> None:
         parse(host(key), host(key, address="10.0.0.12"))
     with pytest.raises(ValidationError, match="10.0.0.11:22 is already host 'n1'"):
         parse(host(key), host(key, name="n2"))
+
+
+def slurm_ce(key_path: Path, **fields: Any) -> Any:
+    table = {"name": "hpc", "kind": "SLURM", "max_vcpus": 64, "hosts": [host(key_path)]}
+    return parse_compute_environments([{**table, **fields}], {"local-1"})
+
+
+def test_a_slurm_ce_runs_its_bridge_on_its_one_host_with_the_target(key: Path) -> None:
+    (ce,) = slurm_ce(key, partitions=["batch", "gpu"], account="phys", slurm_conf="/etc/s.conf")
+    (login,) = ce.hosts
+    assert (ce.kind, login.vcpus) == ("SLURM", 64)
+    argv = shlex.split(attach_command(login, "/a.pyz"))
+    flags = argv[argv.index("--slurm") :]
+    assert flags == [
+        "--slurm", "--slurm-partition", "batch", "--slurm-partition", "gpu",
+        "--slurm-account", "phys", "--slurm-conf", "/etc/s.conf",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "rule"),
+    [
+        ({"max_vcpus": 0}, "max_vcpus", "is required: the most vCPUs"),
+        ({"max_vcpus": None}, "max_vcpus", "is required"),
+        ({"hosts": []}, "hosts", "exactly one host, the login node"),
+        ({"partitions": ["a b"]}, "partitions[0]", "must name a Slurm partition"),
+        ({"qos": ""}, "qos", "must be a non-empty string"),
+        ({"kind": "PBS"}, "kind", "must be SSH or SLURM"),
+    ],
+)
+def test_a_bad_slurm_ce_is_refused_naming_the_field(
+    key: Path, change: dict[str, Any], field: str, rule: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        slurm_ce(key, **change)
+    assert refused.value.field == f"config.compute_environments[0].{field}"
+    assert rule in refused.value.message

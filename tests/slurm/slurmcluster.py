@@ -8,6 +8,9 @@ The dev cluster (hpcbatch.devcluster) gives the hosts: network namespaces on a b
   started with ``nsenter --net`` (``ip netns exec`` remounts /sys and slurmd dies:
   ../shared/reference/testbed.md), each with its own spool and PMIx temp dir.
 - no accounting (``accounting_storage/none``), ``proctrack/linuxproc`` (no cgroups), jobs as root.
+- ``GPUS`` GPUs per host in ``gres.conf``, their device files character devices like
+  /dev/null's: Slurm allocates and accounts them and sets ``CUDA_VISIBLE_DEVICES``, as on a GPU
+  cluster, with no GPU in sight.
 
 Clients (sbatch, squeue, ...) need ``SLURM_CONF``: ``SlurmCluster.env`` holds it. Every process
 is stopped by its PID at ``stop``.
@@ -18,7 +21,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
+import stat
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +31,12 @@ from pathlib import Path
 import pytest
 
 from hpcbatch.devcluster import DevCluster
-from hpcbatch.devcluster.processes import cmdline, spawn, stop
+from hpcbatch.devcluster.processes import cmdline, signal_all, spawn, stop, wait_gone
 from tests.head.headproc import wait_for
 
 CPUS = 2  # each dev host declares 2 CPUs to Slurm (as to hpcbatch's SSH hosts)
 MEMORY_MIB = 1024
+GPUS = 2  # each host's gres/gpu (device files that are /dev/null's twins: nothing to bind)
 PARTITION = "batch"
 PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sacct", "scancel")
 
@@ -62,6 +68,7 @@ SchedulerType=sched/backfill
 MpiDefault=none
 ReturnToService=2
 SlurmdTimeout=10
+GresTypes=gpu
 InactiveLimit=0
 MinJobAge=300
 KillWait=2
@@ -96,9 +103,18 @@ class SlurmCluster:
         key.write_bytes(secrets.token_bytes(1024))
         key.chmod(0o400)
         nodes = "\n".join(
-            f"NodeName={h.name} NodeAddr={h.address} CPUs={CPUS} RealMemory={MEMORY_MIB} State=UNKNOWN"
+            f"NodeName={h.name} NodeAddr={h.address} CPUs={CPUS} RealMemory={MEMORY_MIB} "
+            f"Gres=gpu:{GPUS} State=UNKNOWN"
             for h in cluster.hosts
         )
+        # GPUs as Slurm sees them: device files (copies of /dev/null's char device) in gres.conf
+        # beside slurm.conf; Slurm allocates them and sets CUDA_VISIBLE_DEVICES, nothing binds
+        for index in range(GPUS):
+            device = directory / f"gpu{index}"
+            if not device.exists():
+                os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        gres = f"Name=gpu File={directory}/gpu[0-{GPUS - 1}]\n"
+        (directory / "gres.conf").write_text(gres)
         conf = directory / "slurm.conf"
         conf.write_text(
             SLURM_CONF.format(
@@ -133,20 +149,45 @@ class SlurmCluster:
             d / "munged.out",
         ).pid  # fmt: skip
         wait_for(lambda: (d / "munge.sock").exists(), 10, f"munged's socket (see {d}/munged.out)")
+        self.start_controller()
+        for host in self.cluster.hosts:
+            self.start_slurmd(host.name)
+        wait_for(self.all_idle, 30, f"every node idle in Slurm (see {d}/slurmctld.log)")
+
+    def start_controller(self) -> None:
+        d = self.dir
         self.pids["slurmctld"] = spawn(
             ["slurmctld", "-D", "-i", "-f", str(d / "slurm.conf")], d / "slurmctld.out"
         ).pid
-        for host in self.cluster.hosts:
-            node_dir = d / "nodes" / host.name
-            (node_dir / "spool").mkdir(parents=True, exist_ok=True)
-            (node_dir / "pmix").mkdir(exist_ok=True)
-            argv = [
-                "nsenter", f"--net=/run/netns/{host.namespace}",
-                "env", f"SLURM_CONF={d / 'slurm.conf'}", f"PMIX_SERVER_TMPDIR={node_dir / 'pmix'}",
-                "slurmd", "-D", "-N", host.name, "-f", str(d / "slurm.conf"),
-            ]  # fmt: skip
-            self.pids[f"slurmd {host.name}"] = spawn(argv, node_dir / "slurmd.out").pid
-        wait_for(self.all_idle, 30, f"every node idle in Slurm (see {d}/slurmctld.log)")
+
+    def stop_controller(self) -> None:
+        stop([self.pids.pop("slurmctld")])
+
+    def start_slurmd(self, name: str) -> None:
+        d = self.dir
+        host = next(h for h in self.cluster.hosts if h.name == name)
+        node_dir = d / "nodes" / host.name
+        (node_dir / "spool").mkdir(parents=True, exist_ok=True)
+        (node_dir / "pmix").mkdir(exist_ok=True)
+        argv = [
+            "nsenter", f"--net=/run/netns/{host.namespace}",
+            "env", f"SLURM_CONF={d / 'slurm.conf'}", f"PMIX_SERVER_TMPDIR={node_dir / 'pmix'}",
+            "slurmd", "-D", "-N", host.name, "-f", str(d / "slurm.conf"),
+        ]  # fmt: skip
+        self.pids[f"slurmd {host.name}"] = spawn(argv, node_dir / "slurmd.out").pid
+
+    def fail_node(self, name: str) -> None:
+        """The node dies as a machine would: its slurmd and everything it ran, killed (the
+        controller declares it DOWN after SlurmdTimeout, and its jobs NODE_FAIL)."""
+        host = next(h for h in self.cluster.hosts if h.name == name)
+        doomed = [self.pids.pop(f"slurmd {name}")]
+        doomed += [
+            pid
+            for pid in pids_in_namespaces([host.namespace])
+            if pid != host.sshd_pid and not is_agent(pid)
+        ]
+        signal_all(doomed, signal.SIGKILL)  # no SIGTERM: a slurmstepd would end its job cleanly
+        wait_gone(doomed, 10)
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """A Slurm client command against this cluster."""

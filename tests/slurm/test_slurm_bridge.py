@@ -101,6 +101,9 @@ def test_a_job_runs_in_slurm_with_its_environment_and_ends_with_its_code(
     start_bridge(slurm, bridge_dir, bridges)
     client = connect(bridge_dir)
     assert client.latest == {}
+    view = client.wait_message("slurm")  # the partition's nodes, as sinfo sees them
+    assert {n["name"] for n in view["nodes"]} == {h.name for h in slurm.cluster.hosts}
+    assert view["trouble"] is None
     body = 'echo "id=$AWS_BATCH_JOB_ID node=$SLURMD_NODENAME"; exit 3'
     client.send(p.launch([spec("j1#1", "sh", "-c", body)]))
     queued = client.wait_state("j1#1", p.QUEUED, p.RUNNING, p.EXITED)
@@ -218,4 +221,58 @@ def test_a_restarted_bridge_tracks_its_jobs_again_and_finds_an_interrupted_submi
     named = slurm.run("squeue", "-h", "-n", "hb-never#1", "-o", "%i").stdout.strip()
     assert named == ""
     assert found_id  # the one Slurm job of that name
+    client.close()
+
+
+def child(parent: str, index: int, *command: str) -> dict[str, Any]:
+    env = {"AWS_BATCH_JOB_ID": f"{parent}:{index}", "AWS_BATCH_JOB_ARRAY_INDEX": str(index)}
+    return spec(f"{parent}:{index}/1", *command, env=env)
+
+
+def test_children_of_one_array_go_as_one_slurm_array_each_with_its_own_end(
+    slurm: SlurmCluster, bridge_dir: Path, bridges: list[AgentProcess]
+) -> None:
+    start_bridge(slurm, bridge_dir, bridges)
+    client = connect(bridge_dir)
+    body = 'pwd; echo "$AWS_BATCH_JOB_ID"; exit "$AWS_BATCH_JOB_ARRAY_INDEX"'
+    children = [child("arr", index, "sh", "-c", body) for index in (0, 1, 2, 5)]
+    client.send(p.launch(children))
+    ids = set()
+    for item in children:
+        queued = client.wait_state(item["attempt_id"], p.QUEUED, p.RUNNING, p.EXITED)
+        first = next(u for u in client.seen if u["attempt_id"] == item["attempt_id"])
+        assert first["state"] == p.QUEUED, queued
+        ids.add(first["reason"].rsplit(" ", 1)[1])  # "... task I of array job N"
+    assert len(ids) == 1  # one sbatch --array for the four
+    for item in children:
+        index = int(item["env"]["AWS_BATCH_JOB_ARRAY_INDEX"])
+        ended = client.wait_state(item["attempt_id"], p.EXITED, timeout_s=SLOW_S)
+        assert ended["exit_code"] == index
+        work, job_id = Path(ended["log_path"]).read_text().splitlines()
+        assert job_id == f"arr:{index}"
+        assert Path(work).name == f"arr%3A{index}%2F1"  # the child's own work directory
+    client.close()
+
+
+def test_a_restarted_bridge_finds_an_interrupted_array_by_its_name(
+    slurm: SlurmCluster, bridge_dir: Path, bridges: list[AgentProcess]
+) -> None:
+    first = start_bridge(slurm, bridge_dir, bridges)
+    first.stop()
+    first.wait_keeper()
+    bridges.remove(first)
+    run = slurmcli.local(slurm.env)
+    script = "#!/bin/sh\nexit $SLURM_ARRAY_TASK_ID\n"
+    options = ["--no-requeue", "-J", "hb-lost:_/1", "-o", os.devnull, "--array=3,4"]
+    slurmcli.sbatch(run, script, options)
+    with (bridge_dir / "spool" / "journal.jsonl").open("a") as out:
+        for index in (3, 4):
+            aid = f"lost:{index}/1"
+            intent = {"op": "start", "attempt_id": aid, "pid": None, "work_dir": None}
+            out.write(json.dumps({**intent, "log_path": str(bridge_dir / f"{index}.log")}) + "\n")
+    start_bridge(slurm, bridge_dir, bridges)
+    client = connect(bridge_dir)
+    for index in (3, 4):
+        ended = client.wait_state(f"lost:{index}/1", p.EXITED, timeout_s=SLOW_S)
+        assert ended["exit_code"] == index
     client.close()

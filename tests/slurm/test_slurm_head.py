@@ -14,9 +14,11 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 from hpcbatch_agent import slurmcli
+from hpcbatch_agent.slurmbridge import POLL_VAR as SLURM_POLL_VAR
+from hpcbatch_agent.slurmscript import attempt_of
 
 from tests.head.headproc import HeadProcess, wait_for
-from tests.slurm.slurmcluster import CPUS, PARTITION, SlurmCluster
+from tests.slurm.slurmcluster import CPUS, GPUS, PARTITION, SlurmCluster
 from tests.slurm.test_slurm_bridge import cancel_bridge_jobs
 
 SLOW_S = 60.0
@@ -25,7 +27,8 @@ BRIDGE = "hpc-1"  # the SLURM CE's one node: its bridge
 
 @pytest.fixture
 def head(slurm: SlurmCluster, tmp_path: Path) -> Iterator[HeadProcess]:
-    process = HeadProcess(tmp_path / "head", nodes=1, vcpus=1, memory=1024, env=slurm.env)
+    env = {**slurm.env, SLURM_POLL_VAR: "0.2"}  # the bridge's polls: Slurm's news in 0.2 s
+    process = HeadProcess(tmp_path / "head", nodes=1, vcpus=1, memory=1024, env=env)
     try:
         yield process.start()
     finally:
@@ -234,7 +237,86 @@ def test_a_head_killed_mid_array_finds_its_slurm_jobs_again(
         child = head.describe(f"{array}:{index}")
         assert len(child["attempts"]) == 1, (index, child["attempts"])  # none run twice
         assert log_text(head, f"{array}:{index}") == f"{index}\n"
-    # and Slurm ran each child once: one job of each child's name (it remembers them all)
-    names = [job.name for job in slurmcli.show_jobs(slurmcli.local(slurm.env))]
-    ours = sorted(name for name in names if name.startswith(f"hb-{array}:"))
-    assert len(ours) == len(set(ours)) == 20, ours
+    # and Slurm ran each child once: one job or array task per child (it remembers them all)
+    remembered = slurmcli.show_jobs(slurmcli.local(slurm.env))
+    ours = [attempt_of(job.name, job.slurm_id) for job in remembered]
+    children = sorted(aid for aid in ours if aid and aid.startswith(f"{array}:"))
+    assert children == sorted(f"{array}:{index}/1" for index in range(20)), children
+
+
+def test_a_slurm_node_that_dies_mid_job_is_a_host_loss_and_the_job_is_retried(
+    head: HeadProcess, slurm: SlurmCluster
+) -> None:
+    slurm_ce(head)
+    second_try_passes = ["sh", "-c", 'test "$AWS_BATCH_JOB_ATTEMPT" -ge 2 || sleep 300']
+    definition(head, "doomed", second_try_passes, retryStrategy={"attempts": 2})
+    job = head.batch().submit_job(jobName="d", jobQueue="hpc-q", jobDefinition="doomed")["jobId"]
+    head.wait_status(job, "RUNNING", timeout=SLOW_S)
+    run = slurmcli.local(slurm.env)
+    (ours,) = [j for j in slurmcli.squeue(run) if j.name == f"hb-{job}/1"]
+    try:
+        slurm.fail_node(ours.nodes)
+        done = head.wait_status(job, "SUCCEEDED", "FAILED", timeout=SLOW_S)
+    finally:
+        slurm.start_slurmd(ours.nodes)
+        wait_for(slurm.all_idle, SLOW_S, "the node back in Slurm")
+    assert done["status"] == "SUCCEEDED", head.story(job)
+    first, second = done["attempts"]
+    assert first["statusReason"] == f"Host lost: Slurm node {ours.nodes} failed (NODE_FAIL)"
+    assert second["container"]["exitCode"] == 0
+
+
+def test_nodes_show_slurms_nodes_and_a_silent_controller_makes_the_ce_invalid(
+    head: HeadProcess, slurm: SlurmCluster
+) -> None:
+    slurm_ce(head)
+
+    def bridge() -> dict[str, Any] | None:
+        nodes = head.get("/hpcbatch/v1/nodes")["nodes"]
+        found = next((n for n in nodes if n["name"] == BRIDGE and "slurm" in n), None)
+        return found if found and found["slurm"]["nodes"] else None
+
+    node = wait_for(bridge, SLOW_S, "the bridge's view of Slurm")
+    seen = {n["name"]: (n["partition"], n["state"], n["vcpus"]) for n in node["slurm"]["nodes"]}
+    assert seen == {h.name: (f"{PARTITION}*", "idle", CPUS) for h in slurm.cluster.hosts}
+    assert node["vcpus"] == "16"  # maxvCpus: the cap on what it has in Slurm at once
+    slurm.stop_controller()
+    try:
+
+        def invalid() -> str | None:
+            found = ce(head, "hpc")
+            return found["statusReason"] if found["status"] == "INVALID" else None
+
+        reason = wait_for(invalid, SLOW_S, "the CE to say Slurm does not answer")
+        assert reason.startswith("Slurm does not answer: "), reason
+    finally:
+        slurm.start_controller()
+        wait_for(slurm.all_idle, SLOW_S, "Slurm back")
+    wait_for(lambda: ce(head, "hpc")["status"] == "VALID", SLOW_S, "the CE VALID again")
+
+
+def test_a_gpu_job_gets_its_gpus_from_slurm(head: HeadProcess, slurm: SlurmCluster) -> None:
+    slurm_ce(head)
+
+    def bridge() -> dict[str, Any] | None:
+        nodes = head.get("/hpcbatch/v1/nodes")["nodes"]
+        return next((n for n in nodes if n["name"] == BRIDGE), None)
+
+    node = wait_for(bridge, SLOW_S, "the bridge node")
+    assert node["gpus"] == GPUS * len(slurm.cluster.hosts)  # the partition's gres/gpu
+    head.batch().register_job_definition(
+        jobDefinitionName="gpu",
+        type="container",
+        containerProperties={
+            "command": ["sh", "-c", 'echo "gpus=$SLURM_GPUS"'],
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "1"},
+                {"type": "MEMORY", "value": "64"},
+                {"type": "GPU", "value": "2"},
+            ],
+        },
+    )
+    job = head.batch().submit_job(jobName="g", jobQueue="hpc-q", jobDefinition="gpu")["jobId"]
+    done = head.wait_status(job, "SUCCEEDED", "FAILED", timeout=SLOW_S)
+    assert done["status"] == "SUCCEEDED", head.story(job)
+    assert log_text(head, job) == "gpus=2\n"  # sbatch --gpus=2: Slurm allocated two

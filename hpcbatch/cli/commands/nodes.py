@@ -138,7 +138,38 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         gpus = render_gpus(nodes)
         if gpus:
             sys.stdout.write("\n" + gpus + "\n")
+        slurm = render_slurm(nodes)
+        if slurm:
+            sys.stdout.write("\n" + slurm + "\n")
     return EXIT_OK
+
+
+def render_slurm(nodes: list[dict[str, Any]]) -> str:
+    """A SLURM compute environment's partitions as Slurm reports them (sinfo), under the node
+    that is its bridge; "" when no node is one."""
+    from hpcbatch.cli import render
+
+    parts = []
+    for node in nodes:
+        view = node.get("slurm")
+        if view is None:
+            continue
+        rows = [
+            [
+                node.get("name", ""),
+                n.get("name", ""),
+                n.get("partition", ""),
+                n.get("state", ""),
+                str(n.get("vcpus", "")),
+                str(n.get("memoryMiB", "")),
+            ]
+            for n in view.get("nodes", [])
+        ]
+        headers = ["BRIDGE", "SLURM NODE", "PARTITION", "STATE", "CPUS", "MEM MiB"]
+        parts.append(render.table(headers, rows) if rows else f"{node.get('name')}: no nodes")
+        if view.get("trouble"):
+            parts.append(f"{node.get('name')}: Slurm does not answer: {view['trouble']}")
+    return "\n".join(parts)
 
 
 def render_nodes(nodes: list[dict[str, Any]]) -> str:

@@ -216,7 +216,24 @@ async def _node_action(call: Call, name: str, action: str, body: bytes) -> dict[
 
 def _node_doc(call: Call, node: Node) -> dict[str, Any]:
     session = call.head.dispatcher.sessions.get(node.name)  # connected: its agent's build
-    return node_doc(call.head.state, node, None if session is None else session.agent_version)
+    doc = node_doc(call.head.state, node, None if session is None else session.agent_version)
+    if session is not None and session.slurm is not None:  # a SLURM bridge: Slurm's nodes
+        doc["slurm"] = slurm_doc(session.slurm)
+    return doc
+
+
+def slurm_doc(view: dict[str, Any]) -> dict[str, Any]:
+    nodes = [
+        {
+            "name": n["name"],
+            "state": n["state"],
+            "vcpus": n["cpus"],
+            "memoryMiB": n["memory_mib"],
+            "partition": n["partition"],
+        }
+        for n in view["nodes"]
+    ]
+    return {"nodes": nodes, "trouble": view.get("trouble")}
 
 
 def _top(call: Call, query: dict[str, list[str]]) -> dict[str, Any]:
