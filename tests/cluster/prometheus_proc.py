@@ -116,10 +116,13 @@ def poll(check: Callable[[], Any], deadline_s: float, what: str) -> Any:
     last: Any = None
     while time.monotonic() < deadline:
         try:
-            last = check()
+            last = result = check()
         except httpx.TransportError as error:
-            last = error
-        if last:
-            return last
+            # kept to be shown at the deadline, never returned: an exception is truthy, and
+            # returning it passed a wait for Prometheus' first scrape while Prometheus was
+            # not even listening yet (CI, loaded): the test's jobs then ran before any scrape
+            last, result = error, None
+        if result:
+            return result
         time.sleep(0.1)
     raise AssertionError(f"timed out after {deadline_s} s waiting for {what} (last: {last!r})")

@@ -124,10 +124,11 @@ def test_cpu_used_grows_for_a_busy_job_and_not_for_a_sleeping_one(stack: Stack) 
     used = poll(counted, 20, f"{busy_node}'s busy CPU seconds in Prometheus")
     assert used[busy_node] < 3.5, used
     assert used[asleep_node] < 0.3, used
-    # increase() needs a sample on each side of the growth inside its window. Two CI runs read
-    # 0.0 for every node over [1m] (once for 30 s on end): no sample from before the growth was
-    # left in the window. The window is now wider than the whole test; a timeout prints the raw
-    # samples and the scrape health that the window held.
+    # increase() needs a sample on each side of the growth inside its window. Three CI runs
+    # read 0.0 for every node for 30 s: the window's first sample was already past the growth,
+    # because the jobs had run before Prometheus' first scrape (poll() returned the connection
+    # error of a Prometheus not yet listening, which is truthy, as if the waits had passed).
+    # A timeout still prints the raw samples and the scrape health that the window held.
     growth = "increase(hpcbatch_node_cpu_used_seconds_total[5m])"
 
     def increased() -> dict[str, float] | None:
