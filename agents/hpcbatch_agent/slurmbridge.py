@@ -276,6 +276,11 @@ class SlurmBridge:
 
     def kill(self, attempt_id: str, reason: str) -> None:
         tracked = self.running.get(attempt_id)
+        if tracked is None and attempt_id in self.unresolved:
+            record = self.spool.records[attempt_id]
+            if record.get("kill_reason") is None:  # cancelled once it is found (_resolve)
+                self.spool.record_kill(attempt_id, reason)
+            return
         if tracked is None or tracked.kill_reason is not None:
             return  # unknown, finished, or already being cancelled
         tracked.kill_reason = reason
@@ -480,7 +485,10 @@ class SlurmBridge:
             if job is None:
                 self.fail_to_start(attempt_id, record["log_path"], NEVER_SUBMITTED_REASON)
                 continue
-            tracked = Tracked(attempt_id, job.slurm_id, record["log_path"], None)
+            kill_reason = record.get("kill_reason")  # a kill that came while it was looked for
+            tracked = Tracked(
+                attempt_id, job.slurm_id, record["log_path"], None, kill_reason=kill_reason
+            )
             self._journal(tracked, record.get("work_dir"))
             self.running[attempt_id] = tracked
             log(f"attempt {attempt_id!r}: found as Slurm job {job.slurm_id}")
