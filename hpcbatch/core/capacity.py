@@ -55,6 +55,14 @@ def gang_fit_problem(state: State, queue: JobQueue, shape: MultiNodeSpec) -> str
     if any(assign(members, shape, lambda n, need: need.fits_in(n.capacity)) for members in by_ce):
         return None
     where = f"compute environments [{', '.join(queue.ce_order)}]"
+    slurm = [
+        name for name in queue.ce_order if name in state.ces and state.ces[name].kind == "SLURM"
+    ]
+    if len(slurm) == len(queue.ce_order):  # one node each, the bridge (docs/slurm.md)
+        return (
+            f"{MISCONFIGURATION} - multi-node jobs do not run on SLURM compute environments "
+            f"yet ({', '.join(slurm)}); submit it to a queue of LOCAL or SSH ones"
+        )
     largest = max(len(members) for members in by_ce)
     if largest < shape.num_nodes:
         return (

@@ -320,3 +320,35 @@ def test_a_gpu_job_gets_its_gpus_from_slurm(head: HeadProcess, slurm: SlurmClust
     done = head.wait_status(job, "SUCCEEDED", "FAILED", timeout=SLOW_S)
     assert done["status"] == "SUCCEEDED", head.story(job)
     assert log_text(head, job) == "gpus=2\n"  # sbatch --gpus=2: Slurm allocated two
+
+
+def test_a_multi_node_job_on_a_slurm_queue_says_why_it_waits(head: HeadProcess) -> None:
+    slurm_ce(head)
+    b = head.batch()
+    b.register_job_definition(
+        jobDefinitionName="mpi",
+        type="multinode",
+        nodeProperties={
+            "numNodes": 2,
+            "mainNode": 0,
+            "nodeRangeProperties": [
+                {
+                    "targetNodes": "0:1",
+                    "container": {
+                        "command": ["true"],
+                        "resourceRequirements": [{"type": "VCPU", "value": "1"}],
+                    },
+                }
+            ],
+        },
+    )
+    job = b.submit_job(jobName="m", jobQueue="hpc-q", jobDefinition="mpi")["jobId"]
+
+    def reason() -> str | None:
+        found = head.describe(job)
+        return found.get("statusReason") if found["status"] == "RUNNABLE" else None
+
+    assert wait_for(reason, SLOW_S, "the multi-node job's reason") == (
+        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - multi-node jobs do not run on SLURM "
+        "compute environments yet (hpc); submit it to a queue of LOCAL or SSH ones"
+    )
