@@ -114,6 +114,7 @@ def from_doc(doc: dict[str, Any]) -> RememberedHost:
     raw["key"] = Path(raw["key"])
     raw["known_hosts"] = None if raw.get("known_hosts") is None else Path(raw["known_hosts"])
     raw["gpus"] = None if raw.get("gpus") is None else tuple(raw["gpus"])
+    raw["agent_options"] = tuple(raw.get("agent_options", ()))  # absent: stored by an older head
     profile = dict(doc["profile"])
     profile["fabric_environment"] = tuple((k, v) for k, v in profile.get("fabric_environment", ()))
     keys = tuple(doc.get("host_keys", ()))

@@ -27,6 +27,7 @@ def test_every_field_of_a_remembered_host_survives_the_store(tmp_path: Path) -> 
         nvidia_smi="/opt/nvidia-smi",
         labels={"placement_group": "g1", "rack": "a"},
         agent_durability="power",
+        agent_options=("--slurm", "--slurm-partition", "batch"),
     )
     ces = (CeConfig("cluster", "SSH", (host,), parse_fabric("efa", "eth1")),)
     remembered = host_memory.configured(ces)
