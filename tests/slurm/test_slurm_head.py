@@ -217,11 +217,11 @@ def test_bad_input_is_refused_naming_the_field_or_quoted_in_slurms_words(
 def test_a_head_killed_mid_array_finds_its_slurm_jobs_again(
     head: HeadProcess, slurm: SlurmCluster
 ) -> None:
-    slurm_ce(head, maxvCpus=4)  # 20 children flow through Slurm 4 at a time
-    definition(head, "nap", ["sh", "-c", "sleep 1; echo $AWS_BATCH_JOB_ARRAY_INDEX"])
+    slurm_ce(head, maxvCpus=4)  # 12 children flow through Slurm 4 at a time
+    definition(head, "nap", ["sh", "-c", "sleep 0.5; echo $AWS_BATCH_JOB_ARRAY_INDEX"])
     b = head.batch()
     array = b.submit_job(
-        jobName="a", jobQueue="hpc-q", jobDefinition="nap", arrayProperties={"size": 20}
+        jobName="a", jobQueue="hpc-q", jobDefinition="nap", arrayProperties={"size": 12}
     )["jobId"]
 
     def some_done() -> bool:
@@ -233,7 +233,7 @@ def test_a_head_killed_mid_array_finds_its_slurm_jobs_again(
     head.start()
     done = head.wait_status(array, "SUCCEEDED", "FAILED", timeout=SLOW_S)
     assert done["status"] == "SUCCEEDED", head.story(array)
-    for index in range(20):
+    for index in range(12):
         child = head.describe(f"{array}:{index}")
         assert len(child["attempts"]) == 1, (index, child["attempts"])  # none run twice
         assert log_text(head, f"{array}:{index}") == f"{index}\n"
@@ -241,7 +241,7 @@ def test_a_head_killed_mid_array_finds_its_slurm_jobs_again(
     remembered = slurmcli.show_jobs(slurmcli.local(slurm.env))
     ours = [attempt_of(job.name, job.slurm_id) for job in remembered]
     children = sorted(aid for aid in ours if aid and aid.startswith(f"{array}:"))
-    assert children == sorted(f"{array}:{index}/1" for index in range(20)), children
+    assert children == sorted(f"{array}:{index}/1" for index in range(12)), children
 
 
 def test_a_slurm_node_that_dies_mid_job_is_a_host_loss_and_the_job_is_retried(
