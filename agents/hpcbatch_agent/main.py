@@ -223,13 +223,7 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--nvidia-smi", args.nvidia_smi]
     argv += ["--gpu-poll-s", repr(args.gpu_poll_s)]
     if args.slurm:
-        argv += ["--slurm", "--slurm-poll-s", repr(args.slurm_poll_s)]
-        for partition in args.slurm_partition:
-            argv += ["--slurm-partition", partition]
-        if args.slurm_account:
-            argv += ["--slurm-account", args.slurm_account]
-        if args.slurm_qos:
-            argv += ["--slurm-qos", args.slurm_qos]
+        argv += ["--slurm", "--slurm-poll-s", repr(args.slurm_poll_s), *_target(args).flags()]
         if args.slurm_conf:
             argv += ["--slurm-conf", args.slurm_conf]
     return argv
@@ -350,13 +344,17 @@ def _serve_agent(args: argparse.Namespace, state_dir: Path) -> int:
     return 0
 
 
+def _target(args: argparse.Namespace) -> Target:
+    return Target(tuple(args.slurm_partition), args.slurm_account, args.slurm_qos)
+
+
 def _slurm_server(args: argparse.Namespace, state_dir: Path, build: str) -> AgentServer:
     """A SLURM bridge (slurmbridge.py): its node is the cap on what it has in Slurm."""
     env = bridge_env(os.environ)
     if args.slurm_conf:
         env["SLURM_CONF"] = args.slurm_conf
     run = slurmcli.local(env)
-    target = Target(tuple(args.slurm_partition), args.slurm_account, args.slurm_qos)
+    target = _target(args)
     node = bridge_node(args.node_name, args.vcpus, args.memory_mib, target, run)
 
     def bridge(spool: Spool, emit: Callable[[protocol.AttemptUpdate], None]) -> SlurmBridge:

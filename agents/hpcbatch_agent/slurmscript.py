@@ -45,6 +45,15 @@ class Target:
             options += ["-q", self.qos]
         return options
 
+    def flags(self) -> list[str]:
+        """The bridge's ``serve`` flags that name this target (main.py's; the head's too)."""
+        flags = [word for partition in self.partitions for word in ("--slurm-partition", partition)]
+        if self.account:
+            flags += ["--slurm-account", self.account]
+        if self.qos:
+            flags += ["--slurm-qos", self.qos]
+        return flags
+
     def describe(self) -> str:
         """``partition batch`` / ``partitions batch,debug`` / ``the default partition``."""
         if not self.partitions:

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from hpcbatch_agent.capacity import parse_meminfo
+from hpcbatch_agent.slurmscript import Target
 
 from hpcbatch.core import events as ev
 from hpcbatch.core.ce_capacity import LocalNodeSize, Machine, is_api_local, wanted_local_nodes
@@ -39,7 +40,7 @@ from hpcbatch.head.agents import NodeProfile
 from hpcbatch.head.loop import HeadLoop
 from hpcbatch.head.node_profiles import machine_profile
 from hpcbatch.head.retire import call_node_event
-from hpcbatch.head.slurm_target import SlurmTarget, slurm_agent_options, slurm_target
+from hpcbatch.head.slurm_target import slurm_agent_options, slurm_target
 from hpcbatch.head.supervisor import NodeSpec, NodeSupervisor
 from hpcbatch.transport.base import AgentLink
 from hpcbatch.transport.local import connect_local_agent, stop_local_agent
@@ -152,7 +153,7 @@ class CeNodes:
 
     def _slurm_options(self, ce_name: str) -> list[str]:
         ce = self.loop.state.ces.get(ce_name)
-        return slurm_agent_options(slurm_target(ce.echo) if ce is not None else SlurmTarget())
+        return slurm_agent_options(slurm_target(ce.echo) if ce is not None else Target())
 
     def _starting(self, name: str) -> bool:
         """Its agent may be starting still: supervised lately and not connected yet."""

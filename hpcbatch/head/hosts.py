@@ -59,9 +59,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hpcbatch_agent.slurmscript import Target
+
 from hpcbatch.errors import ValidationError
 from hpcbatch.head.gpu_config import check_gpu_list
-from hpcbatch.head.slurm_target import SlurmTarget, check_slurm_name, slurm_agent_options
+from hpcbatch.head.slurm_target import check_slurm_name, slurm_agent_options
 from hpcbatch.mpi.fabric import Fabric, FabricError, fabric_environment, parse_fabric
 from hpcbatch.transport.ssh import SshHost
 
@@ -367,7 +369,7 @@ def login_bridge(where: str, table: dict[str, Any], hosts: tuple[SshHost, ...]) 
     for key in ("account", "qos"):
         if key in names:
             check_slurm_name(f"{where}.{key}", f"the Slurm {key}", names[key])
-    target = SlurmTarget(tuple(partitions), names.get("account"), names.get("qos"))
+    target = Target(tuple(partitions), names.get("account"), names.get("qos"))
     options = slurm_agent_options(target)
     if "slurm_conf" in names:
         options += ["--slurm-conf", names["slurm_conf"]]

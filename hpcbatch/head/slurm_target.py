@@ -15,8 +15,9 @@ and its refusal becomes the jobs' statusReason in its own words.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from hpcbatch_agent.slurmscript import Target
 
 from hpcbatch.errors import ValidationError
 
@@ -25,18 +26,11 @@ QOS_TAG = "slurm:qos"
 MAX_NAME = 64
 
 
-@dataclass(frozen=True, slots=True)
-class SlurmTarget:
-    partitions: tuple[str, ...] = ()
-    account: str | None = None
-    qos: str | None = None
-
-
-def slurm_target(echo: dict[str, Any]) -> SlurmTarget:
+def slurm_target(echo: dict[str, Any]) -> Target:
     """The target a stored compute environment's echo (its request as made) names."""
     resources = echo.get("computeResources") or {}
     tags = resources.get("tags") or {}
-    return SlurmTarget(
+    return Target(
         tuple(resources.get("instanceTypes") or ()), tags.get(ACCOUNT_TAG), tags.get(QOS_TAG)
     )
 
@@ -59,13 +53,6 @@ def check_slurm_name(field: str, what: str, name: str) -> None:
         )
 
 
-def slurm_agent_options(target: SlurmTarget) -> list[str]:
+def slurm_agent_options(target: Target) -> list[str]:
     """The bridge's ``serve`` flags (agents/hpcbatch_agent/main.py)."""
-    options = ["--slurm"]
-    for partition in target.partitions:
-        options += ["--slurm-partition", partition]
-    if target.account:
-        options += ["--slurm-account", target.account]
-    if target.qos:
-        options += ["--slurm-qos", target.qos]
-    return options
+    return ["--slurm", *target.flags()]

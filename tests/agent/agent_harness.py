@@ -189,3 +189,29 @@ def cgroups_of(host: Cgroups, pid: int) -> dict[str, str]:
         for name in hierarchy.controllers or ("kill",):
             found[name] = hierarchy.path + path
     return found
+
+
+def attempt_spec(attempt_id: str, *command: str, **fields: Any) -> dict[str, Any]:
+    """A launch's attempt: 1 vCPU, no memory limit, GPU, timeout or cwd, ``command`` (default
+    ``true``), ``fields`` replacing any of that."""
+    base = {
+        "attempt_id": attempt_id,
+        "command": list(command) or ["true"],
+        "env": {},
+        "cwd": None,
+        "timeout_s": None,
+        "gpus": [],
+        "vcpus": 1,
+        "memory_mib": 0,
+    }
+    return {**base, **fields}
+
+
+def array_child(
+    parent: str, index: int, *command: str, number: int = 1, **fields: Any
+) -> dict[str, Any]:
+    """Child ``index`` of array ``parent`` as the head launches it: its id and the two
+    variables that name it, plus ``fields["env"]``."""
+    env = {"AWS_BATCH_JOB_ID": f"{parent}:{index}", "AWS_BATCH_JOB_ARRAY_INDEX": str(index)}
+    env.update(fields.pop("env", {}))
+    return attempt_spec(f"{parent}:{index}/{number}", *command, env=env, **fields)

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from agent_harness import array_child, attempt_spec
 from hpcbatch_agent import slurmarrays
 from hpcbatch_agent.slurmscript import (
     Target,
@@ -21,23 +22,11 @@ from hpcbatch_agent.slurmscript import (
 
 
 def spec(attempt_id: str, **fields: Any) -> Any:
-    base = {
-        "attempt_id": attempt_id,
-        "command": ["printenv"],
-        "env": {},
-        "cwd": None,
-        "timeout_s": None,
-        "gpus": [],
-        "vcpus": 1,
-        "memory_mib": 0,
-    }
-    return {**base, **fields}
+    return attempt_spec(attempt_id, "printenv", **fields)
 
 
 def child(parent: str, index: int, number: int = 1, **fields: Any) -> Any:
-    env = {"AWS_BATCH_JOB_ID": f"{parent}:{index}", "AWS_BATCH_JOB_ARRAY_INDEX": str(index)}
-    env.update(fields.pop("env", {}))
-    return spec(f"{parent}:{index}/{number}", env=env, **fields)
+    return array_child(parent, index, "printenv", number=number, **fields)
 
 
 def run_script(script: str, cwd: Path, task: int | None = None) -> str:

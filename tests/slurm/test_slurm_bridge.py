@@ -19,24 +19,22 @@ from hpcbatch_agent import protocol as p
 from hpcbatch_agent import slurmcli
 from hpcbatch_agent.slurmbridge import NEVER_SUBMITTED_REASON
 
-from tests.agent.agent_harness import AgentProcess, Client, poll_until
+from tests.agent.agent_harness import (
+    AgentProcess,
+    Client,
+    array_child,
+    attempt_spec,
+    poll_until,
+)
 from tests.slurm.slurmcluster import CPUS, PARTITION, SlurmCluster
 
 SLOW_S = 30.0  # a poll of 0.2 s, Slurm's scheduling a second or so: ample
 
 
 def spec(attempt_id: str, *command: str, **fields: Any) -> dict[str, Any]:
-    base = {
-        "attempt_id": attempt_id,
-        "command": list(command),
-        "env": {"AWS_BATCH_JOB_ID": attempt_id.split("#")[0]},
-        "cwd": None,
-        "timeout_s": None,
-        "gpus": [],
-        "vcpus": 1,
-        "memory_mib": 0,
-    }
-    return {**base, **fields}
+    """An attempt whose job id is in its environment, as the head puts it there."""
+    env = {"AWS_BATCH_JOB_ID": attempt_id.split("#")[0]}
+    return attempt_spec(attempt_id, *command, env=env, **fields)
 
 
 @pytest.fixture
@@ -224,18 +222,13 @@ def test_a_restarted_bridge_tracks_its_jobs_again_and_finds_an_interrupted_submi
     client.close()
 
 
-def child(parent: str, index: int, *command: str) -> dict[str, Any]:
-    env = {"AWS_BATCH_JOB_ID": f"{parent}:{index}", "AWS_BATCH_JOB_ARRAY_INDEX": str(index)}
-    return spec(f"{parent}:{index}/1", *command, env=env)
-
-
 def test_children_of_one_array_go_as_one_slurm_array_each_with_its_own_end(
     slurm: SlurmCluster, bridge_dir: Path, bridges: list[AgentProcess]
 ) -> None:
     start_bridge(slurm, bridge_dir, bridges)
     client = connect(bridge_dir)
     body = 'pwd; echo "$AWS_BATCH_JOB_ID"; exit "$AWS_BATCH_JOB_ARRAY_INDEX"'
-    children = [child("arr", index, "sh", "-c", body) for index in (0, 1, 2, 5)]
+    children = [array_child("arr", index, "sh", "-c", body) for index in (0, 1, 2, 5)]
     client.send(p.launch(children))
     ids = set()
     for item in children:
