@@ -3,8 +3,9 @@
 Cancel acts on jobs that have not started (SUBMITTED, PENDING, RUNNABLE) and succeeds silently
 otherwise, as AWS's does; a job handed to Slurm and still waiting in its queue (STARTING on a
 SLURM compute environment, its attempt not started) has not started either: cancel takes it
-out of Slurm's queue (``scancel``), and it fails with the cancel's reason. Terminate also kills STARTING and RUNNING attempts: the job fails with
-the given reason once its agent reports the process gone, and is never retried.
+out of Slurm's queue (``scancel``), and it fails with the cancel's reason. Terminate also
+kills STARTING and RUNNING attempts: the job fails with the given reason once its agent reports
+the process gone, and is never retried.
 """
 
 from __future__ import annotations
