@@ -521,23 +521,19 @@ def coalesce(updates: list[AttemptUpdate]) -> list[AttemptUpdate]:
     that a final update follows (that one carries the pid and start time too, so a job that
     starts and ends between two reports, the usual short job under load, costs one update,
     not two), and a QUEUED that any later update follows."""
-    last: dict[str, int] = {}
-    ended: set[str] = set()
-    for index, update in enumerate(updates):
-        last[update["attempt_id"]] = index
-        if update["state"] in (EXITED, FAILED_TO_START):
-            ended.add(update["attempt_id"])
-    if len(last) == len(updates) and not ended:
+    settled = {u["attempt_id"] for u in updates if u["state"] != RUNNING}
+    if not settled:
         return updates
-    kept = []
-    for index, update in enumerate(updates):
-        state, attempt_id = update["state"], update["attempt_id"]
-        if state == RUNNING and attempt_id in ended:
-            continue
-        if state == QUEUED and last[attempt_id] != index:
-            continue
-        kept.append(update)
-    return kept
+    if all(u["state"] != QUEUED for u in updates):  # every agent but a SLURM bridge
+        return [u for u in updates if u["state"] != RUNNING or u["attempt_id"] not in settled]
+    last = {u["attempt_id"]: index for index, u in enumerate(updates)}
+    ended = {u["attempt_id"] for u in updates if u["state"] in (EXITED, FAILED_TO_START)}
+    return [
+        u
+        for index, u in enumerate(updates)
+        if not (u["state"] == RUNNING and u["attempt_id"] in ended)
+        and not (u["state"] == QUEUED and last[u["attempt_id"]] != index)
+    ]
 
 
 __all__ = [
