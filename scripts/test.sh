@@ -20,7 +20,8 @@ setup_env '.[test]' \
   'command -v systemd-analyze:systemd' \
   'command -v openssl:openssl' \
   'command -v slurmctld:slurm-wlm' \
-  'command -v munged:munge'
+  'command -v munged:munge' \
+  'test -e /usr/include/pmix.h:libpmix-dev'
 
 .venv/bin/ruff check hpcbatch agents tests bench
 .venv/bin/mypy --strict hpcbatch/core

@@ -40,15 +40,16 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol as p
-from . import slurmarrays, slurmcli
+from . import slurmarrays, slurmcli, slurmgangs
 from .agentlog import log
 from .forkexec import LOG_FLAGS, LOG_MODE
 from .runner import now_ms
 from .slurmarrays import ArrayGroup
 from .slurmcli import SlurmError, SlurmJob
+from .slurmgangs import Gang
 from .slurmnode import bridge_name
 from .slurmoutcome import outcome
-from .slurmscript import Target, attempt_of, batch_script, sbatch_options
+from .slurmscript import NAME_PREFIX, Target, attempt_of, batch_script, sbatch_options
 from .spool import Spool, safe_name
 
 DEFAULT_SLURM_POLL_S = 1.0
@@ -75,6 +76,7 @@ class Tracked:
     reason: str | None = None  # the queued reason last reported
     kill_reason: str | None = None
     cancelled: bool = False  # scancel taken by Slurm
+    exit_file: str | None = None  # a node of a multi-node job: where its exit status shows
 
 
 class _NoMeter:
@@ -112,6 +114,9 @@ class SlurmBridge:
         self.view: p.Message | None = None  # the partitions as the head was last told
         self.on_view: Callable[[p.Message], None] | None = None  # tells the head (server.py)
         self._nodes: list[dict[str, Any]] = []
+        self.gangs: dict[str, Gang] = {}  # nodes of multi-node jobs until all are in hand
+        self._mpi: str | None = None  # srun's --mpi for gangs (pmix where Slurm has it)
+        self._mpi_known = False
         self._next_poll_ms = 0
         self._next_sinfo_ms = 0
 
@@ -137,8 +142,12 @@ class SlurmBridge:
             return p.attempt_update(
                 attempt_id, p.RUNNING, tracked.log_path, started_at_ms=tracked.started_ms
             )
+        gang = slurmgangs.waiting_of(self.gangs, attempt_id)
         if tracked is not None:
             reason = tracked.reason or f"submitted to Slurm as job {tracked.slurm_id}"
+        elif gang is not None:
+            reason = f"waiting for the other nodes of its job ({len(gang.specs)} of "
+            reason += f"{gang.num_nodes} here) to submit them to Slurm as one job"
         else:
             reason = UNRESOLVED_REASON
         return p.attempt_update(attempt_id, p.QUEUED, record["log_path"], reason=reason)
@@ -164,7 +173,10 @@ class SlurmBridge:
             work = spec["cwd"] or self._work_path(spec["attempt_id"])
             self.spool.record_intent(spec["attempt_id"], self.log_path(spec["attempt_id"]), work)
         self.spool.flush()  # an interrupted submission is found by name, never made twice
-        arrays, singles = slurmarrays.group(batch)
+        gangs, rest = slurmgangs.collect(self.gangs, batch)
+        for gang in gangs:
+            self._submit_gang(gang)
+        arrays, singles = slurmarrays.group(rest)
         for array in arrays:
             self._submit_array(array)
         for spec in singles:
@@ -240,6 +252,52 @@ class SlurmBridge:
             said = f"submitted to Slurm as task {index} of array job {array_id}"
             self.emit(self._queued(tracked, said))
 
+    def _gang_dir(self, name: str) -> str:
+        return str(self.work_dir / safe_name(name))
+
+    def _mpi_type(self) -> str | None:
+        """``pmix`` where this cluster's srun has it, else None (its own ``MpiDefault``)."""
+        if not self._mpi_known:
+            try:
+                self._mpi = "pmix" if "pmix" in slurmcli.mpi_types(self.run) else None
+            except SlurmError as error:
+                log(f"srun --mpi=list: {error.message}")
+            self._mpi_known = True
+        return self._mpi
+
+    def _submit_gang(self, gang: Gang) -> None:
+        """One ``sbatch -N`` for every node of a multi-node job (slurmgangs.py)."""
+        nodes = gang.ordered()
+        logs = {index: self.log_path(spec["attempt_id"]) for index, spec in nodes}
+        works = {index: spec["cwd"] or self._work_path(spec["attempt_id"]) for index, spec in nodes}
+        gang_dir = self._gang_dir(gang.name)
+        try:
+            os.makedirs(gang_dir, mode=0o700, exist_ok=True)
+            for index, spec in nodes:
+                if spec["cwd"] is None:
+                    os.makedirs(works[index], mode=0o700, exist_ok=True)
+            script = slurmgangs.nodes_script(gang, logs, works, gang_dir)
+            with open(f"{gang_dir}/{slurmgangs.NODES_SCRIPT}", "w", encoding="utf-8") as out:
+                out.write(script)
+            options = slurmgangs.sbatch_options(gang, self.target, logs[gang.main], gang_dir)
+            batch = slurmgangs.batch_script(gang, gang_dir, self._mpi_type())
+            slurm_id = slurmcli.sbatch(self.run, batch, options)
+        except (SlurmError, OSError) as error:
+            said = error.message if isinstance(error, SlurmError) else str(error)
+            for index, spec in nodes:
+                reason = f"CannotStartContainerError: Slurm refused the job: {said}"
+                self.fail_to_start(spec["attempt_id"], logs[index], reason)
+            return
+        for index, spec in nodes:
+            exit_file = slurmgangs.exit_path(gang_dir, index)
+            tracked = Tracked(
+                spec["attempt_id"], slurm_id, logs[index], spec["timeout_s"], exit_file=exit_file
+            )
+            self._journal(tracked, works[index])
+            self.running[tracked.attempt_id] = tracked
+            said = f"submitted to Slurm as node {index} of job {slurm_id} ({gang.num_nodes} nodes)"
+            self.emit(self._queued(tracked, said))
+
     def _journal(self, tracked: Tracked, work_dir: str | None) -> None:
         record: dict[str, Any] = {
             "attempt_id": tracked.attempt_id,
@@ -251,6 +309,8 @@ class SlurmBridge:
             "started_at_ms": tracked.started_ms,
             "kill_reason": tracked.kill_reason,
         }
+        if tracked.exit_file is not None:
+            record["exit_file"] = tracked.exit_file
         self.spool.record_start(record)
 
     def _queued(self, tracked: Tracked, reason: str) -> p.AttemptUpdate:
@@ -276,6 +336,12 @@ class SlurmBridge:
 
     def kill(self, attempt_id: str, reason: str) -> None:
         tracked = self.running.get(attempt_id)
+        gang = slurmgangs.waiting_of(self.gangs, attempt_id) if tracked is None else None
+        if gang is not None:  # never submitted: it ends here, its gang waits no more for it
+            parts = slurmgangs.node_parts(attempt_id)
+            gang.specs.pop(parts[1] if parts is not None else -1, None)
+            self._ended_unsent(attempt_id, reason)
+            return
         if tracked is None and attempt_id in self.unresolved:
             record = self.spool.records[attempt_id]
             if record.get("kill_reason") is None:  # cancelled once it is found (_resolve)
@@ -292,6 +358,9 @@ class SlurmBridge:
             self.kill(attempt_id, reason)
 
     def _cancel(self, tracked: Tracked) -> None:
+        if tracked.exit_file is not None and self._gang_cancelled(tracked.slurm_id):
+            tracked.cancelled = True  # one node of a gang: its whole job went already
+            return
         try:
             slurmcli.scancel(self.run, tracked.slurm_id)
         except SlurmError as error:  # tried again at the next poll
@@ -299,6 +368,9 @@ class SlurmBridge:
             return
         tracked.cancelled = True
         self._poll_soon()
+
+    def _gang_cancelled(self, slurm_id: str) -> bool:
+        return any(t.cancelled and t.slurm_id == slurm_id for t in self.running.values())
 
     def _poll_soon(self) -> None:
         """The next poll in ``SOON_MS`` at the latest, not in this same turn: what Slurm was
@@ -373,6 +445,8 @@ class SlurmBridge:
             job = queue.get(tracked.slurm_id)
             if job is not None and job.active:
                 self._seen(tracked, job)
+                if tracked.exit_file is not None and tracked.started_ms is not None:
+                    self._node_done(tracked)
             else:
                 ended.append(tracked)
         if ended:
@@ -386,7 +460,11 @@ class SlurmBridge:
                 remembered = {job.slurm_id: [job] for job in slurmcli.show_jobs(self.run)}
                 ends = [(t, remembered.get(t.slurm_id, [])) for t in ended]
             else:
-                ends = [(t, slurmcli.show_job(self.run, t.slurm_id)) for t in ended]
+                shown: dict[str, list[SlurmJob]] = {}  # a gang's nodes share one Slurm job
+                for t in ended:
+                    if t.slurm_id not in shown:
+                        shown[t.slurm_id] = slurmcli.show_job(self.run, t.slurm_id)
+                ends = [(t, shown[t.slurm_id]) for t in ended]
         except SlurmError as error:
             self._troubled(error.message)
             return
@@ -425,6 +503,13 @@ class SlurmBridge:
         ran = job is not None and job.nodes != ""
         started = tracked.started_ms or (job.started_at_ms if ran and job is not None else None)
         exit_code, signum, reason = outcome(job, tracked)
+        if tracked.exit_file is not None:  # a node that ended by itself says how
+            code = slurmgangs.read_exit(tracked.exit_file)
+            if code is not None:
+                exit_code, signum, reason = code, None, None
+            elif job is not None and job.state in ("COMPLETED", "FAILED"):
+                exit_code, signum = None, None  # the job's status is srun's, not this node's
+                reason = slurmgangs.unfinished_reason(job.state, job.exit_code, job.signal)
         result = p.attempt_update(
             tracked.attempt_id,
             p.EXITED,
@@ -439,16 +524,58 @@ class SlurmBridge:
         self.spool.record_end(result)
         self.emit(result)
 
+    def _node_done(self, tracked: Tracked) -> None:
+        """A node of a running gang whose own command ended (its exit file is there): reported
+        now, while the job's other nodes may run on (the head stops them if it was the main
+        node, or a failure)."""
+        assert tracked.exit_file is not None
+        code = slurmgangs.read_exit(tracked.exit_file)
+        if code is None:
+            return
+        try:
+            stopped = int(os.stat(tracked.exit_file).st_mtime * 1000)
+        except OSError:
+            stopped = now_ms()
+        result = p.attempt_update(
+            tracked.attempt_id,
+            p.EXITED,
+            tracked.log_path,
+            started_at_ms=tracked.started_ms,
+            stopped_at_ms=stopped,
+            exit_code=code,
+        )
+        del self.running[tracked.attempt_id]
+        self.spool.record_end(result)
+        self.emit(result)
+
+    def _ended_unsent(self, attempt_id: str, reason: str) -> None:
+        """A node killed before its gang was submitted: it ends, never started."""
+        record = self.spool.records.get(attempt_id, {})
+        log_path = record.get("log_path") or self.log_path(attempt_id)
+        result = p.attempt_update(
+            attempt_id, p.EXITED, log_path, stopped_at_ms=now_ms(), reason=reason
+        )
+        self.spool.record_end(result)
+        self.emit(result)
+
     # --- acks and recovery ------------------------------------------------------------------
 
     def ack(self, attempt_ids: Iterable[str]) -> None:
+        gang_dirs: set[str] = set()
         for attempt_id in attempt_ids:
             record = self.spool.records.get(attempt_id)
             if record is None or record.get("result") is None:
                 continue
             if record.get("work_dir") == self._work_path(attempt_id):
                 shutil.rmtree(record["work_dir"], ignore_errors=True)
+            if record.get("exit_file"):
+                gang_dirs.add(os.path.dirname(record["exit_file"]))
             self.spool.record_ack(attempt_id)
+        if gang_dirs:  # a gang's dir goes with the last of its nodes
+            for record in self.spool.records.values():
+                gang_dirs.discard(os.path.dirname(record.get("exit_file") or ""))
+            for directory in gang_dirs:
+                shutil.rmtree(directory, ignore_errors=True)
 
     def recover(self) -> None:
         for attempt_id, record in self.spool.records.items():
@@ -462,6 +589,7 @@ class SlurmBridge:
                     record.get("timeout_s"),
                     record.get("started_at_ms"),
                     kill_reason=record.get("kill_reason"),
+                    exit_file=record.get("exit_file"),
                 )
             else:
                 self.unresolved.add(attempt_id)
@@ -482,12 +610,25 @@ class SlurmBridge:
             self.unresolved.discard(attempt_id)
             record = self.spool.records[attempt_id]
             job = named.get(attempt_id)
+            exit_file = None
+            key = slurmgangs.gang_key(attempt_id)
+            if job is None and key is not None and key in named:  # a node of a gang's job
+                job = named[key]
+                parts = slurmgangs.node_parts(attempt_id)
+                assert parts is not None
+                gang_dir = self._gang_dir(NAME_PREFIX + key)
+                exit_file = slurmgangs.exit_path(gang_dir, parts[1])
             if job is None:
                 self.fail_to_start(attempt_id, record["log_path"], NEVER_SUBMITTED_REASON)
                 continue
             kill_reason = record.get("kill_reason")  # a kill that came while it was looked for
             tracked = Tracked(
-                attempt_id, job.slurm_id, record["log_path"], None, kill_reason=kill_reason
+                attempt_id,
+                job.slurm_id,
+                record["log_path"],
+                None,
+                kill_reason=kill_reason,
+                exit_file=exit_file,
             )
             self._journal(tracked, record.get("work_dir"))
             self.running[attempt_id] = tracked

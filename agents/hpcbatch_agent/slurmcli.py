@@ -233,3 +233,18 @@ def scancel(run: Run, slurm_id: str) -> None:
 def release(run: Run, slurm_id: str) -> None:
     """Let a job submitted with ``--hold`` be scheduled."""
     _call(run, ["scontrol", "release", slurm_id])
+
+
+def mpi_types(run: Run) -> set[str]:
+    """The MPI plugin types ``srun --mpi=`` takes on this cluster (``srun --mpi=list``)."""
+    argv = ["srun", "--mpi=list"]
+    try:
+        code, out, err = run(argv, None)
+    except FileNotFoundError:
+        raise SlurmError(argv, "srun is not installed (not found on PATH)") from None
+    except subprocess.TimeoutExpired:
+        raise SlurmError(argv, "srun did not answer within 60 s") from None
+    if code != 0:
+        raise SlurmError(argv, _message(err) or f"exit status {code}")
+    said = (out + "\n" + err).splitlines()
+    return {line.strip() for line in said if line.startswith(("\t", " ")) and line.strip()}

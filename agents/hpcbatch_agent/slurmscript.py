@@ -115,7 +115,7 @@ def sbatch_options(
         "-J",
         name or job_name(spec["attempt_id"]),
         "-o",
-        output or _no_patterns(log_path),
+        output or no_patterns(log_path),
         "-D",
         work_dir,
         "-c",
@@ -135,7 +135,7 @@ def backstop_minutes(timeout_s: int) -> int:
     return -(-(timeout_s + BACKSTOP_S) // 60)
 
 
-def _no_patterns(path: str) -> str:
+def no_patterns(path: str) -> str:
     """A backslash in an sbatch file name turns off all of its ``%`` replacements (and is
     dropped from the name; one that leads the name would make it relative)."""
     return path.replace("%", "\\%", 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hpcbatch.core.gang import assign
 from hpcbatch.core.model import JobQueue, MultiNodeSpec, Node, NodeRange, Resources, format_vcpus
+from hpcbatch.core.slurm_gang import fits_ever, on_slurm, total_need
 from hpcbatch.core.state import State
 
 MISCONFIGURATION = "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"
@@ -52,17 +53,21 @@ def gang_fit_problem(state: State, queue: JobQueue, shape: MultiNodeSpec) -> str
     if not nodes:
         return None
     by_ce = [[n for n in nodes if n.ce == ce] for ce in queue.ce_order]
-    if any(assign(members, shape, lambda n, need: need.fits_in(n.capacity)) for members in by_ce):
+    if any(_could_hold(state, members, shape) for members in by_ce):
         return None
     where = f"compute environments [{', '.join(queue.ce_order)}]"
-    slurm = [
-        name for name in queue.ce_order if name in state.ces and state.ces[name].kind == "SLURM"
-    ]
-    if len(slurm) == len(queue.ce_order):  # one node each, the bridge (docs/slurm.md)
+    bridges = [m for m in by_ce if m and on_slurm(state, m[0].name)]
+    if bridges and len(bridges) == len([m for m in by_ce if m]):  # only SLURM CEs: their cap
+        need = total_need(shape)
+        most = max((n.capacity for m in bridges for n in m), key=lambda r: r.cpu_milli)
         return (
-            f"{MISCONFIGURATION} - multi-node jobs do not run on SLURM compute environments "
-            f"yet ({', '.join(slurm)}); submit it to a queue of LOCAL or SSH ones"
+            f"{MISCONFIGURATION} - needs {need.describe()} in Slurm at once for its "
+            f"{shape.num_nodes} nodes; the SLURM compute environments in {where} allow at "
+            f"most {most.describe()} (maxvCpus)"
         )
+    by_ce = [m for m in by_ce if not (m and on_slurm(state, m[0].name))]
+    if not by_ce:
+        by_ce = [[]]
     largest = max(len(members) for members in by_ce)
     if largest < shape.num_nodes:
         return (
@@ -78,6 +83,14 @@ def gang_fit_problem(state: State, queue: JobQueue, shape: MultiNodeSpec) -> str
         f"{MISCONFIGURATION} - needs {shape.num_nodes} nodes, each holding its node's needs, "
         f"in one compute environment; none in {where} has that many"
     )
+
+
+def _could_hold(state: State, members: list[Node], shape: MultiNodeSpec) -> bool:
+    """One CE's nodes could hold the gang: a SLURM CE's bridge within its cap, else distinct
+    nodes each holding its node's needs."""
+    if members and on_slurm(state, members[0].name):
+        return any(fits_ever(n, shape) for n in members)
+    return assign(members, shape, lambda n, need: need.fits_in(n.capacity)) is not None
 
 
 def _range(node_range: NodeRange) -> str:

@@ -40,6 +40,7 @@ from hpcbatch.core.pass_state import (
 )
 from hpcbatch.core.plan import Placement, Reservation
 from hpcbatch.core.shared_capacity import fits_together
+from hpcbatch.core.slurm_gang import fits_ever, tier_is_slurm, try_slurm_gang
 from hpcbatch.core.state import State
 
 T = TypeVar("T")
@@ -104,8 +105,14 @@ def _fits_capacity(entry: FreeNode, need: Resources) -> bool:
     return need.fits_in(entry.node.capacity)
 
 
-def could_ever_start(tiers: list[list[FreeNode]], shape: MultiNodeSpec) -> bool:
-    return any(assign(tier, shape, _fits_capacity) is not None for tier in tiers)
+def could_ever_start(run: Pass, tiers: list[list[FreeNode]], shape: MultiNodeSpec) -> bool:
+    for tier in tiers:
+        if tier_is_slurm(run.state, tier):
+            if any(fits_ever(entry.node, shape) for entry in tier):
+                return True
+        elif assign(tier, shape, _fits_capacity) is not None:
+            return True
+    return False
 
 
 def _groups(whole: list[FreeNode]) -> list[tuple[str, list[FreeNode]]]:
@@ -139,6 +146,10 @@ def try_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> bool:
     assert shape is not None
     end = attempt_end(None, parent.spec.timeout_s, run.now)
     for tier in tiers:
+        if tier_is_slurm(run.state, tier):  # Slurm places the nodes (slurm_gang.py)
+            if try_slurm_gang(run, tier, parent, end):
+                return True
+            continue
         whole = [f for f in tier if _whole(f) and allowed(run, f, f.node.capacity, end)]
         chosen, where = _choose(tier, whole, shape)
         if chosen is None or (
@@ -221,6 +232,8 @@ def reserve_gang(run: Pass, tiers: list[list[FreeNode]], parent: Job) -> None:
     assert shape is not None
     best: tuple[int | None, list[Timed]] | None = None
     for tier in tiers:
+        if tier_is_slurm(run.state, tier):
+            continue  # Slurm orders what waits in it (slurm_gang.py)
         chosen = _reserve_in(run, tier, shape)
         if chosen is None:
             continue

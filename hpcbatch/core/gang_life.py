@@ -17,13 +17,16 @@ node** is ``multinode.main_node``. Rules (AWS's, plus the start barrier):
   new attempts. A node that ends with 0 before the main node is SUCCEEDED meanwhile (reopened if
   the gang retries).
 - **Terminate** stops every node; the job fails with the terminate reason, never retried.
+
+On a SLURM compute environment the nodes go to Slurm as one job, with no barrier and no
+addresses from the head (``slurm_gang``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hpcbatch.core import attempts, consumables, preemption, shared_capacity
+from hpcbatch.core import attempts, consumables, preemption, shared_capacity, slurm_gang
 from hpcbatch.core import events as ev
 from hpcbatch.core.commands import Command, KillAttempt
 from hpcbatch.core.jobs import SUCCESS_REASON, finish_job
@@ -62,9 +65,14 @@ def _placeable(state: State, parent: Job | None, placements: Sequence[Placement]
     ce = state.ces.get(next(iter(ces))) if len(ces) == 1 else None
     if queue is None or queue.state != "ENABLED" or ce is None or ce.state != "ENABLED":
         return False
-    if ce.name not in queue.ce_order or len(set(names)) != parent.multinode.num_nodes:
+    if ce.name not in queue.ce_order:
         return False
     if consumables.shortage(state, consumables.needs(parent)) is not None:
+        return False
+    if ce.kind == slurm_gang.SLURM:  # every node on the bridge, Slurm places them
+        bridge = nodes[0]
+        return bridge is not None and slurm_gang.placeable(state, parent, placements, bridge)
+    if len(set(names)) != parent.multinode.num_nodes:
         return False
     for index, (p, node) in enumerate(zip(placements, nodes, strict=True)):
         job = state.jobs.get(p.job_id)
@@ -85,12 +93,13 @@ def start_gang(state: State, placements: Sequence[Placement], e: ev.PlanApplied)
     if parent is None or not _placeable(state, parent, placements):
         return []
     shape = _shape(parent)
+    in_slurm = slurm_gang.on_slurm(state, placements[0].node)
     launches: list[Command] = []
     held: list[tuple[Job, Attempt]] = []
     for p in placements:
         job = state.jobs[p.job_id]
-        whole = state.nodes[p.node].free
-        held.append((job, attempts.hold_node(state, job, p, whole, e)))
+        need = job.spec.resources if in_slurm else state.nodes[p.node].free  # else whole
+        held.append((job, attempts.hold_node(state, job, p, need, e)))
     parent.start_reason = placements[0].reason
     parent.status_reason = None
     where = ", ".join(p.node for p in placements)
@@ -98,7 +107,7 @@ def start_gang(state: State, placements: Sequence[Placement], e: ev.PlanApplied)
         parent, JobStatus.STARTING, e.cause, e.now, f"on {where}, {parent.start_reason}"
     )
     for job, attempt in held:
-        if job.node_index == shape.main_node and shape.num_nodes > 1:
+        if job.node_index == shape.main_node and shape.num_nodes > 1 and not in_slurm:
             job.status_reason = BARRIER
         else:
             launches.append(attempts.launch_of(state, job, attempt, e.cause))
@@ -162,6 +171,8 @@ def node_environment(state: State, job: Job) -> dict[str, str]:
         "AWS_BATCH_JOB_NUM_NODES": str(shape.num_nodes),
         "AWS_BATCH_JOB_MAIN_NODE_INDEX": str(shape.main_node),
     }
+    if main.attempts and slurm_gang.on_slurm(state, main.attempts[-1].node):
+        return env  # the addresses are Slurm's: the bridge's script sets them (slurm_gang)
     if main.attempts:
         address = state.nodes[main.attempts[-1].node].address
         if address is not None:

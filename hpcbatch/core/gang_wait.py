@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from hpcbatch.core.capacity import gang_fit_problem, queue_nodes
 from hpcbatch.core.gang import gang_ready
-from hpcbatch.core.model import Job, Node
+from hpcbatch.core.model import Job, MultiNodeSpec, Node
 from hpcbatch.core.plan import Reservation
+from hpcbatch.core.slurm_gang import on_slurm, total_need
 from hpcbatch.core.state import State
 
 
@@ -36,6 +37,10 @@ def gang_reason(
     nodes = [n for n in queue_nodes(state, queue) if n.ce in enabled]
     if not nodes:
         return f"waiting for nodes: compute environments [{', '.join(enabled)}] have no nodes"
+    mine = [r for r in reservations if r.job_id == job.job_id]
+    if all(on_slurm(state, n.name) for n in nodes):
+        reason = _slurm_reason(nodes, shape, gang_ready(state, job))
+        return reason + (_reserved(mine[0].at) if mine else "")
     best: tuple[int, int, str] | None = None
     for ce in enabled:
         online = [n for n in nodes if n.ce == ce and n.schedulable]
@@ -58,12 +63,23 @@ def gang_reason(
         reason += f", {short - (up - free)} more not ONLINE"
     if not gang_ready(state, job):
         reason += "; its nodes are still stopping from the last attempt"
-    mine = [r for r in reservations if r.job_id == job.job_id]
     if not mine:
         return reason
-    at = mine[0].at
+    return reason + _reserved(mine[0].at, _group_of(state, mine))
+
+
+def _reserved(at: int | None, where: str = "") -> str:
     when = "when running jobs end" if at is None else f"from {at} (epoch ms)"
-    return reason + f"; reserved {when}{_group_of(state, mine)}; smaller jobs backfill around it"
+    return f"; reserved {when}{where}; smaller jobs backfill around it"
+
+
+def _slurm_reason(bridges: list[Node], shape: MultiNodeSpec, ready: bool) -> str:
+    """A gang for SLURM compute environments waits for room under their cap (slurm_gang)."""
+    need = total_need(shape)
+    free = ", ".join(f"{n.free.describe()} free on {n.name}" for n in bridges)
+    reason = f"waiting for room in Slurm for its {shape.num_nodes} nodes: needs "
+    reason += f"{need.describe()} under the maxvCpus cap, {free}"
+    return reason if ready else reason + "; its nodes are still stopping from the last attempt"
 
 
 def _group_of(state: State, mine: list[Reservation]) -> str:

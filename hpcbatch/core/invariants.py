@@ -139,7 +139,8 @@ def _check_nodes(state: State) -> None:
                 _fail(f"{node.name} holds {aid}, not the job's live attempt")
             total = total + attempt.resources
             gpus.extend(attempt.gpus)
-            if job.node_index is not None and len(node.attempts) > 1:
+            shared = node.ce in state.ces and state.ces[node.ce].kind == "SLURM"  # slurm_gang
+            if job.node_index is not None and len(node.attempts) > 1 and not shared:
                 _fail(
                     f"{node.name} is held by gang node {aid} but also by {len(node.attempts) - 1}"
                 )

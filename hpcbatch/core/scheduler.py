@@ -60,6 +60,7 @@ from hpcbatch.core.pass_state import (
 from hpcbatch.core.plan import Placement, Plan, Preemption, Reservation
 from hpcbatch.core.quota_pass import PHASES, QuotaLedger, ledger_for
 from hpcbatch.core.roomiest import Roomiest
+from hpcbatch.core.slurm_gang import on_slurm, tier_is_slurm, total_need
 from hpcbatch.core.state import State
 from hpcbatch.core.usage import Running, running_by_queue
 
@@ -216,7 +217,9 @@ def _schedule_queue(
         if run.first_blocked is None:
             run.first_blocked = job.job_id
         if not reserved:
-            if job.multinode is not None:
+            if job.multinode is not None and all(tier_is_slurm(run.state, t) for t in tiers):
+                _reserve(run, flat, job, need=total_need(job.multinode))  # on the bridge
+            elif job.multinode is not None:
                 reserve_gang(run, tiers, job)
             else:
                 _reserve(run, flat, job, fence=fair is not None)
@@ -230,6 +233,8 @@ def _held(run: Pass, job: Job, placed: list[Placement]) -> Resources:
     """What ``placed`` (one job's placements) will hold: a gang's nodes whole."""
     if job.multinode is None:
         return job.spec.resources
+    if placed and on_slurm(run.state, placed[0].node):
+        return total_need(job.multinode)  # each node holds its own needs there (slurm_gang)
     total = Resources()
     for p in placed:
         total = total + run.state.nodes[p.node].capacity
@@ -248,7 +253,7 @@ def _blocked(
             return False  # its nodes are still stopping from its last attempt
         if try_gang(run, tiers, job):
             return False
-        return could_ever_start(tiers, job.multinode)  # else MISCONFIGURATION (explain)
+        return could_ever_start(run, tiers, job.multinode)  # else MISCONFIGURATION (explain)
     need = job.spec.resources
     shape = (need, job.spec.timeout_s)
     if shape not in shapes and _try_place(run, tiers, job):
@@ -287,10 +292,13 @@ def _commit(run: Pass, entry: FreeNode, job: Job, need: Resources, end: int | No
     )
 
 
-def _reserve(run: Pass, flat: list[FreeNode], job: Job, fence: bool = False) -> None:
+def _reserve(
+    run: Pass, flat: list[FreeNode], job: Job, fence: bool = False, need: Resources | None = None
+) -> None:
     """Reserve, for a blocked ``job``, the node where it could start soonest (in the plan);
-    with ``fence``, hold every other node that could take it for the rest of the pass too."""
-    need = job.spec.resources
+    with ``fence``, hold every other node that could take it for the rest of the pass too.
+    ``need``: the job's own resources unless given (a gang's total, on a Slurm bridge)."""
+    need = job.spec.resources if need is None else need
     best: tuple[int | None, FreeNode] | None = None
     for entry in flat:
         if not need.fits_in(entry.node.capacity):

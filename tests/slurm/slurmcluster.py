@@ -6,7 +6,8 @@ The dev cluster (hpcbatch.devcluster) gives the hosts: network namespaces on a b
   client finds it through ``AuthInfo=socket=`` (the namespaces share the filesystem).
 - **slurmctld** in the root namespace, on the bridge's address, and one **slurmd** per host,
   started with ``nsenter --net`` (``ip netns exec`` remounts /sys and slurmd dies:
-  ../shared/reference/testbed.md), each with its own spool and PMIx temp dir.
+  ../shared/reference/testbed.md), each with its own spool, PMIx temp dir and ``TmpFS`` (where
+  ``srun --mpi=pmix`` makes each step's client dir: in a shared /tmp the nodes' collide).
 - no accounting (``accounting_storage/none``), ``proctrack/linuxproc`` (no cgroups), jobs as root.
 - ``GPUS`` GPUs per host in ``gres.conf``, their device files character devices like
   /dev/null's: Slurm allocates and accounts them and sets ``CUDA_VISIBLE_DEVICES``, as on a GPU
@@ -53,6 +54,7 @@ CredType=cred/munge
 AuthInfo=socket={munge_socket}
 StateSaveLocation={dir}/ctld
 SlurmdSpoolDir={dir}/nodes/%n/spool
+TmpFS={dir}/nodes/%n/tmp
 SlurmctldPidFile={dir}/slurmctld.pid
 SlurmdPidFile={dir}/nodes/%n/slurmd.pid
 SlurmctldLogFile={dir}/slurmctld.log
@@ -169,6 +171,7 @@ class SlurmCluster:
         node_dir = d / "nodes" / host.name
         (node_dir / "spool").mkdir(parents=True, exist_ok=True)
         (node_dir / "pmix").mkdir(exist_ok=True)
+        (node_dir / "tmp").mkdir(exist_ok=True)  # TmpFS: srun --mpi=pmix's per-step dirs
         argv = [
             "nsenter", f"--net=/run/netns/{host.namespace}",
             "env", f"SLURM_CONF={d / 'slurm.conf'}", f"PMIX_SERVER_TMPDIR={node_dir / 'pmix'}",

@@ -6,9 +6,11 @@ field or quoted in Slurm's words."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -78,7 +80,7 @@ def definition(head: HeadProcess, name: str, command: list[str], **extra: Any) -
 
 
 def log_text(head: HeadProcess, job_id: str) -> str:
-    return str(head.get(f"/hpcbatch/v1/jobs/{job_id}/logs")["data"])
+    return str(head.get(f"/hpcbatch/v1/jobs/{quote(job_id, safe='')}/logs")["data"])
 
 
 def test_an_array_and_its_n_to_n_dependants_run_as_slurm_jobs(head: HeadProcess) -> None:
@@ -322,33 +324,94 @@ def test_a_gpu_job_gets_its_gpus_from_slurm(head: HeadProcess, slurm: SlurmClust
     assert log_text(head, job) == "gpus=2\n"  # sbatch --gpus=2: Slurm allocated two
 
 
-def test_a_multi_node_job_on_a_slurm_queue_says_why_it_waits(head: HeadProcess) -> None:
-    slurm_ce(head)
-    b = head.batch()
-    b.register_job_definition(
-        jobDefinitionName="mpi",
+def multinode(head: HeadProcess, name: str, nodes: int, *ranges: tuple[str, list[str]]) -> None:
+    head.batch().register_job_definition(
+        jobDefinitionName=name,
         type="multinode",
         nodeProperties={
-            "numNodes": 2,
+            "numNodes": nodes,
             "mainNode": 0,
             "nodeRangeProperties": [
                 {
-                    "targetNodes": "0:1",
+                    "targetNodes": target,
                     "container": {
-                        "command": ["true"],
-                        "resourceRequirements": [{"type": "VCPU", "value": "1"}],
+                        "command": command,
+                        "resourceRequirements": [
+                            {"type": "VCPU", "value": "1"},
+                            {"type": "MEMORY", "value": "64"},
+                        ],
                     },
                 }
+                for target, command in ranges
             ],
         },
     )
-    job = b.submit_job(jobName="m", jobQueue="hpc-q", jobDefinition="mpi")["jobId"]
 
-    def reason() -> str | None:
-        found = head.describe(job)
-        return found.get("statusReason") if found["status"] == "RUNNABLE" else None
 
-    assert wait_for(reason, SLOW_S, "the multi-node job's reason") == (
-        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - multi-node jobs do not run on SLURM "
-        "compute environments yet (hpc); submit it to a queue of LOCAL or SSH ones"
+MPI_PROGRAM = """
+import os
+from mpi4py import MPI
+world = MPI.COMM_WORLD
+total = world.allreduce(world.Get_rank())
+hosts = open(os.environ["HPCBATCH_HOSTFILE_PLAIN"]).read().split()
+print(world.Get_rank(), world.Get_size(), total, os.environ["AWS_BATCH_JOB_NODE_INDEX"],
+      os.environ["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"], os.environ["HPCBATCH_HOSTS"],
+      hosts[0], len(hosts), os.environ["SLURMD_NODENAME"])
+"""
+
+
+def test_a_four_node_mpi4py_job_runs_as_one_slurm_job_through_srun(
+    head: HeadProcess, slurm: SlurmCluster
+) -> None:
+    slurm_ce(head)
+    multinode(head, "mpi", 4, ("0:", [sys.executable, "-c", MPI_PROGRAM]))
+    job = head.batch().submit_job(jobName="m", jobQueue="hpc-q", jobDefinition="mpi")["jobId"]
+    done = head.wait_status(job, "SUCCEEDED", "FAILED", timeout=SLOW_S)
+    assert done["status"] == "SUCCEEDED", head.story(job)
+    addresses = {h.address for h in slurm.cluster.hosts}
+    seen: set[str] = set()
+    for index in range(4):
+        node = head.describe(f"{job}#{index}")
+        assert node["status"] == "SUCCEEDED", head.story(f"{job}#{index}")
+        words = log_text(head, f"{job}#{index}").split()
+        rank, size, total, node_index, main, hosts, first, count, slurm_node = words[:9]
+        # one MPI_COMM_WORLD of 4 ranks (srun --mpi=pmix), rank i on node i
+        assert (rank, size, total, node_index) == (str(index), "4", "6", str(index))
+        assert main in addresses and first == main and count == "4"
+        assert [h.rpartition(":")[0] for h in hosts.split(",")][0] == main
+        assert set(h.rpartition(":")[0] for h in hosts.split(",")) == addresses
+        seen.add(slurm_node)
+    assert len(seen) == 4  # four Slurm nodes, one task each
+    story = head.story(job)
+    assert "as one Slurm job of 4 nodes via hpc-1" in story, story
+
+
+def test_the_main_node_ending_stops_the_other_slurm_nodes(head: HeadProcess) -> None:
+    slurm_ce(head)
+    multinode(
+        head,
+        "lead",
+        3,
+        ("0", ["sh", "-c", "echo main done"]),
+        ("1:", ["sleep", "600"]),  # they would hold Slurm's nodes for ten minutes
+    )
+    job = head.batch().submit_job(jobName="l", jobQueue="hpc-q", jobDefinition="lead")["jobId"]
+    done = head.wait_status(job, "SUCCEEDED", "FAILED", timeout=SLOW_S)
+    assert done["status"] == "SUCCEEDED", head.story(job)
+    main_log = log_text(head, f"{job}#0")  # then srun's own words on the others' end
+    assert main_log.startswith("main done\n") and "task 1: Terminated" in main_log, main_log
+    for index in (1, 2):
+        node = head.wait_status(f"{job}#{index}", "SUCCEEDED", "FAILED", timeout=SLOW_S)
+        assert node["status"] == "SUCCEEDED"
+        assert node["statusReason"] == "stopped: the main node exited"
+
+    multinode(head, "broken", 2, ("0", ["sleep", "600"]), ("1", ["sh", "-c", "exit 3"]))
+    job = head.batch().submit_job(jobName="b", jobQueue="hpc-q", jobDefinition="broken")["jobId"]
+    done = head.wait_status(job, "SUCCEEDED", "FAILED", timeout=SLOW_S)
+    assert done["status"] == "FAILED", head.story(job)
+    assert done["statusReason"] == "node 1 (hpc-1) exited 3", head.story(job)
+
+    run = slurmcli.local(head.env)
+    wait_for(
+        lambda: not [j for j in slurmcli.squeue(run) if attempt_of(j.name)], SLOW_S, "Slurm empty"
     )
