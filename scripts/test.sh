@@ -21,7 +21,9 @@ setup_env '.[test]' \
   'command -v openssl:openssl' \
   'command -v slurmctld:slurm-wlm' \
   'command -v munged:munge' \
-  'test -e /usr/include/pmix.h:libpmix-dev'
+  'test -e /usr/include/pmix.h:libpmix-dev' \
+  'command -v slurmdbd:slurmdbd' \
+  'command -v mariadbd:mariadb-server'
 
 .venv/bin/ruff check hpcbatch agents tests bench
 .venv/bin/mypy --strict hpcbatch/core

@@ -12,8 +12,9 @@ Vocabulary:
                (``waiting in Slurm partition batch: Priority``), again when it changes.
     poll       every ``poll_s`` while anything is in flight: one ``squeue`` for all jobs;
                a job it lists as running is reported RUNNING (Slurm's StartTime); a job it no
-               longer lists has ended, and ``scontrol show job`` says how (state, exit code,
-               times) while Slurm remembers it (``MinJobAge``).
+               longer lists has ended, and one ``sacct`` for all of them says how (state, exit
+               code, times) where Slurm keeps accounting, else ``scontrol show job`` while
+               Slurm remembers it (``MinJobAge``).
     outcome    COMPLETED/FAILED: the script's exit status or signal; TIMEOUT: the timeout
                reason; NODE_FAIL: ``Host lost`` (the head retries it as a host loss);
                OUT_OF_MEMORY: the OOM reason; CANCELLED by hpcbatch: the kill's reason, by
@@ -51,6 +52,7 @@ from .slurmnode import bridge_name
 from .slurmoutcome import outcome
 from .slurmscript import NAME_PREFIX, Target, attempt_of, batch_script, sbatch_options
 from .spool import Spool, safe_name
+from .users import RunAs, run_as_cached
 
 DEFAULT_SLURM_POLL_S = 1.0
 SOON_MS = 100
@@ -114,6 +116,8 @@ class SlurmBridge:
         self.view: p.Message | None = None  # the partitions as the head was last told
         self.on_view: Callable[[p.Message], None] | None = None  # tells the head (server.py)
         self._nodes: list[dict[str, Any]] = []
+        self._switch: dict[str, RunAs] = {}  # this launch's jobs run as another user
+        self.accounting: bool | None = None  # Slurm keeps it in slurmdbd (None: not asked yet)
         self.gangs: dict[str, Gang] = {}  # nodes of multi-node jobs until all are in hand
         self._mpi: str | None = None  # srun's --mpi for gangs (pmix where Slurm has it)
         self._mpi_known = False
@@ -123,9 +127,20 @@ class SlurmBridge:
     # --- reporting --------------------------------------------------------------------------
 
     def log_path(self, attempt_id: str) -> str:
+        """Where the attempt's log is: the user's own file in ``work/`` for a job run as
+        another user (Slurm opens it as that user), else in ``logs/``."""
+        theirs = self._user_log_path(attempt_id)
+        return theirs if os.path.lexists(theirs) else self._own_log_path(attempt_id)
+
+    def _own_log_path(self, attempt_id: str) -> str:
         """Named without ``%`` (``=`` in its place), which an array's ``-o`` could not hold
         beside its ``%a``."""
         return str(self.logs_dir / f"{bridge_name(attempt_id)}.log")
+
+    def _user_log_path(self, attempt_id: str) -> str:
+        """A job run as another user: its log in ``work/`` (0711, reachable by path, not
+        listable), made by the bridge, owned by the user, before Slurm opens it as them."""
+        return str(self.work_dir / f"{bridge_name(attempt_id)}.log")
 
     def _work_path(self, attempt_id: str) -> str:
         return str(self.work_dir / safe_name(attempt_id))
@@ -167,6 +182,7 @@ class SlurmBridge:
                 self.emit(known)
             elif all(other["attempt_id"] != attempt_id for other in batch):
                 batch.append(spec)
+        batch = self._users_of(batch)
         if not batch:
             return
         for spec in batch:
@@ -184,6 +200,56 @@ class SlurmBridge:
         self.spool.flush()
         self._poll_soon()
 
+    def _users_of(self, batch: list[p.AttemptSpec]) -> list[p.AttemptSpec]:
+        """The batch, each job naming another user made ready to run as them (``--uid``):
+        its log and work dir made and given to them, their HOME, USER and LOGNAME in its
+        variables. A user unknown here, or any user but the bridge's own when it is not root,
+        fails to start, never runs as the bridge's user."""
+        users: dict[str, RunAs | str] = {}
+        ready: list[p.AttemptSpec] = []
+        waiting = (aid for aid in self._switch if slurmgangs.waiting_of(self.gangs, aid))
+        self._switch = {aid: self._switch[aid] for aid in list(waiting)}  # kept for its gang
+        for spec in batch:
+            attempt_id = spec["attempt_id"]
+            who = run_as_cached(spec.get("user"), users)
+            if isinstance(who, str):
+                self.fail_to_start(attempt_id, self._own_log_path(attempt_id), who)
+                continue
+            if who is None:
+                ready.append(spec)
+                continue
+            try:
+                if who.switch:
+                    self._give(self._user_log_path(attempt_id), who, directory=False)
+                    if spec["cwd"] is None:
+                        self._give(self._work_path(attempt_id), who, directory=True)
+                    self._switch[attempt_id] = who
+            except OSError as error:
+                reason = f"CannotStartContainerError: cannot prepare its files for {who.name}: "
+                self.fail_to_start(attempt_id, self._own_log_path(attempt_id), reason + str(error))
+                continue
+            ready.append({**spec, "env": {**spec["env"], **who.env}})
+        return ready
+
+    @staticmethod
+    def _give(path: str, who: RunAs, directory: bool) -> None:
+        """Make ``path`` (a 0600 file or a 0700 dir, never through a symlink) and hand it to
+        ``who``."""
+        if directory:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        else:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_APPEND, 0o600)
+        try:
+            os.fchown(fd, who.uid, who.gid)
+        finally:
+            os.close(fd)
+
+    def _as_user(self, attempt_id: str) -> list[str]:
+        """sbatch's options that run the attempt as its user (root's privilege in Slurm)."""
+        who = self._switch.get(attempt_id)
+        return [] if who is None else [f"--uid={who.uid}", f"--gid={who.gid}"]
+
     def _submit(self, spec: p.AttemptSpec) -> None:
         attempt_id, log_path = spec["attempt_id"], self.log_path(spec["attempt_id"])
         work = spec["cwd"]
@@ -191,7 +257,7 @@ class SlurmBridge:
             if work is None:
                 work = self._work_path(attempt_id)
                 os.makedirs(work, mode=0o700, exist_ok=True)
-            options = sbatch_options(spec, self.target, log_path, work)
+            options = sbatch_options(spec, self.target, log_path, work) + self._as_user(attempt_id)
             slurm_id = slurmcli.sbatch(self.run, batch_script(spec), options)
         except SlurmError as error:
             reason = f"CannotStartContainerError: Slurm refused the job: {error.message}"
@@ -212,8 +278,10 @@ class SlurmBridge:
         children = array.children()
         spec = array.specs[0]
         logs = {index: self.log_path(child["attempt_id"]) for index, child in children}
+        theirs = spec["attempt_id"] in self._switch
+        marker = (self._user_log_path if theirs else self._own_log_path)(array.attempt_id("@"))
         # "@" is quoted as %40 (the log's "=40"): never a part of an attempt id's own name
-        output = slurmarrays.split_path(logs, self.log_path(array.attempt_id("@")), "=40")
+        output = slurmarrays.split_path(logs, marker, "=40")
         work_dirs = None
         if spec["cwd"] is None:
             works = {index: self._work_path(child["attempt_id"]) for index, child in children}
@@ -235,6 +303,7 @@ class SlurmBridge:
                 name=array.name,
                 output=f"{output[0]}%a{output[1]}",
             )
+            options += self._as_user(spec["attempt_id"])
             options.append(f"--array={slurmarrays.array_ranges(array.indexes)}")
             script = slurmarrays.array_script(array, work_dirs)
             array_id = slurmcli.sbatch(self.run, script, options)
@@ -271,7 +340,11 @@ class SlurmBridge:
         logs = {index: self.log_path(spec["attempt_id"]) for index, spec in nodes}
         works = {index: spec["cwd"] or self._work_path(spec["attempt_id"]) for index, spec in nodes}
         gang_dir = self._gang_dir(gang.name)
+        main_id = nodes[0][1]["attempt_id"]
+        who = self._switch.get(main_id)
         try:
+            if any(self._switch.get(s["attempt_id"]) != who for _, s in nodes):
+                raise OSError("its nodes name different users")
             os.makedirs(gang_dir, mode=0o700, exist_ok=True)
             for index, spec in nodes:
                 if spec["cwd"] is None:
@@ -279,7 +352,11 @@ class SlurmBridge:
             script = slurmgangs.nodes_script(gang, logs, works, gang_dir)
             with open(f"{gang_dir}/{slurmgangs.NODES_SCRIPT}", "w", encoding="utf-8") as out:
                 out.write(script)
+            if who is not None:  # the nodes write their exit files there as the user
+                for path in (gang_dir, f"{gang_dir}/{slurmgangs.NODES_SCRIPT}"):
+                    os.chown(path, who.uid, who.gid, follow_symlinks=False)
             options = slurmgangs.sbatch_options(gang, self.target, logs[gang.main], gang_dir)
+            options += self._as_user(main_id)
             batch = slurmgangs.batch_script(gang, gang_dir, self._mpi_type())
             slurm_id = slurmcli.sbatch(self.run, batch, options)
         except (SlurmError, OSError) as error:
@@ -453,23 +530,38 @@ class SlurmBridge:
             self._read_ends(ended)
 
     def _read_ends(self, ended: list[Tracked]) -> None:
-        """How each job that left the queue ended: one ``scontrol show job`` each, or, for
-        more than ``BULK_ENDS`` at once, one for everything Slurm remembers."""
+        """How each job that left the queue ended: from Slurm's accounting where it runs (one
+        ``sacct`` for them all, whatever their age), else (or while sacct has not heard of the
+        end yet) one ``scontrol show job`` each, or, for more than ``BULK_ENDS`` at once, one
+        for everything Slurm remembers."""
         try:
-            if len(ended) > BULK_ENDS:
+            booked = self._accounted(ended)
+            rest = [t for t in ended if t.slurm_id not in booked]
+            ends = [(t, [booked[t.slurm_id]]) for t in ended if t.slurm_id in booked]
+            if len(rest) > BULK_ENDS:
                 remembered = {job.slurm_id: [job] for job in slurmcli.show_jobs(self.run)}
-                ends = [(t, remembered.get(t.slurm_id, [])) for t in ended]
+                ends += [(t, remembered.get(t.slurm_id, [])) for t in rest]
             else:
                 shown: dict[str, list[SlurmJob]] = {}  # a gang's nodes share one Slurm job
-                for t in ended:
+                for t in rest:
                     if t.slurm_id not in shown:
                         shown[t.slurm_id] = slurmcli.show_job(self.run, t.slurm_id)
-                ends = [(t, shown[t.slurm_id]) for t in ended]
+                ends += [(t, shown[t.slurm_id]) for t in rest]
         except SlurmError as error:
             self._troubled(error.message)
             return
         for tracked, jobs in ends:
             self._ended(tracked, jobs)
+
+    def _accounted(self, ended: list[Tracked]) -> dict[str, SlurmJob]:
+        """The ends that Slurm's accounting holds, where Slurm keeps it (asked once)."""
+        if self.accounting is None:
+            self.accounting = slurmcli.accounting(self.run)
+            log(f"Slurm accounting: {'slurmdbd (sacct)' if self.accounting else 'none'}")
+        if not self.accounting:
+            return {}
+        ids = sorted({t.slurm_id for t in ended})
+        return {job.slurm_id: job for job in slurmcli.accounted(self.run, ids) if not job.active}
 
     def _troubled(self, message: str | None) -> None:
         if message != self.trouble:

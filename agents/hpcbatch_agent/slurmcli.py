@@ -248,3 +248,50 @@ def mpi_types(run: Run) -> set[str]:
         raise SlurmError(argv, _message(err) or f"exit status {code}")
     said = (out + "\n" + err).splitlines()
     return {line.strip() for line in said if line.startswith(("\t", " ")) and line.strip()}
+
+
+# sacct's fields for how a job ended, the name last (it may hold the separator)
+SACCT_FIELDS = "JobID,State,ExitCode,Start,End,NodeList,Partition,Reason,JobName"
+
+
+def accounted(run: Run, slurm_ids: Sequence[str]) -> list[SlurmJob]:
+    """What Slurm's accounting (slurmdbd) keeps of these jobs: one ``sacct`` for them all,
+    whatever their age (``-j`` reads from the epoch). A job sacct has not heard of yet is
+    missing; one whose end has not reached it yet reads as still active."""
+    if not slurm_ids:
+        return []
+    argv = ["sacct", "-X", "-P", "-n", "-o", SACCT_FIELDS, "-j", ",".join(slurm_ids)]
+    out = _call(run, argv)
+    return [parse_sacct_line(line) for line in out.splitlines() if line.strip()]
+
+
+def parse_sacct_line(line: str) -> SlurmJob:
+    slurm_id, state, exit_code, start, end, nodes, partition, reason, name = line.split("|", 8)
+    state = state.split(" ", 1)[0]  # "CANCELLED by 0"
+    code = signal = None
+    if state not in ACTIVE_STATES:
+        text, _, sig = exit_code.partition(":")
+        code = int(text) if text.isdigit() else None
+        signal = int(sig) if sig.isdigit() and sig != "0" else None
+    return SlurmJob(
+        slurm_id=slurm_id,
+        name=name,
+        state=state,
+        reason=reason,
+        nodes=_null(nodes) if nodes != "None assigned" else "",
+        started_at_ms=parse_time(start) if state != "PENDING" else None,
+        partition=partition,
+        ended_at_ms=parse_time(end) if state not in ACTIVE_STATES else None,
+        exit_code=code,
+        signal=signal,
+    )
+
+
+def accounting(run: Run) -> bool:
+    """Slurm keeps accounting in slurmdbd (``scontrol show config``'s AccountingStorageType)."""
+    out = _call(run, ["scontrol", "show", "config"])
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "AccountingStorageType":
+            return value.strip() == "accounting_storage/slurmdbd"
+    return False

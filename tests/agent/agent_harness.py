@@ -215,3 +215,18 @@ def array_child(
     env = {"AWS_BATCH_JOB_ID": f"{parent}:{index}", "AWS_BATCH_JOB_ARRAY_INDEX": str(index)}
     env.update(fields.pop("env", {}))
     return attempt_spec(f"{parent}:{index}/{number}", *command, env=env, **fields)
+
+
+def gang_node(
+    parent: str, index: int, nodes: int, *command: str, main: int = 0, **fields: Any
+) -> dict[str, Any]:
+    """Node ``index`` of ``parent``'s ``nodes``-node job as the head launches it on a SLURM
+    compute environment (no addresses: Slurm's to give), plus ``fields["env"]``."""
+    env = {
+        "AWS_BATCH_JOB_ID": f"{parent}#{index}",
+        "AWS_BATCH_JOB_NODE_INDEX": str(index),
+        "AWS_BATCH_JOB_NUM_NODES": str(nodes),
+        "AWS_BATCH_JOB_MAIN_NODE_INDEX": str(main),
+    }
+    env.update(fields.pop("env", {}))
+    return attempt_spec(f"{parent}#{index}/1", *command, env=env, **fields)

@@ -9,23 +9,11 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from agent_harness import array_child, attempt_spec
+from agent_harness import gang_node as node
 from hpcbatch_agent import slurmgangs
 from hpcbatch_agent.slurmscript import Target, attempt_of
-
-
-def node(parent: str, index: int, nodes: int, *command: str, main: int = 0, **fields: Any) -> Any:
-    """Node ``index`` of ``parent``'s ``nodes``-node job as the head launches it on Slurm."""
-    env = {
-        "AWS_BATCH_JOB_ID": f"{parent}#{index}",
-        "AWS_BATCH_JOB_NODE_INDEX": str(index),
-        "AWS_BATCH_JOB_NUM_NODES": str(nodes),
-        "AWS_BATCH_JOB_MAIN_NODE_INDEX": str(main),
-    }
-    env.update(fields.pop("env", {}))
-    return attempt_spec(f"{parent}#{index}/1", *command, env=env, **fields)
 
 
 def test_a_gang_is_submitted_once_every_node_is_in_hand_and_nothing_else_joins_it() -> None:

@@ -34,6 +34,7 @@ import pytest
 from hpcbatch.devcluster import DevCluster
 from hpcbatch.devcluster.processes import cmdline, signal_all, spawn, stop, wait_gone
 from tests.head.headproc import wait_for
+from tests.slurm.slurmdbd import Accounting
 
 CPUS = 2  # each dev host declares 2 CPUs to Slurm (as to hpcbatch's SSH hosts)
 MEMORY_MIB = 1024
@@ -62,8 +63,7 @@ SlurmdLogFile={dir}/nodes/%n/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
+{accounting}JobCompType=jobcomp/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
@@ -72,7 +72,7 @@ ReturnToService=2
 SlurmdTimeout=10
 GresTypes=gpu
 InactiveLimit=0
-MinJobAge=300
+MinJobAge={min_job_age}
 KillWait=2
 SlurmctldTimeout=30
 {nodes}
@@ -94,11 +94,20 @@ class SlurmCluster:
     dir: Path
     env: dict[str, str]
     pids: dict[str, int] = field(default_factory=dict)  # daemon ("slurmd h1") -> PID
+    accounting: Accounting | None = None
 
     @classmethod
     def start(
-        cls, cluster: DevCluster, directory: Path, ctl_port: int, node_port: int
+        cls,
+        cluster: DevCluster,
+        directory: Path,
+        ctl_port: int,
+        node_port: int,
+        accounting: bool = False,
+        min_job_age: int = 300,
     ) -> SlurmCluster:
+        """``accounting``: with a slurmdbd (slurmdbd.py), else none; ``min_job_age``: how
+        long slurmctld remembers an ended job (seconds)."""
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o755)  # munged refuses a socket dir others may write
         key = directory / "munge.key"
@@ -118,6 +127,7 @@ class SlurmCluster:
         gres = f"Name=gpu File={directory}/gpu[0-{GPUS - 1}]\n"
         (directory / "gres.conf").write_text(gres)
         conf = directory / "slurm.conf"
+        books = Accounting(directory / "dbd", directory / "munge.sock") if accounting else None
         conf.write_text(
             SLURM_CONF.format(
                 ctl_host=socket.gethostname().split(".")[0],  # slurmctld must be on it
@@ -128,11 +138,17 @@ class SlurmCluster:
                 dir=directory,
                 nodes=nodes,
                 partition=PARTITION,
+                accounting=(
+                    books.slurm_conf_lines()
+                    if books
+                    else "AccountingStorageType=accounting_storage/none\n"
+                ),
+                min_job_age=min_job_age,
             )
         )
         (directory / "ctld").mkdir(exist_ok=True)
         env = {**os.environ, "SLURM_CONF": str(conf)}
-        slurm = cls(cluster, directory, env)
+        slurm = cls(cluster, directory, env, accounting=books)
         try:
             slurm._start_daemons()
         except BaseException:
@@ -151,6 +167,8 @@ class SlurmCluster:
             d / "munged.out",
         ).pid  # fmt: skip
         wait_for(lambda: (d / "munge.sock").exists(), 10, f"munged's socket (see {d}/munged.out)")
+        if self.accounting is not None:
+            self.accounting.start("hb", self.env)
         self.start_controller()
         for host in self.cluster.hosts:
             self.start_slurmd(host.name)
@@ -220,10 +238,14 @@ class SlurmCluster:
                 if pid not in sshds and not is_agent(pid)
             ]
         )
-        for name in ("slurmctld", "munged"):
-            pid = self.pids.pop(name, None)
-            if pid is not None:
-                stop([pid])
+        pid = self.pids.pop("slurmctld", None)
+        if pid is not None:
+            stop([pid])
+        if self.accounting is not None:
+            self.accounting.stop()
+        pid = self.pids.pop("munged", None)
+        if pid is not None:
+            stop([pid])
 
 
 def pids_in_namespaces(namespaces: list[str]) -> list[int]:

@@ -9,6 +9,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
+import shutil
+import stat
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +28,7 @@ from tests.agent.agent_harness import (
     Client,
     array_child,
     attempt_spec,
+    gang_node,
     poll_until,
 )
 from tests.slurm.slurmcluster import CPUS, PARTITION, SlurmCluster
@@ -44,13 +49,22 @@ def bridge_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def bridges(slurm: SlurmCluster, bridge_dir: Path) -> Iterator[list[AgentProcess]]:
+    with bridges_of(slurm) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def bridges_of(slurm: SlurmCluster) -> Iterator[list[AgentProcess]]:
+    """The bridges a test starts (it appends them), stopped after it, and their jobs gone."""
     started: list[AgentProcess] = []
-    yield started
-    for agent in started:
-        agent.stop()
-    for agent in started:
-        agent.wait_keeper()
-    cancel_bridge_jobs(slurm)
+    try:
+        yield started
+    finally:
+        for agent in started:
+            agent.stop()
+        for agent in started:
+            agent.wait_keeper()
+        cancel_bridge_jobs(slurm)
 
 
 def cancel_bridge_jobs(slurm: SlurmCluster) -> None:
@@ -268,4 +282,56 @@ def test_a_restarted_bridge_finds_an_interrupted_array_by_its_name(
     for index in (3, 4):
         ended = client.wait_state(f"lost:{index}/1", p.EXITED, timeout_s=SLOW_S)
         assert ended["exit_code"] == index
+    client.close()
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory other users may pass through (pytest's own tmp dirs are 0700 root's), as
+    a real bridge's state dir's parent is."""
+    path = Path(tempfile.mkdtemp(prefix="hb-bridge-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_job_naming_a_user_runs_in_slurm_as_that_user_and_an_unknown_one_never_runs(
+    slurm: SlurmCluster, open_dir: Path, bridges: list[AgentProcess]
+) -> None:
+    bridge_dir = open_dir / "bridge"
+    start_bridge(slurm, bridge_dir, bridges)
+    client = connect(bridge_dir)
+    body = 'echo "$(id -un) $USER $HOME"; touch mine && stat -c %U mine; exit 4'
+    who = 'echo "$(id -un)"'
+    array = [array_child("arr", i, "sh", "-c", who, user="nobody") for i in (0, 1)]
+    gang = [gang_node("g", i, 2, "sh", "-c", who, user="nobody") for i in (0, 1)]
+    client.send(
+        p.launch(
+            [
+                spec("as#1", "sh", "-c", body, user="nobody"),
+                spec("ghost#1", "true", user="no-such-user-hb"),
+                *array,
+                *gang,
+            ]
+        )
+    )
+    ghost = client.wait_state("ghost#1", p.FAILED_TO_START)
+    assert ghost["reason"] == "CannotStartContainerError: no user 'no-such-user-hb' on this host"
+    done = client.wait_state("as#1", p.EXITED, timeout_s=SLOW_S)
+    assert done["exit_code"] == 4, (done, Path(done["log_path"]).read_text())
+    text = Path(done["log_path"]).read_text()
+    assert text == "nobody nobody /nonexistent\nnobody\n", text  # Slurm ran it as nobody
+    nobody = pwd.getpwnam("nobody").pw_uid
+    status = os.stat(done["log_path"])
+    assert (stat.S_IMODE(status.st_mode), status.st_uid) == (0o600, nobody)
+    for child in array:
+        ended = client.wait_state(child["attempt_id"], p.EXITED, timeout_s=SLOW_S)
+        assert Path(ended["log_path"]).read_text() == "nobody\n"
+    for node in gang:  # each node of a multi-node job, and its exit file, as nobody
+        ended = client.wait_state(node["attempt_id"], p.EXITED, timeout_s=SLOW_S)
+        assert ended["exit_code"] == 0, ended
+        assert Path(ended["log_path"]).read_text().startswith("nobody\n")
+    client.send(p.read_log(7, "as#1"))  # what `hpcbatch logs` reads, through the bridge
+    shown = client.wait_message("log_data")
+    assert (shown["data"], shown.get("error")) == (text, None)
     client.close()
