@@ -21,7 +21,7 @@ setup_env '.[test]' \
   'command -v openssl:openssl' \
   'command -v slurmctld:slurm-wlm' \
   'command -v munged:munge' \
-  'test -e /usr/include/pmix.h:libpmix-dev' \
+  'dpkg -s libpmix-dev:libpmix-dev' \
   'command -v slurmdbd:slurmdbd' \
   'command -v mariadbd:mariadb-server'
 

@@ -353,6 +353,7 @@ def _slurm_server(args: argparse.Namespace, state_dir: Path, build: str) -> Agen
     env = bridge_env(os.environ)
     if args.slurm_conf:
         env["SLURM_CONF"] = args.slurm_conf
+        os.environ["SLURM_CONF"] = args.slurm_conf  # libslurm's too, where pyslurm reads
     run = slurmcli.local(env)
     target = _target(args)
     node = bridge_node(args.node_name, args.vcpus, args.memory_mib, target, run)

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol as p
-from . import slurmarrays, slurmcli, slurmgangs
+from . import slurmarrays, slurmcli, slurmgangs, slurmlib
 from .agentlog import log
 from .forkexec import LOG_FLAGS, LOG_MODE
 from .runner import now_ms
@@ -117,6 +117,9 @@ class SlurmBridge:
         self.on_view: Callable[[p.Message], None] | None = None  # tells the head (server.py)
         self._nodes: list[dict[str, Any]] = []
         self._switch: dict[str, RunAs] = {}  # this launch's jobs run as another user
+        choice = os.environ.get(slurmlib.API_VAR, "auto")
+        self.reader, how = slurmlib.load(run, choice)  # pyslurm where it matches, else the CLI
+        log(f"reading Slurm through {how}")
         self.accounting: bool | None = None  # Slurm keeps it in slurmdbd (None: not asked yet)
         self.gangs: dict[str, Gang] = {}  # nodes of multi-node jobs until all are in hand
         self._mpi: str | None = None  # srun's --mpi for gangs (pmix where Slurm has it)
@@ -508,7 +511,8 @@ class SlurmBridge:
 
     def poll(self) -> None:
         try:
-            queue = {job.slurm_id: job for job in slurmcli.squeue(self.run)}
+            listed = self.reader.queue() if self.reader else slurmcli.squeue(self.run)
+            queue = {job.slurm_id: job for job in listed}
         except SlurmError as error:
             self._troubled(error.message)
             return
@@ -539,13 +543,13 @@ class SlurmBridge:
             rest = [t for t in ended if t.slurm_id not in booked]
             ends = [(t, [booked[t.slurm_id]]) for t in ended if t.slurm_id in booked]
             if len(rest) > BULK_ENDS:
-                remembered = {job.slurm_id: [job] for job in slurmcli.show_jobs(self.run)}
+                remembered = {job.slurm_id: [job] for job in self._show_jobs()}
                 ends += [(t, remembered.get(t.slurm_id, [])) for t in rest]
             else:
                 shown: dict[str, list[SlurmJob]] = {}  # a gang's nodes share one Slurm job
                 for t in rest:
                     if t.slurm_id not in shown:
-                        shown[t.slurm_id] = slurmcli.show_job(self.run, t.slurm_id)
+                        shown[t.slurm_id] = self._show_job(t.slurm_id)
                 ends += [(t, shown[t.slurm_id]) for t in rest]
         except SlurmError as error:
             self._troubled(error.message)
@@ -553,10 +557,19 @@ class SlurmBridge:
         for tracked, jobs in ends:
             self._ended(tracked, jobs)
 
+    def _show_job(self, slurm_id: str) -> list[SlurmJob]:
+        return (
+            self.reader.show_job(slurm_id) if self.reader else slurmcli.show_job(self.run, slurm_id)
+        )
+
+    def _show_jobs(self) -> list[SlurmJob]:
+        return self.reader.show_jobs() if self.reader else slurmcli.show_jobs(self.run)
+
     def _accounted(self, ended: list[Tracked]) -> dict[str, SlurmJob]:
         """The ends that Slurm's accounting holds, where Slurm keeps it (asked once)."""
         if self.accounting is None:
-            self.accounting = slurmcli.accounting(self.run)
+            reader = self.reader
+            self.accounting = reader.accounting() if reader else slurmcli.accounting(self.run)
             log(f"Slurm accounting: {'slurmdbd (sacct)' if self.accounting else 'none'}")
         if not self.accounting:
             return {}
@@ -693,7 +706,7 @@ class SlurmBridge:
         named = {attempt_of(job.name, job.slurm_id): job for job in queue.values()}
         if not self.unresolved <= named.keys():
             try:
-                remembered = slurmcli.show_jobs(self.run)
+                remembered = self._show_jobs()
                 named.update({attempt_of(j.name, j.slurm_id): j for j in remembered})
             except SlurmError as error:
                 self._troubled(error.message)

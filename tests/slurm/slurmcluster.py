@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hpcbatch_agent.slurmlib import API_VAR
 
 from hpcbatch.devcluster import DevCluster
 from hpcbatch.devcluster.processes import cmdline, signal_all, spawn, stop, wait_gone
@@ -147,7 +148,8 @@ class SlurmCluster:
             )
         )
         (directory / "ctld").mkdir(exist_ok=True)
-        env = {**os.environ, "SLURM_CONF": str(conf)}
+        # the CLI tests read Slurm through its CLI even where pyslurm is installed
+        env = {**os.environ, "SLURM_CONF": str(conf), API_VAR: "cli"}
         slurm = cls(cluster, directory, env, accounting=books)
         try:
             slurm._start_daemons()
