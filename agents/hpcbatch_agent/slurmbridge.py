@@ -638,7 +638,7 @@ class SlurmBridge:
         if code is None:
             return
         try:
-            stopped = int(os.stat(tracked.exit_file).st_mtime * 1000)
+            stopped = int(os.lstat(tracked.exit_file).st_mtime * 1000)
         except OSError:
             stopped = now_ms()
         result = p.attempt_update(

@@ -32,7 +32,9 @@ Vocabulary:
 
 from __future__ import annotations
 
+import os
 import shlex
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -267,13 +269,22 @@ def nodes_script(gang: Gang, logs: dict[int, str], works: dict[int, str], gang_d
 
 
 def read_exit(path: str) -> int | None:
-    """A node's exit status as nodes.sh wrote it; None while it has not ended."""
+    """A node's exit status as nodes.sh wrote it; None while it has not ended. The gang's dir
+    belongs to the job's user: a symlink there is not followed, and no more than a status is
+    read (a FIFO or /dev/zero's twin cannot hold the bridge)."""
     try:
-        with open(path, encoding="ascii") as found:
-            text = found.read().strip()
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
         return None
-    return int(text) if text.isdigit() else None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, 16).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def unfinished_reason(state: str, exit_code: int | None, signal: int | None) -> str:

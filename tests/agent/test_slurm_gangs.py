@@ -108,3 +108,7 @@ def test_the_scripts_run_every_nodes_own_command_with_the_allocations_addresses(
     assert (gang_dir / "hostfile").read_text().splitlines()[0] == "10.0.0.12 slots=1"
     assert (gang_dir / "hostfile.mpich").read_text().splitlines()[2] == "10.0.0.13:1"
     assert slurmgangs.read_exit(str(gang_dir / "exit.9")) is None  # not ended (no file)
+    (gang_dir / "exit.8").symlink_to(gang_dir / "exit.2")  # the user's dir: never followed
+    assert slurmgangs.read_exit(str(gang_dir / "exit.8")) is None
+    os.mkfifo(gang_dir / "exit.7")  # nor waited on
+    assert slurmgangs.read_exit(str(gang_dir / "exit.7")) is None
