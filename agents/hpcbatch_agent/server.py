@@ -85,7 +85,7 @@ class AgentServer:
         self.launches: LaunchServer | None = None
         if bridge is not None:
             self.runner = bridge(self.spool, self._emit)
-            self.runner.on_view = self._tell_head
+            self.runner.partitions.on_view = self._tell_head
         else:
             self.runner = Runner(
                 state_dir,
@@ -464,8 +464,8 @@ class AgentServer:
             self._drop(self.head)
         self.head = conn
         conn.outbuf += p.encode(p.agent_hello(self.node, self.runner.all_updates(), self.build))
-        if isinstance(self.runner, SlurmBridge) and self.runner.view is not None:
-            conn.outbuf += p.encode(self.runner.view)
+        if isinstance(self.runner, SlurmBridge) and self.runner.partitions.view is not None:
+            conn.outbuf += p.encode(self.runner.partitions.view)
         self._next_heartbeat = now_ms() + self.heartbeat_ms
 
     def _read_log(self, message: p.Message) -> p.Message:

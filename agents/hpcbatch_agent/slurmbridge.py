@@ -4,21 +4,16 @@ to any agent and hears back the same updates, so queues, retries, dependencies a
 explanations work unchanged in front of Slurm.
 
 Vocabulary:
-    submit     one ``sbatch`` per attempt (slurmscript.py), its intent journaled first and
-               its Slurm id journaled as the attempt's start record once sbatch answers.
-               A refusal (a partition that does not exist, an account or QOS Slurm refuses,
-               sbatch missing) fails the attempt to start with Slurm's own words.
+    submit     one ``sbatch`` per attempt (slurmscript.py), per array in one launch
+               (slurmarrays.py), per multi-node job (slurmgangs.py); its intent journaled
+               first, its Slurm id once sbatch answers. A refusal fails the attempt to start
+               with Slurm's own words. Jobs naming a user: slurmusers.py.
     queued     submitted, not yet running: reported as QUEUED with Slurm's pending reason
                (``waiting in Slurm partition batch: Priority``), again when it changes.
-    poll       every ``poll_s`` while anything is in flight: one ``squeue`` for all jobs;
-               a job it lists as running is reported RUNNING (Slurm's StartTime); a job it no
-               longer lists has ended, and one ``sacct`` for all of them says how (state, exit
-               code, times) where Slurm keeps accounting, else ``scontrol show job`` while
-               Slurm remembers it (``MinJobAge``).
-    outcome    COMPLETED/FAILED: the script's exit status or signal; TIMEOUT: the timeout
-               reason; NODE_FAIL: ``Host lost`` (the head retries it as a host loss);
-               OUT_OF_MEMORY: the OOM reason; CANCELLED by hpcbatch: the kill's reason, by
-               anyone else: said so; forgotten by Slurm: lost.
+    poll       every ``poll_s`` while anything is in flight: Slurm's queue, once
+               (slurmreads.py); a job it lists as running is reported RUNNING (Slurm's
+               StartTime); one it no longer lists has ended, and Slurm says how (sacct where
+               it keeps accounting, else scontrol while it remembers): slurmoutcome.py.
     kill       ``scancel`` (a pending job leaves the queue, a running one is signalled);
                resent each poll until Slurm takes it. A timeout is hpcbatch's own: the
                bridge cancels a job once its start plus timeout is due; ``--time`` is only
@@ -36,12 +31,10 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from . import protocol as p
-from . import slurmarrays, slurmcli, slurmgangs, slurmlib
+from . import slurmarrays, slurmcli, slurmgangs, slurmusers
 from .agentlog import log
 from .forkexec import LOG_FLAGS, LOG_MODE
 from .runner import now_ms
@@ -50,9 +43,13 @@ from .slurmcli import SlurmError, SlurmJob
 from .slurmgangs import Gang
 from .slurmnode import bridge_name
 from .slurmoutcome import outcome
+from .slurmreads import SlurmReads
+from .slurmrunnerless import Runnerless
 from .slurmscript import NAME_PREFIX, Target, attempt_of, batch_script, sbatch_options
+from .slurmtracked import Tracked, record_of, timeout_due, tracked_of
+from .slurmview import PartitionsView
 from .spool import Spool, safe_name
-from .users import RunAs, run_as_cached
+from .users import RunAs
 
 DEFAULT_SLURM_POLL_S = 1.0
 SOON_MS = 100
@@ -66,29 +63,7 @@ NEVER_SUBMITTED_REASON = (
 )
 
 
-@dataclass
-class Tracked:
-    """An attempt in Slurm (queued or running)."""
-
-    attempt_id: str
-    slurm_id: str
-    log_path: str
-    timeout_s: int | None
-    started_ms: int | None = None
-    reason: str | None = None  # the queued reason last reported
-    kill_reason: str | None = None
-    cancelled: bool = False  # scancel taken by Slurm
-    exit_file: str | None = None  # a node of a multi-node job: where its exit status shows
-
-
-class _NoMeter:
-    """The CPU seconds of a bridge's jobs are Slurm's to count (sacct): none in heartbeats."""
-
-    def seconds(self) -> float | None:
-        return None
-
-
-class SlurmBridge:
+class SlurmBridge(Runnerless):
     def __init__(
         self,
         state_dir: Path,
@@ -98,6 +73,7 @@ class SlurmBridge:
         run: slurmcli.Run,
         poll_s: float = DEFAULT_SLURM_POLL_S,
     ) -> None:
+        super().__init__()
         self.spool = spool
         self.emit = emit
         self.target = target
@@ -109,21 +85,10 @@ class SlurmBridge:
             directory.mkdir(parents=True, exist_ok=True)
         self.running: dict[str, Tracked] = {}
         self.unresolved: set[str] = set()  # intents without a Slurm id (recovery)
-        self.polled: set[str] = set()  # the runner's adopted-job polling: none here
-        self.cpu = _NoMeter()
-        self.on_other_child: Callable[[int, int], None] | None = None
-        self.trouble: str | None = None  # why the last poll could not read Slurm
-        self.view: p.Message | None = None  # the partitions as the head was last told
-        self.on_view: Callable[[p.Message], None] | None = None  # tells the head (server.py)
-        self._nodes: list[dict[str, Any]] = []
+        self.partitions = PartitionsView()  # Slurm's nodes and trouble, as the head sees them
         self._switch: dict[str, RunAs] = {}  # this launch's jobs run as another user
-        choice = os.environ.get(slurmlib.API_VAR, "auto")
-        self.reader, how = slurmlib.load(run, choice)  # pyslurm where it matches, else the CLI
-        log(f"reading Slurm through {how}")
-        self.accounting: bool | None = None  # Slurm keeps it in slurmdbd (None: not asked yet)
+        self.reads = SlurmReads(run)  # pyslurm where it matches, else the CLI
         self.gangs: dict[str, Gang] = {}  # nodes of multi-node jobs until all are in hand
-        self._mpi: str | None = None  # srun's --mpi for gangs (pmix where Slurm has it)
-        self._mpi_known = False
         self._next_poll_ms = 0
         self._next_sinfo_ms = 0
 
@@ -204,54 +169,19 @@ class SlurmBridge:
         self._poll_soon()
 
     def _users_of(self, batch: list[p.AttemptSpec]) -> list[p.AttemptSpec]:
-        """The batch, each job naming another user made ready to run as them (``--uid``):
-        its log and work dir made and given to them, their HOME, USER and LOGNAME in its
-        variables. A user unknown here, or any user but the bridge's own when it is not root,
-        fails to start, never runs as the bridge's user."""
-        users: dict[str, RunAs | str] = {}
-        ready: list[p.AttemptSpec] = []
+        """The batch, its jobs that name a user made ready to run as them (slurmusers.py)."""
         waiting = (aid for aid in self._switch if slurmgangs.waiting_of(self.gangs, aid))
         self._switch = {aid: self._switch[aid] for aid in list(waiting)}  # kept for its gang
-        for spec in batch:
-            attempt_id = spec["attempt_id"]
-            who = run_as_cached(spec.get("user"), users)
-            if isinstance(who, str):
-                self.fail_to_start(attempt_id, self._own_log_path(attempt_id), who)
-                continue
-            if who is None:
-                ready.append(spec)
-                continue
-            try:
-                if who.switch:
-                    self._give(self._user_log_path(attempt_id), who, directory=False)
-                    if spec["cwd"] is None:
-                        self._give(self._work_path(attempt_id), who, directory=True)
-                    self._switch[attempt_id] = who
-            except OSError as error:
-                reason = f"CannotStartContainerError: cannot prepare its files for {who.name}: "
-                self.fail_to_start(attempt_id, self._own_log_path(attempt_id), reason + str(error))
-                continue
-            ready.append({**spec, "env": {**spec["env"], **who.env}})
-        return ready
 
-    @staticmethod
-    def _give(path: str, who: RunAs, directory: bool) -> None:
-        """Make ``path`` (a 0600 file or a 0700 dir, never through a symlink) and hand it to
-        ``who``."""
-        if directory:
-            os.makedirs(path, mode=0o700, exist_ok=True)
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        else:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_APPEND, 0o600)
-        try:
-            os.fchown(fd, who.uid, who.gid)
-        finally:
-            os.close(fd)
+        def fail(attempt_id: str, reason: str) -> None:
+            self.fail_to_start(attempt_id, self._own_log_path(attempt_id), reason)
+
+        kept, switch = slurmusers.ready(batch, self._user_log_path, self._work_path, fail)
+        self._switch.update(switch)
+        return kept
 
     def _as_user(self, attempt_id: str) -> list[str]:
-        """sbatch's options that run the attempt as its user (root's privilege in Slurm)."""
-        who = self._switch.get(attempt_id)
-        return [] if who is None else [f"--uid={who.uid}", f"--gid={who.gid}"]
+        return slurmusers.sbatch_options(self._switch.get(attempt_id))
 
     def _submit(self, spec: p.AttemptSpec) -> None:
         attempt_id, log_path = spec["attempt_id"], self.log_path(spec["attempt_id"])
@@ -311,10 +241,7 @@ class SlurmBridge:
             script = slurmarrays.array_script(array, work_dirs)
             array_id = slurmcli.sbatch(self.run, script, options)
         except (SlurmError, OSError) as error:
-            said = error.message if isinstance(error, SlurmError) else str(error)
-            for index, child in children:
-                reason = f"CannotStartContainerError: Slurm refused the job: {said}"
-                self.fail_to_start(child["attempt_id"], logs[index], reason)
+            self._refused([(c["attempt_id"], logs[i]) for i, c in children], error)
             return
         for index, child in children:
             slurm_id = f"{array_id}_{index}"
@@ -324,18 +251,15 @@ class SlurmBridge:
             said = f"submitted to Slurm as task {index} of array job {array_id}"
             self.emit(self._queued(tracked, said))
 
+    def _refused(self, attempts: list[tuple[str, str]], error: SlurmError | OSError) -> None:
+        """Every attempt of one sbatch (id, log path) fails to start with Slurm's words."""
+        said = error.message if isinstance(error, SlurmError) else str(error)
+        for attempt_id, log_path in attempts:
+            reason = f"CannotStartContainerError: Slurm refused the job: {said}"
+            self.fail_to_start(attempt_id, log_path, reason)
+
     def _gang_dir(self, name: str) -> str:
         return str(self.work_dir / safe_name(name))
-
-    def _mpi_type(self) -> str | None:
-        """``pmix`` where this cluster's srun has it, else None (its own ``MpiDefault``)."""
-        if not self._mpi_known:
-            try:
-                self._mpi = "pmix" if "pmix" in slurmcli.mpi_types(self.run) else None
-            except SlurmError as error:
-                log(f"srun --mpi=list: {error.message}")
-            self._mpi_known = True
-        return self._mpi
 
     def _submit_gang(self, gang: Gang) -> None:
         """One ``sbatch -N`` for every node of a multi-node job (slurmgangs.py)."""
@@ -348,25 +272,14 @@ class SlurmBridge:
         try:
             if any(self._switch.get(s["attempt_id"]) != who for _, s in nodes):
                 raise OSError("its nodes name different users")
-            os.makedirs(gang_dir, mode=0o700, exist_ok=True)
-            for index, spec in nodes:
-                if spec["cwd"] is None:
-                    os.makedirs(works[index], mode=0o700, exist_ok=True)
-            script = slurmgangs.nodes_script(gang, logs, works, gang_dir)
-            with open(f"{gang_dir}/{slurmgangs.NODES_SCRIPT}", "w", encoding="utf-8") as out:
-                out.write(script)
-            if who is not None:  # the nodes write their exit files there as the user
-                for path in (gang_dir, f"{gang_dir}/{slurmgangs.NODES_SCRIPT}"):
-                    os.chown(path, who.uid, who.gid, follow_symlinks=False)
+            owner = None if who is None else (who.uid, who.gid)
+            slurmgangs.write_gang_dir(gang, logs, works, gang_dir, owner)
             options = slurmgangs.sbatch_options(gang, self.target, logs[gang.main], gang_dir)
             options += self._as_user(main_id)
-            batch = slurmgangs.batch_script(gang, gang_dir, self._mpi_type())
+            batch = slurmgangs.batch_script(gang, gang_dir, self.reads.mpi_type())
             slurm_id = slurmcli.sbatch(self.run, batch, options)
         except (SlurmError, OSError) as error:
-            said = error.message if isinstance(error, SlurmError) else str(error)
-            for index, spec in nodes:
-                reason = f"CannotStartContainerError: Slurm refused the job: {said}"
-                self.fail_to_start(spec["attempt_id"], logs[index], reason)
+            self._refused([(s["attempt_id"], logs[i]) for i, s in nodes], error)
             return
         for index, spec in nodes:
             exit_file = slurmgangs.exit_path(gang_dir, index)
@@ -379,19 +292,7 @@ class SlurmBridge:
             self.emit(self._queued(tracked, said))
 
     def _journal(self, tracked: Tracked, work_dir: str | None) -> None:
-        record: dict[str, Any] = {
-            "attempt_id": tracked.attempt_id,
-            "pid": None,
-            "slurm_id": tracked.slurm_id,
-            "log_path": tracked.log_path,
-            "work_dir": work_dir,
-            "timeout_s": tracked.timeout_s,
-            "started_at_ms": tracked.started_ms,
-            "kill_reason": tracked.kill_reason,
-        }
-        if tracked.exit_file is not None:
-            record["exit_file"] = tracked.exit_file
-        self.spool.record_start(record)
+        self.spool.record_start(record_of(tracked, work_dir))
 
     def _queued(self, tracked: Tracked, reason: str) -> p.AttemptUpdate:
         tracked.reason = reason
@@ -404,11 +305,16 @@ class SlurmBridge:
                 out.write(reason + "\n")
         except OSError:
             pass
-        self.running.pop(attempt_id, None)
         self.unresolved.discard(attempt_id)
-        result = p.attempt_update(
-            attempt_id, p.FAILED_TO_START, log_path, stopped_at_ms=now_ms(), reason=reason
+        self._end(
+            p.attempt_update(
+                attempt_id, p.FAILED_TO_START, log_path, stopped_at_ms=now_ms(), reason=reason
+            )
         )
+
+    def _end(self, result: p.AttemptUpdate) -> None:
+        """The attempt is over: tracked no more, its result journaled and reported."""
+        self.running.pop(result["attempt_id"], None)
         self.spool.record_end(result)
         self.emit(result)
 
@@ -463,13 +369,13 @@ class SlurmBridge:
         if not self.running and not self.unresolved:
             return self._next_sinfo_ms
         dues = [self._next_poll_ms, self._next_sinfo_ms]
-        dues += [due for t in self.running.values() if (due := _timeout_due(t)) is not None]
+        dues += [due for t in self.running.values() if (due := timeout_due(t)) is not None]
         return min(dues)
 
     def run_timers(self) -> None:
         now = now_ms()
         for tracked in list(self.running.values()):
-            due = _timeout_due(tracked)
+            due = timeout_due(tracked)
             if due is not None and now >= due:
                 self.kill(tracked.attempt_id, p.TIMEOUT_REASON)
         if (self.running or self.unresolved) and now >= self._next_poll_ms:
@@ -477,46 +383,17 @@ class SlurmBridge:
             self.poll()
         if now >= self._next_sinfo_ms:
             self._next_sinfo_ms = now + SINFO_EVERY_POLLS * self.poll_ms
-            self._read_nodes()
-
-    def _read_nodes(self) -> None:
-        try:
-            found = slurmcli.sinfo_nodes(self.run, self.target.partitions)
-        except SlurmError as error:
-            self._troubled(error.message)
-            return
-        if self.trouble is not None:  # published with the nodes just below
-            log("Slurm answers again")
-            self.trouble = None
-        self._nodes = [
-            {
-                "name": node.name,
-                "state": node.state,
-                "cpus": node.cpus,
-                "memory_mib": node.memory_mib,
-                "partition": node.partition,
-            }
-            for node in found
-        ]
-        self._publish()
-
-    def _publish(self) -> None:
-        view = p.slurm_view(self._nodes, self.trouble)
-        if view != self.view:
-            self.view = view
-            if self.on_view is not None:
-                self.on_view(view)
+            self.partitions.read_nodes(self.run, self.target)
 
     # --- polling ----------------------------------------------------------------------------
 
     def poll(self) -> None:
         try:
-            listed = self.reader.queue() if self.reader else slurmcli.squeue(self.run)
-            queue = {job.slurm_id: job for job in listed}
+            queue = {job.slurm_id: job for job in self.reads.queue()}
         except SlurmError as error:
-            self._troubled(error.message)
+            self.partitions.troubled(error.message)
             return
-        self._troubled(None)
+        self.partitions.troubled(None)
         if self.unresolved:
             self._resolve(queue)
         ended: list[Tracked] = []
@@ -539,48 +416,23 @@ class SlurmBridge:
         end yet) one ``scontrol show job`` each, or, for more than ``BULK_ENDS`` at once, one
         for everything Slurm remembers."""
         try:
-            booked = self._accounted(ended)
+            booked = self.reads.ended([t.slurm_id for t in ended])
             rest = [t for t in ended if t.slurm_id not in booked]
             ends = [(t, [booked[t.slurm_id]]) for t in ended if t.slurm_id in booked]
             if len(rest) > BULK_ENDS:
-                remembered = {job.slurm_id: [job] for job in self._show_jobs()}
+                remembered = {job.slurm_id: [job] for job in self.reads.show_jobs()}
                 ends += [(t, remembered.get(t.slurm_id, [])) for t in rest]
             else:
                 shown: dict[str, list[SlurmJob]] = {}  # a gang's nodes share one Slurm job
                 for t in rest:
                     if t.slurm_id not in shown:
-                        shown[t.slurm_id] = self._show_job(t.slurm_id)
+                        shown[t.slurm_id] = self.reads.show_job(t.slurm_id)
                 ends += [(t, shown[t.slurm_id]) for t in rest]
         except SlurmError as error:
-            self._troubled(error.message)
+            self.partitions.troubled(error.message)
             return
         for tracked, jobs in ends:
             self._ended(tracked, jobs)
-
-    def _show_job(self, slurm_id: str) -> list[SlurmJob]:
-        return (
-            self.reader.show_job(slurm_id) if self.reader else slurmcli.show_job(self.run, slurm_id)
-        )
-
-    def _show_jobs(self) -> list[SlurmJob]:
-        return self.reader.show_jobs() if self.reader else slurmcli.show_jobs(self.run)
-
-    def _accounted(self, ended: list[Tracked]) -> dict[str, SlurmJob]:
-        """The ends that Slurm's accounting holds, where Slurm keeps it (asked once)."""
-        if self.accounting is None:
-            reader = self.reader
-            self.accounting = reader.accounting() if reader else slurmcli.accounting(self.run)
-            log(f"Slurm accounting: {'slurmdbd (sacct)' if self.accounting else 'none'}")
-        if not self.accounting:
-            return {}
-        ids = sorted({t.slurm_id for t in ended})
-        return {job.slurm_id: job for job in slurmcli.accounted(self.run, ids) if not job.active}
-
-    def _troubled(self, message: str | None) -> None:
-        if message != self.trouble:
-            log(f"Slurm: {message}" if message is not None else "Slurm answers again")
-            self.trouble = message
-            self._publish()
 
     def _seen(self, tracked: Tracked, job: SlurmJob) -> None:
         if job.started_at_ms is None:
@@ -625,9 +477,7 @@ class SlurmBridge:
             signal=signum,
             reason=reason,
         )
-        del self.running[tracked.attempt_id]
-        self.spool.record_end(result)
-        self.emit(result)
+        self._end(result)
 
     def _node_done(self, tracked: Tracked) -> None:
         """A node of a running gang whose own command ended (its exit file is there): reported
@@ -649,9 +499,7 @@ class SlurmBridge:
             stopped_at_ms=stopped,
             exit_code=code,
         )
-        del self.running[tracked.attempt_id]
-        self.spool.record_end(result)
-        self.emit(result)
+        self._end(result)
 
     def _ended_unsent(self, attempt_id: str, reason: str) -> None:
         """A node killed before its gang was submitted: it ends, never started."""
@@ -660,8 +508,7 @@ class SlurmBridge:
         result = p.attempt_update(
             attempt_id, p.EXITED, log_path, stopped_at_ms=now_ms(), reason=reason
         )
-        self.spool.record_end(result)
-        self.emit(result)
+        self._end(result)
 
     # --- acks and recovery ------------------------------------------------------------------
 
@@ -687,15 +534,7 @@ class SlurmBridge:
             if record.get("result") is not None:
                 continue
             if record.get("slurm_id"):
-                self.running[attempt_id] = Tracked(
-                    attempt_id,
-                    record["slurm_id"],
-                    record["log_path"],
-                    record.get("timeout_s"),
-                    record.get("started_at_ms"),
-                    kill_reason=record.get("kill_reason"),
-                    exit_file=record.get("exit_file"),
-                )
+                self.running[attempt_id] = tracked_of(attempt_id, record)
             else:
                 self.unresolved.add(attempt_id)
         if self.running or self.unresolved:
@@ -706,10 +545,10 @@ class SlurmBridge:
         named = {attempt_of(job.name, job.slurm_id): job for job in queue.values()}
         if not self.unresolved <= named.keys():
             try:
-                remembered = self._show_jobs()
+                remembered = self.reads.show_jobs()
                 named.update({attempt_of(j.name, j.slurm_id): j for j in remembered})
             except SlurmError as error:
-                self._troubled(error.message)
+                self.partitions.troubled(error.message)
                 return
         for attempt_id in sorted(self.unresolved):
             self.unresolved.discard(attempt_id)
@@ -738,26 +577,3 @@ class SlurmBridge:
             self._journal(tracked, record.get("work_dir"))
             self.running[attempt_id] = tracked
             log(f"attempt {attempt_id!r}: found as Slurm job {job.slurm_id}")
-
-    # --- what the runner does that a bridge has no need of ----------------------------------
-
-    def reap_children(self) -> None:
-        pass
-
-    def poll_adopted(self) -> None:
-        pass
-
-    def sweep_stale_cgroups(self) -> None:
-        pass
-
-    def remove_stale_reaped(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _timeout_due(tracked: Tracked) -> int | None:
-    if tracked.timeout_s is None or tracked.started_ms is None or tracked.kill_reason:
-        return None
-    return tracked.started_ms + tracked.timeout_s * 1000

@@ -79,6 +79,11 @@ def local(env: Mapping[str, str] | None = None) -> Run:
 
 
 def _call(run: Run, argv: Sequence[str], stdin: str | None = None) -> str:
+    return _outputs(run, argv, stdin)[0]
+
+
+def _outputs(run: Run, argv: Sequence[str], stdin: str | None = None) -> tuple[str, str]:
+    """The command's stdout and stderr; a SlurmError with Slurm's words when it fails."""
     try:
         status, out, err = run(argv, stdin)
     except FileNotFoundError:
@@ -87,7 +92,7 @@ def _call(run: Run, argv: Sequence[str], stdin: str | None = None) -> str:
         raise SlurmError(argv, f"{argv[0]} did not answer within 60 s") from None
     if status != 0:
         raise SlurmError(argv, _message(err) or f"exit status {status}")
-    return out
+    return out, err
 
 
 def _message(stderr: str) -> str:
@@ -237,15 +242,7 @@ def release(run: Run, slurm_id: str) -> None:
 
 def mpi_types(run: Run) -> set[str]:
     """The MPI plugin types ``srun --mpi=`` takes on this cluster (``srun --mpi=list``)."""
-    argv = ["srun", "--mpi=list"]
-    try:
-        code, out, err = run(argv, None)
-    except FileNotFoundError:
-        raise SlurmError(argv, "srun is not installed (not found on PATH)") from None
-    except subprocess.TimeoutExpired:
-        raise SlurmError(argv, "srun did not answer within 60 s") from None
-    if code != 0:
-        raise SlurmError(argv, _message(err) or f"exit status {code}")
+    out, err = _outputs(run, ["srun", "--mpi=list"])  # 22.05: on stdout; read both
     said = (out + "\n" + err).splitlines()
     return {line.strip() for line in said if line.startswith(("\t", " ")) and line.strip()}
 

@@ -236,6 +236,28 @@ def batch_script(gang: Gang, gang_dir: str, mpi: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_gang_dir(
+    gang: Gang,
+    logs: dict[int, str],
+    works: dict[int, str],
+    gang_dir: str,
+    owner: tuple[int, int] | None,
+) -> None:
+    """The gang's dir and its nodes.sh, and each node's own work dir where it has no working
+    directory of its own; given to ``owner`` (uid, gid) where the job runs as a user: its
+    nodes write their exit files there."""
+    os.makedirs(gang_dir, mode=0o700, exist_ok=True)
+    for index, spec in gang.ordered():
+        if spec["cwd"] is None:
+            os.makedirs(works[index], mode=0o700, exist_ok=True)
+    script = f"{gang_dir}/{NODES_SCRIPT}"
+    with open(script, "w", encoding="utf-8") as out:
+        out.write(nodes_script(gang, logs, works, gang_dir))
+    if owner is not None:
+        for path in (gang_dir, script):
+            os.chown(path, *owner, follow_symlinks=False)
+
+
 def exit_path(gang_dir: str, index: int) -> str:
     return f"{gang_dir}/exit.{index}"
 

@@ -1,12 +1,14 @@
-"""pyslurm, where it imports and matches the cluster's Slurm: the bridge's reads of Slurm's
-queue (each poll) and of ended jobs through libslurm, without a process per read.
+"""pyslurm, where it imports and matches the cluster's Slurm: the bridge's read of Slurm's queue
+(each poll, its hot path) through libslurm, without a process per read.
 
 PyPI's pyslurm tracks only the newest Slurm; one built for another release must not read this
 cluster's (libslurm's structures change between releases). So it is used only when it imports
 and its ``slurm_api_version()`` has the same major and minor release as ``scontrol
 --version``; else the bridge reads Slurm through its CLI (slurmcli.py), which needs nothing.
-Submissions and cancels always go through the CLI (sbatch is the reference for a script's
-options).
+Submissions, cancels and how a job ended always go through the CLI: pyslurm 22.5's job records
+carry an ``exit_code`` whose status and signal leak from the records read before it (its
+``get_job_ptr`` sets them once for the whole loop: a job that exited 3 read as ``3:15``), so
+they are never read from it.
 
 Vocabulary:
     record   one of pyslurm's job dicts (``pyslurm.job().get()``): a pending array's tasks are
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import slurmcli
-from .slurmcli import ACTIVE_STATES, SlurmError, SlurmJob
+from .slurmcli import SlurmError, SlurmJob
 
 _VERSION = re.compile(r"(\d+)\.(\d+)")
 PROBE = "import pyslurm; print(*pyslurm.slurm_api_version()[:2])"
@@ -51,25 +53,10 @@ class Reader:
         records = self._call("job().get()", lambda: self.pyslurm.job().get())
         return [job for record in records.values() for job in jobs_of(record) if job.active]
 
-    def show_job(self, slurm_id: str) -> list[SlurmJob]:
-        """What Slurm remembers of one job or array task: [] once it has forgotten it."""
-        try:
-            records = self.pyslurm.job().find_id(slurm_id)
-        except ValueError as error:
-            if "Invalid job id" in str(error.args[0] if error.args else error):
-                return []
-            raise SlurmError(["pyslurm job().find_id()"], str(error.args[0])) from None
-        found = [job for record in records for job in jobs_of(record)]
-        return [job for job in found if job.slurm_id == slurm_id] or found[:1]
-
     def accounting(self) -> bool:
         """As ``slurmcli.accounting``: Slurm keeps accounting in slurmdbd."""
         found = self._call("config().get()", lambda: self.pyslurm.config().get())
         return bool(found.get("accounting_storage_type") == "accounting_storage/slurmdbd")
-
-    def show_jobs(self) -> list[SlurmJob]:
-        records = self._call("job().get()", lambda: self.pyslurm.job().get())
-        return [job for record in records.values() for job in jobs_of(record)]
 
 
 def load(run: slurmcli.Run, choice: str = "auto") -> tuple[Reader | None, str]:
@@ -101,7 +88,8 @@ def load(run: slurmcli.Run, choice: str = "auto") -> tuple[Reader | None, str]:
 
 
 def jobs_of(record: dict[str, Any]) -> list[SlurmJob]:
-    """The jobs one record stands for: itself, or each task of a pending array's ranges."""
+    """The jobs one record stands for (itself, or each task of a pending array's ranges), as
+    the queue shows them: no end, no exit code (never read from pyslurm: see above)."""
     state = str(record.get("job_state") or "")
     array_id = record.get("array_job_id")
     task = record.get("array_task_id")
@@ -112,10 +100,7 @@ def jobs_of(record: dict[str, Any]) -> list[SlurmJob]:
         ids = [f"{array_id}_{task}"]
     else:
         ids = [str(record.get("job_id"))]
-    ended = state not in ACTIVE_STATES
-    code, signal = _exit(record.get("exit_code")) if ended else (None, None)
     start = record.get("start_time") or 0
-    end = record.get("end_time") or 0
     return [
         SlurmJob(
             slurm_id=slurm_id,
@@ -127,9 +112,6 @@ def jobs_of(record: dict[str, Any]) -> list[SlurmJob]:
             if start and state not in ("PENDING", "CONFIGURING")
             else None,
             partition=str(record.get("partition") or ""),
-            ended_at_ms=end * 1000 if end and ended else None,
-            exit_code=code,
-            signal=signal,
         )
         for slurm_id in ids
     ]
@@ -146,11 +128,3 @@ def task_indexes(ranges: str) -> list[int]:
         stop = int(last) if last.isdigit() else int(first)
         indexes.extend(range(int(first), stop + 1, int(step) if step.isdigit() else 1))
     return indexes
-
-
-def _exit(text: Any) -> tuple[int | None, int | None]:
-    code, _, sig = str(text or "").partition(":")
-    return (
-        int(code) if code.isdigit() else None,
-        int(sig) if sig.isdigit() and sig != "0" else None,
-    )
