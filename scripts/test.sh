@@ -23,9 +23,12 @@ setup_env '.[test]' \
   'command -v munged:munge' \
   'dpkg -s libpmix-dev:libpmix-dev' \
   'command -v slurmdbd:slurmdbd' \
-  'command -v mariadbd:mariadb-server'
+  'command -v mariadbd:mariadb-server' \
+  'test -x /usr/bin/chromium:chromium'
 
 .venv/bin/ruff check hpcbatch agents tests bench
 .venv/bin/mypy --strict hpcbatch/core
 .venv/bin/mypy agents/hpcbatch_agent
-exec .venv/bin/python -m pytest "$@"
+# Two workers: most tests wait on processes, hosts and daemons, not on the CPU. Each module stays
+# on one worker (tests/conftest.py), so its fixtures start once and its order holds.
+exec .venv/bin/python -m pytest -n 2 "$@"

@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,34 @@ os.environ.setdefault("HPCBATCH_METRICS_LISTEN", "127.0.0.1:0")
 # Nor on the default Unix socket /run/hpcbatch/head.sock: tests that call a head on a Unix socket
 # give it one of their own (--socket); the others call it on loopback TCP.
 os.environ.setdefault("HPCBATCH_SOCKET", "")
+
+# Under pytest-xdist (scripts/test.sh runs `-n 2`), a module's tests stay together on one
+# worker: its module fixtures start once, and the modules whose tests build on each other in file
+# order (tests/ansible) keep that order. A directory whose tests share a session fixture that
+# must exist once on the machine stays whole: tests/slurm (one Slurm cluster, ~15 s to start),
+# tests/auth (Unix users with fixed names), tests/vagrant (one VAGRANT_HOME). (xdist's own
+# `--dist loadgroup` marks do nothing under pytest 9.2, whose node ids it can no longer rename.)
+WHOLE_DIRECTORIES = frozenset({"slurm", "auth", "vagrant"})
+
+
+def scope_of(nodeid: str) -> str:
+    """What one worker runs whole: a test's module, or its directory if listed above."""
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if len(parts) > 2 and parts[1] in WHOLE_DIRECTORIES:
+        return "/".join(parts[:2])
+    return path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByScope(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid)
+
+    return ByScope(config, log)
+
 
 MARKERS = (b"hpcbatch_agent", b"/hpcbatch-agent-", b"sshd")
 LINGER_S = 10.0
