@@ -19,9 +19,12 @@ from hpcbatch.head.auth.connection import HeadHttpProtocol
 
 
 class HeadServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, plain: list[socket.socket]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, plain: list[socket.socket], on_stop: Any = None
+    ) -> None:
         super().__init__(config)
         self.plain = plain  # served without TLS beside uvicorn's own sockets
+        self.on_stop = on_stop  # ends long-lived responses (the console's event streams)
         self.plain_servers: list[asyncio.base_events.Server] = []
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -41,6 +44,8 @@ class HeadServer(uvicorn.Server):
             self.plain_servers.append(await loop.create_server(protocol, sock=sock))
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.on_stop is not None:
+            self.on_stop()
         for server in self.plain_servers:
             server.close()
         await super().shutdown(sockets=sockets)
@@ -59,6 +64,7 @@ def serve_api(
         served, plain = [tcp], [unix] if unix is not None else []
     else:
         served, plain = [s for s in (tcp, unix) if s is not None], []
-    server = HeadServer(uvicorn.Config(app, http=HeadHttpProtocol, **options), plain)
+    config = uvicorn.Config(app, http=HeadHttpProtocol, **options)
+    server = HeadServer(config, plain, getattr(app, "closing", None))
     server.run(sockets=served)
     return bool(server.started)

@@ -23,6 +23,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
+from hpcbatch.console.feed import ConsoleFeed
 from hpcbatch.core import events as ev
 from hpcbatch.core.ce_capacity import ce_status
 from hpcbatch.core.model import ComputeEnvironment, JobSpec, MultiNodeSpec, NodeRange, NodeState
@@ -79,8 +80,13 @@ class Head:
         gc.set_threshold(*GC_THRESHOLDS)
         self.head_id = self.store.get_meta("head_id") or str(uuid.uuid4())
         self.dispatcher = Dispatcher(LaunchKeys.in_dir(config.data_dir))
+        self.console_feed = ConsoleFeed(self.metrics)  # the console's live pages, then metrics
         self.loop = HeadLoop(
-            self.state, self.store, self.dispatcher, config.backfill_depth, observer=self.metrics
+            self.state,
+            self.store,
+            self.dispatcher,
+            config.backfill_depth,
+            observer=self.console_feed,
         )
         self.metrics.attach(self.state, self.dispatcher.sessions)
         self.nodes = NodeSupervisor(

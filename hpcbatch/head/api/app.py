@@ -31,6 +31,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from hpcbatch.console.app import ConsoleApp
 from hpcbatch.errors import AuthError, ClientError, HpcbatchError, NotFoundError, ServerError
 from hpcbatch.head.api import catalog, hpcbatch_routes
 from hpcbatch.head.api.operations import HANDLERS, Call
@@ -56,6 +57,7 @@ Scope = dict[str, Any]
 
 
 HEALTH_PATH = "/hpcbatch/v1/health"
+CONSOLE = "/console"  # the web console (hpcbatch/console): its own routes, pages not JSON
 NOBODY = Principal("", False, "none")  # the health route's caller: it needs none
 
 
@@ -68,13 +70,22 @@ class ApiApp:
         self.anonymous = anonymous
         self.admins = Admins(head.config.admin_group)
         self._stored_scope = f"/{head.state.region}/batch/".encode()  # see _arn_rename
+        self.console = ConsoleApp(head, self.admins, anonymous)
         sigv4.warm_up()
+
+    def closing(self) -> None:
+        """The server is stopping: end the console's streams now (``console/live.py``)."""
+        self.head.console_feed.close()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path.startswith(CONSOLE) and (len(path) == len(CONSOLE) or path[len(CONSOLE)] == "/"):
+            await self.console(scope, receive, send)
             return
         request_id = str(uuid.uuid4())
         started = time.perf_counter()

@@ -12,7 +12,8 @@
 - ``GET  jobs/<jobId>/logs?attempt=N&offset=B`` — a chunk of an attempt's output (the job's
   owner and admins)
 - ``GET  jobs/<jobId>/history`` — the job's story from the journal
-- ``GET  health`` (the one route that needs no identity)
+- ``GET  health`` (the one route that needs no identity): status, version, and ``console``,
+  the web console's address (None when the head listens on no TCP address)
 - ``GET  whoami`` — who the head takes the caller for: user, uid, admin, via (peer or key)
 - ``users...`` — API users and access keys, admins only (``users_routes.py``)
 - ``GET  top?jobs=N`` — what ``hpcbatch top`` draws, in one answer: queues with depth by status,
@@ -29,6 +30,7 @@ every other request.
 from __future__ import annotations
 
 import re
+import socket
 from typing import Any
 from urllib.parse import unquote
 
@@ -43,6 +45,7 @@ from hpcbatch.head.api.bodies import json_object
 from hpcbatch.head.api.operations import Call
 from hpcbatch.head.api.parse import SURROGATE_RULE, SURROGATES
 from hpcbatch.head.auth.policy import require_admin, require_job_owner
+from hpcbatch.head.config import HeadConfig
 from hpcbatch.head.hosts import parse_host
 from hpcbatch.head.loop import now_ms
 
@@ -83,6 +86,19 @@ def node_doc(state: State, node: Node, agent_version: str | None = None) -> dict
     return doc
 
 
+def console_url(config: HeadConfig) -> str | None:
+    """Where a browser reaches the web console: the head's TCP listen address (a wildcard one
+    by this machine's name); None when it listens on no TCP address."""
+    listen = config.listen or ""
+    if not listen or listen.startswith("unix:"):
+        return None
+    host, _, port = listen.rpartition(":")
+    if host.strip("[]") in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()
+    scheme = "https" if config.tls_cert else "http"
+    return f"{scheme}://{host}:{port}/console/"
+
+
 def _gpu_fields(state: State, node: Node) -> dict[str, Any]:
     held = holders(state, node)
     devices = []
@@ -111,7 +127,7 @@ async def route(
 ) -> tuple[int, Any]:
     parts = [unquote(p) for p in path[len("/hpcbatch/v1/") :].strip("/").split("/")]
     if parts == ["health"]:
-        return 200, {"status": "ok", "version": VERSION}
+        return 200, {"status": "ok", "version": VERSION, "console": console_url(call.head.config)}
     if parts == ["whoami"] and method == "GET":
         return 200, _whoami(call)
     if parts[0] == "users":

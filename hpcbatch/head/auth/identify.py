@@ -40,7 +40,7 @@ class Principal:
     key_id: str | None = None
     api_user: str | None = None  # the name the key was issued to
 
-    # one Principal serves all of a caller's requests for CACHE_S (``_key_principal``,
+    # one Principal serves all of a caller's requests for CACHE_S (``key_principal``,
     # ``identify_unsigned``): what it says is worked out once
     @functools.cached_property
     def caller(self) -> Caller:
@@ -132,7 +132,7 @@ def identify_signed(
     if found is None:
         raise AuthError("UnrecognizedClientException", UNRECOGNIZED)
     verify(request, auth, found[1].secret, region, time.time())
-    return _key_principal(found[0], auth.key_id, admins)
+    return key_principal(found[0], auth.key_id, admins)
 
 
 def identify_fast(
@@ -156,10 +156,10 @@ def identify_fast(
         raw, method, raw_path, body, time.time(), found_plan, signature, found[1].secret
     ):
         return None
-    return _key_principal(found[0], found_plan.key_id, admins)
+    return key_principal(found[0], found_plan.key_id, admins)
 
 
-def _key_principal(user: User, key_id: str, admins: Admins) -> Principal:
+def key_principal(user: User, key_id: str, admins: Admins) -> Principal:
     """The Principal of a key's requests: made once per CACHE_S (admin status may change),
     and anew at once when the key's user changes."""
     made: Principal = _cached(

@@ -1,0 +1,83 @@
+"""What changed, batch by batch, for the console's live pages.
+
+The loop tells its observer of each committed batch (``head/loop.py``); ``ConsoleFeed`` sits in
+front of the head's metrics as that observer, passes every call on, and keeps a version number
+that grows with each batch that journaled anything, with the subjects (job ids, node names) of
+the last ``KEEP`` such batches. A live page waits for the next version (``wait``), at no cost
+while nothing changes, and asks ``changed_since`` whether what it shows was touched. It runs on
+the loop's task, so it only counts and wakes: no rendering happens here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+
+from hpcbatch.head.loop import BatchObserver
+from hpcbatch.store import JournalEntry
+
+KEEP = 512
+
+
+class ConsoleFeed:
+    def __init__(self, inner: BatchObserver | None = None) -> None:
+        self.inner = inner
+        self.version = 0
+        self.closed = False
+        self._recent: collections.deque[tuple[int, frozenset[str]]] = collections.deque(maxlen=KEEP)
+        self._next: asyncio.Future[None] | None = None  # made when a page first waits
+
+    # --- the loop's side (BatchObserver) ----------------------------------------------------
+
+    def batch_committed(
+        self, journal: list[JournalEntry], pass_s: float | None, commit_s: float | None
+    ) -> None:
+        if self.inner is not None:
+            self.inner.batch_committed(journal, pass_s, commit_s)
+        if not journal:
+            return
+        self.version += 1
+        self._recent.append((self.version, frozenset(entry.subject for entry in journal)))
+        self._wake()
+
+    def commands_sent(self, seconds: float) -> None:
+        if self.inner is not None:
+            self.inner.commands_sent(seconds)
+
+    # --- the pages' side --------------------------------------------------------------------
+
+    def changed_since(self, version: int) -> frozenset[str] | None:
+        """The subjects journaled after ``version``; None when that is older than what is
+        kept (anything may have changed)."""
+        if version >= self.version:
+            return frozenset()
+        if not self._recent or self._recent[0][0] > version + 1:
+            return None
+        subjects: set[str] = set()
+        for seen, changed in reversed(self._recent):
+            if seen <= version:
+                break
+            subjects |= changed
+        return frozenset(subjects)
+
+    async def wait(self, version: int, timeout: float) -> None:
+        """Return once the version is past ``version``, after ``timeout`` seconds, or at
+        once when the feed is closed (the head is stopping)."""
+        if self.version > version or self.closed:
+            return
+        if self._next is None or self._next.done():
+            self._next = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._next), timeout)
+
+    def close(self) -> None:
+        """The head is stopping: every live page's stream ends now, so the server's graceful
+        stop does not wait on them (browsers reconnect to the next head)."""
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._next is not None and not self._next.done():
+            self._next.set_result(None)
+        self._next = None
