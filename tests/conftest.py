@@ -36,6 +36,25 @@ def scope_of(nodeid: str) -> str:
     return path
 
 
+# The scopes that take minutes go first (in this order), so that neither worker is left alone
+# with one of them at the end while the other has nothing to do; the rest keep their order.
+FIRST = (
+    "tests/ansible/test_site.py",
+    "tests/slurm",
+    "tests/metrics/test_metrics_burst.py",
+    "tests/head/test_aws_cli_every_operation.py",
+    "tests/core/test_fairshare_property.py",
+    "tests/cluster/test_ssh_cluster.py",
+    "tests/cluster/test_mpi_cluster.py",
+    "tests/console/test_console_jobs.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {scope: index for index, scope in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(scope_of(item.nodeid), len(FIRST)))  # stable
+
+
 @pytest.hookimpl(optionalhook=True)  # a hook of xdist, absent under -p no:xdist
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadScopeScheduling

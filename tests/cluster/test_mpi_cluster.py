@@ -105,7 +105,14 @@ def submit_short(head: HeadProcess, command: list[str], env: list[str], timeout_
 
 
 def rank_lines(head: HeadProcess, parent: str) -> list[dict[str, Any]]:
-    log = hpcbatch(head, "logs", f"{parent}#0").stdout.replace("}{", "}\n{")  # Hydra glues
+    """The main node's rank lines. Its log is read again while the read fails: on a loaded
+    machine its agent may answer a log read too late once (a 504 naming the node)."""
+    done = wait_for(
+        lambda: (read := hpcbatch(head, "logs", f"{parent}#0")).returncode == 0 and read,
+        60,
+        f"the log of {parent}#0 to be read",
+    )
+    log = done.stdout.replace("}{", "}\n{")  # Hydra glues
     lines = [json.loads(x) for x in log.splitlines() if x.startswith('{"rank"')]
     return sorted(lines, key=lambda line: int(line["rank"]))
 

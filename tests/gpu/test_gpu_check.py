@@ -131,6 +131,7 @@ def test_a_job_without_gpus_that_sees_one_fails_the_check(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.solo  # its CPU-quota probe needs spare CPUs to show the quota biting
 def test_the_cgroup_part_passes_where_the_agent_enforces_limits(tmp_path: Path) -> None:
     code, rows, text = run_check(tmp_path, "--only", "cgroups")
     if "enforcement: 'none" in text:
