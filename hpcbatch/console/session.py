@@ -29,21 +29,29 @@ from hpcbatch.core.users import active_key
 from hpcbatch.head.auth.identify import Admins, Principal, key_principal
 
 COOKIE = "hpcbatch_console"
+SECRET_BYTES = 32
 SESSION_S = 12 * 3600
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
 
 def load_secret(data_dir: Path) -> bytes:
-    """The console's signing secret: read, or made once (0600) in the data directory."""
+    """The console's signing secret: read, or made once (0600) in the data directory. It is
+    written whole (a temporary file renamed into place), so a crash never leaves a short one."""
     path = data_dir / "console.key"
     try:
-        return path.read_bytes()
+        kept = path.read_bytes()
+        if len(kept) >= SECRET_BYTES:
+            return kept
     except FileNotFoundError:
         pass
-    made = secrets.token_bytes(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    made = secrets.token_bytes(SECRET_BYTES)
+    temporary = data_dir / f".console.key.{os.getpid()}"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as out:
         out.write(made)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
     return made
 
 

@@ -1,4 +1,8 @@
-"""One Chromium for the whole session; one real head (two LOCAL nodes) for each module."""
+"""One Chromium and one real head (two LOCAL nodes) for each module.
+
+The browser lives for a module, not the session: Playwright's sync API keeps an event loop
+running on the thread that drives it, and every later ``asyncio.run`` on that thread (the
+tests of the head's loop and transports, on the same pytest-xdist worker) would fail."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from tests.console.browser import CHROMIUM, FLAGS, require_chromium, screenshot_
 from tests.head.headproc import HeadProcess
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     require_chromium()
     from playwright.sync_api import sync_playwright

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
@@ -169,3 +170,12 @@ def test_bad_filters_are_named_and_dropped_and_the_table_still_shows() -> None:
     assert jobs.Listing.of({"name": "x" * 300}, state).errors == {
         "name": "must be at most 256 characters"
     }
+
+
+def test_the_console_secret_is_made_once_and_a_short_one_is_replaced(tmp_path: Path) -> None:
+    made = session.load_secret(tmp_path)
+    assert len(made) == session.SECRET_BYTES
+    assert (tmp_path / "console.key").stat().st_mode & 0o777 == 0o600
+    assert session.load_secret(tmp_path) == made  # kept across restarts
+    (tmp_path / "console.key").write_bytes(b"short")
+    assert len(session.load_secret(tmp_path)) == session.SECRET_BYTES
