@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 
 from hpcbatch.head.loop import BatchObserver
 from hpcbatch.store import JournalEntry
@@ -26,7 +25,7 @@ class ConsoleFeed:
         self.version = 0
         self.closed = False
         self._recent: collections.deque[tuple[int, frozenset[str]]] = collections.deque(maxlen=KEEP)
-        self._next: asyncio.Future[None] | None = None  # made when a page first waits
+        self._waiters: set[asyncio.Future[None]] = set()  # the pages waiting now
 
     # --- the loop's side (BatchObserver) ----------------------------------------------------
 
@@ -63,13 +62,19 @@ class ConsoleFeed:
 
     async def wait(self, version: int, timeout: float) -> None:
         """Return once the version is past ``version``, after ``timeout`` seconds, or at
-        once when the feed is closed (the head is stopping)."""
+        once when the feed is closed (the head is stopping). One future and one timer a wait:
+        a hundred open pages cost a hundred of each per change, and nothing between."""
         if self.version > version or self.closed:
             return
-        if self._next is None or self._next.done():
-            self._next = asyncio.get_running_loop().create_future()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._next), timeout)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.add(waiter)
+        timer = loop.call_later(timeout, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiters.discard(waiter)
 
     def close(self) -> None:
         """The head is stopping: every live page's stream ends now, so the server's graceful
@@ -78,6 +83,11 @@ class ConsoleFeed:
         self._wake()
 
     def _wake(self) -> None:
-        if self._next is not None and not self._next.done():
-            self._next.set_result(None)
-        self._next = None
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            _settle(waiter)
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -75,32 +75,29 @@ def event(name: str, data: str, event_id: str | None = None) -> bytes:
 
 
 class _Gone:
-    """Watches ``receive`` for the browser leaving."""
+    """Watches ``receive`` for the browser leaving, and then cancels the stream's task: the
+    stream itself awaits only the feed, its pauses and its sends, with no task of its own per
+    wait (a hundred open pages would otherwise make hundreds of tasks a second)."""
 
     def __init__(self, receive: Any) -> None:
-        self.event = asyncio.Event()
+        self.left = False
+        self._stream = asyncio.current_task()
         self._task = asyncio.get_running_loop().create_task(self._watch(receive))
 
     async def _watch(self, receive: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                self.event.set()
-                return
-
-    async def pause(self, waiting: Awaitable[None]) -> None:
-        """Until ``waiting`` is done or the browser left."""
-        waited = asyncio.ensure_future(waiting)
-        gone = asyncio.ensure_future(self.event.wait())
-        try:
-            await asyncio.wait((waited, gone), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (waited, gone):
-                if not task.done():
-                    task.cancel()
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.left = True
+        if self._stream is not None:
+            self._stream.cancel()
 
     def stop(self) -> None:
         self._task.cancel()
+
+
+async def _end(send: Any) -> None:
+    with contextlib.suppress(OSError):
+        await send({"type": "http.response.body", "body": b""})
 
 
 async def _body(send: Any, data: bytes) -> bool:
@@ -122,7 +119,7 @@ async def region_stream(
         last = b""
         version = -1
         rendered = sent = 0.0
-        while not gone.event.is_set() and not feed.closed:
+        while not feed.closed:
             now = time.monotonic()
             if feed.version != version or now - rendered >= REFRESH_S:
                 version, rendered = feed.version, now
@@ -135,11 +132,12 @@ async def region_stream(
                 sent = now
                 if not await _body(send, b": still here\n\n"):
                     return
-            await gone.pause(feed.wait(version, REFRESH_S))
-            pause = max(COALESCE_S, MIN_INTERVAL_S - (time.monotonic() - sent))
-            await gone.pause(asyncio.sleep(pause))
-        with contextlib.suppress(OSError):
-            await send({"type": "http.response.body", "body": b""})
+            await feed.wait(version, REFRESH_S)
+            await asyncio.sleep(max(COALESCE_S, MIN_INTERVAL_S - (time.monotonic() - sent)))
+        await _end(send)
+    except asyncio.CancelledError:
+        if not gone.left:
+            raise  # not the browser leaving: the server's own cancel
     finally:
         gone.stop()
 
@@ -165,12 +163,12 @@ async def log_stream(
     try:
         if not await _body(send, b"retry: 2000\n\n"):
             return
-        while not gone.event.is_set() and not feed.closed:
+        while not feed.closed:
             reply = await read(offset)
             if "problem" in reply:
                 if not await _body(send, event("problem", reply["problem"])):
                     return
-                await gone.pause(asyncio.sleep(2.0))
+                await asyncio.sleep(2.0)
                 continue
             if reply["attempt"] != attempt:
                 if attempt is not None and offset:
@@ -191,8 +189,10 @@ async def log_stream(
                 await _body(send, event("end", str(offset)))
                 break
             if not reply["data"]:
-                await gone.pause(asyncio.sleep(LOG_POLL_S))
-        with contextlib.suppress(OSError):
-            await send({"type": "http.response.body", "body": b""})
+                await asyncio.sleep(LOG_POLL_S)
+        await _end(send)
+    except asyncio.CancelledError:
+        if not gone.left:
+            raise
     finally:
         gone.stop()
