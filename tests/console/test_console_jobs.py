@@ -285,3 +285,36 @@ def test_pages_fit_a_phone(head: HeadProcess, browser: Any, shots: Path) -> None
         phone.screenshot(path=str(shots / "console-jobs-phone.png"))
     finally:
         context.close()
+
+
+def test_a_multi_node_jobs_page_lists_its_nodes_and_each_nodes_log(
+    head: HeadProcess, page: Any, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    wait = f"echo node $AWS_BATCH_JOB_NODE_INDEX; while [ ! -e {gate} ]; do sleep 0.05; done"
+    overrides = {
+        "numNodes": 2,
+        "nodePropertyOverrides": [
+            {"targetNodes": "0:", "containerOverrides": {"command": ["sh", "-c", wait]}}
+        ],
+    }
+    parent = head.batch().submit_job(
+        jobName="gang",
+        jobQueue="default",
+        jobDefinition="default-multinode",
+        nodeOverrides=overrides,
+    )["jobId"]
+    head.wait_status(f"{parent}#1", "RUNNING")
+    page.goto(f"{head.endpoint}/console/jobs/{parent}")
+    nodes = page.locator("#h-nodes + table")
+    expect(nodes.locator("tbody tr")).to_have_count(2)
+    expect(nodes).to_contain_text("(main)")
+    expect(nodes).to_contain_text("RUNNING")
+    assert serious_violations(page) == []
+    nodes.get_by_role("link", name="1", exact=True).click()
+    expect(page.locator("#log")).to_contain_text("node 1", timeout=10_000)
+    page.goto(f"{head.endpoint}/console/jobs?multinode={parent}")
+    expect(page.locator(f'[id="job-{parent}#0"]')).to_be_visible()
+    expect(page.locator(f'[id="job-{parent}#1"]')).to_be_visible()
+    gate.touch()
+    head.wait_status(parent, "SUCCEEDED")
