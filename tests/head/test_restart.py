@@ -82,5 +82,5 @@ def test_kill_9_of_a_local_agent_keeps_its_jobs_and_their_results(
     )
     gate.touch()
     job = head.wait_status(job_id, "SUCCEEDED", "FAILED")
-    assert job["status"] == "FAILED" and len(job["attempts"]) == 1
-    assert job["attempts"][0]["container"]["exitCode"] == 5
+    assert job["status"] == "FAILED" and len(job["attempts"]) == 1, head.story(job_id)
+    assert job["attempts"][0]["container"].get("exitCode") == 5, head.story(job_id)
