@@ -11,6 +11,7 @@ nothing the API would refuse, and says why in the API's words.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from importlib import resources
 from typing import Any
@@ -34,6 +35,17 @@ STATIC = {
     "console.js": b"text/javascript; charset=utf-8",
     "console.css": b"text/css; charset=utf-8",
 }
+
+
+_NEXT = re.compile(r"/console/[A-Za-z0-9/_.:#?=&%+-]*")
+
+
+def after_login(wanted: str) -> str:
+    """Where a login goes: a console page the login was asked from, and nothing else (not
+    another site, not the login itself, and no character that could end a header line)."""
+    if _NEXT.fullmatch(wanted) and not wanted.startswith(f"{PREFIX}/login"):
+        return wanted
+    return f"{PREFIX}/jobs"
 
 
 class ConsoleApp:
@@ -129,9 +141,7 @@ class ConsoleApp:
     ) -> None:
         secure = scope.get("scheme") == "https"
         query = query_of(scope)
-        target = query.get("next", "")
-        if not target.startswith(f"{PREFIX}/") or target.startswith(f"{PREFIX}/login"):
-            target = f"{PREFIX}/jobs"
+        target = after_login(query.get("next", ""))
         context: dict[str, Any] = {"next": target, "error": "", "key_id": "", "me": principal}
         if scope["method"] == "POST":
             if not session.same_origin(header(scope, b"origin"), header(scope, b"host")):
@@ -148,9 +158,7 @@ class ConsoleApp:
             )
             if key_id is not None:
                 cookie = session.session_cookie(self.secret, key_id, secure)
-                target = form.get("next", target)
-                if not target.startswith(f"{PREFIX}/"):
-                    target = f"{PREFIX}/jobs"
+                target = after_login(form.get("next", target))
                 await redirect(send, target, [(b"set-cookie", cookie)])
                 return
             key_given = form.get("access_key_id", "")[:64]

@@ -87,7 +87,8 @@ def session_principal(
 ) -> Principal | None:
     """The principal of a session cookie: None when its signature, its age or its key fails."""
     payload, _, signature = value.partition(".")
-    if not hmac.compare_digest(_sign(secret, payload.encode()), signature):
+    expected = _sign(secret, payload.encode("utf-8", "replace")).encode()
+    if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
         return None
     try:
         doc = json.loads(base64.urlsafe_b64decode(payload.encode()))
@@ -101,12 +102,14 @@ def session_principal(
 
 
 def check_login(state: State, key_id: str, secret_key: str) -> str | None:
-    """The key id when it is active and ``secret_key`` is its secret, else None."""
+    """The key id when it is active and ``secret_key`` is its secret, else None (compared as
+    bytes in constant time: a form may send any characters)."""
     found = active_key(state, key_id.strip())
+    given = secret_key.strip().encode("utf-8", "replace")
     if found is None:
-        hmac.compare_digest(secret_key, secret_key)  # the same work as a wrong secret
+        hmac.compare_digest(given, given)  # the same work as a wrong secret
         return None
-    return key_id.strip() if hmac.compare_digest(found[1].secret, secret_key.strip()) else None
+    return key_id.strip() if hmac.compare_digest(found[1].secret.encode(), given) else None
 
 
 def csrf_token(secret: bytes, principal: Principal) -> str:
@@ -115,7 +118,10 @@ def csrf_token(secret: bytes, principal: Principal) -> str:
 
 
 def csrf_ok(secret: bytes, principal: Principal, token: str | None) -> bool:
-    return token is not None and hmac.compare_digest(csrf_token(secret, principal), token)
+    if token is None:
+        return False
+    expected = csrf_token(secret, principal).encode()
+    return hmac.compare_digest(expected, token.encode("utf-8", "replace"))
 
 
 def loopback_host(host: str | None) -> bool:

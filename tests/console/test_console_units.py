@@ -11,6 +11,7 @@ import pytest
 
 from hpcbatch.console import feed as feeds
 from hpcbatch.console import jobs, session, submit
+from hpcbatch.console.app import after_login
 from hpcbatch.core.state import State
 from hpcbatch.errors import NotFoundError, ValidationError
 from hpcbatch.head.auth.identify import Admins, Principal
@@ -179,3 +180,26 @@ def test_the_console_secret_is_made_once_and_a_short_one_is_replaced(tmp_path: P
     assert session.load_secret(tmp_path) == made  # kept across restarts
     (tmp_path / "console.key").write_bytes(b"short")
     assert len(session.load_secret(tmp_path)) == session.SECRET_BYTES
+
+
+@pytest.mark.parametrize(
+    ("wanted", "goes"),
+    [
+        ("/console/nodes", "/console/nodes"),
+        ("/console/jobs?queue=q&status=RUNNABLE", "/console/jobs?queue=q&status=RUNNABLE"),
+        ("https://evil.example/", "/console/jobs"),
+        ("//evil.example/console/", "/console/jobs"),
+        ("/console/login", "/console/jobs"),
+        ("/console/jobs\r\nSet-Cookie: x=1", "/console/jobs"),
+        ("", "/console/jobs"),
+    ],
+)
+def test_a_login_goes_back_only_to_a_console_page(wanted: str, goes: str) -> None:
+    assert after_login(wanted) == goes
+
+
+def test_any_characters_in_a_login_csrf_or_cookie_are_refused_not_a_crash() -> None:
+    state = State()
+    assert session.check_login(state, "HPCBX", "sécret ✓") is None
+    assert not session.csrf_ok(b"k" * 32, PEER, "tökén")
+    assert session.session_principal(b"k" * 32, "pä.ÿ", state, Admins("nogroup")) is None
