@@ -24,7 +24,8 @@ setup_env '.[test]' \
   'dpkg -s libpmix-dev:libpmix-dev' \
   'command -v slurmdbd:slurmdbd' \
   'command -v mariadbd:mariadb-server' \
-  'test -x /usr/bin/chromium:chromium'
+  'test -x /usr/bin/chromium:chromium' \
+  'test -d /usr/share/fonts/truetype/dejavu:fonts-dejavu-core'
 
 .venv/bin/ruff check hpcbatch agents tests bench
 .venv/bin/mypy --strict hpcbatch/core
