@@ -220,7 +220,7 @@ def detail(state: State, job: Job, reservations: Any, principal: Principal) -> d
         "waiting": sorted(job.waiting_on),
         "may_act": refusal is None,
         "live": job.status not in (JobStatus.SUCCEEDED, JobStatus.FAILED),
-        "logs": job.attempts and not job.is_array_parent and job.multinode is None,
+        "logs": bool(job.attempts) and not job.is_array_parent and job.multinode is None,
         "is_array_child": job.array_index is not None,
     }
 
