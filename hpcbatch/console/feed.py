@@ -2,21 +2,17 @@
 
 The loop tells its observer of each committed batch (``head/loop.py``); ``ConsoleFeed`` sits in
 front of the head's metrics as that observer, passes every call on, and keeps a version number
-that grows with each batch that journaled anything, with the subjects (job ids, node names) of
-the last ``KEEP`` such batches. A live page waits for the next version (``wait``), at no cost
-while nothing changes, and asks ``changed_since`` whether what it shows was touched. It runs on
-the loop's task, so it only counts and wakes: no rendering happens here.
+that grows with each batch that journaled anything. A live page waits for the next version
+(``wait``), at no cost while nothing changes, and renders on its own time. This runs on the
+loop's commit path, so it only counts and wakes: it reads no journal line, renders nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 
 from hpcbatch.head.loop import BatchObserver
 from hpcbatch.store import JournalEntry
-
-KEEP = 512
 
 
 class ConsoleFeed:
@@ -24,7 +20,6 @@ class ConsoleFeed:
         self.inner = inner
         self.version = 0
         self.closed = False
-        self._recent: collections.deque[tuple[int, frozenset[str]]] = collections.deque(maxlen=KEEP)
         self._waiters: set[asyncio.Future[None]] = set()  # the pages waiting now
 
     # --- the loop's side (BatchObserver) ----------------------------------------------------
@@ -37,7 +32,6 @@ class ConsoleFeed:
         if not journal:
             return
         self.version += 1
-        self._recent.append((self.version, frozenset(entry.subject for entry in journal)))
         self._wake()
 
     def commands_sent(self, seconds: float) -> None:
@@ -45,20 +39,6 @@ class ConsoleFeed:
             self.inner.commands_sent(seconds)
 
     # --- the pages' side --------------------------------------------------------------------
-
-    def changed_since(self, version: int) -> frozenset[str] | None:
-        """The subjects journaled after ``version``; None when that is older than what is
-        kept (anything may have changed)."""
-        if version >= self.version:
-            return frozenset()
-        if not self._recent or self._recent[0][0] > version + 1:
-            return None
-        subjects: set[str] = set()
-        for seen, changed in reversed(self._recent):
-            if seen <= version:
-                break
-            subjects |= changed
-        return frozenset(subjects)
 
     async def wait(self, version: int, timeout: float) -> None:
         """Return once the version is past ``version``, after ``timeout`` seconds, or at
