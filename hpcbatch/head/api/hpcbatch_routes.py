@@ -29,6 +29,7 @@ every other request.
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 from typing import Any
@@ -89,13 +90,19 @@ def node_doc(state: State, node: Node, agent_version: str | None = None) -> dict
 def console_url(config: HeadConfig) -> str | None:
     """Where a browser reaches the web console: the head's TCP listen address (a wildcard one
     by this machine's name); None when it listens on no TCP address."""
-    listen = config.listen or ""
+    return _console_url(config.listen or "", bool(config.tls_cert))
+
+
+@functools.cache
+def _console_url(listen: str, tls: bool) -> str | None:
+    """Worked out once: a wildcard address asks the resolver for this machine's name, too dear
+    for a route that monitors poll."""
     if not listen or listen.startswith("unix:"):
         return None
     host, _, port = listen.rpartition(":")
     if host.strip("[]") in ("0.0.0.0", "::", ""):
         host = socket.getfqdn()
-    scheme = "https" if config.tls_cert else "http"
+    scheme = "https" if tls else "http"
     return f"{scheme}://{host}:{port}/console/"
 
 
