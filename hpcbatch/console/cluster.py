@@ -20,7 +20,7 @@ WHY_SHOWN = 3
 
 def queues(head: Head) -> list[dict[str, Any]]:
     state = head.state
-    depths = {q["name"]: q["depth"] for q in top.top_doc(state, [], 1, 0)["queues"]}
+    depths = {q["name"]: q["depth"] for q in top.queue_depths(state)[0]}
     reservations = head.loop.plan.reservations
     shown = []
     for name in sorted(state.queues):

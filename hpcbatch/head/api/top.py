@@ -37,10 +37,29 @@ MAX_JOBS = 100
 def top_doc(state: State, node_docs: list[dict[str, Any]], limit: int, now: int) -> dict[str, Any]:
     """Queues with depth, the given node documents, and the newest ``limit`` running and failed
     jobs (array children included) with their reasons."""
+    queues, arrays = queue_depths(state)
+    owners = [*sorted(state.queues), *(job.job_id for job in arrays)]
+    failed_owners = list(owners)
+    failed_parents = [
+        job for job in _newest(state, owners, JobStatus.FAILED, limit) if job.is_array_parent
+    ]
+    failed_owners.extend(job.job_id for job in failed_parents)
+    running = _newest(state, owners, JobStatus.RUNNING, limit)
+    failed = _newest(state, failed_owners, JobStatus.FAILED, limit)
+    return {
+        "time": now,
+        "queues": queues,
+        "nodes": node_docs,
+        "running": [_job_doc(job) for job in running],
+        "failed": [_job_doc(job) for job in failed],
+    }
+
+
+def queue_depths(state: State) -> tuple[list[dict[str, Any]], list[Job]]:
+    """Each queue (name order) with its state, priority and depth, and the array parents not
+    finished (their children are the work)."""
     queues = []
-    arrays: list[Job] = []  # array parents not finished: their children are the work
-    failed_owners: list[str] = []
-    running_owners: list[str] = []
+    arrays: list[Job] = []
     for name in sorted(state.queues):
         queue = state.queues[name]
         listing = state.listing.get(name, {})
@@ -57,23 +76,7 @@ def top_doc(state: State, node_docs: list[dict[str, Any]], limit: int, now: int)
         queues.append(
             {"name": name, "state": queue.state, "priority": queue.priority, "depth": depth}
         )
-        running_owners.append(name)
-        failed_owners.append(name)
-    running_owners.extend(job.job_id for job in arrays)
-    failed_owners.extend(job.job_id for job in arrays)
-    failed_parents = [
-        job for job in _newest(state, failed_owners, JobStatus.FAILED, limit) if job.is_array_parent
-    ]
-    failed_owners.extend(job.job_id for job in failed_parents)
-    running = _newest(state, running_owners, JobStatus.RUNNING, limit)
-    failed = _newest(state, failed_owners, JobStatus.FAILED, limit)
-    return {
-        "time": now,
-        "queues": queues,
-        "nodes": node_docs,
-        "running": [_job_doc(job) for job in running],
-        "failed": [_job_doc(job) for job in failed],
-    }
+    return queues, arrays
 
 
 def _newest(state: State, owners: Iterable[str], status: JobStatus, limit: int) -> list[Job]:
